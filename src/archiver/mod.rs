@@ -1,0 +1,327 @@
+//! Backup: walk paths, chunk, hash, deduplicate, compress and encrypt in parallel, write packs,
+//! one tree blob per directory, then the snapshot as the single commit point.
+//!
+//! Parallelism comes from rayon at two levels: the entries of a directory are processed in
+//! parallel (subdirectories recurse inside the same pool, so work spreads across the whole
+//! tree), and the chunks of one large file are sealed in parallel batches. Memory is bounded by
+//! what is in flight — at most a batch of chunks per busy worker plus one open pack per blob
+//! type — never by the size of the input.
+//!
+//! Change detection: a file whose size, mtime, ctime and inode equal its node in the parent
+//! snapshot, and whose chunks are all indexed, keeps the parent's chunk list without being read.
+
+mod fsmeta;
+mod walk;
+
+use crate::chunker::Chunker;
+use crate::error::{Error, Result};
+use crate::format::blob::BlobType;
+use crate::format::snapshot::{Snapshot, Summary};
+use crate::format::tree::{ChunkRef, Node, NodeKind, Tree};
+use crate::id::Id;
+use crate::repo::index::Index;
+use crate::repo::packer::Packer;
+use crate::repo::Repository;
+use rayon::prelude::*;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+pub use walk::Excludes;
+
+/// A file's modification time in Unix nanoseconds.
+pub fn nanos_of(m: &std::fs::Metadata) -> i64 {
+    use std::os::unix::fs::MetadataExt;
+    fsmeta::nanos(m.mtime(), m.mtime_nsec())
+}
+
+/// What to back up and how.
+#[derive(Default)]
+pub struct BackupOptions {
+    /// Paths to back up (made absolute).
+    pub paths: Vec<PathBuf>,
+    /// Tags for the snapshot.
+    pub tags: Vec<String>,
+    /// Host name to record (default: this host).
+    pub host: Option<String>,
+    /// Exclusion rules.
+    pub excludes: Excludes,
+    /// Do not cross filesystem boundaries below each path.
+    pub one_file_system: bool,
+    /// Read and chunk everything, but write nothing.
+    pub dry_run: bool,
+    /// Ignore the parent: read every file.
+    pub force: bool,
+    /// Explicit parent snapshot (ID prefix or `latest`); default: the latest with the same host and paths.
+    pub parent: Option<String>,
+}
+
+/// Live counters a progress display can poll.
+#[derive(Default)]
+pub struct Progress {
+    /// Files finished.
+    pub files: AtomicU64,
+    /// Directories finished.
+    pub dirs: AtomicU64,
+    /// Content bytes read or skipped as unchanged.
+    pub bytes: AtomicU64,
+}
+
+/// A problem that did not stop the backup.
+#[derive(Clone, Debug)]
+pub struct Warning {
+    /// The path concerned.
+    pub path: PathBuf,
+    /// What happened.
+    pub message: String,
+}
+
+/// The outcome of a backup.
+pub struct BackupResult {
+    /// The new snapshot's ID (None for a dry run).
+    pub id: Option<Id>,
+    /// The snapshot as written (or as it would have been).
+    pub snapshot: Snapshot,
+    /// Files that could not be read or changed while read.
+    pub warnings: Vec<Warning>,
+}
+
+/// State shared by all workers of one backup.
+pub(crate) struct Ctx<'r> {
+    repo: &'r Repository,
+    index: Index,
+    packer: Packer<'r>,
+    chunker: Chunker,
+    opts: &'r BackupOptions,
+    progress: &'r Progress,
+    summary: Mutex<Summary>,
+    warnings: Mutex<Vec<Warning>>,
+}
+
+impl Ctx<'_> {
+    fn warn(&self, path: impl Into<PathBuf>, message: impl Into<String>) {
+        self.warnings.lock().unwrap().push(Warning { path: path.into(), message: message.into() });
+    }
+
+    fn count(&self, f: impl FnOnce(&mut Summary)) {
+        f(&mut self.summary.lock().unwrap());
+    }
+
+    /// Store a blob unless it is already there.
+    fn store(&self, t: BlobType, id: &Id, plain: &[u8]) -> Result<()> {
+        if self.opts.dry_run {
+            if self.packer.reserve(&self.index, t, id) {
+                self.count(|s| s.bytes_added += plain.len() as u64);
+            }
+            return Ok(());
+        }
+        if self.packer.store(&self.index, t, id, plain)? {
+            self.count(|s| s.bytes_added += plain.len() as u64);
+        }
+        Ok(())
+    }
+
+    /// Hash and store a batch of chunks in parallel; returns their references in order.
+    fn store_chunks(&self, chunks: &[Vec<u8>]) -> Result<Vec<ChunkRef>> {
+        chunks
+            .par_iter()
+            .map(|c| {
+                let id = self.repo.keys().blob_id(c);
+                self.store(BlobType::Data, &id, c)?;
+                Ok(ChunkRef { id, len: c.len() as u32 })
+            })
+            .collect()
+    }
+
+    /// Chunk and store a whole stream. Small inputs are chunked in memory; long ones in batches
+    /// of a few chunks so that both cores seal while the reader thread keeps reading.
+    pub(crate) fn store_stream(&self, reader: impl Read) -> std::io::Result<Result<(u64, Vec<ChunkRef>)>> {
+        const BATCH_BYTES: usize = 16 << 20;
+        let mut refs = Vec::new();
+        let mut size = 0u64;
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch_bytes = 0;
+        for chunk in self.chunker.stream(reader) {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            self.progress.bytes.fetch_add(chunk.len() as u64, Relaxed);
+            batch_bytes += chunk.len();
+            batch.push(chunk);
+            if batch_bytes >= BATCH_BYTES {
+                match self.store_chunks(&batch) {
+                    Ok(r) => refs.extend(r),
+                    Err(e) => return Ok(Err(e)),
+                }
+                batch.clear();
+                batch_bytes = 0;
+            }
+        }
+        match self.store_chunks(&batch) {
+            Ok(r) => refs.extend(r),
+            Err(e) => return Ok(Err(e)),
+        }
+        self.count(|s| s.bytes_read += size);
+        Ok(Ok((size, refs)))
+    }
+
+    /// Encode and store a tree; returns its ID.
+    fn store_tree(&self, tree: &Tree) -> Result<Id> {
+        let bytes = tree.encode();
+        let id = self.repo.keys().blob_id(&bytes);
+        self.store(BlobType::Tree, &id, &bytes)?;
+        Ok(id)
+    }
+
+    /// Load a tree of the parent snapshot; a parent that cannot be read is only a warning
+    /// (the backup then reads everything below it).
+    fn parent_tree(&self, id: Option<Id>) -> Option<Tree> {
+        let id = id?;
+        match self.repo.read_tree(&self.index, &id) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.warn("(parent snapshot)", format!("cannot use parent tree {id}: {e}"));
+                None
+            }
+        }
+    }
+}
+
+fn username_ids() -> (String, u32, u32) {
+    let (uid, gid) = crate::sys::ids();
+    (crate::sys::username(), uid, gid)
+}
+
+fn make_absolute(p: &std::path::Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
+    // Normalise `.` and `..` lexically, as restic does; symlinks in the path are kept.
+    let mut out = PathBuf::from("/");
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The snapshot to compare against: explicit, or the latest with the same host and paths.
+fn choose_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Vec<u8>]) -> Result<Option<(Id, Snapshot)>> {
+    if opts.force {
+        return Ok(None);
+    }
+    if let Some(r) = &opts.parent {
+        return repo.find_snapshot(r).map(Some);
+    }
+    let mut sorted = paths.to_vec();
+    sorted.sort();
+    Ok(repo.list_snapshots()?.into_iter().rev().find(|(_, s)| {
+        let mut p = s.paths.clone();
+        p.sort();
+        s.hostname == host && p == sorted
+    }))
+}
+
+/// Back up `opts.paths` into `repo`.
+pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> Result<BackupResult> {
+    if opts.paths.is_empty() {
+        return Err(Error::InvalidArgument("no paths to back up".into()));
+    }
+    let paths = opts.paths.iter().map(|p| make_absolute(p)).collect::<Result<Vec<_>>>()?;
+    run(repo, opts, progress, paths.iter().map(|p| p.as_os_str().as_encoded_bytes().to_vec()).collect(), |ctx, parent| {
+        walk::backup_roots(ctx, &paths, parent)
+    })
+}
+
+/// Back up one stream (e.g. a database dump) as the file `name` at the root of the snapshot.
+/// The stream is always read in full: there is no way to know it is unchanged.
+pub fn backup_stdin(repo: &Repository, opts: &BackupOptions, progress: &Progress, reader: impl Read, name: &str) -> Result<BackupResult> {
+    crate::format::tree::validate_name(name.as_bytes())
+        .map_err(|e| Error::InvalidArgument(format!("--stdin-filename {name:?}: {e}")))?;
+    run(repo, opts, progress, vec![name.as_bytes().to_vec()], |ctx, _parent| {
+        let (size, content) = ctx.store_stream(reader).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })??;
+        let now = crate::sys::now_nanos();
+        let (user, uid, gid) = username_ids();
+        let node = Node {
+            name: name.as_bytes().to_vec(),
+            kind: NodeKind::File { size, content },
+            mode: 0o644,
+            uid,
+            gid,
+            user,
+            group: crate::sys::group_name(gid),
+            mtime: now,
+            ctime: now,
+            inode: 0,
+            device: 0,
+            links: 1,
+            xattrs: vec![],
+        };
+        ctx.count(|s| s.files_new += 1);
+        ctx.progress.files.fetch_add(1, Relaxed);
+        ctx.store_tree(&Tree { nodes: vec![node] })
+    })
+}
+
+fn run(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &Progress,
+    snap_paths: Vec<Vec<u8>>,
+    body: impl FnOnce(&Ctx, Option<Id>) -> Result<Id>,
+) -> Result<BackupResult> {
+    let started = crate::sys::now_nanos();
+    let _lock = if opts.dry_run { None } else { Some(repo.lock(false)?) };
+    // Leftovers of crashed writers; failing to remove them is harmless.
+    let _ = repo.backend().clean_tmp(crate::backend::local::TMP_MAX_AGE);
+    let host = opts.host.clone().unwrap_or_else(crate::sys::hostname);
+    let parent = choose_parent(repo, opts, &host, &snap_paths)?;
+    let index = repo.load_index()?;
+    let ctx = Ctx {
+        repo,
+        chunker: Chunker::new(&repo.config().chunker, repo.keys().gear()),
+        packer: Packer::new(repo),
+        index,
+        opts,
+        progress,
+        summary: Mutex::new(Summary { started, ..Summary::default() }),
+        warnings: Mutex::new(Vec::new()),
+    };
+    let tree = body(&ctx, parent.as_ref().map(|p| p.1.tree))?;
+    // Commit order: packs and the index file are durable before the snapshot names them.
+    if !opts.dry_run {
+        ctx.packer.finish()?;
+    }
+    let stats = ctx.packer.stats();
+    let warnings = ctx.warnings.into_inner().unwrap();
+    let mut summary = ctx.summary.into_inner().unwrap();
+    summary.blobs_added = stats.blobs;
+    summary.bytes_stored = stats.stored_bytes;
+    summary.errors = warnings.iter().filter(|w| !w.message.starts_with(CHANGED_PREFIX)).count() as u64;
+    summary.finished = crate::sys::now_nanos();
+    let (username, uid, gid) = username_ids();
+    let mut tags = opts.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let snapshot = Snapshot {
+        time: started,
+        tree,
+        paths: snap_paths,
+        hostname: host,
+        username,
+        uid,
+        gid,
+        tags,
+        parent: parent.map(|p| p.0),
+        program: format!("arca {}", env!("CARGO_PKG_VERSION")),
+        summary,
+    };
+    let id = if opts.dry_run { None } else { Some(repo.save_snapshot(&snapshot)?) };
+    Ok(BackupResult { id, snapshot, warnings })
+}
+
+/// Warnings that start with this are "changed while read" (the file is stored, but may be torn).
+pub const CHANGED_PREFIX: &str = "changed while being read";

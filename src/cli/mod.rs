@@ -1,0 +1,164 @@
+//! Command-line interface: argument parsing, output and progress. The only layer that prints.
+
+mod admin;
+mod password;
+mod snap;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use password::PasswordArgs;
+use std::path::PathBuf;
+
+/// Exit codes (documented in the README).
+pub mod code {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// Fatal error.
+    pub const ERROR: u8 = 1;
+    /// Backup finished, but some files could not be read (the snapshot was written).
+    pub const PARTIAL: u8 = 3;
+    /// Damage found: an integrity error, or `check` found problems.
+    pub const INTEGRITY: u8 = 4;
+    /// No repository at the given location.
+    pub const NO_REPO: u8 = 10;
+    /// The repository is locked by another process.
+    pub const LOCKED: u8 = 11;
+    /// Wrong password.
+    pub const WRONG_PASSWORD: u8 = 12;
+}
+
+/// Map an error to its exit code.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<arca::Error>() {
+        Some(arca::Error::NotARepository(_)) => code::NO_REPO,
+        Some(arca::Error::Locked(_)) => code::LOCKED,
+        Some(arca::Error::WrongPassword) => code::WRONG_PASSWORD,
+        Some(arca::Error::Integrity { .. }) => code::INTEGRITY,
+        _ => code::ERROR,
+    }
+}
+
+/// arca: encrypted, deduplicating backups.
+#[derive(Parser, Debug)]
+#[command(name = "arca", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Repository location (a directory).
+    #[arg(short = 'r', long = "repo", global = true, env = "ARCA_REPOSITORY", value_name = "DIR")]
+    repo: Option<PathBuf>,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print less (no progress, no summaries).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a new repository.
+    Init(admin::InitArgs),
+    /// Manage key files (passwords).
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+    /// Print a repository object, decoded, as JSON (for debugging and inspection).
+    Cat(admin::CatArgs),
+    /// Sizes, counts and compression ratio.
+    Repoinfo,
+    /// Back up files and directories, or a stream with --stdin.
+    Backup(snap::BackupArgs),
+    /// List snapshots.
+    Snapshots(snap::SnapshotsArgs),
+    /// List files in a snapshot: `arca ls SNAP[:PATH]`.
+    Ls(snap::LsArgs),
+    /// Find files matching a pattern across snapshots.
+    Find(snap::FindArgs),
+    /// Show what changed between two snapshots.
+    Diff(snap::DiffArgs),
+    /// Write a file to stdout, or a directory as a tar archive: `arca dump SNAP:PATH`.
+    Dump(snap::DumpArgs),
+    /// Restore a snapshot or part of it: `arca restore SNAP[:PATH] --target DIR`.
+    Restore(snap::RestoreArgs),
+    /// Verify the repository's structure and, with --read-data, every byte.
+    Check(snap::CheckArgs),
+}
+
+/// Global context for commands.
+pub struct Global {
+    repo: Option<PathBuf>,
+    password: PasswordArgs,
+    json: bool,
+    quiet: bool,
+}
+
+impl Global {
+    fn backend(&self) -> Result<std::sync::Arc<dyn arca::backend::Backend>> {
+        let dir = self
+            .repo
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no repository given: use -r DIR or set ARCA_REPOSITORY"))?;
+        Ok(std::sync::Arc::new(arca::backend::local::LocalBackend::new(dir)))
+    }
+
+    /// Open the repository with the configured password.
+    fn open(&self) -> Result<arca::repo::Repository> {
+        let backend = self.backend()?;
+        // Check for a repository before asking for a password.
+        if !backend.exists(arca::backend::FileType::Config, "config")? {
+            return Err(arca::Error::NotARepository(format!("{}: no config file", backend.location())).into());
+        }
+        let pw = self.password.get(false)?;
+        Ok(arca::repo::Repository::open(backend, &pw)?)
+    }
+
+    fn print_json(&self, v: &impl serde::Serialize) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
+    }
+}
+
+/// Parse arguments and run the command; returns the exit code.
+pub fn run() -> Result<u8> {
+    let cli = Cli::parse();
+    let g = Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet };
+    match cli.command {
+        Command::Init(a) => admin::init(&g, a),
+        Command::Key(k) => admin::key(&g, k),
+        Command::Cat(a) => admin::cat(&g, a),
+        Command::Repoinfo => admin::repoinfo(&g),
+        Command::Backup(a) => snap::backup(&g, a),
+        Command::Snapshots(a) => snap::snapshots(&g, a),
+        Command::Ls(a) => snap::ls(&g, a),
+        Command::Find(a) => snap::find(&g, a),
+        Command::Diff(a) => snap::diff(&g, a),
+        Command::Dump(a) => snap::dump(&g, a),
+        Command::Restore(a) => snap::restore(&g, a),
+        Command::Check(a) => snap::check(&g, a),
+    }
+}
+
+/// Bytes as a human-readable size.
+pub fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", U[i])
+    }
+}
+
+/// Unix nanoseconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn time_str(ns: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    s.trim_end_matches('Z').replacen('T', " ", 1)
+}

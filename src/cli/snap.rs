@@ -1,0 +1,505 @@
+//! `backup`, `snapshots`, `ls`, `find`, `diff`, `dump`, `restore`, `check`.
+
+use super::{code, human, time_str, Global};
+use anyhow::{bail, Context, Result};
+use arca::archiver::{self, BackupOptions, Excludes, Progress};
+use arca::check::{CheckOptions, Subset};
+use arca::format::snapshot::Snapshot;
+use arca::format::tree::{Node, NodeKind};
+use arca::repo::index::Index;
+use arca::repo::Repository;
+use arca::restore::{self, Overwrite, RestoreOptions};
+use arca::Id;
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+
+#[derive(clap::Args, Debug)]
+pub struct BackupArgs {
+    /// Files and directories to back up.
+    paths: Vec<PathBuf>,
+    /// Read the data to back up from standard input.
+    #[arg(long)]
+    stdin: bool,
+    /// File name for the --stdin data in the snapshot.
+    #[arg(long, default_value = "stdin", value_name = "NAME")]
+    stdin_filename: String,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// Host name to record.
+    #[arg(long)]
+    host: Option<String>,
+    /// Exclude paths matching GLOB (repeatable). Without `/` it matches names at any depth.
+    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Read exclude patterns from a file, one per line (`#` starts a comment).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    exclude_files: Vec<PathBuf>,
+    /// Exclude directories that contain a file of this name (repeatable).
+    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    exclude_if_present: Vec<String>,
+    /// Do not cross filesystem boundaries.
+    #[arg(short = 'x', long)]
+    one_file_system: bool,
+    /// Do everything except write to the repository.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Read every file even if the parent snapshot says it is unchanged.
+    #[arg(short, long)]
+    force: bool,
+    /// Parent snapshot for change detection (default: latest with the same host and paths).
+    #[arg(long)]
+    parent: Option<String>,
+}
+
+fn progress_bar(g: &Global, p: &'static Progress) -> Option<(indicatif::ProgressBar, std::thread::JoinHandle<()>)> {
+    if g.quiet || g.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap());
+    let b = bar.clone();
+    let h = std::thread::spawn(move || {
+        while !b.is_finished() {
+            b.set_message(format!(
+                "{} files, {} dirs, {}",
+                p.files.load(Relaxed),
+                p.dirs.load(Relaxed),
+                human(p.bytes.load(Relaxed))
+            ));
+            b.tick();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    Some((bar, h))
+}
+
+pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
+    let repo = g.open()?;
+    let mut patterns = a.excludes.clone();
+    for f in &a.exclude_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        patterns.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
+    }
+    let opts = BackupOptions {
+        paths: a.paths.clone(),
+        tags: a.tags,
+        host: a.host,
+        excludes: Excludes::new(&patterns, a.exclude_if_present)?,
+        one_file_system: a.one_file_system,
+        dry_run: a.dry_run,
+        force: a.force,
+        parent: a.parent,
+    };
+    let progress: &'static Progress = Box::leak(Box::default());
+    let bar = progress_bar(g, progress);
+    let res = if a.stdin {
+        if !a.paths.is_empty() {
+            bail!("--stdin takes no paths");
+        }
+        archiver::backup_stdin(&repo, &opts, progress, std::io::stdin().lock(), &a.stdin_filename)
+    } else {
+        archiver::backup(&repo, &opts, progress)
+    };
+    if let Some((b, h)) = bar {
+        b.finish_and_clear();
+        let _ = h.join();
+    }
+    let res = res?;
+    for w in &res.warnings {
+        eprintln!("warning: {}: {}", w.path.display(), w.message);
+    }
+    let s = &res.snapshot.summary;
+    if g.json {
+        let warnings: Vec<_> = res.warnings.iter().map(|w| json!({"path": w.path, "message": w.message})).collect();
+        g.print_json(&json!({"snapshot": res.id, "dry_run": a.dry_run, "summary": s, "warnings": warnings}))?;
+    } else if !g.quiet {
+        println!("files: {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged);
+        println!("dirs:  {} new, {} changed, {} unchanged", s.dirs_new, s.dirs_changed, s.dirs_unchanged);
+        println!(
+            "read {}, added {} ({} stored) in {:.1}s",
+            human(s.bytes_read),
+            human(s.bytes_added),
+            human(s.bytes_stored),
+            (s.finished - s.started) as f64 / 1e9
+        );
+        match res.id {
+            Some(id) => println!("snapshot {} saved", id.short()),
+            None => println!("dry run: nothing written"),
+        }
+    }
+    Ok(if s.errors > 0 { code::PARTIAL } else { code::OK })
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SnapshotsArgs {
+    /// Only snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots with this tag (repeatable: all must match).
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Only snapshots that include this path.
+    #[arg(long = "path")]
+    paths: Vec<String>,
+}
+
+fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
+    json!({
+        "id": id, "short_id": id.short(), "time": time_str(s.time), "time_ns": s.time, "tree": s.tree,
+        "paths": s.paths.iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>(),
+        "hostname": s.hostname, "username": s.username, "tags": s.tags, "parent": s.parent,
+        "program": s.program, "summary": s.summary,
+    })
+}
+
+pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<u8> {
+    let repo = g.open()?;
+    let list: Vec<_> = repo
+        .list_snapshots()?
+        .into_iter()
+        .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
+        .filter(|(_, s)| a.tags.iter().all(|t| s.tags.contains(t)))
+        .filter(|(_, s)| a.paths.iter().all(|p| s.paths.iter().any(|sp| sp == p.as_bytes())))
+        .collect();
+    if g.json {
+        let v: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+        return g.print_json(&v).map(|_| code::OK);
+    }
+    println!("{:<9} {:<20} {:<16} {:<16} {:>10}  paths", "ID", "time", "host", "tags", "size");
+    for (id, s) in &list {
+        let paths: Vec<_> = s.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        println!(
+            "{:<9} {:<20} {:<16} {:<16} {:>10}  {}",
+            id.short(),
+            time_str(s.time),
+            s.hostname,
+            s.tags.join(","),
+            human(s.summary.bytes_read),
+            paths.join(" ")
+        );
+    }
+    println!("{} snapshots", list.len());
+    Ok(code::OK)
+}
+
+/// Split `SNAP[:PATH]`.
+fn split_ref(r: &str) -> (&str, &str) {
+    match r.split_once(':') {
+        Some((s, p)) => (s, p),
+        None => (r, ""),
+    }
+}
+
+/// Open, load the index, resolve `SNAP[:PATH]` to its snapshot and node.
+fn locate(g: &Global, r: &str) -> Result<(Repository, Index, Id, Snapshot, Node, String)> {
+    let repo = g.open()?;
+    let (snap, path) = split_ref(r);
+    let (id, s) = repo.find_snapshot(snap)?;
+    let index = repo.load_index()?;
+    let node = restore::resolve(&repo, &index, s.tree, path)?;
+    let path = format!("/{}", path.trim_matches('/'));
+    Ok((repo, index, id, s, node, path))
+}
+
+fn kind_char(n: &Node) -> char {
+    match n.kind {
+        NodeKind::File { .. } => '-',
+        NodeKind::Dir { .. } => 'd',
+        NodeKind::Symlink { .. } => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::CharDevice { .. } => 'c',
+        NodeKind::BlockDevice { .. } => 'b',
+        NodeKind::Socket => 's',
+    }
+}
+
+fn node_json(path: &str, n: &Node) -> serde_json::Value {
+    let (kind, size, target) = match &n.kind {
+        NodeKind::File { size, .. } => ("file", *size, None),
+        NodeKind::Dir { .. } => ("dir", 0, None),
+        NodeKind::Symlink { target } => ("symlink", 0, Some(String::from_utf8_lossy(target).into_owned())),
+        NodeKind::Fifo => ("fifo", 0, None),
+        NodeKind::CharDevice { .. } => ("chardev", 0, None),
+        NodeKind::BlockDevice { .. } => ("blockdev", 0, None),
+        NodeKind::Socket => ("socket", 0, None),
+    };
+    json!({"path": path, "name": String::from_utf8_lossy(&n.name), "type": kind, "size": size, "mode": n.mode,
+           "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group, "mtime": time_str(n.mtime), "mtime_ns": n.mtime, "link_target": target})
+}
+
+fn print_node(long: bool, path: &str, n: &Node) {
+    if !long {
+        println!("{path}");
+        return;
+    }
+    let size = match &n.kind {
+        NodeKind::File { size, .. } => *size,
+        _ => 0,
+    };
+    let mut line = format!(
+        "{}{:04o} {:>8} {:>8} {:>12} {} {}",
+        kind_char(n),
+        n.mode,
+        if n.user.is_empty() { n.uid.to_string() } else { n.user.clone() },
+        if n.group.is_empty() { n.gid.to_string() } else { n.group.clone() },
+        size,
+        time_str(n.mtime),
+        path
+    );
+    if let NodeKind::Symlink { target } = &n.kind {
+        line.push_str(&format!(" -> {}", String::from_utf8_lossy(target)));
+    }
+    println!("{line}");
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// SNAP[:PATH]; SNAP is an ID prefix or `latest`.
+    snapshot: String,
+    /// Long listing: type, mode, owner, size, time.
+    #[arg(short, long)]
+    long: bool,
+    /// Only the entries directly inside PATH.
+    #[arg(long)]
+    no_recursive: bool,
+}
+
+pub fn ls(g: &Global, a: LsArgs) -> Result<u8> {
+    let (repo, index, _, _, node, path) = locate(g, &a.snapshot)?;
+    let mut out = Vec::new();
+    match node.kind {
+        NodeKind::Dir { subtree } => {
+            arca::browse::walk(&repo, &index, subtree, &path, !a.no_recursive, &mut |p, n| {
+                if g.json {
+                    out.push(node_json(p, n));
+                } else {
+                    print_node(a.long, p, n);
+                }
+                Ok(())
+            })?;
+        }
+        _ => {
+            if g.json { out.push(node_json(&path, &node)); } else { print_node(a.long, &path, &node); }
+        }
+    }
+    if g.json {
+        g.print_json(&out)?;
+    }
+    Ok(code::OK)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FindArgs {
+    /// Glob matched against names (or whole paths if it contains `/`).
+    pattern: String,
+    /// Only search this snapshot (default: all).
+    #[arg(long)]
+    snapshot: Option<String>,
+}
+
+pub fn find(g: &Global, a: FindArgs) -> Result<u8> {
+    let repo = g.open()?;
+    let index = repo.load_index()?;
+    let m = Excludes::new(std::slice::from_ref(&a.pattern), vec![])?;
+    let snaps = match &a.snapshot {
+        Some(r) => vec![repo.find_snapshot(r)?],
+        None => repo.list_snapshots()?,
+    };
+    let mut hits = Vec::new();
+    for (id, s) in &snaps {
+        arca::browse::walk(&repo, &index, s.tree, "/", true, &mut |p, n| {
+            if m.matches(std::path::Path::new(p), std::ffi::OsStr::from_bytes(&n.name)) {
+                if g.json {
+                    let mut v = node_json(p, n);
+                    v["snapshot"] = json!(id);
+                    hits.push(v);
+                } else {
+                    print!("{} ", id.short());
+                    print_node(true, p, n);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    if g.json {
+        g.print_json(&hits)?;
+    }
+    Ok(code::OK)
+}
+
+use std::os::unix::ffi::OsStrExt;
+
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// First snapshot.
+    a: String,
+    /// Second snapshot.
+    b: String,
+}
+
+pub fn diff(g: &Global, a: DiffArgs) -> Result<u8> {
+    let repo = g.open()?;
+    let index = repo.load_index()?;
+    let (_, sa) = repo.find_snapshot(&a.a)?;
+    let (_, sb) = repo.find_snapshot(&a.b)?;
+    let mut out = Vec::new();
+    arca::browse::diff(&repo, &index, Some(sa.tree), Some(sb.tree), "/", &mut out)?;
+    if g.json {
+        let v: Vec<_> = out.iter().map(|(c, p)| json!({"change": c, "path": p})).collect();
+        return g.print_json(&v).map(|_| code::OK);
+    }
+    for (c, p) in &out {
+        println!("{}    {p}", c.marker());
+    }
+    Ok(code::OK)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DumpArgs {
+    /// SNAP:PATH of a file (written raw) or a directory (needs --archive).
+    target: String,
+    /// Archive format for directories.
+    #[arg(long, value_parser = ["tar"])]
+    archive: Option<String>,
+}
+
+pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
+    let (repo, index, _, _, node, path) = locate(g, &a.target)?;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    match (&node.kind, a.archive.as_deref()) {
+        (_, Some(_)) => {
+            let name = path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(".").to_string();
+            arca::browse::dump_tar(&repo, &index, &node, &name, &mut w)?;
+        }
+        (NodeKind::File { .. }, None) => {
+            let mut r = arca::browse::ContentReader::new(&repo, &index, &node)?;
+            std::io::copy(&mut r, &mut w).map_err(|e| match e.into_inner() {
+                Some(inner) => match inner.downcast::<arca::Error>() {
+                    Ok(ae) => anyhow::Error::from(*ae),
+                    Err(other) => anyhow::anyhow!(other),
+                },
+                None => anyhow::anyhow!("write failed"),
+            })?;
+        }
+        _ => bail!("{path} is not a regular file: use --archive tar"),
+    }
+    w.flush()?;
+    Ok(code::OK)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RestoreArgs {
+    /// SNAP[:PATH]; with PATH, restore that directory's contents (or that file) into the target.
+    snapshot: String,
+    /// Directory to restore into.
+    #[arg(short, long)]
+    target: PathBuf,
+    /// Restore only paths matching GLOB (repeatable).
+    #[arg(short, long = "include", value_name = "GLOB")]
+    include: Vec<String>,
+    /// Do not restore paths matching GLOB (repeatable).
+    #[arg(short, long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Existing files: never touch, rewrite if size or mtime differ (default), or always rewrite.
+    #[arg(long, value_enum, default_value_t = Overwrite::IfChanged)]
+    overwrite: Overwrite,
+    /// Show what would be restored.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
+    /// Re-read restored files and compare them with the snapshot.
+    #[arg(long)]
+    verify: bool,
+}
+
+pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
+    let (repo, index, id, _, node, path) = locate(g, &a.snapshot)?;
+    let pats = |v: &[String]| -> Result<Option<Excludes>> {
+        Ok(if v.is_empty() { None } else { Some(Excludes::new(v, vec![])?) })
+    };
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        include: pats(&a.include)?,
+        exclude: pats(&a.exclude)?,
+        overwrite: a.overwrite,
+        dry_run: a.dry_run,
+        verify: a.verify,
+    };
+    let snap_path = if path == "/" { "" } else { path.as_str() };
+    let stats = restore::restore(&repo, &index, &node, snap_path, &opts)?;
+    for e in &stats.errors {
+        eprintln!("error: {e}");
+    }
+    if g.json {
+        g.print_json(&json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "stats": stats}))?;
+    } else if !g.quiet {
+        println!(
+            "{} {} files ({}), {} dirs, {} other; {} files already up to date",
+            if a.dry_run { "would restore" } else { "restored" },
+            stats.files,
+            human(stats.bytes),
+            stats.dirs,
+            stats.others,
+            stats.files_skipped
+        );
+    }
+    if stats.errors.is_empty() {
+        Ok(code::OK)
+    } else if stats.errors.iter().any(|e| e.contains("integrity error")) {
+        Ok(code::INTEGRITY)
+    } else {
+        Ok(code::ERROR)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Also decrypt and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+    /// Verify only a subset of packs: N/M or P%.
+    #[arg(long, value_name = "N/M|P%")]
+    read_data_subset: Option<String>,
+}
+
+pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
+    let repo = g.open()?;
+    let _lock = repo.lock(false)?;
+    let read_data = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => Some(Subset::parse(s)?),
+        (None, true) => Some(Subset::All),
+        (None, false) => None,
+    };
+    let r = arca::check::check(&repo, &CheckOptions { read_data })?;
+    if g.json {
+        g.print_json(&r)?;
+    } else {
+        for w in &r.warnings {
+            eprintln!("warning: {}: {}", w.object, w.message);
+        }
+        for e in &r.errors {
+            println!("error: {}: {}", e.object, e.message);
+        }
+        for (snap, paths) in &r.affected {
+            println!("snapshot {} is damaged; affected paths:", &snap[..8]);
+            for p in paths {
+                println!("  {p}");
+            }
+        }
+        if !g.quiet {
+            println!(
+                "checked {} snapshots, {} trees, {} packs ({} read, {} blobs verified): {}",
+                r.snapshots,
+                r.trees,
+                r.packs,
+                r.packs_read,
+                r.blobs_read,
+                if r.ok() { "no errors" } else { "ERRORS FOUND" }
+            );
+        }
+    }
+    Ok(if r.ok() { code::OK } else { code::INTEGRITY })
+}

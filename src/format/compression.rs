@@ -1,0 +1,82 @@
+//! format-spec/15-compression.md — the one-byte compression method that starts every plaintext
+//! (blob and encrypted file), and bounded zstd decoding.
+
+use crate::error::{Error, Result};
+use std::io::Read;
+
+/// Method byte: the body follows verbatim.
+pub const METHOD_NONE: u8 = 0;
+/// Method byte: the body is one zstd frame.
+pub const METHOD_ZSTD: u8 = 1;
+
+/// Largest zstd window (log2 bytes) a reader accepts; writers MUST stay within it.
+pub const MAX_WINDOW_LOG: u32 = 25;
+
+/// Frame `data` as method byte + body, compressing with zstd at `level` unless that does not make
+/// it smaller (then it is stored verbatim, method 0). `level` 0 means "do not try".
+pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
+    if level != 0 && data.len() >= 64 {
+        if let Ok(z) = compress_with_thread_context(data, level) {
+            if z.len() + 1 < data.len() + 1 {
+                let mut out = Vec::with_capacity(z.len() + 1);
+                out.push(METHOD_ZSTD);
+                out.extend_from_slice(&z);
+                return out;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(data.len() + 1);
+    out.push(METHOD_NONE);
+    out.extend_from_slice(data);
+    out
+}
+
+fn compress_with_thread_context(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    use std::cell::RefCell;
+    thread_local! {
+        static CTX: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    }
+    CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().map(|(l, _)| *l) != Some(level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        c.as_mut().unwrap().1.compress(data)
+    })
+}
+
+/// Undo [`encode`]: returns the body, refusing output longer than `max_len` bytes.
+pub fn decode(framed: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
+    let (&method, body) = framed.split_first().ok_or_else(|| Error::integrity(what, "empty plaintext"))?;
+    match method {
+        METHOD_NONE => {
+            if body.len() > max_len {
+                return Err(Error::integrity(what, format!("{} bytes exceeds the limit {max_len}", body.len())));
+            }
+            Ok(body.to_vec())
+        }
+        METHOD_ZSTD => decode_zstd(body, max_len, what),
+        m => Err(Error::integrity(what, format!("unknown compression method {m}"))),
+    }
+}
+
+fn decode_zstd(body: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
+    let bad = |e: std::io::Error| Error::integrity(what, format!("zstd: {e}"));
+    let mut dec = zstd::stream::read::Decoder::with_buffer(body).map_err(bad)?.single_frame();
+    dec.window_log_max(MAX_WINDOW_LOG).map_err(bad)?;
+    let mut out = Vec::new();
+    (&mut dec).take(max_len as u64 + 1).read_to_end(&mut out).map_err(bad)?;
+    if out.len() > max_len {
+        return Err(Error::integrity(what, format!("decompresses past the limit of {max_len} bytes")));
+    }
+    // The frame must end exactly at the end of the body: trailing data is rejected.
+    let mut rest = [0u8; 1];
+    if dec.read(&mut rest).map_err(bad)? != 0 {
+        return Err(Error::integrity(what, "decompresses past the limit"));
+    }
+    let consumed = dec.finish();
+    if !consumed.is_empty() {
+        return Err(Error::integrity(what, "bytes after the zstd frame"));
+    }
+    Ok(out)
+}

@@ -1,0 +1,32 @@
+//! # arca
+//!
+//! A content-addressed, deduplicating, encrypted backup repository format and the library that
+//! reads and writes it. The on-disk format is specified byte for byte in `format-spec/`; the
+//! modules below mirror it:
+//!
+//! - [`format`]: pure encoders/decoders, one file per spec section;
+//! - [`crypto`]: master key, derived subkeys, AEAD, password wrapping;
+//! - [`chunker`]: keyed FastCDC;
+//! - [`backend`]: where files live (a local directory);
+//! - [`repo`]: an open repository: index, packer, locks;
+//! - [`archiver`]: backup; [`restore`]; [`check`]; [`browse`]: ls, find, diff, dump.
+//!
+//! Errors are one [`Error`] enum; integrity failures are their own variant.
+#![deny(missing_docs)]
+
+pub mod archiver;
+pub mod backend;
+pub mod browse;
+pub mod check;
+pub mod chunker;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod fuzz_targets;
+pub mod id;
+pub mod repo;
+pub mod restore;
+pub mod sys;
+
+pub use error::{Error, Result};
+pub use id::Id;

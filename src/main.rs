@@ -1,0 +1,15 @@
+//! The `arca` command. All printing happens in `cli`; this maps errors to exit codes.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("arca: {e:#}");
+            ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}

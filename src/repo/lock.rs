@@ -1,0 +1,134 @@
+//! Repository locks (format-spec/13-lock.md): plain files in `locks/`, so they work on any
+//! filesystem. A lock is stale once it has not been refreshed for [`STALE_AFTER`], or when its
+//! holder ran on this host and is gone. The holder refreshes it every [`REFRESH_EVERY`].
+
+use super::Repository;
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::header::FileKind;
+use crate::format::lock::Lock;
+use crate::id::Id;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// A lock not refreshed for this long is ignored.
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How often a held lock is rewritten.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// A held lock; released on drop.
+pub struct LockGuard {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn is_stale(l: &Lock) -> bool {
+    let age = crate::sys::now_nanos().saturating_sub(l.time);
+    if age > STALE_AFTER.as_nanos() as i64 {
+        return true;
+    }
+    l.hostname == crate::sys::hostname() && !crate::sys::process_alive(l.pid)
+}
+
+impl Repository {
+    /// Locks held by others that are not stale.
+    pub fn live_locks(&self) -> Result<Vec<(String, Lock)>> {
+        let mut out = Vec::new();
+        for (name, _) in self.backend().list(FileType::Lock)? {
+            let id = match Id::from_hex(&name) {
+                Some(id) => id,
+                None => continue,
+            };
+            // A lock that vanished meanwhile was released; one that fails to decode is reported.
+            let body = match self.load_file(FileKind::Lock, &id) {
+                Ok(b) => b,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let lock = Lock::decode(&body)?;
+            if !is_stale(&lock) {
+                out.push((name, lock));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Take a shared or exclusive lock, refreshed in the background until the guard drops.
+    pub fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        let conflict = |locks: &[(String, Lock)], mine: Option<&str>| {
+            locks.iter().find(|(n, l)| Some(n.as_str()) != mine && (exclusive || l.exclusive)).map(|(n, l)| {
+                Error::Locked(format!(
+                    "{} lock {} held by {}@{} (pid {})",
+                    if l.exclusive { "exclusive" } else { "shared" },
+                    &n[..8],
+                    l.username,
+                    l.hostname,
+                    l.pid
+                ))
+            })
+        };
+        if let Some(e) = conflict(&self.live_locks()?, None) {
+            return Err(e);
+        }
+        let name = self.write_lock(exclusive)?;
+        // Re-check: another process may have locked between our look and our write.
+        if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
+            let _ = self.backend().remove(FileType::Lock, &name);
+            return Err(e);
+        }
+        let (tx, rx) = mpsc::channel::<()>();
+        let backend = self.backend().clone();
+        let refreshed = self.lock_bytes(exclusive);
+        let thread = thread::spawn(move || {
+            let mut current = name;
+            loop {
+                match rx.recv_timeout(REFRESH_EVERY) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if let Ok(bytes) = refreshed() {
+                            let new = Id::of_file_bytes(&bytes).to_hex();
+                            if backend.write(FileType::Lock, &new, &bytes).is_ok() {
+                                let _ = backend.remove(FileType::Lock, &current);
+                                current = new;
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            let _ = backend.remove(FileType::Lock, &current);
+        });
+        Ok(LockGuard { stop: Some(tx), thread: Some(thread) })
+    }
+
+    fn write_lock(&self, exclusive: bool) -> Result<String> {
+        let bytes = self.lock_bytes(exclusive)()?;
+        let name = Id::of_file_bytes(&bytes).to_hex();
+        self.backend().write(FileType::Lock, &name, &bytes)?;
+        Ok(name)
+    }
+
+    /// A closure that builds a fresh, encrypted lock file body (usable from the refresh thread).
+    fn lock_bytes(&self, exclusive: bool) -> impl Fn() -> Result<Vec<u8>> + Send + 'static {
+        let enc_key = self.lock_sealer();
+        move || {
+            let l = Lock {
+                time: crate::sys::now_nanos(),
+                exclusive,
+                hostname: crate::sys::hostname(),
+                username: crate::sys::username(),
+                pid: std::process::id(),
+            };
+            enc_key(&l.encode())
+        }
+    }
+}

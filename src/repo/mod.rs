@@ -1,0 +1,384 @@
+//! An open repository: keys, config, encrypted files, blobs and the index.
+//!
+//! Opening reads `config`'s plaintext header first (so "not a repository" and "unsupported
+//! version" are told apart from "wrong password"), then tries the key files, then decrypts the
+//! config and checks that it belongs to the same repository ID as the key that opened it.
+
+pub mod index;
+pub mod lock;
+pub mod packer;
+
+use crate::backend::{Backend, FileType};
+use crate::crypto::kdf;
+use crate::crypto::{Keys, MasterKey};
+use crate::error::{Error, Result};
+use crate::format::blob::{self, BlobType};
+use crate::format::config::Config;
+use crate::format::header::{self, FileKind};
+use crate::format::key::{KdfParams, KeyFile};
+use crate::format::snapshot::Snapshot;
+use crate::format::{compression, index as findex, lock as flock, tree::Tree};
+use crate::id::Id;
+use index::Index;
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Limits on decrypted file bodies, by kind.
+fn body_limit(kind: FileKind) -> usize {
+    match kind {
+        FileKind::Config => crate::format::config::MAX_CONFIG_LEN,
+        FileKind::Index => findex::MAX_INDEX_LEN,
+        FileKind::Snapshot => crate::format::snapshot::MAX_SNAPSHOT_LEN,
+        FileKind::Lock => flock::MAX_LOCK_LEN,
+        FileKind::Key | FileKind::Pack => 0,
+    }
+}
+
+fn file_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::Config => FileType::Config,
+        FileKind::Key => FileType::Key,
+        FileKind::Pack => FileType::Pack,
+        FileKind::Index => FileType::Index,
+        FileKind::Snapshot => FileType::Snapshot,
+        FileKind::Lock => FileType::Lock,
+    }
+}
+
+/// Options for a new repository.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Argon2id parameters for the first key.
+    pub kdf: KdfParams,
+    /// Label for the first key.
+    pub label: String,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Pack target size, bytes.
+    pub pack_target_size: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { kdf: KdfParams::default(), label: default_label(), compression_level: 3, pack_target_size: 16 << 20 }
+    }
+}
+
+/// `user@host` of this process.
+pub fn default_label() -> String {
+    format!("{}@{}", crate::sys::username(), crate::sys::hostname())
+}
+
+/// An open, unlocked repository.
+pub struct Repository {
+    backend: Arc<dyn Backend>,
+    keys: Keys,
+    master: MasterKey,
+    config: Config,
+    key_name: String,
+}
+
+/// A key file as listed by [`Repository::list_keys`].
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// File name (ID).
+    pub name: String,
+    /// Decoded header fields.
+    pub file: KeyFile,
+    /// Whether this key opened the repository.
+    pub current: bool,
+}
+
+impl Repository {
+    /// Create a new repository in an empty location.
+    pub fn init(backend: Arc<dyn Backend>, password: &[u8], opts: &InitOptions) -> Result<Repository> {
+        let master = MasterKey::random()?;
+        let repo_id = crate::crypto::random_array()?;
+        let mut config = Config::new(repo_id);
+        config.compression_level = opts.compression_level;
+        config.pack_target_size = opts.pack_target_size;
+        config.validate()?;
+        opts.kdf.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        backend.create()?;
+        let keys = Keys::derive(&master);
+        let mut repo = Repository { backend, keys, master, config, key_name: String::new() };
+        repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
+        // The config is written last: a directory without it is not (yet) a repository.
+        let bytes = repo.encrypt_file(FileKind::Config, &repo.config.encode())?;
+        repo.backend.write(FileType::Config, "config", &bytes)?;
+        Ok(repo)
+    }
+
+    /// Open an existing repository with a password.
+    pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
+        let config_bytes = match backend.read(FileType::Config, "config") {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotARepository(format!("{}: no config file", backend.location())))
+            }
+            Err(e) => return Err(e),
+        };
+        header::split_sealed(&config_bytes, FileKind::Config, "config")?;
+        let keys = backend.list(FileType::Key)?;
+        if keys.is_empty() {
+            return Err(Error::NotARepository(format!("{}: no key files", backend.location())));
+        }
+        for (name, _) in &keys {
+            let kf = match KeyFile::decode(&backend.read(FileType::Key, name)?) {
+                Ok(kf) => kf,
+                Err(_) => continue, // a damaged key file must not lock out the others; check reports it
+            };
+            let (master, repo_id) = match kdf::unwrap(&kf, password) {
+                Ok(v) => v,
+                Err(Error::WrongPassword) => continue,
+                Err(e) => return Err(e),
+            };
+            let keys = Keys::derive(&master);
+            let body = decrypt_with(&keys, &repo_id, FileKind::Config, &config_bytes, "config")?;
+            let config = Config::decode(&body)?;
+            if config.repo_id != repo_id {
+                return Err(Error::integrity("config", format!("key {name} belongs to another repository")));
+            }
+            return Ok(Repository { backend, keys, master, config, key_name: name.clone() });
+        }
+        Err(Error::WrongPassword)
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The derived keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The repository ID.
+    pub fn repo_id(&self) -> &[u8; 32] {
+        &self.config.repo_id
+    }
+
+    /// Name of the key file that opened the repository.
+    pub fn key_name(&self) -> &str {
+        &self.key_name
+    }
+
+    // ---- keys -------------------------------------------------------------------------------
+
+    /// Add a key file for `password`; returns its name.
+    pub fn add_key(&self, password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        let kf = kdf::wrap(&self.master, self.repo_id(), password, kdf, label, crate::sys::now_secs())?;
+        let bytes = kf.encode();
+        let name = Id::of_file_bytes(&bytes).to_hex();
+        self.backend.write(FileType::Key, &name, &bytes)?;
+        Ok(name)
+    }
+
+    /// All key files (those that fail to decode are reported as errors).
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
+        let mut out = Vec::new();
+        for (name, _) in self.backend.list(FileType::Key)? {
+            let file = KeyFile::decode(&self.read_named(FileType::Key, &name)?)?;
+            out.push(KeyInfo { current: name == self.key_name, name, file });
+        }
+        Ok(out)
+    }
+
+    /// Remove a key file by name or unique prefix. The key in use and the last key are refused.
+    pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        let names: Vec<String> = self.backend.list(FileType::Key)?.into_iter().map(|(n, _)| n).collect();
+        let name = unique_prefix(&names, prefix, "key")?;
+        if name == self.key_name {
+            return Err(Error::InvalidArgument("refusing to remove the key in use; open with another key".into()));
+        }
+        self.backend.remove(FileType::Key, &name)?;
+        Ok(name)
+    }
+
+    /// Replace the key in use with one for `new_password`; returns the new key's name.
+    pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        let new = self.add_key(new_password, kdf, label)?;
+        let old = std::mem::replace(&mut self.key_name, new.clone());
+        self.backend.remove(FileType::Key, &old)?;
+        Ok(new)
+    }
+
+    // ---- encrypted files --------------------------------------------------------------------
+
+    /// Build an encrypted file of `kind` around `body` (zstd-compressed when that helps).
+    pub fn encrypt_file(&self, kind: FileKind, body: &[u8]) -> Result<Vec<u8>> {
+        encrypt_with(&self.keys, self.repo_id(), kind, body, self.config.compression_level.max(1))
+    }
+
+    /// An owned function that encrypts lock bodies, for the lock refresh thread.
+    pub(crate) fn lock_sealer(&self) -> impl Fn(&[u8]) -> Result<Vec<u8>> + Send + 'static {
+        let keys = self.keys.clone();
+        let repo_id = *self.repo_id();
+        move |body| encrypt_with(&keys, &repo_id, FileKind::Lock, body, 1)
+    }
+
+    /// Decrypt an encrypted file of `kind`; `what` names it in errors.
+    pub fn decrypt_file(&self, kind: FileKind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
+        decrypt_with(&self.keys, self.repo_id(), kind, bytes, what)
+    }
+
+    /// Read a content-addressed file and check that its name is the BLAKE3 of its bytes.
+    pub fn read_named(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
+        let bytes = self.backend.read(t, name)?;
+        if Id::of_file_bytes(&bytes).to_hex() != name {
+            return Err(Error::integrity(format!("{} {name}", t.dir()), "content does not match its name"));
+        }
+        Ok(bytes)
+    }
+
+    /// Encrypt `body` as a file of `kind`, publish it under its hash, and return that ID.
+    pub fn save_file(&self, kind: FileKind, body: &[u8]) -> Result<Id> {
+        let bytes = self.encrypt_file(kind, body)?;
+        let id = Id::of_file_bytes(&bytes);
+        self.backend.write(file_type(kind), &id.to_hex(), &bytes)?;
+        Ok(id)
+    }
+
+    /// Read, verify and decrypt a content-addressed file of `kind`.
+    pub fn load_file(&self, kind: FileKind, id: &Id) -> Result<Vec<u8>> {
+        let t = file_type(kind);
+        let bytes = self.read_named(t, &id.to_hex())?;
+        self.decrypt_file(kind, &bytes, &format!("{} {id}", kind.name()))
+    }
+
+    // ---- snapshots --------------------------------------------------------------------------
+
+    /// Store a snapshot (the commit point of a backup).
+    pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        self.save_file(FileKind::Snapshot, &s.encode())
+    }
+
+    /// Load one snapshot.
+    pub fn load_snapshot(&self, id: &Id) -> Result<Snapshot> {
+        Snapshot::decode(&self.load_file(FileKind::Snapshot, id)?, &format!("snapshot {id}"))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let names = self.backend.list(FileType::Snapshot)?;
+        let mut out = names
+            .par_iter()
+            .map(|(n, _)| {
+                let id = Id::from_hex(n).ok_or_else(|| Error::integrity(format!("snapshot {n}"), "bad file name"))?;
+                Ok((id, self.load_snapshot(&id)?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0)));
+        Ok(out)
+    }
+
+    /// Resolve `latest` or an ID prefix to a snapshot.
+    pub fn find_snapshot(&self, reference: &str) -> Result<(Id, Snapshot)> {
+        if reference == "latest" {
+            return self.list_snapshots()?.pop().ok_or_else(|| Error::NotFound("no snapshots".into()));
+        }
+        let names: Vec<String> = self.backend.list(FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
+        let name = unique_prefix(&names, reference, "snapshot")?;
+        let id = Id::from_hex(&name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad file name"))?;
+        Ok((id, self.load_snapshot(&id)?))
+    }
+
+    // ---- index and blobs --------------------------------------------------------------------
+
+    /// Names of all index files.
+    pub fn index_ids(&self) -> Result<Vec<Id>> {
+        self.backend
+            .list(FileType::Index)?
+            .into_iter()
+            .map(|(n, _)| Id::from_hex(&n).ok_or_else(|| Error::integrity(format!("index {n}"), "bad file name")))
+            .collect()
+    }
+
+    /// Load and decode one index file.
+    pub fn load_index_file(&self, id: &Id) -> Result<Vec<findex::IndexPack>> {
+        let what = format!("index {id}");
+        findex::decode(&self.load_file(FileKind::Index, id)?, &what)
+    }
+
+    /// Load every index file (in parallel) into the in-memory index.
+    pub fn load_index(&self) -> Result<Index> {
+        let files = self
+            .index_ids()?
+            .par_iter()
+            .map(|id| self.load_index_file(id))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Index::from_packs(files.into_iter().flatten()))
+    }
+
+    /// Write an index file listing `packs`.
+    pub fn save_index(&self, packs: &[findex::IndexPack]) -> Result<Id> {
+        self.save_file(FileKind::Index, &findex::encode(packs))
+    }
+
+    /// Seal a blob's plaintext: compress (per config), encrypt with its AD. Returns the envelope.
+    pub fn seal_blob(&self, t: BlobType, id: &Id, plain: &[u8]) -> Result<Vec<u8>> {
+        let framed = compression::encode(plain, self.config.compression_level);
+        self.keys.seal(&framed, &blob::blob_ad(t, id, self.repo_id()))
+    }
+
+    /// Open a blob envelope: authenticate, decompress, and check the plaintext hashes to `id`.
+    pub fn open_blob(&self, t: BlobType, id: &Id, envelope: &[u8]) -> Result<Vec<u8>> {
+        let what = blob::describe(t, id);
+        let framed = self.keys.open(envelope, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+        let limit = match t {
+            BlobType::Data => self.config.chunker.max_size as usize,
+            BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
+        };
+        let plain = compression::decode(&framed, limit, &what)?;
+        if self.keys.blob_id(&plain) != *id {
+            return Err(Error::integrity(what, "plaintext does not hash to the blob ID"));
+        }
+        Ok(plain)
+    }
+
+    /// Read one blob through the index.
+    pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
+        let loc = index.lookup(t, id).ok_or_else(|| Error::NotFound(format!("{} is not in the index", blob::describe(t, id))))?;
+        let env = self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)?;
+        self.open_blob(t, id, &env)
+    }
+
+    /// Read and decode a tree blob.
+    pub fn read_tree(&self, index: &Index, id: &Id) -> Result<Tree> {
+        let plain = self.read_blob(index, BlobType::Tree, id)?;
+        Tree::decode(&plain, &blob::describe(BlobType::Tree, id))
+    }
+}
+
+fn encrypt_with(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, body: &[u8], level: i32) -> Result<Vec<u8>> {
+    let hdr = header::encode(kind);
+    let framed = compression::encode(body, level);
+    let sealed = keys.seal(&framed, &header::file_ad(&hdr, repo_id))?;
+    let mut out = Vec::with_capacity(hdr.len() + sealed.len());
+    out.extend_from_slice(&hdr);
+    out.extend_from_slice(&sealed);
+    Ok(out)
+}
+
+fn decrypt_with(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
+    let parts = header::split_sealed(bytes, kind, what)?;
+    let framed = keys.open(parts.sealed, &header::file_ad(parts.header, repo_id), what)?;
+    compression::decode(&framed, body_limit(kind), what)
+}
+
+/// The single name in `names` starting with `prefix` (case-insensitive hex).
+pub fn unique_prefix(names: &[String], prefix: &str, what: &str) -> Result<String> {
+    let p = prefix.to_ascii_lowercase();
+    let mut hits = names.iter().filter(|n| n.starts_with(&p));
+    match (hits.next(), hits.next()) {
+        (Some(n), None) if !p.is_empty() => Ok(n.clone()),
+        (Some(_), Some(_)) => Err(Error::InvalidArgument(format!("{what} prefix {prefix:?} is ambiguous"))),
+        _ => Err(Error::NotFound(format!("no {what} matches {prefix:?}"))),
+    }
+}

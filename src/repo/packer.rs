@@ -1,0 +1,148 @@
+//! The packer: collects sealed blobs into packs of about the target size and publishes them.
+//!
+//! Blobs are sealed by the caller (in parallel); the packer only appends bytes under a short
+//! lock. When a pack reaches its target it is taken out of the lock, finished (sealed TOC,
+//! trailer, BLAKE3 name) and published by the thread that filled it, so pack writes overlap with
+//! other threads' compression. Data and tree blobs go to separate packs. Nothing is indexed
+//! until its pack is durable; [`Packer::finish`] returns the index entries of everything written.
+
+use super::Repository;
+use crate::backend::FileType;
+use crate::error::Result;
+use crate::format::blob::BlobType;
+use crate::format::header::{self, FileKind};
+use crate::format::index::{IndexBlob, IndexPack};
+use crate::format::pack::{self, TocEntry};
+use crate::id::Id;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct OpenPack {
+    buf: Vec<u8>,
+    toc: Vec<TocEntry>,
+}
+
+#[derive(Default)]
+struct State {
+    open: [OpenPack; 2],
+    reserved: HashSet<(BlobType, Id)>,
+    written: Vec<IndexPack>,
+}
+
+/// Counters of what a packer stored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PackerStats {
+    /// Blobs stored.
+    pub blobs: u64,
+    /// Plaintext bytes stored.
+    pub plain_bytes: u64,
+    /// Envelope bytes stored.
+    pub stored_bytes: u64,
+    /// Packs written.
+    pub packs: u64,
+}
+
+/// Packs blobs for one repository session.
+pub struct Packer<'r> {
+    repo: &'r Repository,
+    target: usize,
+    state: Mutex<State>,
+    stats: Mutex<PackerStats>,
+}
+
+impl<'r> Packer<'r> {
+    /// A packer writing into `repo`.
+    pub fn new(repo: &'r Repository) -> Packer<'r> {
+        Packer { repo, target: repo.config().pack_target_size as usize, state: Mutex::default(), stats: Mutex::default() }
+    }
+
+    /// Claim the right to store blob `id`: false if it is already stored or claimed.
+    pub fn reserve(&self, index: &super::index::Index, t: BlobType, id: &Id) -> bool {
+        if index.contains(t, id) {
+            return false;
+        }
+        self.state.lock().unwrap().reserved.insert((t, *id))
+    }
+
+    /// Seal and store `plain` as blob `id` if it is not stored yet; returns whether it was added.
+    pub fn store(&self, index: &super::index::Index, t: BlobType, id: &Id, plain: &[u8]) -> Result<bool> {
+        if !self.reserve(index, t, id) {
+            return Ok(false);
+        }
+        let env = self.repo.seal_blob(t, id, plain)?;
+        self.add_sealed(t, *id, plain.len() as u32, &env)?;
+        Ok(true)
+    }
+
+    /// Append an already sealed blob.
+    pub fn add_sealed(&self, t: BlobType, id: Id, plain_len: u32, envelope: &[u8]) -> Result<()> {
+        let full = {
+            let mut st = self.state.lock().unwrap();
+            let p = &mut st.open[t as usize];
+            if p.buf.is_empty() {
+                p.buf.reserve(self.target + (1 << 20));
+                p.buf.extend_from_slice(&header::encode(FileKind::Pack));
+            }
+            p.buf.extend_from_slice(envelope);
+            p.toc.push(TocEntry { blob_type: t, id, stored_len: envelope.len() as u32, plain_len });
+            if p.buf.len() >= self.target {
+                Some(std::mem::take(p))
+            } else {
+                None
+            }
+        };
+        {
+            let mut s = self.stats.lock().unwrap();
+            s.blobs += 1;
+            s.plain_bytes += plain_len as u64;
+            s.stored_bytes += envelope.len() as u64;
+        }
+        if let Some(p) = full {
+            self.write_pack(p)?;
+        }
+        Ok(())
+    }
+
+    fn write_pack(&self, mut p: OpenPack) -> Result<()> {
+        let toc = self.repo.keys().seal(&pack::encode_toc(&p.toc), &pack::toc_ad(self.repo.repo_id()))?;
+        p.buf.extend_from_slice(&toc);
+        p.buf.extend_from_slice(&(toc.len() as u32).to_le_bytes());
+        let id = Id::of_file_bytes(&p.buf);
+        self.repo.backend().write(FileType::Pack, &id.to_hex(), &p.buf)?;
+        let mut offset = header::HEADER_LEN as u32;
+        let blobs = p
+            .toc
+            .iter()
+            .map(|e| {
+                let b = IndexBlob { blob_type: e.blob_type, id: e.id, offset, stored_len: e.stored_len, plain_len: e.plain_len };
+                offset += e.stored_len;
+                b
+            })
+            .collect();
+        self.state.lock().unwrap().written.push(IndexPack { id, size: p.buf.len() as u32, blobs });
+        self.stats.lock().unwrap().packs += 1;
+        Ok(())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> PackerStats {
+        *self.stats.lock().unwrap()
+    }
+
+    /// Write the partly filled packs, then one index file for everything this packer wrote.
+    /// Returns the index file's ID (None if nothing was written).
+    pub fn finish(&self) -> Result<Option<Id>> {
+        let open = std::mem::take(&mut self.state.lock().unwrap().open);
+        for p in open {
+            if !p.toc.is_empty() {
+                self.write_pack(p)?;
+            }
+        }
+        let written = std::mem::take(&mut self.state.lock().unwrap().written);
+        if written.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.repo.save_index(&written)?))
+    }
+}

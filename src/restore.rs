@@ -1,0 +1,433 @@
+//! Restore: recreate a snapshot (or part of it) under a target directory.
+//!
+//! 1. Walk the selected trees, creating directories (owner-only permissions for now), symlinks
+//!    and special files, and collecting the regular files to write.
+//! 2. Write files in parallel, ordered by where their first chunk is stored so that packs are
+//!    read front to back. Every chunk is authenticated and re-hashed before it is written at its
+//!    offset; all-zero chunks are skipped, leaving holes (sparse files stay sparse).
+//! 3. Link hard links, then give directories their metadata deepest first (so writing into
+//!    them does not disturb their times).
+//!
+//! Safety: tree names are validated at decode time (no `/`, NUL, `.` or `..`), paths are built
+//! only by joining such names under the target, and nothing that already exists is followed if
+//! it is a symlink — so a hostile snapshot, or a hostile target, cannot redirect a write outside
+//! the target.
+
+use crate::archiver::Excludes;
+use crate::error::{Error, IoContext, Result};
+use crate::format::blob::BlobType;
+use crate::format::tree::{Node, NodeKind};
+use crate::id::Id;
+use crate::repo::index::Index;
+use crate::repo::Repository;
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// What to do with a file that already exists at the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overwrite {
+    /// Leave any existing file alone.
+    Never,
+    /// Rewrite unless size and modification time already match (the default: a re-run of an
+    /// interrupted restore skips what is done, because times are set only after content).
+    #[default]
+    IfChanged,
+    /// Always rewrite.
+    Always,
+}
+
+/// Restore options.
+#[derive(Default)]
+pub struct RestoreOptions {
+    /// Directory to restore into (created if missing).
+    pub target: PathBuf,
+    /// Restore only entries matching these patterns (and what is below them).
+    pub include: Option<Excludes>,
+    /// Skip entries matching these patterns.
+    pub exclude: Option<Excludes>,
+    /// Policy for existing files.
+    pub overwrite: Overwrite,
+    /// Count what would be restored; write nothing.
+    pub dry_run: bool,
+    /// Re-read every restored file afterwards and compare with the snapshot.
+    pub verify: bool,
+}
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RestoreStats {
+    /// Files written.
+    pub files: u64,
+    /// Files left as they were (already correct, or `--overwrite never`).
+    pub files_skipped: u64,
+    /// Directories restored.
+    pub dirs: u64,
+    /// Symlinks, hard links and special files.
+    pub others: u64,
+    /// Content bytes written.
+    pub bytes: u64,
+    /// Problems: path and message. Integrity problems name the blob.
+    pub errors: Vec<String>,
+}
+
+/// A regular file to write.
+struct FileJob {
+    target: PathBuf,
+    node: Node,
+    order: (Id, u32),
+}
+
+#[derive(Default)]
+struct Plan {
+    dirs: Vec<(PathBuf, Node)>,
+    files: Vec<FileJob>,
+    others: Vec<(PathBuf, Node)>,
+}
+
+/// The node at `path` inside the tree `root` (path components separated by `/`).
+pub fn resolve(repo: &Repository, index: &Index, root: Id, path: &str) -> Result<Node> {
+    let mut node = dir_node(b"", root);
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        let subtree = match node.kind {
+            NodeKind::Dir { subtree } => subtree,
+            _ => return Err(Error::NotFound(format!("{path}: {comp:?} is below a non-directory"))),
+        };
+        let tree = repo.read_tree(index, &subtree)?;
+        node = tree
+            .nodes
+            .into_iter()
+            .find(|n| n.name == comp.as_bytes())
+            .ok_or_else(|| Error::NotFound(format!("{path}: no entry {comp:?} in the snapshot")))?;
+    }
+    Ok(node)
+}
+
+/// A bare directory node (the virtual root of a snapshot).
+pub fn dir_node(name: &[u8], subtree: Id) -> Node {
+    Node {
+        name: name.to_vec(),
+        kind: NodeKind::Dir { subtree },
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        user: String::new(),
+        group: String::new(),
+        mtime: 0,
+        ctime: 0,
+        inode: 0,
+        device: 0,
+        links: 0,
+        xattrs: vec![],
+    }
+}
+
+/// Restore `node` (found at snapshot path `snap_path`): a directory's contents go directly into
+/// the target; a file or other entry is restored as `target/<name>`.
+pub fn restore(repo: &Repository, index: &Index, node: &Node, snap_path: &str, opts: &RestoreOptions) -> Result<RestoreStats> {
+    let mut plan = Plan::default();
+    let base = PathBuf::from(if snap_path.is_empty() { "/" } else { snap_path });
+    match node.kind {
+        NodeKind::Dir { subtree } => {
+            walk(repo, index, subtree, &base, &opts.target, false, opts, &mut plan)?;
+        }
+        _ => {
+            let t = opts.target.join(OsStr::from_bytes(&node.name));
+            add_entry(node.clone(), t, &mut plan, index);
+        }
+    }
+    let mut stats = RestoreStats {
+        dirs: plan.dirs.len() as u64,
+        others: plan.others.len() as u64,
+        ..Default::default()
+    };
+    if opts.dry_run {
+        stats.files = plan.files.len() as u64;
+        stats.bytes = plan.files.iter().map(|f| file_size(&f.node)).sum();
+        return Ok(stats);
+    }
+    fs::create_dir_all(&opts.target).at(&opts.target)?;
+    let errors = Mutex::new(Vec::new());
+    let err = |p: &Path, e: &dyn std::fmt::Display| errors.lock().unwrap().push(format!("{}: {e}", p.display()));
+    for (p, _) in &plan.dirs {
+        if let Err(e) = make_dir(p, opts.overwrite) {
+            err(p, &e);
+        }
+    }
+    for (p, n) in &plan.others {
+        if let Err(e) = make_other(p, n, opts.overwrite) {
+            err(p, &e);
+        }
+    }
+    // Hard links: the first file of each (device, inode) group is written, the rest linked.
+    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut links = Vec::new();
+    let mut files = Vec::new();
+    for f in plan.files {
+        if f.node.links > 1 && f.node.inode != 0 {
+            if let Some(first) = seen.get(&(f.node.device, f.node.inode)) {
+                links.push((first.clone(), f.target));
+                continue;
+            }
+            seen.insert((f.node.device, f.node.inode), f.target.clone());
+        }
+        files.push(f);
+    }
+    files.sort_by(|a, b| a.order.cmp(&b.order));
+    let written = AtomicU64::new(0);
+    let bytes = AtomicU64::new(0);
+    let skipped = AtomicU64::new(0);
+    files.par_iter().for_each(|f| match restore_file(repo, index, f, opts.overwrite) {
+        Ok(Some(n)) => {
+            written.fetch_add(1, Relaxed);
+            bytes.fetch_add(n, Relaxed);
+        }
+        Ok(None) => {
+            skipped.fetch_add(1, Relaxed);
+        }
+        Err(e) => err(&f.target, &e),
+    });
+    for (first, other) in &links {
+        if let Err(e) = make_hardlink(first, other, opts.overwrite) {
+            err(other, &e);
+        }
+    }
+    if opts.verify {
+        files.par_iter().for_each(|f| {
+            if let Err(e) = verify_file(repo, &f.target, &f.node) {
+                err(&f.target, &e);
+            }
+        });
+    }
+    for (p, n) in plan.dirs.iter().rev() {
+        if let Err(e) = apply_meta(p, n, false) {
+            err(p, &e);
+        }
+    }
+    if let NodeKind::Dir { .. } = node.kind {
+        if !snap_path.is_empty() && snap_path != "/" && node.mtime != 0 {
+            let _ = apply_meta(&opts.target, node, false);
+        }
+    }
+    stats.files = written.into_inner();
+    stats.files_skipped = skipped.into_inner();
+    stats.bytes = bytes.into_inner();
+    stats.others += links.len() as u64;
+    stats.errors = errors.into_inner().unwrap();
+    Ok(stats)
+}
+
+fn file_size(n: &Node) -> u64 {
+    match &n.kind {
+        NodeKind::File { size, .. } => *size,
+        _ => 0,
+    }
+}
+
+fn add_entry(node: Node, target: PathBuf, plan: &mut Plan, index: &Index) {
+    match &node.kind {
+        NodeKind::File { content, .. } => {
+            let order = content
+                .first()
+                .and_then(|c| index.lookup(BlobType::Data, &c.id))
+                .map(|l| (l.pack, l.offset))
+                .unwrap_or_default();
+            plan.files.push(FileJob { target, node, order });
+        }
+        NodeKind::Dir { .. } => plan.dirs.push((target, node)),
+        _ => plan.others.push((target, node)),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn walk(repo: &Repository, index: &Index, tree: Id, snap: &Path, target: &Path, included: bool, opts: &RestoreOptions, plan: &mut Plan) -> Result<bool> {
+    let tree = repo.read_tree(index, &tree)?;
+    let mut any = false;
+    for node in tree.nodes {
+        let name = OsStr::from_bytes(&node.name);
+        let sp = snap.join(name);
+        if opts.exclude.as_ref().is_some_and(|e| e.matches(&sp, name)) {
+            continue;
+        }
+        let inc = included || opts.include.as_ref().is_none_or(|i| i.matches(&sp, name));
+        let tp = target.join(name);
+        if let NodeKind::Dir { subtree } = node.kind {
+            let at = plan.dirs.len();
+            plan.dirs.push((tp.clone(), node));
+            let below = walk(repo, index, subtree, &sp, &tp, inc, opts, plan)?;
+            if !(inc || below) {
+                // Nothing selected in here: drop this directory again.
+                plan.dirs.remove(at);
+                continue;
+            }
+            any = true;
+        } else if inc {
+            add_entry(node, tp, plan, index);
+            any = true;
+        }
+    }
+    Ok(any)
+}
+
+/// Create a directory; an existing directory is reused, anything else in the way (including a
+/// symlink, which must never be followed) is replaced only if the policy allows.
+fn make_dir(p: &Path, policy: Overwrite) -> std::io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) if policy == Overwrite::Never => {
+            return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "exists and is not a directory"))
+        }
+        Ok(_) => fs::remove_file(p)?,
+        Err(_) => {}
+    }
+    fs::DirBuilder::new().mode(0o700).create(p)
+}
+
+/// Make room for a new non-directory entry. Returns false if the policy says to keep what is there.
+fn clear_for(p: &Path, policy: Overwrite) -> std::io::Result<bool> {
+    match fs::symlink_metadata(p) {
+        Err(_) => Ok(true),
+        Ok(_) if policy == Overwrite::Never => Ok(false),
+        Ok(m) if m.is_dir() => fs::remove_dir_all(p).map(|_| true),
+        Ok(_) => fs::remove_file(p).map(|_| true),
+    }
+}
+
+fn make_other(p: &Path, n: &Node, policy: Overwrite) -> std::io::Result<()> {
+    if !clear_for(p, policy)? {
+        return Ok(());
+    }
+    let c = CString::new(p.as_os_str().as_bytes())?;
+    let rc = match &n.kind {
+        NodeKind::Symlink { target } => {
+            std::os::unix::fs::symlink(OsStr::from_bytes(target), p)?;
+            0
+        }
+        // SAFETY: `c` is a valid NUL-terminated path.
+        NodeKind::Fifo => unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        NodeKind::CharDevice { rdev } => unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, *rdev as libc::dev_t) },
+        NodeKind::BlockDevice { rdev } => unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, *rdev as libc::dev_t) },
+        _ => return Ok(()), // sockets are recorded, not recreated
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    apply_meta(p, n, matches!(n.kind, NodeKind::Symlink { .. }))
+}
+
+fn make_hardlink(first: &Path, other: &Path, policy: Overwrite) -> std::io::Result<()> {
+    if let (Ok(a), Ok(b)) = (fs::symlink_metadata(first), fs::symlink_metadata(other)) {
+        if a.ino() == b.ino() && a.dev() == b.dev() {
+            return Ok(());
+        }
+    }
+    if !clear_for(other, policy)? {
+        return Ok(());
+    }
+    fs::hard_link(first, other)
+}
+
+/// Whether an existing file already has the node's size and modification time.
+fn already_restored(p: &Path, n: &Node) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| {
+        m.is_file() && m.len() == file_size(n) && crate::archiver::nanos_of(&m) == n.mtime
+    })
+}
+
+/// Write one file. `Ok(None)` when skipped by the overwrite policy.
+fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite) -> Result<Option<u64>> {
+    let p = &f.target;
+    let exists = fs::symlink_metadata(p).is_ok();
+    if exists {
+        match policy {
+            Overwrite::Never => return Ok(None),
+            Overwrite::IfChanged if already_restored(p, &f.node) => return Ok(None),
+            _ => {
+                clear_for(p, policy).at(p)?;
+            }
+        }
+    }
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(p)
+        .at(p)?;
+    let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
+    let mut offset = 0u64;
+    for c in content {
+        let data = repo.read_blob(index, BlobType::Data, &c.id).map_err(|e| match e {
+            Error::Integrity { object, reason } => Error::integrity(object, format!("{reason} (needed by {})", p.display())),
+            e => e,
+        })?;
+        if data.len() != c.len as usize {
+            return Err(Error::integrity(format!("data blob {}", c.id), "length differs from the tree's record"));
+        }
+        if data.iter().any(|&b| b != 0) {
+            file.write_all_at(&data, offset).at(p)?;
+        }
+        offset += c.len as u64;
+    }
+    file.set_len(*size).at(p)?;
+    drop(file);
+    apply_meta(p, &f.node, false).at(p)?;
+    Ok(Some(*size))
+}
+
+/// Re-read a restored file and check every chunk's hash.
+fn verify_file(repo: &Repository, p: &Path, n: &Node) -> Result<()> {
+    let NodeKind::File { content, .. } = &n.kind else { return Ok(()) };
+    let f = File::open(p).at(p)?;
+    let mut offset = 0u64;
+    for c in content {
+        let mut buf = vec![0u8; c.len as usize];
+        f.read_exact_at(&mut buf, offset).at(p)?;
+        if repo.keys().blob_id(&buf) != c.id {
+            return Err(Error::integrity(p.display().to_string(), format!("restored bytes at offset {offset} differ from the snapshot")));
+        }
+        offset += c.len as u64;
+    }
+    if f.metadata().at(p)?.len() != offset {
+        return Err(Error::integrity(p.display().to_string(), "restored file has the wrong length"));
+    }
+    Ok(())
+}
+
+/// Owner (when permitted), mode, extended attributes and times. Ownership is attempted only as
+/// root, as tar does; other failures are returned.
+fn apply_meta(p: &Path, n: &Node, symlink: bool) -> std::io::Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::lchown(p, Some(n.uid), Some(n.gid))?;
+    }
+    for x in &n.xattrs {
+        if let Err(e) = xattr::set(p, OsStr::from_bytes(&x.name), &x.value) {
+            if e.raw_os_error() != Some(libc::ENOTSUP) && e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
+        }
+    }
+    if !symlink {
+        fs::set_permissions(p, fs::Permissions::from_mode(n.mode))?;
+    }
+    set_times(p, n.mtime)
+}
+
+fn set_times(p: &Path, mtime: i64) -> std::io::Result<()> {
+    let ts = libc::timespec { tv_sec: mtime.div_euclid(1_000_000_000) as libc::time_t, tv_nsec: mtime.rem_euclid(1_000_000_000) as _ };
+    let times = [ts, ts];
+    let c = CString::new(p.as_os_str().as_bytes())?;
+    // SAFETY: valid path and a two-element timespec array; AT_SYMLINK_NOFOLLOW sets a link's own times.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Small operating-system helpers: clock, host and user names.
+
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Unix time in seconds.
+pub fn now_secs() -> i64 {
+    now_nanos() / 1_000_000_000
+}
+
+/// Unix time in nanoseconds.
+pub fn now_nanos() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i64,
+        Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Name of the effective user.
+pub fn username() -> String {
+    // SAFETY: geteuid has no preconditions.
+    user_name(unsafe { libc::geteuid() })
+}
+
+/// Effective user and group IDs.
+pub fn ids() -> (u32, u32) {
+    // SAFETY: no preconditions.
+    unsafe { (libc::geteuid(), libc::getegid()) }
+}
+
+static USERS: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);
+static GROUPS: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);
+
+/// User name for a UID (cached; empty if unknown).
+pub fn user_name(uid: u32) -> String {
+    cached(&USERS, uid, |id| {
+        let mut buf = vec![0u8; 4096];
+        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut out = std::ptr::null_mut();
+        // SAFETY: all pointers are valid for the call; the result points into `buf`.
+        let rc = unsafe { libc::getpwuid_r(id, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+        if rc != 0 || out.is_null() {
+            return String::new();
+        }
+        unsafe { CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned()
+    })
+}
+
+/// Group name for a GID (cached; empty if unknown).
+pub fn group_name(gid: u32) -> String {
+    cached(&GROUPS, gid, |id| {
+        let mut buf = vec![0u8; 4096];
+        let mut gr: libc::group = unsafe { std::mem::zeroed() };
+        let mut out = std::ptr::null_mut();
+        // SAFETY: as above.
+        let rc = unsafe { libc::getgrgid_r(id, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
+        if rc != 0 || out.is_null() {
+            return String::new();
+        }
+        unsafe { CStr::from_ptr(gr.gr_name) }.to_string_lossy().into_owned()
+    })
+}
+
+fn cached(map: &Mutex<Option<HashMap<u32, String>>>, id: u32, look: impl Fn(u32) -> String) -> String {
+    let mut g = map.lock().unwrap();
+    g.get_or_insert_with(HashMap::new).entry(id).or_insert_with(|| look(id)).clone()
+}
+
+/// Whether a process with this PID exists on this host.
+pub fn process_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
