@@ -122,47 +122,61 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Hash and store a batch of chunks in parallel; returns their references in order.
-    fn store_chunks(&self, chunks: &[Vec<u8>]) -> Result<Vec<ChunkRef>> {
-        chunks
-            .par_iter()
-            .map(|c| {
-                let id = self.repo.keys().blob_id(c);
-                self.store(BlobType::Data, &id, c)?;
-                Ok(ChunkRef { id, len: c.len() as u32 })
-            })
-            .collect()
+    /// Hash and store one chunk.
+    fn store_chunk(&self, c: &[u8]) -> Result<ChunkRef> {
+        let id = self.repo.keys().blob_id(c);
+        self.store(BlobType::Data, &id, c)?;
+        Ok(ChunkRef { id, len: c.len() as u32 })
     }
 
-    /// Chunk and store a whole stream. Small inputs are chunked in memory; long ones in batches
-    /// of a few chunks so that both cores seal while the reader thread keeps reading.
+    /// Hash and store chunks of an in-memory buffer in parallel; returns references in order.
+    fn store_chunks(&self, chunks: &[&[u8]]) -> Result<Vec<ChunkRef>> {
+        chunks.par_iter().map(|c| self.store_chunk(c)).collect()
+    }
+
+    /// Chunk and store a stream of any length. The calling thread reads and cuts; each chunk is
+    /// sealed by a task in the rayon pool, with at most [`INFLIGHT_BYTES`] of chunks in flight.
+    /// While waiting for room the reader runs pool work itself (`yield_now`), so a pool whose
+    /// every thread is reading cannot deadlock.
     pub(crate) fn store_stream(&self, reader: impl Read) -> std::io::Result<Result<(u64, Vec<ChunkRef>)>> {
-        const BATCH_BYTES: usize = 16 << 20;
-        let mut refs = Vec::new();
+        let inflight = AtomicU64::new(0);
+        let results: Mutex<Vec<(usize, Result<ChunkRef>)>> = Mutex::new(Vec::new());
         let mut size = 0u64;
-        let mut batch: Vec<Vec<u8>> = Vec::new();
-        let mut batch_bytes = 0;
-        for chunk in self.chunker.stream(reader) {
-            let chunk = chunk?;
-            size += chunk.len() as u64;
-            self.progress.bytes.fetch_add(chunk.len() as u64, Relaxed);
-            batch_bytes += chunk.len();
-            batch.push(chunk);
-            if batch_bytes >= BATCH_BYTES {
-                match self.store_chunks(&batch) {
-                    Ok(r) => refs.extend(r),
-                    Err(e) => return Ok(Err(e)),
+        let mut io_err = None;
+        rayon::in_place_scope(|s| {
+            for (i, chunk) in self.chunker.stream(reader).enumerate() {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        io_err = Some(e);
+                        break;
+                    }
+                };
+                let len = chunk.len() as u64;
+                size += len;
+                self.progress.bytes.fetch_add(len, Relaxed);
+                while inflight.load(Relaxed) >= INFLIGHT_BYTES {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::thread::yield_now();
+                    }
                 }
-                batch.clear();
-                batch_bytes = 0;
+                inflight.fetch_add(len, Relaxed);
+                let (inflight, results) = (&inflight, &results);
+                s.spawn(move |_| {
+                    let r = self.store_chunk(&chunk);
+                    drop(chunk);
+                    results.lock().unwrap().push((i, r));
+                    inflight.fetch_sub(len, Relaxed);
+                });
             }
+        });
+        if let Some(e) = io_err {
+            return Err(e);
         }
-        match self.store_chunks(&batch) {
-            Ok(r) => refs.extend(r),
-            Err(e) => return Ok(Err(e)),
-        }
+        let mut results = results.into_inner().unwrap();
+        results.sort_unstable_by_key(|(i, _)| *i);
         self.count(|s| s.bytes_read += size);
-        Ok(Ok((size, refs)))
+        Ok(results.into_iter().map(|(_, r)| r).collect::<Result<Vec<_>>>().map(|refs| (size, refs)))
     }
 
     /// Encode and store a tree; returns its ID.
@@ -322,6 +336,9 @@ fn run(
     let id = if opts.dry_run { None } else { Some(repo.save_snapshot(&snapshot)?) };
     Ok(BackupResult { id, snapshot, warnings })
 }
+
+/// Bytes of chunks read from one stream but not yet sealed: enough to keep every core busy.
+const INFLIGHT_BYTES: u64 = 8 << 20;
 
 /// Warnings that start with this are "changed while read" (the file is stored, but may be torn).
 pub const CHANGED_PREFIX: &str = "changed while being read";

@@ -315,7 +315,8 @@ type Stored = (u64, Vec<crate::format::tree::ChunkRef>, Metadata);
 /// errors the inner one (fatal).
 fn read_and_store(ctx: &Ctx, path: &Path, meta: &Metadata) -> std::io::Result<Result<Stored>> {
     let mut f = fs::File::open(path)?;
-    let small = meta.len() <= 2 * ctx.chunker.max_size() as u64;
+    // Files up to one maximal chunk are read whole (no copy); longer ones are streamed.
+    let small = meta.len() <= ctx.chunker.max_size() as u64;
     let stored = if small {
         let mut buf = Vec::with_capacity(meta.len() as usize + 1);
         f.read_to_end(&mut buf)?;
@@ -324,7 +325,7 @@ fn read_and_store(ctx: &Ctx, path: &Path, meta: &Metadata) -> std::io::Result<Re
         let mut chunks = Vec::new();
         let mut pos = 0;
         for n in ctx.chunker.lengths(&buf) {
-            chunks.push(buf[pos..pos + n].to_vec());
+            chunks.push(&buf[pos..pos + n]);
             pos += n;
         }
         ctx.store_chunks(&chunks).map(|refs| (buf.len() as u64, refs))

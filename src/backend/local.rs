@@ -5,11 +5,11 @@
 //! look at and writers clean up once it is older than [`TMP_MAX_AGE`]. No advisory locks, hard
 //! links or O_EXCL tricks are needed, so network filesystems that lack them work too.
 
-use super::{Backend, FileType};
+use super::{Backend, FileType, StagedFile};
 use crate::error::{Error, IoContext, Result};
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -59,6 +59,11 @@ impl LocalBackend {
         Ok(removed)
     }
 
+    fn tmp_path(&self) -> Result<PathBuf> {
+        let name = format!("{}.tmp", crate::id::hex(&crate::crypto::random_array::<16>()?));
+        Ok(self.root.join("tmp").join(name))
+    }
+
     fn cached_open(&self, path: &Path, key: &str) -> Result<Arc<File>> {
         if let Some(f) = self.open_files.lock().unwrap().get(key) {
             return Ok(f.clone());
@@ -71,6 +76,56 @@ impl LocalBackend {
         cache.insert(key.to_string(), f.clone());
         Ok(f)
     }
+}
+
+/// A file in `tmp/` on its way to its final name.
+struct LocalStaged {
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    dest: Box<dyn Fn(&str) -> PathBuf + Send>,
+}
+
+impl Write for LocalStaged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not yet published").write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("not yet published").flush()
+    }
+}
+
+impl StagedFile for LocalStaged {
+    fn publish(mut self: Box<Self>, name: &str) -> Result<()> {
+        let f = self.file.take().expect("published once");
+        let f = f.into_inner().map_err(|e| e.into_error()).at(&self.tmp)?;
+        f.sync_all().at(&self.tmp)?;
+        drop(f);
+        let dest = (self.dest)(name);
+        publish_tmp(&self.tmp, &dest)
+    }
+}
+
+impl Drop for LocalStaged {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Rename a durable tmp file into place (creating a missing `data/xx` shard) and fsync the directory.
+fn publish_tmp(tmp: &Path, dest: &Path) -> Result<()> {
+    let dir = dest.parent().expect("repository files live in a directory");
+    if let Err(e) = fs::rename(tmp, dest) {
+        if e.kind() != std::io::ErrorKind::NotFound || dir.exists() {
+            let _ = fs::remove_file(tmp);
+            return Err(Error::Io { path: dest.to_path_buf(), source: e });
+        }
+        fs::create_dir_all(dir).at(dir)?;
+        sync_dir(dir.parent().expect("shards live in data/"))?;
+        fs::rename(tmp, dest).at(dest)?;
+    }
+    sync_dir(dir)
 }
 
 fn content_addressed(t: FileType) -> bool {
@@ -96,14 +151,10 @@ impl Backend for LocalBackend {
                 return Err(Error::InvalidArgument(format!("{}: directory is not empty", self.location())));
             }
         }
-        for d in ["keys", "index", "snapshots", "locks", "tmp"] {
+        // data/xx shards are created on first use: 256 empty directories cost 1 MiB on most filesystems.
+        for d in ["keys", "index", "snapshots", "locks", "tmp", "data"] {
             fs::create_dir_all(self.root.join(d)).at(self.root.join(d))?;
         }
-        for i in 0..256 {
-            let d = self.root.join("data").join(format!("{i:02x}"));
-            fs::create_dir_all(&d).at(&d)?;
-        }
-        sync_dir(&self.root.join("data"))?;
         sync_dir(&self.root)
     }
 
@@ -132,8 +183,7 @@ impl Backend for LocalBackend {
             }
             return Err(Error::InvalidArgument(format!("{} already exists", dest.display())));
         }
-        let tmp_dir = self.root.join("tmp");
-        let tmp = tmp_dir.join(format!("{}.tmp", crate::id::hex(&crate::crypto::random_array::<16>()?)));
+        let tmp = self.tmp_path()?;
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(bytes)?;
@@ -143,8 +193,15 @@ impl Backend for LocalBackend {
             let _ = fs::remove_file(&tmp);
             return Err(Error::Io { path: tmp, source: e });
         }
-        fs::rename(&tmp, &dest).at(&dest)?;
-        sync_dir(dest.parent().expect("repository files live in a directory"))
+        publish_tmp(&tmp, &dest)
+    }
+
+    fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>> {
+        let tmp = self.tmp_path()?;
+        let file = File::create(&tmp).at(&tmp)?;
+        let root = self.root.clone();
+        let dest = Box::new(move |name: &str| LocalBackend::new(root.clone()).path(t, name));
+        Ok(Box::new(LocalStaged { file: Some(BufWriter::with_capacity(256 << 10, file)), tmp, dest }))
     }
 
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {

@@ -38,6 +38,13 @@ impl FileType {
     }
 }
 
+/// A file being written that becomes visible only when published.
+pub trait StagedFile: std::io::Write + Send {
+    /// Make the bytes durable and publish them atomically under `name`. Dropping a staged file
+    /// without publishing discards it.
+    fn publish(self: Box<Self>, name: &str) -> Result<()>;
+}
+
 /// A place that stores repository files.
 pub trait Backend: Send + Sync {
     /// Human-readable location, for messages.
@@ -53,6 +60,9 @@ pub trait Backend: Send + Sync {
     /// Durably publish a file: afterwards it is complete under `name` or absent, never partial.
     /// Writing a name that already exists fails unless `t` is content-addressed (then it is a no-op).
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Start a file of type `t` whose name is known only at the end (packs are named by their
+    /// hash); see [`StagedFile`].
+    fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>>;
     /// Names and sizes of all files of a type.
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
     /// Remove a file.

@@ -9,9 +9,9 @@
 pub mod kdf;
 
 use crate::error::{Error, Result};
-use crate::format::{NONCE_LEN, SEAL_OVERHEAD};
+use crate::format::{NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
 use crate::id::Id;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -83,6 +83,36 @@ impl Keys {
     /// Seal `plaintext` under the AEAD key with a fresh random nonce: `nonce || ciphertext || tag`.
     pub fn seal(&self, plaintext: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
         seal_with(&self.enc, &random_array()?, plaintext, ad)
+    }
+
+    /// Seal in place: `buf` holds [`NONCE_LEN`] bytes of room followed by the plaintext; on
+    /// return it is the sealed box `nonce || ciphertext || tag`. No copy of the data is made.
+    pub fn seal_in_place(&self, buf: &mut Vec<u8>, ad: &[u8]) -> Result<()> {
+        let nonce: [u8; NONCE_LEN] = random_array()?;
+        buf[..NONCE_LEN].copy_from_slice(&nonce);
+        let cipher = XChaCha20Poly1305::new((&self.enc).into());
+        let tag = cipher
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), ad, &mut buf[NONCE_LEN..])
+            .map_err(|_| Error::InvalidArgument("plaintext too long to encrypt".into()))?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Open a sealed box in place; returns the plaintext in the same allocation.
+    pub fn open_in_place(&self, mut sealed: Vec<u8>, ad: &[u8], what: &str) -> Result<Vec<u8>> {
+        if sealed.len() < SEAL_OVERHEAD {
+            return Err(Error::integrity(what, "truncated: shorter than nonce and tag"));
+        }
+        let tag_at = sealed.len() - TAG_LEN;
+        let tag = *chacha20poly1305::Tag::from_slice(&sealed[tag_at..]);
+        let nonce = *XNonce::from_slice(&sealed[..NONCE_LEN]);
+        let cipher = XChaCha20Poly1305::new((&self.enc).into());
+        cipher
+            .decrypt_in_place_detached(&nonce, ad, &mut sealed[NONCE_LEN..tag_at], &tag)
+            .map_err(|_| Error::integrity(what, "authentication failed (tampered, truncated or wrong key)"))?;
+        sealed.truncate(tag_at);
+        sealed.drain(..NONCE_LEN);
+        Ok(sealed)
     }
 
     /// Seal with a caller-chosen nonce (test vectors only; never reuse a nonce).

@@ -15,23 +15,34 @@ pub const MAX_WINDOW_LOG: u32 = 25;
 /// Frame `data` as method byte + body, compressing with zstd at `level` unless that does not make
 /// it smaller (then it is stored verbatim, method 0). `level` 0 means "do not try".
 pub fn encode(data: &[u8], level: i32) -> Vec<u8> {
-    if level != 0 && data.len() >= 64 {
-        if let Ok(z) = compress_with_thread_context(data, level) {
-            if z.len() + 1 < data.len() + 1 {
-                let mut out = Vec::with_capacity(z.len() + 1);
-                out.push(METHOD_ZSTD);
-                out.extend_from_slice(&z);
-                return out;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(data.len() + 1);
-    out.push(METHOD_NONE);
-    out.extend_from_slice(data);
+    let mut out = Vec::new();
+    encode_into(&mut out, data, level);
     out
 }
 
-fn compress_with_thread_context(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+/// [`encode`], appending to `out` (so callers can reserve room in front, e.g. for a nonce).
+/// zstd writes straight into `out`; output that would not be smaller than `data` is abandoned
+/// as soon as it would overflow, and `data` is stored verbatim instead.
+pub fn encode_into(out: &mut Vec<u8>, data: &[u8], level: i32) {
+    let start = out.len();
+    if level != 0 && data.len() >= 64 {
+        out.reserve(data.len() + 1 + 16);
+        out.push(METHOD_ZSTD);
+        let mut cursor = std::io::Cursor::new(std::mem::take(out));
+        cursor.set_position(start as u64 + 1);
+        let ok = compress_into(data, level, &mut cursor);
+        *out = cursor.into_inner();
+        if ok.is_ok_and(|n| n < data.len()) {
+            return;
+        }
+        out.truncate(start);
+    }
+    out.reserve(data.len() + 1 + 16);
+    out.push(METHOD_NONE);
+    out.extend_from_slice(data);
+}
+
+fn compress_into(data: &[u8], level: i32, dst: &mut std::io::Cursor<Vec<u8>>) -> std::io::Result<usize> {
     use std::cell::RefCell;
     thread_local! {
         static CTX: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
@@ -41,8 +52,20 @@ fn compress_with_thread_context(data: &[u8], level: i32) -> std::io::Result<Vec<
         if c.as_ref().map(|(l, _)| *l) != Some(level) {
             *c = Some((level, zstd::bulk::Compressor::new(level)?));
         }
-        c.as_mut().unwrap().1.compress(data)
+        c.as_mut().unwrap().1.compress_to_buffer(data, dst)
     })
+}
+
+/// [`decode`] taking ownership, so a stored (method 0) body is returned without a copy.
+pub fn decode_owned(mut framed: Vec<u8>, max_len: usize, what: &str) -> Result<Vec<u8>> {
+    if framed.first() == Some(&METHOD_NONE) {
+        if framed.len() - 1 > max_len {
+            return Err(Error::integrity(what, format!("{} bytes exceeds the limit {max_len}", framed.len() - 1)));
+        }
+        framed.remove(0);
+        return Ok(framed);
+    }
+    decode(&framed, max_len, what)
 }
 
 /// Undo [`encode`]: returns the body, refusing output longer than `max_len` bytes.
@@ -65,7 +88,7 @@ fn decode_zstd(body: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
     let mut dec = zstd::stream::read::Decoder::with_buffer(body).map_err(bad)?.single_frame();
     dec.window_log_max(MAX_WINDOW_LOG).map_err(bad)?;
     let mut out = Vec::new();
-    (&mut dec).take(max_len as u64 + 1).read_to_end(&mut out).map_err(bad)?;
+    (&mut dec).take((max_len as u64).saturating_add(1)).read_to_end(&mut out).map_err(bad)?;
     if out.len() > max_len {
         return Err(Error::integrity(what, format!("decompresses past the limit of {max_len} bytes")));
     }

@@ -323,19 +323,26 @@ impl Repository {
 
     /// Seal a blob's plaintext: compress (per config), encrypt with its AD. Returns the envelope.
     pub fn seal_blob(&self, t: BlobType, id: &Id, plain: &[u8]) -> Result<Vec<u8>> {
-        let framed = compression::encode(plain, self.config.compression_level);
-        self.keys.seal(&framed, &blob::blob_ad(t, id, self.repo_id()))
+        let mut buf = vec![0u8; crate::format::NONCE_LEN];
+        compression::encode_into(&mut buf, plain, self.config.compression_level);
+        self.keys.seal_in_place(&mut buf, &blob::blob_ad(t, id, self.repo_id()))?;
+        Ok(buf)
     }
 
     /// Open a blob envelope: authenticate, decompress, and check the plaintext hashes to `id`.
     pub fn open_blob(&self, t: BlobType, id: &Id, envelope: &[u8]) -> Result<Vec<u8>> {
+        self.open_blob_owned(t, id, envelope.to_vec())
+    }
+
+    /// [`Repository::open_blob`], decrypting in the envelope's own buffer.
+    pub fn open_blob_owned(&self, t: BlobType, id: &Id, envelope: Vec<u8>) -> Result<Vec<u8>> {
         let what = blob::describe(t, id);
-        let framed = self.keys.open(envelope, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+        let framed = self.keys.open_in_place(envelope, &blob::blob_ad(t, id, self.repo_id()), &what)?;
         let limit = match t {
             BlobType::Data => self.config.chunker.max_size as usize,
             BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
         };
-        let plain = compression::decode(&framed, limit, &what)?;
+        let plain = compression::decode_owned(framed, limit, &what)?;
         if self.keys.blob_id(&plain) != *id {
             return Err(Error::integrity(what, "plaintext does not hash to the blob ID"));
         }
@@ -346,7 +353,7 @@ impl Repository {
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
         let loc = index.lookup(t, id).ok_or_else(|| Error::NotFound(format!("{} is not in the index", blob::describe(t, id))))?;
         let env = self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)?;
-        self.open_blob(t, id, &env)
+        self.open_blob_owned(t, id, env)
     }
 
     /// Read and decode a tree blob.

@@ -1,31 +1,43 @@
 //! The packer: collects sealed blobs into packs of about the target size and publishes them.
 //!
-//! Blobs are sealed by the caller (in parallel); the packer only appends bytes under a short
-//! lock. When a pack reaches its target it is taken out of the lock, finished (sealed TOC,
-//! trailer, BLAKE3 name) and published by the thread that filled it, so pack writes overlap with
-//! other threads' compression. Data and tree blobs go to separate packs. Nothing is indexed
-//! until its pack is durable; [`Packer::finish`] returns the index entries of everything written.
+//! Blobs are sealed by the caller (in parallel); the packer only appends them, under a short
+//! lock, to a staged file (see [`crate::backend::StagedFile`]) while hashing the bytes, so a pack
+//! never sits in memory. When a pack reaches its target it is taken out of the lock, finished
+//! (sealed TOC, trailer, BLAKE3 name) and published by the thread that filled it. Data and tree
+//! blobs go to separate packs. Nothing is indexed until its pack is durable;
+//! [`Packer::finish`] then writes one index file for everything this packer wrote.
 
 use super::Repository;
-use crate::backend::FileType;
-use crate::error::Result;
+use crate::backend::{FileType, StagedFile};
+use crate::error::{IoContext, Result};
 use crate::format::blob::BlobType;
 use crate::format::header::{self, FileKind};
 use crate::format::index::{IndexBlob, IndexPack};
 use crate::format::pack::{self, TocEntry};
 use crate::id::Id;
 use std::collections::HashSet;
+use std::io::Write;
 use std::sync::Mutex;
 
-#[derive(Default)]
 struct OpenPack {
-    buf: Vec<u8>,
+    file: Box<dyn StagedFile>,
+    hasher: blake3::Hasher,
+    len: u64,
     toc: Vec<TocEntry>,
+}
+
+impl OpenPack {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).at("staged pack")?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
 }
 
 #[derive(Default)]
 struct State {
-    open: [OpenPack; 2],
+    open: [Option<OpenPack>; 2],
     reserved: HashSet<(BlobType, Id)>,
     written: Vec<IndexPack>,
 }
@@ -79,15 +91,18 @@ impl<'r> Packer<'r> {
     pub fn add_sealed(&self, t: BlobType, id: Id, plain_len: u32, envelope: &[u8]) -> Result<()> {
         let full = {
             let mut st = self.state.lock().unwrap();
-            let p = &mut st.open[t as usize];
-            if p.buf.is_empty() {
-                p.buf.reserve(self.target + (1 << 20));
-                p.buf.extend_from_slice(&header::encode(FileKind::Pack));
+            let slot = &mut st.open[t as usize];
+            if slot.is_none() {
+                let file = self.repo.backend().stage(FileType::Pack)?;
+                let mut p = OpenPack { file, hasher: blake3::Hasher::new(), len: 0, toc: Vec::new() };
+                p.append(&header::encode(FileKind::Pack))?;
+                *slot = Some(p);
             }
-            p.buf.extend_from_slice(envelope);
+            let p = slot.as_mut().expect("just opened");
+            p.append(envelope)?;
             p.toc.push(TocEntry { blob_type: t, id, stored_len: envelope.len() as u32, plain_len });
-            if p.buf.len() >= self.target {
-                Some(std::mem::take(p))
+            if p.len >= self.target as u64 {
+                slot.take()
             } else {
                 None
             }
@@ -106,10 +121,11 @@ impl<'r> Packer<'r> {
 
     fn write_pack(&self, mut p: OpenPack) -> Result<()> {
         let toc = self.repo.keys().seal(&pack::encode_toc(&p.toc), &pack::toc_ad(self.repo.repo_id()))?;
-        p.buf.extend_from_slice(&toc);
-        p.buf.extend_from_slice(&(toc.len() as u32).to_le_bytes());
-        let id = Id::of_file_bytes(&p.buf);
-        self.repo.backend().write(FileType::Pack, &id.to_hex(), &p.buf)?;
+        p.append(&toc)?;
+        p.append(&(toc.len() as u32).to_le_bytes())?;
+        let id = Id(*p.hasher.finalize().as_bytes());
+        let size = p.len as u32;
+        p.file.publish(&id.to_hex())?;
         let mut offset = header::HEADER_LEN as u32;
         let blobs = p
             .toc
@@ -120,7 +136,7 @@ impl<'r> Packer<'r> {
                 b
             })
             .collect();
-        self.state.lock().unwrap().written.push(IndexPack { id, size: p.buf.len() as u32, blobs });
+        self.state.lock().unwrap().written.push(IndexPack { id, size, blobs });
         self.stats.lock().unwrap().packs += 1;
         Ok(())
     }
@@ -134,10 +150,8 @@ impl<'r> Packer<'r> {
     /// Returns the index file's ID (None if nothing was written).
     pub fn finish(&self) -> Result<Option<Id>> {
         let open = std::mem::take(&mut self.state.lock().unwrap().open);
-        for p in open {
-            if !p.toc.is_empty() {
-                self.write_pack(p)?;
-            }
+        for p in open.into_iter().flatten() {
+            self.write_pack(p)?;
         }
         let written = std::mem::take(&mut self.state.lock().unwrap().written);
         if written.is_empty() {
