@@ -32,7 +32,7 @@ pub struct ChunkerParams {
 
 impl Default for ChunkerParams {
     fn default() -> Self {
-        ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 4 << 20, normalization: 1 }
+        ChunkerParams { min_size: 128 << 10, avg_size: 512 << 10, max_size: 2 << 20, normalization: 2 }
     }
 }
 
