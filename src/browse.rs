@@ -132,6 +132,10 @@ impl Read for ContentReader<'_> {
         while self.pos == self.buf.len() {
             let Some(c) = self.chunks.next() else { return Ok(0) };
             self.buf = self.repo.read_blob(self.index, BlobType::Data, &c.id).map_err(std::io::Error::other)?;
+            if self.buf.len() != c.len as usize {
+                let e = crate::Error::integrity(format!("data blob {}", c.id), "length differs from the tree's record");
+                return Err(std::io::Error::other(e));
+            }
             self.pos = 0;
         }
         let n = out.len().min(self.buf.len() - self.pos);

@@ -87,6 +87,14 @@ impl Chunker {
     }
 }
 
+impl Drop for Chunker {
+    fn drop(&mut self) {
+        // The gear table is key material.
+        zeroize::Zeroize::zeroize(&mut self.gear[..]);
+        zeroize::Zeroize::zeroize(&mut self.gear_ls[..]);
+    }
+}
+
 /// Iterator over the chunks of a reader; see [`Chunker::stream`].
 pub struct ChunkStream<'c, R> {
     chunker: &'c Chunker,

@@ -40,7 +40,8 @@ pub const COMPRESSION_LIMIT: usize = 64 * 1024;
 /// The plaintext limit for blobs opened by the [`sealed_file`] target.
 pub const BLOB_LIMIT: usize = 1 << 20;
 /// Chunker parameters of the [`chunker`] target: small, so short inputs hold many chunks.
-pub const CHUNKER_PARAMS: ChunkerParams = ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024, normalization: 1 };
+pub const CHUNKER_PARAMS: ChunkerParams =
+    ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024, normalization: 1 };
 
 /// The subkeys of [`TEST_MASTER_KEY`], derived once.
 pub fn test_keys() -> &'static Keys {
@@ -165,11 +166,15 @@ pub fn lock(data: &[u8]) {
     }
 }
 
-/// `compression::decode` (format-spec/15-compression.md) with the limit [`COMPRESSION_LIMIT`].
-/// Compressed framing is not canonical, so instead of re-encoding the input this checks the limit,
-/// that method 0 is the identity, and that [`compression::encode`] of the output decodes back to it.
+/// `compression::decode` (format-spec/15-compression.md) with the limit [`COMPRESSION_LIMIT`],
+/// and `compression::decode_owned`, which must agree with it. Compressed framing is not
+/// canonical, so instead of re-encoding the input this checks the limit, that method 0 is the
+/// identity, and that [`compression::encode`] of the output decodes back to it.
 pub fn compression(data: &[u8]) {
-    if let Ok(body) = compression::decode(data, COMPRESSION_LIMIT, WHAT) {
+    let decoded = compression::decode(data, COMPRESSION_LIMIT, WHAT);
+    let owned = compression::decode_owned(data.to_vec(), COMPRESSION_LIMIT, WHAT);
+    assert_eq!(decoded.as_ref().ok(), owned.as_ref().ok(), "compression: decode and decode_owned disagree");
+    if let Ok(body) = decoded {
         assert!(body.len() <= COMPRESSION_LIMIT, "compression: output beyond the limit");
         if data[0] == compression::METHOD_NONE {
             assert_eq!(body, data[1..]);
@@ -232,7 +237,7 @@ fn body_limit(kind: FileKind) -> usize {
 fn open_file(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, data: &[u8]) -> Result<()> {
     let parts = header::split_sealed(data, kind, WHAT)?;
     let ad = header::file_ad(parts.header, repo_id);
-    let framed = keys.open(parts.sealed, &ad, WHAT)?;
+    let framed = open_both(keys, parts.sealed, &ad)?;
     // Canonical: the same nonce and plaintext seal to the same file.
     let nonce: [u8; NONCE_LEN] = parts.sealed[..NONCE_LEN].try_into().unwrap();
     let mut again = header::encode(kind).to_vec();
@@ -249,6 +254,14 @@ fn open_file(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, data: &[u8]) -> Re
     Ok(())
 }
 
+/// `Keys::open` and `Keys::open_in_place`, which must agree.
+fn open_both(keys: &Keys, sealed: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
+    let opened = keys.open(sealed, ad, WHAT);
+    let in_place = keys.open_in_place(sealed.to_vec(), ad, WHAT);
+    assert_eq!(opened.as_ref().ok(), in_place.as_ref().ok(), "open and open_in_place disagree");
+    opened
+}
+
 fn open_pack(keys: &Keys, repo_id: &[u8; 32], data: &[u8]) -> Result<()> {
     pack::check_header(data, WHAT)?;
     let trailer = data[data.len() - TRAILER_LEN..].try_into().unwrap();
@@ -256,13 +269,13 @@ fn open_pack(keys: &Keys, repo_id: &[u8; 32], data: &[u8]) -> Result<()> {
     let (off, len) = (off as usize, len as usize);
     let sealed_toc = &data[off..off + len];
     let ad = pack::toc_ad(repo_id);
-    let toc = keys.open(sealed_toc, &ad, WHAT)?;
+    let toc = open_both(keys, sealed_toc, &ad)?;
     let entries = pack::decode_toc(&toc, (off - HEADER_LEN) as u64, WHAT)?;
     let mut pos = HEADER_LEN;
     for e in &entries {
         let envelope = &data[pos..pos + e.stored_len as usize];
         pos += e.stored_len as usize;
-        let framed = keys.open(envelope, &blob::blob_ad(e.blob_type, &e.id, repo_id), WHAT)?;
+        let framed = open_both(keys, envelope, &blob::blob_ad(e.blob_type, &e.id, repo_id))?;
         let plain = compression::decode(&framed, BLOB_LIMIT, WHAT)?;
         if keys.blob_id(&plain) != e.id || plain.len() != e.plain_len as usize {
             return Err(Error::integrity(WHAT, "blob does not match its TOC entry"));

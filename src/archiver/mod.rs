@@ -182,6 +182,13 @@ impl Ctx<'_> {
     /// Encode and store a tree; returns its ID.
     fn store_tree(&self, tree: &Tree) -> Result<Id> {
         let bytes = tree.encode();
+        if bytes.len() > crate::format::tree::MAX_TREE_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "a directory listing of {} bytes exceeds the format's tree limit ({} entries)",
+                bytes.len(),
+                tree.nodes.len()
+            )));
+        }
         let id = self.repo.keys().blob_id(&bytes);
         self.store(BlobType::Tree, &id, &bytes)?;
         Ok(id)
@@ -289,8 +296,11 @@ fn run(
 ) -> Result<BackupResult> {
     let started = crate::sys::now_nanos();
     let _lock = if opts.dry_run { None } else { Some(repo.lock(false)?) };
-    // Leftovers of crashed writers; failing to remove them is harmless.
-    let _ = repo.backend().clean_tmp(crate::backend::local::TMP_MAX_AGE);
+    // Leftovers of crashed writers. Only when no other process holds a lock: a long-running
+    // backup's staged pack may legitimately be older than the threshold. Failure is harmless.
+    if !opts.dry_run && repo.live_locks().is_ok_and(|l| l.len() == 1) {
+        let _ = repo.backend().clean_tmp(crate::backend::local::TMP_MAX_AGE);
+    }
     let host = opts.host.clone().unwrap_or_else(crate::sys::hostname);
     let parent = choose_parent(repo, opts, &host, &snap_paths)?;
     let index = repo.load_index()?;

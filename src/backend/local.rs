@@ -97,9 +97,11 @@ impl Write for LocalStaged {
 impl StagedFile for LocalStaged {
     fn publish(mut self: Box<Self>, name: &str) -> Result<()> {
         let f = self.file.take().expect("published once");
-        let f = f.into_inner().map_err(|e| e.into_error()).at(&self.tmp)?;
-        f.sync_all().at(&self.tmp)?;
-        drop(f);
+        let durable = f.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all());
+        if let Err(e) = durable {
+            let _ = fs::remove_file(&self.tmp);
+            return Err(Error::Io { path: self.tmp.clone(), source: e });
+        }
         let dest = (self.dest)(name);
         publish_tmp(&self.tmp, &dest)
     }
@@ -121,9 +123,13 @@ fn publish_tmp(tmp: &Path, dest: &Path) -> Result<()> {
             let _ = fs::remove_file(tmp);
             return Err(Error::Io { path: dest.to_path_buf(), source: e });
         }
-        fs::create_dir_all(dir).at(dir)?;
-        sync_dir(dir.parent().expect("shards live in data/"))?;
-        fs::rename(tmp, dest).at(dest)?;
+        let retry = fs::create_dir_all(dir)
+            .and_then(|_| File::open(dir.parent().expect("shards live in data/"))?.sync_all())
+            .and_then(|_| fs::rename(tmp, dest));
+        if let Err(e) = retry {
+            let _ = fs::remove_file(tmp);
+            return Err(Error::Io { path: dest.to_path_buf(), source: e });
+        }
     }
     sync_dir(dir)
 }

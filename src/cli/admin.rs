@@ -32,7 +32,7 @@ impl KdfArgs {
 pub struct InitArgs {
     #[command(flatten)]
     kdf: KdfArgs,
-    /// zstd compression level (0 = none, 1–22).
+    /// zstd compression level (0 = none, 1–19).
     #[arg(long, default_value_t = 3)]
     compression: i32,
     /// Pack target size, MiB.

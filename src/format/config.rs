@@ -14,6 +14,8 @@ pub const MAX_CONFIG_LEN: usize = 64 * 1024;
 pub const CHUNK_MIN_RANGE: std::ops::RangeInclusive<u32> = 64..=(4 << 20);
 /// Largest `chunk_max` a reader accepts: one data blob's plaintext limit.
 pub const CHUNK_MAX_LIMIT: u32 = 16 << 20;
+/// Accepted zstd levels: up to 19, whose windows stay within the readers' 2^25-byte limit.
+pub const COMPRESSION_LEVELS: std::ops::RangeInclusive<i32> = -7..=19;
 /// Accepted pack target sizes.
 pub const PACK_TARGET_RANGE: std::ops::RangeInclusive<u32> = (1 << 20)..=(1 << 30);
 
@@ -97,6 +99,7 @@ impl Config {
         let ok = CHUNK_MIN_RANGE.contains(&ch.min_size)
             && ch.avg_size.is_power_of_two()
             && (256..=(4 << 20)).contains(&ch.avg_size)
+            && ch.min_size % 2 == 0
             && ch.min_size < ch.avg_size
             && ch.avg_size < ch.max_size
             && ch.max_size <= CHUNK_MAX_LIMIT
@@ -104,7 +107,7 @@ impl Config {
         if !ok {
             return Err(Error::integrity("config", format!("chunker parameters out of range: {ch:?}")));
         }
-        if !(-7..=22).contains(&self.compression_level) || !PACK_TARGET_RANGE.contains(&self.pack_target_size) {
+        if !COMPRESSION_LEVELS.contains(&self.compression_level) || !PACK_TARGET_RANGE.contains(&self.pack_target_size) {
             return Err(Error::integrity("config", "compression level or pack size out of range"));
         }
         Ok(())

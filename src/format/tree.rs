@@ -7,7 +7,7 @@ use crate::id::Id;
 use serde::{Deserialize, Serialize};
 
 /// Largest tree plaintext accepted.
-pub const MAX_TREE_LEN: usize = 64 << 20;
+pub const MAX_TREE_LEN: usize = 256 << 20;
 /// Longest entry name, bytes.
 pub const MAX_NAME_LEN: usize = 255;
 /// Longest symlink target, bytes.

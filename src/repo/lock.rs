@@ -34,7 +34,8 @@ impl Drop for LockGuard {
 
 fn is_stale(l: &Lock) -> bool {
     let age = crate::sys::now_nanos().saturating_sub(l.time);
-    if age > STALE_AFTER.as_nanos() as i64 {
+    // Far in the future counts as stale too: a wrong clock must not lock a repository forever.
+    if age.abs() > STALE_AFTER.as_nanos() as i64 {
         return true;
     }
     l.hostname == crate::sys::hostname() && !crate::sys::process_alive(l.pid)

@@ -123,10 +123,24 @@ impl Repository {
         if keys.is_empty() {
             return Err(Error::NotARepository(format!("{}: no key files", backend.location())));
         }
+        let mut damaged = None;
         for (name, _) in &keys {
-            let kf = match KeyFile::decode(&backend.read(FileType::Key, name)?) {
+            let bytes = backend.read(FileType::Key, name)?;
+            let named = if Id::of_file_bytes(&bytes).to_hex() == *name {
+                KeyFile::decode(&bytes)
+            } else {
+                Err(Error::integrity("key file", "content does not match its name"))
+            };
+            let kf = match named {
                 Ok(kf) => kf,
-                Err(_) => continue, // a damaged key file must not lock out the others; check reports it
+                Err(e) => {
+                    // A damaged key file must not lock out the others.
+                    damaged.get_or_insert(match e {
+                        Error::Integrity { reason, .. } => Error::integrity(format!("key file {name}"), reason),
+                        e => e,
+                    });
+                    continue;
+                }
             };
             let (master, repo_id) = match kdf::unwrap(&kf, password) {
                 Ok(v) => v,
@@ -141,7 +155,11 @@ impl Repository {
             }
             return Ok(Repository { backend, keys, master, config, key_name: name.clone() });
         }
-        Err(Error::WrongPassword)
+        match damaged {
+            // Every key file is unreadable: say why, rather than blaming the password.
+            Some(e) if keys.len() == 1 => Err(e),
+            _ => Err(Error::WrongPassword),
+        }
     }
 
     /// The backend.
@@ -190,7 +208,8 @@ impl Repository {
         Ok(out)
     }
 
-    /// Remove a key file by name or unique prefix. The key in use and the last key are refused.
+    /// Remove a key file by name or unique prefix. The key in use is refused (so the last key
+    /// can never be removed).
     pub fn remove_key(&self, prefix: &str) -> Result<String> {
         let names: Vec<String> = self.backend.list(FileType::Key)?.into_iter().map(|(n, _)| n).collect();
         let name = unique_prefix(&names, prefix, "key")?;

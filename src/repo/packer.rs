@@ -101,7 +101,7 @@ impl<'r> Packer<'r> {
             let p = slot.as_mut().expect("just opened");
             p.append(envelope)?;
             p.toc.push(TocEntry { blob_type: t, id, stored_len: envelope.len() as u32, plain_len });
-            if p.len >= self.target as u64 {
+            if p.len >= self.target as u64 || p.toc.len() >= MAX_PACK_BLOBS {
                 slot.take()
             } else {
                 None
@@ -146,17 +146,42 @@ impl<'r> Packer<'r> {
         *self.stats.lock().unwrap()
     }
 
-    /// Write the partly filled packs, then one index file for everything this packer wrote.
-    /// Returns the index file's ID (None if nothing was written).
+    /// Write the partly filled packs, then the index file(s) for everything this packer wrote
+    /// (split so that none exceeds [`INDEX_FILE_BLOBS`] blobs). Returns the last index file's ID
+    /// (None if nothing was written).
     pub fn finish(&self) -> Result<Option<Id>> {
         let open = std::mem::take(&mut self.state.lock().unwrap().open);
         for p in open.into_iter().flatten() {
             self.write_pack(p)?;
         }
         let written = std::mem::take(&mut self.state.lock().unwrap().written);
-        if written.is_empty() {
-            return Ok(None);
+        let mut last = None;
+        for part in split_for_index(&written) {
+            last = Some(self.repo.save_index(part)?);
         }
-        Ok(Some(self.repo.save_index(&written)?))
+        Ok(last)
     }
+}
+
+/// Most blobs one pack holds, so that one pack's entries always fit an index file.
+pub const MAX_PACK_BLOBS: usize = 1 << 18;
+
+/// Most blobs one index file lists (45 MiB of body, well below the reader's 256 MiB limit).
+pub const INDEX_FILE_BLOBS: usize = 1 << 20;
+
+/// Consecutive runs of packs holding at most [`INDEX_FILE_BLOBS`] blobs each.
+fn split_for_index(packs: &[IndexPack]) -> Vec<&[IndexPack]> {
+    let mut parts = Vec::new();
+    let (mut start, mut blobs) = (0, 0);
+    for (i, p) in packs.iter().enumerate() {
+        if blobs + p.blobs.len() > INDEX_FILE_BLOBS && i > start {
+            parts.push(&packs[start..i]);
+            (start, blobs) = (i, 0);
+        }
+        blobs += p.blobs.len();
+    }
+    if start < packs.len() {
+        parts.push(&packs[start..]);
+    }
+    parts
 }
