@@ -102,7 +102,13 @@ fn index(c: &mut Criterion) {
             blobs: c
                 .iter()
                 .enumerate()
-                .map(|(i, id)| IndexBlob { blob_type: BlobType::Data, id: *id, offset: 8 + i as u32 * 100, stored_len: 100, plain_len: 100 })
+                .map(|(i, id)| IndexBlob {
+                    blob_type: BlobType::Data,
+                    id: *id,
+                    offset: 8 + i as u32 * 100,
+                    stored_len: 100,
+                    plain_len: 100,
+                })
                 .collect(),
         })
         .collect();

@@ -57,7 +57,10 @@ fn main() {
     }
     let keys = Keys::derive(&MasterKey::from_bytes([7; 32]));
     println!("A = {} MiB, B = A + {i} edits", a.len() >> 20);
-    println!("{:>28} {:>9} {:>12} {:>14} {:>12}", "min/avg/max KiB", "chunks A", "new bytes B", "overhead A+B", "B cost");
+    println!(
+        "{:>28} {:>9} {:>12} {:>14} {:>12}",
+        "min/avg/max KiB", "chunks A", "new bytes B", "overhead A+B", "B cost"
+    );
     let sets = [
         (64, 256, 1024, 1),
         (128, 512, 2048, 1),

@@ -30,8 +30,10 @@ impl Rng {
         v
     }
     fn text(&mut self, n: usize) -> Vec<u8> {
-        const WORDS: &[&str] = &["fn", "let", "mut", "impl", "struct", "return", "match", "self", "Some", "None",
-            "Result", "Vec", "String", "usize", "if", "else", "for", "in", "while", "pub", "use", "mod", "crate"];
+        const WORDS: &[&str] = &[
+            "fn", "let", "mut", "impl", "struct", "return", "match", "self", "Some", "None", "Result", "Vec", "String",
+            "usize", "if", "else", "for", "in", "while", "pub", "use", "mod", "crate",
+        ];
         let mut v = Vec::with_capacity(n + 16);
         while v.len() < n {
             let w = WORDS[self.below(WORDS.len() as u64) as usize];

@@ -55,11 +55,23 @@ impl Change {
 }
 
 /// Differences between trees `a` and `b`; identical subtrees are skipped without reading them.
-pub fn diff(repo: &Repository, index: &Index, a: Option<Id>, b: Option<Id>, prefix: &str, out: &mut Vec<(Change, String)>) -> Result<()> {
+pub fn diff(
+    repo: &Repository,
+    index: &Index,
+    a: Option<Id>,
+    b: Option<Id>,
+    prefix: &str,
+    out: &mut Vec<(Change, String)>,
+) -> Result<()> {
     if a == b {
         return Ok(());
     }
-    let load = |t: Option<Id>| -> Result<Vec<Node>> { Ok(match t { Some(t) => repo.read_tree(index, &t)?.nodes, None => vec![] }) };
+    let load = |t: Option<Id>| -> Result<Vec<Node>> {
+        Ok(match t {
+            Some(t) => repo.read_tree(index, &t)?.nodes,
+            None => vec![],
+        })
+    };
     let (na, nb) = (load(a)?, load(b)?);
     let (mut i, mut j) = (0, 0);
     while i < na.len() || j < nb.len() {
@@ -69,13 +81,28 @@ pub fn diff(repo: &Repository, index: &Index, a: Option<Id>, b: Option<Id>, pref
             _ => std::cmp::Ordering::Greater,
         };
         let (x, y) = match order {
-            std::cmp::Ordering::Less => { i += 1; (na.get(i - 1), None) }
-            std::cmp::Ordering::Greater => { j += 1; (None, nb.get(j - 1)) }
-            std::cmp::Ordering::Equal => { i += 1; j += 1; (na.get(i - 1), nb.get(j - 1)) }
+            std::cmp::Ordering::Less => {
+                i += 1;
+                (na.get(i - 1), None)
+            }
+            std::cmp::Ordering::Greater => {
+                j += 1;
+                (None, nb.get(j - 1))
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+                (na.get(i - 1), nb.get(j - 1))
+            }
         };
         let name = String::from_utf8_lossy(&x.or(y).unwrap().name).into_owned();
         let path = format!("{}/{}", prefix.trim_end_matches('/'), name);
-        let sub = |n: Option<&Node>| n.and_then(|n| match n.kind { NodeKind::Dir { subtree } => Some(subtree), _ => None });
+        let sub = |n: Option<&Node>| {
+            n.and_then(|n| match n.kind {
+                NodeKind::Dir { subtree } => Some(subtree),
+                _ => None,
+            })
+        };
         match (x, y) {
             (Some(_), None) => out.push((Change::Removed, path.clone())),
             (None, Some(_)) => out.push((Change::Added, path.clone())),
@@ -85,7 +112,8 @@ pub fn diff(repo: &Repository, index: &Index, a: Option<Id>, b: Option<Id>, pref
                     (NodeKind::Dir { .. }, NodeKind::Dir { .. }) => true,
                     _ => x.kind == y.kind,
                 };
-                let meta_same = x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime == y.mtime && x.xattrs == y.xattrs;
+                let meta_same =
+                    x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime == y.mtime && x.xattrs == y.xattrs;
                 if !same_kind || !content_same {
                     out.push((Change::Modified, path.clone()));
                 } else if !meta_same {
@@ -121,7 +149,9 @@ impl<'a> ContentReader<'a> {
     /// Read the content of a file node.
     pub fn new(repo: &'a Repository, index: &'a Index, node: &'a Node) -> Result<ContentReader<'a>> {
         match &node.kind {
-            NodeKind::File { content, .. } => Ok(ContentReader { repo, index, chunks: content.iter(), buf: vec![], pos: 0 }),
+            NodeKind::File { content, .. } => {
+                Ok(ContentReader { repo, index, chunks: content.iter(), buf: vec![], pos: 0 })
+            }
             _ => Err(Error::InvalidArgument(format!("{} is not a regular file", String::from_utf8_lossy(&node.name)))),
         }
     }
@@ -150,21 +180,43 @@ pub fn dump_tar(repo: &Repository, index: &Index, node: &Node, name: &str, w: &m
     let mut tar = tar::Builder::new(w);
     tar.mode(tar::HeaderMode::Complete);
     tar.follow_symlinks(false);
-    append_tar(repo, index, node, name, &mut tar)?;
+    append_tar(repo, index, node, name.as_bytes(), &mut tar)?;
     if let NodeKind::Dir { subtree } = node.kind {
-        let mut res = Ok(());
-        walk(repo, index, subtree, name, true, &mut |p, n| {
-            if res.is_ok() {
-                res = append_tar(repo, index, n, p.trim_start_matches('/'), &mut tar);
-            }
-            Ok(())
-        })?;
-        res?;
+        tar_tree(repo, index, subtree, name.as_bytes(), &mut tar)?;
     }
     tar.finish().map_err(|e| Error::Io { path: "<tar>".into(), source: e })
 }
 
-fn append_tar(repo: &Repository, index: &Index, n: &Node, path: &str, tar: &mut tar::Builder<&mut dyn Write>) -> Result<()> {
+/// Append everything below `tree` under `prefix`. Names are raw bytes: a name or link target
+/// that is not UTF-8 goes into the archive unchanged.
+fn tar_tree(
+    repo: &Repository,
+    index: &Index,
+    tree: Id,
+    prefix: &[u8],
+    tar: &mut tar::Builder<&mut dyn Write>,
+) -> Result<()> {
+    for n in repo.read_tree(index, &tree)?.nodes {
+        let mut path = prefix.to_vec();
+        path.push(b'/');
+        path.extend_from_slice(&n.name);
+        append_tar(repo, index, &n, &path, tar)?;
+        if let NodeKind::Dir { subtree } = n.kind {
+            tar_tree(repo, index, subtree, &path, tar)?;
+        }
+    }
+    Ok(())
+}
+
+fn append_tar(
+    repo: &Repository,
+    index: &Index,
+    n: &Node,
+    path: &[u8],
+    tar: &mut tar::Builder<&mut dyn Write>,
+) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::path::Path::new(std::ffi::OsStr::from_bytes(if path.is_empty() { b"." } else { path }));
     let io = |e: std::io::Error| Error::Io { path: path.into(), source: e };
     let mut h = tar::Header::new_gnu();
     h.set_mode(n.mode);
@@ -173,7 +225,6 @@ fn append_tar(repo: &Repository, index: &Index, n: &Node, path: &str, tar: &mut 
     h.set_mtime(n.mtime.div_euclid(1_000_000_000).max(0) as u64);
     let _ = h.set_username(&n.user);
     let _ = h.set_groupname(&n.group);
-    let path = if path.is_empty() { "." } else { path };
     match &n.kind {
         NodeKind::File { size, .. } => {
             h.set_entry_type(tar::EntryType::Regular);
@@ -183,13 +234,12 @@ fn append_tar(repo: &Repository, index: &Index, n: &Node, path: &str, tar: &mut 
         NodeKind::Dir { .. } => {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            tar.append_data(&mut h, format!("{path}/"), std::io::empty()).map_err(io)
+            tar.append_data(&mut h, path.join(""), std::io::empty()).map_err(io)
         }
         NodeKind::Symlink { target } => {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
-            let t = std::ffi::OsStr::new(std::str::from_utf8(target).unwrap_or("?"));
-            tar.append_link(&mut h, path, t).map_err(io)
+            tar.append_link(&mut h, path, std::ffi::OsStr::from_bytes(target)).map_err(io)
         }
         NodeKind::Fifo => {
             h.set_entry_type(tar::EntryType::Fifo);

@@ -9,9 +9,10 @@
 
 use crate::backend::FileType;
 use crate::error::{Error, Result};
+use crate::format::blob::describe;
 use crate::format::blob::BlobType;
 use crate::format::header::HEADER_LEN;
-use crate::format::index::IndexPack;
+use crate::format::index::{IndexBlob, IndexPack};
 use crate::format::pack::{self, TRAILER_LEN};
 use crate::format::tree::NodeKind;
 use crate::id::Id;
@@ -169,13 +170,21 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
     }
     let referenced: HashSet<String> = packs.keys().map(|i| i.to_hex()).collect();
     for name in on_disk.keys().filter(|n| !referenced.contains(*n)) {
-        r.warnings.push(Problem { object: format!("pack {name}"), message: "not in any index (left by an interrupted backup?)".into() });
+        r.warnings.push(Problem {
+            object: format!("pack {name}"),
+            message: "not in any index (left by an interrupted backup?)".into(),
+        });
     }
     Ok(packs)
 }
 
 /// Read and verify selected packs; returns the IDs of damaged or missing blobs.
-fn read_data(repo: &Repository, packs: &HashMap<Id, IndexPack>, subset: Subset, r: &mut CheckReport) -> HashSet<(BlobType, Id)> {
+fn read_data(
+    repo: &Repository,
+    packs: &HashMap<Id, IndexPack>,
+    subset: Subset,
+    r: &mut CheckReport,
+) -> HashSet<(BlobType, Id)> {
     let selected: Vec<&IndexPack> = packs.values().filter(|p| subset.selects(&p.id)).collect();
     r.packs_read = selected.len();
     let damaged = Mutex::new(HashSet::new());
@@ -203,40 +212,48 @@ fn verify_pack(repo: &Repository, p: &IndexPack) -> (Vec<(BlobType, Id)>, u64, V
     };
     let mut problems = Vec::new();
     if Id::of_file_bytes(&bytes) != p.id {
-        problems.push(Problem { object: obj.clone(), message: "content does not match its name (storage corruption)".into() });
+        problems.push(Problem {
+            object: obj.clone(),
+            message: "content does not match its name (storage corruption)".into(),
+        });
     }
     if let Err(e) = check_toc(repo, &bytes, p, &obj) {
         problems.push(Problem { object: obj.clone(), message: e.to_string() });
     }
+    let results: Vec<Option<((BlobType, Id), Problem)>> =
+        p.blobs.par_iter().map(|b| verify_blob(repo, &bytes, b, &name)).collect();
+    let n = p.blobs.len() as u64;
     let mut bad = Vec::new();
-    let mut n = 0;
-    for b in &p.blobs {
-        let range = b.offset as usize..(b.offset as usize + b.stored_len as usize);
-        let res = match bytes.get(range) {
-            Some(env) => repo.open_blob(b.blob_type, &b.id, env).and_then(|plain| {
-                if plain.len() != b.plain_len as usize {
-                    Err(Error::integrity(crate::format::blob::describe(b.blob_type, &b.id), "plaintext length differs from the index"))
-                } else {
-                    Ok(())
-                }
-            }),
-            None => Err(Error::integrity(crate::format::blob::describe(b.blob_type, &b.id), "lies beyond the end of the pack")),
-        };
-        n += 1;
-        if let Err(e) = res {
-            bad.push((b.blob_type, b.id));
-            problems.push(Problem { object: format!("{} in pack {}", crate::format::blob::describe(b.blob_type, &b.id), &name[..16]), message: e.to_string() });
-        }
+    for (blob, problem) in results.into_iter().flatten() {
+        bad.push(blob);
+        problems.push(problem);
     }
     (bad, n, problems)
+}
+
+/// Verify one blob of a pack read into memory; the damage, if any.
+fn verify_blob(repo: &Repository, bytes: &[u8], b: &IndexBlob, pack: &str) -> Option<((BlobType, Id), Problem)> {
+    let what = || describe(b.blob_type, &b.id);
+    let range = b.offset as usize..(b.offset as usize + b.stored_len as usize);
+    let res = match bytes.get(range) {
+        Some(env) => repo.open_blob(b.blob_type, &b.id, env).and_then(|plain| {
+            if plain.len() == b.plain_len as usize {
+                Ok(())
+            } else {
+                Err(Error::integrity(what(), "plaintext length differs from the index"))
+            }
+        }),
+        None => Err(Error::integrity(what(), "lies beyond the end of the pack")),
+    };
+    let object = format!("{} in pack {}", what(), &pack[..16]);
+    res.err().map(|e| ((b.blob_type, b.id), Problem { object, message: e.to_string() }))
 }
 
 /// The pack's own TOC must decrypt and list exactly what the index says.
 fn check_toc(repo: &Repository, bytes: &[u8], p: &IndexPack, obj: &str) -> Result<()> {
     pack::check_header(bytes, obj)?;
-    let trailer: [u8; TRAILER_LEN] = bytes[bytes.len().saturating_sub(TRAILER_LEN)..]
-        .try_into()
-        .map_err(|_| Error::integrity(obj, "truncated"))?;
+    let trailer: [u8; TRAILER_LEN] =
+        bytes[bytes.len().saturating_sub(TRAILER_LEN)..].try_into().map_err(|_| Error::integrity(obj, "truncated"))?;
     let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, obj)?;
     let sealed = &bytes[at as usize..at as usize + len as usize];
     let toc = repo.keys().open(sealed, &pack::toc_ad(repo.repo_id()), &format!("{obj} TOC"))?;
@@ -250,7 +267,8 @@ fn check_toc(repo: &Repository, bytes: &[u8], p: &IndexPack, obj: &str) -> Resul
             (e.blob_type, e.id, o, e.stored_len, e.plain_len)
         })
         .collect();
-    let mut from_index: Vec<_> = p.blobs.iter().map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len)).collect();
+    let mut from_index: Vec<_> =
+        p.blobs.iter().map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len)).collect();
     from_toc.sort();
     from_index.sort();
     if from_toc != from_index {
@@ -259,85 +277,141 @@ fn check_toc(repo: &Repository, bytes: &[u8], p: &IndexPack, obj: &str) -> Resul
     Ok(())
 }
 
+/// What the snapshot walk needs to know about one tree.
+enum TreeSummary {
+    /// The tree could not be read or is damaged: why.
+    Unreadable(String),
+    /// Its subdirectories and its files that need a missing or damaged blob.
+    Read { dirs: Vec<(String, Id)>, hit_files: Vec<String> },
+}
+
+/// Read every tree reachable from `roots`, level by level, each level in parallel.
+fn load_trees(
+    repo: &Repository,
+    index: &Index,
+    damaged: &HashSet<(BlobType, Id)>,
+    roots: Vec<Id>,
+    r: &mut CheckReport,
+) -> HashMap<Id, TreeSummary> {
+    let mut trees: HashMap<Id, TreeSummary> = HashMap::new();
+    let mut frontier: Vec<Id> = roots;
+    while !frontier.is_empty() {
+        frontier.sort_unstable();
+        frontier.dedup();
+        frontier.retain(|id| !trees.contains_key(id));
+        let loaded: Vec<(Id, TreeSummary, Vec<Problem>)> =
+            frontier.par_iter().map(|id| summarize(repo, index, damaged, *id)).collect();
+        frontier = Vec::new();
+        for (id, summary, problems) in loaded {
+            if let TreeSummary::Read { dirs, .. } = &summary {
+                frontier.extend(dirs.iter().map(|(_, sub)| *sub));
+            }
+            r.errors.extend(problems);
+            trees.insert(id, summary);
+        }
+    }
+    trees
+}
+
+fn summarize(
+    repo: &Repository,
+    index: &Index,
+    damaged: &HashSet<(BlobType, Id)>,
+    id: Id,
+) -> (Id, TreeSummary, Vec<Problem>) {
+    let mut problems = Vec::new();
+    if damaged.contains(&(BlobType::Tree, id)) {
+        return (id, TreeSummary::Unreadable("damaged".into()), problems);
+    }
+    let tree = match repo.read_tree(index, &id) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(Problem { object: describe(BlobType::Tree, &id), message: e.to_string() });
+            return (id, TreeSummary::Unreadable("unreadable".into()), problems);
+        }
+    };
+    let (mut dirs, mut hit_files) = (Vec::new(), Vec::new());
+    for n in &tree.nodes {
+        let name = String::from_utf8_lossy(&n.name).into_owned();
+        match &n.kind {
+            NodeKind::Dir { subtree } => dirs.push((name, *subtree)),
+            NodeKind::File { content, .. } => {
+                let mut hit = false;
+                for c in content {
+                    if !index.contains(BlobType::Data, &c.id) {
+                        problems.push(Problem {
+                            object: describe(BlobType::Data, &c.id),
+                            message: "missing from the index".into(),
+                        });
+                        hit = true;
+                    } else if damaged.contains(&(BlobType::Data, c.id)) {
+                        hit = true;
+                    }
+                }
+                if hit {
+                    hit_files.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    (id, TreeSummary::Read { dirs, hit_files }, problems)
+}
+
 /// Walk every snapshot; report missing/damaged trees and blobs with the paths they affect.
-fn check_snapshots(repo: &Repository, index: &Index, damaged: &HashSet<(BlobType, Id)>, r: &mut CheckReport) -> Result<()> {
+fn check_snapshots(
+    repo: &Repository,
+    index: &Index,
+    damaged: &HashSet<(BlobType, Id)>,
+    r: &mut CheckReport,
+) -> Result<()> {
     let names = repo.backend().list(FileType::Snapshot)?;
     r.snapshots = names.len();
-    let mut memo: HashMap<Id, Vec<String>> = HashMap::new();
-    for (name, _) in names {
-        let snap = Id::from_hex(&name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad name"));
-        let snap = snap.and_then(|id| repo.load_snapshot(&id).map(|s| (id, s)));
-        let (id, s) = match snap {
-            Ok(v) => v,
-            Err(e) => {
-                r.error(format!("snapshot {name}"), e.to_string());
-                continue;
-            }
-        };
-        let mut problems = Vec::new();
-        let paths = walk_tree(repo, index, damaged, s.tree, "", &mut memo, &mut problems);
-        for (obj, msg) in problems {
-            r.error(obj, msg);
+    let loaded: Vec<(String, Result<(Id, crate::format::snapshot::Snapshot)>)> = names
+        .par_iter()
+        .map(|(name, _)| {
+            let id = Id::from_hex(name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad name"));
+            (name.clone(), id.and_then(|id| repo.load_snapshot(&id).map(|s| (id, s))))
+        })
+        .collect();
+    let mut snaps = Vec::new();
+    for (name, res) in loaded {
+        match res {
+            Ok(v) => snaps.push(v),
+            Err(e) => r.error(format!("snapshot {name}"), e.to_string()),
         }
+    }
+    let trees = load_trees(repo, index, damaged, snaps.iter().map(|(_, s)| s.tree).collect(), r);
+    r.trees = trees.len();
+    let mut memo: HashMap<Id, Vec<String>> = HashMap::new();
+    for (id, s) in &snaps {
+        let paths = affected(&trees, s.tree, &mut memo);
         if !paths.is_empty() {
             r.affected.insert(id.to_hex(), paths);
         }
     }
-    r.trees = memo.len();
     r.errors.sort_by(|a, b| (&a.object, &a.message).cmp(&(&b.object, &b.message)));
     r.errors.dedup_by(|a, b| a.object == b.object && a.message == b.message);
     Ok(())
 }
 
-/// Affected paths below `tree` (relative, starting with `/`), memoised per tree.
-fn walk_tree(
-    repo: &Repository,
-    index: &Index,
-    damaged: &HashSet<(BlobType, Id)>,
-    tree: Id,
-    prefix: &str,
-    memo: &mut HashMap<Id, Vec<String>>,
-    problems: &mut Vec<(String, String)>,
-) -> Vec<String> {
-    if let Some(rel) = memo.get(&tree) {
-        return rel.iter().map(|p| format!("{prefix}{p}")).collect();
+/// Affected paths below `tree` (each starting with `/`), memoised per tree.
+fn affected(trees: &HashMap<Id, TreeSummary>, tree: Id, memo: &mut HashMap<Id, Vec<String>>) -> Vec<String> {
+    if let Some(v) = memo.get(&tree) {
+        return v.clone();
     }
-    let obj = crate::format::blob::describe(BlobType::Tree, &tree);
-    let mut rel = Vec::new();
-    let unusable = !index.contains(BlobType::Tree, &tree) || damaged.contains(&(BlobType::Tree, tree));
-    match repo.read_tree(index, &tree) {
-        Ok(t) if !unusable => {
-            for n in &t.nodes {
-                let name = format!("/{}", String::from_utf8_lossy(&n.name));
-                match &n.kind {
-                    NodeKind::Dir { subtree } => {
-                        rel.extend(walk_tree(repo, index, damaged, *subtree, &name, memo, problems));
-                    }
-                    NodeKind::File { content, .. } => {
-                        let mut hit = false;
-                        for c in content {
-                            if !index.contains(BlobType::Data, &c.id) {
-                                problems.push((crate::format::blob::describe(BlobType::Data, &c.id), "missing from the index".into()));
-                                hit = true;
-                            } else if damaged.contains(&(BlobType::Data, c.id)) {
-                                hit = true;
-                            }
-                        }
-                        if hit {
-                            rel.push(name);
-                        }
-                    }
-                    _ => {}
-                }
+    let out = match trees.get(&tree) {
+        None => vec![],
+        Some(TreeSummary::Unreadable(why)) => vec![format!("/ (directory listing {why})")],
+        Some(TreeSummary::Read { dirs, hit_files }) => {
+            let mut out: Vec<String> = hit_files.iter().map(|f| format!("/{f}")).collect();
+            for (name, sub) in dirs {
+                out.extend(affected(trees, *sub, memo).into_iter().map(|p| format!("/{name}{p}")));
             }
+            out.sort();
+            out
         }
-        Ok(_) => rel.push("/ (directory listing damaged)".to_string()),
-        Err(e) => {
-            problems.push((obj, e.to_string()));
-            rel.push("/ (directory listing unreadable)".to_string());
-        }
-    }
-    let out = rel.iter().map(|p| format!("{prefix}{p}")).collect();
-    memo.insert(tree, rel);
+    };
+    memo.insert(tree, out.clone());
     out
 }

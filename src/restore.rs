@@ -130,7 +130,13 @@ pub fn dir_node(name: &[u8], subtree: Id) -> Node {
 
 /// Restore `node` (found at snapshot path `snap_path`): a directory's contents go directly into
 /// the target; a file or other entry is restored as `target/<name>`.
-pub fn restore(repo: &Repository, index: &Index, node: &Node, snap_path: &str, opts: &RestoreOptions) -> Result<RestoreStats> {
+pub fn restore(
+    repo: &Repository,
+    index: &Index,
+    node: &Node,
+    snap_path: &str,
+    opts: &RestoreOptions,
+) -> Result<RestoreStats> {
     let mut plan = Plan::default();
     let base = PathBuf::from(if snap_path.is_empty() { "/" } else { snap_path });
     match node.kind {
@@ -142,11 +148,8 @@ pub fn restore(repo: &Repository, index: &Index, node: &Node, snap_path: &str, o
             add_entry(node.clone(), t, &mut plan, index);
         }
     }
-    let mut stats = RestoreStats {
-        dirs: plan.dirs.len() as u64,
-        others: plan.others.len() as u64,
-        ..Default::default()
-    };
+    let mut stats =
+        RestoreStats { dirs: plan.dirs.len() as u64, others: plan.others.len() as u64, ..Default::default() };
     if opts.dry_run {
         stats.files = plan.files.len() as u64;
         stats.bytes = plan.files.iter().map(|f| file_size(&f.node)).sum();
@@ -155,11 +158,20 @@ pub fn restore(repo: &Repository, index: &Index, node: &Node, snap_path: &str, o
     fs::create_dir_all(&opts.target).at(&opts.target)?;
     let errors = Mutex::new(Vec::new());
     let err = |p: &Path, e: &dyn std::fmt::Display| errors.lock().unwrap().push(format!("{}: {e}", p.display()));
+    // A directory that could not be made (e.g. `--overwrite never` keeps a symlink in its place)
+    // must never be written through: everything below it is skipped.
+    let mut failed: Vec<PathBuf> = Vec::new();
+    let below_failed = |p: &Path, failed: &[PathBuf]| failed.iter().any(|d| p.starts_with(d));
     for (p, _) in &plan.dirs {
-        if let Err(e) = make_dir(p, opts.overwrite) {
+        if below_failed(p, &failed) {
+            failed.push(p.clone());
+        } else if let Err(e) = make_dir(p, opts.overwrite) {
             err(p, &e);
+            failed.push(p.clone());
         }
     }
+    plan.others.retain(|(p, _)| !below_failed(p, &failed));
+    plan.files.retain(|f| !below_failed(&f.target, &failed));
     for (p, n) in &plan.others {
         if let Err(e) = make_other(p, n, opts.overwrite) {
             err(p, &e);
@@ -179,7 +191,7 @@ pub fn restore(repo: &Repository, index: &Index, node: &Node, snap_path: &str, o
         }
         files.push(f);
     }
-    files.sort_by(|a, b| a.order.cmp(&b.order));
+    files.sort_by_key(|f| f.order);
     let written = AtomicU64::new(0);
     let bytes = AtomicU64::new(0);
     let skipped = AtomicU64::new(0);
@@ -205,7 +217,7 @@ pub fn restore(repo: &Repository, index: &Index, node: &Node, snap_path: &str, o
             }
         });
     }
-    for (p, n) in plan.dirs.iter().rev() {
+    for (p, n) in plan.dirs.iter().rev().filter(|(p, _)| !below_failed(p, &failed)) {
         if let Err(e) = apply_meta(p, n, false) {
             err(p, &e);
         }
@@ -246,7 +258,16 @@ fn add_entry(node: Node, target: PathBuf, plan: &mut Plan, index: &Index) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn walk(repo: &Repository, index: &Index, tree: Id, snap: &Path, target: &Path, included: bool, opts: &RestoreOptions, plan: &mut Plan) -> Result<bool> {
+fn walk(
+    repo: &Repository,
+    index: &Index,
+    tree: Id,
+    snap: &Path,
+    target: &Path,
+    included: bool,
+    opts: &RestoreOptions,
+    plan: &mut Plan,
+) -> Result<bool> {
     let tree = repo.read_tree(index, &tree)?;
     let mut any = false;
     for node in tree.nodes {
@@ -311,8 +332,12 @@ fn make_other(p: &Path, n: &Node, policy: Overwrite) -> std::io::Result<()> {
         }
         // SAFETY: `c` is a valid NUL-terminated path.
         NodeKind::Fifo => unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
-        NodeKind::CharDevice { rdev } => unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, *rdev as libc::dev_t) },
-        NodeKind::BlockDevice { rdev } => unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, *rdev as libc::dev_t) },
+        NodeKind::CharDevice { rdev } => unsafe {
+            libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, *rdev as libc::dev_t)
+        },
+        NodeKind::BlockDevice { rdev } => unsafe {
+            libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, *rdev as libc::dev_t)
+        },
         _ => return Ok(()), // sockets are recorded, not recreated
     };
     if rc != 0 {
@@ -335,9 +360,8 @@ fn make_hardlink(first: &Path, other: &Path, policy: Overwrite) -> std::io::Resu
 
 /// Whether an existing file already has the node's size and modification time.
 fn already_restored(p: &Path, n: &Node) -> bool {
-    fs::symlink_metadata(p).is_ok_and(|m| {
-        m.is_file() && m.len() == file_size(n) && crate::archiver::nanos_of(&m) == n.mtime
-    })
+    fs::symlink_metadata(p)
+        .is_ok_and(|m| m.is_file() && m.len() == file_size(n) && crate::archiver::nanos_of(&m) == n.mtime)
 }
 
 /// Write one file. `Ok(None)` when skipped by the overwrite policy.
@@ -353,18 +377,15 @@ fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite
             }
         }
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(p)
-        .at(p)?;
+    let file =
+        OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(p).at(p)?;
     let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
     let mut offset = 0u64;
     for c in content {
         let data = repo.read_blob(index, BlobType::Data, &c.id).map_err(|e| match e {
-            Error::Integrity { object, reason } => Error::integrity(object, format!("{reason} (needed by {})", p.display())),
+            Error::Integrity { object, reason } => {
+                Error::integrity(object, format!("{reason} (needed by {})", p.display()))
+            }
             e => e,
         })?;
         if data.len() != c.len as usize {
@@ -390,7 +411,10 @@ fn verify_file(repo: &Repository, p: &Path, n: &Node) -> Result<()> {
         let mut buf = vec![0u8; c.len as usize];
         f.read_exact_at(&mut buf, offset).at(p)?;
         if repo.keys().blob_id(&buf) != c.id {
-            return Err(Error::integrity(p.display().to_string(), format!("restored bytes at offset {offset} differ from the snapshot")));
+            return Err(Error::integrity(
+                p.display().to_string(),
+                format!("restored bytes at offset {offset} differ from the snapshot"),
+            ));
         }
         offset += c.len as u64;
     }
@@ -421,7 +445,10 @@ fn apply_meta(p: &Path, n: &Node, symlink: bool) -> std::io::Result<()> {
 }
 
 fn set_times(p: &Path, mtime: i64) -> std::io::Result<()> {
-    let ts = libc::timespec { tv_sec: mtime.div_euclid(1_000_000_000) as libc::time_t, tv_nsec: mtime.rem_euclid(1_000_000_000) as _ };
+    let ts = libc::timespec {
+        tv_sec: mtime.div_euclid(1_000_000_000) as libc::time_t,
+        tv_nsec: mtime.rem_euclid(1_000_000_000) as _,
+    };
     let times = [ts, ts];
     let c = CString::new(p.as_os_str().as_bytes())?;
     // SAFETY: valid path and a two-element timespec array; AT_SYMLINK_NOFOLLOW sets a link's own times.

@@ -182,7 +182,7 @@ impl Ctx<'_> {
     /// Encode and store a tree; returns its ID.
     fn store_tree(&self, tree: &Tree) -> Result<Id> {
         let bytes = tree.encode();
-        if bytes.len() > crate::format::tree::MAX_TREE_LEN {
+        if bytes.len() > crate::format::tree::MAX_TREE_LEN || tree.nodes.len() > crate::format::tree::MAX_TREE_NODES {
             return Err(Error::InvalidArgument(format!(
                 "a directory listing of {} bytes exceeds the format's tree limit ({} entries)",
                 bytes.len(),
@@ -230,7 +230,12 @@ fn make_absolute(p: &std::path::Path) -> Result<PathBuf> {
 }
 
 /// The snapshot to compare against: explicit, or the latest with the same host and paths.
-fn choose_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Vec<u8>]) -> Result<Option<(Id, Snapshot)>> {
+fn choose_parent(
+    repo: &Repository,
+    opts: &BackupOptions,
+    host: &str,
+    paths: &[Vec<u8>],
+) -> Result<Option<(Id, Snapshot)>> {
     if opts.force {
         return Ok(None);
     }
@@ -252,18 +257,29 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         return Err(Error::InvalidArgument("no paths to back up".into()));
     }
     let paths = opts.paths.iter().map(|p| make_absolute(p)).collect::<Result<Vec<_>>>()?;
-    run(repo, opts, progress, paths.iter().map(|p| p.as_os_str().as_encoded_bytes().to_vec()).collect(), |ctx, parent| {
-        walk::backup_roots(ctx, &paths, parent)
-    })
+    run(
+        repo,
+        opts,
+        progress,
+        paths.iter().map(|p| p.as_os_str().as_encoded_bytes().to_vec()).collect(),
+        |ctx, parent| walk::backup_roots(ctx, &paths, parent),
+    )
 }
 
 /// Back up one stream (e.g. a database dump) as the file `name` at the root of the snapshot.
 /// The stream is always read in full: there is no way to know it is unchanged.
-pub fn backup_stdin(repo: &Repository, opts: &BackupOptions, progress: &Progress, reader: impl Read, name: &str) -> Result<BackupResult> {
+pub fn backup_stdin(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &Progress,
+    reader: impl Read,
+    name: &str,
+) -> Result<BackupResult> {
     crate::format::tree::validate_name(name.as_bytes())
         .map_err(|e| Error::InvalidArgument(format!("--stdin-filename {name:?}: {e}")))?;
     run(repo, opts, progress, vec![name.as_bytes().to_vec()], |ctx, _parent| {
-        let (size, content) = ctx.store_stream(reader).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })??;
+        let (size, content) =
+            ctx.store_stream(reader).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })??;
         let now = crate::sys::now_nanos();
         let (user, uid, gid) = username_ids();
         let node = Node {

@@ -124,7 +124,7 @@ pub(crate) fn backup_roots(ctx: &Ctx, paths: &[PathBuf], parent_root: Option<Id>
 fn virtual_dir_root(ctx: &Ctx, _paths: &[PathBuf], parent_root: Option<Id>) -> Result<Id> {
     let root = Path::new("/");
     let meta = fs::symlink_metadata(root).map_err(|e| Error::Io { path: root.into(), source: e })?;
-    let parent = parent_root.map(|subtree| dir_node_stub(subtree));
+    let parent = parent_root.map(dir_node_stub);
     match backup_dir(ctx, root, b"root".to_vec(), &meta, parent.as_ref(), meta.dev())? {
         Some(Node { kind: NodeKind::Dir { subtree }, .. }) => Ok(subtree),
         _ => Err(Error::InvalidArgument("cannot read /".into())),
@@ -190,7 +190,14 @@ fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
 }
 
 /// Back up one entry of any type. `None` means excluded or unreadable (a warning is recorded).
-fn backup_entry(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: Option<&Node>, root_dev: u64) -> Result<Option<Node>> {
+fn backup_entry(
+    ctx: &Ctx,
+    path: &Path,
+    name: Vec<u8>,
+    meta: &Metadata,
+    parent: Option<&Node>,
+    root_dev: u64,
+) -> Result<Option<Node>> {
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
         return backup_dir(ctx, path, name, meta, parent, root_dev);
@@ -217,7 +224,14 @@ fn backup_entry(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: 
     Ok(Some(node(name, meta, kind, read_xattrs(ctx, path))))
 }
 
-fn backup_dir(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: Option<&Node>, root_dev: u64) -> Result<Option<Node>> {
+fn backup_dir(
+    ctx: &Ctx,
+    path: &Path,
+    name: Vec<u8>,
+    meta: &Metadata,
+    parent: Option<&Node>,
+    root_dev: u64,
+) -> Result<Option<Node>> {
     if ctx.opts.one_file_system && meta.dev() != root_dev {
         return Ok(None);
     }
@@ -297,7 +311,11 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
         }
     };
     let (size, content, after) = stored;
-    let moved = after.len() != meta.len() || after.mtime_nsec() != meta.mtime_nsec() || after.mtime() != meta.mtime() || after.ctime() != meta.ctime() || after.ctime_nsec() != meta.ctime_nsec();
+    let moved = after.len() != meta.len()
+        || after.mtime_nsec() != meta.mtime_nsec()
+        || after.mtime() != meta.mtime()
+        || after.ctime() != meta.ctime()
+        || after.ctime_nsec() != meta.ctime_nsec();
     if moved || size != meta.len() {
         ctx.warn(path, format!("{CHANGED_PREFIX}: the saved copy may mix old and new content"));
         ctx.count(|s| s.changed_during_read += 1);

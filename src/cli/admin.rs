@@ -51,7 +51,9 @@ pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
     };
     let repo = Repository::init(backend.clone(), &pw, &opts)?;
     if g.json {
-        g.print_json(&json!({"repository": backend.location(), "id": arca::id::hex(repo.repo_id()), "key": repo.key_name()}))?;
+        g.print_json(
+            &json!({"repository": backend.location(), "id": arca::id::hex(repo.repo_id()), "key": repo.key_name()}),
+        )?;
     } else if !g.quiet {
         println!("created repository {} at {}", &arca::id::hex(repo.repo_id())[..16], backend.location());
         println!("Keep the password safe: without it the data cannot be recovered.");
@@ -96,7 +98,11 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
             let pw = password::new_password(new_password_file.as_deref())?;
             let label = label.unwrap_or_else(arca::repo::default_label);
             let name = repo.add_key(&pw, kdf.params(), &label)?;
-            if g.json { g.print_json(&json!({"added": name}))?; } else { println!("added key {}", &name[..16]); }
+            if g.json {
+                g.print_json(&json!({"added": name}))?;
+            } else {
+                println!("added key {}", &name[..16]);
+            }
         }
         KeyCommand::List => {
             let keys = repo.list_keys()?;
@@ -104,7 +110,7 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
                 let v: Vec<_> = keys.iter().map(|k| key_json(&k.name, &k.file, k.current)).collect();
                 g.print_json(&v)?;
             } else {
-                println!("{:<2} {:<16} {:<20} {:<30} {}", "", "ID", "created", "label", "KDF");
+                println!("{:<2} {:<16} {:<20} {:<30} KDF", "", "ID", "created", "label");
                 for k in keys {
                     let f = &k.file;
                     println!(
@@ -122,12 +128,20 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
         }
         KeyCommand::Remove { id } => {
             let name = repo.remove_key(&id)?;
-            if g.json { g.print_json(&json!({"removed": name}))?; } else { println!("removed key {}", &name[..16]); }
+            if g.json {
+                g.print_json(&json!({"removed": name}))?;
+            } else {
+                println!("removed key {}", &name[..16]);
+            }
         }
         KeyCommand::Passwd { kdf, new_password_file } => {
             let pw = password::new_password(new_password_file.as_deref())?;
             let name = repo.change_password(&pw, kdf.params(), &arca::repo::default_label())?;
-            if g.json { g.print_json(&json!({"key": name}))?; } else { println!("password changed; new key {}", &name[..16]); }
+            if g.json {
+                g.print_json(&json!({"key": name}))?;
+            } else {
+                println!("password changed; new key {}", &name[..16]);
+            }
         }
     }
     Ok(code::OK)
@@ -189,9 +203,15 @@ pub fn cat(g: &Global, a: CatArgs) -> Result<u8> {
             let bytes = repo.read_named(FileType::Pack, &name)?;
             let what = format!("pack {name}");
             pack::check_header(&bytes, &what)?;
-            let trailer = bytes[bytes.len().saturating_sub(4)..].try_into().map_err(|_| arca::Error::integrity(&what, "truncated"))?;
+            let trailer = bytes[bytes.len().saturating_sub(4)..]
+                .try_into()
+                .map_err(|_| arca::Error::integrity(&what, "truncated"))?;
             let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, &what)?;
-            let toc = repo.keys().open(&bytes[at as usize..(at + len as u64) as usize], &pack::toc_ad(repo.repo_id()), &what)?;
+            let toc = repo.keys().open(
+                &bytes[at as usize..(at + len as u64) as usize],
+                &pack::toc_ad(repo.repo_id()),
+                &what,
+            )?;
             let entries = pack::decode_toc(&toc, at - 8, &what)?;
             let mut off = 8u64;
             let v: Vec<_> = entries
@@ -248,7 +268,8 @@ pub fn repoinfo(g: &Global) -> Result<u8> {
     let snapshots = repo.backend().list(FileType::Snapshot)?.len();
     let keys = repo.backend().list(FileType::Key)?.len();
     let index = repo.load_index()?;
-    let ratio = if stored[0] + stored[1] > 0 { (plain[0] + plain[1]) as f64 / (stored[0] + stored[1]) as f64 } else { 1.0 };
+    let ratio =
+        if stored[0] + stored[1] > 0 { (plain[0] + plain[1]) as f64 / (stored[0] + stored[1]) as f64 } else { 1.0 };
     let v = json!({
         "repository": repo.backend().location(),
         "id": arca::id::hex(repo.repo_id()),

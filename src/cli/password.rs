@@ -26,7 +26,8 @@ impl PasswordArgs {
     /// The repository password. `confirm` asks twice when prompting (for new passwords).
     pub fn get(&self, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
         if let Some(cmd) = &self.password_command {
-            let out = std::process::Command::new("sh").arg("-c").arg(cmd).output().context("running --password-command")?;
+            let out =
+                std::process::Command::new("sh").arg("-c").arg(cmd).output().context("running --password-command")?;
             if !out.status.success() {
                 bail!("--password-command exited with {}", out.status);
             }

@@ -282,7 +282,11 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<u8> {
             })?;
         }
         _ => {
-            if g.json { out.push(node_json(&path, &node)); } else { print_node(a.long, &path, &node); }
+            if g.json {
+                out.push(node_json(&path, &node));
+            } else {
+                print_node(a.long, &path, &node);
+            }
         }
     }
     if g.json {

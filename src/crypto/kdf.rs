@@ -12,8 +12,7 @@ pub fn derive_kek(password: &[u8], salt: &[u8; 32], p: &KdfParams) -> Result<Zer
         .map_err(|e| Error::InvalidArgument(format!("argon2 parameters: {e}")))?;
     let a2 = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
-    a2.hash_password_into(password, salt, out.as_mut())
-        .map_err(|e| Error::InvalidArgument(format!("argon2: {e}")))?;
+    a2.hash_password_into(password, salt, out.as_mut()).map_err(|e| Error::InvalidArgument(format!("argon2: {e}")))?;
     Ok(out)
 }
 
@@ -62,9 +61,8 @@ pub fn unwrap(kf: &KeyFile, password: &[u8]) -> Result<(MasterKey, [u8; 32])> {
     let kek = derive_kek(password, &kf.salt, &kf.kdf)?;
     let mut sealed = kf.nonce.to_vec();
     sealed.extend_from_slice(&kf.ciphertext);
-    let secret = Zeroizing::new(
-        open_with(&kek, &sealed, &kf.associated_data(), "key file").map_err(|_| Error::WrongPassword)?,
-    );
+    let secret =
+        Zeroizing::new(open_with(&kek, &sealed, &kf.associated_data(), "key file").map_err(|_| Error::WrongPassword)?);
     let master = MasterKey(secret[..32].try_into().unwrap());
     let repo_id = secret[32..].try_into().unwrap();
     Ok((master, repo_id))

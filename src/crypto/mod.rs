@@ -153,9 +153,7 @@ pub fn open_with(key: &[u8; 32], sealed: &[u8], ad: &[u8], what: &str) -> Result
 /// `N` bytes from the operating system's CSPRNG.
 pub fn random_array<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
-    getrandom::getrandom(&mut b).map_err(|e| Error::Io {
-        path: "getrandom".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    getrandom::getrandom(&mut b)
+        .map_err(|e| Error::Io { path: "getrandom".into(), source: std::io::Error::other(e.to_string()) })?;
     Ok(b)
 }

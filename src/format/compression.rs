@@ -84,6 +84,50 @@ pub fn decode(framed: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
 }
 
 fn decode_zstd(body: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
+    use zstd::zstd_safe::{find_frame_compressed_size, get_frame_content_size};
+    // Fast path: the frame states its size (writers' frames do), so decode straight into a
+    // buffer of exactly that size with a reused per-thread context.
+    if let Ok(Some(n)) = get_frame_content_size(body).map(|n| n.filter(|&n| n <= FAST_PATH_MAX)) {
+        if n > max_len as u64 {
+            return Err(Error::integrity(what, format!("decompresses past the limit of {max_len} bytes")));
+        }
+        match find_frame_compressed_size(body) {
+            Ok(len) if len == body.len() => {}
+            Ok(_) => return Err(Error::integrity(what, "bytes after the zstd frame")),
+            Err(_) => return Err(Error::integrity(what, "zstd: truncated or corrupt frame")),
+        }
+        let mut out = Vec::with_capacity(n as usize);
+        decompress_with_thread_context(body, &mut out).map_err(|e| Error::integrity(what, format!("zstd: {e}")))?;
+        if out.len() as u64 != n {
+            return Err(Error::integrity(what, "zstd: content size does not match the frame header"));
+        }
+        return Ok(out);
+    }
+    decode_zstd_stream(body, max_len, what)
+}
+
+fn decompress_with_thread_context(body: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::cell::RefCell;
+    thread_local! {
+        static CTX: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    }
+    CTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            let mut d = zstd::bulk::Decompressor::new()?;
+            d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(MAX_WINDOW_LOG))?;
+            *c = Some(d);
+        }
+        c.as_mut().unwrap().decompress_to_buffer(body, out)
+    })
+}
+
+/// Largest declared size the fast path allocates up front; bigger frames stream, so a hostile
+/// header cannot make a reader reserve much memory it has not earned by decompressing.
+const FAST_PATH_MAX: u64 = 16 << 20;
+
+/// Bounded streaming decode, for frames that do not state their size (or state a large one).
+fn decode_zstd_stream(body: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
     let bad = |e: std::io::Error| Error::integrity(what, format!("zstd: {e}"));
     let mut dec = zstd::stream::read::Decoder::with_buffer(body).map_err(bad)?.single_frame();
     dec.window_log_max(MAX_WINDOW_LOG).map_err(bad)?;

@@ -107,7 +107,8 @@ impl Config {
         if !ok {
             return Err(Error::integrity("config", format!("chunker parameters out of range: {ch:?}")));
         }
-        if !COMPRESSION_LEVELS.contains(&self.compression_level) || !PACK_TARGET_RANGE.contains(&self.pack_target_size) {
+        if !COMPRESSION_LEVELS.contains(&self.compression_level) || !PACK_TARGET_RANGE.contains(&self.pack_target_size)
+        {
             return Err(Error::integrity("config", "compression level or pack size out of range"));
         }
         Ok(())

@@ -106,4 +106,3 @@ pub fn file_ad(header: &[u8], repo_id: &[u8; 32]) -> Vec<u8> {
     ad.extend_from_slice(repo_id);
     ad
 }
-

@@ -76,7 +76,13 @@ pub fn decode(body: &[u8], what: &str) -> Result<Vec<IndexPack>> {
         let mut blobs = Vec::with_capacity(n);
         for _ in 0..n {
             let blob_type = BlobType::from_u8(r.u8()?).map_err(|_| Error::integrity(what, "unknown blob type"))?;
-            let b = IndexBlob { blob_type, id: Id(r.array()?), offset: r.u32()?, stored_len: r.u32()?, plain_len: r.u32()? };
+            let b = IndexBlob {
+                blob_type,
+                id: Id(r.array()?),
+                offset: r.u32()?,
+                stored_len: r.u32()?,
+                plain_len: r.u32()?,
+            };
             let end = b.offset as u64 + b.stored_len as u64;
             if (b.offset as usize) < super::header::HEADER_LEN
                 || (b.stored_len as usize) < SEAL_OVERHEAD + 1

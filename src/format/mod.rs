@@ -34,8 +34,8 @@ pub fn to_postcard<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decode a postcard structure and enforce canonical form: the input must be exactly the
 /// encoding of the decoded value (no overlong varints, no trailing bytes, booleans 0/1 only).
 pub fn from_postcard_canonical<T: DeserializeOwned + Serialize>(bytes: &[u8], what: &str) -> Result<T> {
-    let value: T = postcard::from_bytes(bytes)
-        .map_err(|e| Error::integrity(what, format!("malformed encoding: {e}")))?;
+    let value: T =
+        postcard::from_bytes(bytes).map_err(|e| Error::integrity(what, format!("malformed encoding: {e}")))?;
     if to_postcard(&value) != bytes {
         return Err(Error::integrity(what, "non-canonical encoding (overlong varint or trailing bytes)"));
     }

@@ -6,7 +6,7 @@ use crate::id::Id;
 use serde::{Deserialize, Serialize};
 
 /// Largest snapshot body accepted.
-pub const MAX_SNAPSHOT_LEN: usize = 16 << 20;
+pub const MAX_SNAPSHOT_LEN: usize = 1 << 20;
 
 /// Counters recorded by the backup that made a snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -102,11 +102,38 @@ pub struct Node {
     pub xattrs: Vec<Xattr>,
 }
 
+/// Most entries one tree may have. Checked against the encoded count before any entry is
+/// decoded, so that a hostile tree of minimal entries cannot expand 20-fold in memory.
+pub const MAX_TREE_NODES: usize = 1 << 21;
+
 /// A directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
     /// Entries, strictly ascending by name bytes.
+    #[serde(deserialize_with = "bounded_nodes")]
     pub nodes: Vec<Node>,
+}
+
+fn bounded_nodes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<Node>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<Node>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "at most {MAX_TREE_NODES} tree entries")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Vec<Node>, A::Error> {
+            let n = seq.size_hint().unwrap_or(0);
+            if n > MAX_TREE_NODES {
+                return Err(serde::de::Error::custom(format!("{n} entries exceed the limit of {MAX_TREE_NODES}")));
+            }
+            let mut out = Vec::with_capacity(n.min(4096));
+            while let Some(node) = seq.next_element()? {
+                out.push(node);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(V)
 }
 
 /// Check one entry name against the tree rules.
@@ -156,10 +183,10 @@ impl Tree {
                         return Err(format!("file {shown:?}: chunk lengths sum to {sum}, size is {size}"));
                     }
                 }
-                NodeKind::Symlink { target } => {
-                    if target.is_empty() || target.len() > MAX_LINK_TARGET_LEN || target.contains(&0) {
-                        return Err(format!("symlink {shown:?}: invalid target"));
-                    }
+                NodeKind::Symlink { target }
+                    if target.is_empty() || target.len() > MAX_LINK_TARGET_LEN || target.contains(&0) =>
+                {
+                    return Err(format!("symlink {shown:?}: invalid target"));
                 }
                 _ => {}
             }

@@ -101,11 +101,7 @@ impl Index {
             .iter()
             .take_while(|e| e.key == key)
             .find(|e| (e.pack & TREE_BIT != 0) == tree)
-            .map(|e| BlobLocation {
-                pack: self.packs[(e.pack & !TREE_BIT) as usize].id,
-                offset: e.offset,
-                len: e.len,
-            })
+            .map(|e| BlobLocation { pack: self.packs[(e.pack & !TREE_BIT) as usize].id, offset: e.offset, len: e.len })
     }
 
     /// Whether blob `id` of type `t` is indexed.

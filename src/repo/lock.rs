@@ -92,18 +92,14 @@ impl Repository {
         let refreshed = self.lock_bytes(exclusive);
         let thread = thread::spawn(move || {
             let mut current = name;
-            loop {
-                match rx.recv_timeout(REFRESH_EVERY) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if let Ok(bytes) = refreshed() {
-                            let new = Id::of_file_bytes(&bytes).to_hex();
-                            if backend.write(FileType::Lock, &new, &bytes).is_ok() {
-                                let _ = backend.remove(FileType::Lock, &current);
-                                current = new;
-                            }
-                        }
+            // Until the guard drops (the sender disconnects), rewrite the lock periodically.
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH_EVERY) {
+                if let Ok(bytes) = refreshed() {
+                    let new = Id::of_file_bytes(&bytes).to_hex();
+                    if backend.write(FileType::Lock, &new, &bytes).is_ok() {
+                        let _ = backend.remove(FileType::Lock, &current);
+                        current = new;
                     }
-                    _ => break,
                 }
             }
             let _ = backend.remove(FileType::Lock, &current);

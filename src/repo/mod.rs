@@ -60,7 +60,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { kdf: KdfParams::default(), label: default_label(), compression_level: 3, pack_target_size: 16 << 20 }
+        InitOptions {
+            kdf: KdfParams::default(),
+            label: default_label(),
+            compression_level: 3,
+            pack_target_size: 16 << 20,
+        }
     }
 }
 
@@ -293,7 +298,7 @@ impl Repository {
                 Ok((id, self.load_snapshot(&id)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        out.sort_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0)));
+        out.sort_by_key(|(id, s)| (s.time, *id));
         Ok(out)
     }
 
@@ -327,11 +332,7 @@ impl Repository {
 
     /// Load every index file (in parallel) into the in-memory index.
     pub fn load_index(&self) -> Result<Index> {
-        let files = self
-            .index_ids()?
-            .par_iter()
-            .map(|id| self.load_index_file(id))
-            .collect::<Result<Vec<_>>>()?;
+        let files = self.index_ids()?.par_iter().map(|id| self.load_index_file(id)).collect::<Result<Vec<_>>>()?;
         Ok(Index::from_packs(files.into_iter().flatten()))
     }
 
@@ -370,7 +371,9 @@ impl Repository {
 
     /// Read one blob through the index.
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let loc = index.lookup(t, id).ok_or_else(|| Error::NotFound(format!("{} is not in the index", blob::describe(t, id))))?;
+        let loc = index
+            .lookup(t, id)
+            .ok_or_else(|| Error::NotFound(format!("{} is not in the index", blob::describe(t, id))))?;
         let env = self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)?;
         self.open_blob_owned(t, id, env)
     }

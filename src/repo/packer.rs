@@ -66,7 +66,12 @@ pub struct Packer<'r> {
 impl<'r> Packer<'r> {
     /// A packer writing into `repo`.
     pub fn new(repo: &'r Repository) -> Packer<'r> {
-        Packer { repo, target: repo.config().pack_target_size as usize, state: Mutex::default(), stats: Mutex::default() }
+        Packer {
+            repo,
+            target: repo.config().pack_target_size as usize,
+            state: Mutex::default(),
+            stats: Mutex::default(),
+        }
     }
 
     /// Claim the right to store blob `id`: false if it is already stored or claimed.
@@ -131,7 +136,13 @@ impl<'r> Packer<'r> {
             .toc
             .iter()
             .map(|e| {
-                let b = IndexBlob { blob_type: e.blob_type, id: e.id, offset, stored_len: e.stored_len, plain_len: e.plain_len };
+                let b = IndexBlob {
+                    blob_type: e.blob_type,
+                    id: e.id,
+                    offset,
+                    stored_len: e.stored_len,
+                    plain_len: e.plain_len,
+                };
                 offset += e.stored_len;
                 b
             })

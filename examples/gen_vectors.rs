@@ -1,0 +1,1499 @@
+//! Generates the test vectors in `format-spec/vectors/`.
+//!
+//! ```text
+//! cargo run --example gen_vectors
+//! ```
+//!
+//! rewrites every `format-spec/vectors/*.json` file (and deletes stale ones); with
+//! `-- --corpus DIR` it instead writes every vector's bytes (and the plaintexts the vectors state)
+//! as seed files into `DIR/<target>/` for each cargo-fuzz target (see `fuzz/README.md`). Generation is
+//! deterministic: the master key and repository ID are fixed (`arca::fuzz_targets::TEST_MASTER_KEY`
+//! = 32 × 0x07, `TEST_REPO_ID` = 32 × 0x09), salts are fixed, every nonce is the first 24 bytes of
+//! BLAKE3("arca test vector nonce " + a label unique to the sealed box), Argon2id runs at the
+//! smallest accepted cost (8192 KiB, t = 1, p = 1), and compressed bodies are hand-built zstd frames
+//! (raw and RLE blocks) except for the vectors named "…real zstd compressor…", which use the zstd
+//! library pinned by Cargo.lock. Running it twice gives byte-identical files; `tests/it/vectors.rs`
+//! checks that the committed files are exactly what [`generate`] returns and that every vector
+//! decodes (or fails) as it says.
+//!
+//! Each file is a JSON array of vectors for one object kind:
+//!
+//! ```json
+//! {"name": "...", "kind": "config", "expect": "ok" | "error",
+//!  "error_class": "integrity" | "unsupported" | "not_a_repository" | "wrong_password",
+//!  "inputs": {...}, "decoded": {...}, "hex": "..."}
+//! ```
+//!
+//! `error_class` is present only on error vectors and `decoded` only on ok vectors. The reading
+//! procedure each `kind` implies is described in `format-spec/vectors/README.md`.
+
+use arca::chunker::Chunker;
+use arca::crypto::{self, kdf, Keys, MasterKey};
+use arca::format::blob::{self, BlobType};
+use arca::format::config::{ChunkerParams, Config};
+use arca::format::header::{self, FileKind, HEADER_LEN};
+use arca::format::index::{self as findex, IndexBlob, IndexPack};
+use arca::format::key::{KdfParams, KeyFile, MAX_MEMORY_KIB, MIN_MEMORY_KIB};
+use arca::format::lock::Lock;
+use arca::format::pack::{self, TocEntry};
+use arca::format::snapshot::{Snapshot, Summary};
+use arca::format::tree::{ChunkRef, Node, NodeKind, Tree, Xattr};
+use arca::format::{compression, NONCE_LEN};
+use arca::fuzz_targets::{TEST_MASTER_KEY, TEST_REPO_ID};
+use arca::id::{hex, Id};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// The master key every vector is sealed with.
+pub const MASTER: [u8; 32] = TEST_MASTER_KEY;
+/// The repository ID every vector belongs to.
+pub const REPO: [u8; 32] = TEST_REPO_ID;
+/// Another repository ID, for "wrong associated data" vectors.
+pub const OTHER_REPO: [u8; 32] = [10; 32];
+/// Another master key, for "wrong key" vectors.
+pub const OTHER_MASTER: [u8; 32] = [8; 32];
+/// The password of the key-file vectors.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// The Argon2 salt of the key-file vectors.
+pub const SALT: [u8; 32] = [0x5a; 32];
+/// Cheapest accepted Argon2id parameters, so the vectors test fast.
+pub const KDF: KdfParams = KdfParams { memory_kib: MIN_MEMORY_KIB, time_cost: 1, lanes: 1 };
+/// A fixed time, Unix seconds.
+pub const TIME_S: i64 = 1_795_000_000;
+/// The same time, Unix nanoseconds.
+pub const TIME_NS: i64 = TIME_S * 1_000_000_000;
+/// Decompression limit of data blobs in the blob and pack vectors (the chunker maximum).
+pub const DATA_LIMIT: usize = 4096;
+/// Length of the chunker input.
+pub const CHUNKER_INPUT_LEN: usize = 64 * 1024;
+
+/// Where the vector files live.
+pub fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("format-spec").join("vectors")
+}
+
+/// The cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, `arca::fuzz_targets`).
+pub const FUZZ_TARGETS: [&str; 12] = [
+    "key_file",
+    "config",
+    "pack_toc",
+    "pack_trailer",
+    "index",
+    "snapshot",
+    "tree",
+    "lock",
+    "compression",
+    "file_header",
+    "sealed_file",
+    "chunker",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, dir] = &args[..] {
+        if flag == "--corpus" {
+            return write_corpus(Path::new(dir));
+        }
+    }
+    if !args.is_empty() {
+        eprintln!("usage: gen_vectors [--corpus DIR]");
+        std::process::exit(2);
+    }
+    let dir = vectors_dir();
+    std::fs::create_dir_all(&dir).expect("create format-spec/vectors");
+    let files = generate();
+    for entry in std::fs::read_dir(&dir).expect("list format-spec/vectors") {
+        let path = entry.expect("list format-spec/vectors").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") && !files.iter().any(|(n, _)| *n == name) {
+            std::fs::remove_file(&path).expect("remove a stale vector file");
+            println!("removed {name}");
+        }
+    }
+    let mut total = 0;
+    for (name, contents) in &files {
+        std::fs::write(dir.join(name), contents).expect("write a vector file");
+        total += contents.len();
+        println!("wrote {name} ({} bytes)", contents.len());
+    }
+    println!("{} files, {total} bytes", files.len());
+}
+
+/// Write fuzzing seeds: every vector's bytes, and its stated plaintext with and without the
+/// method byte, into `dir/<target>/<BLAKE3 prefix>` for every target.
+fn write_corpus(dir: &Path) {
+    let mut seeds = std::collections::BTreeSet::new();
+    for v in [
+        subkeys_vectors(),
+        key_vectors(),
+        config_vectors(),
+        index_vectors(),
+        snapshot_vectors(),
+        lock_vectors(),
+        pack_vectors(),
+        blob_vectors(),
+        tree_vectors(),
+        compression_vectors(),
+        chunker_vectors(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Some(p) = v.inputs.get("plaintext").and_then(Value::as_str).and_then(arca::id::unhex) {
+            seeds.insert(p[1.min(p.len())..].to_vec());
+            seeds.insert(p);
+        }
+        seeds.insert(v.bytes);
+    }
+    for target in FUZZ_TARGETS {
+        let d = dir.join(target);
+        std::fs::create_dir_all(&d).expect("create a corpus directory");
+        for s in &seeds {
+            std::fs::write(d.join(&blake3::hash(s).to_hex()[..16]), s).expect("write a seed");
+        }
+    }
+    println!("wrote {} seeds for each of {} targets into {}", seeds.len(), FUZZ_TARGETS.len(), dir.display());
+}
+
+/// Every vector file: (file name, contents).
+pub fn generate() -> Vec<(String, String)> {
+    vec![
+        file("subkeys.json", subkeys_vectors()),
+        file("key.json", key_vectors()),
+        file("config.json", config_vectors()),
+        file("index.json", index_vectors()),
+        file("snapshot.json", snapshot_vectors()),
+        file("lock.json", lock_vectors()),
+        file("pack.json", pack_vectors()),
+        file("blob.json", blob_vectors()),
+        file("tree.json", tree_vectors()),
+        file("compression.json", compression_vectors()),
+        file("chunker.json", chunker_vectors()),
+    ]
+}
+
+// ---- vectors and their rendering ----------------------------------------------------------------
+
+/// One test vector.
+pub struct Vector {
+    name: String,
+    kind: &'static str,
+    bytes: Vec<u8>,
+    inputs: Value,
+    error_class: Option<&'static str>,
+    decoded: Option<Value>,
+}
+
+fn ok(name: &str, kind: &'static str, bytes: Vec<u8>, inputs: Value, decoded: Value) -> Vector {
+    Vector { name: name.to_string(), kind, bytes, inputs, error_class: None, decoded: Some(decoded) }
+}
+
+fn err(name: &str, kind: &'static str, bytes: Vec<u8>, inputs: Value, class: &'static str) -> Vector {
+    Vector { name: name.to_string(), kind, bytes, inputs, error_class: Some(class), decoded: None }
+}
+
+const INTEGRITY: &str = "integrity";
+const UNSUPPORTED: &str = "unsupported";
+const NOT_A_REPOSITORY: &str = "not_a_repository";
+const WRONG_PASSWORD: &str = "wrong_password";
+
+/// Render vectors as a JSON array, one key per line and keys in a fixed order, `hex` last.
+fn file(name: &str, vectors: Vec<Vector>) -> (String, String) {
+    let mut names = std::collections::HashSet::new();
+    let mut out = String::from("[\n");
+    for (i, v) in vectors.iter().enumerate() {
+        assert!(names.insert(v.name.clone()), "duplicate vector name {}", v.name);
+        let s = |v: &Value| serde_json::to_string(v).unwrap();
+        out.push_str("  {\n");
+        out.push_str(&format!("    \"name\": {},\n", s(&json!(v.name))));
+        out.push_str(&format!("    \"kind\": {},\n", s(&json!(v.kind))));
+        match v.error_class {
+            None => out.push_str("    \"expect\": \"ok\",\n"),
+            Some(c) => out.push_str(&format!("    \"expect\": \"error\",\n    \"error_class\": \"{c}\",\n")),
+        }
+        out.push_str(&format!("    \"inputs\": {},\n", s(&v.inputs)));
+        if let Some(d) = &v.decoded {
+            out.push_str(&format!("    \"decoded\": {},\n", s(d)));
+        }
+        out.push_str(&format!("    \"hex\": \"{}\"\n", hex(&v.bytes)));
+        out.push_str(if i + 1 == vectors.len() { "  }\n" } else { "  },\n" });
+    }
+    out.push_str("]\n");
+    (name.to_string(), out)
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+/// The nonce of the sealed box labelled `label`.
+pub fn nonce(label: &str) -> [u8; NONCE_LEN] {
+    let h = blake3::hash(format!("arca test vector nonce {label}").as_bytes());
+    h.as_bytes()[..NONCE_LEN].try_into().unwrap()
+}
+
+fn keys() -> Keys {
+    Keys::derive(&MasterKey::from_bytes(MASTER))
+}
+
+fn mutate(bytes: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    f(&mut b);
+    b
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+/// Method 0 framing: the body verbatim.
+fn raw(body: &[u8]) -> Vec<u8> {
+    cat(&[&[compression::METHOD_NONE], body])
+}
+
+/// A zstd block built by hand.
+enum ZBlock<'a> {
+    /// Stored verbatim.
+    Raw(&'a [u8]),
+    /// One byte repeated.
+    Rle(u8, u32),
+    /// Block type 3, which the format reserves.
+    Reserved,
+}
+
+/// A zstd frame (RFC 8878) from hand-built blocks: no content size, no checksum, a window of
+/// `2^window_log` bytes.
+fn zstd_frame(window_log: u8, blocks: &[ZBlock]) -> Vec<u8> {
+    zstd_frame_with(&[0x00, (window_log - 10) << 3], blocks)
+}
+
+/// A zstd frame with the given frame header (descriptor and its optional fields) and blocks.
+fn zstd_frame_with(frame_header: &[u8], blocks: &[ZBlock]) -> Vec<u8> {
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd];
+    out.extend_from_slice(frame_header);
+    for (i, b) in blocks.iter().enumerate() {
+        let last = (i + 1 == blocks.len()) as u32;
+        let (ty, size, content): (u32, u32, Vec<u8>) = match b {
+            ZBlock::Raw(d) => (0, d.len() as u32, d.to_vec()),
+            ZBlock::Rle(byte, n) => (1, *n, vec![*byte]),
+            ZBlock::Reserved => (3, 1, vec![0]),
+        };
+        out.extend_from_slice(&(last | ty << 1 | size << 3).to_le_bytes()[..3]);
+        out.extend_from_slice(&content);
+    }
+    out
+}
+
+/// Method 1 framing around a hand-built frame.
+fn zstd(frame: &[u8]) -> Vec<u8> {
+    cat(&[&[compression::METHOD_ZSTD], frame])
+}
+
+/// A frame of `n` × 128 KiB zero bytes in RLE blocks: tiny, and decompresses to a lot.
+fn zstd_bomb(n: usize) -> Vec<u8> {
+    let blocks: Vec<ZBlock> = (0..n).map(|_| ZBlock::Rle(0, 128 * 1024)).collect();
+    zstd_frame(17, &blocks)
+}
+
+/// A file of `kind` sealed around `framed`, with header and AD chosen separately so that
+/// mismatches can be built.
+fn seal_file_with(
+    keys: &Keys,
+    repo: &[u8; 32],
+    hdr: FileKind,
+    ad_kind: FileKind,
+    framed: &[u8],
+    label: &str,
+) -> Vec<u8> {
+    let ad = header::file_ad(&header::encode(ad_kind), repo);
+    cat(&[&header::encode(hdr), &keys.seal_with_nonce(&nonce(label), framed, &ad)])
+}
+
+fn seal_file(kind: FileKind, framed: &[u8], label: &str) -> Vec<u8> {
+    seal_file_with(&keys(), &REPO, kind, kind, framed, label)
+}
+
+fn file_inputs(framed: &[u8]) -> Value {
+    json!({"master_key": hex(&MASTER), "repo_id": hex(&REPO), "plaintext": hex(framed)})
+}
+
+fn other_kind(kind: FileKind) -> FileKind {
+    FileKind::from_u8(kind as u8 % 6 + 1).unwrap()
+}
+
+/// The header rules (format-spec/05-file-header.md), applied to a valid file of `kind`. Packs get
+/// no vectors shorter than the header: section 9.3 checks a pack's length (integrity) before its
+/// header, section 5.1 the header first (not_a_repository).
+fn header_failures(v: &mut Vec<Vector>, k: &'static str, valid: &[u8], inputs: &Value, kind: FileKind) {
+    let e = |name: &str, bytes: Vec<u8>, class| err(&format!("{k}: {name}"), k, bytes, inputs.clone(), class);
+    let other = other_kind(kind);
+    v.extend([
+        e("wrong magic", mutate(valid, |b| b[3] = b'B'), NOT_A_REPOSITORY),
+        e("lowercase magic", mutate(valid, |b| b[..4].copy_from_slice(b"arca")), NOT_A_REPOSITORY),
+        e("empty file", Vec::new(), NOT_A_REPOSITORY),
+        e("truncated inside the header (magic and kind only)", valid[..5].to_vec(), NOT_A_REPOSITORY),
+        e("truncated inside the header (7 bytes)", valid[..7].to_vec(), NOT_A_REPOSITORY),
+        e(
+            "wrong magic and unknown version: magic is checked first",
+            mutate(valid, |b| (b[0], b[5]) = (b'X', 2)),
+            NOT_A_REPOSITORY,
+        ),
+        e("unknown version 2", mutate(valid, |b| b[5] = 2), UNSUPPORTED),
+        e("unknown version 0", mutate(valid, |b| b[5] = 0), UNSUPPORTED),
+        e("unknown version 255", mutate(valid, |b| b[5] = 255), UNSUPPORTED),
+        e(
+            "unknown version and nonzero reserved byte: version is checked first",
+            mutate(valid, |b| (b[5], b[6]) = (2, 1)),
+            UNSUPPORTED,
+        ),
+        e(
+            "unknown version and wrong kind: version is checked first",
+            mutate(valid, |b| (b[4], b[5]) = (other as u8, 2)),
+            UNSUPPORTED,
+        ),
+        e("nonzero reserved byte 6", mutate(valid, |b| b[6] = 1), INTEGRITY),
+        e("nonzero reserved byte 7", mutate(valid, |b| b[7] = 0x80), INTEGRITY),
+        e(&format!("wrong kind ({})", other.name()), mutate(valid, |b| b[4] = other as u8), INTEGRITY),
+        e("kind 0", mutate(valid, |b| b[4] = 0), INTEGRITY),
+        e("kind 7", mutate(valid, |b| b[4] = 7), INTEGRITY),
+    ]);
+    if kind == FileKind::Pack {
+        v.retain(|x| {
+            !(x.name.starts_with("pack: empty file") || x.name.starts_with("pack: truncated inside the header"))
+        });
+    }
+}
+
+/// Rules every encrypted file shares (format-spec/05-file-header.md, 03-cryptography.md).
+fn sealed_failures(v: &mut Vec<Vector>, k: &'static str, kind: FileKind, framed: &[u8], valid: &[u8], inputs: &Value) {
+    let e = |name: &str, bytes: Vec<u8>| err(&format!("{k}: {name}"), k, bytes, inputs.clone(), INTEGRITY);
+    let label = format!("{k}: valid");
+    let ct = HEADER_LEN + NONCE_LEN;
+    let other = if kind == FileKind::Index { FileKind::Snapshot } else { FileKind::Index };
+    v.extend([
+        e("truncated to the header", valid[..HEADER_LEN].to_vec()),
+        e("truncated: one byte short of header, nonce and tag", valid[..HEADER_LEN + 39].to_vec()),
+        e("truncated: last byte removed", valid[..valid.len() - 1].to_vec()),
+        e("trailing byte after the tag", cat(&[valid, &[0]])),
+        e("flipped ciphertext byte", mutate(valid, |b| b[ct] ^= 1)),
+        e("flipped nonce byte", mutate(valid, |b| b[HEADER_LEN] ^= 0x80)),
+        e("flipped tag byte", mutate(valid, |b| *b.last_mut().unwrap() ^= 1)),
+        e(
+            "wrong AD: sealed for another repository ID",
+            seal_file_with(&keys(), &OTHER_REPO, kind, kind, framed, &label),
+        ),
+        e(
+            &format!(
+                "wrong AD: sealed with kind {} ({}) in the AD, header says {}",
+                other as u8,
+                other.name(),
+                kind.name()
+            ),
+            seal_file_with(&keys(), &REPO, kind, other, framed, &label),
+        ),
+        e(
+            "sealed with another master key",
+            seal_file_with(&Keys::derive(&MasterKey::from_bytes(OTHER_MASTER)), &REPO, kind, kind, framed, &label),
+        ),
+    ]);
+}
+
+/// Compression rules as they apply inside an encrypted file; the zstd bomb only where the body
+/// limit is small (`limit`).
+fn framing_failures(v: &mut Vec<Vector>, k: &'static str, kind: FileKind, body: &[u8], limit: Option<usize>) {
+    let mut e = |name: &str, framed: Vec<u8>| {
+        let n = format!("{k}: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY))
+    };
+    e("empty plaintext (no compression method byte)", Vec::new());
+    e("unknown compression method 2", cat(&[&[2], body]));
+    e("unknown compression method 255", cat(&[&[255], body]));
+    if let Some(limit) = limit {
+        e(&format!("zstd bomb: 1 MiB of zeros against the {limit}-byte limit"), zstd(&zstd_bomb(8)));
+    }
+}
+
+// ---- JSON views of decoded structures (shared with tests/it/vectors.rs) --------------------------
+
+/// Key-file header fields.
+pub fn key_json(kf: &KeyFile) -> Value {
+    json!({
+        "kdf": "argon2id",
+        "memory_kib": kf.kdf.memory_kib,
+        "time_cost": kf.kdf.time_cost,
+        "lanes": kf.kdf.lanes,
+        "salt": hex(&kf.salt),
+        "created": kf.created,
+        "label": kf.label,
+        "nonce": hex(&kf.nonce),
+        "ciphertext": hex(&kf.ciphertext),
+    })
+}
+
+/// A config.
+pub fn config_json(c: &Config) -> Value {
+    json!({
+        "version": c.version,
+        "repo_id": hex(&c.repo_id),
+        "required_features": c.required_features,
+        "optional_features": c.optional_features,
+        "chunker": chunker_params_json(&c.chunker),
+        "compression_level": c.compression_level,
+        "pack_target_size": c.pack_target_size,
+    })
+}
+
+/// Chunker parameters.
+pub fn chunker_params_json(p: &ChunkerParams) -> Value {
+    json!({"min_size": p.min_size, "avg_size": p.avg_size, "max_size": p.max_size, "normalization": p.normalization})
+}
+
+/// An index body.
+pub fn index_json(packs: &[IndexPack]) -> Value {
+    let packs: Vec<Value> = packs
+        .iter()
+        .map(|p| {
+            let blobs: Vec<Value> = p
+                .blobs
+                .iter()
+                .map(|b| {
+                    json!({"type": b.blob_type.name(), "id": b.id.to_hex(), "offset": b.offset,
+                           "stored_len": b.stored_len, "plain_len": b.plain_len})
+                })
+                .collect();
+            json!({"id": p.id.to_hex(), "size": p.size, "blobs": blobs})
+        })
+        .collect();
+    json!({ "packs": packs })
+}
+
+/// A snapshot.
+pub fn snapshot_json(s: &Snapshot) -> Value {
+    let m = &s.summary;
+    json!({
+        "time": s.time,
+        "tree": s.tree.to_hex(),
+        "paths": s.paths.iter().map(Vec::as_slice).map(hex).collect::<Vec<_>>(),
+        "hostname": s.hostname,
+        "username": s.username,
+        "uid": s.uid,
+        "gid": s.gid,
+        "tags": s.tags,
+        "parent": s.parent.map(|p| p.to_hex()),
+        "program": s.program,
+        "summary": {
+            "files_new": m.files_new, "files_changed": m.files_changed, "files_unchanged": m.files_unchanged,
+            "dirs_new": m.dirs_new, "dirs_changed": m.dirs_changed, "dirs_unchanged": m.dirs_unchanged,
+            "bytes_read": m.bytes_read, "bytes_added": m.bytes_added, "bytes_stored": m.bytes_stored,
+            "blobs_added": m.blobs_added, "errors": m.errors, "changed_during_read": m.changed_during_read,
+            "started": m.started, "finished": m.finished,
+        },
+    })
+}
+
+/// A lock.
+pub fn lock_json(l: &Lock) -> Value {
+    json!({"time": l.time, "exclusive": l.exclusive, "hostname": l.hostname, "username": l.username, "pid": l.pid})
+}
+
+/// A tree.
+pub fn tree_json(t: &Tree) -> Value {
+    let nodes: Vec<Value> = t
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut o = json!({
+                "name": hex(&n.name),
+                "mode": n.mode, "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group,
+                "mtime": n.mtime, "ctime": n.ctime, "inode": n.inode, "device": n.device, "links": n.links,
+                "xattrs": n.xattrs.iter().map(|x| json!({"name": hex(&x.name), "value": hex(&x.value)})).collect::<Vec<_>>(),
+            });
+            let (kind, extra) = match &n.kind {
+                NodeKind::File { size, content } => (
+                    "file",
+                    json!({"size": size, "content": content.iter().map(|c| json!({"id": c.id.to_hex(), "len": c.len})).collect::<Vec<_>>()}),
+                ),
+                NodeKind::Dir { subtree } => ("dir", json!({"subtree": subtree.to_hex()})),
+                NodeKind::Symlink { target } => ("symlink", json!({"target": hex(target)})),
+                NodeKind::Fifo => ("fifo", json!({})),
+                NodeKind::CharDevice { rdev } => ("char_device", json!({"rdev": rdev})),
+                NodeKind::BlockDevice { rdev } => ("block_device", json!({"rdev": rdev})),
+                NodeKind::Socket => ("socket", json!({})),
+            };
+            o["kind"] = json!(kind);
+            for (key, value) in extra.as_object().unwrap() {
+                o[key] = value.clone();
+            }
+            o
+        })
+        .collect();
+    json!({ "nodes": nodes })
+}
+
+/// A blob as read from a pack.
+pub fn pack_blob_json(e: &TocEntry, offset: u64, plaintext: &[u8]) -> Value {
+    json!({"type": e.blob_type.name(), "id": e.id.to_hex(), "offset": offset, "stored_len": e.stored_len,
+           "plain_len": e.plain_len, "plaintext": hex(plaintext)})
+}
+
+/// The subkeys of a master key.
+pub fn subkeys_json(master: &[u8; 32]) -> Value {
+    let keys = Keys::derive(&MasterKey::from_bytes(*master));
+    json!({
+        "encryption_key": hex(&blake3::derive_key(crypto::CTX_ENCRYPTION, master)),
+        "blob_id_key": hex(&blake3::derive_key(crypto::CTX_BLOB_ID, master)),
+        "gear_first4": keys.gear()[..4].iter().map(|g| format!("{g:#018x}")).collect::<Vec<_>>(),
+        "gear_last": format!("{:#018x}", keys.gear()[255]),
+        "blob_id_hello": keys.blob_id(b"hello").to_hex(),
+        "blob_id_empty": keys.blob_id(b"").to_hex(),
+    })
+}
+
+/// Chunk lengths and cut points (end offsets).
+pub fn chunks_json(lengths: &[usize]) -> Value {
+    let cuts: Vec<usize> = lengths
+        .iter()
+        .scan(0, |end, &n| {
+            *end += n;
+            Some(*end)
+        })
+        .collect();
+    json!({"lengths": lengths, "cut_points": cuts})
+}
+
+// ---- subkeys ------------------------------------------------------------------------------------
+
+fn subkeys_vectors() -> Vec<Vector> {
+    let k = "subkeys";
+    let mut counting = [0u8; 32];
+    for (i, b) in counting.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    [("test master key (32 × 0x07)", MASTER), ("master key 00 01 02 … 1f", counting), ("all-zero master key", [0; 32])]
+        .into_iter()
+        .map(|(name, m)| ok(&format!("{k}: {name}"), k, m.to_vec(), json!({}), subkeys_json(&m)))
+        .collect()
+}
+
+// ---- key files ----------------------------------------------------------------------------------
+
+/// The valid key file.
+pub fn valid_key_file() -> KeyFile {
+    kdf::wrap_with(
+        &MasterKey::from_bytes(MASTER),
+        &REPO,
+        PASSWORD.as_bytes(),
+        KDF,
+        "alice@example",
+        TIME_S,
+        SALT,
+        nonce("key: valid"),
+    )
+    .expect("wrap")
+}
+
+fn key_vectors() -> Vec<Vector> {
+    let k = "key";
+    let kf = valid_key_file();
+    let valid = kf.encode();
+    let inputs = json!({ "password": PASSWORD });
+    let kek = kdf::derive_kek(PASSWORD.as_bytes(), &SALT, &KDF).unwrap();
+    let mut decoded = key_json(&kf);
+    decoded["kek"] = json!(hex(&kek[..]));
+    decoded["master_key"] = json!(hex(&MASTER));
+    decoded["repo_id"] = json!(hex(&REPO));
+    let mut v = vec![ok("key: valid (Argon2id 8192 KiB, t=1, p=1)", k, valid.clone(), inputs.clone(), decoded)];
+
+    let empty =
+        kdf::wrap_with(&MasterKey::from_bytes(MASTER), &REPO, b"", KDF, "", 0, [0; 32], nonce("key: empty")).unwrap();
+    let mut decoded = key_json(&empty);
+    decoded["kek"] = json!(hex(&kdf::derive_kek(b"", &[0; 32], &KDF).unwrap()[..]));
+    decoded["master_key"] = json!(hex(&MASTER));
+    decoded["repo_id"] = json!(hex(&REPO));
+    v.push(ok("key: valid, empty password and label, zero salt", k, empty.encode(), json!({"password": ""}), decoded));
+
+    header_failures(&mut v, k, &valid, &inputs, FileKind::Key);
+    let label_at = arca::format::key::LABEL_AT;
+    let label_end = label_at + kf.label.len();
+    let e = |name: &str, bytes: Vec<u8>, class| err(&format!("{k}: {name}"), k, bytes, inputs.clone(), class);
+    let set_u32 = |at: usize, x: u32| mutate(&valid, |b| b[at..at + 4].copy_from_slice(&x.to_le_bytes()));
+    v.extend([
+        e("wrong password", valid.clone(), WRONG_PASSWORD),
+        e("unknown KDF 2", mutate(&valid, |b| b[8] = 2), UNSUPPORTED),
+        e("unknown KDF 0", mutate(&valid, |b| b[8] = 0), UNSUPPORTED),
+        e("memory 2 GiB (above 1 GiB)", set_u32(9, 2 * 1024 * 1024), INTEGRITY),
+        e("memory 1 GiB + 1 KiB", set_u32(9, MAX_MEMORY_KIB + 1), INTEGRITY),
+        e("memory 8191 KiB (below 8 MiB)", set_u32(9, MIN_MEMORY_KIB - 1), INTEGRITY),
+        e("memory 0", set_u32(9, 0), INTEGRITY),
+        e("time cost 0", set_u32(13, 0), INTEGRITY),
+        e("time cost 11", set_u32(13, 11), INTEGRITY),
+        e("lanes 0", set_u32(17, 0), INTEGRITY),
+        e("lanes 17", set_u32(17, 17), INTEGRITY),
+        e("lanes 2^32-1", set_u32(17, u32::MAX), INTEGRITY),
+        e("truncated: last byte removed", valid[..valid.len() - 1].to_vec(), INTEGRITY),
+        e("truncated: header only", valid[..HEADER_LEN].to_vec(), INTEGRITY),
+        e("truncated inside the label", valid[..label_end - 1].to_vec(), INTEGRITY),
+        e("truncated before the nonce", valid[..label_end].to_vec(), INTEGRITY),
+        e("trailing byte", cat(&[&valid, &[0]]), INTEGRITY),
+        e("label not UTF-8", mutate(&valid, |b| b[label_at] = 0xff), INTEGRITY),
+        e("flipped ciphertext byte", mutate(&valid, |b| b[label_end + NONCE_LEN] ^= 1), WRONG_PASSWORD),
+        e("flipped tag byte", mutate(&valid, |b| *b.last_mut().unwrap() ^= 1), WRONG_PASSWORD),
+        e("flipped nonce byte", mutate(&valid, |b| b[label_end] ^= 1), WRONG_PASSWORD),
+        e("flipped salt byte (other KEK)", mutate(&valid, |b| b[21] ^= 1), WRONG_PASSWORD),
+        e("changed creation time (authenticated)", mutate(&valid, |b| b[53] ^= 1), WRONG_PASSWORD),
+        e("changed label (authenticated)", mutate(&valid, |b| b[label_at] = b'b'), WRONG_PASSWORD),
+        e("changed time cost (authenticated, other KEK)", set_u32(13, 2), WRONG_PASSWORD),
+    ]);
+    // Rebind the inputs of the "wrong password" vector.
+    v.iter_mut().find(|x| x.name == "key: wrong password").unwrap().inputs =
+        json!({"password": "Correct horse battery staple"});
+
+    // A label of 1025 bytes: rejected however the rest reads.
+    let mut long = header::encode(FileKind::Key).to_vec();
+    long.extend_from_slice(&valid[HEADER_LEN..label_at - 2]);
+    long.extend_from_slice(&1025u16.to_le_bytes());
+    long.extend_from_slice(&[b'a'; 1025]);
+    long.extend_from_slice(&valid[label_end..]);
+    v.push(e("label of 1025 bytes (limit 1024)", long, INTEGRITY));
+    let mut long = header::encode(FileKind::Key).to_vec();
+    long.extend_from_slice(&valid[HEADER_LEN..label_at - 2]);
+    long.extend_from_slice(&u16::MAX.to_le_bytes());
+    v.push(e("label length 65535, file ends after it", long, INTEGRITY));
+    v
+}
+
+// ---- config -------------------------------------------------------------------------------------
+
+/// The first valid config, spelled out (not `Config::new`, so a change of defaults does not change
+/// the vectors): the v1 default parameters.
+pub fn base_config() -> Config {
+    Config {
+        version: 1,
+        repo_id: REPO,
+        required_features: 0,
+        optional_features: 0,
+        chunker: ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 4 << 20, normalization: 1 },
+        compression_level: 3,
+        pack_target_size: 16 << 20,
+    }
+}
+
+/// The valid configs: the base, small parameters with every optional feature bit set, and the
+/// largest parameters.
+pub fn valid_configs() -> Vec<Config> {
+    let small = Config {
+        optional_features: u64::MAX,
+        chunker: ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024, normalization: 0 },
+        compression_level: -7,
+        pack_target_size: 1 << 20,
+        ..base_config()
+    };
+    // The largest avg_size is 4 MiB; min_size must be even and below it.
+    let big = Config {
+        chunker: ChunkerParams { min_size: (4 << 20) - 2, avg_size: 4 << 20, max_size: 16 << 20, normalization: 3 },
+        compression_level: 19,
+        pack_target_size: 1 << 30,
+        ..base_config()
+    };
+    vec![base_config(), small, big]
+}
+
+fn config_vectors() -> Vec<Vector> {
+    let k = "config";
+    let kind = FileKind::Config;
+    let configs = valid_configs();
+    let body = configs[0].encode();
+    let framed = raw(&body);
+    let valid = seal_file(kind, &framed, "config: valid");
+    let inputs = file_inputs(&framed);
+    let mut v = vec![ok(
+        "config: valid, v1 default parameters, uncompressed",
+        k,
+        valid.clone(),
+        inputs.clone(),
+        config_json(&configs[0]),
+    )];
+    for (c, name) in configs[1..].iter().zip(["smallest parameters, all optional feature bits", "largest parameters"]) {
+        let framed = raw(&c.encode());
+        let n = format!("config: valid, {name}");
+        v.push(ok(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), config_json(c)));
+    }
+    let n = "config: valid, zstd (hand-built frame, raw blocks)";
+    let z = zstd(&zstd_frame(17, &[ZBlock::Raw(&body[..10]), ZBlock::Raw(&body[10..])]));
+    v.push(ok(n, k, seal_file(kind, &z, n), file_inputs(&z), config_json(&configs[0])));
+
+    header_failures(&mut v, k, &valid, &inputs, kind);
+    sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
+    framing_failures(&mut v, k, kind, &body, Some(arca::format::config::MAX_CONFIG_LEN));
+
+    let mut bad_body = |name: &str, body: Vec<u8>, class| {
+        let framed = raw(&body);
+        let n = format!("config: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), class));
+    };
+    let with = |f: &dyn Fn(&mut Config)| {
+        let mut c = base_config();
+        f(&mut c);
+        c.encode()
+    };
+    assert_eq!(body[0], 1, "version 1 encodes as one byte");
+    bad_body("config version 2", with(&|c| c.version = 2), UNSUPPORTED);
+    bad_body("config version 0", with(&|c| c.version = 0), UNSUPPORTED);
+    bad_body("unknown required feature bit 0", with(&|c| c.required_features = 1), UNSUPPORTED);
+    bad_body("unknown required feature bit 63", with(&|c| c.required_features = 1 << 63), UNSUPPORTED);
+    bad_body("overlong varint: version 1 encoded as 0x81 0x00", cat(&[&[0x81, 0x00], &body[1..]]), INTEGRITY);
+    bad_body("trailing byte after the postcard body", cat(&[&body, &[0]]), INTEGRITY);
+    bad_body("truncated postcard body", body[..body.len() - 1].to_vec(), INTEGRITY);
+    bad_body("empty body", Vec::new(), INTEGRITY);
+    let ch = |f: &dyn Fn(&mut ChunkerParams)| with(&|c| f(&mut c.chunker));
+    bad_body("chunker min_size 62", ch(&|p| (p.min_size, p.avg_size, p.max_size) = (62, 256, 1024)), INTEGRITY);
+    bad_body("chunker min_size odd (131073)", ch(&|p| p.min_size = 131_073), INTEGRITY);
+    bad_body("chunker avg_size 255", ch(&|p| (p.min_size, p.avg_size, p.max_size) = (64, 255, 1024)), INTEGRITY);
+    bad_body("chunker avg_size not a power of two", ch(&|p| p.avg_size = 3 << 19), INTEGRITY);
+    bad_body("chunker avg_size 8 MiB", ch(&|p| (p.avg_size, p.max_size) = (8 << 20, 16 << 20)), INTEGRITY);
+    bad_body("chunker min_size equal to avg_size", ch(&|p| p.min_size = p.avg_size), INTEGRITY);
+    bad_body("chunker max_size equal to avg_size", ch(&|p| p.max_size = p.avg_size), INTEGRITY);
+    bad_body("chunker max_size 16 MiB + 1", ch(&|p| p.max_size = (16 << 20) + 1), INTEGRITY);
+    bad_body("chunker normalization 4", ch(&|p| p.normalization = 4), INTEGRITY);
+    bad_body("compression level 20", with(&|c| c.compression_level = 20), INTEGRITY);
+    bad_body("compression level -8", with(&|c| c.compression_level = -8), INTEGRITY);
+    bad_body("pack target size 1 MiB - 1", with(&|c| c.pack_target_size = (1 << 20) - 1), INTEGRITY);
+    bad_body("pack target size 1 GiB + 1", with(&|c| c.pack_target_size = (1 << 30) + 1), INTEGRITY);
+    v
+}
+
+// ---- pack ---------------------------------------------------------------------------------------
+
+/// The two data blobs of the pack vector: (framed plaintext, plaintext).
+fn pack_blobs() -> Vec<(Vec<u8>, Vec<u8>)> {
+    let second: Vec<u8> = [&b"abc"[..], &[b'z'; 1000]].concat();
+    vec![
+        (raw(b"hello"), b"hello".to_vec()),
+        (zstd(&zstd_frame(17, &[ZBlock::Raw(b"abc"), ZBlock::Rle(b'z', 1000)])), second),
+    ]
+}
+
+/// Assemble a pack from envelopes and a TOC plaintext sealed for `toc_repo`.
+fn assemble_pack(envelopes: &[Vec<u8>], toc: &[u8], toc_repo: &[u8; 32], label: &str) -> Vec<u8> {
+    let mut out = header::encode(FileKind::Pack).to_vec();
+    for e in envelopes {
+        out.extend_from_slice(e);
+    }
+    let sealed = keys().seal_with_nonce(&nonce(&format!("{label} toc")), toc, &pack::toc_ad(toc_repo));
+    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    out
+}
+
+/// The valid pack: bytes, TOC entries and blob plaintexts.
+pub fn valid_pack() -> (Vec<u8>, Vec<TocEntry>, Vec<Vec<u8>>) {
+    let keys = keys();
+    let mut envs = Vec::new();
+    let mut toc = Vec::new();
+    let mut plains = Vec::new();
+    for (i, (framed, plain)) in pack_blobs().into_iter().enumerate() {
+        let id = keys.blob_id(&plain);
+        let env = keys.seal_with_nonce(
+            &nonce(&format!("pack: blob {i}")),
+            &framed,
+            &blob::blob_ad(BlobType::Data, &id, &REPO),
+        );
+        toc.push(TocEntry {
+            blob_type: BlobType::Data,
+            id,
+            stored_len: env.len() as u32,
+            plain_len: plain.len() as u32,
+        });
+        envs.push(env);
+        plains.push(plain);
+    }
+    (assemble_pack(&envs, &pack::encode_toc(&toc), &REPO, "pack: valid"), toc, plains)
+}
+
+fn pack_vectors() -> Vec<Vector> {
+    let k = "pack";
+    let keys = keys();
+    let (valid, toc, plains) = valid_pack();
+    let inputs = json!({"master_key": hex(&MASTER), "repo_id": hex(&REPO), "limit": DATA_LIMIT});
+    let mut offset = HEADER_LEN as u64;
+    let blobs: Vec<Value> = toc
+        .iter()
+        .zip(&plains)
+        .map(|(e, p)| {
+            let j = pack_blob_json(e, offset, p);
+            offset += e.stored_len as u64;
+            j
+        })
+        .collect();
+    let mut v = vec![ok(
+        "pack: valid, two data blobs (uncompressed, zstd)",
+        k,
+        valid.clone(),
+        inputs.clone(),
+        json!({ "blobs": blobs }),
+    )];
+    header_failures(&mut v, k, &valid, &inputs, FileKind::Pack);
+
+    let envs: Vec<Vec<u8>> = {
+        let mut at = HEADER_LEN;
+        toc.iter()
+            .map(|e| {
+                let env = valid[at..at + e.stored_len as usize].to_vec();
+                at += e.stored_len as usize;
+                env
+            })
+            .collect()
+    };
+    let area_end = HEADER_LEN + envs.iter().map(Vec::len).sum::<usize>();
+    let trailer_at = valid.len() - 4;
+    let e = |name: &str, bytes: Vec<u8>| err(&format!("pack: {name}"), k, bytes, inputs.clone(), INTEGRITY);
+    let with_toc = |name: &str, entries: &[TocEntry]| {
+        e(name, assemble_pack(&envs, &pack::encode_toc(entries), &REPO, "pack: valid"))
+    };
+    let with_toc_bytes = |name: &str, toc: Vec<u8>| e(name, assemble_pack(&envs, &toc, &REPO, "pack: valid"));
+    let entry = |i: usize, f: &dyn Fn(&mut TocEntry)| {
+        let mut t = toc.clone();
+        f(&mut t[i]);
+        t
+    };
+    let min_len = HEADER_LEN + 4 + 40;
+    v.extend([
+        e("truncated: last byte removed", valid[..valid.len() - 1].to_vec()),
+        e("truncated: first blob only", valid[..HEADER_LEN + envs[0].len()].to_vec()),
+        e("truncated: header only", valid[..HEADER_LEN].to_vec()),
+        e("shorter than header, trailer, nonce and tag", cat(&[&valid[..min_len - 5], &44u32.to_le_bytes()])),
+        e("trailing byte after the trailer", cat(&[&valid, &[0]])),
+        e(
+            "trailer: TOC length 43 (below 44)",
+            mutate(&valid, |b| b[trailer_at..].copy_from_slice(&43u32.to_le_bytes())),
+        ),
+        e("trailer: TOC length 0", mutate(&valid, |b| b[trailer_at..].copy_from_slice(&0u32.to_le_bytes()))),
+        e(
+            "trailer: TOC length reaches into the header",
+            mutate(&valid, |b| b[trailer_at..].copy_from_slice(&(trailer_at as u32 - 7).to_le_bytes())),
+        ),
+        e("trailer: TOC length 2^32-1", mutate(&valid, |b| b[trailer_at..].copy_from_slice(&u32::MAX.to_le_bytes()))),
+        e("trailer: TOC length one too large", mutate(&valid, |b| b[trailer_at] = b[trailer_at].wrapping_add(1))),
+        e("flipped byte in the first blob's ciphertext", mutate(&valid, |b| b[HEADER_LEN + NONCE_LEN] ^= 1)),
+        e("flipped byte in the second blob's tag", mutate(&valid, |b| b[area_end - 1] ^= 1)),
+        e("flipped byte in the TOC ciphertext", mutate(&valid, |b| b[area_end + NONCE_LEN] ^= 1)),
+        e("extra byte between the blobs and the TOC", {
+            let mut with_gap = envs.clone();
+            with_gap.push(vec![0]);
+            assemble_pack(&with_gap, &pack::encode_toc(&toc), &REPO, "pack: valid")
+        }),
+        e(
+            "TOC sealed for another repository ID (wrong AD)",
+            assemble_pack(&envs, &pack::encode_toc(&toc), &OTHER_REPO, "pack: valid"),
+        ),
+        with_toc_bytes("TOC length mismatch: count 3, two entries", {
+            let mut t = pack::encode_toc(&toc);
+            t[0] = 3;
+            t
+        }),
+        with_toc_bytes("TOC length mismatch: count 1, two entries", {
+            let mut t = pack::encode_toc(&toc);
+            t[0] = 1;
+            t
+        }),
+        with_toc_bytes("TOC length mismatch: trailing byte", cat(&[&pack::encode_toc(&toc), &[0]])),
+        with_toc_bytes("TOC truncated to 3 bytes", pack::encode_toc(&toc)[..3].to_vec()),
+        with_toc_bytes("TOC unknown blob type 2", {
+            let mut t = pack::encode_toc(&toc);
+            t[4] = 2;
+            t
+        }),
+        with_toc("TOC stored_len 40 (below 41)", &{
+            let mut t = toc.clone();
+            let d = t[0].stored_len - 40;
+            t[0].stored_len = 40;
+            t[1].stored_len += d;
+            t
+        }),
+        with_toc("TOC covers one byte less than the blob area", &entry(1, &|e| e.stored_len -= 1)),
+        with_toc("TOC covers one byte more than the blob area", &entry(1, &|e| e.stored_len += 1)),
+        with_toc("TOC lengths swapped (blobs split at the wrong place)", &{
+            let mut t = toc.clone();
+            (t[0].stored_len, t[1].stored_len) = (t[1].stored_len, t[0].stored_len);
+            t
+        }),
+        with_toc("wrong AD: blob IDs swapped in the TOC", &{
+            let mut t = toc.clone();
+            (t[0].id, t[1].id) = (t[1].id, t[0].id);
+            t
+        }),
+        with_toc("wrong AD: blob type tree for a data blob", &entry(0, &|e| e.blob_type = BlobType::Tree)),
+        with_toc("TOC plain_len disagrees with the blob", &entry(1, &|e| e.plain_len += 1)),
+    ]);
+    // A blob whose plaintext does not hash to the ID it is sealed under.
+    let wrong_id = keys.blob_id(b"hellO");
+    let env = keys.seal_with_nonce(
+        &nonce("pack: wrong id"),
+        &raw(b"hello"),
+        &blob::blob_ad(BlobType::Data, &wrong_id, &REPO),
+    );
+    let t = [TocEntry { blob_type: BlobType::Data, id: wrong_id, stored_len: env.len() as u32, plain_len: 5 }];
+    v.push(e(
+        "blob plaintext does not hash to its ID",
+        assemble_pack(&[env], &pack::encode_toc(&t), &REPO, "pack: wrong id"),
+    ));
+    // A blob over the decompression limit.
+    let framed = zstd(&zstd_bomb(1));
+    let big = vec![0u8; 128 * 1024];
+    let id = keys.blob_id(&big);
+    let env = keys.seal_with_nonce(&nonce("pack: bomb"), &framed, &blob::blob_ad(BlobType::Data, &id, &REPO));
+    let t = [TocEntry { blob_type: BlobType::Data, id, stored_len: env.len() as u32, plain_len: big.len() as u32 }];
+    v.push(e("blob decompresses past the limit", assemble_pack(&[env], &pack::encode_toc(&t), &REPO, "pack: bomb")));
+    v
+}
+
+// ---- index --------------------------------------------------------------------------------------
+
+/// The packs of the valid index: the pack vector and an invented tree pack.
+pub fn valid_index() -> Vec<IndexPack> {
+    let (pack_bytes, toc, _) = valid_pack();
+    let mut offset = HEADER_LEN as u32;
+    let blobs = toc
+        .iter()
+        .map(|e| {
+            let b = IndexBlob {
+                blob_type: e.blob_type,
+                id: e.id,
+                offset,
+                stored_len: e.stored_len,
+                plain_len: e.plain_len,
+            };
+            offset += e.stored_len;
+            b
+        })
+        .collect();
+    let tree_blob =
+        IndexBlob { blob_type: BlobType::Tree, id: Id([0x22; 32]), offset: 8, stored_len: 300, plain_len: 500 };
+    vec![
+        IndexPack { id: Id::of_file_bytes(&pack_bytes), size: pack_bytes.len() as u32, blobs },
+        IndexPack { id: Id([0x33; 32]), size: 8 + 300 + 85 + 4, blobs: vec![tree_blob] },
+    ]
+}
+
+fn index_vectors() -> Vec<Vector> {
+    let k = "index";
+    let kind = FileKind::Index;
+    let packs = valid_index();
+    let body = findex::encode(&packs);
+    let framed = raw(&body);
+    let valid = seal_file(kind, &framed, "index: valid");
+    let inputs = file_inputs(&framed);
+    let mut v = vec![ok("index: valid, two packs", k, valid.clone(), inputs.clone(), index_json(&packs))];
+    let framed0 = raw(&findex::encode(&[]));
+    v.push(ok(
+        "index: valid, no packs",
+        k,
+        seal_file(kind, &framed0, "index: empty"),
+        file_inputs(&framed0),
+        index_json(&[]),
+    ));
+    header_failures(&mut v, k, &valid, &inputs, kind);
+    sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
+    framing_failures(&mut v, k, kind, &body, None);
+
+    let mut bad = |name: &str, body: Vec<u8>| {
+        let framed = raw(&body);
+        let n = format!("index: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY));
+    };
+    let with = |f: &dyn Fn(&mut Vec<IndexPack>)| {
+        let mut p = valid_index();
+        f(&mut p);
+        findex::encode(&p)
+    };
+    bad("blob offset 7 (inside the pack header)", with(&|p| p[1].blobs[0].offset = 7));
+    bad("blob ends one byte past the pack", with(&|p| p[1].blobs[0].stored_len = p[1].size - 8 + 1));
+    bad("blob offset past the pack", with(&|p| p[1].blobs[0].offset = p[1].size));
+    bad(
+        "blob offset + stored_len overflows 32 bits",
+        with(&|p| (p[1].blobs[0].offset, p[1].blobs[0].stored_len) = (u32::MAX, 100)),
+    );
+    bad("blob stored_len 40 (below 41)", with(&|p| p[1].blobs[0].stored_len = 40));
+    bad("unknown blob type 2", {
+        let mut b = body.clone();
+        let at = 4 + 40 + 45 * packs[0].blobs.len() + 40;
+        assert_eq!(b[at], BlobType::Tree as u8);
+        b[at] = 2;
+        b
+    });
+    bad("blob count exceeds the file", {
+        let mut b = body.clone();
+        let at = 4 + 36 + 45 * packs[0].blobs.len() + 40;
+        b[at] = 2;
+        b
+    });
+    bad("blob count 2^32-1", {
+        let mut b = body.clone();
+        b[4 + 36..4 + 40].copy_from_slice(&u32::MAX.to_le_bytes());
+        b
+    });
+    bad("pack count 3, two packs present", mutate(&body, |b| b[0] = 3));
+    bad("pack count 2^32-1", mutate(&body, |b| b[..4].copy_from_slice(&u32::MAX.to_le_bytes())));
+    bad("trailing byte", cat(&[&body, &[0]]));
+    bad("truncated by one byte", body[..body.len() - 1].to_vec());
+    bad("empty body", Vec::new());
+    v
+}
+
+// ---- snapshot -----------------------------------------------------------------------------------
+
+/// The valid snapshot.
+pub fn valid_snapshot() -> Snapshot {
+    Snapshot {
+        time: TIME_NS,
+        tree: Id([0x44; 32]),
+        paths: vec![b"/home/alice".to_vec(), b"/etc/\xff\xfe".to_vec()],
+        hostname: "example".into(),
+        username: "alice".into(),
+        uid: 1000,
+        gid: 1000,
+        tags: vec!["daily".into(), "home".into()],
+        parent: Some(Id([0x55; 32])),
+        program: "arca 0.1.0".into(),
+        summary: Summary {
+            files_new: 3,
+            files_changed: 1,
+            files_unchanged: 1000,
+            dirs_new: 1,
+            dirs_changed: 2,
+            dirs_unchanged: 40,
+            bytes_read: 123_456,
+            bytes_added: 100_000,
+            bytes_stored: 60_000,
+            blobs_added: 7,
+            errors: 0,
+            changed_during_read: 0,
+            started: TIME_NS,
+            finished: TIME_NS + 1_500_000_000,
+        },
+    }
+}
+
+fn snapshot_vectors() -> Vec<Vector> {
+    let k = "snapshot";
+    let kind = FileKind::Snapshot;
+    let s = valid_snapshot();
+    let body = s.encode();
+    let framed = raw(&body);
+    let valid = seal_file(kind, &framed, "snapshot: valid");
+    let inputs = file_inputs(&framed);
+    let mut v = vec![ok("snapshot: valid, uncompressed", k, valid.clone(), inputs.clone(), snapshot_json(&s))];
+    let minimal = Snapshot { paths: vec![], tags: vec![], parent: None, summary: Summary::default(), ..s.clone() };
+    let f = raw(&minimal.encode());
+    v.push(ok(
+        "snapshot: valid, no parent, tags or paths",
+        k,
+        seal_file(kind, &f, "snapshot: minimal"),
+        file_inputs(&f),
+        snapshot_json(&minimal),
+    ));
+    let n = "snapshot: valid, zstd (real zstd compressor, level 19)";
+    let f = compression::encode(&body, 19);
+    assert_eq!(f[0], compression::METHOD_ZSTD);
+    v.push(ok(n, k, seal_file(kind, &f, n), file_inputs(&f), snapshot_json(&s)));
+    header_failures(&mut v, k, &valid, &inputs, kind);
+    sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
+    framing_failures(&mut v, k, kind, &body, None);
+
+    let mut bad = |name: &str, body: Vec<u8>| {
+        let framed = raw(&body);
+        let n = format!("snapshot: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY));
+    };
+    let with = |f: &dyn Fn(&mut Snapshot)| {
+        let mut s = valid_snapshot();
+        f(&mut s);
+        s.encode()
+    };
+    bad("tags not sorted", with(&|s| s.tags.reverse()));
+    bad("duplicate tag", with(&|s| s.tags = vec!["daily".into(), "daily".into()]));
+    bad("trailing byte", cat(&[&body, &[0]]));
+    bad("truncated by one byte", body[..body.len() - 1].to_vec());
+    // The parent option tag: find it as the byte before the parent ID.
+    let opt_at = body.windows(33).position(|w| w[0] == 1 && w[1..] == [0x55; 32]).expect("parent tag");
+    bad("option tag 2 for the parent", mutate(&body, |b| b[opt_at] = 2));
+    let host_at = body.windows(8).position(|w| w == b"\x07example").expect("hostname");
+    bad("hostname not UTF-8", mutate(&body, |b| b[host_at + 1] = 0xff));
+    // uid 1000 is the varint e8 07; spell it with a redundant continuation byte.
+    let uid_at = body.windows(4).position(|w| w == [0xe8, 0x07, 0xe8, 0x07]).expect("uid, gid");
+    bad("overlong varint: uid 1000 as e8 87 00", cat(&[&body[..uid_at], &[0xe8, 0x87, 0x00], &body[uid_at + 2..]]));
+    v
+}
+
+// ---- lock ---------------------------------------------------------------------------------------
+
+fn lock_vectors() -> Vec<Vector> {
+    let k = "lock";
+    let kind = FileKind::Lock;
+    let l = Lock { time: TIME_NS, exclusive: true, hostname: "example".into(), username: "alice".into(), pid: 4242 };
+    let body = l.encode();
+    let framed = raw(&body);
+    let valid = seal_file(kind, &framed, "lock: valid");
+    let inputs = file_inputs(&framed);
+    let mut v = vec![ok("lock: valid, exclusive", k, valid.clone(), inputs.clone(), lock_json(&l))];
+    let shared = Lock { exclusive: false, hostname: String::new(), username: String::new(), pid: 0, time: -1 };
+    let f = raw(&shared.encode());
+    v.push(ok(
+        "lock: valid, shared, empty names",
+        k,
+        seal_file(kind, &f, "lock: shared"),
+        file_inputs(&f),
+        lock_json(&shared),
+    ));
+    header_failures(&mut v, k, &valid, &inputs, kind);
+    sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
+    framing_failures(&mut v, k, kind, &body, Some(arca::format::lock::MAX_LOCK_LEN));
+    let mut bad = |name: &str, body: Vec<u8>| {
+        let framed = raw(&body);
+        let n = format!("lock: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY));
+    };
+    // time is a zigzag varint of 9 bytes; `exclusive` follows it.
+    let excl_at = body.windows(9).position(|w| w == b"\x01\x07example").expect("exclusive");
+    bad("boolean 2", mutate(&body, |b| b[excl_at] = 2));
+    bad("trailing byte", cat(&[&body, &[0]]));
+    bad("truncated by one byte", body[..body.len() - 1].to_vec());
+    // pid 4242 = varint 92 21 at the end.
+    assert_eq!(body[body.len() - 2..], [0x92, 0x21]);
+    bad("overlong varint: pid as 92 a1 00", cat(&[&body[..body.len() - 2], &[0x92, 0xa1, 0x00]]));
+    bad("pid above 2^32-1", cat(&[&body[..body.len() - 2], &[0x80, 0x80, 0x80, 0x80, 0x10]]));
+    v
+}
+
+// ---- blobs --------------------------------------------------------------------------------------
+
+fn blob_inputs(t: BlobType, id: &Id, framed: &[u8], limit: usize) -> Value {
+    json!({"master_key": hex(&MASTER), "repo_id": hex(&REPO), "blob_type": t.name(), "blob_id": id.to_hex(),
+           "limit": limit, "plaintext": hex(framed)})
+}
+
+fn envelope(t: BlobType, id: &Id, framed: &[u8], label: &str) -> Vec<u8> {
+    keys().seal_with_nonce(&nonce(label), framed, &blob::blob_ad(t, id, &REPO))
+}
+
+fn blob_vectors() -> Vec<Vector> {
+    let k = "blob";
+    let keys = keys();
+    let d = BlobType::Data;
+    let mut v = Vec::new();
+    let mut good = |name: &str, plain: &[u8], framed: Vec<u8>| {
+        let id = keys.blob_id(plain);
+        let n = format!("blob: {name}");
+        v.push(ok(
+            &n,
+            k,
+            envelope(d, &id, &framed, &n),
+            blob_inputs(d, &id, &framed, DATA_LIMIT),
+            json!({"plaintext": hex(plain)}),
+        ));
+    };
+    good("valid, \"hello\" uncompressed", b"hello", raw(b"hello"));
+    good("valid, empty plaintext", b"", raw(b""));
+    let text: Vec<u8> = (0..100).flat_map(|i| format!("line {i} of a compressible text\n").into_bytes()).collect();
+    let f = compression::encode(&text, 3);
+    assert_eq!(f[0], compression::METHOD_ZSTD);
+    good("valid, real zstd compressor level 3", &text, f);
+    let mut rle = b"head".to_vec();
+    rle.extend_from_slice(&[0xab; 3000]);
+    good(
+        "valid, zstd hand-built frame (raw and RLE blocks)",
+        &rle,
+        zstd(&zstd_frame(17, &[ZBlock::Raw(b"head"), ZBlock::Rle(0xab, 3000)])),
+    );
+    good(
+        &format!("valid, exactly the limit ({DATA_LIMIT} bytes)"),
+        &vec![0; DATA_LIMIT],
+        zstd(&zstd_frame(17, &[ZBlock::Rle(0, DATA_LIMIT as u32)])),
+    );
+
+    let hello = keys.blob_id(b"hello");
+    let framed = raw(b"hello");
+    let valid = envelope(d, &hello, &framed, "blob: valid, \"hello\" uncompressed");
+    let inputs = blob_inputs(d, &hello, &framed, DATA_LIMIT);
+    let e = |name: &str, bytes: Vec<u8>, inputs: Value| err(&format!("blob: {name}"), k, bytes, inputs, INTEGRITY);
+    let world = keys.blob_id(b"world");
+    v.extend([
+        e("flipped ciphertext byte", mutate(&valid, |b| b[NONCE_LEN] ^= 1), inputs.clone()),
+        e("flipped nonce byte", mutate(&valid, |b| b[0] ^= 1), inputs.clone()),
+        e("flipped tag byte", mutate(&valid, |b| *b.last_mut().unwrap() ^= 1), inputs.clone()),
+        e("truncated: last byte removed", valid[..valid.len() - 1].to_vec(), inputs.clone()),
+        e("truncated to 40 bytes", valid[..40].to_vec(), inputs.clone()),
+        e("truncated to 39 bytes (shorter than nonce and tag)", valid[..39].to_vec(), inputs.clone()),
+        e("empty envelope", Vec::new(), inputs.clone()),
+        e("trailing byte", cat(&[&valid, &[0]]), inputs.clone()),
+        e("wrong AD: opened under another blob ID", valid.clone(), blob_inputs(d, &world, &framed, DATA_LIMIT)),
+        e("wrong AD: opened as a tree blob", valid.clone(), blob_inputs(BlobType::Tree, &hello, &framed, DATA_LIMIT)),
+        e(
+            "wrong AD: sealed for another repository ID",
+            keys.seal_with_nonce(&nonce("blob: other repo"), &framed, &blob::blob_ad(d, &hello, &OTHER_REPO)),
+            inputs.clone(),
+        ),
+        e(
+            "plaintext does not hash to the blob ID (sealed under the ID of \"world\")",
+            envelope(d, &world, &framed, "blob: wrong id"),
+            blob_inputs(d, &world, &framed, DATA_LIMIT),
+        ),
+    ]);
+    let zeros = vec![0; DATA_LIMIT + 1];
+    let (id, over) = (keys.blob_id(&zeros), raw(&zeros));
+    v.push(e(
+        "uncompressed plaintext one byte over the limit",
+        envelope(d, &id, &over, "blob: over"),
+        blob_inputs(d, &id, &over, DATA_LIMIT),
+    ));
+    let bomb = zstd(&zstd_bomb(1));
+    let id = keys.blob_id(&[0; 128 * 1024]);
+    let n = format!("zstd bomb: 128 KiB against the {DATA_LIMIT}-byte limit");
+    v.push(e(&n, envelope(d, &id, &bomb, "blob: bomb"), blob_inputs(d, &id, &bomb, DATA_LIMIT)));
+    let bad = cat(&[&[7], b"hello"]);
+    v.push(e(
+        "unknown compression method 7",
+        envelope(d, &hello, &bad, "blob: method 7"),
+        blob_inputs(d, &hello, &bad, DATA_LIMIT),
+    ));
+    v
+}
+
+// ---- trees --------------------------------------------------------------------------------------
+
+fn node(name: &[u8], kind: NodeKind) -> Node {
+    Node {
+        name: name.to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        user: "alice".into(),
+        group: "staff".into(),
+        mtime: TIME_NS,
+        ctime: TIME_NS + 1,
+        inode: 1234,
+        device: 2049,
+        links: 1,
+        xattrs: vec![],
+    }
+}
+
+fn empty_file() -> NodeKind {
+    NodeKind::File { size: 0, content: vec![] }
+}
+
+/// The valid tree: one entry of every kind.
+pub fn valid_tree() -> Tree {
+    let keys = keys();
+    let chunk = |s: &[u8]| ChunkRef { id: keys.blob_id(s), len: s.len() as u32 };
+    let mut readme = node(b"README.md", NodeKind::File { size: 11, content: vec![chunk(b"hello"), chunk(b" world")] });
+    readme.xattrs = vec![
+        Xattr { name: b"user.comment".to_vec(), value: b"hi".to_vec() },
+        Xattr { name: b"user.mime_type".to_vec(), value: b"text/markdown".to_vec() },
+    ];
+    let mut nodes = vec![
+        readme,
+        Node { mode: 0o755, links: 2, ..node(b"bin", NodeKind::Dir { subtree: Id([0x66; 32]) }) },
+        Node { mode: 0o777, ..node(b"link", NodeKind::Symlink { target: b"README.md".to_vec() }) },
+        node(b"fifo", NodeKind::Fifo),
+        Node {
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            user: "root".into(),
+            group: String::new(),
+            ..node(b"console", NodeKind::CharDevice { rdev: 0x0501 })
+        },
+        Node { mode: 0o660, ..node(b"disk", NodeKind::BlockDevice { rdev: 0x0800 }) },
+        Node { mode: 0o755, ..node(b"sock", NodeKind::Socket) },
+        Node { mode: 0o7777, ..node(b"setuid", empty_file()) },
+        node(b"\xff\xfe not UTF-8", empty_file()),
+        node(&[b'n'; 255], empty_file()),
+    ];
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Tree { nodes }
+}
+
+fn tree_vectors() -> Vec<Vector> {
+    let k = "tree";
+    let keys = keys();
+    let t = BlobType::Tree;
+    let mut v = Vec::new();
+    let mut push = |name: &str, tree_bytes: Vec<u8>, expect: Result<Value, &'static str>| {
+        let framed = raw(&tree_bytes);
+        let id = keys.blob_id(&tree_bytes);
+        let n = format!("tree: {name}");
+        let env = envelope(t, &id, &framed, &n);
+        let inputs = blob_inputs(t, &id, &framed, arca::format::tree::MAX_TREE_LEN);
+        v.push(match expect {
+            Ok(decoded) => ok(&n, k, env, inputs, decoded),
+            Err(class) => err(&n, k, env, inputs, class),
+        });
+    };
+    let valid = valid_tree();
+    push("valid, one entry of every kind", valid.encode(), Ok(tree_json(&valid)));
+    push("valid, empty directory", Tree::default().encode(), Ok(tree_json(&Tree::default())));
+
+    let one = |n: Node| Tree { nodes: vec![n] }.encode();
+    let named = |name: &[u8]| one(node(name, empty_file()));
+    push("name \"..\"", named(b".."), Err(INTEGRITY));
+    push("name \".\"", named(b"."), Err(INTEGRITY));
+    push("name \"a/b\"", named(b"a/b"), Err(INTEGRITY));
+    push("name \"/\"", named(b"/"), Err(INTEGRITY));
+    push("name \"a\\0b\"", named(b"a\0b"), Err(INTEGRITY));
+    push("empty name", named(b""), Err(INTEGRITY));
+    push("name of 256 bytes", named(&[b'n'; 256]), Err(INTEGRITY));
+    let two = |a: &[u8], b: &[u8]| Tree { nodes: vec![node(a, empty_file()), node(b, empty_file())] }.encode();
+    push("names not sorted", two(b"b", b"a"), Err(INTEGRITY));
+    push("names not sorted bytewise (\"a\" before \"B\")", two(b"a", b"B"), Err(INTEGRITY));
+    push("duplicate names", two(b"a", b"a"), Err(INTEGRITY));
+    push("mode 0o10000 (beyond 0o7777)", one(Node { mode: 0o10000, ..node(b"f", empty_file()) }), Err(INTEGRITY));
+    push("mode 0o100644 (file type bits)", one(Node { mode: 0o100644, ..node(b"f", empty_file()) }), Err(INTEGRITY));
+    let c = ChunkRef { id: keys.blob_id(b"hello"), len: 5 };
+    push("file size 6, chunks sum to 5", one(node(b"f", NodeKind::File { size: 6, content: vec![c] })), Err(INTEGRITY));
+    push("file size 0, one chunk of 5", one(node(b"f", NodeKind::File { size: 0, content: vec![c] })), Err(INTEGRITY));
+    push("file size 5, no chunks", one(node(b"f", NodeKind::File { size: 5, content: vec![] })), Err(INTEGRITY));
+    push("symlink with an empty target", one(node(b"l", NodeKind::Symlink { target: vec![] })), Err(INTEGRITY));
+    push(
+        "symlink target containing NUL",
+        one(node(b"l", NodeKind::Symlink { target: b"a\0b".to_vec() })),
+        Err(INTEGRITY),
+    );
+    push(
+        "symlink target of 4097 bytes",
+        one(node(b"l", NodeKind::Symlink { target: vec![b'x'; 4097] })),
+        Err(INTEGRITY),
+    );
+    let xa = |pairs: &[(&[u8], &[u8])]| {
+        one(Node {
+            xattrs: pairs.iter().map(|(n, v)| Xattr { name: n.to_vec(), value: v.to_vec() }).collect(),
+            ..node(b"f", empty_file())
+        })
+    };
+    push("extended attributes not sorted", xa(&[(b"user.b", b""), (b"user.a", b"")]), Err(INTEGRITY));
+    push("duplicate extended attribute", xa(&[(b"user.a", b"1"), (b"user.a", b"2")]), Err(INTEGRITY));
+    push("extended attribute with an empty name", xa(&[(b"", b"v")]), Err(INTEGRITY));
+    push("extended attribute name containing NUL", xa(&[(b"user.a\0", b"v")]), Err(INTEGRITY));
+
+    let fifo = one(node(b"x", NodeKind::Fifo));
+    assert_eq!(fifo[..4], [1, 1, b'x', 3], "node count, name, kind variant");
+    push("unknown node kind 7", mutate(&fifo, |b| b[3] = 7), Err(INTEGRITY));
+    push("overlong varint: node count 1 as 0x81 0x00", cat(&[&[0x81, 0x00], &fifo[1..]]), Err(INTEGRITY));
+    push("trailing byte", cat(&[&fifo, &[0]]), Err(INTEGRITY));
+    push("truncated by one byte", fifo[..fifo.len() - 1].to_vec(), Err(INTEGRITY));
+    let user_at = fifo.windows(6).position(|w| w == b"\x05alice").expect("user");
+    push("user name not UTF-8", mutate(&fifo, |b| b[user_at + 1] = 0xc3), Err(INTEGRITY));
+
+    // Envelope-level: a valid tree sealed as a data blob, opened as a tree.
+    let bytes = valid.encode();
+    let id = keys.blob_id(&bytes);
+    let framed = raw(&bytes);
+    let n = "tree: wrong AD: sealed as a data blob";
+    v.push(err(
+        n,
+        k,
+        envelope(BlobType::Data, &id, &framed, n),
+        blob_inputs(t, &id, &framed, arca::format::tree::MAX_TREE_LEN),
+        INTEGRITY,
+    ));
+    v
+}
+
+// ---- compression --------------------------------------------------------------------------------
+
+fn compression_vectors() -> Vec<Vector> {
+    let k = "compression";
+    let limit = 1024;
+    let inputs = json!({ "limit": limit });
+    let mut v = Vec::new();
+    let mut good = |name: &str, framed: Vec<u8>, body: &[u8]| {
+        v.push(ok(&format!("compression: {name}"), k, framed, inputs.clone(), json!({"body": hex(body)})))
+    };
+    good("method 0, \"abc\"", raw(b"abc"), b"abc");
+    good("method 0, empty body", raw(b""), b"");
+    good("method 0, exactly the limit", raw(&vec![0x61; limit]), &vec![0x61; limit]);
+    good("zstd raw block", zstd(&zstd_frame(17, &[ZBlock::Raw(b"abc")])), b"abc");
+    good("zstd RLE block", zstd(&zstd_frame(17, &[ZBlock::Rle(b'q', 300)])), &[b'q'; 300]);
+    good("zstd empty raw block", zstd(&zstd_frame(10, &[ZBlock::Raw(b"")])), b"");
+    good("zstd exactly the limit", zstd(&zstd_frame(17, &[ZBlock::Rle(0, limit as u32)])), &vec![0; limit]);
+    good(
+        "zstd window of 2^25 bytes (the largest accepted)",
+        zstd(&zstd_frame(25, &[ZBlock::Raw(b"big window")])),
+        b"big window",
+    );
+    let text: Vec<u8> = (0..30).flat_map(|i| format!("{i} bottles of beer on the wall\n").into_bytes()).collect();
+    let f = compression::encode(&text, 3);
+    assert_eq!(f[0], compression::METHOD_ZSTD);
+    good("real zstd compressor level 3", f.clone(), &text);
+    // Single segment, 1-byte content size 3: the window is the content size.
+    good("zstd frame with a content size field", zstd(&zstd_frame_with(&[0x20, 3], &[ZBlock::Raw(b"abc")])), b"abc");
+    let checked = {
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        c.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true)).unwrap();
+        c.compress(&text).unwrap()
+    };
+    good("real zstd compressor with a content checksum", zstd(&checked), &text);
+
+    let e = |name: &str, framed: Vec<u8>| err(&format!("compression: {name}"), k, framed, inputs.clone(), INTEGRITY);
+    let abc = zstd_frame(17, &[ZBlock::Raw(b"abc")]);
+    v.extend([
+        e("empty plaintext (no method byte)", vec![]),
+        e("unknown method 2", cat(&[&[2], b"abc"])),
+        e("unknown method 255", cat(&[&[255], b"abc"])),
+        e("method 0 over the limit", raw(&vec![0x61; limit + 1])),
+        e("zstd bomb: 1 MiB of zeros", zstd(&zstd_bomb(8))),
+        e("zstd one byte over the limit", zstd(&zstd_frame(17, &[ZBlock::Rle(0, limit as u32), ZBlock::Raw(b"!")]))),
+        e("zstd method with an empty body", zstd(&[])),
+        e("zstd trailing byte after the frame", zstd(&cat(&[&abc, &[0]]))),
+        e("zstd two frames", zstd(&cat(&[&abc, &abc]))),
+        e(
+            "zstd truncated frame (last block missing)",
+            zstd(&zstd_frame(17, &[ZBlock::Raw(b"abc"), ZBlock::Raw(b"def")])[..6 + 3 + 3]),
+        ),
+        e("zstd truncated inside the frame header", zstd(&abc[..5])),
+        e("zstd bad magic", zstd(&mutate(&abc, |b| b[0] = 0x29))),
+        e("zstd reserved block type", zstd(&zstd_frame(17, &[ZBlock::Reserved]))),
+        e("zstd window of 2^26 bytes (above 2^25)", zstd(&zstd_frame(26, &[ZBlock::Raw(b"abc")]))),
+        e("zstd content size field 4, output 3 bytes", zstd(&zstd_frame_with(&[0x20, 4], &[ZBlock::Raw(b"abc")]))),
+        e("zstd content size field 2, output 3 bytes", zstd(&zstd_frame_with(&[0x20, 2], &[ZBlock::Raw(b"abc")]))),
+        e("zstd content checksum mismatch", zstd(&mutate(&checked, |b| *b.last_mut().unwrap() ^= 1))),
+        e("zstd frame needing dictionary 5", zstd(&zstd_frame_with(&[0x01, 7 << 3, 5], &[ZBlock::Raw(b"abc")]))),
+    ]);
+    v
+}
+
+// ---- chunker ------------------------------------------------------------------------------------
+
+/// The chunker input: the first 64 KiB of the BLAKE3 XOF of "arca chunker test input".
+pub fn chunker_input() -> Vec<u8> {
+    let mut out = vec![0u8; CHUNKER_INPUT_LEN];
+    blake3::Hasher::new().update(b"arca chunker test input").finalize_xof().fill(&mut out);
+    out
+}
+
+fn chunker_vectors() -> Vec<Vector> {
+    let k = "chunker";
+    let input = chunker_input();
+    let keys = keys();
+    let small = |n| ChunkerParams { min_size: 64, avg_size: 256, max_size: 1024, normalization: n };
+    let mid = ChunkerParams { min_size: 1024, avg_size: 4096, max_size: 16384, normalization: 2 };
+    let cases: Vec<(&str, ChunkerParams, &[u8])> = vec![
+        ("64 KiB, min 64 avg 256 max 1024, normalization 1", small(1), &input),
+        ("64 KiB, min 1024 avg 4096 max 16384, normalization 2", mid, &input),
+        ("first 4 KiB, normalization 0", small(0), &input[..4096]),
+        ("first 4 KiB, normalization 3", small(3), &input[..4096]),
+        ("100 bytes (one chunk, shorter than the minimum)", small(1), &input[..100]),
+        ("exactly max_size bytes", small(1), &input[..1024]),
+        ("empty input (no chunks)", small(1), &[]),
+        ("4 KiB of zeros", small(1), &[0; 4096]),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, p, data)| {
+            let lengths = Chunker::new(&p, keys.gear()).lengths(data);
+            let mut inputs = chunker_params_json(&p);
+            inputs["master_key"] = json!(hex(&MASTER));
+            inputs["input"] = json!("hex; the 64 KiB input is the BLAKE3 XOF of \"arca chunker test input\"");
+            ok(&format!("chunker: {name}"), k, data.to_vec(), inputs, chunks_json(&lengths))
+        })
+        .collect()
+}

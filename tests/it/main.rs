@@ -1,0 +1,9 @@
+//! Integration tests, one binary: `cargo test --test it`.
+
+mod backup_restore;
+mod check;
+mod cli;
+mod common;
+mod fuzz;
+mod repo;
+mod vectors;

@@ -1,0 +1,376 @@
+//! The test vectors in `format-spec/vectors/`: the files are exactly what the generator
+//! (`examples/gen_vectors.rs`) produces, and every vector decodes — or fails with its error class —
+//! when read by the library following the procedure of its `kind` (format-spec/vectors/README.md).
+//! Every accepted object must also re-encode to the same bytes.
+
+#[path = "../../examples/gen_vectors.rs"]
+#[allow(dead_code)]
+pub mod gen;
+
+use arca::chunker::Chunker;
+use arca::crypto::{self, kdf, Keys, MasterKey};
+use arca::format::blob::{self, BlobType};
+use arca::format::config::{ChunkerParams, Config};
+use arca::format::header::{self, FileKind, HEADER_LEN};
+use arca::format::key::KeyFile;
+use arca::format::lock::Lock;
+use arca::format::snapshot::Snapshot;
+use arca::format::tree::Tree;
+use arca::format::{compression, index as findex, pack, NONCE_LEN};
+use arca::id::{hex, unhex, Id};
+use arca::Error;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+const WHAT: &str = "test vector";
+
+/// The vector files on disk: (file name, vectors).
+pub fn load() -> Vec<(String, Vec<Value>)> {
+    let mut files: Vec<(String, Vec<Value>)> = std::fs::read_dir(gen::vectors_dir())
+        .expect("format-spec/vectors exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let vectors: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (name, vectors)
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+#[test]
+fn vector_files_are_what_the_generator_writes() {
+    let files = gen::generate();
+    assert_eq!(files, gen::generate(), "the generator is not deterministic");
+    let dir = gen::vectors_dir();
+    let mut total = 0;
+    for (name, contents) in &files {
+        let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert!(on_disk == *contents, "format-spec/vectors/{name} is stale: run `cargo run --example gen_vectors`");
+        total += contents.len();
+    }
+    let on_disk: HashSet<String> = load().into_iter().map(|(n, _)| n).collect();
+    let generated: HashSet<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(on_disk, generated, "stray or missing vector files");
+    assert!(total < 1 << 20, "vector files total {total} bytes, over 1 MiB");
+}
+
+fn class(e: &Error) -> &'static str {
+    match e {
+        Error::Integrity { .. } => "integrity",
+        Error::Unsupported(_) => "unsupported",
+        Error::NotARepository(_) => "not_a_repository",
+        Error::WrongPassword => "wrong_password",
+        other => panic!("error outside the vector classes: {other:?}"),
+    }
+}
+
+#[test]
+fn every_vector_decodes_or_fails_as_stated() {
+    let mut names = HashSet::new();
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for (file, vectors) in load() {
+        let kind = file.trim_end_matches(".json");
+        assert!(vectors.iter().any(|v| v["expect"] == "ok"), "{file}: no valid vector");
+        for v in &vectors {
+            count += 1;
+            let name = v["name"].as_str().expect("name");
+            assert!(names.insert(name.to_string()), "duplicate vector name {name}");
+            assert_eq!(v["kind"], kind, "{name}: kind does not match its file");
+            assert!(v["inputs"].is_object() && v["hex"].is_string(), "{name}: inputs or hex missing");
+            let result = std::panic::catch_unwind(|| run(v));
+            let result = match result {
+                Ok(r) => r,
+                Err(_) => {
+                    failures.push(format!("{name}: panicked"));
+                    continue;
+                }
+            };
+            match (v["expect"].as_str(), result) {
+                (Some("ok"), Ok(decoded)) => {
+                    assert!(v.get("error_class").is_none(), "{name}: ok vector with an error class");
+                    if decoded != v["decoded"] {
+                        failures.push(format!("{name}: decoded\n  {decoded}\nexpected\n  {}", v["decoded"]));
+                    }
+                }
+                (Some("ok"), Err(e)) => failures.push(format!("{name}: expected ok, got {e:?}")),
+                (Some("error"), Ok(_)) => {
+                    failures.push(format!("{name}: expected {}, but it was accepted", v["error_class"]))
+                }
+                (Some("error"), Err(e)) => {
+                    assert!(v.get("decoded").is_none(), "{name}: error vector with decoded fields");
+                    if class(&e) != v["error_class"] {
+                        failures.push(format!("{name}: expected {}, got {e:?}", v["error_class"]));
+                    }
+                }
+                (other, _) => failures.push(format!("{name}: bad expect {other:?}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} of {count} vectors failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(count >= 300, "only {count} vectors");
+}
+
+/// Each MUST-reject rule has at least one error vector (guards against vectors being dropped).
+#[test]
+fn every_reject_rule_has_a_vector() {
+    let all: Vec<(String, String)> = load()
+        .into_iter()
+        .flat_map(|(_, vs)| vs)
+        .filter(|v| v["expect"] == "error")
+        .map(|v| (v["name"].as_str().unwrap().to_string(), v["error_class"].as_str().unwrap().to_string()))
+        .collect();
+    let required: &[(&str, &str)] = &[
+        ("wrong magic", "not_a_repository"),
+        ("unknown version 2", "unsupported"),
+        ("nonzero reserved byte", "integrity"),
+        ("wrong kind", "integrity"),
+        ("flipped ciphertext byte", "integrity"),
+        ("wrong AD: sealed for another repository ID", "integrity"),
+        ("wrong AD: blob IDs swapped", "integrity"),
+        ("wrong AD: opened under another blob ID", "integrity"),
+        ("wrong AD: opened as a tree blob", "integrity"),
+        ("wrong AD: blob type tree for a data blob", "integrity"),
+        ("key: wrong password", "wrong_password"),
+        ("key: memory 2 GiB", "integrity"),
+        ("key: memory 8191 KiB", "integrity"),
+        ("key: time cost 0", "integrity"),
+        ("key: time cost 11", "integrity"),
+        ("key: lanes 0", "integrity"),
+        ("key: lanes 17", "integrity"),
+        ("key: label of 1025 bytes", "integrity"),
+        ("config: overlong varint: version 1 encoded as 0x81 0x00", "integrity"),
+        ("config: config version 2", "unsupported"),
+        ("config: unknown required feature bit", "unsupported"),
+        ("config: chunker min_size odd", "integrity"),
+        ("key: unknown KDF", "unsupported"),
+        ("zstd window of 2^26 bytes", "integrity"),
+        ("trailing byte", "integrity"),
+        ("unknown compression method", "integrity"),
+        ("zstd bomb", "integrity"),
+        ("tree: name \"..\"", "integrity"),
+        ("tree: name \".\"", "integrity"),
+        ("tree: name \"a/b\"", "integrity"),
+        ("tree: name \"a\\0b\"", "integrity"),
+        ("tree: empty name", "integrity"),
+        ("tree: names not sorted", "integrity"),
+        ("tree: duplicate names", "integrity"),
+        ("tree: mode 0o10000", "integrity"),
+        ("tree: file size 6, chunks sum to 5", "integrity"),
+        ("pack: TOC length mismatch", "integrity"),
+        ("pack: TOC stored_len 40", "integrity"),
+        ("index: blob ends one byte past the pack", "integrity"),
+        ("index: blob offset 7", "integrity"),
+    ];
+    for (needle, class) in required {
+        assert!(all.iter().any(|(n, c)| n.contains(needle) && c == class), "no {class} vector named like {needle:?}");
+    }
+    for kind in ["key", "config", "index", "snapshot", "lock", "pack", "blob"] {
+        assert!(
+            all.iter().any(|(n, _)| n.starts_with(&format!("{kind}: truncated"))),
+            "no truncation vector for {kind}"
+        );
+    }
+}
+
+// ---- the reading procedures ---------------------------------------------------------------------
+
+fn run(v: &Value) -> Result<Value, Error> {
+    let bytes = unhex(v["hex"].as_str().unwrap()).expect("hex");
+    let inputs = &v["inputs"];
+    match v["kind"].as_str().unwrap() {
+        "subkeys" => Ok(subkeys(&bytes)),
+        "key" => key(&bytes, inputs),
+        "config" => {
+            let body = open_file(&bytes, FileKind::Config, inputs, arca::format::config::MAX_CONFIG_LEN)?;
+            let c = Config::decode(&body)?;
+            assert_eq!(c.encode(), body, "config re-encodes differently");
+            Ok(gen::config_json(&c))
+        }
+        "index" => {
+            let body = open_file(&bytes, FileKind::Index, inputs, findex::MAX_INDEX_LEN)?;
+            let packs = findex::decode(&body, WHAT)?;
+            assert_eq!(findex::encode(&packs), body, "index re-encodes differently");
+            Ok(gen::index_json(&packs))
+        }
+        "snapshot" => {
+            let body = open_file(&bytes, FileKind::Snapshot, inputs, arca::format::snapshot::MAX_SNAPSHOT_LEN)?;
+            let s = Snapshot::decode(&body, WHAT)?;
+            assert_eq!(s.encode(), body, "snapshot re-encodes differently");
+            Ok(gen::snapshot_json(&s))
+        }
+        "lock" => {
+            let body = open_file(&bytes, FileKind::Lock, inputs, arca::format::lock::MAX_LOCK_LEN)?;
+            let l = Lock::decode(&body)?;
+            assert_eq!(l.encode(), body, "lock re-encodes differently");
+            Ok(gen::lock_json(&l))
+        }
+        "pack" => read_pack(&bytes, inputs),
+        "blob" => Ok(json!({"plaintext": hex(&open_blob(&bytes, inputs)?)})),
+        "tree" => {
+            let plain = open_blob(&bytes, inputs)?;
+            let t = Tree::decode(&plain, WHAT)?;
+            assert_eq!(t.encode(), plain, "tree re-encodes differently");
+            Ok(gen::tree_json(&t))
+        }
+        "compression" => {
+            let body = compression::decode(&bytes, num(inputs, "limit") as usize, WHAT)?;
+            if bytes[0] == compression::METHOD_NONE {
+                assert_eq!(compression::encode(&body, 0), bytes);
+            }
+            Ok(json!({"body": hex(&body)}))
+        }
+        "chunker" => Ok(chunk(&bytes, inputs)),
+        other => panic!("unknown vector kind {other}"),
+    }
+}
+
+fn num(inputs: &Value, key: &str) -> u64 {
+    inputs[key].as_u64().unwrap_or_else(|| panic!("inputs.{key}"))
+}
+
+fn arr32(inputs: &Value, key: &str) -> [u8; 32] {
+    unhex(inputs[key].as_str().unwrap_or_else(|| panic!("inputs.{key}"))).unwrap().try_into().unwrap()
+}
+
+fn keys_from(inputs: &Value) -> (Keys, [u8; 32]) {
+    (Keys::derive(&MasterKey::from_bytes(arr32(inputs, "master_key"))), arr32(inputs, "repo_id"))
+}
+
+/// If the vector states the framed plaintext, the decrypted one must be it.
+fn check_plaintext(inputs: &Value, framed: &[u8]) {
+    if let Some(p) = inputs.get("plaintext").and_then(Value::as_str) {
+        assert_eq!(hex(framed), p, "decrypted plaintext differs from inputs.plaintext");
+    }
+}
+
+fn subkeys(master: &[u8]) -> Value {
+    let master: [u8; 32] = master.try_into().expect("32-byte master key");
+    let d = gen::subkeys_json(&master);
+    // The stated subkeys must be the ones the library works with.
+    let keys = Keys::derive(&MasterKey::from_bytes(master));
+    let enc: [u8; 32] = unhex(d["encryption_key"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let n = [3u8; NONCE_LEN];
+    assert_eq!(keys.seal_with_nonce(&n, b"x", b"ad"), crypto::seal_with(&enc, &n, b"x", b"ad").unwrap());
+    let id_key: [u8; 32] = unhex(d["blob_id_key"].as_str().unwrap()).unwrap().try_into().unwrap();
+    assert_eq!(keys.blob_id(b"hello").0, *blake3::keyed_hash(&id_key, b"hello").as_bytes());
+    d
+}
+
+fn key(bytes: &[u8], inputs: &Value) -> Result<Value, Error> {
+    let kf = KeyFile::decode(bytes)?;
+    assert_eq!(kf.encode(), bytes, "key file re-encodes differently");
+    let password = inputs["password"].as_str().expect("inputs.password").as_bytes();
+    let (master, repo_id) = kdf::unwrap(&kf, password)?;
+    let again = kdf::wrap_with(&master, &repo_id, password, kf.kdf, &kf.label, kf.created, kf.salt, kf.nonce)?;
+    assert_eq!(again.encode(), bytes, "key file re-wraps differently");
+    let mut d = gen::key_json(&kf);
+    d["kek"] = json!(hex(&kdf::derive_kek(password, &kf.salt, &kf.kdf)?[..]));
+    d["master_key"] = json!(hex(master.as_bytes()));
+    d["repo_id"] = json!(hex(&repo_id));
+    Ok(d)
+}
+
+/// Header, AEAD with the file AD, compression: the body of an encrypted file.
+fn open_file(bytes: &[u8], kind: FileKind, inputs: &Value, limit: usize) -> Result<Vec<u8>, Error> {
+    let (keys, repo_id) = keys_from(inputs);
+    let parts = header::split_sealed(bytes, kind, WHAT)?;
+    let ad = header::file_ad(parts.header, &repo_id);
+    let framed = keys.open(parts.sealed, &ad, WHAT)?;
+    check_plaintext(inputs, &framed);
+    let nonce: [u8; NONCE_LEN] = parts.sealed[..NONCE_LEN].try_into().unwrap();
+    let again = [&header::encode(kind)[..], &keys.seal_with_nonce(&nonce, &framed, &ad)].concat();
+    assert_eq!(again, bytes, "file re-seals differently");
+    let body = compression::decode(&framed, limit, WHAT)?;
+    if framed[0] == compression::METHOD_NONE {
+        assert_eq!(compression::encode(&body, 0), framed);
+    }
+    Ok(body)
+}
+
+/// AEAD with the blob AD, compression, blob ID: a blob's plaintext.
+fn open_blob(bytes: &[u8], inputs: &Value) -> Result<Vec<u8>, Error> {
+    let (keys, repo_id) = keys_from(inputs);
+    let t = match inputs["blob_type"].as_str() {
+        Some("data") => BlobType::Data,
+        Some("tree") => BlobType::Tree,
+        other => panic!("inputs.blob_type {other:?}"),
+    };
+    let id = Id(arr32(inputs, "blob_id"));
+    let ad = blob::blob_ad(t, &id, &repo_id);
+    let framed = keys.open(bytes, &ad, WHAT)?;
+    check_plaintext(inputs, &framed);
+    let nonce: [u8; NONCE_LEN] = bytes[..NONCE_LEN].try_into().unwrap();
+    assert_eq!(keys.seal_with_nonce(&nonce, &framed, &ad), bytes, "blob re-seals differently");
+    let plain = compression::decode(&framed, num(inputs, "limit") as usize, WHAT)?;
+    if keys.blob_id(&plain) != id {
+        return Err(Error::integrity(WHAT, "plaintext does not hash to the blob ID"));
+    }
+    Ok(plain)
+}
+
+/// Header, trailer, sealed TOC, then every blob in TOC order.
+fn read_pack(bytes: &[u8], inputs: &Value) -> Result<Value, Error> {
+    let (keys, repo_id) = keys_from(inputs);
+    let limit = num(inputs, "limit") as usize;
+    pack::check_header(bytes, WHAT)?;
+    let trailer = bytes[bytes.len() - pack::TRAILER_LEN..].try_into().unwrap();
+    let (off, len) = pack::locate_toc(bytes.len() as u64, trailer, WHAT)?;
+    let (off, len) = (off as usize, len as usize);
+    let sealed_toc = &bytes[off..off + len];
+    let toc_ad = pack::toc_ad(&repo_id);
+    let toc = keys.open(sealed_toc, &toc_ad, WHAT)?;
+    let entries = pack::decode_toc(&toc, (off - HEADER_LEN) as u64, WHAT)?;
+    let mut blobs = Vec::new();
+    let mut pos = HEADER_LEN;
+    for e in &entries {
+        let envelope = &bytes[pos..pos + e.stored_len as usize];
+        let framed = keys.open(envelope, &blob::blob_ad(e.blob_type, &e.id, &repo_id), WHAT)?;
+        let plain = compression::decode(&framed, limit, WHAT)?;
+        if keys.blob_id(&plain) != e.id {
+            return Err(Error::integrity(WHAT, "blob plaintext does not hash to its ID"));
+        }
+        if plain.len() != e.plain_len as usize {
+            return Err(Error::integrity(WHAT, "blob length differs from the TOC's plain_len"));
+        }
+        blobs.push(gen::pack_blob_json(e, pos as u64, &plain));
+        pos += e.stored_len as usize;
+    }
+    let nonce: [u8; NONCE_LEN] = sealed_toc[..NONCE_LEN].try_into().unwrap();
+    let resealed = keys.seal_with_nonce(&nonce, &pack::encode_toc(&entries), &toc_ad);
+    let again = [&bytes[..off], &resealed, &(resealed.len() as u32).to_le_bytes()].concat();
+    assert_eq!(again, bytes, "pack re-encodes differently");
+    Ok(json!({ "blobs": blobs }))
+}
+
+/// Cut points at once and streamed through 7-byte reads.
+fn chunk(data: &[u8], inputs: &Value) -> Value {
+    let p = ChunkerParams {
+        min_size: num(inputs, "min_size") as u32,
+        avg_size: num(inputs, "avg_size") as u32,
+        max_size: num(inputs, "max_size") as u32,
+        normalization: num(inputs, "normalization") as u8,
+    };
+    let keys = Keys::derive(&MasterKey::from_bytes(arr32(inputs, "master_key")));
+    let ch = Chunker::new(&p, keys.gear());
+    let lengths = ch.lengths(data);
+    struct Sevens<'a>(&'a [u8]);
+    impl std::io::Read for Sevens<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(7).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let streamed: Vec<usize> = ch.stream(Sevens(data)).map(|c| c.unwrap().len()).collect();
+    assert_eq!(streamed, lengths, "streamed cut points differ");
+    if data.len() == gen::CHUNKER_INPUT_LEN {
+        assert!(data == gen::chunker_input() || data.iter().all(|&b| b == 0));
+    }
+    gen::chunks_json(&lengths)
+}
