@@ -661,3 +661,58 @@ fn a_hostile_key_file_next_to_a_good_one_is_skipped() {
     assert_eq!(r.key_name(), second);
     assert!(matches!(lib_open(&env.repo, PASSWORD), Err(Error::WrongPassword)));
 }
+
+#[test]
+fn index_lookup_finds_every_blob_and_no_other_among_many_and_clustered_ids() {
+    use arca::format::blob::BlobType;
+    use arca::format::index::{IndexBlob, IndexPack};
+    use arca::repo::index::Index;
+    use arca::Id;
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut ids: Vec<Id> = Vec::new();
+    for i in 0..20_000u64 {
+        let mut id = [0u8; 32];
+        for part in id.chunks_mut(8) {
+            part.copy_from_slice(&next().to_le_bytes());
+        }
+        if i % 50 == 0 {
+            // Clusters sharing the first 8 (and up to 27) bytes exercise the exact-search fallback.
+            id[..8].copy_from_slice(&[0x42; 8]);
+            id[8..8 + (i as usize % 20)].fill(7);
+        }
+        ids.push(Id(id));
+    }
+    let blobs = |range: std::ops::Range<usize>, t| {
+        ids[range]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| IndexBlob { blob_type: t, id: *id, offset: 8 + i as u32, stored_len: 41, plain_len: 0 })
+            .collect()
+    };
+    let packs = vec![
+        IndexPack { id: Id([1; 32]), size: u32::MAX, blobs: blobs(0..10_000, BlobType::Data) },
+        IndexPack { id: Id([2; 32]), size: u32::MAX, blobs: blobs(10_000..15_000, BlobType::Tree) },
+    ];
+    let index = Index::from_packs(packs);
+    for (i, id) in ids.iter().enumerate() {
+        let (t, other, pack) = match i {
+            0..10_000 => (BlobType::Data, BlobType::Tree, Id([1; 32])),
+            10_000..15_000 => (BlobType::Tree, BlobType::Data, Id([2; 32])),
+            _ => {
+                assert!(index.lookup(BlobType::Data, id).is_none() && index.lookup(BlobType::Tree, id).is_none());
+                continue;
+            }
+        };
+        let loc = index.lookup(t, id).unwrap_or_else(|| panic!("blob {i} not found"));
+        assert_eq!(loc.pack, pack);
+        let position_in_pack = if i < 10_000 { i } else { i - 10_000 };
+        assert_eq!(loc.offset, 8 + position_in_pack as u32);
+        assert!(index.lookup(other, id).is_none(), "blob {i} found under the wrong type");
+    }
+}
