@@ -367,18 +367,22 @@ fn already_restored(p: &Path, n: &Node) -> bool {
 /// Write one file. `Ok(None)` when skipped by the overwrite policy.
 fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite) -> Result<Option<u64>> {
     let p = &f.target;
-    let exists = fs::symlink_metadata(p).is_ok();
-    if exists {
-        match policy {
+    // Create first, and consult the overwrite policy only if something is already there: a
+    // fresh restore then costs one path lookup per file. O_NOFOLLOW with O_CREAT|O_EXCL never
+    // follows a symlink in the final component.
+    let create = || OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(p);
+    let file = match create() {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match policy {
             Overwrite::Never => return Ok(None),
             Overwrite::IfChanged if already_restored(p, &f.node) => return Ok(None),
             _ => {
                 clear_for(p, policy).at(p)?;
+                create().at(p)?
             }
-        }
-    }
-    let file =
-        OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(p).at(p)?;
+        },
+        Err(e) => return Err(Error::Io { path: p.clone(), source: e }),
+    };
     let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
     let mut offset = 0u64;
     for c in content {
@@ -397,8 +401,7 @@ fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite
         offset += c.len as u64;
     }
     file.set_len(*size).at(p)?;
-    drop(file);
-    apply_meta(p, &f.node, false).at(p)?;
+    apply_file_meta(&file, &f.node).at(p)?;
     Ok(Some(*size))
 }
 
@@ -444,12 +447,36 @@ fn apply_meta(p: &Path, n: &Node, symlink: bool) -> std::io::Result<()> {
     set_times(p, n.mtime)
 }
 
+/// [`apply_meta`] for a regular file through its open descriptor (no path lookups).
+fn apply_file_meta(file: &File, n: &Node) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use xattr::FileExt as _;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::fchown(file, Some(n.uid), Some(n.gid))?;
+    }
+    for x in &n.xattrs {
+        if let Err(e) = file.set_xattr(OsStr::from_bytes(&x.name), &x.value) {
+            if e.raw_os_error() != Some(libc::ENOTSUP) && e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
+        }
+    }
+    file.set_permissions(fs::Permissions::from_mode(n.mode))?;
+    let times = [timespec(n.mtime), timespec(n.mtime)];
+    // SAFETY: a valid open descriptor and a two-element timespec array.
+    if unsafe { libc::futimens(file.as_raw_fd(), times.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn timespec(ns: i64) -> libc::timespec {
+    libc::timespec { tv_sec: ns.div_euclid(1_000_000_000) as libc::time_t, tv_nsec: ns.rem_euclid(1_000_000_000) as _ }
+}
+
 fn set_times(p: &Path, mtime: i64) -> std::io::Result<()> {
-    let ts = libc::timespec {
-        tv_sec: mtime.div_euclid(1_000_000_000) as libc::time_t,
-        tv_nsec: mtime.rem_euclid(1_000_000_000) as _,
-    };
-    let times = [ts, ts];
+    let times = [timespec(mtime), timespec(mtime)];
     let c = CString::new(p.as_os_str().as_bytes())?;
     // SAFETY: valid path and a two-element timespec array; AT_SYMLINK_NOFOLLOW sets a link's own times.
     let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };

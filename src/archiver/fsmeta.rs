@@ -47,6 +47,24 @@ pub(crate) fn xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
     Ok(out)
 }
 
+/// [`xattrs`] through an open descriptor (no path lookup).
+pub(crate) fn xattrs_fd(file: &std::fs::File) -> std::io::Result<Vec<Xattr>> {
+    use xattr::FileExt;
+    let names = match file.list_xattr() {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if let Some(value) = file.get_xattr(&name)? {
+            out.push(Xattr { name: name.as_encoded_bytes().to_vec(), value });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 /// Whether a file is unchanged since `parent` was recorded: same size, mtime, ctime and inode.
 pub(crate) fn unchanged(meta: &Metadata, parent: &Node) -> bool {
     matches!(parent.kind, NodeKind::File { size, .. } if size == meta.len())

@@ -310,7 +310,7 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
             return Ok(None);
         }
     };
-    let (size, content, after) = stored;
+    let (size, content, after, xattrs) = stored;
     let moved = after.len() != meta.len()
         || after.mtime_nsec() != meta.mtime_nsec()
         || after.mtime() != meta.mtime()
@@ -322,12 +322,16 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
     }
     ctx.count(|s| if parent.is_some() { s.files_changed += 1 } else { s.files_new += 1 });
     ctx.progress.files.fetch_add(1, Relaxed);
-    let x = read_xattrs(ctx, path);
+    let x = xattrs.unwrap_or_else(|e| {
+        ctx.warn(path, format!("extended attributes not saved: {e}"));
+        vec![]
+    });
     // The recorded size is what was read; the other metadata is from before the read.
     Ok(Some(node(name, meta, NodeKind::File { size, content }, x)))
 }
 
-type Stored = (u64, Vec<crate::format::tree::ChunkRef>, Metadata);
+/// Size read, chunks, metadata after the read, extended attributes (read through the descriptor).
+type Stored = (u64, Vec<crate::format::tree::ChunkRef>, Metadata, std::io::Result<Vec<crate::format::tree::Xattr>>);
 
 /// Read a file and store its chunks. I/O errors are the outer result (a warning); repository
 /// errors the inner one (fatal).
@@ -351,5 +355,6 @@ fn read_and_store(ctx: &Ctx, path: &Path, meta: &Metadata) -> std::io::Result<Re
         ctx.store_stream(&mut f)?
     };
     let after = f.metadata()?;
-    Ok(stored.map(|(size, refs)| (size, refs, after)))
+    let xattrs = fsmeta::xattrs_fd(&f);
+    Ok(stored.map(|(size, refs)| (size, refs, after, xattrs)))
 }
