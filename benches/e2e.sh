@@ -17,8 +17,11 @@ if [ -z "$tools" ]; then
   tools=arca
   for t in restic borg rustic; do command -v "$t" >/dev/null && tools="$tools $t"; done
 fi
+target=${CARGO_TARGET_DIR:-$root/target}
 cargo build --release --locked --manifest-path "$root/Cargo.toml" --bin arca --example gen_corpus
 mkdir -p "$work/runs"
-[ -d "$work/corpus" ] || "$root/target/release/examples/gen_corpus" "$work/corpus"
+[ -d "$work/corpus" ] || "$target/release/examples/gen_corpus" "$work/corpus"
+# Read the corpus once so that no tool pays for a cold page cache the others do not.
+tar cf - -C "$work" corpus | cat > /dev/null
 echo "corpus: $(du -sh "$work/corpus" | cut -f1), $(find "$work/corpus" | wc -l) entries; tools: $tools"
-PATH="$root/target/release:$PATH" bash "$root/../shared/bench/peers.sh" "$work/corpus" "$work/runs" $tools
+PATH="$target/release:$PATH" bash "$root/../shared/bench/peers.sh" "$work/corpus" "$work/runs" $tools
