@@ -950,21 +950,7 @@ fn pack_vectors() -> Vec<Vector> {
 /// The packs of the valid index: the pack vector and an invented tree pack.
 pub fn valid_index() -> Vec<IndexPack> {
     let (pack_bytes, toc, _) = valid_pack();
-    let mut offset = HEADER_LEN as u32;
-    let blobs = toc
-        .iter()
-        .map(|e| {
-            let b = IndexBlob {
-                blob_type: e.blob_type,
-                id: e.id,
-                offset,
-                stored_len: e.stored_len,
-                plain_len: e.plain_len,
-            };
-            offset += e.stored_len;
-            b
-        })
-        .collect();
+    let blobs = arca::format::pack::locate_blobs(&toc);
     let tree_blob =
         IndexBlob { blob_type: BlobType::Tree, id: Id([0x22; 32]), offset: 8, stored_len: 300, plain_len: 500 };
     vec![

@@ -97,12 +97,7 @@ pub fn diff(
         };
         let name = String::from_utf8_lossy(&x.or(y).unwrap().name).into_owned();
         let path = format!("{}/{}", prefix.trim_end_matches('/'), name);
-        let sub = |n: Option<&Node>| {
-            n.and_then(|n| match n.kind {
-                NodeKind::Dir { subtree } => Some(subtree),
-                _ => None,
-            })
-        };
+        let sub = |n: Option<&Node>| n.and_then(Node::subtree);
         match (x, y) {
             (Some(_), None) => out.push((Change::Removed, path.clone())),
             (None, Some(_)) => out.push((Change::Added, path.clone())),

@@ -258,15 +258,8 @@ fn check_toc(repo: &Repository, bytes: &[u8], p: &IndexPack, obj: &str) -> Resul
     let sealed = &bytes[at as usize..at as usize + len as usize];
     let toc = repo.keys().open(sealed, &pack::toc_ad(repo.repo_id()), &format!("{obj} TOC"))?;
     let entries = pack::decode_toc(&toc, at - HEADER_LEN as u64, obj)?;
-    let mut offset = HEADER_LEN as u32;
-    let mut from_toc: Vec<_> = entries
-        .iter()
-        .map(|e| {
-            let o = offset;
-            offset += e.stored_len;
-            (e.blob_type, e.id, o, e.stored_len, e.plain_len)
-        })
-        .collect();
+    let mut from_toc: Vec<_> =
+        pack::locate_blobs(&entries).iter().map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len)).collect();
     let mut from_index: Vec<_> =
         p.blobs.iter().map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len)).collect();
     from_toc.sort();

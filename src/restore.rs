@@ -93,7 +93,7 @@ struct Plan {
 
 /// The node at `path` inside the tree `root` (path components separated by `/`).
 pub fn resolve(repo: &Repository, index: &Index, root: Id, path: &str) -> Result<Node> {
-    let mut node = dir_node(b"", root);
+    let mut node = Node::bare_dir(b"", root);
     for comp in path.split('/').filter(|c| !c.is_empty()) {
         let subtree = match node.kind {
             NodeKind::Dir { subtree } => subtree,
@@ -107,25 +107,6 @@ pub fn resolve(repo: &Repository, index: &Index, root: Id, path: &str) -> Result
             .ok_or_else(|| Error::NotFound(format!("{path}: no entry {comp:?} in the snapshot")))?;
     }
     Ok(node)
-}
-
-/// A bare directory node (the virtual root of a snapshot).
-pub fn dir_node(name: &[u8], subtree: Id) -> Node {
-    Node {
-        name: name.to_vec(),
-        kind: NodeKind::Dir { subtree },
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: 0,
-        ctime: 0,
-        inode: 0,
-        device: 0,
-        links: 0,
-        xattrs: vec![],
-    }
 }
 
 /// Restore `node` (found at snapshot path `snap_path`): a directory's contents go directly into

@@ -124,28 +124,10 @@ pub(crate) fn backup_roots(ctx: &Ctx, paths: &[PathBuf], parent_root: Option<Id>
 fn virtual_dir_root(ctx: &Ctx, _paths: &[PathBuf], parent_root: Option<Id>) -> Result<Id> {
     let root = Path::new("/");
     let meta = fs::symlink_metadata(root).map_err(|e| Error::Io { path: root.into(), source: e })?;
-    let parent = parent_root.map(dir_node_stub);
+    let parent = parent_root.map(|subtree| Node::bare_dir(b"", subtree));
     match backup_dir(ctx, root, b"root".to_vec(), &meta, parent.as_ref(), meta.dev())? {
         Some(Node { kind: NodeKind::Dir { subtree }, .. }) => Ok(subtree),
         _ => Err(Error::InvalidArgument("cannot read /".into())),
-    }
-}
-
-fn dir_node_stub(subtree: Id) -> Node {
-    Node {
-        name: b"x".to_vec(),
-        kind: NodeKind::Dir { subtree },
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        user: String::new(),
-        group: String::new(),
-        mtime: 0,
-        ctime: 0,
-        inode: 0,
-        device: 0,
-        links: 0,
-        xattrs: vec![],
     }
 }
 
@@ -168,10 +150,7 @@ fn backup_virtual(ctx: &Ctx, v: &Virtual, parent: Option<Id>) -> Result<Id> {
             }
             VEntry::Inner(sub, path) => {
                 let meta = fs::symlink_metadata(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
-                let psub = find(name).and_then(|n| match n.kind {
-                    NodeKind::Dir { subtree } => Some(subtree),
-                    _ => None,
-                });
+                let psub = find(name).and_then(Node::subtree);
                 let subtree = backup_virtual(ctx, sub, psub)?;
                 let x = read_xattrs(ctx, path);
                 Ok(Some(node(name.clone(), &meta, NodeKind::Dir { subtree }, x)))
@@ -256,10 +235,7 @@ fn backup_dir(
     }
     entries.retain(|(n, p)| !ex.excluded(p, OsStr::from_bytes(n)));
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let psub = parent.and_then(|n| match n.kind {
-        NodeKind::Dir { subtree } => Some(subtree),
-        _ => None,
-    });
+    let psub = parent.and_then(Node::subtree);
     let parent_tree = ctx.parent_tree(psub);
     let pnodes: &[Node] = parent_tree.as_ref().map(|t| t.nodes.as_slice()).unwrap_or(&[]);
     let results: Vec<Result<Option<Node>>> = entries

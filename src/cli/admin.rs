@@ -213,14 +213,9 @@ pub fn cat(g: &Global, a: CatArgs) -> Result<u8> {
                 &what,
             )?;
             let entries = pack::decode_toc(&toc, at - 8, &what)?;
-            let mut off = 8u64;
-            let v: Vec<_> = entries
+            let v: Vec<_> = pack::locate_blobs(&entries)
                 .iter()
-                .map(|e| {
-                    let j = json!({"type": e.blob_type.name(), "id": e.id, "offset": off, "stored_len": e.stored_len, "plain_len": e.plain_len});
-                    off += e.stored_len as u64;
-                    j
-                })
+                .map(|b| json!({"type": b.blob_type.name(), "id": b.id, "offset": b.offset, "stored_len": b.stored_len, "plain_len": b.plain_len}))
                 .collect();
             json!({"id": name, "size": bytes.len(), "blobs": v})
         }

@@ -3,6 +3,7 @@
 
 use super::blob::{BlobType, MIN_STORED_LEN};
 use super::header::{self, FileKind, HEADER_LEN};
+use super::index::IndexBlob;
 use super::{Reader, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -65,6 +66,26 @@ pub fn decode_toc(toc: &[u8], blob_area: u64, what: &str) -> Result<Vec<TocEntry
         return Err(Error::integrity(what, format!("TOC covers {total} bytes, blob area is {blob_area}")));
     }
     Ok(entries)
+}
+
+/// The index entries of a pack's blobs: TOC entries with their offsets, which are implicit
+/// (the first blob starts right after the header, each next one where the previous ends).
+pub fn locate_blobs(entries: &[TocEntry]) -> Vec<IndexBlob> {
+    let mut offset = HEADER_LEN as u32;
+    entries
+        .iter()
+        .map(|e| {
+            let b = IndexBlob {
+                blob_type: e.blob_type,
+                id: e.id,
+                offset,
+                stored_len: e.stored_len,
+                plain_len: e.plain_len,
+            };
+            offset = offset.wrapping_add(e.stored_len);
+            b
+        })
+        .collect()
 }
 
 /// Locate the sealed TOC in a pack of `pack_len` bytes from its last four bytes.

@@ -150,6 +150,35 @@ pub fn validate_name(name: &[u8]) -> std::result::Result<(), &'static str> {
     Ok(())
 }
 
+impl Node {
+    /// A directory node with no metadata (for the virtual root of a snapshot).
+    pub fn bare_dir(name: &[u8], subtree: Id) -> Node {
+        Node {
+            name: name.to_vec(),
+            kind: NodeKind::Dir { subtree },
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            user: String::new(),
+            group: String::new(),
+            mtime: 0,
+            ctime: 0,
+            inode: 0,
+            device: 0,
+            links: 0,
+            xattrs: vec![],
+        }
+    }
+
+    /// The tree of a directory node.
+    pub fn subtree(&self) -> Option<Id> {
+        match self.kind {
+            NodeKind::Dir { subtree } => Some(subtree),
+            _ => None,
+        }
+    }
+}
+
 impl Tree {
     /// Encode to the blob plaintext.
     pub fn encode(&self) -> Vec<u8> {

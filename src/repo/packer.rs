@@ -12,7 +12,7 @@ use crate::backend::{FileType, StagedFile};
 use crate::error::{IoContext, Result};
 use crate::format::blob::BlobType;
 use crate::format::header::{self, FileKind};
-use crate::format::index::{IndexBlob, IndexPack};
+use crate::format::index::IndexPack;
 use crate::format::pack::{self, TocEntry};
 use crate::id::Id;
 use std::collections::HashSet;
@@ -131,22 +131,7 @@ impl<'r> Packer<'r> {
         let id = Id(*p.hasher.finalize().as_bytes());
         let size = p.len as u32;
         p.file.publish(&id.to_hex())?;
-        let mut offset = header::HEADER_LEN as u32;
-        let blobs = p
-            .toc
-            .iter()
-            .map(|e| {
-                let b = IndexBlob {
-                    blob_type: e.blob_type,
-                    id: e.id,
-                    offset,
-                    stored_len: e.stored_len,
-                    plain_len: e.plain_len,
-                };
-                offset += e.stored_len;
-                b
-            })
-            .collect();
+        let blobs = pack::locate_blobs(&p.toc);
         self.state.lock().unwrap().written.push(IndexPack { id, size, blobs });
         self.stats.lock().unwrap().packs += 1;
         Ok(())
