@@ -118,13 +118,14 @@ impl CheckReport {
 /// Run a check.
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut r = CheckReport::default();
+    let snaps = load_snapshots(repo, &mut r)?;
     let packs = check_indexes(repo, &mut r)?;
     let index = Index::from_packs(packs.values().cloned());
     let damaged = match opts.read_data {
         Some(subset) => read_data(repo, &packs, subset, &mut r),
         None => HashSet::new(),
     };
-    check_snapshots(repo, &index, &damaged, &mut r)?;
+    check_snapshots(repo, &index, &damaged, snaps, &mut r)?;
     Ok(r)
 }
 
@@ -351,13 +352,9 @@ fn summarize(
     (id, TreeSummary::Read { dirs, hit_files }, problems)
 }
 
-/// Walk every snapshot; report missing/damaged trees and blobs with the paths they affect.
-fn check_snapshots(
-    repo: &Repository,
-    index: &Index,
-    damaged: &HashSet<(BlobType, Id)>,
-    r: &mut CheckReport,
-) -> Result<()> {
+/// Snapshots, read before the index: a backup publishes its index before its snapshot, so
+/// every snapshot seen here has its index files in place by the time they are listed.
+fn load_snapshots(repo: &Repository, r: &mut CheckReport) -> Result<Vec<(Id, crate::format::snapshot::Snapshot)>> {
     let names = repo.backend().list(FileType::Snapshot)?;
     r.snapshots = names.len();
     let loaded: Vec<(String, Result<(Id, crate::format::snapshot::Snapshot)>)> = names
@@ -374,6 +371,17 @@ fn check_snapshots(
             Err(e) => r.error(format!("snapshot {name}"), e.to_string()),
         }
     }
+    Ok(snaps)
+}
+
+/// Walk every snapshot; report missing/damaged trees and blobs with the paths they affect.
+fn check_snapshots(
+    repo: &Repository,
+    index: &Index,
+    damaged: &HashSet<(BlobType, Id)>,
+    snaps: Vec<(Id, crate::format::snapshot::Snapshot)>,
+    r: &mut CheckReport,
+) -> Result<()> {
     let trees = load_trees(repo, index, damaged, snaps.iter().map(|(_, s)| s.tree).collect(), r);
     r.trees = trees.len();
     let mut memo: HashMap<Id, Vec<String>> = HashMap::new();

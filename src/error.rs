@@ -41,6 +41,9 @@ pub enum Error {
     /// Another process holds a conflicting lock.
     #[error("repository is locked: {0}")]
     Locked(String),
+    /// An earlier repository write of this session failed, so nothing may be committed.
+    #[error("a repository write failed earlier ({0}); no snapshot was written")]
+    WriteFailed(String),
     /// A caller-supplied value is out of range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

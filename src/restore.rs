@@ -75,6 +75,8 @@ pub struct RestoreStats {
     pub bytes: u64,
     /// Problems: path and message. Integrity problems name the blob.
     pub errors: Vec<String>,
+    /// How many of those are integrity errors (damaged or missing data).
+    pub damaged: u64,
 }
 
 /// A regular file to write.
@@ -89,6 +91,40 @@ struct Plan {
     dirs: Vec<(PathBuf, Node)>,
     files: Vec<FileJob>,
     others: Vec<(PathBuf, Node)>,
+    /// Directories whose tree could not be read: reported, and their contents skipped.
+    damaged: Vec<(PathBuf, Error)>,
+}
+
+/// What happened to one file.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Written, this many bytes.
+    Written(u64),
+    /// Already had the snapshot's size and mtime (`if-changed`).
+    UpToDate,
+    /// Left as it was by `--overwrite never`.
+    Kept,
+}
+
+/// Problems found while restoring.
+#[derive(Default)]
+struct Report {
+    errors: Mutex<Vec<String>>,
+    damaged: AtomicU64,
+}
+
+impl Report {
+    fn add(&self, p: &Path, e: &dyn std::fmt::Display, integrity: bool) {
+        self.errors.lock().unwrap().push(format!("{}: {e}", p.display()));
+        if integrity {
+            self.damaged.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Whether two hard-linked nodes really have the same content.
+fn same_content(a: &Node, b: &Node) -> bool {
+    matches!((&a.kind, &b.kind), (NodeKind::File { content: x, size: s }, NodeKind::File { content: y, size: t }) if x == y && s == t)
 }
 
 /// The node at `path` inside the tree `root` (path components separated by `/`).
@@ -134,11 +170,16 @@ pub fn restore(
     if opts.dry_run {
         stats.files = plan.files.len() as u64;
         stats.bytes = plan.files.iter().map(|f| file_size(&f.node)).sum();
+        stats.errors = plan.damaged.iter().map(|(p, e)| format!("{}: {e}", p.display())).collect();
+        stats.damaged = plan.damaged.len() as u64;
         return Ok(stats);
     }
     fs::create_dir_all(&opts.target).at(&opts.target)?;
-    let errors = Mutex::new(Vec::new());
-    let err = |p: &Path, e: &dyn std::fmt::Display| errors.lock().unwrap().push(format!("{}: {e}", p.display()));
+    let report = Report::default();
+    let err = |p: &Path, e: &dyn std::fmt::Display| report.add(p, e, false);
+    for (p, e) in &plan.damaged {
+        report.add(p, e, true);
+    }
     // A directory that could not be made (e.g. `--overwrite never` keeps a symlink in its place)
     // must never be written through: everything below it is skipped.
     let mut failed: Vec<PathBuf> = Vec::new();
@@ -158,45 +199,68 @@ pub fn restore(
             err(p, &e);
         }
     }
-    // Hard links: the first file of each (device, inode) group is written, the rest linked.
-    let mut seen: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut links = Vec::new();
-    let mut files = Vec::new();
+    // Hard links: the first file of each (device, inode) group is written, the rest linked to it
+    // — but only to a first file that now has the snapshot's content and the same chunk list.
+    let mut seen: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut links: Vec<(usize, FileJob)> = Vec::new();
+    let mut files: Vec<FileJob> = Vec::new();
     for f in plan.files {
         if f.node.links > 1 && f.node.inode != 0 {
-            if let Some(first) = seen.get(&(f.node.device, f.node.inode)) {
-                links.push((first.clone(), f.target));
+            if let Some(&first) = seen.get(&(f.node.device, f.node.inode)) {
+                links.push((first, f));
                 continue;
             }
-            seen.insert((f.node.device, f.node.inode), f.target.clone());
+            seen.insert((f.node.device, f.node.inode), files.len());
         }
         files.push(f);
     }
-    files.sort_by_key(|f| f.order);
-    let written = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let skipped = AtomicU64::new(0);
-    files.par_iter().for_each(|f| match restore_file(repo, index, f, opts.overwrite) {
-        Ok(Some(n)) => {
-            written.fetch_add(1, Relaxed);
-            bytes.fetch_add(n, Relaxed);
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| files[i].order);
+    let outcomes: Vec<Option<Outcome>> = {
+        let mut by_file = vec![None; files.len()];
+        let done: Vec<(usize, Option<Outcome>)> = order
+            .par_iter()
+            .map(|&i| match restore_file(repo, index, &files[i], opts.overwrite) {
+                Ok(o) => (i, Some(o)),
+                Err(e) => {
+                    report.add(&files[i].target, &e, e.is_integrity());
+                    (i, None)
+                }
+            })
+            .collect();
+        for (i, o) in done {
+            by_file[i] = o;
         }
-        Ok(None) => {
-            skipped.fetch_add(1, Relaxed);
-        }
-        Err(e) => err(&f.target, &e),
-    });
-    for (first, other) in &links {
-        if let Err(e) = make_hardlink(first, other, opts.overwrite) {
-            err(other, &e);
+        by_file
+    };
+    let mut linked = 0;
+    let mut extra: Vec<(FileJob, Option<Outcome>)> = Vec::new();
+    for (first, f) in links {
+        let good = matches!(outcomes[first], Some(Outcome::Written(_) | Outcome::UpToDate));
+        if good && same_content(&files[first].node, &f.node) {
+            match make_hardlink(&files[first].target, &f.target, opts.overwrite) {
+                Ok(()) => linked += 1,
+                Err(e) => err(&f.target, &e),
+            }
+        } else {
+            // Restore it as a file of its own rather than share an inode with other bytes.
+            match restore_file(repo, index, &f, opts.overwrite) {
+                Ok(o) => extra.push((f, Some(o))),
+                Err(e) => report.add(&f.target, &e, e.is_integrity()),
+            }
         }
     }
+    let all: Vec<(&FileJob, &Option<Outcome>)> =
+        files.iter().zip(outcomes.iter()).chain(extra.iter().map(|(f, o)| (f, o))).collect();
     if opts.verify {
-        files.par_iter().for_each(|f| {
-            if let Err(e) = verify_file(repo, &f.target, &f.node) {
-                err(&f.target, &e);
-            }
-        });
+        // Only what this restore vouches for: files it wrote or found already correct.
+        all.par_iter().filter(|(_, o)| matches!(o, Some(Outcome::Written(_) | Outcome::UpToDate))).for_each(
+            |(f, _)| {
+                if let Err(e) = verify_file(repo, &f.target, &f.node) {
+                    report.add(&f.target, &e, e.is_integrity());
+                }
+            },
+        );
     }
     for (p, n) in plan.dirs.iter().rev().filter(|(p, _)| !below_failed(p, &failed)) {
         if let Err(e) = apply_meta(p, n, false) {
@@ -208,11 +272,19 @@ pub fn restore(
             let _ = apply_meta(&opts.target, node, false);
         }
     }
-    stats.files = written.into_inner();
-    stats.files_skipped = skipped.into_inner();
-    stats.bytes = bytes.into_inner();
-    stats.others += links.len() as u64;
-    stats.errors = errors.into_inner().unwrap();
+    for (_, o) in &all {
+        match o {
+            Some(Outcome::Written(n)) => {
+                stats.files += 1;
+                stats.bytes += n;
+            }
+            Some(Outcome::UpToDate | Outcome::Kept) => stats.files_skipped += 1,
+            None => {}
+        }
+    }
+    stats.others += linked;
+    stats.errors = report.errors.into_inner().unwrap();
+    stats.damaged = report.damaged.into_inner();
     Ok(stats)
 }
 
@@ -249,7 +321,14 @@ fn walk(
     opts: &RestoreOptions,
     plan: &mut Plan,
 ) -> Result<bool> {
-    let tree = repo.read_tree(index, &tree)?;
+    let tree = match repo.read_tree(index, &tree) {
+        Ok(t) => t,
+        Err(e) => {
+            // One damaged directory must not stop the rest of a disaster recovery.
+            plan.damaged.push((target.to_path_buf(), e));
+            return Ok(false);
+        }
+    };
     let mut any = false;
     for node in tree.nodes {
         let name = OsStr::from_bytes(&node.name);
@@ -346,7 +425,7 @@ fn already_restored(p: &Path, n: &Node) -> bool {
 }
 
 /// Write one file. `Ok(None)` when skipped by the overwrite policy.
-fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite) -> Result<Option<u64>> {
+fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite) -> Result<Outcome> {
     let p = &f.target;
     // Create first, and consult the overwrite policy only if something is already there: a
     // fresh restore then costs one path lookup per file. O_NOFOLLOW with O_CREAT|O_EXCL never
@@ -355,8 +434,8 @@ fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite
     let file = match create() {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match policy {
-            Overwrite::Never => return Ok(None),
-            Overwrite::IfChanged if already_restored(p, &f.node) => return Ok(None),
+            Overwrite::Never => return Ok(Outcome::Kept),
+            Overwrite::IfChanged if already_restored(p, &f.node) => return Ok(Outcome::UpToDate),
             _ => {
                 clear_for(p, policy).at(p)?;
                 create().at(p)?
@@ -383,7 +462,7 @@ fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite
     }
     file.set_len(*size).at(p)?;
     apply_file_meta(&file, &f.node).at(p)?;
-    Ok(Some(*size))
+    Ok(Outcome::Written(*size))
 }
 
 /// Re-read a restored file and check every chunk's hash.

@@ -170,25 +170,32 @@ impl Ctx<'_> {
                 });
             }
         });
+        let mut results = results.into_inner().unwrap();
+        // A repository error is fatal and must not be masked by a read error of the same file.
+        if let Some(pos) = results.iter().position(|(_, r)| r.is_err()) {
+            return Ok(Err(results.swap_remove(pos).1.unwrap_err()));
+        }
         if let Some(e) = io_err {
             return Err(e);
         }
-        let mut results = results.into_inner().unwrap();
         results.sort_unstable_by_key(|(i, _)| *i);
         self.count(|s| s.bytes_read += size);
         Ok(results.into_iter().map(|(_, r)| r).collect::<Result<Vec<_>>>().map(|refs| (size, refs)))
     }
 
     /// Encode and store a tree; returns its ID.
-    fn store_tree(&self, tree: &Tree) -> Result<Id> {
+    /// `dir` names the directory in errors. A tree readers would reject is never written.
+    fn store_tree(&self, tree: &Tree, dir: &std::path::Path) -> Result<Id> {
         let bytes = tree.encode();
         if bytes.len() > crate::format::tree::MAX_TREE_LEN || tree.nodes.len() > crate::format::tree::MAX_TREE_NODES {
             return Err(Error::InvalidArgument(format!(
-                "a directory listing of {} bytes exceeds the format's tree limit ({} entries)",
+                "{}: a directory listing of {} bytes ({} entries) exceeds the format's tree limit",
+                dir.display(),
                 bytes.len(),
                 tree.nodes.len()
             )));
         }
+        tree.validate().map_err(|e| Error::InvalidArgument(format!("{}: cannot be stored: {e}", dir.display())))?;
         let id = self.repo.keys().blob_id(&bytes);
         self.store(BlobType::Tree, &id, &bytes)?;
         Ok(id)
@@ -299,7 +306,7 @@ pub fn backup_stdin(
         };
         ctx.count(|s| s.files_new += 1);
         ctx.progress.files.fetch_add(1, Relaxed);
-        ctx.store_tree(&Tree { nodes: vec![node] })
+        ctx.store_tree(&Tree { nodes: vec![node] }, std::path::Path::new("<stdin>"))
     })
 }
 

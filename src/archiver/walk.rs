@@ -35,12 +35,14 @@ impl Excludes {
         let mut paths = GlobSetBuilder::new();
         let mut names = GlobSetBuilder::new();
         for p in patterns {
-            let g = globset::GlobBuilder::new(p.trim_end_matches('/'))
+            let trimmed = p.trim_end_matches('/');
+            let g = globset::GlobBuilder::new(trimmed)
                 .literal_separator(true)
                 .backslash_escape(true)
                 .build()
                 .map_err(|e| Error::InvalidArgument(format!("exclude pattern {p:?}: {e}")))?;
-            if p.contains('/') {
+            // `node_modules/` means the name `node_modules`; only an inner `/` makes a path pattern.
+            if trimmed.contains('/') {
                 paths.add(g);
             } else {
                 names.add(g);
@@ -117,7 +119,7 @@ pub(crate) fn backup_roots(ctx: &Ctx, paths: &[PathBuf], parent_root: Option<Id>
     if paths.iter().any(|p| p.parent().is_none()) {
         return virtual_dir_root(ctx, paths, parent_root);
     }
-    backup_virtual(ctx, &build_virtual(paths), parent_root)
+    backup_virtual(ctx, &build_virtual(paths), Path::new("/"), parent_root)
 }
 
 /// Backing up `/` itself: the root tree is the real root directory's tree.
@@ -131,10 +133,11 @@ fn virtual_dir_root(ctx: &Ctx, _paths: &[PathBuf], parent_root: Option<Id>) -> R
     }
 }
 
-fn backup_virtual(ctx: &Ctx, v: &Virtual, parent: Option<Id>) -> Result<Id> {
+fn backup_virtual(ctx: &Ctx, v: &Virtual, dir: &Path, parent: Option<Id>) -> Result<Id> {
     let parent_tree = ctx.parent_tree(parent);
     let find = |name: &[u8]| parent_tree.as_ref().and_then(|t| t.nodes.iter().find(|n| n.name == name));
-    let results: Vec<Result<Option<Node>>> = v
+    // Collecting into one Result stops the walk at the first fatal (repository) error.
+    let nodes: Vec<Option<Node>> = v
         .children
         .par_iter()
         .map(|(name, e)| match e {
@@ -151,14 +154,13 @@ fn backup_virtual(ctx: &Ctx, v: &Virtual, parent: Option<Id>) -> Result<Id> {
             VEntry::Inner(sub, path) => {
                 let meta = fs::symlink_metadata(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
                 let psub = find(name).and_then(Node::subtree);
-                let subtree = backup_virtual(ctx, sub, psub)?;
+                let subtree = backup_virtual(ctx, sub, path, psub)?;
                 let x = read_xattrs(ctx, path);
                 Ok(Some(node(name.clone(), &meta, NodeKind::Dir { subtree }, x)))
             }
         })
-        .collect();
-    let nodes = results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect();
-    ctx.store_tree(&Tree { nodes })
+        .collect::<Result<_>>()?;
+    ctx.store_tree(&Tree { nodes: nodes.into_iter().flatten().collect() }, dir)
 }
 
 fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
@@ -238,7 +240,7 @@ fn backup_dir(
     let psub = parent.and_then(Node::subtree);
     let parent_tree = ctx.parent_tree(psub);
     let pnodes: &[Node] = parent_tree.as_ref().map(|t| t.nodes.as_slice()).unwrap_or(&[]);
-    let results: Vec<Result<Option<Node>>> = entries
+    let nodes: Vec<Option<Node>> = entries
         .par_iter()
         .map(|(n, p)| {
             let m = match fs::symlink_metadata(p) {
@@ -251,9 +253,8 @@ fn backup_dir(
             let pn = pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
             backup_entry(ctx, p, n.clone(), &m, pn, root_dev)
         })
-        .collect();
-    let nodes: Vec<Node> = results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect();
-    let subtree = ctx.store_tree(&Tree { nodes })?;
+        .collect::<Result<_>>()?;
+    let subtree = ctx.store_tree(&Tree { nodes: nodes.into_iter().flatten().collect() }, path)?;
     match psub {
         None => ctx.count(|s| s.dirs_new += 1),
         Some(p) if p == subtree => ctx.count(|s| s.dirs_unchanged += 1),
@@ -330,7 +331,11 @@ fn read_and_store(ctx: &Ctx, path: &Path, meta: &Metadata) -> std::io::Result<Re
     } else {
         ctx.store_stream(&mut f)?
     };
+    let stored = match stored {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
     let after = f.metadata()?;
     let xattrs = fsmeta::xattrs_fd(&f);
-    Ok(stored.map(|(size, refs)| (size, refs, after, xattrs)))
+    Ok(Ok((stored.0, stored.1, after, xattrs)))
 }

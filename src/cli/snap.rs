@@ -157,16 +157,20 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 
 pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<u8> {
     let repo = g.open()?;
-    let list: Vec<_> = repo
-        .list_snapshots()?
+    let (all, damaged) = repo.list_snapshots_and_damage()?;
+    for e in &damaged {
+        eprintln!("warning: {e}");
+    }
+    let list: Vec<_> = all
         .into_iter()
         .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
         .filter(|(_, s)| a.tags.iter().all(|t| s.tags.contains(t)))
         .filter(|(_, s)| a.paths.iter().all(|p| s.paths.iter().any(|sp| sp == p.as_bytes())))
         .collect();
+    let status = if damaged.is_empty() { code::OK } else { code::INTEGRITY };
     if g.json {
         let v: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
-        return g.print_json(&v).map(|_| code::OK);
+        return g.print_json(&v).map(|_| status);
     }
     println!("{:<9} {:<20} {:<16} {:<16} {:>10}  paths", "ID", "time", "host", "tags", "size");
     for (id, s) in &list {
@@ -182,7 +186,7 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<u8> {
         );
     }
     println!("{} snapshots", list.len());
-    Ok(code::OK)
+    Ok(status)
 }
 
 /// Split `SNAP[:PATH]`.
@@ -306,12 +310,13 @@ pub struct FindArgs {
 
 pub fn find(g: &Global, a: FindArgs) -> Result<u8> {
     let repo = g.open()?;
-    let index = repo.load_index()?;
     let m = Excludes::new(std::slice::from_ref(&a.pattern), vec![])?;
+    // Snapshots before the index: a backup publishes its index first.
     let snaps = match &a.snapshot {
         Some(r) => vec![repo.find_snapshot(r)?],
         None => repo.list_snapshots()?,
     };
+    let index = repo.load_index()?;
     let mut hits = Vec::new();
     for (id, s) in &snaps {
         arca::browse::walk(&repo, &index, s.tree, "/", true, &mut |p, n| {
@@ -346,9 +351,9 @@ pub struct DiffArgs {
 
 pub fn diff(g: &Global, a: DiffArgs) -> Result<u8> {
     let repo = g.open()?;
-    let index = repo.load_index()?;
     let (_, sa) = repo.find_snapshot(&a.a)?;
     let (_, sb) = repo.find_snapshot(&a.b)?;
+    let index = repo.load_index()?;
     let mut out = Vec::new();
     arca::browse::diff(&repo, &index, Some(sa.tree), Some(sb.tree), "/", &mut out)?;
     if g.json {
@@ -452,7 +457,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     }
     if stats.errors.is_empty() {
         Ok(code::OK)
-    } else if stats.errors.iter().any(|e| e.contains("integrity error")) {
+    } else if stats.damaged > 0 {
         Ok(code::INTEGRITY)
     } else {
         Ok(code::ERROR)

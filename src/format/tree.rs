@@ -195,7 +195,8 @@ impl Tree {
         Ok(t)
     }
 
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Check every MUST rule of a decoded or about-to-be-written tree.
+    pub fn validate(&self) -> std::result::Result<(), String> {
         for (i, n) in self.nodes.iter().enumerate() {
             let shown = String::from_utf8_lossy(&n.name);
             validate_name(&n.name).map_err(|e| format!("entry {i} ({shown:?}): {e}"))?;

@@ -278,9 +278,18 @@ impl Repository {
 
     // ---- snapshots --------------------------------------------------------------------------
 
-    /// Store a snapshot (the commit point of a backup).
+    /// Store a snapshot (the commit point of a backup). One larger than readers accept is refused.
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
-        self.save_file(FileKind::Snapshot, &s.encode())
+        let body = s.encode();
+        if body.len() > crate::format::snapshot::MAX_SNAPSHOT_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot of {} bytes ({} paths, {} tags) exceeds the format's limit; back up a parent directory instead",
+                body.len(),
+                s.paths.len(),
+                s.tags.len()
+            )));
+        }
+        self.save_file(FileKind::Snapshot, &body)
     }
 
     /// Load one snapshot.
@@ -288,18 +297,32 @@ impl Repository {
         Snapshot::decode(&self.load_file(FileKind::Snapshot, id)?, &format!("snapshot {id}"))
     }
 
-    /// All snapshots, oldest first.
+    /// All readable snapshots, oldest first. Damaged ones are left out (one bad file must not
+    /// stop backups or listings); [`Repository::list_snapshots_and_damage`] names them.
     pub fn list_snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        Ok(self.list_snapshots_and_damage()?.0)
+    }
+
+    /// All readable snapshots, oldest first, and the errors of those that could not be read.
+    pub fn list_snapshots_and_damage(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<Error>)> {
         let names = self.backend.list(FileType::Snapshot)?;
-        let mut out = names
+        let loaded: Vec<Result<(Id, Snapshot)>> = names
             .par_iter()
             .map(|(n, _)| {
                 let id = Id::from_hex(n).ok_or_else(|| Error::integrity(format!("snapshot {n}"), "bad file name"))?;
                 Ok((id, self.load_snapshot(&id)?))
             })
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_by_key(|(id, s)| (s.time, *id));
-        Ok(out)
+            .collect();
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for r in loaded {
+            match r {
+                Ok(v) => good.push(v),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => bad.push(e),
+            }
+        }
+        good.sort_by_key(|(id, s)| (s.time, *id));
+        Ok((good, bad))
     }
 
     /// Resolve `latest` or an ID prefix to a snapshot.

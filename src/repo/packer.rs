@@ -61,6 +61,9 @@ pub struct Packer<'r> {
     target: usize,
     state: Mutex<State>,
     stats: Mutex<PackerStats>,
+    /// The first write failure: once set, [`Packer::finish`] refuses to index anything, so no
+    /// snapshot can name blobs that were handed out but never became durable.
+    failed: Mutex<Option<String>>,
 }
 
 impl<'r> Packer<'r> {
@@ -71,6 +74,7 @@ impl<'r> Packer<'r> {
             target: repo.config().pack_target_size as usize,
             state: Mutex::default(),
             stats: Mutex::default(),
+            failed: Mutex::default(),
         }
     }
 
@@ -87,13 +91,22 @@ impl<'r> Packer<'r> {
         if !self.reserve(index, t, id) {
             return Ok(false);
         }
-        let env = self.repo.seal_blob(t, id, plain)?;
+        // Reserved but not stored would make later duplicates point at nothing: poison on failure.
+        let env = self.repo.seal_blob(t, id, plain).inspect_err(|e| self.fail(e))?;
         self.add_sealed(t, *id, plain.len() as u32, &env)?;
         Ok(true)
     }
 
     /// Append an already sealed blob.
     pub fn add_sealed(&self, t: BlobType, id: Id, plain_len: u32, envelope: &[u8]) -> Result<()> {
+        self.add_sealed_inner(t, id, plain_len, envelope).inspect_err(|e| self.fail(e))
+    }
+
+    fn fail(&self, e: &crate::Error) {
+        self.failed.lock().unwrap().get_or_insert_with(|| e.to_string());
+    }
+
+    fn add_sealed_inner(&self, t: BlobType, id: Id, plain_len: u32, envelope: &[u8]) -> Result<()> {
         let full = {
             let mut st = self.state.lock().unwrap();
             let slot = &mut st.open[t as usize];
@@ -104,7 +117,11 @@ impl<'r> Packer<'r> {
                 *slot = Some(p);
             }
             let p = slot.as_mut().expect("just opened");
-            p.append(envelope)?;
+            if let Err(e) = p.append(envelope) {
+                // A partly appended envelope would corrupt every later offset: drop the pack.
+                *slot = None;
+                return Err(e);
+            }
             p.toc.push(TocEntry { blob_type: t, id, stored_len: envelope.len() as u32, plain_len });
             if p.len >= self.target as u64 || p.toc.len() >= MAX_PACK_BLOBS {
                 slot.take()
@@ -148,7 +165,10 @@ impl<'r> Packer<'r> {
     pub fn finish(&self) -> Result<Option<Id>> {
         let open = std::mem::take(&mut self.state.lock().unwrap().open);
         for p in open.into_iter().flatten() {
-            self.write_pack(p)?;
+            self.write_pack(p).inspect_err(|e| self.fail(e))?;
+        }
+        if let Some(why) = self.failed.lock().unwrap().clone() {
+            return Err(crate::Error::WriteFailed(why));
         }
         let written = std::mem::take(&mut self.state.lock().unwrap().written);
         let mut last = None;
