@@ -131,11 +131,24 @@ pub fn diff(
     Ok(())
 }
 
+/// Turn an I/O error back into the library error it carries (e.g. an integrity error raised
+/// inside a reader), or wrap it with `path`.
+pub fn from_io(e: std::io::Error, path: &str) -> Error {
+    if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+        if let Some(Ok(inner)) = e.into_inner().map(|b| b.downcast::<Error>()) {
+            return *inner;
+        }
+        unreachable!("checked above");
+    }
+    Error::Io { path: path.into(), source: e }
+}
+
 /// A reader over a file's content, fetching (and verifying) one blob at a time.
 pub struct ContentReader<'a> {
     repo: &'a Repository,
     index: &'a Index,
     chunks: std::slice::Iter<'a, ChunkRef>,
+    name: &'a [u8],
     buf: Vec<u8>,
     pos: usize,
 }
@@ -145,7 +158,7 @@ impl<'a> ContentReader<'a> {
     pub fn new(repo: &'a Repository, index: &'a Index, node: &'a Node) -> Result<ContentReader<'a>> {
         match &node.kind {
             NodeKind::File { content, .. } => {
-                Ok(ContentReader { repo, index, chunks: content.iter(), buf: vec![], pos: 0 })
+                Ok(ContentReader { repo, index, chunks: content.iter(), name: &node.name, buf: vec![], pos: 0 })
             }
             _ => Err(Error::InvalidArgument(format!("{} is not a regular file", String::from_utf8_lossy(&node.name)))),
         }
@@ -158,7 +171,10 @@ impl Read for ContentReader<'_> {
             let Some(c) = self.chunks.next() else { return Ok(0) };
             self.buf = self.repo.read_blob(self.index, BlobType::Data, &c.id).map_err(std::io::Error::other)?;
             if self.buf.len() != c.len as usize {
-                let e = crate::Error::integrity(format!("data blob {}", c.id), "length differs from the tree's record");
+                let e = crate::Error::integrity(
+                    format!("data blob {}", c.id),
+                    format!("length differs from the tree's record (needed by {})", String::from_utf8_lossy(self.name)),
+                );
                 return Err(std::io::Error::other(e));
             }
             self.pos = 0;
@@ -212,7 +228,8 @@ fn append_tar(
 ) -> Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(if path.is_empty() { b"." } else { path }));
-    let io = |e: std::io::Error| Error::Io { path: path.into(), source: e };
+    let shown = path.display().to_string();
+    let io = |e: std::io::Error| from_io(e, &shown);
     let mut h = tar::Header::new_gnu();
     h.set_mode(n.mode);
     h.set_uid(n.uid as u64);

@@ -445,6 +445,7 @@ fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite
     };
     let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
     let mut offset = 0u64;
+    let mut data_end = 0u64;
     for c in content {
         let data = repo.read_blob(index, BlobType::Data, &c.id).map_err(|e| match e {
             Error::Integrity { object, reason } => {
@@ -453,14 +454,23 @@ fn restore_file(repo: &Repository, index: &Index, f: &FileJob, policy: Overwrite
             e => e,
         })?;
         if data.len() != c.len as usize {
-            return Err(Error::integrity(format!("data blob {}", c.id), "length differs from the tree's record"));
+            return Err(Error::integrity(
+                format!("data blob {}", c.id),
+                format!("length differs from the tree's record (needed by {})", p.display()),
+            ));
         }
         if data.iter().any(|&b| b != 0) {
             file.write_all_at(&data, offset).at(p)?;
+            data_end = offset + c.len as u64;
         }
         offset += c.len as u64;
     }
-    file.set_len(*size).at(p)?;
+    // Only a file that ends in a hole needs its length set. Extending with ftruncate would make
+    // the full size durable before delayed-allocation data: after a power cut the file could
+    // have the right size and time but zeros, and `if-changed` would then skip it on a re-run.
+    if data_end < *size {
+        file.set_len(*size).at(p)?;
+    }
     apply_file_meta(&file, &f.node).at(p)?;
     Ok(Outcome::Written(*size))
 }

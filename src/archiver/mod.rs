@@ -75,6 +75,9 @@ pub struct Warning {
     pub path: PathBuf,
     /// What happened.
     pub message: String,
+    /// True when the entry is missing from the snapshot (this makes the backup partial, exit 3);
+    /// false for notes about something that was saved (changed while read, xattrs left out).
+    pub not_saved: bool,
 }
 
 /// The outcome of a backup.
@@ -100,8 +103,14 @@ pub(crate) struct Ctx<'r> {
 }
 
 impl Ctx<'_> {
+    /// Record an entry that is missing from the snapshot.
     fn warn(&self, path: impl Into<PathBuf>, message: impl Into<String>) {
-        self.warnings.lock().unwrap().push(Warning { path: path.into(), message: message.into() });
+        self.warnings.lock().unwrap().push(Warning { path: path.into(), message: message.into(), not_saved: true });
+    }
+
+    /// Record something worth knowing about an entry that was saved.
+    fn note(&self, path: impl Into<PathBuf>, message: impl Into<String>) {
+        self.warnings.lock().unwrap().push(Warning { path: path.into(), message: message.into(), not_saved: false });
     }
 
     fn count(&self, f: impl FnOnce(&mut Summary)) {
@@ -156,8 +165,11 @@ impl Ctx<'_> {
                 size += len;
                 self.progress.bytes.fetch_add(len, Relaxed);
                 while inflight.load(Relaxed) >= INFLIGHT_BYTES {
-                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                        std::thread::yield_now();
+                    match rayon::yield_now() {
+                        Some(rayon::Yield::Executed) => {}
+                        Some(rayon::Yield::Idle) => std::thread::yield_now(),
+                        // Outside the pool (e.g. `--stdin` on the main thread): nothing to run here.
+                        None => std::thread::sleep(std::time::Duration::from_micros(200)),
                     }
                 }
                 inflight.fetch_add(len, Relaxed);
@@ -208,7 +220,10 @@ impl Ctx<'_> {
         match self.repo.read_tree(&self.index, &id) {
             Ok(t) => Some(t),
             Err(e) => {
-                self.warn("(parent snapshot)", format!("cannot use parent tree {id}: {e}"));
+                self.note(
+                    "(parent snapshot)",
+                    format!("cannot use parent tree {id}: {e}; reading everything below it"),
+                );
                 None
             }
         }
@@ -321,7 +336,7 @@ fn run(
     let _lock = if opts.dry_run { None } else { Some(repo.lock(false)?) };
     // Leftovers of crashed writers. Only when no other process holds a lock: a long-running
     // backup's staged pack may legitimately be older than the threshold. Failure is harmless.
-    if !opts.dry_run && repo.live_locks().is_ok_and(|l| l.len() == 1) {
+    if !opts.dry_run && repo.alone_in_repository().unwrap_or(false) {
         let _ = repo.backend().clean_tmp(crate::backend::local::TMP_MAX_AGE);
     }
     let host = opts.host.clone().unwrap_or_else(crate::sys::hostname);
@@ -347,7 +362,7 @@ fn run(
     let mut summary = ctx.summary.into_inner().unwrap();
     summary.blobs_added = stats.blobs;
     summary.bytes_stored = stats.stored_bytes;
-    summary.errors = warnings.iter().filter(|w| !w.message.starts_with(CHANGED_PREFIX)).count() as u64;
+    summary.errors = warnings.iter().filter(|w| w.not_saved).count() as u64;
     summary.finished = crate::sys::now_nanos();
     let (username, uid, gid) = username_ids();
     let mut tags = opts.tags.clone();

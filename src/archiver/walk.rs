@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -165,7 +165,7 @@ fn backup_virtual(ctx: &Ctx, v: &Virtual, dir: &Path, parent: Option<Id>) -> Res
 
 fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
     fsmeta::xattrs(path).unwrap_or_else(|e| {
-        ctx.warn(path, format!("extended attributes not saved: {e}"));
+        ctx.note(path, format!("extended attributes not saved: {e}"));
         vec![]
     })
 }
@@ -294,13 +294,13 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
         || after.ctime() != meta.ctime()
         || after.ctime_nsec() != meta.ctime_nsec();
     if moved || size != meta.len() {
-        ctx.warn(path, format!("{CHANGED_PREFIX}: the saved copy may mix old and new content"));
+        ctx.note(path, format!("{CHANGED_PREFIX}: the saved copy may mix old and new content"));
         ctx.count(|s| s.changed_during_read += 1);
     }
     ctx.count(|s| if parent.is_some() { s.files_changed += 1 } else { s.files_new += 1 });
     ctx.progress.files.fetch_add(1, Relaxed);
     let x = xattrs.unwrap_or_else(|e| {
-        ctx.warn(path, format!("extended attributes not saved: {e}"));
+        ctx.note(path, format!("extended attributes not saved: {e}"));
         vec![]
     });
     // The recorded size is what was read; the other metadata is from before the read.
@@ -313,21 +313,32 @@ type Stored = (u64, Vec<crate::format::tree::ChunkRef>, Metadata, std::io::Resul
 /// Read a file and store its chunks. I/O errors are the outer result (a warning); repository
 /// errors the inner one (fatal).
 fn read_and_store(ctx: &Ctx, path: &Path, meta: &Metadata) -> std::io::Result<Result<Stored>> {
-    let mut f = fs::File::open(path)?;
-    // Files up to one maximal chunk are read whole (no copy); longer ones are streamed.
-    let small = meta.len() <= ctx.chunker.max_size() as u64;
-    let stored = if small {
-        let mut buf = Vec::with_capacity(meta.len() as usize + 1);
-        f.read_to_end(&mut buf)?;
-        ctx.progress.bytes.fetch_add(buf.len() as u64, Relaxed);
-        ctx.count(|s| s.bytes_read += buf.len() as u64);
-        let mut chunks = Vec::new();
-        let mut pos = 0;
-        for n in ctx.chunker.lengths(&buf) {
-            chunks.push(&buf[pos..pos + n]);
-            pos += n;
+    // Never follow a symlink swapped in since the lstat, never block on a FIFO, and insist on
+    // the very file that was stat'ed.
+    let mut f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let opened = f.metadata()?;
+    if !opened.is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev() {
+        return Err(std::io::Error::other("replaced by another file while being backed up"));
+    }
+    // Files up to one maximal chunk are read whole (no copy); longer ones, and files that grew
+    // past that while being read, are streamed.
+    let max = ctx.chunker.max_size();
+    let stored = if opened.len() <= max as u64 {
+        let mut buf = Vec::with_capacity(opened.len() as usize + 1);
+        (&mut f).take(max as u64 + 1).read_to_end(&mut buf)?;
+        if buf.len() > max {
+            ctx.store_stream(std::io::Cursor::new(buf).chain(&mut f))?
+        } else {
+            ctx.progress.bytes.fetch_add(buf.len() as u64, Relaxed);
+            ctx.count(|s| s.bytes_read += buf.len() as u64);
+            let mut chunks = Vec::new();
+            let mut pos = 0;
+            for n in ctx.chunker.lengths(&buf) {
+                chunks.push(&buf[pos..pos + n]);
+                pos += n;
+            }
+            ctx.store_chunks(&chunks).map(|refs| (buf.len() as u64, refs))
         }
-        ctx.store_chunks(&chunks).map(|refs| (buf.len() as u64, refs))
     } else {
         ctx.store_stream(&mut f)?
     };

@@ -226,7 +226,12 @@ impl Backend for LocalBackend {
             for e in rd {
                 let e = e.at(&d)?;
                 if let Some(name) = e.file_name().to_str() {
-                    let len = e.metadata().at(e.path())?.len();
+                    // A file removed between readdir and stat (a lock being refreshed) is just gone.
+                    let len = match e.metadata() {
+                        Ok(m) => m.len(),
+                        Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(err) => return Err(Error::Io { path: e.path(), source: err }),
+                    };
                     out.push((name.to_string(), len));
                 }
             }

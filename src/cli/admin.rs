@@ -101,7 +101,7 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
             if g.json {
                 g.print_json(&json!({"added": name}))?;
             } else {
-                println!("added key {}", &name[..16]);
+                println!("added key {}", super::short(&name));
             }
         }
         KeyCommand::List => {
@@ -116,8 +116,8 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
                     println!(
                         "{:<2} {:<16} {:<20} {:<30} argon2id m={}MiB t={} p={}",
                         if k.current { "*" } else { "" },
-                        &k.name[..16],
-                        super::time_str(f.created * 1_000_000_000),
+                        super::short(&k.name),
+                        super::time_str(f.created.saturating_mul(1_000_000_000)),
                         f.label,
                         f.kdf.memory_kib / 1024,
                         f.kdf.time_cost,
@@ -131,7 +131,7 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
             if g.json {
                 g.print_json(&json!({"removed": name}))?;
             } else {
-                println!("removed key {}", &name[..16]);
+                println!("removed key {}", super::short(&name));
             }
         }
         KeyCommand::Passwd { kdf, new_password_file } => {
@@ -140,7 +140,7 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
             if g.json {
                 g.print_json(&json!({"key": name}))?;
             } else {
-                println!("password changed; new key {}", &name[..16]);
+                println!("password changed; new key {}", super::short(&name));
             }
         }
     }

@@ -123,6 +123,8 @@ impl Global {
 /// Parse arguments and run the command; returns the exit code.
 pub fn run() -> Result<u8> {
     let cli = Cli::parse();
+    // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
+    let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     let g = Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Init(a) => admin::init(&g, a),
@@ -138,6 +140,12 @@ pub fn run() -> Result<u8> {
         Command::Restore(a) => snap::restore(&g, a),
         Command::Check(a) => snap::check(&g, a),
     }
+}
+
+/// The first 16 characters of a file name, for display (names in `keys/` are not trusted to be
+/// 64 hex digits).
+pub fn short(name: &str) -> &str {
+    name.get(..16).unwrap_or(name)
 }
 
 /// Bytes as a human-readable size.

@@ -113,7 +113,11 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
     }
     let s = &res.snapshot.summary;
     if g.json {
-        let warnings: Vec<_> = res.warnings.iter().map(|w| json!({"path": w.path, "message": w.message})).collect();
+        let warnings: Vec<_> = res
+            .warnings
+            .iter()
+            .map(|w| json!({"path": w.path, "message": w.message, "not_saved": w.not_saved}))
+            .collect();
         g.print_json(&json!({"snapshot": res.id, "dry_run": a.dry_run, "summary": s, "warnings": warnings}))?;
     } else if !g.quiet {
         println!("files: {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged);
@@ -386,13 +390,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
         }
         (NodeKind::File { .. }, None) => {
             let mut r = arca::browse::ContentReader::new(&repo, &index, &node)?;
-            std::io::copy(&mut r, &mut w).map_err(|e| match e.into_inner() {
-                Some(inner) => match inner.downcast::<arca::Error>() {
-                    Ok(ae) => anyhow::Error::from(*ae),
-                    Err(other) => anyhow::anyhow!(other),
-                },
-                None => anyhow::anyhow!("write failed"),
-            })?;
+            std::io::copy(&mut r, &mut w).map_err(|e| arca::browse::from_io(e, "<stdout>"))?;
         }
         _ => bail!("{path} is not a regular file: use --archive tar"),
     }

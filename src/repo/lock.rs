@@ -44,7 +44,20 @@ fn is_stale(l: &Lock) -> bool {
 impl Repository {
     /// Locks held by others that are not stale.
     pub fn live_locks(&self) -> Result<Vec<(String, Lock)>> {
+        Ok(self.lock_census()?.0)
+    }
+
+    /// Whether this process's lock is the only one: no other live lock, and none vanished while
+    /// being read (a vanished lock may have been replaced by its holder's refresh).
+    pub fn alone_in_repository(&self) -> Result<bool> {
+        let (live, vanished) = self.lock_census()?;
+        Ok(live.len() == 1 && vanished == 0)
+    }
+
+    /// Live locks, and how many listed locks vanished before they could be read.
+    fn lock_census(&self) -> Result<(Vec<(String, Lock)>, usize)> {
         let mut out = Vec::new();
+        let mut vanished = 0;
         for (name, _) in self.backend().list(FileType::Lock)? {
             let id = match Id::from_hex(&name) {
                 Some(id) => id,
@@ -53,15 +66,23 @@ impl Repository {
             // A lock that vanished meanwhile was released; one that fails to decode is reported.
             let body = match self.load_file(FileKind::Lock, &id) {
                 Ok(b) => b,
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    vanished += 1;
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
-            let lock = Lock::decode(&body)?;
+            let lock = Lock::decode(&body).map_err(|e| match e {
+                Error::Integrity { reason, .. } => {
+                    Error::integrity(format!("lock {name} (remove it if no arca process runs)"), reason)
+                }
+                e => e,
+            })?;
             if !is_stale(&lock) {
                 out.push((name, lock));
             }
         }
-        Ok(out)
+        Ok((out, vanished))
     }
 
     /// Take a shared or exclusive lock, refreshed in the background until the guard drops.

@@ -394,9 +394,8 @@ impl Repository {
 
     /// Read one blob through the index.
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let loc = index
-            .lookup(t, id)
-            .ok_or_else(|| Error::NotFound(format!("{} is not in the index", blob::describe(t, id))))?;
+        let loc =
+            index.lookup(t, id).ok_or_else(|| Error::integrity(blob::describe(t, id), "missing: not in any index"))?;
         let env = self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)?;
         self.open_blob_owned(t, id, env)
     }

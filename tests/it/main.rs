@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod fuzz;
 mod repo;
+mod review;
 mod vectors;
