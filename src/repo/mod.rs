@@ -83,6 +83,9 @@ pub struct Repository {
     key_name: String,
 }
 
+/// Readable snapshots (oldest first) and the errors of the unreadable ones.
+pub type SnapshotListing = (Vec<(Id, Snapshot)>, Vec<Error>);
+
 /// A key file as listed by [`Repository::list_keys`].
 #[derive(Clone, Debug)]
 pub struct KeyInfo {
@@ -304,7 +307,7 @@ impl Repository {
     }
 
     /// All readable snapshots, oldest first, and the errors of those that could not be read.
-    pub fn list_snapshots_and_damage(&self) -> Result<(Vec<(Id, Snapshot)>, Vec<Error>)> {
+    pub fn list_snapshots_and_damage(&self) -> Result<SnapshotListing> {
         let names = self.backend.list(FileType::Snapshot)?;
         let loaded: Vec<Result<(Id, Snapshot)>> = names
             .par_iter()
