@@ -322,17 +322,9 @@ fn a_file_larger_than_the_in_memory_limit_is_streamed() {
     assert_eq!(hash_file(&t.join("huge.bin")), hash_file(&src.join("huge.bin")));
     assert_same_tree(&src, &t, Cmp::default());
     // Chunks respect the configured bounds.
-    let repo = env.open();
-    let index = repo.load_index().unwrap();
-    let node = arca::restore::resolve(
-        &repo,
-        &index,
-        repo.find_snapshot("latest").unwrap().1.tree,
-        src.join("huge.bin").to_str().unwrap(),
-    )
-    .unwrap();
+    let node = latest_node(&env, &src.join("huge.bin"));
     let NodeKind::File { content, .. } = node.kind else { panic!() };
-    let ch = repo.config().chunker;
+    let ch = env.open().config().chunker;
     assert!(SIZE > 4 * ch.max_size as u64, "the streaming path must be used");
     assert!(content.len() as u64 >= SIZE / ch.max_size as u64, "{} chunks", content.len());
     assert!(content.iter().all(|c| c.len <= ch.max_size));

@@ -560,3 +560,11 @@ pub fn assert_same_tree(a: &Path, b: &Path, cmp: Cmp) {
 pub fn file_list(root: &Path) -> Vec<String> {
     list_tree(root).into_iter().filter(|(_, m)| !m.is_dir()).map(|(p, _)| p.to_string_lossy().into_owned()).collect()
 }
+
+/// The node at absolute `path` in the latest snapshot, read through the library.
+pub fn latest_node(env: &Env, path: &Path) -> arca::format::tree::Node {
+    let repo = env.open();
+    let index = repo.load_index().unwrap();
+    let root = repo.find_snapshot("latest").unwrap().1.tree;
+    arca::restore::resolve(&repo, &index, root, path.to_str().unwrap()).unwrap()
+}

@@ -501,17 +501,11 @@ fn a_flipped_byte_in_a_pack_is_an_integrity_error_naming_the_blob() {
     let data = random_bytes(3, 200_000);
     fs::write(src.join("victim.bin"), &data).unwrap();
     env.backup(&[&src], &[]);
-    let repo = env.open();
-    let index = repo.load_index().unwrap();
-    let node = arca::restore::resolve(
-        &repo,
-        &index,
-        repo.find_snapshot("latest").unwrap().1.tree,
-        src.join("victim.bin").to_str().unwrap(),
-    )
-    .unwrap();
+    let node = latest_node(&env, &src.join("victim.bin"));
     let arca::format::tree::NodeKind::File { content, .. } = node.kind else { panic!("not a file") };
     let chunk = content[0].id;
+    let repo = env.open();
+    let index = repo.load_index().unwrap();
     let loc = index.lookup(BlobType::Data, &chunk).unwrap();
     let pack_path = repo_file(&env.repo, FileType::Pack, &loc.pack.to_hex());
     flip_byte(&pack_path, loc.offset as usize + 100);
