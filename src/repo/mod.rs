@@ -7,6 +7,7 @@
 pub mod index;
 pub mod lock;
 pub mod packer;
+pub mod walk;
 
 use crate::backend::{Backend, FileType};
 use crate::crypto::kdf;
