@@ -402,64 +402,126 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
 pub struct RestoreArgs {
     /// SNAP[:PATH]; with PATH, restore that directory's contents (or that file) into the target.
     snapshot: String,
-    /// Directory to restore into.
+    /// Directory to restore into. For a single file: an existing directory to put it in, or the
+    /// path to restore it as.
     #[arg(short, long)]
     target: PathBuf,
-    /// Restore only paths matching GLOB (repeatable).
+    /// Restore only paths matching GLOB (repeatable). A GLOB with `/` matches the path relative to
+    /// the restored PATH (`/config`), one without matches names. A GLOB that matches nothing is an
+    /// error.
     #[arg(short, long = "include", value_name = "GLOB")]
     include: Vec<String>,
-    /// Do not restore paths matching GLOB (repeatable).
+    /// Do not restore paths matching GLOB (repeatable; matched like --include).
     #[arg(short, long = "exclude", value_name = "GLOB")]
     exclude: Vec<String>,
-    /// Existing files: never touch, rewrite if size or mtime differ (default), or always rewrite.
+    /// Existing files: compare content and rewrite only if it differs (default), rewrite if size or
+    /// mtime differ (fast, trusts metadata), never touch, or always rewrite.
     #[arg(long, value_enum, default_value_t = Overwrite::IfChanged)]
     overwrite: Overwrite,
-    /// Show what would be restored.
+    /// Remove files and directories that are not in the snapshot from the restored directories
+    /// (also directories in the way of a restored entry). Not with --include.
+    #[arg(long, conflicts_with = "include")]
+    delete: bool,
+    /// Show what would be restored, applying the overwrite policy's comparisons; write nothing.
     #[arg(short = 'n', long)]
     dry_run: bool,
     /// Re-read restored files and compare them with the snapshot.
     #[arg(long)]
     verify: bool,
+    /// Never change ownership, even as root.
+    #[arg(long)]
+    no_owner: bool,
+    /// Clear set-user-ID and set-group-ID bits from restored modes.
+    #[arg(long)]
+    no_setuid: bool,
+    /// Do not create character or block device nodes.
+    #[arg(long)]
+    no_devices: bool,
+    /// Do not create FIFOs.
+    #[arg(long)]
+    no_specials: bool,
+    /// Do not restore extended attributes whose names match GLOB (repeatable), e.g.
+    /// 'security.*' or 'trusted.*'; '*' restores none.
+    #[arg(long = "exclude-xattr", value_name = "GLOB")]
+    exclude_xattr: Vec<String>,
+}
+
+fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
+    if pats.is_empty() {
+        return Ok(None);
+    }
+    let mut b = globset::GlobSetBuilder::new();
+    for p in pats {
+        b.add(globset::Glob::new(p).with_context(|| format!("--exclude-xattr {p:?}"))?);
+    }
+    Ok(Some(b.build()?))
 }
 
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
+    let started = std::time::Instant::now();
     let (repo, index, id, _, node, path) = locate(g, &a.snapshot)?;
-    let pats = |v: &[String]| -> Result<Option<Excludes>> {
-        Ok(if v.is_empty() { None } else { Some(Excludes::new(v, vec![])?) })
-    };
     let opts = RestoreOptions {
         target: a.target.clone(),
-        include: pats(&a.include)?,
-        exclude: pats(&a.exclude)?,
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
         overwrite: a.overwrite,
         dry_run: a.dry_run,
         verify: a.verify,
+        delete: a.delete,
+        no_devices: a.no_devices,
+        no_specials: a.no_specials,
+        meta: restore::MetaOptions {
+            no_owner: a.no_owner,
+            no_setuid: a.no_setuid,
+            exclude_xattrs: xattr_globs(&a.exclude_xattr)?,
+        },
     };
     let snap_path = if path == "/" { "" } else { path.as_str() };
-    let stats = restore::restore(&repo, &index, &node, snap_path, &opts)?;
+    let progress: &'static Progress = Box::leak(Box::default());
+    let bar = progress_bar(g, progress);
+    let stats = restore::restore(&repo, &index, &node, snap_path, &opts, progress);
+    if let Some((b, h)) = bar {
+        b.finish_and_clear();
+        let _ = h.join();
+    }
+    let stats = stats?;
+    let elapsed = started.elapsed().as_secs_f64();
     for e in &stats.errors {
         eprintln!("error: {e}");
     }
     if g.json {
-        g.print_json(&json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "stats": stats}))?;
+        g.print_json(
+            &json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "seconds": elapsed, "stats": stats}),
+        )?;
     } else if !g.quiet {
+        let extra = if stats.deleted > 0 {
+            format!(", {} {}", stats.deleted, if a.dry_run { "to delete" } else { "deleted" })
+        } else {
+            String::new()
+        };
         println!(
-            "{} {} files ({}), {} dirs, {} other; {} files already up to date",
+            "{} {} files ({}), {} dirs, {} other; {} files already up to date{extra}; {:.1} s",
             if a.dry_run { "would restore" } else { "restored" },
             stats.files,
             human(stats.bytes),
             stats.dirs,
             stats.others,
-            stats.files_skipped
+            stats.files_skipped,
+            elapsed
         );
+        if stats.conflicts > 0 {
+            println!("{} entries not restored: something restore does not remove is in the way", stats.conflicts);
+        }
     }
-    if stats.errors.is_empty() {
-        Ok(code::OK)
-    } else if stats.damaged > 0 {
-        Ok(code::INTEGRITY)
+    Ok(if stats.damaged > 0 {
+        code::INTEGRITY
+    } else if stats.errors.len() as u64 > stats.conflicts {
+        code::ERROR
+    } else if stats.conflicts > 0 {
+        code::PARTIAL
     } else {
-        Ok(code::ERROR)
-    }
+        code::OK
+    })
 }
 
 #[derive(clap::Args, Debug)]

@@ -611,10 +611,14 @@ fn selective_restore_of_a_sub_path() {
     assert_same_tree(&src.join("a/b"), &t1, Cmp::default());
     assert_eq!(file_list(&t1), vec!["y.txt", "z.md"]);
 
-    let t2 = env.path("t2");
+    // A single file goes into an existing directory, or is restored as the target path.
+    let t2 = env.mkdir("t2");
     env.restore(&sref("latest", &src.join("top.txt")), &t2, &[]);
     assert_eq!(file_list(&t2), vec!["top.txt"]);
     assert_eq!(fs::read(t2.join("top.txt")).unwrap(), b"content of top.txt");
+    let as_file = env.path("t2/renamed.txt");
+    env.restore(&sref("latest", &src.join("top.txt")), &as_file, &[]);
+    assert_eq!(fs::read(&as_file).unwrap(), b"content of top.txt");
 
     let out = env.run(&["restore", &sref("latest", &src.join("nope")), "--target", env.path("t3").to_str().unwrap()]);
     assert_eq!(out.code, 1);
@@ -632,7 +636,8 @@ fn restore_include_and_exclude() {
         file_list(&t)
     };
     assert_eq!(run("i1", &["--include", "*.md"]), vec!["a/b/z.md"]);
-    let b_path = format!("{}/a/b", src.display());
+    // Path patterns are relative to the restored path.
+    let b_path = "/a/b".to_string();
     assert_eq!(run("i2", &["--include", &b_path]), vec!["a/b/y.txt", "a/b/z.md"]);
     assert_eq!(run("i3", &["--include", "x.txt", "--include", "w.txt"]), vec!["a/x.txt", "c/w.txt"]);
     assert_eq!(run("e1", &["--exclude", "*.txt"]), vec!["a/b/z.md"]);
@@ -674,13 +679,19 @@ fn overwrite_policies() {
     assert_eq!((n(&s["files"]), n(&s["files_skipped"])), (5, 0), "{s}");
     assert_same_tree(&src, &t, Cmp::default());
 
-    // A directory where a file belongs, and a file where a directory belongs.
+    // A file where a directory belongs is replaced; a directory where a file belongs is a
+    // conflict (exit 3, left alone) unless --delete asks for it to go.
     fs::remove_file(t.join("top.txt")).unwrap();
     fs::create_dir(t.join("top.txt")).unwrap();
     fs::write(t.join("top.txt/stray"), b"stray").unwrap();
     fs::remove_dir_all(t.join("c")).unwrap();
     fs::write(t.join("c"), b"not a dir").unwrap();
-    env.restore(&r, &t, &[]);
+    let out = env.run(&["--json", "restore", &r, "--target", t.to_str().unwrap()]).code(3);
+    assert_eq!(n(&out.json()["stats"]["conflicts"]), 1, "{}", out.all());
+    assert!(out.stderr.contains("top.txt") && out.stderr.contains("conflict"), "{}", out.stderr);
+    assert_eq!(fs::read(t.join("top.txt/stray")).unwrap(), b"stray");
+    assert_eq!(fs::read(t.join("c/w.txt")).unwrap(), b"content of c/w.txt");
+    env.restore(&r, &t, &["--delete"]);
     assert_same_tree(&src, &t, Cmp::default());
 
     // Dry run writes nothing.
@@ -692,7 +703,7 @@ fn overwrite_policies() {
 
 // ---- hostile snapshots ----------------------------------------------------------------------
 
-fn node(name: &[u8], kind: NodeKind) -> Node {
+pub(crate) fn node(name: &[u8], kind: NodeKind) -> Node {
     let (uid, gid) = arca::sys::ids();
     Node {
         name: name.to_vec(),
@@ -712,7 +723,7 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
 }
 
 /// Seal a tree exactly as given, without any validation, and append it to the packer.
-fn put_tree(repo: &arca::repo::Repository, packer: &Packer, tree: &Tree) -> Id {
+pub(crate) fn put_tree(repo: &arca::repo::Repository, packer: &Packer, tree: &Tree) -> Id {
     let bytes = postcard::to_allocvec(tree).unwrap();
     let id = repo.keys().blob_id(&bytes);
     let env = repo.seal_blob(BlobType::Tree, &id, &bytes).unwrap();
@@ -720,7 +731,7 @@ fn put_tree(repo: &arca::repo::Repository, packer: &Packer, tree: &Tree) -> Id {
     id
 }
 
-fn snapshot_of(tree: Id) -> Snapshot {
+pub(crate) fn snapshot_of(tree: Id) -> Snapshot {
     let (uid, gid) = arca::sys::ids();
     Snapshot {
         time: arca::sys::now_nanos(),

@@ -1,0 +1,849 @@
+//! Restore: recreate a snapshot (or part of it) under a target directory.
+//!
+//! The snapshot is first measured ([`crate::repo::walk::measure`]): a tree that nests too deep
+//! or expands too far is refused before anything is written. Then one iterative pre-order walk
+//! (an explicit stack of directories, each held by an open descriptor) creates directories,
+//! symlinks and special files as it meets them and queues regular files in a batch. A batch —
+//! at most [`BATCH_FILES`] files, or as many open directories as [`DIR_BUDGET`] — is written in
+//! parallel, ordered by where each file's first chunk is stored; then its hard links are made and
+//! the directories finished so far get their metadata, deepest first. Memory therefore follows
+//! the batch and the current directory path, not the size of the snapshot.
+//!
+//! Every chunk is authenticated and re-hashed before it is written at its offset; all-zero chunks
+//! are left as holes. What restore will and will not touch is set out in [`target`] and in the
+//! README ("What restore touches"): every file operation is relative to a directory descriptor,
+//! nothing is followed, an existing inode is never written into, and a directory in the way is a
+//! conflict unless `--delete` is given.
+
+mod meta;
+mod policy;
+mod target;
+
+pub use meta::MetaOptions;
+
+use crate::archiver::{Excludes, Progress};
+use crate::error::{Error, IoContext, Result};
+use crate::format::blob::BlobType;
+use crate::format::tree::{Node, NodeKind};
+use crate::id::Id;
+use crate::repo::index::Index;
+use crate::repo::Repository;
+use rayon::prelude::*;
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+/// Files written per batch: bounds the restore plan's memory.
+pub const BATCH_FILES: usize = 8192;
+/// Finished or queued directories (each an open descriptor) that force a batch to be written.
+pub const DIR_BUDGET: usize = 1024;
+
+/// What to do with a file that already exists at the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Overwrite {
+    /// Leave anything already there alone.
+    Never,
+    /// Compare the existing file's content with the snapshot chunk by chunk and rewrite it only
+    /// if it differs; owner, mode and times are corrected either way (the default).
+    #[default]
+    IfChanged,
+    /// Rewrite unless size and modification time match (fast, trusts metadata); owner, mode and
+    /// times are corrected either way.
+    IfSizeOrMtimeDiffer,
+    /// Always rewrite.
+    Always,
+}
+
+/// Restore options.
+#[derive(Default)]
+pub struct RestoreOptions {
+    /// Directory to restore into (created if missing). When a single non-directory is restored
+    /// and this is not an existing directory, it is the path of the restored file itself.
+    pub target: PathBuf,
+    /// Restore only entries matching these patterns (and what is below them). Patterns with a
+    /// `/` match the path relative to the restored directory (`/config`); others match names.
+    pub include: Vec<String>,
+    /// Skip entries matching these patterns (same matching as `include`).
+    pub exclude: Vec<String>,
+    /// Policy for existing files.
+    pub overwrite: Overwrite,
+    /// Decide everything (including the overwrite policy's comparisons) but write nothing.
+    pub dry_run: bool,
+    /// Re-read every restored file afterwards and compare with the snapshot.
+    pub verify: bool,
+    /// Remove what is in restored directories but not in the snapshot (and directories in the
+    /// way of other entries). Not with `include`.
+    pub delete: bool,
+    /// Do not create character or block devices.
+    pub no_devices: bool,
+    /// Do not create FIFOs.
+    pub no_specials: bool,
+    /// Which metadata to apply.
+    pub meta: MetaOptions,
+}
+
+/// What a restore did (or, with `dry_run`, would do).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RestoreStats {
+    /// Files written.
+    pub files: u64,
+    /// Files left as they were (already correct, or `--overwrite never`).
+    pub files_skipped: u64,
+    /// Directories restored.
+    pub dirs: u64,
+    /// Symlinks, hard links and special files.
+    pub others: u64,
+    /// Entries not created by choice (`--no-devices`, `--no-specials`, sockets).
+    pub others_skipped: u64,
+    /// Entries removed by `--delete`.
+    pub deleted: u64,
+    /// Content bytes written.
+    pub bytes: u64,
+    /// Entries not restored because something restore does not remove is in the way.
+    pub conflicts: u64,
+    /// Problems: path and message. Integrity problems name the blob.
+    pub errors: Vec<String>,
+    /// How many of those are integrity errors (damaged or missing data).
+    pub damaged: u64,
+}
+
+/// What happened to one file.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Written (or would be), this many bytes.
+    Written(u64),
+    /// Already had the snapshot's content (or size and mtime, by policy).
+    UpToDate,
+    /// Left as it was by `--overwrite never`.
+    Kept,
+}
+
+/// The node at `path` inside the tree `root` (path components separated by `/`).
+pub fn resolve(repo: &Repository, index: &Index, root: Id, path: &str) -> Result<Node> {
+    let mut node = Node::bare_dir(b"", root);
+    for comp in path.split('/').filter(|c| !c.is_empty()) {
+        let subtree = match node.kind {
+            NodeKind::Dir { subtree } => subtree,
+            _ => return Err(Error::NotFound(format!("{path}: {comp:?} is below a non-directory"))),
+        };
+        let tree = repo.read_tree(index, &subtree)?;
+        node = tree
+            .nodes
+            .into_iter()
+            .find(|n| n.name == comp.as_bytes())
+            .ok_or_else(|| Error::NotFound(format!("{path}: no entry {comp:?} in the snapshot")))?;
+    }
+    Ok(node)
+}
+
+/// Restore `node` (found at snapshot path `snap_path`): a directory's contents go directly into
+/// the target; a file or other entry is restored as `target/<name>`, or as `target` itself when
+/// `target` is not an existing directory.
+pub fn restore(
+    repo: &Repository,
+    index: &Index,
+    node: &Node,
+    snap_path: &str,
+    opts: &RestoreOptions,
+    progress: &Progress,
+) -> Result<RestoreStats> {
+    if opts.delete && !opts.include.is_empty() {
+        return Err(Error::InvalidArgument("--delete cannot be combined with --include".into()));
+    }
+    let includes = opts
+        .include
+        .iter()
+        .map(|p| Ok((Excludes::new(std::slice::from_ref(p), vec![])?, p.clone())))
+        .collect::<Result<Vec<_>>>()?;
+    let exclude = if opts.exclude.is_empty() { None } else { Some(Excludes::new(&opts.exclude, vec![])?) };
+    raise_fd_limit();
+    let mut r = Restorer {
+        repo,
+        index,
+        opts,
+        progress,
+        exclude,
+        includes,
+        matched: vec![false; opts.include.len()],
+        report: Report::default(),
+        stats: RestoreStats::default(),
+        base: opts.target.clone(),
+        stack: Vec::new(),
+        files: Vec::new(),
+        links: Vec::new(),
+        finished: Vec::new(),
+        hard: HashMap::new(),
+        hard_dirs: HashSet::new(),
+    };
+    r.start(node, snap_path)?;
+    r.run();
+    Ok(r.finish())
+}
+
+/// Allow as many open descriptors as the hard limit does: the walk holds one per directory level.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        let _ = setrlimit(Resource::Nofile, l);
+    }
+}
+
+/// A directory on the walk's stack.
+struct Frame {
+    /// Where it stands in the target: not created yet, open, absent (dry run), or failed.
+    state: DirState,
+    /// Its name in the parent (empty for the target itself).
+    name: Vec<u8>,
+    /// Metadata to give it when it is finished (none for the target of a whole-snapshot restore).
+    node: Option<Node>,
+    /// Path relative to the target, for messages and patterns.
+    rel: PathBuf,
+    /// Entries still to visit.
+    entries: std::vec::IntoIter<Node>,
+    /// Names the snapshot has here, sorted (for `--delete`; `None` where nothing may be deleted).
+    names: Option<Vec<Vec<u8>>>,
+    /// Whether everything below is selected by an include pattern (or there are none).
+    included: bool,
+}
+
+#[derive(Clone)]
+enum DirState {
+    Pending,
+    Open(Arc<OwnedFd>),
+    Absent,
+    Failed,
+}
+
+/// A regular file to write.
+struct FileJob {
+    dir: Option<Arc<OwnedFd>>,
+    name: CString,
+    rel: PathBuf,
+    node: Node,
+    order: (Id, u32),
+    /// First file of a hard-link group: its (device, inode) in the snapshot.
+    hard_key: Option<(u64, u64)>,
+}
+
+/// A hard link to make once the batch's files are written.
+struct LinkJob {
+    file: FileJob,
+    key: (u64, u64),
+}
+
+/// The first file of a hard-link group, once restored.
+struct HardSource {
+    dir: Option<Arc<OwnedFd>>,
+    name: CString,
+    node: Node,
+    ok: bool,
+}
+
+#[derive(Default)]
+struct Report {
+    errors: Mutex<Vec<String>>,
+    damaged: AtomicU64,
+    conflicts: AtomicU64,
+}
+
+impl Report {
+    fn add(&self, p: &Path, e: &dyn std::fmt::Display, integrity: bool) {
+        self.errors.lock().unwrap().push(format!("{}: {e}", p.display()));
+        if integrity {
+            self.damaged.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn io(&self, p: &Path, e: &std::io::Error) {
+        if target::is_conflict(e) {
+            self.conflicts.fetch_add(1, Relaxed);
+        }
+        self.add(p, e, false);
+    }
+
+    fn error(&self, p: &Path, e: &Error) {
+        match e {
+            // The path is already in the message: name it once.
+            Error::Io { source, .. } => self.io(p, source),
+            _ => self.add(p, e, e.is_integrity()),
+        }
+    }
+}
+
+struct Restorer<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    opts: &'a RestoreOptions,
+    progress: &'a Progress,
+    exclude: Option<Excludes>,
+    includes: Vec<(Excludes, String)>,
+    matched: Vec<bool>,
+    report: Report,
+    stats: RestoreStats,
+    /// The directory the walk starts in: the target, or the parent of a single restored file.
+    base: PathBuf,
+    stack: Vec<Frame>,
+    files: Vec<FileJob>,
+    links: Vec<LinkJob>,
+    /// Directories whose entries are all queued: metadata once the batch is written.
+    finished: Vec<(Arc<OwnedFd>, Node, PathBuf)>,
+    hard: HashMap<(u64, u64), HardSource>,
+    /// Directories held open for hard-link sources (bounded by [`DIR_BUDGET`]).
+    hard_dirs: HashSet<usize>,
+}
+
+impl Restorer<'_> {
+    fn full(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.base.clone()
+        } else {
+            self.base.join(rel)
+        }
+    }
+
+    /// Set up the root frame: the target directory, or the parent of a single restored file.
+    fn start(&mut self, node: &Node, snap_path: &str) -> Result<()> {
+        let t = &self.opts.target;
+        if let NodeKind::Dir { subtree } = node.kind {
+            crate::repo::walk::measure(self.repo, self.index, subtree)?;
+            let tree = self.repo.read_tree(self.index, &subtree)?;
+            let state = self.open_target(t)?;
+            let meta = (!snap_path.is_empty() && snap_path != "/" && node.mtime != 0).then(|| node.clone());
+            let names = self.opts.delete.then(|| tree.nodes.iter().map(|n| n.name.clone()).collect());
+            let included = self.includes.is_empty();
+            self.stack.push(Frame {
+                state,
+                name: Vec::new(),
+                node: meta,
+                rel: PathBuf::new(),
+                entries: tree.nodes.into_iter(),
+                names,
+                included,
+            });
+            self.delete_extra(0);
+            return Ok(());
+        }
+        // A single entry: into `target` if that is a directory, else as `target` itself.
+        let mut entry = node.clone();
+        if !t.is_dir() {
+            let name =
+                t.file_name().ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", t.display())))?;
+            entry.name = name.as_bytes().to_vec();
+            self.base = t.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        }
+        let state = self.open_target(&self.base.clone())?;
+        let included = self.includes.is_empty();
+        let frame = Frame {
+            state,
+            name: Vec::new(),
+            node: None,
+            rel: PathBuf::new(),
+            entries: vec![entry].into_iter(),
+            names: None,
+            included,
+        };
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    fn open_target(&self, dir: &Path) -> Result<DirState> {
+        if self.opts.dry_run {
+            return Ok(match target::open_root(dir) {
+                Ok(fd) => DirState::Open(Arc::new(fd)),
+                Err(_) => DirState::Absent,
+            });
+        }
+        std::fs::create_dir_all(dir).at(dir)?;
+        Ok(DirState::Open(Arc::new(target::open_root(dir).at(dir)?)))
+    }
+
+    fn run(&mut self) {
+        while let Some(top) = self.stack.last_mut() {
+            let Some(node) = top.entries.next() else {
+                let done = self.stack.pop().expect("non-empty");
+                if let (DirState::Open(fd), Some(n)) = (done.state, done.node) {
+                    self.finished.push((fd, n, done.rel));
+                }
+                self.flush_if_full();
+                continue;
+            };
+            let rel = top.rel.join(OsStr::from_bytes(&node.name));
+            let parent_included = top.included;
+            let pattern_path = Path::new("/").join(&rel);
+            let name = OsStr::from_bytes(&node.name);
+            if self.exclude.as_ref().is_some_and(|e| e.matches(&pattern_path, name)) {
+                continue;
+            }
+            let mut inc = parent_included;
+            for (i, (p, _)) in self.includes.iter().enumerate() {
+                if p.matches(&pattern_path, name) {
+                    self.matched[i] = true;
+                    inc = true;
+                }
+            }
+            self.visit(node, rel, inc);
+            self.flush_if_full();
+        }
+        self.flush();
+    }
+
+    fn visit(&mut self, node: Node, rel: PathBuf, inc: bool) {
+        if let NodeKind::Dir { subtree } = node.kind {
+            let nodes = match self.repo.read_tree(self.index, &subtree) {
+                Ok(t) => t.nodes,
+                Err(e) => {
+                    // One damaged directory must not stop the rest of a disaster recovery.
+                    self.report.error(&self.full(&rel), &e);
+                    Vec::new()
+                }
+            };
+            let names = self.opts.delete.then(|| nodes.iter().map(|n| n.name.clone()).collect());
+            let name = node.name.clone();
+            let entries = nodes.into_iter();
+            self.stack.push(Frame {
+                state: DirState::Pending,
+                name,
+                node: Some(node),
+                rel,
+                entries,
+                names,
+                included: inc,
+            });
+            if inc {
+                self.ensure_dirs();
+            }
+            return;
+        }
+        if !inc {
+            return;
+        }
+        let Some(dir) = self.ensure_dirs() else { return };
+        let name = match target::cname(&node.name) {
+            Ok(n) => n,
+            Err(e) => return self.report.io(&self.full(&rel), &e),
+        };
+        match &node.kind {
+            NodeKind::File { content, .. } => {
+                let order = content
+                    .first()
+                    .and_then(|c| self.index.lookup(BlobType::Data, &c.id))
+                    .map(|l| (l.pack, l.offset))
+                    .unwrap_or_default();
+                let job = FileJob { dir, name, rel, node, order, hard_key: None };
+                self.queue_file(job);
+            }
+            _ => self.make_other(dir.as_deref(), &name, &rel, &node),
+        }
+    }
+
+    /// Queue a file, or a link to an earlier file of the same hard-link group.
+    fn queue_file(&mut self, mut job: FileJob) {
+        let n = &job.node;
+        if n.links > 1 && n.inode != 0 {
+            let key = (n.device, n.inode);
+            if self.hard.contains_key(&key) {
+                self.links.push(LinkJob { file: job, key });
+                return;
+            }
+            let dir_key = job.dir.as_ref().map_or(0, |d| Arc::as_ptr(d) as usize);
+            if self.hard_dirs.len() < DIR_BUDGET || self.hard_dirs.contains(&dir_key) {
+                self.hard_dirs.insert(dir_key);
+                let src = HardSource { dir: job.dir.clone(), name: job.name.clone(), node: n.clone(), ok: false };
+                self.hard.insert(key, src);
+                job.hard_key = Some(key);
+            }
+        }
+        self.files.push(job);
+    }
+
+    /// Create (or, in a dry run, look up) every directory on the stack not made yet. Returns the
+    /// innermost one's descriptor (`None` in a dry run where it does not exist), or nothing when a
+    /// directory could not be made — then its whole subtree is skipped.
+    fn ensure_dirs(&mut self) -> Option<Option<Arc<OwnedFd>>> {
+        for i in 0..self.stack.len() {
+            if !matches!(self.stack[i].state, DirState::Pending) {
+                continue;
+            }
+            let parent = self.stack[i - 1].state.clone();
+            let state = match parent {
+                DirState::Open(p) => self.make_dir(&p, i),
+                DirState::Absent => DirState::Absent,
+                DirState::Failed | DirState::Pending => DirState::Failed,
+            };
+            if matches!(state, DirState::Failed) {
+                // Skip everything below in O(1): empty the iterators of it and its descendants.
+                for f in &mut self.stack[i..] {
+                    f.state = DirState::Failed;
+                    f.entries = Vec::new().into_iter();
+                }
+                return None;
+            }
+            self.stats.dirs += 1;
+            self.progress.dirs.fetch_add(1, Relaxed);
+            self.stack[i].state = state;
+            self.delete_extra(i);
+        }
+        match &self.stack.last()?.state {
+            DirState::Open(fd) => Some(Some(fd.clone())),
+            DirState::Absent => Some(None),
+            _ => None,
+        }
+    }
+
+    /// Make the directory of frame `i` under `parent`, clearing a non-directory in its way if the
+    /// policy allows.
+    fn make_dir(&mut self, parent: &Arc<OwnedFd>, i: usize) -> DirState {
+        let rel = self.stack[i].rel.clone();
+        let full = self.full(&rel);
+        let name = match target::cname(&self.stack[i].name) {
+            Ok(n) => n,
+            Err(e) => {
+                self.report.io(&full, &e);
+                return DirState::Failed;
+            }
+        };
+        let existing = target::existing(parent.as_fd(), &name);
+        if self.opts.dry_run {
+            return match existing {
+                Ok(target::Existing::Dir) => match target::open_dir(parent.as_fd(), &name) {
+                    Ok(fd) => DirState::Open(Arc::new(fd)),
+                    Err(_) => DirState::Absent,
+                },
+                Ok(target::Existing::Other) if self.opts.overwrite == Overwrite::Never => {
+                    self.report.io(&full, &target::conflict("a non-directory is in the way of a directory"));
+                    DirState::Failed
+                }
+                _ => DirState::Absent,
+            };
+        }
+        let made = match existing {
+            Ok(target::Existing::Other) if self.opts.overwrite == Overwrite::Never => {
+                Err(target::conflict("a non-directory is in the way of a directory (--overwrite never)"))
+            }
+            Ok(target::Existing::Other) => {
+                target::remove(parent.as_fd(), &name, false).and_then(|_| target::make_dir(parent.as_fd(), &name))
+            }
+            _ => target::make_dir(parent.as_fd(), &name),
+        };
+        match made {
+            Ok(fd) => DirState::Open(Arc::new(fd)),
+            Err(e) => {
+                self.report.io(&full, &e);
+                DirState::Failed
+            }
+        }
+    }
+
+    /// `--delete`: remove what directory `i` of the stack holds but the snapshot does not.
+    fn delete_extra(&mut self, i: usize) {
+        let f = &self.stack[i];
+        let (DirState::Open(fd), Some(keep)) = (&f.state, &f.names) else { return };
+        let (fd, rel) = (fd.clone(), f.rel.clone());
+        let names = match target::list(fd.as_fd()) {
+            Ok(n) => n,
+            Err(e) => return self.report.io(&self.full(&rel), &e),
+        };
+        let extra: Vec<Vec<u8>> = names.into_iter().filter(|n| keep.binary_search(n).is_err()).collect();
+        for n in extra {
+            let r = rel.join(OsStr::from_bytes(&n));
+            if self.exclude.as_ref().is_some_and(|e| e.matches(&Path::new("/").join(&r), OsStr::from_bytes(&n))) {
+                continue;
+            }
+            let res = if self.opts.dry_run {
+                Ok(())
+            } else {
+                target::cname(&n).and_then(|c| target::remove(fd.as_fd(), &c, true))
+            };
+            match res {
+                Ok(()) => self.stats.deleted += 1,
+                Err(e) => self.report.io(&self.full(&r), &e),
+            }
+        }
+    }
+
+    /// A symlink, FIFO or device node.
+    fn make_other(&mut self, dir: Option<&OwnedFd>, name: &CString, rel: &Path, n: &Node) {
+        let skip = match n.kind {
+            NodeKind::CharDevice { .. } | NodeKind::BlockDevice { .. } => self.opts.no_devices,
+            NodeKind::Fifo => self.opts.no_specials,
+            NodeKind::Socket => true,
+            _ => false,
+        };
+        if skip {
+            self.stats.others_skipped += 1;
+            return;
+        }
+        match self.try_make_other(dir, name, n) {
+            Ok(true) => self.stats.others += 1,
+            Ok(false) => {}
+            Err(e) => self.report.io(&self.full(rel), &e),
+        }
+    }
+
+    fn try_make_other(&self, dir: Option<&OwnedFd>, name: &CString, n: &Node) -> std::io::Result<bool> {
+        let Some(dir) = dir else { return Ok(true) }; // dry run, directory absent
+        match target::existing(dir, name)? {
+            target::Existing::Nothing => {}
+            target::Existing::Dir if !self.opts.delete => {
+                return Err(target::conflict("a directory is in the way (use --delete to replace it)"))
+            }
+            _ if self.opts.overwrite == Overwrite::Never => return Ok(false),
+            _ if self.opts.dry_run => return Ok(true),
+            _ => target::remove(dir, name, self.opts.delete)?,
+        }
+        if self.opts.dry_run {
+            return Ok(true);
+        }
+        let private = Mode::from_raw_mode(0o600);
+        match &n.kind {
+            NodeKind::Symlink { target } => rfs::symlinkat(OsStr::from_bytes(target), dir, name.as_c_str())?,
+            NodeKind::Fifo => rfs::mknodat(dir, name.as_c_str(), FileType::Fifo, private, 0)?,
+            NodeKind::CharDevice { rdev } => {
+                rfs::mknodat(dir, name.as_c_str(), FileType::CharacterDevice, private, *rdev as _)?
+            }
+            NodeKind::BlockDevice { rdev } => {
+                rfs::mknodat(dir, name.as_c_str(), FileType::BlockDevice, private, *rdev as _)?
+            }
+            _ => return Ok(false),
+        }
+        meta::apply_special(dir.as_fd(), name, n, &self.opts.meta)?;
+        Ok(true)
+    }
+
+    fn flush_if_full(&mut self) {
+        if self.files.len() + self.links.len() >= BATCH_FILES || self.finished.len() >= DIR_BUDGET {
+            self.flush();
+        }
+    }
+
+    /// Write the queued files (in pack order, in parallel), make their hard links, then give the
+    /// finished directories their metadata, deepest first.
+    fn flush(&mut self) {
+        let mut files = std::mem::take(&mut self.files);
+        files.sort_by_key(|f| f.order);
+        let outcomes: Vec<Option<Outcome>> = files.par_iter().map(|f| self.file(f)).collect();
+        for (f, o) in files.iter().zip(&outcomes) {
+            self.count(o);
+            if let (Some(key), Some(Outcome::Written(_) | Outcome::UpToDate)) = (f.hard_key, o) {
+                if let Some(src) = self.hard.get_mut(&key) {
+                    src.ok = true;
+                }
+            }
+        }
+        for l in std::mem::take(&mut self.links) {
+            self.link(l);
+        }
+        if !self.opts.dry_run {
+            for (fd, n, rel) in std::mem::take(&mut self.finished) {
+                if let Err(e) = meta::apply_fd(fd.as_fd(), &n, &self.opts.meta) {
+                    self.report.io(&self.full(&rel), &e);
+                }
+            }
+        }
+        self.finished.clear();
+    }
+
+    fn count(&mut self, o: &Option<Outcome>) {
+        match o {
+            Some(Outcome::Written(n)) => {
+                self.stats.files += 1;
+                self.stats.bytes += n;
+            }
+            Some(Outcome::UpToDate | Outcome::Kept) => self.stats.files_skipped += 1,
+            None => {}
+        }
+    }
+
+    /// Restore one file, reporting a failure.
+    fn file(&self, f: &FileJob) -> Option<Outcome> {
+        let r = self.restore_file(f);
+        if let Ok(o) = &r {
+            self.progress.files.fetch_add(1, Relaxed);
+            if let Outcome::Written(n) = o {
+                self.progress.bytes.fetch_add(*n, Relaxed);
+            }
+        }
+        r.map_err(|e| self.report.error(&self.full(&f.rel), &e)).ok()
+    }
+
+    fn restore_file(&self, f: &FileJob) -> Result<Outcome> {
+        let full = || self.full(&f.rel);
+        let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
+        let Some(dir) = &f.dir else { return Ok(Outcome::Written(*size)) }; // dry run, absent dir
+        if self.opts.dry_run {
+            return self.decide_existing(dir, f).map(|o| o.unwrap_or(Outcome::Written(*size)));
+        }
+        let file = match target::create_file(dir.as_fd(), &f.name) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Some(o) = self.decide_existing(dir, f)? {
+                    return Ok(o);
+                }
+                target::remove(dir.as_fd(), &f.name, self.opts.delete).at(full())?;
+                target::create_file(dir.as_fd(), &f.name).at(full())?
+            }
+            Err(e) => return Err(Error::Io { path: full(), source: e }),
+        };
+        self.write_content(&file, f, content, *size)?;
+        meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
+        if self.opts.verify {
+            self.verify(&file, f)?;
+        }
+        Ok(Outcome::Written(*size))
+    }
+
+    /// The overwrite policy for an existing entry: `Some` outcome to leave it (with its owner,
+    /// mode and times corrected), `None` to replace it. An existing inode is only ever kept
+    /// whole, never written into, and only if it is a regular file with a single link.
+    fn decide_existing(&self, dir: &OwnedFd, f: &FileJob) -> Result<Option<Outcome>> {
+        let full = || self.full(&f.rel);
+        let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
+        let what = target::existing(dir, &f.name).at(full())?;
+        match (&what, self.opts.overwrite) {
+            (target::Existing::Nothing, _) => return Ok(None),
+            (target::Existing::Dir, _) if !self.opts.delete => {
+                return Err(target::conflict("a directory is in the way (use --delete to replace it)")).at(full())
+            }
+            (_, Overwrite::Never) => return Ok(Some(Outcome::Kept)),
+            (_, Overwrite::Always) | (target::Existing::Dir, _) => return Ok(None),
+            _ => {}
+        }
+        let Some(file) = target::open_existing_file(dir, &f.name).at(full())? else { return Ok(None) };
+        let st = rfs::fstat(&file).map_err(std::io::Error::from).at(full())?;
+        if st.st_nlink != 1 {
+            return Ok(None);
+        }
+        let same = match self.opts.overwrite {
+            Overwrite::IfSizeOrMtimeDiffer => {
+                st.st_size as u64 == *size
+                    && st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
+            }
+            _ => policy::content_matches(self.repo.keys(), &file, content, *size).at(full())?,
+        };
+        if !same {
+            return Ok(None);
+        }
+        if !self.opts.dry_run {
+            meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
+            if self.opts.verify && self.opts.overwrite == Overwrite::IfSizeOrMtimeDiffer {
+                self.verify(&file, f)?;
+            }
+        }
+        Ok(Some(Outcome::UpToDate))
+    }
+
+    fn write_content(
+        &self,
+        file: &File,
+        f: &FileJob,
+        content: &[crate::format::tree::ChunkRef],
+        size: u64,
+    ) -> Result<()> {
+        let full = || self.full(&f.rel);
+        let mut offset = 0u64;
+        let mut data_end = 0u64;
+        for c in content {
+            let data = self.repo.read_blob(self.index, BlobType::Data, &c.id).map_err(|e| match e {
+                Error::Integrity { object, reason } => {
+                    Error::integrity(object, format!("{reason} (needed by {})", full().display()))
+                }
+                e => e,
+            })?;
+            if data.len() != c.len as usize {
+                return Err(Error::integrity(
+                    format!("data blob {}", c.id),
+                    format!("length differs from the tree's record (needed by {})", full().display()),
+                ));
+            }
+            if data.iter().any(|&b| b != 0) {
+                file.write_all_at(&data, offset).at(full())?;
+                data_end = offset + c.len as u64;
+            }
+            offset += c.len as u64;
+        }
+        // Only a file that ends in a hole needs its length set. Extending with ftruncate would make
+        // the full size durable before delayed-allocation data: after a power cut the file could
+        // have the right size and time but zeros.
+        if data_end < size {
+            file.set_len(size).at(full())?;
+        }
+        Ok(())
+    }
+
+    /// Re-read a restored file through its descriptor and check every chunk's hash and the length.
+    fn verify(&self, file: &File, f: &FileJob) -> Result<()> {
+        let NodeKind::File { size, content } = &f.node.kind else { return Ok(()) };
+        let full = self.full(&f.rel);
+        let shown = full.display().to_string();
+        if let Some(at) = policy::first_difference(self.repo.keys(), file, content).at(&full)? {
+            return Err(Error::integrity(shown, format!("restored bytes at offset {at} differ from the snapshot")));
+        }
+        if file.metadata().at(&full)?.len() != *size {
+            return Err(Error::integrity(shown, "restored file has the wrong length"));
+        }
+        Ok(())
+    }
+
+    /// Link a later member of a hard-link group to its first file — only if that file now has the
+    /// snapshot's content and the same chunk list; otherwise restore it as a file of its own.
+    fn link(&mut self, l: LinkJob) {
+        let src = self.hard.get(&l.key).expect("queued with its source");
+        let same = matches!((&src.node.kind, &l.file.node.kind), (NodeKind::File { content: x, size: s }, NodeKind::File { content: y, size: t }) if x == y && s == t);
+        if !(src.ok && same) {
+            let o = self.file(&l.file);
+            return self.count(&o);
+        }
+        let full = self.full(&l.file.rel);
+        let (Some(sdir), Some(ddir)) = (&src.dir, &l.file.dir) else {
+            self.stats.others += 1; // dry run
+            return;
+        };
+        if self.opts.dry_run {
+            self.stats.others += 1;
+            return;
+        }
+        let r = (|| -> std::io::Result<bool> {
+            let a = rfs::statat(sdir, src.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+            match rfs::statat(ddir, l.file.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(b) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => return Ok(true),
+                Ok(_) if self.opts.overwrite == Overwrite::Never => return Ok(false),
+                Ok(_) => target::remove(ddir.as_fd(), &l.file.name, self.opts.delete)?,
+                Err(rustix::io::Errno::NOENT) => {}
+                Err(e) => return Err(e.into()),
+            }
+            rfs::linkat(sdir, src.name.as_c_str(), ddir, l.file.name.as_c_str(), AtFlags::empty())?;
+            Ok(true)
+        })();
+        match r {
+            Ok(true) => self.stats.others += 1,
+            Ok(false) => self.stats.files_skipped += 1,
+            Err(e) => self.report.io(&full, &e),
+        }
+    }
+
+    fn finish(mut self) -> RestoreStats {
+        for (i, (_, p)) in self.includes.iter().enumerate() {
+            if !self.matched[i] {
+                self.report.add(
+                    &self.opts.target,
+                    &format!("include pattern {p:?} matched nothing (patterns are relative to the restored path)"),
+                    false,
+                );
+            }
+        }
+        let mut s = std::mem::take(&mut self.stats);
+        s.errors = self.report.errors.into_inner().unwrap();
+        s.damaged = self.report.damaged.into_inner();
+        s.conflicts = self.report.conflicts.into_inner();
+        s
+    }
+}

@@ -1,0 +1,197 @@
+//! The only code that touches the restore target. Every operation names one validated entry
+//! relative to a directory descriptor, so no path is ever re-resolved and a symlink or rename
+//! swapped into the target by another user cannot redirect a write outside it.
+//!
+//! Rules (README, "What restore touches"):
+//! - a directory is entered with `openat(O_DIRECTORY|O_NOFOLLOW)`, so a symlink in its place is a
+//!   conflict, never followed; a directory restore created is made `0700` and owned by the
+//!   restoring user until its metadata is set last, so nobody else can add entries while the
+//!   restore writes into it; an existing directory is taken over the same way;
+//! - a file is created with `O_CREAT|O_EXCL|O_NOFOLLOW` and everything after that goes through
+//!   its descriptor; an existing inode is never written into;
+//! - only non-directories are unlinked to make room; a directory in the way is a conflict unless
+//!   `--delete` asked for what is not in the snapshot to go, and then it is removed through
+//!   descriptors as well;
+//! - symlinks and special files are checked through an `O_PATH` descriptor before their owner is
+//!   set, so a hard link swapped in under the same name is not chowned.
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// What is at a name in the target.
+#[derive(Debug)]
+pub(crate) enum Existing {
+    Nothing,
+    Dir,
+    Other,
+}
+
+/// A NUL-free entry name (tree names are validated at decode: no `/`, NUL, `.` or `..`).
+pub(crate) fn cname(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+/// Open the target directory itself (the user named it, so following links in its path is theirs).
+pub(crate) fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
+    Ok(rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
+/// What `name` is, without following it.
+pub(crate) fn existing(dir: impl AsFd, name: &CString) -> io::Result<Existing> {
+    match rfs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => Ok(Existing::Dir),
+        Ok(_) => Ok(Existing::Other),
+        Err(rustix::io::Errno::NOENT) => Ok(Existing::Nothing),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Open an existing directory entry without following a symlink.
+pub(crate) fn open_dir(dir: impl AsFd, name: &CString) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(rfs::openat(dir, name.as_c_str(), flags, Mode::empty())?)
+}
+
+/// Create (or take over) the directory `name` and open it. A new directory is `0700`; an
+/// existing one is made `0700` and owned by us too, so that until its final metadata is set no
+/// other user can add or swap entries in it.
+pub(crate) fn make_dir(dir: impl AsFd, name: &CString) -> io::Result<OwnedFd> {
+    let d = dir.as_fd();
+    match rfs::mkdirat(d, name.as_c_str(), Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let fd = open_dir(d, name).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) | Some(libc::ENOTDIR) => conflict("a non-directory is in the way of a directory"),
+        _ => e,
+    })?;
+    let st = rfs::fstat(&fd)?;
+    let (uid, _) = crate::sys::ids();
+    if st.st_uid != uid {
+        rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), None)?;
+    }
+    if st.st_mode & 0o7777 != 0o700 {
+        rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    }
+    Ok(fd)
+}
+
+/// A conflict: something restore will not remove is in the way.
+pub(crate) fn conflict(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::AlreadyExists, format!("conflict: {what}"))
+}
+
+/// Whether an error is a [`conflict`].
+pub(crate) fn is_conflict(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AlreadyExists && e.to_string().starts_with("conflict:")
+}
+
+/// Remove a non-directory; a directory in the way is removed only with `delete_dirs`.
+pub(crate) fn remove(dir: impl AsFd, name: &CString, delete_dirs: bool) -> io::Result<()> {
+    let d = dir.as_fd();
+    match rfs::unlinkat(d, name.as_c_str(), AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(rustix::io::Errno::ISDIR) if delete_dirs => remove_tree(d, name),
+        Err(rustix::io::Errno::ISDIR) => Err(conflict("a directory is in the way (use --delete to replace it)")),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Remove the directory `name` and everything below it, through descriptors only: iterative,
+/// never following a symlink (they are unlinked as names).
+pub(crate) fn remove_tree(dir: impl AsFd, name: &CString) -> io::Result<()> {
+    // Stack of (parent fd, name, opened dir fd) from `name` down to the current directory.
+    let root = open_dir(dir.as_fd(), name)?;
+    let mut stack: Vec<(OwnedFd, CString)> = vec![(root, name.clone())];
+    // Entries can be added behind the scan by whoever else writes here: rescan a few times.
+    let mut rescans = 0;
+    while let Some((fd, _)) = stack.last() {
+        let mut sub = None;
+        for entry in rfs::Dir::read_from(fd)? {
+            let entry = entry?;
+            let n = entry.file_name();
+            if n.to_bytes() == b"." || n.to_bytes() == b".." {
+                continue;
+            }
+            let n = n.to_owned();
+            match rfs::unlinkat(fd, n.as_c_str(), AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(rustix::io::Errno::ISDIR) => {
+                    sub = Some(n);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match sub {
+            Some(n) => {
+                let child = open_dir(fd, &n)?;
+                stack.push((child, n));
+            }
+            None => {
+                let (_, n) = stack.pop().expect("non-empty");
+                let parent = match stack.last() {
+                    Some((p, _)) => p.as_fd(),
+                    None => dir.as_fd(),
+                };
+                match rfs::unlinkat(parent, n.as_c_str(), AtFlags::REMOVEDIR) {
+                    Err(rustix::io::Errno::NOTEMPTY) if rescans < 8 => {
+                        rescans += 1;
+                        let again = open_dir(parent, &n)?;
+                        stack.push((again, n));
+                    }
+                    r => r?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create a new regular file (never an existing one, never through a symlink), readable too so
+/// that `--verify` can re-read it through the same descriptor.
+pub(crate) fn create_file(dir: impl AsFd, name: &CString) -> io::Result<File> {
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rfs::openat(dir, name.as_c_str(), flags, Mode::from_raw_mode(0o600))?))
+}
+
+/// Open an existing regular file for reading: not through a symlink, not blocking on a FIFO.
+/// `None` if what is there is not a regular file.
+pub(crate) fn open_existing_file(dir: impl AsFd, name: &CString) -> io::Result<Option<File>> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    match rfs::openat(dir, name.as_c_str(), flags, Mode::empty()) {
+        Ok(fd) => {
+            let st = rfs::fstat(&fd)?;
+            Ok((FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then(|| File::from(fd)))
+        }
+        Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NXIO) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An `O_PATH` descriptor on `name` itself (a symlink or special file), checked to be of the
+/// type just created with a single link, so that metadata set through it lands on that inode.
+pub(crate) fn open_created(dir: impl AsFd, name: &CString, want: FileType) -> io::Result<OwnedFd> {
+    let fd = rfs::openat(dir, name.as_c_str(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let st = rfs::fstat(&fd)?;
+    if FileType::from_raw_mode(st.st_mode) != want || st.st_nlink != 1 {
+        return Err(io::Error::other("the entry was replaced while it was being restored"));
+    }
+    Ok(fd)
+}
+
+/// Names in a directory, read through its descriptor.
+pub(crate) fn list(dir: impl AsFd) -> io::Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for e in rfs::Dir::read_from(dir)? {
+        let e = e?;
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            out.push(n.to_vec());
+        }
+    }
+    Ok(out)
+}
