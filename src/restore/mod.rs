@@ -469,10 +469,10 @@ impl Restorer<'_> {
     /// innermost one's descriptor (`None` in a dry run where it does not exist), or nothing when a
     /// directory could not be made — then its whole subtree is skipped.
     fn ensure_dirs(&mut self) -> Option<Option<Arc<OwnedFd>>> {
-        for i in 0..self.stack.len() {
-            if !matches!(self.stack[i].state, DirState::Pending) {
-                continue;
-            }
+        // Frames are made top-down, so the pending ones are a suffix of the stack: each is visited
+        // once, whatever the depth.
+        let first = self.stack.iter().rposition(|f| !matches!(f.state, DirState::Pending)).map_or(0, |i| i + 1);
+        for i in first..self.stack.len() {
             let parent = self.stack[i - 1].state.clone();
             let state = match parent {
                 DirState::Open(p) => self.make_dir(&p, i),

@@ -6,7 +6,7 @@
 //! - a directory is entered with `openat(O_DIRECTORY|O_NOFOLLOW)`, so a symlink in its place is a
 //!   conflict, never followed; a directory restore created is made `0700` and owned by the
 //!   restoring user until its metadata is set last, so nobody else can add entries while the
-//!   restore writes into it; an existing directory is taken over the same way;
+//!   restore writes into it; root takes an existing directory over the same way;
 //! - a file is created with `O_CREAT|O_EXCL|O_NOFOLLOW` and everything after that goes through
 //!   its descriptor; an existing inode is never written into;
 //! - only non-directories are unlinked to make room; a directory in the way is a conflict unless
@@ -70,10 +70,10 @@ pub(crate) fn make_dir(dir: impl AsFd, name: &CString) -> io::Result<OwnedFd> {
     })?;
     let st = rfs::fstat(&fd)?;
     let (uid, _) = crate::sys::ids();
-    if st.st_uid != uid {
-        rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), None)?;
-    }
-    if st.st_mode & 0o7777 != 0o700 {
+    // Root takes over a directory someone else owns; an unprivileged user cannot, and can only
+    // restore into it as far as its permissions allow.
+    let owned = st.st_uid == uid || (uid == 0 && rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), None).is_ok());
+    if owned && st.st_mode & 0o7777 != 0o700 {
         rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
     }
     Ok(fd)
