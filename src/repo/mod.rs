@@ -185,10 +185,18 @@ impl Repository {
             return Ok(Repository { backend, keys, master, config, key_name, index_problems: Mutex::default() });
         }
         if !foreign.is_empty() {
+            // Which of the two cannot be told apart: the config's authentication binds both.
+            let (s, verb) = if foreign.len() == 1 { ("", "belongs") } else { ("s", "belong") };
             return Err(Error::integrity(
-                format!("key file {}", foreign.join(", key file ")),
-                "opens with this password but does not decrypt this repository's config: it belongs to \
-                 another repository (remove it), or the config is damaged; no other key file matches the password",
+                "config",
+                format!(
+                    "it does not decrypt with key file{s} {}, which open{} with this password: the key file{s} \
+                     {verb} to another repository (remove {}), or the config is damaged; no other key file \
+                     matches the password",
+                    foreign.join(", "),
+                    if foreign.len() == 1 { "s" } else { "" },
+                    if foreign.len() == 1 { "it" } else { "them" },
+                ),
             ));
         }
         match damaged {
