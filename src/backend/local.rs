@@ -275,7 +275,8 @@ impl Backend for LocalBackend {
         let p = self.path(t, name);
         let (f, len) = self.open_regular(t, name, &p)?;
         let max = t.max_len();
-        let too_long = |len: u64| Error::integrity(t.describe(name), format!("{len} bytes, longer than the {max} allowed"));
+        let too_long =
+            |len: u64| Error::integrity(t.describe(name), format!("{len} bytes, longer than the {max} allowed"));
         if len > max {
             return Err(too_long(len));
         }
@@ -298,19 +299,15 @@ impl Backend for LocalBackend {
             }
             r => r?,
         };
-        let size = f.metadata().at(&p)?.len();
-        let short = || {
-            Error::integrity(
-                t.describe(name),
-                format!("truncated: {size} bytes long, but {len} bytes are wanted at offset {offset}"),
-            )
-        };
-        if offset.saturating_add(len as u64) > size {
-            return Err(short());
-        }
         let mut buf = vec![0u8; len];
         match f.read_exact_at(&mut buf, offset) {
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(short()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let size = f.metadata().map(|m| m.len().to_string()).unwrap_or_else(|_| "?".into());
+                Err(Error::integrity(
+                    t.describe(name),
+                    format!("truncated: {size} bytes long, but {len} bytes are wanted at offset {offset}"),
+                ))
+            }
             r => r.at(&p).map(|_| buf),
         }
     }

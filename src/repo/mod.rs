@@ -484,7 +484,10 @@ impl Repository {
             BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
         };
         if loc.len as usize > crate::format::SEAL_OVERHEAD + 1 + plain_max {
-            return Err(Error::integrity(what(), format!("the index gives it {} bytes, more than a blob can be", loc.len)));
+            return Err(Error::integrity(
+                what(),
+                format!("the index gives it {} bytes, more than a blob can be", loc.len),
+            ));
         }
         let env = self
             .backend
