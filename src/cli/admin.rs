@@ -165,7 +165,7 @@ pub struct CatArgs {
 }
 
 fn resolve(repo: &Repository, t: FileType, prefix: &str) -> Result<String> {
-    let names: Vec<String> = repo.backend().list(t)?.into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = repo.list_objects(t)?.into_iter().map(|(n, _)| n).collect();
     Ok(arca::repo::unique_prefix(&names, prefix, t.dir())?)
 }
 
