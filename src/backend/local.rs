@@ -260,6 +260,11 @@ impl Backend for LocalBackend {
                 )));
             }
         }
+        // Directories above the repository get the usual modes; the repository itself is private.
+        if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).at(parent)?;
+        }
+        make_private_dir(&self.root).at(&self.root)?;
         // data/xx shards are created on first use: 256 empty directories cost 1 MiB on most filesystems.
         for d in ["keys", "index", "snapshots", "locks", "tmp", "data"] {
             make_private_dir(&self.root.join(d)).at(self.root.join(d))?;
