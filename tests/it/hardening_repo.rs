@@ -337,6 +337,19 @@ fn a_repository_copied_without_its_empty_directories_works() {
     fs::remove_dir_all(env.repo.join("locks")).unwrap();
     env.run(&["check"]).ok();
     Out::from(env.cmd().env("ARCA_NEW_PASSWORD", "second").args(["key", "add"]).args(FAST).output().unwrap()).ok();
+
+    // A new repository copied before its first backup has only `config` and `keys/`.
+    let env = Env::new();
+    for d in ["tmp", "locks", "index", "snapshots", "data"] {
+        fs::remove_dir_all(env.repo.join(d)).unwrap();
+    }
+    env.run(&["snapshots"]).ok();
+    env.run(&["check"]).ok();
+    env.backup(&[&src], &[]);
+    env.run(&["check", "--read-data"]).ok();
+    let target = env.path("t");
+    env.restore("latest", &target, &[]);
+    assert_eq!(fs::read(under(&target, &src.join("more.txt"))).unwrap(), b"more");
 }
 
 // ---- item 20: `config/` directories and error texts --------------------------------------------
