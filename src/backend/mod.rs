@@ -89,9 +89,12 @@ pub trait Backend: Send + Sync {
     fn create(&self) -> Result<()>;
     /// Whether the file exists.
     fn exists(&self, t: FileType, name: &str) -> Result<bool>;
-    /// The whole file.
+    /// The whole file. A file that is not a regular file (symlink, FIFO, device, directory) or
+    /// is longer than [`FileType::max_len`] is refused before it is read (format-spec/04 §4.1):
+    /// `config` as not-a-repository, any other file as an integrity error naming it.
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>>;
-    /// `len` bytes at `offset`; a short file is an error.
+    /// `len` bytes at `offset`. A missing file, or one that ends before the range, is an integrity
+    /// error naming it (the caller was told it exists); other failures are I/O errors.
     fn read_at(&self, t: FileType, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// Durably publish a file: afterwards it is complete under `name` or absent, never partial.
     /// Writing a name that already exists fails unless `t` is content-addressed (then it is a no-op).
