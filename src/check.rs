@@ -133,6 +133,10 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
 fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, IndexPack>> {
     let ids = repo.index_ids()?;
     r.index_files = ids.len();
+    // Names that are not object names are not repository files: readers ignore them (spec 4.2).
+    for name in repo.stray_files()? {
+        r.warnings.push(Problem { object: name, message: "stray file (not a repository file name); ignored".into() });
+    }
     let loaded: Vec<(Id, Result<Vec<IndexPack>>)> = ids.par_iter().map(|id| (*id, repo.load_index_file(id))).collect();
     let mut packs: HashMap<Id, IndexPack> = HashMap::new();
     for (id, res) in loaded {
@@ -146,7 +150,7 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
         }
     }
     r.packs = packs.len();
-    let on_disk: HashMap<String, u64> = repo.backend().list(FileType::Pack)?.into_iter().collect();
+    let on_disk: HashMap<String, u64> = repo.list_objects(FileType::Pack)?.into_iter().collect();
     for p in packs.values() {
         let name = p.id.to_hex();
         match on_disk.get(&name) {
@@ -355,7 +359,7 @@ fn summarize(
 /// Snapshots, read before the index: a backup publishes its index before its snapshot, so
 /// every snapshot seen here has its index files in place by the time they are listed.
 fn load_snapshots(repo: &Repository, r: &mut CheckReport) -> Result<Vec<(Id, crate::format::snapshot::Snapshot)>> {
-    let names = repo.backend().list(FileType::Snapshot)?;
+    let names = repo.list_objects(FileType::Snapshot)?;
     r.snapshots = names.len();
     let loaded: Vec<(String, Result<(Id, crate::format::snapshot::Snapshot)>)> = names
         .par_iter()

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("arca: {e:#}");
+            eprintln!("arca: {}", cli::error_text(&e));
             ExitCode::from(cli::exit_code(&e))
         }
     }

@@ -8,9 +8,9 @@
 use super::{Backend, FileType, StagedFile};
 use crate::error::{Error, IoContext, Result};
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +18,61 @@ use std::time::Duration;
 /// Age after which a file in `tmp/` is taken to be left over from a crash.
 pub const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
 const OPEN_FILE_CACHE: usize = 64;
+/// Mode of every directory a writer creates: repository contents are private whatever the umask
+/// (key files are the material for offline password guessing).
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of repository files other than key files.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of key files (read-only: they are never rewritten).
+pub const KEY_MODE: u32 = 0o400;
+
+fn file_mode(t: FileType) -> u32 {
+    if t == FileType::Key {
+        KEY_MODE
+    } else {
+        FILE_MODE
+    }
+}
+
+/// Create `dir` and any missing parents with mode [`DIR_MODE`]. The mode is set explicitly on
+/// each directory created here, because `mkdir`'s mode is filtered through the umask.
+fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        make_private_dir(parent)?;
+    }
+    match fs::DirBuilder::new().mode(DIR_MODE).create(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// What kind of non-regular file `m` describes, for messages.
+fn kind_of(m: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    match () {
+        _ if t.is_dir() => "a directory",
+        _ if t.is_symlink() => "a symbolic link",
+        _ if t.is_fifo() => "a FIFO",
+        _ if t.is_socket() => "a socket",
+        _ if t.is_char_device() => "a character device",
+        _ if t.is_block_device() => "a block device",
+        _ => "not a regular file",
+    }
+}
+
+/// The error for a repository file that is not a regular file. `config` that is not a file means
+/// the directory is not a repository; any other such file is damage.
+fn not_regular(t: FileType, name: &str, location: &str, what: &str) -> Error {
+    match t {
+        FileType::Config => Error::NotARepository(format!("{location}: config is {what}, not a regular file")),
+        _ => Error::integrity(t.describe(name), format!("is {what}, not a regular file")),
+    }
+}
 
 /// A directory backend.
 pub struct LocalBackend {
@@ -48,7 +103,12 @@ impl LocalBackend {
     fn remove_old_tmp(&self, max_age: Duration) -> Result<usize> {
         let dir = self.root.join("tmp");
         let mut removed = 0;
-        for e in fs::read_dir(&dir).at(&dir)? {
+        let rd = match fs::read_dir(&dir) {
+            // A repository copied without its empty tmp/ has nothing to clean.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            r => r.at(&dir)?,
+        };
+        for e in rd {
             let e = e.at(&dir)?;
             let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
             if old.is_some_and(|age| age >= max_age) {
@@ -64,11 +124,49 @@ impl LocalBackend {
         Ok(self.root.join("tmp").join(name))
     }
 
-    fn cached_open(&self, path: &Path, key: &str) -> Result<Arc<File>> {
+    /// Create a new temporary file for a file of type `t`, private (mode set explicitly, not
+    /// left to the umask). A missing `tmp/` (a repository copied by a tool that drops empty
+    /// directories) is recreated.
+    fn create_tmp(&self, t: FileType) -> Result<(File, PathBuf)> {
+        let tmp = self.tmp_path()?;
+        let open = || OpenOptions::new().write(true).create_new(true).mode(FILE_MODE).open(&tmp);
+        let f = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.root.join("config").is_file() => {
+                let dir = self.root.join("tmp");
+                make_private_dir(&dir).at(&dir)?;
+                open().at(&tmp)?
+            }
+            r => r.at(&tmp)?,
+        };
+        if let Err(e) = f.set_permissions(fs::Permissions::from_mode(file_mode(t))) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Io { path: tmp, source: e });
+        }
+        Ok((f, tmp))
+    }
+
+    /// Open a repository file for reading: never through a symbolic link in the last component,
+    /// never blocking (a FIFO), and only a regular file. Returns the file and its length.
+    fn open_regular(&self, t: FileType, name: &str, path: &Path) -> Result<(File, u64)> {
+        let f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(not_regular(t, name, &self.location(), "a symbolic link"))
+            }
+            Err(e) => return Err(Error::Io { path: path.to_path_buf(), source: e }),
+        };
+        let m = f.metadata().at(path)?;
+        if !m.is_file() {
+            return Err(not_regular(t, name, &self.location(), kind_of(&m)));
+        }
+        Ok((f, m.len()))
+    }
+
+    fn cached_open(&self, t: FileType, path: &Path, key: &str) -> Result<Arc<File>> {
         if let Some(f) = self.open_files.lock().unwrap().get(key) {
             return Ok(f.clone());
         }
-        let f = Arc::new(File::open(path).at(path)?);
+        let f = Arc::new(self.open_regular(t, key, path)?.0);
         let mut cache = self.open_files.lock().unwrap();
         if cache.len() >= OPEN_FILE_CACHE {
             cache.clear();
@@ -123,7 +221,7 @@ fn publish_tmp(tmp: &Path, dest: &Path) -> Result<()> {
             let _ = fs::remove_file(tmp);
             return Err(Error::Io { path: dest.to_path_buf(), source: e });
         }
-        let retry = fs::create_dir_all(dir)
+        let retry = make_private_dir(dir)
             .and_then(|_| File::open(dir.parent().expect("shards live in data/"))?.sync_all())
             .and_then(|_| fs::rename(tmp, dest));
         if let Err(e) = retry {
@@ -149,17 +247,27 @@ impl Backend for LocalBackend {
     }
 
     fn create(&self) -> Result<()> {
-        if self.root.join("config").exists() {
+        // Only a regular `config` makes a repository; anything else there (a `config/`
+        // directory) is just a non-empty directory.
+        if self.root.join("config").is_file() {
             return Err(Error::InvalidArgument(format!("{}: a repository already exists here", self.location())));
         }
         if let Ok(mut rd) = fs::read_dir(&self.root) {
             if rd.next().is_some() {
-                return Err(Error::InvalidArgument(format!("{}: directory is not empty", self.location())));
+                return Err(Error::InvalidArgument(format!(
+                    "{}: directory is not empty (and not an arca repository); choose an empty or new directory",
+                    self.location()
+                )));
             }
         }
+        // Directories above the repository get the usual modes; the repository itself is private.
+        if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).at(parent)?;
+        }
+        make_private_dir(&self.root).at(&self.root)?;
         // data/xx shards are created on first use: 256 empty directories cost 1 MiB on most filesystems.
         for d in ["keys", "index", "snapshots", "locks", "tmp", "data"] {
-            fs::create_dir_all(self.root.join(d)).at(self.root.join(d))?;
+            make_private_dir(&self.root.join(d)).at(self.root.join(d))?;
         }
         sync_dir(&self.root)
     }
@@ -170,15 +278,43 @@ impl Backend for LocalBackend {
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         let p = self.path(t, name);
-        fs::read(&p).at(&p)
+        let (f, len) = self.open_regular(t, name, &p)?;
+        let max = t.max_len();
+        let too_long =
+            |len: u64| Error::integrity(t.describe(name), format!("{len} bytes, longer than the {max} allowed"));
+        if len > max {
+            return Err(too_long(len));
+        }
+        // Bounded even if the file grows while it is read.
+        let mut buf = Vec::with_capacity(len as usize);
+        f.take(max + 1).read_to_end(&mut buf).at(&p)?;
+        if buf.len() as u64 > max {
+            return Err(too_long(buf.len() as u64));
+        }
+        Ok(buf)
     }
 
     fn read_at(&self, t: FileType, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let p = self.path(t, name);
-        let f = self.cached_open(&p, name)?;
+        // A file the caller was told exists (a pack the index names) that is gone, or shorter
+        // than the range, is damage; other I/O errors stay I/O errors.
+        let f = match self.cached_open(t, &p, name) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::integrity(t.describe(name), "missing from the repository"))
+            }
+            r => r?,
+        };
         let mut buf = vec![0u8; len];
-        f.read_exact_at(&mut buf, offset).at(&p)?;
-        Ok(buf)
+        match f.read_exact_at(&mut buf, offset) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let size = f.metadata().map(|m| m.len().to_string()).unwrap_or_else(|_| "?".into());
+                Err(Error::integrity(
+                    t.describe(name),
+                    format!("truncated: {size} bytes long, but {len} bytes are wanted at offset {offset}"),
+                ))
+            }
+            r => r.at(&p).map(|_| buf),
+        }
     }
 
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
@@ -189,13 +325,8 @@ impl Backend for LocalBackend {
             }
             return Err(Error::InvalidArgument(format!("{} already exists", dest.display())));
         }
-        let tmp = self.tmp_path()?;
-        let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()
-        };
-        if let Err(e) = write() {
+        let (mut f, tmp) = self.create_tmp(t)?;
+        if let Err(e) = f.write_all(bytes).and_then(|_| f.sync_all()) {
             let _ = fs::remove_file(&tmp);
             return Err(Error::Io { path: tmp, source: e });
         }
@@ -203,8 +334,7 @@ impl Backend for LocalBackend {
     }
 
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>> {
-        let tmp = self.tmp_path()?;
-        let file = File::create(&tmp).at(&tmp)?;
+        let (file, tmp) = self.create_tmp(t)?;
         let root = self.root.clone();
         let dest = Box::new(move |name: &str| LocalBackend::new(root.clone()).path(t, name));
         Ok(Box::new(LocalStaged { file: Some(BufWriter::with_capacity(256 << 10, file)), tmp, dest }))

@@ -36,6 +36,42 @@ impl FileType {
             FileType::Lock => "locks",
         }
     }
+
+    /// How errors name a file of this type, e.g. `index 3fa2…` (the words the library uses elsewhere).
+    pub fn describe(self, name: &str) -> String {
+        match self {
+            FileType::Config => "config".into(),
+            FileType::Key => format!("key file {name}"),
+            FileType::Pack => format!("pack {name}"),
+            FileType::Index => format!("index {name}"),
+            FileType::Snapshot => format!("snapshot {name}"),
+            FileType::Lock => format!("lock {name}"),
+        }
+    }
+
+    /// The longest file of this type a reader accepts (format-spec/19-limits.md): the body limit
+    /// plus header, sealed-box overhead and method byte for encrypted files; checked on the file's
+    /// length before anything is allocated, so a huge or sparse file cannot exhaust memory.
+    pub fn max_len(self) -> u64 {
+        use crate::format::key::{LABEL_AT, MAX_LABEL_LEN, SECRET_LEN};
+        use crate::format::{header::HEADER_LEN, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
+        let sealed = |body: usize| (HEADER_LEN + SEAL_OVERHEAD + 1 + body) as u64;
+        match self {
+            FileType::Config => sealed(crate::format::config::MAX_CONFIG_LEN),
+            // 167 fixed bytes (section 7.1) plus the label.
+            FileType::Key => (LABEL_AT + NONCE_LEN + SECRET_LEN + TAG_LEN + MAX_LABEL_LEN) as u64,
+            FileType::Pack => u32::MAX as u64,
+            FileType::Index => sealed(crate::format::index::MAX_INDEX_LEN),
+            FileType::Snapshot => sealed(crate::format::snapshot::MAX_SNAPSHOT_LEN),
+            FileType::Lock => sealed(crate::format::lock::MAX_LOCK_LEN),
+        }
+    }
+}
+
+/// Whether `name` can name a content-addressed repository file: 64 lowercase hex digits
+/// (format-spec/04 §4.2). Readers ignore other names (`.DS_Store`, sync-conflict copies).
+pub fn is_object_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// A file being written that becomes visible only when published.
@@ -53,9 +89,12 @@ pub trait Backend: Send + Sync {
     fn create(&self) -> Result<()>;
     /// Whether the file exists.
     fn exists(&self, t: FileType, name: &str) -> Result<bool>;
-    /// The whole file.
+    /// The whole file. A file that is not a regular file (symlink, FIFO, device, directory) or
+    /// is longer than [`FileType::max_len`] is refused before it is read (format-spec/04 §4.1):
+    /// `config` as not-a-repository, any other file as an integrity error naming it.
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>>;
-    /// `len` bytes at `offset`; a short file is an error.
+    /// `len` bytes at `offset`. A missing file, or one that ends before the range, is an integrity
+    /// error naming it (the caller was told it exists); other failures are I/O errors.
     fn read_at(&self, t: FileType, name: &str, offset: u64, len: usize) -> Result<Vec<u8>>;
     /// Durably publish a file: afterwards it is complete under `name` or absent, never partial.
     /// Writing a name that already exists fails unless `t` is content-addressed (then it is a no-op).

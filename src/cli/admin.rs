@@ -15,10 +15,10 @@ use serde_json::json;
 #[derive(clap::Args, Debug, Clone)]
 pub struct KdfArgs {
     /// Argon2id memory for the new key, MiB (8–1024).
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u32).range(8..=1024))]
     kdf_memory: u32,
     /// Argon2id iterations for the new key (1–10).
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10))]
     kdf_iterations: u32,
 }
 
@@ -32,11 +32,11 @@ impl KdfArgs {
 pub struct InitArgs {
     #[command(flatten)]
     kdf: KdfArgs,
-    /// zstd compression level (0 = none, 1–19).
-    #[arg(long, default_value_t = 3)]
+    /// zstd compression level (0 = none, 1–19; -7 to -1 are faster levels).
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-7..=19))]
     compression: i32,
-    /// Pack target size, MiB.
-    #[arg(long, default_value_t = 16, value_name = "MIB")]
+    /// Pack target size, MiB (1–1024).
+    #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pack_size: u32,
 }
 
@@ -165,7 +165,7 @@ pub struct CatArgs {
 }
 
 fn resolve(repo: &Repository, t: FileType, prefix: &str) -> Result<String> {
-    let names: Vec<String> = repo.backend().list(t)?.into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = repo.list_objects(t)?.into_iter().map(|(n, _)| n).collect();
     Ok(arca::repo::unique_prefix(&names, prefix, t.dir())?)
 }
 
@@ -221,7 +221,7 @@ pub fn cat(g: &Global, a: CatArgs) -> Result<u8> {
         }
         "blob" => {
             let id = Id::from_hex(&need()?).context("blob needs the full 64-digit ID")?;
-            let index = repo.load_index()?;
+            let index = g.load_index(&repo)?;
             if index.contains(BlobType::Tree, &id) {
                 let t = repo.read_tree(&index, &id)?;
                 serde_json::to_value(&t)?
@@ -246,7 +246,8 @@ pub fn repoinfo(g: &Global) -> Result<u8> {
     let mut blobs = [0u64; 2];
     let mut seen = std::collections::HashSet::new();
     for id in repo.index_ids()? {
-        for p in repo.load_index_file(&id)? {
+        // Damaged index files are reported by the load_index below.
+        for p in repo.load_index_file(&id).unwrap_or_default() {
             if !seen.insert(p.id) {
                 continue;
             }
@@ -262,7 +263,7 @@ pub fn repoinfo(g: &Global) -> Result<u8> {
     let on_disk: u64 = repo.backend().list(FileType::Pack)?.iter().map(|(_, l)| l).sum();
     let snapshots = repo.backend().list(FileType::Snapshot)?.len();
     let keys = repo.backend().list(FileType::Key)?.len();
-    let index = repo.load_index()?;
+    let index = g.load_index(&repo)?;
     let ratio =
         if stored[0] + stored[1] > 0 { (plain[0] + plain[1]) as f64 / (stored[0] + stored[1]) as f64 } else { 1.0 };
     let v = json!({

@@ -15,6 +15,8 @@ pub mod code {
     pub const OK: u8 = 0;
     /// Fatal error.
     pub const ERROR: u8 = 1;
+    /// Usage error: a bad option, argument or password (also clap's code for parse errors).
+    pub const USAGE: u8 = 2;
     /// Backup finished, but some files could not be read (the snapshot was written).
     pub const PARTIAL: u8 = 3;
     /// Damage found: an integrity error, or `check` found problems.
@@ -34,8 +36,24 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         Some(arca::Error::Locked(_)) => code::LOCKED,
         Some(arca::Error::WrongPassword) => code::WRONG_PASSWORD,
         Some(arca::Error::Integrity { .. }) => code::INTEGRITY,
+        Some(arca::Error::InvalidArgument(_)) => code::USAGE,
         _ => code::ERROR,
     }
+}
+
+/// The message of an error and its causes, each said once: `arca::Error::Io` already shows its
+/// OS error, which is also its source, so a cause whose text ends the message so far is dropped.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.ends_with(&part) {
+            text = format!("{text}: {part}");
+        }
+    }
+    text
 }
 
 /// arca: encrypted, deduplicating backups.
@@ -114,6 +132,13 @@ impl Global {
         Ok(arca::repo::Repository::open(backend, &pw)?)
     }
 
+    /// Load the index, warning about each index file that had to be skipped.
+    fn load_index(&self, repo: &arca::repo::Repository) -> Result<arca::repo::index::Index> {
+        let index = repo.load_index()?;
+        warn_index_problems(repo);
+        Ok(index)
+    }
+
     fn print_json(&self, v: &impl serde::Serialize) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(v)?);
         Ok(())
@@ -139,6 +164,14 @@ pub fn run() -> Result<u8> {
         Command::Dump(a) => snap::dump(&g, a),
         Command::Restore(a) => snap::restore(&g, a),
         Command::Check(a) => snap::check(&g, a),
+    }
+}
+
+/// Warn about index files the repository skipped (damaged, or copied from another repository):
+/// the command goes on with the rest, and a blob only they listed reads as missing (exit 4).
+pub fn warn_index_problems(repo: &arca::repo::Repository) {
+    for e in repo.take_index_problems() {
+        eprintln!("warning: {e}; skipped it and used the rest of the index (run `arca check`)");
     }
 }
 

@@ -1,6 +1,7 @@
 //! Where passwords come from: a command, a file, the environment, or an interactive prompt.
 
 use anyhow::{bail, Context, Result};
+use arca::Error;
 use std::io::IsTerminal;
 use zeroize::Zeroizing;
 
@@ -31,13 +32,14 @@ impl PasswordArgs {
             if !out.status.success() {
                 bail!("--password-command exited with {}", out.status);
             }
-            return Ok(first_line(out.stdout));
+            return non_empty(first_line(out.stdout), "--password-command (its first line is empty)");
         }
         if let Some(f) = &self.password_file {
-            return Ok(first_line(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?));
+            let pw = first_line(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+            return non_empty(pw, &format!("--password-file {}", f.display()));
         }
         if let Some(p) = std::env::var_os("ARCA_PASSWORD") {
-            return Ok(Zeroizing::new(p.into_encoded_bytes()));
+            return non_empty(Zeroizing::new(p.into_encoded_bytes()), "ARCA_PASSWORD");
         }
         prompt("enter password: ", confirm)
     }
@@ -46,12 +48,22 @@ impl PasswordArgs {
 /// A new password for `key add` / `key passwd`: `ARCA_NEW_PASSWORD`, `--new-password-file`, or a prompt.
 pub fn new_password(file: Option<&std::path::Path>) -> Result<Zeroizing<Vec<u8>>> {
     if let Some(f) = file {
-        return Ok(first_line(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?));
+        let pw = first_line(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        return non_empty(pw, &format!("--new-password-file {}", f.display()));
     }
     if let Some(p) = std::env::var_os("ARCA_NEW_PASSWORD") {
-        return Ok(Zeroizing::new(p.into_encoded_bytes()));
+        return non_empty(Zeroizing::new(p.into_encoded_bytes()), "ARCA_NEW_PASSWORD");
     }
     prompt("enter new password: ", true)
+}
+
+/// Refuse an empty password (as the prompt does): an empty variable or file is almost always a
+/// mistake, and would protect the keys with nothing. A usage error (exit 2).
+fn non_empty(pw: Zeroizing<Vec<u8>>, source: &str) -> Result<Zeroizing<Vec<u8>>> {
+    if pw.is_empty() {
+        return Err(Error::InvalidArgument(format!("empty password from {source}")).into());
+    }
+    Ok(pw)
 }
 
 fn prompt(text: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {

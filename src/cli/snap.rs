@@ -107,6 +107,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         b.finish_and_clear();
         let _ = h.join();
     }
+    super::warn_index_problems(&repo);
     let res = res?;
     for w in &res.warnings {
         eprintln!("warning: {}: {}", w.path.display(), w.message);
@@ -206,7 +207,7 @@ fn locate(g: &Global, r: &str) -> Result<(Repository, Index, Id, Snapshot, Node,
     let repo = g.open()?;
     let (snap, path) = split_ref(r);
     let (id, s) = repo.find_snapshot(snap)?;
-    let index = repo.load_index()?;
+    let index = g.load_index(&repo)?;
     let node = restore::resolve(&repo, &index, s.tree, path)?;
     let path = format!("/{}", path.trim_matches('/'));
     Ok((repo, index, id, s, node, path))
@@ -320,7 +321,7 @@ pub fn find(g: &Global, a: FindArgs) -> Result<u8> {
         Some(r) => vec![repo.find_snapshot(r)?],
         None => repo.list_snapshots()?,
     };
-    let index = repo.load_index()?;
+    let index = g.load_index(&repo)?;
     let mut hits = Vec::new();
     for (id, s) in &snaps {
         arca::browse::walk(&repo, &index, s.tree, "/", true, &mut |p, n| {
@@ -357,7 +358,7 @@ pub fn diff(g: &Global, a: DiffArgs) -> Result<u8> {
     let repo = g.open()?;
     let (_, sa) = repo.find_snapshot(&a.a)?;
     let (_, sb) = repo.find_snapshot(&a.b)?;
-    let index = repo.load_index()?;
+    let index = g.load_index(&repo)?;
     let mut out = Vec::new();
     arca::browse::diff(&repo, &index, Some(sa.tree), Some(sb.tree), "/", &mut out)?;
     if g.json {

@@ -9,7 +9,7 @@ pub mod lock;
 pub mod packer;
 pub mod walk;
 
-use crate::backend::{Backend, FileType};
+use crate::backend::{is_object_name, Backend, FileType};
 use crate::crypto::kdf;
 use crate::crypto::{Keys, MasterKey};
 use crate::error::{Error, Result};
@@ -22,7 +22,7 @@ use crate::format::{compression, index as findex, lock as flock, tree::Tree};
 use crate::id::Id;
 use index::Index;
 use rayon::prelude::*;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Limits on decrypted file bodies, by kind.
 fn body_limit(kind: FileKind) -> usize {
@@ -82,7 +82,12 @@ pub struct Repository {
     master: MasterKey,
     config: Config,
     key_name: String,
+    /// Index files [`Repository::load_index`] skipped, for the caller to report.
+    index_problems: Mutex<Vec<Error>>,
 }
+
+/// The in-memory index and the index files that could not be used.
+pub type IndexReport = (Index, Vec<Error>);
 
 /// Readable snapshots (oldest first) and the errors of the unreadable ones.
 pub type SnapshotListing = (Vec<(Id, Snapshot)>, Vec<Error>);
@@ -106,11 +111,13 @@ impl Repository {
         let mut config = Config::new(repo_id);
         config.compression_level = opts.compression_level;
         config.pack_target_size = opts.pack_target_size;
-        config.validate()?;
-        opts.kdf.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        // Out-of-range options are the caller's mistake, not damage.
+        config.validate().map_err(as_invalid_argument)?;
+        opts.kdf.validate().map_err(as_invalid_argument)?;
         backend.create()?;
         let keys = Keys::derive(&master);
-        let mut repo = Repository { backend, keys, master, config, key_name: String::new() };
+        let mut repo =
+            Repository { backend, keys, master, config, key_name: String::new(), index_problems: Mutex::default() };
         repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
         // The config is written last: a directory without it is not (yet) a repository.
         let bytes = repo.encrypt_file(FileKind::Config, &repo.config.encode())?;
@@ -128,17 +135,20 @@ impl Repository {
             Err(e) => return Err(e),
         };
         header::split_sealed(&config_bytes, FileKind::Config, "config")?;
-        let keys = backend.list(FileType::Key)?;
+        let keys = list_objects(backend.as_ref(), FileType::Key)?;
         if keys.is_empty() {
             return Err(Error::NotARepository(format!("{}: no key files", backend.location())));
         }
         let mut damaged = None;
+        // Key files that open with this password but not this repository's config.
+        let mut foreign = Vec::new();
         for (name, _) in &keys {
-            let bytes = backend.read(FileType::Key, name)?;
-            let named = if Id::of_file_bytes(&bytes).to_hex() == *name {
-                KeyFile::decode(&bytes)
-            } else {
-                Err(Error::integrity("key file", "content does not match its name"))
+            let named = match backend.read(FileType::Key, name) {
+                Ok(bytes) if Id::of_file_bytes(&bytes).to_hex() == *name => KeyFile::decode(&bytes),
+                Ok(_) => Err(Error::integrity("key file", "content does not match its name")),
+                // Not a regular file, or too long: damaged like any other bad key file.
+                Err(e @ Error::Integrity { .. }) => Err(e),
+                Err(e) => return Err(e),
             };
             let kf = match named {
                 Ok(kf) => kf,
@@ -157,12 +167,38 @@ impl Repository {
                 Err(e) => return Err(e),
             };
             let keys = Keys::derive(&master);
-            let body = decrypt_with(&keys, &repo_id, FileKind::Config, &config_bytes, "config")?;
+            // A key copied from another repository with the same password must not lock the
+            // user out: try the remaining key files.
+            let body = match decrypt_with(&keys, &repo_id, FileKind::Config, &config_bytes, "config") {
+                Ok(body) => body,
+                Err(Error::Integrity { .. }) => {
+                    foreign.push(name.clone());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let config = Config::decode(&body)?;
             if config.repo_id != repo_id {
-                return Err(Error::integrity("config", format!("key {name} belongs to another repository")));
+                foreign.push(name.clone());
+                continue;
             }
-            return Ok(Repository { backend, keys, master, config, key_name: name.clone() });
+            let key_name = name.clone();
+            return Ok(Repository { backend, keys, master, config, key_name, index_problems: Mutex::default() });
+        }
+        if !foreign.is_empty() {
+            // Which of the two cannot be told apart: the config's authentication binds both.
+            let (s, verb) = if foreign.len() == 1 { ("", "belongs") } else { ("s", "belong") };
+            return Err(Error::integrity(
+                "config",
+                format!(
+                    "it does not decrypt with key file{s} {}, which open{} with this password: the key file{s} \
+                     {verb} to another repository (remove {}), or the config is damaged; no other key file \
+                     matches the password",
+                    foreign.join(", "),
+                    if foreign.len() == 1 { "s" } else { "" },
+                    if foreign.len() == 1 { "it" } else { "them" },
+                ),
+            ));
         }
         match damaged {
             // Every key file is unreadable: say why, rather than blaming the password.
@@ -200,6 +236,7 @@ impl Repository {
 
     /// Add a key file for `password`; returns its name.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        kdf.validate().map_err(as_invalid_argument)?;
         let kf = kdf::wrap(&self.master, self.repo_id(), password, kdf, label, crate::sys::now_secs())?;
         let bytes = kf.encode();
         let name = Id::of_file_bytes(&bytes).to_hex();
@@ -210,7 +247,7 @@ impl Repository {
     /// All key files (those that fail to decode are reported as errors).
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut out = Vec::new();
-        for (name, _) in self.backend.list(FileType::Key)? {
+        for (name, _) in self.list_objects(FileType::Key)? {
             let file = KeyFile::decode(&self.read_named(FileType::Key, &name)?)?;
             out.push(KeyInfo { current: name == self.key_name, name, file });
         }
@@ -220,7 +257,7 @@ impl Repository {
     /// Remove a key file by name or unique prefix. The key in use is refused (so the last key
     /// can never be removed).
     pub fn remove_key(&self, prefix: &str) -> Result<String> {
-        let names: Vec<String> = self.backend.list(FileType::Key)?.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = self.list_objects(FileType::Key)?.into_iter().map(|(n, _)| n).collect();
         let name = unique_prefix(&names, prefix, "key")?;
         if name == self.key_name {
             return Err(Error::InvalidArgument("refusing to remove the key in use; open with another key".into()));
@@ -309,7 +346,7 @@ impl Repository {
 
     /// All readable snapshots, oldest first, and the errors of those that could not be read.
     pub fn list_snapshots_and_damage(&self) -> Result<SnapshotListing> {
-        let names = self.backend.list(FileType::Snapshot)?;
+        let names = self.list_objects(FileType::Snapshot)?;
         let loaded: Vec<Result<(Id, Snapshot)>> = names
             .par_iter()
             .map(|(n, _)| {
@@ -334,7 +371,7 @@ impl Repository {
         if reference == "latest" {
             return self.list_snapshots()?.pop().ok_or_else(|| Error::NotFound("no snapshots".into()));
         }
-        let names: Vec<String> = self.backend.list(FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> = self.list_objects(FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
         let name = unique_prefix(&names, reference, "snapshot")?;
         let id = Id::from_hex(&name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad file name"))?;
         Ok((id, self.load_snapshot(&id)?))
@@ -342,13 +379,27 @@ impl Repository {
 
     // ---- index and blobs --------------------------------------------------------------------
 
+    /// Names and sizes of the files of type `t` whose names are object names; others (a stray
+    /// `.DS_Store`, a sync tool's conflict copy) are not repository files and readers ignore them
+    /// (format-spec/04 §4.2). [`Repository::stray_files`] lists them.
+    pub fn list_objects(&self, t: FileType) -> Result<Vec<(String, u64)>> {
+        list_objects(self.backend.as_ref(), t)
+    }
+
+    /// Files in `keys/`, `data/xx/`, `index/`, `snapshots/` and `locks/` whose names are not
+    /// object names, as `dir/name` (for `check` to report).
+    pub fn stray_files(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for t in [FileType::Key, FileType::Pack, FileType::Index, FileType::Snapshot, FileType::Lock] {
+            let names = self.backend.list(t)?;
+            out.extend(names.into_iter().filter(|(n, _)| !is_object_name(n)).map(|(n, _)| format!("{}/{n}", t.dir())));
+        }
+        Ok(out)
+    }
+
     /// Names of all index files.
     pub fn index_ids(&self) -> Result<Vec<Id>> {
-        self.backend
-            .list(FileType::Index)?
-            .into_iter()
-            .map(|(n, _)| Id::from_hex(&n).ok_or_else(|| Error::integrity(format!("index {n}"), "bad file name")))
-            .collect()
+        Ok(self.list_objects(FileType::Index)?.iter().filter_map(|(n, _)| Id::from_hex(n)).collect())
     }
 
     /// Load and decode one index file.
@@ -357,10 +408,38 @@ impl Repository {
         findex::decode(&self.load_file(FileKind::Index, id)?, &what)
     }
 
-    /// Load every index file (in parallel) into the in-memory index.
+    /// Load every index file (in parallel) into the in-memory index, skipping those that are
+    /// damaged or not this repository's (format-spec/10): returns the index built from the rest
+    /// and the integrity error of each skipped file. A blob listed only in a skipped file then
+    /// reads as missing (an integrity error). I/O errors still fail the load. Code that deletes
+    /// data must refuse when the list is not empty.
+    pub fn load_index_reporting(&self) -> Result<IndexReport> {
+        let loaded: Vec<Result<Vec<findex::IndexPack>>> =
+            self.index_ids()?.par_iter().map(|id| self.load_index_file(id)).collect();
+        let (mut packs, mut problems) = (Vec::new(), Vec::new());
+        for r in loaded {
+            match r {
+                Ok(p) => packs.push(p),
+                // Removed since the listing (a concurrent prune): nothing to report.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e @ Error::Integrity { .. }) => problems.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((Index::from_packs(packs.into_iter().flatten()), problems))
+    }
+
+    /// [`Repository::load_index_reporting`], keeping the skipped files' errors for
+    /// [`Repository::take_index_problems`].
     pub fn load_index(&self) -> Result<Index> {
-        let files = self.index_ids()?.par_iter().map(|id| self.load_index_file(id)).collect::<Result<Vec<_>>>()?;
-        Ok(Index::from_packs(files.into_iter().flatten()))
+        let (index, problems) = self.load_index_reporting()?;
+        self.index_problems.lock().unwrap().extend(problems);
+        Ok(index)
+    }
+
+    /// Errors of the index files that [`Repository::load_index`] skipped since the last call.
+    pub fn take_index_problems(&self) -> Vec<Error> {
+        std::mem::take(&mut *self.index_problems.lock().unwrap())
     }
 
     /// Write an index file listing `packs`.
@@ -398,9 +477,29 @@ impl Repository {
 
     /// Read one blob through the index.
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let loc =
-            index.lookup(t, id).ok_or_else(|| Error::integrity(blob::describe(t, id), "missing: not in any index"))?;
-        let env = self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)?;
+        let what = || blob::describe(t, id);
+        let loc = index.lookup(t, id).ok_or_else(|| Error::integrity(what(), "missing: not in any index"))?;
+        // The index is untrusted input: never allocate more than a blob of this type can take.
+        let plain_max = match t {
+            BlobType::Data => self.config.chunker.max_size as usize,
+            BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
+        };
+        if loc.len as usize > crate::format::SEAL_OVERHEAD + 1 + plain_max {
+            return Err(Error::integrity(
+                what(),
+                format!("the index gives it {} bytes, more than a blob can be", loc.len),
+            ));
+        }
+        let env = self
+            .backend
+            .read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)
+            .map_err(|e| match e {
+                // A missing or truncated pack: name the blob that was wanted too.
+                Error::Integrity { object, reason } => {
+                    Error::integrity(object, format!("{reason} (reading {} at offset {})", what(), loc.offset))
+                }
+                e => e,
+            })?;
         self.open_blob_owned(t, id, env)
     }
 
@@ -425,6 +524,18 @@ fn decrypt_with(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, bytes: &[u8], w
     let parts = header::split_sealed(bytes, kind, what)?;
     let framed = keys.open(parts.sealed, &header::file_ad(parts.header, repo_id), what)?;
     compression::decode(&framed, body_limit(kind), what)
+}
+
+fn list_objects(backend: &dyn Backend, t: FileType) -> Result<Vec<(String, u64)>> {
+    Ok(backend.list(t)?.into_iter().filter(|(n, _)| is_object_name(n)).collect())
+}
+
+/// A failed validation of caller-chosen parameters is a usage error, not damage.
+fn as_invalid_argument(e: Error) -> Error {
+    match e {
+        Error::Integrity { reason, .. } => Error::InvalidArgument(reason),
+        e => e,
+    }
 }
 
 /// The single name in `names` starting with `prefix` (case-insensitive hex).

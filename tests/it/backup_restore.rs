@@ -397,7 +397,7 @@ fn stdin_backup_names() {
     env.run_stdin(&["backup", "--stdin"], Vec::new()).ok();
     assert_eq!(env.run(&["dump", "latest:stdin"]).ok().stdout, b"");
     for bad in ["a/b", "..", "."] {
-        env.run_stdin(&["backup", "--stdin", "--stdin-filename", bad], b"x".to_vec()).code(1);
+        env.run_stdin(&["backup", "--stdin", "--stdin-filename", bad], b"x".to_vec()).code(2);
     }
     assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 2);
 }

@@ -207,7 +207,7 @@ fn read_data_subsets() {
     assert_eq!(n(&r["packs_read"]), packs.len() as u64);
     for bad in ["0/2", "3/2", "1/0", "0%", "150%", "half", "1/300"] {
         let out = env.run(&["check", "--read-data-subset", bad]);
-        assert_eq!(out.code, 1, "{bad}: {}", out.all());
+        assert_eq!(out.code, 2, "{bad}: {}", out.all());
     }
     // A damaged data pack is found by the subset that selects it, not by the other.
     let repo = env.open();

@@ -49,7 +49,7 @@ fn init_reports_the_new_repository() {
     assert_eq!(v["id"].as_str().unwrap(), arca::id::hex(env.open().repo_id()));
     // A second init fails and changes nothing.
     let config = fs::read(env.repo.join("config")).unwrap();
-    env.run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).code(1);
+    env.run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).code(2);
     assert_eq!(fs::read(env.repo.join("config")).unwrap(), config);
     assert_eq!(repo_files(&env.repo, FileType::Key).len(), 1);
 }
