@@ -3,6 +3,7 @@
 mod admin;
 mod password;
 mod snap;
+mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,6 +22,8 @@ pub mod code {
     pub const PARTIAL: u8 = 3;
     /// Damage found: an integrity error, or `check` found problems.
     pub const INTEGRITY: u8 = 4;
+    /// `verify`: the directory differs from the snapshot.
+    pub const DIFFERS: u8 = 5;
     /// No repository at the given location.
     pub const NO_REPO: u8 = 10;
     /// The repository is locked by another process.
@@ -100,6 +103,8 @@ enum Command {
     Dump(snap::DumpArgs),
     /// Restore a snapshot or part of it: `arca restore SNAP[:PATH] --target DIR`.
     Restore(snap::RestoreArgs),
+    /// Compare a directory with a snapshot (content, type, mode, owner, mtime): `arca verify SNAP[:PATH] DIR`.
+    Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
     Check(snap::CheckArgs),
 }
@@ -163,6 +168,7 @@ pub fn run() -> Result<u8> {
         Command::Diff(a) => snap::diff(&g, a),
         Command::Dump(a) => snap::dump(&g, a),
         Command::Restore(a) => snap::restore(&g, a),
+        Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
     }
 }

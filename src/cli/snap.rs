@@ -54,7 +54,10 @@ pub struct BackupArgs {
     parent: Option<String>,
 }
 
-fn progress_bar(g: &Global, p: &'static Progress) -> Option<(indicatif::ProgressBar, std::thread::JoinHandle<()>)> {
+pub(super) fn progress_bar(
+    g: &Global,
+    p: &'static Progress,
+) -> Option<(indicatif::ProgressBar, std::thread::JoinHandle<()>)> {
     if g.quiet || g.json || !std::io::stderr().is_terminal() {
         return None;
     }
@@ -203,7 +206,7 @@ fn split_ref(r: &str) -> (&str, &str) {
 }
 
 /// Open, load the index, resolve `SNAP[:PATH]` to its snapshot and node.
-fn locate(g: &Global, r: &str) -> Result<(Repository, Index, Id, Snapshot, Node, String)> {
+pub(super) fn locate(g: &Global, r: &str) -> Result<(Repository, Index, Id, Snapshot, Node, String)> {
     let repo = g.open()?;
     let (snap, path) = split_ref(r);
     let (id, s) = repo.find_snapshot(snap)?;
@@ -476,6 +479,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
             no_setuid: a.no_setuid,
             exclude_xattrs: xattr_globs(&a.exclude_xattr)?,
         },
+        list_changes: false,
     };
     let snap_path = if path == "/" { "" } else { path.as_str() };
     let progress: &'static Progress = Box::leak(Box::default());

@@ -39,6 +39,15 @@ impl MetaOptions {
     }
 }
 
+/// Whether an existing entry's mode, owner (where restore would set it) or mtime differ from the
+/// node's, as `arca verify` reports them.
+pub(crate) fn differs(st: &rfs::Stat, n: &Node, o: &MetaOptions) -> bool {
+    let mtime = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64;
+    st.st_mode & 0o7777 != o.mode(n)
+        || (o.chown_wanted() && (st.st_uid, st.st_gid) != (n.uid, n.gid))
+        || mtime != n.mtime
+}
+
 pub(crate) fn times(mtime: i64) -> Timestamps {
     let t = Timespec { tv_sec: mtime.div_euclid(1_000_000_000) as _, tv_nsec: mtime.rem_euclid(1_000_000_000) as _ };
     Timestamps { last_access: t, last_modification: t }

@@ -22,6 +22,7 @@ mod target;
 pub use meta::MetaOptions;
 
 use crate::archiver::{Excludes, Progress};
+use crate::browse::Change;
 use crate::error::{Error, IoContext, Result};
 use crate::format::blob::BlobType;
 use crate::format::tree::{Node, NodeKind};
@@ -87,6 +88,20 @@ pub struct RestoreOptions {
     pub no_specials: bool,
     /// Which metadata to apply.
     pub meta: MetaOptions,
+    /// With `dry_run`: list every entry that differs from the snapshot in
+    /// [`RestoreStats::changes`] (content, type, mode, owner, mtime; with `delete`, extra entries).
+    /// This is `arca verify`.
+    pub list_changes: bool,
+}
+
+/// One difference between the target and the snapshot, found by a dry run with `list_changes`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetChange {
+    /// `added`: missing from the target; `removed`: only in the target; `modified`: content or
+    /// type differs; `metadata`: mode, owner or mtime differ.
+    pub change: crate::browse::Change,
+    /// Path in the target.
+    pub path: PathBuf,
 }
 
 /// What a restore did (or, with `dry_run`, would do).
@@ -112,6 +127,9 @@ pub struct RestoreStats {
     pub errors: Vec<String>,
     /// How many of those are integrity errors (damaged or missing data).
     pub damaged: u64,
+    /// Differences found by a dry run with `list_changes`, sorted by path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<TargetChange>,
 }
 
 /// What happened to one file.
@@ -187,6 +205,22 @@ pub fn restore(
     Ok(r.finish())
 }
 
+/// Whether the existing non-directory `name` already is the snapshot's symlink or special file.
+fn same_special(dir: &OwnedFd, name: &CString, n: &Node) -> bool {
+    let Ok(st) = rfs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) else { return false };
+    let ft = FileType::from_raw_mode(st.st_mode);
+    match &n.kind {
+        NodeKind::Symlink { target } => {
+            ft == FileType::Symlink
+                && rfs::readlinkat(dir, name.as_c_str(), Vec::new()).is_ok_and(|t| t.as_bytes() == target.as_slice())
+        }
+        NodeKind::Fifo => ft == FileType::Fifo,
+        NodeKind::CharDevice { rdev } => ft == FileType::CharacterDevice && st.st_rdev == *rdev,
+        NodeKind::BlockDevice { rdev } => ft == FileType::BlockDevice && st.st_rdev == *rdev,
+        _ => true,
+    }
+}
+
 /// Allow as many open descriptors as the hard limit does: the walk holds one per directory level.
 fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource};
@@ -253,9 +287,14 @@ struct Report {
     errors: Mutex<Vec<String>>,
     damaged: AtomicU64,
     conflicts: AtomicU64,
+    changes: Mutex<Vec<TargetChange>>,
 }
 
 impl Report {
+    fn change(&self, change: crate::browse::Change, path: PathBuf) {
+        self.changes.lock().unwrap().push(TargetChange { change, path });
+    }
+
     fn add(&self, p: &Path, e: &dyn std::fmt::Display, integrity: bool) {
         self.errors.lock().unwrap().push(format!("{}: {e}", p.display()));
         if integrity {
@@ -302,6 +341,13 @@ struct Restorer<'a> {
 }
 
 impl Restorer<'_> {
+    /// Record a difference for `arca verify` (dry run with `list_changes`).
+    fn note(&self, change: crate::browse::Change, rel: &Path) {
+        if self.opts.list_changes {
+            self.report.change(change, self.full(rel));
+        }
+    }
+
     fn full(&self, rel: &Path) -> PathBuf {
         if rel.as_os_str().is_empty() {
             self.base.clone()
@@ -522,7 +568,14 @@ impl Restorer<'_> {
                     self.report.io(&full, &target::conflict("a non-directory is in the way of a directory"));
                     DirState::Failed
                 }
-                _ => DirState::Absent,
+                Ok(target::Existing::Other) => {
+                    self.note(Change::Modified, &rel);
+                    DirState::Absent
+                }
+                _ => {
+                    self.note(Change::Added, &rel);
+                    DirState::Absent
+                }
             };
         }
         let made = match existing {
@@ -564,7 +617,10 @@ impl Restorer<'_> {
                 target::cname(&n).and_then(|c| target::remove(fd.as_fd(), &c, true))
             };
             match res {
-                Ok(()) => self.stats.deleted += 1,
+                Ok(()) => {
+                    self.stats.deleted += 1;
+                    self.note(Change::Removed, &r);
+                }
                 Err(e) => self.report.io(&self.full(&r), &e),
             }
         }
@@ -582,14 +638,14 @@ impl Restorer<'_> {
             self.stats.others_skipped += 1;
             return;
         }
-        match self.try_make_other(dir, name, n) {
+        match self.try_make_other(dir, name, rel, n) {
             Ok(true) => self.stats.others += 1,
             Ok(false) => {}
             Err(e) => self.report.io(&self.full(rel), &e),
         }
     }
 
-    fn try_make_other(&self, dir: Option<&OwnedFd>, name: &CString, n: &Node) -> std::io::Result<bool> {
+    fn try_make_other(&self, dir: Option<&OwnedFd>, name: &CString, rel: &Path, n: &Node) -> std::io::Result<bool> {
         let Some(dir) = dir else { return Ok(true) }; // dry run, directory absent
         match target::existing(dir, name)? {
             target::Existing::Nothing => {}
@@ -597,10 +653,16 @@ impl Restorer<'_> {
                 return Err(target::conflict("a directory is in the way (use --delete to replace it)"))
             }
             _ if self.opts.overwrite == Overwrite::Never => return Ok(false),
-            _ if self.opts.dry_run => return Ok(true),
+            _ if self.opts.dry_run => {
+                if !same_special(dir, name, n) {
+                    self.note(Change::Modified, rel);
+                }
+                return Ok(true);
+            }
             _ => target::remove(dir, name, self.opts.delete)?,
         }
         if self.opts.dry_run {
+            self.note(Change::Added, rel);
             return Ok(true);
         }
         let private = Mode::from_raw_mode(0o600);
@@ -642,14 +704,15 @@ impl Restorer<'_> {
         for l in std::mem::take(&mut self.links) {
             self.link(l);
         }
-        if !self.opts.dry_run {
-            for (fd, n, rel) in std::mem::take(&mut self.finished) {
-                if let Err(e) = meta::apply_fd(fd.as_fd(), &n, &self.opts.meta) {
-                    self.report.io(&self.full(&rel), &e);
+        for (fd, n, rel) in std::mem::take(&mut self.finished) {
+            if self.opts.dry_run {
+                if rfs::fstat(&fd).is_ok_and(|st| meta::differs(&st, &n, &self.opts.meta)) {
+                    self.note(Change::Metadata, &rel);
                 }
+            } else if let Err(e) = meta::apply_fd(fd.as_fd(), &n, &self.opts.meta) {
+                self.report.io(&self.full(&rel), &e);
             }
         }
-        self.finished.clear();
     }
 
     fn count(&mut self, o: &Option<Outcome>) {
@@ -709,28 +772,42 @@ impl Restorer<'_> {
         let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
         let what = target::existing(dir, &f.name).at(full())?;
         match (&what, self.opts.overwrite) {
-            (target::Existing::Nothing, _) => return Ok(None),
+            (target::Existing::Nothing, _) => {
+                self.note(Change::Added, &f.rel);
+                return Ok(None);
+            }
             (target::Existing::Dir, _) if !self.opts.delete => {
                 return Err(target::conflict("a directory is in the way (use --delete to replace it)")).at(full())
             }
             (_, Overwrite::Never) => return Ok(Some(Outcome::Kept)),
-            (_, Overwrite::Always) | (target::Existing::Dir, _) => return Ok(None),
+            (target::Existing::Dir, _) => {
+                self.note(Change::Modified, &f.rel);
+                return Ok(None);
+            }
+            (_, Overwrite::Always) => return Ok(None),
             _ => {}
         }
-        let Some(file) = target::open_existing_file(dir, &f.name).at(full())? else { return Ok(None) };
+        let Some(file) = target::open_existing_file(dir, &f.name).at(full())? else {
+            self.note(Change::Modified, &f.rel);
+            return Ok(None);
+        };
         let st = rfs::fstat(&file).map_err(std::io::Error::from).at(full())?;
-        if st.st_nlink != 1 {
+        if st.st_nlink != 1 && !self.opts.list_changes {
             return Ok(None);
         }
         let same = match self.opts.overwrite {
             Overwrite::IfSizeOrMtimeDiffer => {
                 st.st_size as u64 == *size
-                    && st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
+                    && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
             }
             _ => policy::content_matches(self.repo.keys(), &file, content, *size).at(full())?,
         };
         if !same {
+            self.note(Change::Modified, &f.rel);
             return Ok(None);
+        }
+        if self.opts.dry_run && meta::differs(&st, &f.node, &self.opts.meta) {
+            self.note(Change::Metadata, &f.rel);
         }
         if !self.opts.dry_run {
             meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
@@ -798,7 +875,7 @@ impl Restorer<'_> {
     fn link(&mut self, l: LinkJob) {
         let src = self.hard.get(&l.key).expect("queued with its source");
         let same = matches!((&src.node.kind, &l.file.node.kind), (NodeKind::File { content: x, size: s }, NodeKind::File { content: y, size: t }) if x == y && s == t);
-        if !(src.ok && same) {
+        if !(src.ok && same) || self.opts.list_changes {
             let o = self.file(&l.file);
             return self.count(&o);
         }
@@ -841,6 +918,8 @@ impl Restorer<'_> {
             }
         }
         let mut s = std::mem::take(&mut self.stats);
+        s.changes = self.report.changes.into_inner().unwrap();
+        s.changes.sort_by(|a, b| a.path.cmp(&b.path));
         s.errors = self.report.errors.into_inner().unwrap();
         s.damaged = self.report.damaged.into_inner();
         s.conflicts = self.report.conflicts.into_inner();

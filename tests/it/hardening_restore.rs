@@ -333,3 +333,45 @@ fn hard_links_across_directories_restore_as_links() {
     assert_eq!((n(&s["files"]), n(&s["others"])), (1, 1), "{s}");
     assert_same_tree(&src, &t, Cmp::default());
 }
+
+/// Item 22: `arca verify` compares a directory with a snapshot by content and metadata, and
+/// reports missing, extra, modified and metadata-only entries (exit 5), or exits 0 when identical.
+#[test]
+fn verify_reports_every_kind_of_difference() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::create_dir(src.join("d")).unwrap();
+    fs::write(src.join("d/a"), b"alpha").unwrap();
+    fs::write(src.join("b"), b"bravo").unwrap();
+    fs::write(src.join("c"), b"charlie").unwrap();
+    std::os::unix::fs::symlink("b", src.join("link")).unwrap();
+    set_mtime(&src.join("c"), odd_time(1_400_000_000, 5));
+    env.backup(&[&src], &[]);
+    let r = sref("latest", &src);
+    let t = env.path("t");
+    env.restore(&r, &t, &[]);
+    env.run(&["verify", &r, t.to_str().unwrap()]).code(0);
+
+    flip_byte(&t.join("d/a"), 0); // same size, same mtime after reset below
+    set_mtime(&t.join("d/a"), fs::metadata(src.join("d/a")).unwrap().modified().unwrap());
+    fs::remove_file(t.join("b")).unwrap();
+    fs::write(t.join("ransom.txt"), b"pay").unwrap();
+    fs::set_permissions(t.join("c"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(t.join("link")).unwrap();
+    std::os::unix::fs::symlink("elsewhere", t.join("link")).unwrap();
+    let out = env.run(&["verify", &r, t.to_str().unwrap()]).code(5);
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    let want = |m: &str, rel: &str| format!("{m} {}", t.join(rel).display());
+    for w in [want("M", "d/a"), want("+", "b"), want("-", "ransom.txt"), want("U", "c"), want("M", "link")] {
+        assert!(lines.contains(&w.as_str()), "missing {w:?} in:\n{text}");
+    }
+    // The target directory's own mtime changed too (entries were added and removed).
+    assert!(lines.contains(&format!("U {}", t.display()).as_str()), "{text}");
+    assert_eq!(lines.len(), 7, "{text}"); // six differences and the summary
+                                          // Nothing was changed by verifying.
+    assert!(t.join("ransom.txt").exists() && !t.join("b").exists());
+    let v = env.run(&["--json", "verify", &r, t.to_str().unwrap()]).code(5).json();
+    assert_eq!(v["identical"], Value::Bool(false));
+    assert_eq!(v["changes"].as_array().unwrap().len(), 6);
+}
