@@ -444,15 +444,18 @@ impl Restorer<'_> {
 
     fn visit(&mut self, node: Node, rel: PathBuf, inc: bool) {
         if let NodeKind::Dir { subtree } = node.kind {
-            let nodes = match self.repo.read_tree(self.index, &subtree) {
-                Ok(t) => t.nodes,
+            let (nodes, names) = match self.repo.read_tree(self.index, &subtree) {
+                Ok(t) => {
+                    let names = self.opts.delete.then(|| t.nodes.iter().map(|n| n.name.clone()).collect());
+                    (t.nodes, names)
+                }
                 Err(e) => {
-                    // One damaged directory must not stop the rest of a disaster recovery.
+                    // One damaged directory must not stop the rest of a disaster recovery; and
+                    // since what belongs in it is unknown, `--delete` removes nothing there.
                     self.report.error(&self.full(&rel), &e);
-                    Vec::new()
+                    (Vec::new(), None)
                 }
             };
-            let names = self.opts.delete.then(|| nodes.iter().map(|n| n.name.clone()).collect());
             let name = node.name.clone();
             let entries = nodes.into_iter();
             self.stack.push(Frame {

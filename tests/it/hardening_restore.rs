@@ -375,3 +375,29 @@ fn verify_reports_every_kind_of_difference() {
     assert_eq!(v["identical"], Value::Bool(false));
     assert_eq!(v["changes"].as_array().unwrap().len(), 6);
 }
+
+/// `--delete` removes nothing below a directory whose tree cannot be read: what belongs there is
+/// unknown. The damage is reported (exit 4) and the rest is restored.
+#[test]
+fn delete_spares_directories_whose_tree_is_damaged() {
+    let env = Env::new();
+    let repo = env.open();
+    let packer = Packer::new(&repo);
+    let index = repo.load_index().unwrap();
+    let payload = b"fine";
+    let data = repo.keys().blob_id(payload);
+    packer.store(&index, BlobType::Data, &data, payload).unwrap();
+    let missing = repo.keys().blob_id(b"a tree that was never stored");
+    let file = node(b"ok", NodeKind::File { size: 4, content: vec![ChunkRef { id: data, len: 4 }] });
+    let root =
+        put_tree(&repo, &packer, &Tree { nodes: vec![node(b"lost", NodeKind::Dir { subtree: missing }), file] });
+    packer.finish().unwrap();
+    let snap = repo.save_snapshot(&snapshot_of(root)).unwrap().to_hex();
+    let t = env.mkdir("t");
+    fs::create_dir(t.join("lost")).unwrap();
+    fs::write(t.join("lost/only-copy"), b"precious").unwrap();
+    let out = env.run(&["restore", &snap, "--target", t.to_str().unwrap(), "--delete"]).code(4);
+    assert!(out.stderr.contains(&missing.to_hex()), "{}", out.stderr);
+    assert_eq!(fs::read(t.join("lost/only-copy")).unwrap(), b"precious");
+    assert_eq!(fs::read(t.join("ok")).unwrap(), b"fine");
+}
