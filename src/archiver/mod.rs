@@ -51,7 +51,7 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     /// Read and chunk everything, but write nothing.
     pub dry_run: bool,
-    /// Ignore the parent: read every file.
+    /// Read every file, even those the parent shows unchanged (they are then counted by content).
     pub force: bool,
     /// Explicit parent snapshot (ID prefix or `latest`); default: the latest with the same host and paths.
     pub parent: Option<String>,
@@ -258,9 +258,7 @@ fn choose_parent(
     host: &str,
     paths: &[Vec<u8>],
 ) -> Result<Option<(Id, Snapshot)>> {
-    if opts.force {
-        return Ok(None);
-    }
+    // `--force` still has a parent: it reads every file, but counts against it and records it.
     if let Some(r) = &opts.parent {
         return repo.find_snapshot(r).map(Some);
     }

@@ -297,7 +297,13 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
         ctx.note(path, format!("{CHANGED_PREFIX}: the saved copy may mix old and new content"));
         ctx.count(|s| s.changed_during_read += 1);
     }
-    ctx.count(|s| if parent.is_some() { s.files_changed += 1 } else { s.files_new += 1 });
+    // Under --force every file is read: one whose content matches the parent's is unchanged.
+    let same = matches!(parent.map(|p| &p.kind), Some(NodeKind::File { content: c, .. }) if *c == content);
+    ctx.count(|s| match parent {
+        None => s.files_new += 1,
+        Some(_) if ctx.opts.force && same => s.files_unchanged += 1,
+        Some(_) => s.files_changed += 1,
+    });
     ctx.progress.files.fetch_add(1, Relaxed);
     let x = xattrs.unwrap_or_else(|e| {
         ctx.note(path, format!("extended attributes not saved: {e}"));

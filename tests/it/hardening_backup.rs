@@ -110,3 +110,23 @@ fn backup_writes_staged_packs_in_fixed_blocks_strace() {
         assert_blocked(sizes, sizes.iter().sum(), path);
     }
 }
+
+#[test]
+fn forced_backup_counts_files_against_the_parent_by_content() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("same"), b"unchanged content").unwrap();
+    fs::write(src.join("edited"), b"old content").unwrap();
+    env.backup(&[&src], &[]);
+    fs::write(src.join("edited"), b"new content, longer").unwrap();
+    fs::write(src.join("added"), b"a new file").unwrap();
+    let s = &env.backup(&[&src], &["--force"])["summary"];
+    assert_eq!(
+        (s["files_new"].as_u64(), s["files_changed"].as_u64(), s["files_unchanged"].as_u64()),
+        (Some(1), Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["dirs_new"].as_u64(), Some(0), "{s}");
+    // Everything was read all the same.
+    assert!(s["bytes_read"].as_u64().unwrap() >= 17 + 19 + 10, "{s}");
+}
