@@ -55,6 +55,14 @@ pub struct BackupOptions {
     pub force: bool,
     /// Explicit parent snapshot (ID prefix or `latest`); default: the latest with the same host and paths.
     pub parent: Option<String>,
+    /// Test hook, not a stable API: called with a directory's path after its parent's listing
+    /// stat'ed it and before it is opened, so a test can swap it at the worst moment.
+    #[doc(hidden)]
+    pub before_dir_open: Option<Box<dyn Fn(&std::path::Path) + Send + Sync>>,
+    /// Test knob, not a stable API: most entries a directory may have to be saved (default and
+    /// upper bound: the format's tree limit, 2^21), so tests need not create millions of files.
+    #[doc(hidden)]
+    pub max_dir_entries: Option<usize>,
 }
 
 /// Live counters a progress display can poll.
@@ -195,14 +203,14 @@ impl Ctx<'_> {
         Ok(results.into_iter().map(|(_, r)| r).collect::<Result<Vec<_>>>().map(|refs| (size, refs)))
     }
 
-    /// Encode and store a tree; returns its ID.
-    /// `dir` names the directory in errors. A tree readers would reject is never written.
-    fn store_tree(&self, tree: &Tree, dir: &std::path::Path) -> Result<Id> {
+    /// Encode and store a tree; returns its ID, or why it exceeds the format's tree limits
+    /// (format-spec 12.2; nothing is stored then). `dir` names the directory in errors. A tree
+    /// readers would reject is never written.
+    fn store_tree(&self, tree: &Tree, dir: &std::path::Path) -> Result<std::result::Result<Id, String>> {
         let bytes = tree.encode();
         if bytes.len() > crate::format::tree::MAX_TREE_LEN || tree.nodes.len() > crate::format::tree::MAX_TREE_NODES {
-            return Err(Error::InvalidArgument(format!(
-                "{}: a directory listing of {} bytes ({} entries) exceeds the format's tree limit",
-                dir.display(),
+            return Ok(Err(format!(
+                "a directory listing of {} bytes ({} entries) exceeds the format's tree limit",
                 bytes.len(),
                 tree.nodes.len()
             )));
@@ -210,7 +218,19 @@ impl Ctx<'_> {
         tree.validate().map_err(|e| Error::InvalidArgument(format!("{}: cannot be stored: {e}", dir.display())))?;
         let id = self.repo.keys().blob_id(&bytes);
         self.store(BlobType::Tree, &id, &bytes)?;
-        Ok(id)
+        Ok(Ok(id))
+    }
+
+    /// [`Ctx::store_tree`] where a tree over the limits cannot be left out (the snapshot's root
+    /// and the directories above the backed-up paths): the backup fails.
+    fn store_tree_or_fail(&self, tree: &Tree, dir: &std::path::Path) -> Result<Id> {
+        self.store_tree(tree, dir)?.map_err(|why| Error::InvalidArgument(format!("{}: {why}", dir.display())))
+    }
+
+    /// Most entries a directory may have to be saved: the format's tree limit, or less in tests.
+    fn max_dir_entries(&self) -> usize {
+        let max = crate::format::tree::MAX_TREE_NODES;
+        self.opts.max_dir_entries.map_or(max, |n| n.min(max))
     }
 
     /// Load a tree of the parent snapshot; a parent that cannot be read is only a warning
@@ -319,7 +339,7 @@ pub fn backup_stdin(
         };
         ctx.count(|s| s.files_new += 1);
         ctx.progress.files.fetch_add(1, Relaxed);
-        ctx.store_tree(&Tree { nodes: vec![node] }, std::path::Path::new("<stdin>"))
+        ctx.store_tree_or_fail(&Tree { nodes: vec![node] }, std::path::Path::new("<stdin>"))
     })
 }
 
