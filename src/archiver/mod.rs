@@ -36,6 +36,10 @@ pub fn nanos_of(m: &std::fs::Metadata) -> i64 {
     fsmeta::nanos(m.mtime(), m.mtime_nsec())
 }
 
+/// A test hook called with a directory's path (see [`BackupOptions::before_dir_open`]).
+#[doc(hidden)]
+pub type DirHook = Box<dyn Fn(&std::path::Path) + Send + Sync>;
+
 /// What to back up and how.
 #[derive(Default)]
 pub struct BackupOptions {
@@ -58,7 +62,7 @@ pub struct BackupOptions {
     /// Test hook, not a stable API: called with a directory's path after its parent's listing
     /// stat'ed it and before it is opened, so a test can swap it at the worst moment.
     #[doc(hidden)]
-    pub before_dir_open: Option<Box<dyn Fn(&std::path::Path) + Send + Sync>>,
+    pub before_dir_open: Option<DirHook>,
     /// Test knob, not a stable API: most entries a directory may have to be saved (default and
     /// upper bound: the format's tree limit, 2^21), so tests need not create millions of files.
     #[doc(hidden)]
