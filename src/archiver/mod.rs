@@ -112,6 +112,8 @@ pub(crate) struct Ctx<'r> {
     progress: &'r Progress,
     summary: Mutex<Summary>,
     warnings: Mutex<Vec<Warning>>,
+    /// Directory descriptors the walk holds now (see `walk::DirSlot`).
+    open_dirs: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -373,6 +375,7 @@ fn run(
         progress,
         summary: Mutex::new(Summary { started, ..Summary::default() }),
         warnings: Mutex::new(Vec::new()),
+        open_dirs: AtomicU64::new(0),
     };
     let tree = body(&ctx, parent.as_ref().map(|p| p.1.tree))?;
     // Commit order: packs and the index file are durable before the snapshot names them.

@@ -6,8 +6,11 @@
 //! AT_SYMLINK_NOFOLLOW)` and files opened with `openat(dir, name, O_NOFOLLOW|O_NONBLOCK)`, again
 //! checked against the stat. A directory renamed away and replaced by a symlink mid-walk is
 //! therefore never followed: the entry is reported as not saved instead. One descriptor is held
-//! per directory being walked (the chains of ancestors of the directories in progress), so the
-//! walk raises the soft open-file limit to the hard one.
+//! per directory being walked (the chains of ancestors of the directories in progress). The walk
+//! raises the soft open-file limit to the hard one, and once it holds a quarter of that many
+//! directories it walks further entries of a directory one by one instead of in parallel: a
+//! thread that is not waiting for parallel work does not pick up other directories' work on top
+//! of its own, so the count then grows only with depth.
 //!
 //! A directory is read in a stream and its names kept only up to the format's tree limit
 //! (2^21 entries, format-spec 12.2): a larger one is skipped with a warning (the backup is then
@@ -178,6 +181,37 @@ fn raise_open_file_limit() {
         if cur < max {
             let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(max), maximum: Some(max) });
         }
+    }
+}
+
+/// Directory descriptors the walk may hold before it stops starting parallel work: a quarter of
+/// the (raised) soft open-file limit, leaving the rest for files being read and packs.
+fn dir_fd_budget() -> u64 {
+    static BUDGET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1 << 20);
+        (soft / 4).max(8)
+    })
+}
+
+/// One held directory descriptor, counted in `ctx.open_dirs` while it lives.
+struct DirSlot<'c>(&'c std::sync::atomic::AtomicU64);
+
+impl<'c> DirSlot<'c> {
+    fn take(ctx: &'c Ctx) -> DirSlot<'c> {
+        ctx.open_dirs.fetch_add(1, Relaxed);
+        DirSlot(&ctx.open_dirs)
+    }
+
+    /// Whether the walk holds so many directories that this one should not start parallel work.
+    fn crowded(&self) -> bool {
+        self.0.load(Relaxed) > dir_fd_budget()
+    }
+}
+
+impl Drop for DirSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -353,6 +387,7 @@ fn backup_dir(
     if let Some(hook) = &ctx.opts.before_dir_open {
         hook(path);
     }
+    let slot = DirSlot::take(ctx);
     let mut open = match open_dir(at, meta) {
         Ok(d) => d,
         Err(e) => {
@@ -374,22 +409,24 @@ fn backup_dir(
     let psub = parent.and_then(Node::subtree);
     let parent_tree = ctx.parent_tree(psub);
     let pnodes: &[Node] = parent_tree.as_ref().map(|t| t.nodes.as_slice()).unwrap_or(&[]);
-    let nodes: Vec<Option<Node>> = names
-        .par_iter()
-        .map(|n| {
-            let child = At { dir: dir_fd, name: OsStr::from_bytes(n) };
-            let p = path.join(child.name);
-            let m = match child.stat() {
-                Ok(m) => m,
-                Err(e) => {
-                    ctx.warn(&p, e.to_string());
-                    return Ok(None);
-                }
-            };
-            let pn = pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
-            backup_entry(ctx, child, &p, n.clone(), &m, pn, root_dev)
-        })
-        .collect::<Result<_>>()?;
+    let entry = |n: &Vec<u8>| {
+        let child = At { dir: dir_fd, name: OsStr::from_bytes(n) };
+        let p = path.join(child.name);
+        let m = match child.stat() {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.warn(&p, e.to_string());
+                return Ok(None);
+            }
+        };
+        let pn = pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
+        backup_entry(ctx, child, &p, n.clone(), &m, pn, root_dev)
+    };
+    let nodes: Vec<Option<Node>> = if slot.crowded() {
+        names.iter().map(entry).collect::<Result<_>>()?
+    } else {
+        names.par_iter().map(entry).collect::<Result<_>>()?
+    };
     drop(names);
     let tree = Tree { nodes: nodes.into_iter().flatten().collect() };
     let subtree = match ctx.store_tree(&tree, path)? {
@@ -409,6 +446,8 @@ fn backup_dir(
         ctx.note(path, format!("extended attributes not saved: {e}"));
         vec![]
     });
+    drop(open.dir);
+    drop(slot);
     Ok(Some(node(name, meta, NodeKind::Dir { subtree }, x)))
 }
 
