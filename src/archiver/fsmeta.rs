@@ -1,8 +1,7 @@
 //! Reading file metadata into tree nodes.
 
 use crate::format::tree::{Node, NodeKind, Xattr};
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
+use rustix::fs::FileType;
 use std::path::Path;
 
 /// Nanoseconds since the epoch from a seconds/nanoseconds pair.
@@ -10,27 +9,78 @@ pub(crate) fn nanos(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
+/// The metadata a node records, from `fstatat(…, AT_SYMLINK_NOFOLLOW)` or `fstat`: the walk
+/// stats entries relative to their directory's descriptor, which `std::fs::Metadata` cannot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Meta {
+    /// `st_mode`: type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+    pub ctime: i64,
+    pub ctime_nsec: i64,
+    pub ino: u64,
+    pub dev: u64,
+    pub nlink: u64,
+    pub rdev: u64,
+}
+
+impl Meta {
+    /// From a `struct stat`, whose field widths differ between architectures (hence the casts).
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn from_stat(st: &rustix::fs::Stat) -> Meta {
+        Meta {
+            mode: st.st_mode as u32,
+            uid: st.st_uid as u32,
+            gid: st.st_gid as u32,
+            size: st.st_size as u64,
+            mtime: st.st_mtime as i64,
+            mtime_nsec: st.st_mtime_nsec as i64,
+            ctime: st.st_ctime as i64,
+            ctime_nsec: st.st_ctime_nsec as i64,
+            ino: st.st_ino as u64,
+            dev: st.st_dev as u64,
+            nlink: st.st_nlink as u64,
+            rdev: st.st_rdev as u64,
+        }
+    }
+
+    /// The file type.
+    pub(crate) fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.mode as _)
+    }
+
+    /// Whether `other` is the same file (device and inode).
+    pub(crate) fn same_file(&self, other: &Meta) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
 /// A node for `name` with the metadata of `meta` and the given kind and extended attributes.
-pub(crate) fn node(name: Vec<u8>, meta: &Metadata, kind: NodeKind, xattrs: Vec<Xattr>) -> Node {
+pub(crate) fn node(name: Vec<u8>, meta: &Meta, kind: NodeKind, xattrs: Vec<Xattr>) -> Node {
     Node {
         name,
         kind,
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        user: crate::sys::user_name(meta.uid()),
-        group: crate::sys::group_name(meta.gid()),
-        mtime: nanos(meta.mtime(), meta.mtime_nsec()),
-        ctime: nanos(meta.ctime(), meta.ctime_nsec()),
-        inode: meta.ino(),
-        device: meta.dev(),
-        links: meta.nlink(),
+        mode: meta.mode & 0o7777,
+        uid: meta.uid,
+        gid: meta.gid,
+        user: crate::sys::user_name(meta.uid),
+        group: crate::sys::group_name(meta.gid),
+        mtime: nanos(meta.mtime, meta.mtime_nsec),
+        ctime: nanos(meta.ctime, meta.ctime_nsec),
+        inode: meta.ino,
+        device: meta.dev,
+        links: meta.nlink,
         xattrs,
     }
 }
 
-/// Extended attributes of `path` (not following symlinks), sorted by name. Filesystems without
-/// xattr support yield none; other failures are returned for the caller to report.
+/// Extended attributes of `path` (not following a symlink in its last component), sorted by
+/// name. Filesystems without xattr support yield none; other failures are returned for the
+/// caller to report.
 pub(crate) fn xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
     let names = match xattr::list(path) {
         Ok(n) => n,
@@ -66,9 +116,9 @@ pub(crate) fn xattrs_fd(file: &std::fs::File) -> std::io::Result<Vec<Xattr>> {
 }
 
 /// Whether a file is unchanged since `parent` was recorded: same size, mtime, ctime and inode.
-pub(crate) fn unchanged(meta: &Metadata, parent: &Node) -> bool {
-    matches!(parent.kind, NodeKind::File { size, .. } if size == meta.len())
-        && parent.mtime == nanos(meta.mtime(), meta.mtime_nsec())
-        && parent.ctime == nanos(meta.ctime(), meta.ctime_nsec())
-        && parent.inode == meta.ino()
+pub(crate) fn unchanged(meta: &Meta, parent: &Node) -> bool {
+    matches!(parent.kind, NodeKind::File { size, .. } if size == meta.size)
+        && parent.mtime == nanos(meta.mtime, meta.mtime_nsec)
+        && parent.ctime == nanos(meta.ctime, meta.ctime_nsec)
+        && parent.inode == meta.ino
 }

@@ -36,6 +36,10 @@ pub fn nanos_of(m: &std::fs::Metadata) -> i64 {
     fsmeta::nanos(m.mtime(), m.mtime_nsec())
 }
 
+/// A test hook called with a directory's path (see [`BackupOptions::before_dir_open`]).
+#[doc(hidden)]
+pub type DirHook = Box<dyn Fn(&std::path::Path) + Send + Sync>;
+
 /// What to back up and how.
 #[derive(Default)]
 pub struct BackupOptions {
@@ -51,10 +55,18 @@ pub struct BackupOptions {
     pub one_file_system: bool,
     /// Read and chunk everything, but write nothing.
     pub dry_run: bool,
-    /// Ignore the parent: read every file.
+    /// Read every file, even those the parent shows unchanged (they are then counted by content).
     pub force: bool,
     /// Explicit parent snapshot (ID prefix or `latest`); default: the latest with the same host and paths.
     pub parent: Option<String>,
+    /// Test hook, not a stable API: called with a directory's path after its parent's listing
+    /// stat'ed it and before it is opened, so a test can swap it at the worst moment.
+    #[doc(hidden)]
+    pub before_dir_open: Option<DirHook>,
+    /// Test knob, not a stable API: most entries a directory may have to be saved (default and
+    /// upper bound: the format's tree limit, 2^21), so tests need not create millions of files.
+    #[doc(hidden)]
+    pub max_dir_entries: Option<usize>,
 }
 
 /// Live counters a progress display can poll.
@@ -100,6 +112,8 @@ pub(crate) struct Ctx<'r> {
     progress: &'r Progress,
     summary: Mutex<Summary>,
     warnings: Mutex<Vec<Warning>>,
+    /// Directory descriptors the walk holds now (see `walk::DirSlot`).
+    open_dirs: AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -195,14 +209,14 @@ impl Ctx<'_> {
         Ok(results.into_iter().map(|(_, r)| r).collect::<Result<Vec<_>>>().map(|refs| (size, refs)))
     }
 
-    /// Encode and store a tree; returns its ID.
-    /// `dir` names the directory in errors. A tree readers would reject is never written.
-    fn store_tree(&self, tree: &Tree, dir: &std::path::Path) -> Result<Id> {
+    /// Encode and store a tree; returns its ID, or why it exceeds the format's tree limits
+    /// (format-spec 12.2; nothing is stored then). `dir` names the directory in errors. A tree
+    /// readers would reject is never written.
+    fn store_tree(&self, tree: &Tree, dir: &std::path::Path) -> Result<std::result::Result<Id, String>> {
         let bytes = tree.encode();
         if bytes.len() > crate::format::tree::MAX_TREE_LEN || tree.nodes.len() > crate::format::tree::MAX_TREE_NODES {
-            return Err(Error::InvalidArgument(format!(
-                "{}: a directory listing of {} bytes ({} entries) exceeds the format's tree limit",
-                dir.display(),
+            return Ok(Err(format!(
+                "a directory listing of {} bytes ({} entries) exceeds the format's tree limit",
                 bytes.len(),
                 tree.nodes.len()
             )));
@@ -210,7 +224,19 @@ impl Ctx<'_> {
         tree.validate().map_err(|e| Error::InvalidArgument(format!("{}: cannot be stored: {e}", dir.display())))?;
         let id = self.repo.keys().blob_id(&bytes);
         self.store(BlobType::Tree, &id, &bytes)?;
-        Ok(id)
+        Ok(Ok(id))
+    }
+
+    /// [`Ctx::store_tree`] where a tree over the limits cannot be left out (the snapshot's root
+    /// and the directories above the backed-up paths): the backup fails.
+    fn store_tree_or_fail(&self, tree: &Tree, dir: &std::path::Path) -> Result<Id> {
+        self.store_tree(tree, dir)?.map_err(|why| Error::InvalidArgument(format!("{}: {why}", dir.display())))
+    }
+
+    /// Most entries a directory may have to be saved: the format's tree limit, or less in tests.
+    fn max_dir_entries(&self) -> usize {
+        let max = crate::format::tree::MAX_TREE_NODES;
+        self.opts.max_dir_entries.map_or(max, |n| n.min(max))
     }
 
     /// Load a tree of the parent snapshot; a parent that cannot be read is only a warning
@@ -258,9 +284,7 @@ fn choose_parent(
     host: &str,
     paths: &[Vec<u8>],
 ) -> Result<Option<(Id, Snapshot)>> {
-    if opts.force {
-        return Ok(None);
-    }
+    // `--force` still has a parent: it reads every file, but counts against it and records it.
     if let Some(r) = &opts.parent {
         return repo.find_snapshot(r).map(Some);
     }
@@ -321,7 +345,7 @@ pub fn backup_stdin(
         };
         ctx.count(|s| s.files_new += 1);
         ctx.progress.files.fetch_add(1, Relaxed);
-        ctx.store_tree(&Tree { nodes: vec![node] }, std::path::Path::new("<stdin>"))
+        ctx.store_tree_or_fail(&Tree { nodes: vec![node] }, std::path::Path::new("<stdin>"))
     })
 }
 
@@ -351,6 +375,7 @@ fn run(
         progress,
         summary: Mutex::new(Summary { started, ..Summary::default() }),
         warnings: Mutex::new(Vec::new()),
+        open_dirs: AtomicU64::new(0),
     };
     let tree = body(&ctx, parent.as_ref().map(|p| p.1.tree))?;
     // Commit order: packs and the index file are durable before the snapshot names them.

@@ -1,6 +1,22 @@
 //! Walking the filesystem into trees.
+//!
+//! Below each backup root the walk goes by directory descriptors, never by path: a directory is
+//! opened with `openat(parent, name, O_DIRECTORY|O_NOFOLLOW)` and must be the (device, inode)
+//! its parent's listing stat'ed; its entries are stat'ed with `fstatat(dir, name,
+//! AT_SYMLINK_NOFOLLOW)` and files opened with `openat(dir, name, O_NOFOLLOW|O_NONBLOCK)`, again
+//! checked against the stat. A directory renamed away and replaced by a symlink mid-walk is
+//! therefore never followed: the entry is reported as not saved instead. One descriptor is held
+//! per directory being walked (the chains of ancestors of the directories in progress). The walk
+//! raises the soft open-file limit to the hard one, and once it holds a quarter of that many
+//! directories it walks further entries of a directory one by one instead of in parallel: a
+//! thread that is not waiting for parallel work does not pick up other directories' work on top
+//! of its own, so the count then grows only with depth.
+//!
+//! A directory is read in a stream and its names kept only up to the format's tree limit
+//! (2^21 entries, format-spec 12.2): a larger one is skipped with a warning (the backup is then
+//! partial, exit 3), so memory stays bounded by the limit, not by the directory.
 
-use super::fsmeta::{self, node, unchanged};
+use super::fsmeta::{self, node, unchanged, Meta};
 use super::{Ctx, CHANGED_PREFIX};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
@@ -8,12 +24,14 @@ use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::Id;
 use globset::{GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, CWD};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs::{self, File, Metadata};
 use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -111,23 +129,99 @@ fn build_virtual(paths: &[PathBuf]) -> Virtual {
     root
 }
 
+/// Where an entry is: `name` in the directory open as `dir`. A backup root is its absolute path
+/// under `CWD`; every entry below it is one name under its parent's descriptor.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    dir: BorrowedFd<'a>,
+    name: &'a OsStr,
+}
+
+impl At<'_> {
+    /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+    fn stat(&self) -> std::io::Result<Meta> {
+        Ok(Meta::from_stat(&rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW)?))
+    }
+
+    /// Open read-only, never following a symlink in the last component.
+    fn open(&self, flags: OFlags) -> std::io::Result<OwnedFd> {
+        let flags = flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(rustix::fs::openat(self.dir, self.name, flags, Mode::empty())?)
+    }
+
+    /// A path for calls that have no `*at` form (extended attributes of symlinks and special
+    /// files): `/proc/self/fd/N/name` resolves `name` in the held directory, not by `full` path.
+    fn lookup_path(&self, full: &Path) -> PathBuf {
+        static PROC: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if self.dir.as_raw_fd() == CWD.as_raw_fd() || !*PROC.get_or_init(|| Path::new("/proc/self/fd").is_dir()) {
+            return full.to_path_buf();
+        }
+        Path::new(&format!("/proc/self/fd/{}", self.dir.as_raw_fd())).join(self.name)
+    }
+}
+
 /// Back up all roots; returns the root tree ID.
 pub(crate) fn backup_roots(ctx: &Ctx, paths: &[PathBuf], parent_root: Option<Id>) -> Result<Id> {
     for p in paths {
         fs::symlink_metadata(p).map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
     }
+    raise_open_file_limit();
     if paths.iter().any(|p| p.parent().is_none()) {
-        return virtual_dir_root(ctx, paths, parent_root);
+        return virtual_dir_root(ctx, parent_root);
     }
     backup_virtual(ctx, &build_virtual(paths), Path::new("/"), parent_root)
 }
 
+/// The walk holds a descriptor per directory in progress; the soft limit (often 1024) is an
+/// accident of history, the hard limit the administrator's actual choice.
+fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
+        if cur < max {
+            let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(max), maximum: Some(max) });
+        }
+    }
+}
+
+/// Directory descriptors the walk may hold before it stops starting parallel work: a quarter of
+/// the (raised) soft open-file limit, leaving the rest for files being read and packs.
+fn dir_fd_budget() -> u64 {
+    static BUDGET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1 << 20);
+        (soft / 4).max(8)
+    })
+}
+
+/// One held directory descriptor, counted in `ctx.open_dirs` while it lives.
+struct DirSlot<'c>(&'c std::sync::atomic::AtomicU64);
+
+impl<'c> DirSlot<'c> {
+    fn take(ctx: &'c Ctx) -> DirSlot<'c> {
+        ctx.open_dirs.fetch_add(1, Relaxed);
+        DirSlot(&ctx.open_dirs)
+    }
+
+    /// Whether the walk holds so many directories that this one should not start parallel work.
+    fn crowded(&self) -> bool {
+        self.0.load(Relaxed) > dir_fd_budget()
+    }
+}
+
+impl Drop for DirSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Backing up `/` itself: the root tree is the real root directory's tree.
-fn virtual_dir_root(ctx: &Ctx, _paths: &[PathBuf], parent_root: Option<Id>) -> Result<Id> {
+fn virtual_dir_root(ctx: &Ctx, parent_root: Option<Id>) -> Result<Id> {
     let root = Path::new("/");
-    let meta = fs::symlink_metadata(root).map_err(|e| Error::Io { path: root.into(), source: e })?;
+    let at = At { dir: CWD, name: root.as_os_str() };
+    let meta = at.stat().map_err(|e| Error::Io { path: root.into(), source: e })?;
     let parent = parent_root.map(|subtree| Node::bare_dir(b"", subtree));
-    match backup_dir(ctx, root, b"root".to_vec(), &meta, parent.as_ref(), meta.dev())? {
+    match backup_dir(ctx, at, root, b"root".to_vec(), &meta, parent.as_ref(), meta.dev)? {
         Some(Node { kind: NodeKind::Dir { subtree }, .. }) => Ok(subtree),
         _ => Err(Error::InvalidArgument("cannot read /".into())),
     }
@@ -142,29 +236,32 @@ fn backup_virtual(ctx: &Ctx, v: &Virtual, dir: &Path, parent: Option<Id>) -> Res
         .par_iter()
         .map(|(name, e)| match e {
             VEntry::Leaf(path) => {
-                let meta = match fs::symlink_metadata(path) {
+                let at = At { dir: CWD, name: path.as_os_str() };
+                let meta = match at.stat() {
                     Ok(m) => m,
                     Err(err) => {
                         ctx.warn(path, err.to_string());
                         return Ok(None);
                     }
                 };
-                backup_entry(ctx, path, name.clone(), &meta, find(name), meta.dev())
+                backup_entry(ctx, at, path, name.clone(), &meta, find(name), meta.dev)
             }
             VEntry::Inner(sub, path) => {
-                let meta = fs::symlink_metadata(path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+                let at = At { dir: CWD, name: path.as_os_str() };
+                let meta = at.stat().map_err(|e| Error::Io { path: path.clone(), source: e })?;
                 let psub = find(name).and_then(Node::subtree);
                 let subtree = backup_virtual(ctx, sub, path, psub)?;
-                let x = read_xattrs(ctx, path);
+                let x = read_xattrs(ctx, path, path);
                 Ok(Some(node(name.clone(), &meta, NodeKind::Dir { subtree }, x)))
             }
         })
         .collect::<Result<_>>()?;
-    ctx.store_tree(&Tree { nodes: nodes.into_iter().flatten().collect() }, dir)
+    ctx.store_tree_or_fail(&Tree { nodes: nodes.into_iter().flatten().collect() }, dir)
 }
 
-fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
-    fsmeta::xattrs(path).unwrap_or_else(|e| {
+/// Extended attributes of `lookup` (see [`At::lookup_path`]), reported under `path`.
+fn read_xattrs(ctx: &Ctx, lookup: &Path, path: &Path) -> Vec<crate::format::tree::Xattr> {
+    fsmeta::xattrs(lookup).unwrap_or_else(|e| {
         ctx.note(path, format!("extended attributes not saved: {e}"));
         vec![]
     })
@@ -173,106 +270,203 @@ fn read_xattrs(ctx: &Ctx, path: &Path) -> Vec<crate::format::tree::Xattr> {
 /// Back up one entry of any type. `None` means excluded or unreadable (a warning is recorded).
 fn backup_entry(
     ctx: &Ctx,
+    at: At,
     path: &Path,
     name: Vec<u8>,
-    meta: &Metadata,
+    meta: &Meta,
     parent: Option<&Node>,
     root_dev: u64,
 ) -> Result<Option<Node>> {
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
-        return backup_dir(ctx, path, name, meta, parent, root_dev);
-    } else if ft.is_file() {
-        return backup_file(ctx, path, name, meta, parent);
-    } else if ft.is_symlink() {
-        match fs::read_link(path) {
-            Ok(t) => NodeKind::Symlink { target: t.into_os_string().into_encoded_bytes() },
+    let kind = match meta.file_type() {
+        FileType::Directory => return backup_dir(ctx, at, path, name, meta, parent, root_dev),
+        FileType::RegularFile => return backup_file(ctx, at, path, name, meta, parent),
+        FileType::Symlink => match rustix::fs::readlinkat(at.dir, at.name, Vec::new()) {
+            Ok(t) => NodeKind::Symlink { target: t.into_bytes() },
             Err(e) => {
-                ctx.warn(path, e.to_string());
+                ctx.warn(path, std::io::Error::from(e).to_string());
                 return Ok(None);
             }
-        }
-    } else if ft.is_fifo() {
-        NodeKind::Fifo
-    } else if ft.is_char_device() {
-        NodeKind::CharDevice { rdev: meta.rdev() }
-    } else if ft.is_block_device() {
-        NodeKind::BlockDevice { rdev: meta.rdev() }
-    } else {
-        NodeKind::Socket
+        },
+        FileType::Fifo => NodeKind::Fifo,
+        FileType::CharacterDevice => NodeKind::CharDevice { rdev: meta.rdev },
+        FileType::BlockDevice => NodeKind::BlockDevice { rdev: meta.rdev },
+        _ => NodeKind::Socket,
     };
     ctx.progress.files.fetch_add(1, Relaxed);
-    Ok(Some(node(name, meta, kind, read_xattrs(ctx, path))))
+    Ok(Some(node(name, meta, kind, read_xattrs(ctx, &at.lookup_path(path), path))))
+}
+
+/// A directory opened for the walk: its listing stream (which owns the descriptor) and its
+/// extended attributes, read through the descriptor.
+struct OpenDir {
+    dir: Dir,
+    xattrs: std::io::Result<Vec<crate::format::tree::Xattr>>,
+}
+
+/// Open the directory `at` without following a symlink, and insist it is the one stat'ed as
+/// `meta` (not another directory renamed into its place since).
+fn open_dir(at: At, meta: &Meta) -> std::io::Result<OpenDir> {
+    let fd = at.open(OFlags::DIRECTORY)?;
+    let opened = Meta::from_stat(&rustix::fs::fstat(&fd)?);
+    if !opened.same_file(meta) {
+        return Err(std::io::Error::other("replaced by another directory while being backed up"));
+    }
+    let file = File::from(fd);
+    let xattrs = fsmeta::xattrs_fd(&file);
+    Ok(OpenDir { dir: Dir::new(OwnedFd::from(file))?, xattrs })
+}
+
+/// What reading a directory gave.
+enum Listing {
+    /// The names to back up (excluded ones left out), unsorted.
+    Names(Vec<Vec<u8>>),
+    /// An `--exclude-if-present` marker is in it.
+    Marked,
+    /// More entries than a tree may hold.
+    TooMany,
+}
+
+/// Read a directory through its stream, keeping at most `ctx.max_dir_entries()` names.
+fn list_dir(ctx: &Ctx, dir: &mut Dir, path: &Path) -> Listing {
+    let ex = &ctx.opts.excludes;
+    let limit = ctx.max_dir_entries();
+    let mut names = Vec::new();
+    let mut too_many = false;
+    while let Some(entry) = dir.read() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                ctx.warn(path, format!("reading directory: {}", std::io::Error::from(err)));
+                break;
+            }
+        };
+        let n = entry.file_name().to_bytes();
+        if n == b"." || n == b".." {
+            continue;
+        }
+        if ex.if_present.iter().any(|m| m.as_bytes() == n) {
+            return Listing::Marked;
+        }
+        if too_many {
+            // Past the limit only a marker could still matter; no more names are kept.
+            continue;
+        }
+        let name = OsStr::from_bytes(n);
+        if ex.excluded(&path.join(name), name) {
+            continue;
+        }
+        if names.len() == limit {
+            too_many = true;
+            names = Vec::new();
+            if ex.if_present.is_empty() {
+                break;
+            }
+            continue;
+        }
+        names.push(n.to_vec());
+    }
+    if too_many {
+        Listing::TooMany
+    } else {
+        Listing::Names(names)
+    }
 }
 
 fn backup_dir(
     ctx: &Ctx,
+    at: At,
     path: &Path,
     name: Vec<u8>,
-    meta: &Metadata,
+    meta: &Meta,
     parent: Option<&Node>,
     root_dev: u64,
 ) -> Result<Option<Node>> {
-    if ctx.opts.one_file_system && meta.dev() != root_dev {
+    if ctx.opts.one_file_system && meta.dev != root_dev {
         return Ok(None);
     }
-    let mut entries: Vec<(Vec<u8>, PathBuf)> = match fs::read_dir(path) {
-        Ok(rd) => rd
-            .filter_map(|e| match e {
-                Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
-                Err(err) => {
-                    ctx.warn(path, format!("reading directory: {err}"));
-                    None
-                }
-            })
-            .collect(),
+    if let Some(hook) = &ctx.opts.before_dir_open {
+        hook(path);
+    }
+    let slot = DirSlot::take(ctx);
+    let mut open = match open_dir(at, meta) {
+        Ok(d) => d,
         Err(e) => {
             ctx.warn(path, format!("cannot read directory: {e}"));
             return Ok(None);
         }
     };
-    let ex = &ctx.opts.excludes;
-    if ex.if_present.iter().any(|m| entries.iter().any(|(n, _)| n == m.as_bytes())) {
-        return Ok(None);
-    }
-    entries.retain(|(n, p)| !ex.excluded(p, OsStr::from_bytes(n)));
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut names = match list_dir(ctx, &mut open.dir, path) {
+        Listing::Names(n) => n,
+        Listing::Marked => return Ok(None),
+        Listing::TooMany => {
+            let limit = ctx.max_dir_entries();
+            ctx.warn(path, format!("directory not saved: it has more than {limit} entries (the tree limit)"));
+            return Ok(None);
+        }
+    };
+    names.sort_unstable();
+    let dir_fd = open.dir.fd().map_err(|e| Error::Io { path: path.into(), source: e.into() })?;
     let psub = parent.and_then(Node::subtree);
     let parent_tree = ctx.parent_tree(psub);
     let pnodes: &[Node] = parent_tree.as_ref().map(|t| t.nodes.as_slice()).unwrap_or(&[]);
-    let nodes: Vec<Option<Node>> = entries
-        .par_iter()
-        .map(|(n, p)| {
-            let m = match fs::symlink_metadata(p) {
-                Ok(m) => m,
-                Err(e) => {
-                    ctx.warn(p, e.to_string());
-                    return Ok(None);
-                }
-            };
-            let pn = pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
-            backup_entry(ctx, p, n.clone(), &m, pn, root_dev)
-        })
-        .collect::<Result<_>>()?;
-    let subtree = ctx.store_tree(&Tree { nodes: nodes.into_iter().flatten().collect() }, path)?;
+    let entry = |n: &Vec<u8>| {
+        let child = At { dir: dir_fd, name: OsStr::from_bytes(n) };
+        let p = path.join(child.name);
+        let m = match child.stat() {
+            Ok(m) => m,
+            Err(e) => {
+                ctx.warn(&p, e.to_string());
+                return Ok(None);
+            }
+        };
+        let pn = pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
+        backup_entry(ctx, child, &p, n.clone(), &m, pn, root_dev)
+    };
+    let nodes: Vec<Option<Node>> = if slot.crowded() {
+        names.iter().map(entry).collect::<Result<_>>()?
+    } else {
+        names.par_iter().map(entry).collect::<Result<_>>()?
+    };
+    drop(names);
+    let tree = Tree { nodes: nodes.into_iter().flatten().collect() };
+    let subtree = match ctx.store_tree(&tree, path)? {
+        Ok(id) => id,
+        Err(why) => {
+            ctx.warn(path, format!("directory not saved: {why}"));
+            return Ok(None);
+        }
+    };
     match psub {
         None => ctx.count(|s| s.dirs_new += 1),
         Some(p) if p == subtree => ctx.count(|s| s.dirs_unchanged += 1),
         Some(_) => ctx.count(|s| s.dirs_changed += 1),
     }
     ctx.progress.dirs.fetch_add(1, Relaxed);
-    Ok(Some(node(name, meta, NodeKind::Dir { subtree }, read_xattrs(ctx, path))))
+    let x = open.xattrs.unwrap_or_else(|e| {
+        ctx.note(path, format!("extended attributes not saved: {e}"));
+        vec![]
+    });
+    drop(open.dir);
+    drop(slot);
+    Ok(Some(node(name, meta, NodeKind::Dir { subtree }, x)))
 }
 
-fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: Option<&Node>) -> Result<Option<Node>> {
+fn backup_file(
+    ctx: &Ctx,
+    at: At,
+    path: &Path,
+    name: Vec<u8>,
+    meta: &Meta,
+    parent: Option<&Node>,
+) -> Result<Option<Node>> {
     if let Some(p) = parent.filter(|p| !ctx.opts.force && unchanged(meta, p)) {
         if let NodeKind::File { content, size } = &p.kind {
             if content.iter().all(|c| ctx.index.contains(BlobType::Data, &c.id)) {
                 // Size, times and inode match: content, mode, owner and xattrs are as recorded.
                 let mut n = p.clone();
                 n.name = name;
-                n.device = meta.dev();
-                n.links = meta.nlink();
+                n.device = meta.dev;
+                n.links = meta.nlink;
                 ctx.count(|s| s.files_unchanged += 1);
                 ctx.progress.files.fetch_add(1, Relaxed);
                 ctx.progress.bytes.fetch_add(*size, Relaxed);
@@ -280,7 +474,7 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
             }
         }
     }
-    let stored = match read_and_store(ctx, path, meta) {
+    let stored = match read_and_store(ctx, at, meta) {
         Ok(r) => r?,
         Err(e) => {
             ctx.warn(path, format!("not saved: {e}"));
@@ -288,16 +482,22 @@ fn backup_file(ctx: &Ctx, path: &Path, name: Vec<u8>, meta: &Metadata, parent: O
         }
     };
     let (size, content, after, xattrs) = stored;
-    let moved = after.len() != meta.len()
-        || after.mtime_nsec() != meta.mtime_nsec()
-        || after.mtime() != meta.mtime()
-        || after.ctime() != meta.ctime()
-        || after.ctime_nsec() != meta.ctime_nsec();
-    if moved || size != meta.len() {
+    let moved = after.len() != meta.size
+        || after.mtime_nsec() != meta.mtime_nsec
+        || after.mtime() != meta.mtime
+        || after.ctime() != meta.ctime
+        || after.ctime_nsec() != meta.ctime_nsec;
+    if moved || size != meta.size {
         ctx.note(path, format!("{CHANGED_PREFIX}: the saved copy may mix old and new content"));
         ctx.count(|s| s.changed_during_read += 1);
     }
-    ctx.count(|s| if parent.is_some() { s.files_changed += 1 } else { s.files_new += 1 });
+    // Under --force every file is read: one whose content matches the parent's is unchanged.
+    let same = matches!(parent.map(|p| &p.kind), Some(NodeKind::File { content: c, .. }) if *c == content);
+    ctx.count(|s| match parent {
+        None => s.files_new += 1,
+        Some(_) if ctx.opts.force && same => s.files_unchanged += 1,
+        Some(_) => s.files_changed += 1,
+    });
     ctx.progress.files.fetch_add(1, Relaxed);
     let x = xattrs.unwrap_or_else(|e| {
         ctx.note(path, format!("extended attributes not saved: {e}"));
@@ -312,12 +512,12 @@ type Stored = (u64, Vec<crate::format::tree::ChunkRef>, Metadata, std::io::Resul
 
 /// Read a file and store its chunks. I/O errors are the outer result (a warning); repository
 /// errors the inner one (fatal).
-fn read_and_store(ctx: &Ctx, path: &Path, meta: &Metadata) -> std::io::Result<Result<Stored>> {
-    // Never follow a symlink swapped in since the lstat, never block on a FIFO, and insist on
+fn read_and_store(ctx: &Ctx, at: At, meta: &Meta) -> std::io::Result<Result<Stored>> {
+    // Never follow a symlink swapped in since the stat, never block on a FIFO, and insist on
     // the very file that was stat'ed.
-    let mut f = fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let mut f = File::from(at.open(OFlags::NONBLOCK)?);
     let opened = f.metadata()?;
-    if !opened.is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev() {
+    if !opened.is_file() || opened.ino() != meta.ino || opened.dev() != meta.dev {
         return Err(std::io::Error::other("replaced by another file while being backed up"));
     }
     // Files up to one maximal chunk are read whole (no copy); longer ones, and files that grew

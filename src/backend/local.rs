@@ -5,11 +5,11 @@
 //! look at and writers clean up once it is older than [`TMP_MAX_AGE`]. No advisory locks, hard
 //! links or O_EXCL tricks are needed, so network filesystems that lack them work too.
 
-use super::{Backend, FileType, StagedFile};
+use super::{Backend, BlockWriter, FileType, StagedFile};
 use crate::error::{Error, IoContext, Result};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -178,7 +178,7 @@ impl LocalBackend {
 
 /// A file in `tmp/` on its way to its final name.
 struct LocalStaged {
-    file: Option<BufWriter<File>>,
+    file: Option<BlockWriter<File>>,
     tmp: PathBuf,
     dest: Box<dyn Fn(&str) -> PathBuf + Send>,
 }
@@ -195,7 +195,7 @@ impl Write for LocalStaged {
 impl StagedFile for LocalStaged {
     fn publish(mut self: Box<Self>, name: &str) -> Result<()> {
         let f = self.file.take().expect("published once");
-        let durable = f.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all());
+        let durable = f.finish().and_then(|f| f.sync_all());
         if let Err(e) = durable {
             let _ = fs::remove_file(&self.tmp);
             return Err(Error::Io { path: self.tmp.clone(), source: e });
@@ -337,7 +337,7 @@ impl Backend for LocalBackend {
         let (file, tmp) = self.create_tmp(t)?;
         let root = self.root.clone();
         let dest = Box::new(move |name: &str| LocalBackend::new(root.clone()).path(t, name));
-        Ok(Box::new(LocalStaged { file: Some(BufWriter::with_capacity(256 << 10, file)), tmp, dest }))
+        Ok(Box::new(LocalStaged { file: Some(BlockWriter::new(file)), tmp, dest }))
     }
 
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {

@@ -6,6 +6,7 @@
 pub mod local;
 
 use crate::error::Result;
+use std::io::Write;
 
 /// The kinds of files a repository stores, each in its own directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,5 +110,58 @@ pub trait Backend: Send + Sync {
     /// Remove temporary files left behind by crashed writers; returns how many.
     fn clean_tmp(&self, _max_age: std::time::Duration) -> Result<usize> {
         Ok(0)
+    }
+}
+
+/// Size of every write a staged file issues except its last (format-spec/18-security.md §18.3).
+pub const STAGING_BLOCK: usize = 256 << 10;
+
+/// A writer that hands its inner writer only blocks of exactly [`STAGING_BLOCK`] bytes, and at
+/// [`BlockWriter::finish`] one final shorter block: the sizes of the writes, and so the file
+/// lengths an observer polling `tmp/` sees, depend only on how many bytes were written, never on
+/// where one envelope ended and the next began (a `BufWriter` passes large writes through whole).
+///
+/// [`Write::flush`] only flushes the inner writer: emitting a partial block there would reveal a
+/// boundary again.
+pub struct BlockWriter<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> BlockWriter<W> {
+    /// A block writer over `inner`.
+    pub fn new(inner: W) -> BlockWriter<W> {
+        BlockWriter { inner, buf: Vec::with_capacity(STAGING_BLOCK) }
+    }
+
+    /// Write the last, partial block and return the inner writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if !self.buf.is_empty() {
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for BlockWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= STAGING_BLOCK {
+            // A whole block straight from the caller's slice: no copy, same write size.
+            self.inner.write_all(&data[..STAGING_BLOCK])?;
+            return Ok(STAGING_BLOCK);
+        }
+        let n = data.len().min(STAGING_BLOCK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == STAGING_BLOCK {
+            // A failed write leaves the staged file unusable: the packer then discards the pack.
+            self.inner.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

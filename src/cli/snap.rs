@@ -95,6 +95,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         dry_run: a.dry_run,
         force: a.force,
         parent: a.parent,
+        ..Default::default()
     };
     let progress: &'static Progress = Box::leak(Box::default());
     let bar = progress_bar(g, progress);

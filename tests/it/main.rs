@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod common;
 mod fuzz;
+mod hardening_backup;
 mod hardening_repo;
 mod hardening_restore;
 mod repo;
