@@ -5,6 +5,7 @@ mod check;
 mod cli;
 mod common;
 mod fuzz;
+mod hardening_browse;
 mod repo;
 mod review;
 mod vectors;
