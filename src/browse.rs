@@ -91,7 +91,10 @@ pub fn diff(
             // Both roots were measured; this only guards the stack if a caller skipped that.
             if !pairs.is_empty() && stack.len() as u32 >= walk::MAX_DEPTH {
                 let root = crate::format::blob::describe(BlobType::Tree, &a.or(b).expect("they differ"));
-                return Err(Error::integrity(root, format!("directories nested deeper than {} levels", walk::MAX_DEPTH)));
+                return Err(Error::integrity(
+                    root,
+                    format!("directories nested deeper than {} levels", walk::MAX_DEPTH),
+                ));
             }
             stack.push(DiffFrame { pairs: pairs.into_iter(), path_len: path.len() });
         }
@@ -106,7 +109,12 @@ struct DiffFrame {
 }
 
 /// The entries of trees `a` and `b` matched by name (both are sorted by name).
-fn pair_up(repo: &Repository, index: &Index, a: Option<Id>, b: Option<Id>) -> Result<Vec<(Option<Node>, Option<Node>)>> {
+fn pair_up(
+    repo: &Repository,
+    index: &Index,
+    a: Option<Id>,
+    b: Option<Id>,
+) -> Result<Vec<(Option<Node>, Option<Node>)>> {
     let load = |t: Option<Id>| -> Result<Vec<Node>> {
         Ok(match t {
             Some(t) => repo.read_tree(index, &t)?.nodes,

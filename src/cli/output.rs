@@ -44,6 +44,20 @@ fn push_char(out: &mut String, c: char) {
     }
 }
 
+/// Whether `--json` was given, for the error path in `main` (set once arguments are parsed).
+pub static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Print a command's error on stderr: `arca: MESSAGE` (escaped), or with `--json` one line
+/// `{"error": MESSAGE, "code": CODE}` so that scripts parsing JSON get JSON on failure too.
+pub fn print_error(e: &anyhow::Error, code: u8) {
+    let text = format!("{e:#}");
+    if JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{}", serde_json::json!({ "error": text, "code": code }));
+    } else {
+        eprintln!("arca: {}", escape_str(&text));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::escape;
@@ -57,19 +71,5 @@ mod tests {
         assert_eq!(escape(b"\xff\xfe"), "\\xff\\xfe");
         assert_eq!(escape("x\u{9b}y\u{202e}".as_bytes()), "x\\u{9b}y\\u{202e}");
         assert_eq!(escape(b"\x7f\x00\r\t"), "\\x7f\\x00\\r\\t");
-    }
-}
-
-/// Whether `--json` was given, for the error path in `main` (set once arguments are parsed).
-pub static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Print a command's error on stderr: `arca: MESSAGE` (escaped), or with `--json` one line
-/// `{"error": MESSAGE, "code": CODE}` so that scripts parsing JSON get JSON on failure too.
-pub fn print_error(e: &anyhow::Error, code: u8) {
-    let text = format!("{e:#}");
-    if JSON_ERRORS.load(std::sync::atomic::Ordering::Relaxed) {
-        eprintln!("{}", serde_json::json!({ "error": text, "code": code }));
-    } else {
-        eprintln!("arca: {}", escape_str(&text));
     }
 }

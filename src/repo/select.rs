@@ -31,7 +31,7 @@ impl SnapshotFilter {
 
     /// Whether snapshot `s` is selected.
     pub fn matches(&self, s: &Snapshot) -> bool {
-        let host = self.hosts.is_empty() || self.hosts.iter().any(|h| *h == s.hostname);
+        let host = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
         let tags = self.tags.is_empty()
             || self.tags.iter().any(|list| match list.is_empty() {
                 true => s.tags.is_empty(),
@@ -66,12 +66,16 @@ pub fn is_latest(reference: &str) -> bool {
 /// match is an integrity error naming it, never a reason to fall back to an older snapshot.
 pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
     if !is_latest(reference) {
-        let names: Vec<String> = repo.backend().list(crate::backend::FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
+        let names: Vec<String> =
+            repo.backend().list(crate::backend::FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
         let name = super::unique_prefix(&names, reference, "snapshot")?;
         let id = Id::from_hex(&name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad file name"))?;
         let s = repo.load_snapshot(&id)?;
         if !filter.matches(&s) {
-            return Err(Error::NotFound(format!("snapshot {} does not match the --host/--tag/--path filters", id.short())));
+            return Err(Error::NotFound(format!(
+                "snapshot {} does not match the --host/--tag/--path filters",
+                id.short()
+            )));
         }
         return Ok((id, s));
     }

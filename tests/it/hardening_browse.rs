@@ -159,13 +159,9 @@ fn names_with_control_characters_are_escaped_in_text_output_and_exact_in_json() 
     std::os::unix::fs::symlink("t\x1b]0;title\x07", src.join("link")).unwrap();
     env.backup(&[&src], &["--host", "h\x1b[31m", "--tag", "t\x1b[0m"]);
     let escaped = "a\\nb\\x1b[2J";
-    for args in [
-        vec!["ls", "latest"],
-        vec!["ls", "-l", "latest"],
-        vec!["find", "*b*"],
-        vec!["find", "link"],
-        vec!["snapshots"],
-    ] {
+    for args in
+        [vec!["ls", "latest"], vec!["ls", "-l", "latest"], vec!["find", "*b*"], vec!["find", "link"], vec!["snapshots"]]
+    {
         let out = env.run(&args).ok();
         no_raw_controls(&out.stdout);
         if args[0] != "snapshots" && args[1] != "link" {
@@ -241,8 +237,11 @@ fn latest_respects_host_tag_and_path_filters_and_is_case_insensitive() {
     let src = env.mkdir("src");
     fs::write(src.join("f"), b"files").unwrap();
     env.backup(&[&src], &["--tag", "files", "--tag", "daily", "--host", "web"]);
-    env.run_stdin(&["backup", "--stdin", "--stdin-filename", "db.sql", "--tag", "db", "--host", "db1"], b"dump".to_vec())
-        .ok();
+    env.run_stdin(
+        &["backup", "--stdin", "--stdin-filename", "db.sql", "--tag", "db", "--host", "db1"],
+        b"dump".to_vec(),
+    )
+    .ok();
     let f = sref("latest", &src.join("f"));
     // The global latest is the dump.
     assert_eq!(env.run(&["dump", "LATEST:db.sql"]).ok().stdout, b"dump");
@@ -343,10 +342,8 @@ fn check_says_how_much_data_it_read_and_when_a_subset_selects_no_pack() {
     let report = env.json(&["check", "--read-data"]);
     assert!(n(&report["bytes_read"]) > 100_000, "{report}");
     // Subset N/256 takes the packs whose ID starts with byte N-1: pick an N that matches none.
-    let firsts: Vec<u8> = repo_files(&env.repo, FileType::Pack)
-        .iter()
-        .map(|p| u8::from_str_radix(&p[..2], 16).unwrap())
-        .collect();
+    let firsts: Vec<u8> =
+        repo_files(&env.repo, FileType::Pack).iter().map(|p| u8::from_str_radix(&p[..2], 16).unwrap()).collect();
     let empty = (0u8..=255).find(|b| !firsts.contains(b)).unwrap();
     let subset = format!("{}/256", u32::from(empty) + 1);
     let out = env.run(&["check", "--read-data-subset", &subset]).ok();
