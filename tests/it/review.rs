@@ -110,7 +110,7 @@ fn a_damaged_snapshot_does_not_block_backups_but_listing_reports_it() {
     // resolved past it; the readable snapshot is still there by ID.
     let out = env.run(&["dump", &format!("latest:{}/a", src.display())]).code(4);
     assert!(out.stderr.contains(&name), "{}", out.stderr);
-    let good = env.json(&["snapshots"])[0]["id"].as_str().unwrap().to_string();
+    let good = env.run(&["--json", "snapshots"]).code(4).json()[0]["id"].as_str().unwrap().to_string();
     assert_eq!(env.run(&["dump", &format!("{good}:{}/a", src.display())]).ok().stdout, b"two");
 }
 
