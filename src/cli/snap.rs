@@ -207,8 +207,8 @@ pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<u8> {
 /// a tree cannot be read (or the index cannot be loaded).
 fn snapshot_sizes(repo: &Repository, list: &[(Id, Snapshot)]) -> Vec<Option<u64>> {
     let Ok(index) = repo.load_index() else { return vec![None; list.len()] };
-    let mut memo = std::collections::HashMap::new();
-    list.iter().map(|(_, s)| arca::repo::walk::content_size(repo, &index, s.tree, &mut memo)).collect()
+    let roots: Vec<Id> = list.iter().map(|(_, s)| s.tree).collect();
+    arca::repo::walk::content_sizes(repo, &index, &roots)
 }
 
 /// Split `SNAP[:PATH]`.

@@ -165,39 +165,35 @@ pub fn walk(
     Ok(())
 }
 
-/// Bytes of file content below the tree `root`, counted once per path (what a restore of it
-/// writes). `memo` holds the figures of trees already summed, so that sizing many snapshots
-/// reads each distinct tree once. `None` when a tree below cannot be read or the tree nests
-/// deeper than [`MAX_DEPTH`].
-pub fn content_size(repo: &Repository, index: &Index, root: Id, memo: &mut HashMap<Id, Option<u64>>) -> Option<u64> {
-    if let Some(&known) = memo.get(&root) {
-        return known;
-    }
-    // Each frame: a tree, the subtrees still to add, and its sum so far (None once unknown).
-    let mut stack = vec![size_frame(repo, index, root)];
-    loop {
-        let top = stack.last_mut().expect("the stack holds the root until it returns");
-        if let Some(sub) = top.1.pop() {
-            if let Some(&known) = memo.get(&sub) {
-                add_size(top, known);
-            } else if stack.len() as u32 > MAX_DEPTH {
-                return None;
-            } else {
-                stack.push(size_frame(repo, index, sub));
-            }
-            continue;
+/// A tree read for sizing: its own files' bytes and its subtrees (`None`: unreadable).
+type SizedTree = Option<(u64, Vec<Id>)>;
+
+/// Bytes of file content below each of `roots`, counted once per path (what a restore of it
+/// writes). Every distinct tree is read once for all roots, level by level and in parallel, then
+/// the figures are summed bottom-up with a memo, so shared subtrees cost nothing more. `None`
+/// for a root when a tree below it cannot be read or it nests deeper than [`MAX_DEPTH`].
+pub fn content_sizes(repo: &Repository, index: &Index, roots: &[Id]) -> Vec<Option<u64>> {
+    use rayon::prelude::*;
+    let mut trees: HashMap<Id, SizedTree> = HashMap::new();
+    let mut level: Vec<Id> = roots.to_vec();
+    for _ in 0..=MAX_DEPTH {
+        level.sort_unstable();
+        level.dedup();
+        level.retain(|id| !trees.contains_key(id));
+        if level.is_empty() {
+            break;
         }
-        let (id, _, size) = stack.pop().expect("checked above");
-        memo.insert(id, size);
-        match stack.last_mut() {
-            Some(parent) => add_size(parent, size),
-            None => return size,
-        }
+        let read: Vec<(Id, SizedTree)> =
+            level.par_iter().map(|id| (*id, repo.read_tree(index, id).ok().map(|t| size_of(&t)))).collect();
+        level = read.iter().flat_map(|(_, t)| t.iter().flat_map(|(_, dirs)| dirs.iter().copied())).collect();
+        trees.extend(read);
     }
+    let mut memo: HashMap<Id, Option<u64>> = HashMap::new();
+    roots.iter().map(|root| sum_size(&trees, *root, &mut memo)).collect()
 }
 
-fn size_frame(repo: &Repository, index: &Index, id: Id) -> (Id, Vec<Id>, Option<u64>) {
-    let Ok(tree) = repo.read_tree(index, &id) else { return (id, vec![], None) };
+/// A tree's own file bytes and its subtrees.
+fn size_of(tree: &crate::format::tree::Tree) -> (u64, Vec<Id>) {
     let mut files = 0u64;
     let mut dirs = Vec::new();
     for n in &tree.nodes {
@@ -207,9 +203,35 @@ fn size_frame(repo: &Repository, index: &Index, id: Id) -> (Id, Vec<Id>, Option<
             _ => {}
         }
     }
-    (id, dirs, Some(files))
+    (files, dirs)
 }
 
-fn add_size(frame: &mut (Id, Vec<Id>, Option<u64>), size: Option<u64>) {
-    frame.2 = frame.2.zip(size).map(|(a, b)| a.saturating_add(b));
+/// Sum the sizes below `root` from trees already read (a tree not read, because it lies deeper
+/// than [`MAX_DEPTH`], or unreadable, makes the sum unknown). Iterative.
+fn sum_size(trees: &HashMap<Id, SizedTree>, root: Id, memo: &mut HashMap<Id, Option<u64>>) -> Option<u64> {
+    let open = |id: Id| match trees.get(&id) {
+        Some(Some((files, dirs))) => (id, dirs.clone(), Some(*files)),
+        _ => (id, vec![], None),
+    };
+    if let Some(&known) = memo.get(&root) {
+        return known;
+    }
+    let mut stack = vec![open(root)];
+    loop {
+        let top = stack.last_mut().expect("the stack holds the root until it returns");
+        if let Some(sub) = top.1.pop() {
+            if let Some(&known) = memo.get(&sub) {
+                top.2 = top.2.zip(known).map(|(a, b)| a.saturating_add(b));
+            } else {
+                stack.push(open(sub));
+            }
+            continue;
+        }
+        let (id, _, size) = stack.pop().expect("checked above");
+        memo.insert(id, size);
+        match stack.last_mut() {
+            Some(parent) => parent.2 = parent.2.zip(size).map(|(a, b)| a.saturating_add(b)),
+            None => return size,
+        }
+    }
 }
