@@ -5,27 +5,24 @@ use crate::format::blob::BlobType;
 use crate::format::tree::{ChunkRef, Node, NodeKind};
 use crate::id::Id;
 use crate::repo::index::Index;
+use crate::repo::walk;
 use crate::repo::Repository;
 use std::io::{Read, Write};
 
-/// Call `f(path, node)` for every entry below `tree` in depth-first order (names sorted).
-/// `prefix` is the path of `tree` itself, e.g. `/home/me`.
+/// Call `f(path, node)` for every entry below `tree` in depth-first order (names sorted), or
+/// only for its own entries when `recursive` is false. `prefix` is the path of `tree` itself,
+/// e.g. `/home/me`; paths are raw bytes. The tree is measured first (format-spec 19.1): one that
+/// nests too deep or expands to too many entries is refused before `f` sees anything.
 pub fn walk(
     repo: &Repository,
     index: &Index,
     tree: Id,
-    prefix: &str,
+    prefix: &[u8],
     recursive: bool,
-    f: &mut dyn FnMut(&str, &Node) -> Result<()>,
+    f: &mut dyn FnMut(&[u8], &Node) -> Result<()>,
 ) -> Result<()> {
-    for n in repo.read_tree(index, &tree)?.nodes {
-        let path = format!("{}/{}", prefix.trim_end_matches('/'), String::from_utf8_lossy(&n.name));
-        f(&path, &n)?;
-        if let (true, NodeKind::Dir { subtree }) = (recursive, &n.kind) {
-            walk(repo, index, *subtree, &path, true, f)?;
-        }
-    }
-    Ok(())
+    walk::measure(repo, index, tree)?;
+    walk::walk(repo, index, tree, prefix, &mut |p, n| f(p, n).map(|()| recursive))
 }
 
 /// How an entry differs between two snapshots.
@@ -54,81 +51,114 @@ impl Change {
     }
 }
 
-/// Differences between trees `a` and `b`; identical subtrees are skipped without reading them.
+/// Differences between trees `a` and `b`, reported to `f(change, path)` in depth-first order;
+/// identical subtrees are skipped without reading them. Both roots are measured first
+/// (format-spec 19.1). Iterative: stack use does not grow with depth.
 pub fn diff(
     repo: &Repository,
     index: &Index,
     a: Option<Id>,
     b: Option<Id>,
-    prefix: &str,
-    out: &mut Vec<(Change, String)>,
+    prefix: &[u8],
+    f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
 ) -> Result<()> {
+    for root in [a, b].into_iter().flatten() {
+        walk::measure(repo, index, root)?;
+    }
     if a == b {
         return Ok(());
     }
+    let mut path = prefix.to_vec();
+    while path.last() == Some(&b'/') {
+        path.pop();
+    }
+    let mut stack = vec![DiffFrame { pairs: pair_up(repo, index, a, b)?.into_iter(), path_len: path.len() }];
+    while let Some(top) = stack.last_mut() {
+        let Some((x, y)) = top.pairs.next() else {
+            stack.pop();
+            continue;
+        };
+        path.truncate(top.path_len);
+        path.push(b'/');
+        path.extend_from_slice(&x.as_ref().or(y.as_ref()).expect("pair_up yields at least one side").name);
+        if let Some(change) = classify(x.as_ref(), y.as_ref()) {
+            f(change, &path)?;
+        }
+        // Below a directory that came, went, changed, or was replaced by a file (or the reverse).
+        let (sa, sb) = (x.as_ref().and_then(Node::subtree), y.as_ref().and_then(Node::subtree));
+        if (sa.is_some() || sb.is_some()) && sa != sb {
+            let pairs = pair_up(repo, index, sa, sb)?;
+            // Both roots were measured; this only guards the stack if a caller skipped that.
+            if !pairs.is_empty() && stack.len() as u32 >= walk::MAX_DEPTH {
+                let root = crate::format::blob::describe(BlobType::Tree, &a.or(b).expect("they differ"));
+                return Err(Error::integrity(
+                    root,
+                    format!("directories nested deeper than {} levels", walk::MAX_DEPTH),
+                ));
+            }
+            stack.push(DiffFrame { pairs: pairs.into_iter(), path_len: path.len() });
+        }
+    }
+    Ok(())
+}
+
+/// One pair of directories being compared: their remaining entries, matched by name.
+struct DiffFrame {
+    pairs: std::vec::IntoIter<(Option<Node>, Option<Node>)>,
+    path_len: usize,
+}
+
+/// The entries of trees `a` and `b` matched by name (both are sorted by name).
+fn pair_up(
+    repo: &Repository,
+    index: &Index,
+    a: Option<Id>,
+    b: Option<Id>,
+) -> Result<Vec<(Option<Node>, Option<Node>)>> {
     let load = |t: Option<Id>| -> Result<Vec<Node>> {
         Ok(match t {
             Some(t) => repo.read_tree(index, &t)?.nodes,
             None => vec![],
         })
     };
-    let (na, nb) = (load(a)?, load(b)?);
-    let (mut i, mut j) = (0, 0);
-    while i < na.len() || j < nb.len() {
-        let order = match (na.get(i), nb.get(j)) {
+    let (mut na, mut nb) = (load(a)?.into_iter().peekable(), load(b)?.into_iter().peekable());
+    let mut out = Vec::new();
+    loop {
+        let order = match (na.peek(), nb.peek()) {
             (Some(x), Some(y)) => x.name.cmp(&y.name),
             (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => return Ok(out),
         };
-        let (x, y) = match order {
-            std::cmp::Ordering::Less => {
-                i += 1;
-                (na.get(i - 1), None)
-            }
-            std::cmp::Ordering::Greater => {
-                j += 1;
-                (None, nb.get(j - 1))
-            }
-            std::cmp::Ordering::Equal => {
-                i += 1;
-                j += 1;
-                (na.get(i - 1), nb.get(j - 1))
-            }
-        };
-        let name = String::from_utf8_lossy(&x.or(y).unwrap().name).into_owned();
-        let path = format!("{}/{}", prefix.trim_end_matches('/'), name);
-        let sub = |n: Option<&Node>| n.and_then(Node::subtree);
-        match (x, y) {
-            (Some(_), None) => out.push((Change::Removed, path.clone())),
-            (None, Some(_)) => out.push((Change::Added, path.clone())),
-            (Some(x), Some(y)) => {
-                let same_kind = std::mem::discriminant(&x.kind) == std::mem::discriminant(&y.kind);
-                let content_same = match (&x.kind, &y.kind) {
-                    (NodeKind::Dir { .. }, NodeKind::Dir { .. }) => true,
-                    _ => x.kind == y.kind,
-                };
-                let meta_same =
-                    x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime == y.mtime && x.xattrs == y.xattrs;
-                if !same_kind || !content_same {
-                    out.push((Change::Modified, path.clone()));
-                } else if !meta_same {
-                    out.push((Change::Metadata, path.clone()));
-                }
-                if !same_kind {
-                    // A directory replaced by a file (or the reverse): list what went or came.
-                    if sub(Some(x)).is_some() || sub(Some(y)).is_some() {
-                        diff(repo, index, sub(Some(x)), sub(Some(y)), &path, out)?;
-                    }
-                    continue;
-                }
-            }
-            (None, None) => unreachable!(),
-        }
-        if sub(x).is_some() || sub(y).is_some() {
-            diff(repo, index, sub(x), sub(y), &path, out)?;
-        }
+        out.push(match order {
+            std::cmp::Ordering::Less => (na.next(), None),
+            std::cmp::Ordering::Greater => (None, nb.next()),
+            std::cmp::Ordering::Equal => (na.next(), nb.next()),
+        });
     }
-    Ok(())
+}
+
+/// How entry `x` (first snapshot) became `y` (second), if it changed.
+fn classify(x: Option<&Node>, y: Option<&Node>) -> Option<Change> {
+    let (x, y) = match (x, y) {
+        (Some(_), None) => return Some(Change::Removed),
+        (None, Some(_)) => return Some(Change::Added),
+        (Some(x), Some(y)) => (x, y),
+        (None, None) => return None,
+    };
+    let same_kind = std::mem::discriminant(&x.kind) == std::mem::discriminant(&y.kind);
+    let content_same = match (&x.kind, &y.kind) {
+        (NodeKind::Dir { .. }, NodeKind::Dir { .. }) => true,
+        _ => x.kind == y.kind,
+    };
+    let meta_same = x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime == y.mtime && x.xattrs == y.xattrs;
+    if !same_kind || !content_same {
+        Some(Change::Modified)
+    } else if !meta_same {
+        Some(Change::Metadata)
+    } else {
+        None
+    }
 }
 
 /// Turn an I/O error back into the library error it carries (e.g. an integrity error raised
@@ -187,36 +217,23 @@ impl Read for ContentReader<'_> {
 }
 
 /// Write a tar archive of `node` (a directory or a single entry) to `w`, named `name` inside.
-pub fn dump_tar(repo: &Repository, index: &Index, node: &Node, name: &str, w: &mut dyn Write) -> Result<()> {
+/// Names are raw bytes: a name or link target that is not UTF-8 goes into the archive unchanged.
+/// A directory is measured first (format-spec 19.1) and walked iteratively.
+pub fn dump_tar(repo: &Repository, index: &Index, node: &Node, name: &[u8], w: &mut dyn Write) -> Result<()> {
+    if let NodeKind::Dir { subtree } = node.kind {
+        walk::measure(repo, index, subtree)?;
+    }
     let mut tar = tar::Builder::new(w);
     tar.mode(tar::HeaderMode::Complete);
     tar.follow_symlinks(false);
-    append_tar(repo, index, node, name.as_bytes(), &mut tar)?;
+    append_tar(repo, index, node, name, &mut tar)?;
     if let NodeKind::Dir { subtree } = node.kind {
-        tar_tree(repo, index, subtree, name.as_bytes(), &mut tar)?;
+        walk::walk(repo, index, subtree, name, &mut |path, n| {
+            append_tar(repo, index, n, path, &mut tar)?;
+            Ok(true)
+        })?;
     }
     tar.finish().map_err(|e| Error::Io { path: "<tar>".into(), source: e })
-}
-
-/// Append everything below `tree` under `prefix`. Names are raw bytes: a name or link target
-/// that is not UTF-8 goes into the archive unchanged.
-fn tar_tree(
-    repo: &Repository,
-    index: &Index,
-    tree: Id,
-    prefix: &[u8],
-    tar: &mut tar::Builder<&mut dyn Write>,
-) -> Result<()> {
-    for n in repo.read_tree(index, &tree)?.nodes {
-        let mut path = prefix.to_vec();
-        path.push(b'/');
-        path.extend_from_slice(&n.name);
-        append_tar(repo, index, &n, &path, tar)?;
-        if let NodeKind::Dir { subtree } = n.kind {
-            tar_tree(repo, index, subtree, &path, tar)?;
-        }
-    }
-    Ok(())
 }
 
 fn append_tar(

@@ -17,6 +17,7 @@ use crate::format::pack::{self, TRAILER_LEN};
 use crate::format::tree::NodeKind;
 use crate::id::Id;
 use crate::repo::index::Index;
+use crate::repo::walk;
 use crate::repo::Repository;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -90,6 +91,8 @@ pub struct CheckReport {
     pub packs: usize,
     /// Packs whose data was read.
     pub packs_read: usize,
+    /// Bytes of pack data read.
+    pub bytes_read: u64,
     /// Blobs whose data was verified.
     pub blobs_read: u64,
     /// Snapshots checked.
@@ -195,19 +198,25 @@ fn read_data(
     let damaged = Mutex::new(HashSet::new());
     let problems = Mutex::new(Vec::new());
     let blobs_read = std::sync::atomic::AtomicU64::new(0);
+    let bytes_read = std::sync::atomic::AtomicU64::new(0);
     selected.par_iter().for_each(|p| {
-        let (bad, n, errs) = verify_pack(repo, p);
+        let (bad, n, errs) = verify_pack(repo, p, &bytes_read);
         blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         damaged.lock().unwrap().extend(bad);
         problems.lock().unwrap().extend(errs);
     });
     r.blobs_read = blobs_read.into_inner();
+    r.bytes_read = bytes_read.into_inner();
     r.errors.extend(problems.into_inner().unwrap());
     damaged.into_inner().unwrap()
 }
 
 /// Verify one pack: returns damaged blobs, blobs verified, problems.
-fn verify_pack(repo: &Repository, p: &IndexPack) -> (Vec<(BlobType, Id)>, u64, Vec<Problem>) {
+fn verify_pack(
+    repo: &Repository,
+    p: &IndexPack,
+    bytes_read: &std::sync::atomic::AtomicU64,
+) -> (Vec<(BlobType, Id)>, u64, Vec<Problem>) {
     let name = p.id.to_hex();
     let obj = format!("pack {name}");
     let all_bad = || p.blobs.iter().map(|b| (b.blob_type, b.id)).collect::<Vec<_>>();
@@ -215,6 +224,7 @@ fn verify_pack(repo: &Repository, p: &IndexPack) -> (Vec<(BlobType, Id)>, u64, V
         Ok(b) => b,
         Err(e) => return (all_bad(), 0, vec![Problem { object: obj, message: e.to_string() }]),
     };
+    bytes_read.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
     let mut problems = Vec::new();
     if Id::of_file_bytes(&bytes) != p.id {
         problems.push(Problem {
@@ -279,8 +289,8 @@ fn check_toc(repo: &Repository, bytes: &[u8], p: &IndexPack, obj: &str) -> Resul
 enum TreeSummary {
     /// The tree could not be read or is damaged: why.
     Unreadable(String),
-    /// Its subdirectories and its files that need a missing or damaged blob.
-    Read { dirs: Vec<(String, Id)>, hit_files: Vec<String> },
+    /// Its number of entries, its subdirectories and its files that need a missing or damaged blob.
+    Read { entries: u64, dirs: Vec<(String, Id)>, hit_files: Vec<String> },
 }
 
 /// Read every tree reachable from `roots`, level by level, each level in parallel.
@@ -353,7 +363,7 @@ fn summarize(
             _ => {}
         }
     }
-    (id, TreeSummary::Read { dirs, hit_files }, problems)
+    (id, TreeSummary::Read { entries: tree.nodes.len() as u64, dirs, hit_files }, problems)
 }
 
 /// Snapshots, read before the index: a backup publishes its index before its snapshot, so
@@ -378,7 +388,8 @@ fn load_snapshots(repo: &Repository, r: &mut CheckReport) -> Result<Vec<(Id, cra
     Ok(snaps)
 }
 
-/// Walk every snapshot; report missing/damaged trees and blobs with the paths they affect.
+/// Walk every snapshot; report missing/damaged trees and blobs with the paths they affect, and
+/// snapshots whose trees break the expansion limits (format-spec 19.1).
 fn check_snapshots(
     repo: &Repository,
     index: &Index,
@@ -388,9 +399,15 @@ fn check_snapshots(
 ) -> Result<()> {
     let trees = load_trees(repo, index, damaged, snaps.iter().map(|(_, s)| s.tree).collect(), r);
     r.trees = trees.len();
-    let mut memo: HashMap<Id, Vec<String>> = HashMap::new();
+    let mut sizes = HashMap::new();
+    let mut counts = HashMap::new();
     for (id, s) in &snaps {
-        let paths = affected(&trees, s.tree, &mut memo);
+        if let Err(e) = walk::measure_with(s.tree, &mut sizes, &mut |t| children(&trees, t)) {
+            // Its paths cannot be listed either: the expansion is what is wrong.
+            r.error(format!("snapshot {id}"), format!("cannot be expanded: {e}"));
+            continue;
+        }
+        let paths = affected(&trees, s.tree, &mut counts);
         if !paths.is_empty() {
             r.affected.insert(id.to_hex(), paths);
         }
@@ -400,23 +417,86 @@ fn check_snapshots(
     Ok(())
 }
 
-/// Affected paths below `tree` (each starting with `/`), memoised per tree.
-fn affected(trees: &HashMap<Id, TreeSummary>, tree: Id, memo: &mut HashMap<Id, Vec<String>>) -> Vec<String> {
-    if let Some(v) = memo.get(&tree) {
-        return v.clone();
+/// A read tree's entry count and subtrees, for [`walk::measure_with`].
+fn children(trees: &HashMap<Id, TreeSummary>, id: &Id) -> (u64, Vec<Id>) {
+    match trees.get(id) {
+        Some(TreeSummary::Read { entries, dirs, .. }) => (*entries, dirs.iter().map(|(_, sub)| *sub).collect()),
+        _ => (0, vec![]),
     }
-    let out = match trees.get(&tree) {
-        None => vec![],
-        Some(TreeSummary::Unreadable(why)) => vec![format!("/ (directory listing {why})")],
-        Some(TreeSummary::Read { dirs, hit_files }) => {
-            let mut out: Vec<String> = hit_files.iter().map(|f| format!("/{f}")).collect();
-            for (name, sub) in dirs {
-                out.extend(affected(trees, *sub, memo).into_iter().map(|p| format!("/{name}{p}")));
-            }
-            out.sort();
-            out
+}
+
+/// Most affected paths listed per snapshot; the rest are counted.
+pub const MAX_AFFECTED_PATHS: usize = 10_000;
+
+/// Affected paths below `tree` (each starting with `/`), in path order, at most
+/// [`MAX_AFFECTED_PATHS`] of them followed by a line counting the rest. `counts` memoises how
+/// many affected paths each tree holds, so subtrees without damage are never entered and a
+/// shared damaged subtree is counted, not listed, beyond the limit. Iterative.
+fn affected(trees: &HashMap<Id, TreeSummary>, tree: Id, counts: &mut HashMap<Id, u64>) -> Vec<String> {
+    let total = affected_count(trees, tree, counts);
+    let mut out = Vec::new();
+    if total == 0 {
+        return out;
+    }
+    // Pre-order over (path, tree) pairs whose count is non-zero; the stack is pushed in
+    // reverse name order so that paths come out sorted by directory.
+    let mut stack = vec![(String::new(), tree)];
+    while let Some((prefix, id)) = stack.pop() {
+        if out.len() >= MAX_AFFECTED_PATHS {
+            break;
         }
-    };
-    memo.insert(tree, out.clone());
+        match trees.get(&id) {
+            Some(TreeSummary::Unreadable(why)) => out.push(format!("{prefix}/ (directory listing {why})")),
+            Some(TreeSummary::Read { dirs, hit_files, .. }) => {
+                out.extend(hit_files.iter().map(|f| format!("{prefix}/{f}")));
+                for (name, sub) in dirs.iter().rev() {
+                    if counts.get(sub).copied().unwrap_or(0) > 0 {
+                        stack.push((format!("{prefix}/{name}"), *sub));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    let listed = out.len().min(MAX_AFFECTED_PATHS);
+    out.truncate(listed);
+    if total > listed as u64 {
+        out.push(format!("… and {} more", total - listed as u64));
+    }
     out
+}
+
+/// Number of affected paths below `tree` (saturating), memoised per tree. Iterative.
+fn affected_count(trees: &HashMap<Id, TreeSummary>, tree: Id, counts: &mut HashMap<Id, u64>) -> u64 {
+    let own = |id: &Id| match trees.get(id) {
+        Some(TreeSummary::Unreadable(_)) => (1, vec![]),
+        Some(TreeSummary::Read { dirs, hit_files, .. }) => {
+            (hit_files.len() as u64, dirs.iter().map(|(_, sub)| *sub).collect::<Vec<_>>())
+        }
+        None => (0, vec![]),
+    };
+    if let Some(&n) = counts.get(&tree) {
+        return n;
+    }
+    let (n, subs) = own(&tree);
+    let mut stack = vec![(tree, subs, n)];
+    loop {
+        let top = stack.last_mut().expect("the stack holds the root until it returns");
+        if let Some(sub) = top.1.pop() {
+            match counts.get(&sub) {
+                Some(&n) => top.2 = top.2.saturating_add(n),
+                None => {
+                    let (n, subs) = own(&sub);
+                    stack.push((sub, subs, n));
+                }
+            }
+            continue;
+        }
+        let (id, _, n) = stack.pop().expect("checked above");
+        counts.insert(id, n);
+        match stack.last_mut() {
+            Some(parent) => parent.2 = parent.2.saturating_add(n),
+            None => return n,
+        }
+    }
 }

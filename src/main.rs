@@ -8,8 +8,9 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("arca: {}", cli::error_text(&e));
-            ExitCode::from(cli::exit_code(&e))
+            let code = cli::exit_code(&e);
+            cli::print_error(&e, code);
+            ExitCode::from(code)
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Command-line interface: argument parsing, output and progress. The only layer that prints.
 
 mod admin;
+mod output;
 mod password;
+mod select;
 mod snap;
 mod verify;
 
@@ -31,6 +33,8 @@ pub mod code {
     /// Wrong password.
     pub const WRONG_PASSWORD: u8 = 12;
 }
+
+pub use output::print_error;
 
 /// Map an error to its exit code.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
@@ -155,6 +159,7 @@ pub fn run() -> Result<u8> {
     let cli = Cli::parse();
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
+    output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
     let g = Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Init(a) => admin::init(&g, a),

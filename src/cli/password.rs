@@ -8,7 +8,8 @@ use zeroize::Zeroizing;
 /// Password sources given on the command line.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct PasswordArgs {
-    /// Read the password from the first line of this file.
+    /// Read the password from the first line of this file. Without this or --password-command,
+    /// the password is the value of ARCA_PASSWORD, or is asked for on the terminal.
     #[arg(long, global = true, env = "ARCA_PASSWORD_FILE", value_name = "FILE")]
     pub password_file: Option<std::path::PathBuf>,
     /// Run this shell command and use the first line it prints as the password.

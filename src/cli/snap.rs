@@ -1,5 +1,7 @@
 //! `backup`, `snapshots`, `ls`, `find`, `diff`, `dump`, `restore`, `check`.
 
+use super::output::{escape, escape_str};
+use super::select::{self, SelectArgs};
 use super::{code, human, time_str, Global};
 use anyhow::{bail, Context, Result};
 use arca::archiver::{self, BackupOptions, Excludes, Progress};
@@ -25,8 +27,8 @@ pub struct BackupArgs {
     /// File name for the --stdin data in the snapshot.
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     stdin_filename: String,
-    /// Tag the snapshot (repeatable).
-    #[arg(long = "tag", value_name = "TAG")]
+    /// Tag the snapshot (repeatable; a tag is non-empty and holds no comma).
+    #[arg(long = "tag", value_name = "TAG", value_parser = select::parse_tag)]
     tags: Vec<String>,
     /// Host name to record.
     #[arg(long)]
@@ -144,15 +146,8 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
 
 #[derive(clap::Args, Debug)]
 pub struct SnapshotsArgs {
-    /// Only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Only snapshots with this tag (repeatable: all must match).
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    /// Only snapshots that include this path.
-    #[arg(long = "path")]
-    paths: Vec<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
@@ -167,35 +162,58 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
 pub fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<u8> {
     let repo = g.open()?;
     let (all, damaged) = repo.list_snapshots_and_damage()?;
-    for e in &damaged {
-        eprintln!("warning: {e}");
+    for (_, e) in &damaged {
+        eprintln!("warning: {}", escape_str(&e.to_string()));
     }
-    let list: Vec<_> = all
-        .into_iter()
-        .filter(|(_, s)| a.host.as_ref().is_none_or(|h| &s.hostname == h))
-        .filter(|(_, s)| a.tags.iter().all(|t| s.tags.contains(t)))
-        .filter(|(_, s)| a.paths.iter().all(|p| s.paths.iter().any(|sp| sp == p.as_bytes())))
-        .collect();
+    let filter = a.select.filter();
+    let list: Vec<_> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     let status = if damaged.is_empty() { code::OK } else { code::INTEGRITY };
+    if g.quiet && !g.json {
+        // -q: full IDs only, one per line, for scripts.
+        for (id, _) in &list {
+            println!("{id}");
+        }
+        return Ok(status);
+    }
+    let sizes = snapshot_sizes(&repo, &list);
     if g.json {
-        let v: Vec<_> = list.iter().map(|(id, s)| snapshot_json(id, s)).collect();
+        let v: Vec<_> = list
+            .iter()
+            .zip(&sizes)
+            .map(|((id, s), size)| {
+                let mut v = snapshot_json(id, s);
+                v["size"] = json!(size);
+                v
+            })
+            .collect();
         return g.print_json(&v).map(|_| status);
     }
     println!("{:<9} {:<20} {:<16} {:<16} {:>10}  paths", "ID", "time", "host", "tags", "size");
-    for (id, s) in &list {
-        let paths: Vec<_> = s.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    for ((id, s), size) in list.iter().zip(&sizes) {
+        let paths: Vec<_> = s.paths.iter().map(|p| escape(p)).collect();
+        let tags: Vec<_> = s.tags.iter().map(|t| escape_str(t)).collect();
         println!(
             "{:<9} {:<20} {:<16} {:<16} {:>10}  {}",
             id.short(),
             time_str(s.time),
-            s.hostname,
-            s.tags.join(","),
-            human(s.summary.bytes_read),
+            escape_str(&s.hostname),
+            tags.join(","),
+            size.map_or_else(|| "?".to_string(), human),
             paths.join(" ")
         );
     }
     println!("{} snapshots", list.len());
     Ok(status)
+}
+
+/// Each snapshot's size: the bytes of file content it holds (what a restore writes), summed
+/// from its trees, each distinct tree read once for the whole listing. The snapshot's summary
+/// only records what its backup run read, which is 0 B for an unchanged re-backup. `None` where
+/// a tree cannot be read (or the index cannot be loaded).
+fn snapshot_sizes(repo: &Repository, list: &[(Id, Snapshot)]) -> Vec<Option<u64>> {
+    let Ok(index) = repo.load_index() else { return vec![None; list.len()] };
+    let roots: Vec<Id> = list.iter().map(|(_, s)| s.tree).collect();
+    arca::repo::walk::content_sizes(repo, &index, &roots)
 }
 
 /// Split `SNAP[:PATH]`.
@@ -206,11 +224,12 @@ fn split_ref(r: &str) -> (&str, &str) {
     }
 }
 
-/// Open, load the index, resolve `SNAP[:PATH]` to its snapshot and node.
-pub(super) fn locate(g: &Global, r: &str) -> Result<(Repository, Index, Id, Snapshot, Node, String)> {
+/// Open, load the index, resolve `SNAP[:PATH]` (among the snapshots `sel` selects) to its
+/// snapshot and node.
+pub(super) fn locate(g: &Global, r: &str, sel: &SelectArgs) -> Result<(Repository, Index, Id, Snapshot, Node, String)> {
     let repo = g.open()?;
     let (snap, path) = split_ref(r);
-    let (id, s) = repo.find_snapshot(snap)?;
+    let (id, s) = select::resolve(&repo, snap, sel)?;
     let index = g.load_index(&repo)?;
     let node = restore::resolve(&repo, &index, s.tree, path)?;
     let path = format!("/{}", path.trim_matches('/'));
@@ -229,7 +248,8 @@ fn kind_char(n: &Node) -> char {
     }
 }
 
-fn node_json(path: &str, n: &Node) -> serde_json::Value {
+fn node_json(path: &[u8], n: &Node) -> serde_json::Value {
+    let path = String::from_utf8_lossy(path);
     let (kind, size, target) = match &n.kind {
         NodeKind::File { size, .. } => ("file", *size, None),
         NodeKind::Dir { .. } => ("dir", 0, None),
@@ -243,10 +263,14 @@ fn node_json(path: &str, n: &Node) -> serde_json::Value {
            "uid": n.uid, "gid": n.gid, "user": n.user, "group": n.group, "mtime": time_str(n.mtime), "mtime_ns": n.mtime, "link_target": target})
 }
 
-fn print_node(long: bool, path: &str, n: &Node) {
+/// Print one entry, every name from the repository escaped (see [`escape`]).
+fn print_node(long: bool, path: &[u8], n: &Node) {
+    println!("{}", node_line(long, path, n));
+}
+
+fn node_line(long: bool, path: &[u8], n: &Node) -> String {
     if !long {
-        println!("{path}");
-        return;
+        return escape(path);
     }
     let size = match &n.kind {
         NodeKind::File { size, .. } => *size,
@@ -256,16 +280,16 @@ fn print_node(long: bool, path: &str, n: &Node) {
         "{}{:04o} {:>8} {:>8} {:>12} {} {}",
         kind_char(n),
         n.mode,
-        if n.user.is_empty() { n.uid.to_string() } else { n.user.clone() },
-        if n.group.is_empty() { n.gid.to_string() } else { n.group.clone() },
+        if n.user.is_empty() { n.uid.to_string() } else { escape_str(&n.user) },
+        if n.group.is_empty() { n.gid.to_string() } else { escape_str(&n.group) },
         size,
         time_str(n.mtime),
-        path
+        escape(path)
     );
     if let NodeKind::Symlink { target } = &n.kind {
-        line.push_str(&format!(" -> {}", String::from_utf8_lossy(target)));
+        line.push_str(&format!(" -> {}", escape(target)));
     }
-    println!("{line}");
+    line
 }
 
 #[derive(clap::Args, Debug)]
@@ -278,14 +302,16 @@ pub struct LsArgs {
     /// Only the entries directly inside PATH.
     #[arg(long)]
     no_recursive: bool,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 pub fn ls(g: &Global, a: LsArgs) -> Result<u8> {
-    let (repo, index, _, _, node, path) = locate(g, &a.snapshot)?;
+    let (repo, index, _, _, node, path) = locate(g, &a.snapshot, &a.select)?;
     let mut out = Vec::new();
     match node.kind {
         NodeKind::Dir { subtree } => {
-            arca::browse::walk(&repo, &index, subtree, &path, !a.no_recursive, &mut |p, n| {
+            arca::browse::walk(&repo, &index, subtree, path.as_bytes(), !a.no_recursive, &mut |p, n| {
                 if g.json {
                     out.push(node_json(p, n));
                 } else {
@@ -296,9 +322,9 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<u8> {
         }
         _ => {
             if g.json {
-                out.push(node_json(&path, &node));
+                out.push(node_json(path.as_bytes(), &node));
             } else {
-                print_node(a.long, &path, &node);
+                print_node(a.long, path.as_bytes(), &node);
             }
         }
     }
@@ -312,40 +338,58 @@ pub fn ls(g: &Global, a: LsArgs) -> Result<u8> {
 pub struct FindArgs {
     /// Glob matched against names (or whole paths if it contains `/`).
     pattern: String,
-    /// Only search this snapshot (default: all).
+    /// Only search this snapshot (default: all that --host/--tag/--path select).
     #[arg(long)]
     snapshot: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 pub fn find(g: &Global, a: FindArgs) -> Result<u8> {
     let repo = g.open()?;
     let m = Excludes::new(std::slice::from_ref(&a.pattern), vec![])?;
+    let mut status = code::OK;
     // Snapshots before the index: a backup publishes its index first.
     let snaps = match &a.snapshot {
-        Some(r) => vec![repo.find_snapshot(r)?],
-        None => repo.list_snapshots()?,
+        Some(r) => vec![select::resolve(&repo, r, &a.select)?],
+        None => {
+            let (all, damaged) = repo.list_snapshots_and_damage()?;
+            for (_, e) in &damaged {
+                eprintln!("error: {}", escape_str(&e.to_string()));
+                status = code::INTEGRITY;
+            }
+            let filter = a.select.filter();
+            all.into_iter().filter(|(_, s)| filter.matches(s)).collect()
+        }
     };
     let index = g.load_index(&repo)?;
     let mut hits = Vec::new();
     for (id, s) in &snaps {
-        arca::browse::walk(&repo, &index, s.tree, "/", true, &mut |p, n| {
-            if m.matches(std::path::Path::new(p), std::ffi::OsStr::from_bytes(&n.name)) {
+        let res = arca::browse::walk(&repo, &index, s.tree, b"/", true, &mut |p, n| {
+            if m.matches(std::path::Path::new(std::ffi::OsStr::from_bytes(p)), std::ffi::OsStr::from_bytes(&n.name)) {
                 if g.json {
                     let mut v = node_json(p, n);
                     v["snapshot"] = json!(id);
                     hits.push(v);
                 } else {
-                    print!("{} ", id.short());
-                    print_node(true, p, n);
+                    println!("{} {}", id.short(), node_line(true, p, n));
                 }
             }
             Ok(())
-        })?;
+        });
+        // One damaged or oversized snapshot is reported; the others are still searched.
+        match res {
+            Err(e) if e.is_integrity() && a.snapshot.is_none() => {
+                eprintln!("error: snapshot {}: {}", id.short(), escape_str(&e.to_string()));
+                status = code::INTEGRITY;
+            }
+            r => r?,
+        }
     }
     if g.json {
         g.print_json(&hits)?;
     }
-    Ok(code::OK)
+    Ok(status)
 }
 
 use std::os::unix::ffi::OsStrExt;
@@ -356,21 +400,26 @@ pub struct DiffArgs {
     a: String,
     /// Second snapshot.
     b: String,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 pub fn diff(g: &Global, a: DiffArgs) -> Result<u8> {
     let repo = g.open()?;
-    let (_, sa) = repo.find_snapshot(&a.a)?;
-    let (_, sb) = repo.find_snapshot(&a.b)?;
+    let (_, sa) = select::resolve(&repo, &a.a, &a.select)?;
+    let (_, sb) = select::resolve(&repo, &a.b, &a.select)?;
     let index = g.load_index(&repo)?;
     let mut out = Vec::new();
-    arca::browse::diff(&repo, &index, Some(sa.tree), Some(sb.tree), "/", &mut out)?;
+    arca::browse::diff(&repo, &index, Some(sa.tree), Some(sb.tree), b"/", &mut |c, p| {
+        if g.json {
+            out.push(json!({"change": c, "path": String::from_utf8_lossy(p)}));
+        } else {
+            println!("{}    {}", c.marker(), escape(p));
+        }
+        Ok(())
+    })?;
     if g.json {
-        let v: Vec<_> = out.iter().map(|(c, p)| json!({"change": c, "path": p})).collect();
-        return g.print_json(&v).map(|_| code::OK);
-    }
-    for (c, p) in &out {
-        println!("{}    {p}", c.marker());
+        g.print_json(&out)?;
     }
     Ok(code::OK)
 }
@@ -382,22 +431,24 @@ pub struct DumpArgs {
     /// Archive format for directories.
     #[arg(long, value_parser = ["tar"])]
     archive: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
-    let (repo, index, _, _, node, path) = locate(g, &a.target)?;
+    let (repo, index, _, _, node, path) = locate(g, &a.target, &a.select)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     match (&node.kind, a.archive.as_deref()) {
         (_, Some(_)) => {
             let name = path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(".").to_string();
-            arca::browse::dump_tar(&repo, &index, &node, &name, &mut w)?;
+            arca::browse::dump_tar(&repo, &index, &node, name.as_bytes(), &mut w)?;
         }
         (NodeKind::File { .. }, None) => {
             let mut r = arca::browse::ContentReader::new(&repo, &index, &node)?;
             std::io::copy(&mut r, &mut w).map_err(|e| arca::browse::from_io(e, "<stdout>"))?;
         }
-        _ => bail!("{path} is not a regular file: use --archive tar"),
+        _ => bail!("{} is not a regular file: use --archive tar", escape_str(&path)),
     }
     w.flush()?;
     Ok(code::OK)
@@ -449,6 +500,8 @@ pub struct RestoreArgs {
     /// 'security.*' or 'trusted.*'; '*' restores none.
     #[arg(long = "exclude-xattr", value_name = "GLOB")]
     exclude_xattr: Vec<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
@@ -464,7 +517,7 @@ fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
 
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     let started = std::time::Instant::now();
-    let (repo, index, id, _, node, path) = locate(g, &a.snapshot)?;
+    let (repo, index, id, _, node, path) = locate(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
         target: a.target.clone(),
         include: a.include.clone(),
@@ -549,29 +602,47 @@ pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
         (None, false) => None,
     };
     let r = arca::check::check(&repo, &CheckOptions { read_data })?;
+    // A subset can select no pack at all (1/30 of a repository of 10 packs, say): say so.
+    let none_read = read_data.is_some() && r.packs > 0 && r.packs_read == 0;
     if g.json {
         g.print_json(&r)?;
     } else {
         for w in &r.warnings {
-            eprintln!("warning: {}: {}", w.object, w.message);
+            eprintln!("warning: {}: {}", escape_str(&w.object), escape_str(&w.message));
+        }
+        if none_read {
+            eprintln!(
+                "warning: --read-data-subset {} selected none of the {} packs: no data was read",
+                a.read_data_subset.as_deref().unwrap_or_default(),
+                r.packs
+            );
         }
         for e in &r.errors {
-            println!("error: {}: {}", e.object, e.message);
+            println!("error: {}: {}", escape_str(&e.object), escape_str(&e.message));
         }
         for (snap, paths) in &r.affected {
             println!("snapshot {} is damaged; affected paths:", &snap[..8]);
             for p in paths {
-                println!("  {p}");
+                println!("  {}", escape_str(p));
             }
         }
         if !g.quiet {
+            let data = match read_data {
+                None => "data not read".to_string(),
+                Some(_) => format!(
+                    "data of {} of {} packs read ({}), {} blobs verified",
+                    r.packs_read,
+                    r.packs,
+                    human(r.bytes_read),
+                    r.blobs_read
+                ),
+            };
             println!(
-                "checked {} snapshots, {} trees, {} packs ({} read, {} blobs verified): {}",
+                "checked {} snapshots, {} trees, {} packs; {}: {}",
                 r.snapshots,
                 r.trees,
                 r.packs,
-                r.packs_read,
-                r.blobs_read,
+                data,
                 if r.ok() { "no errors" } else { "ERRORS FOUND" }
             );
         }

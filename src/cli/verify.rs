@@ -3,11 +3,13 @@
 //! A dry-run restore with content comparison: every file is read and its chunks hashed with the
 //! repository's key, so "identical" means the bytes, not just sizes and times.
 
+use super::output::{escape, escape_str};
 use super::{code, snap, Global};
 use anyhow::Result;
 use arca::archiver::Progress;
 use arca::restore::{self, Overwrite, RestoreOptions};
 use serde_json::json;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -26,10 +28,12 @@ pub struct VerifyArgs {
     /// Do not compare ownership (it is compared only when run as root anyway).
     #[arg(long)]
     no_owner: bool,
+    #[command(flatten)]
+    select: super::select::SelectArgs,
 }
 
 pub fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
-    let (repo, index, id, _, node, path) = snap::locate(g, &a.snapshot)?;
+    let (repo, index, id, _, node, path) = snap::locate(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
         target: a.dir.clone(),
         include: a.include.clone(),
@@ -51,13 +55,13 @@ pub fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
     }
     let stats = stats?;
     for e in &stats.errors {
-        eprintln!("error: {e}");
+        eprintln!("error: {}", escape_str(e));
     }
     if g.json {
         g.print_json(&json!({"snapshot": id, "dir": a.dir, "identical": stats.changes.is_empty() && stats.errors.is_empty(), "changes": stats.changes}))?;
     } else {
         for c in &stats.changes {
-            println!("{} {}", c.change.marker(), c.path.display());
+            println!("{} {}", c.change.marker(), escape(c.path.as_os_str().as_bytes()));
         }
         if !g.quiet {
             match stats.changes.len() {

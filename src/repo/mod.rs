@@ -7,6 +7,7 @@
 pub mod index;
 pub mod lock;
 pub mod packer;
+pub mod select;
 pub mod walk;
 
 use crate::backend::{is_object_name, Backend, FileType};
@@ -89,8 +90,8 @@ pub struct Repository {
 /// The in-memory index and the index files that could not be used.
 pub type IndexReport = (Index, Vec<Error>);
 
-/// Readable snapshots (oldest first) and the errors of the unreadable ones.
-pub type SnapshotListing = (Vec<(Id, Snapshot)>, Vec<Error>);
+/// Readable snapshots (oldest first) and the unreadable ones: file name and error.
+pub type SnapshotListing = (Vec<(Id, Snapshot)>, Vec<(String, Error)>);
 
 /// A key file as listed by [`Repository::list_keys`].
 #[derive(Clone, Debug)]
@@ -344,37 +345,34 @@ impl Repository {
         Ok(self.list_snapshots_and_damage()?.0)
     }
 
-    /// All readable snapshots, oldest first, and the errors of those that could not be read.
+    /// All readable snapshots, oldest first, and the names and errors of those that could not
+    /// be read.
     pub fn list_snapshots_and_damage(&self) -> Result<SnapshotListing> {
         let names = self.list_objects(FileType::Snapshot)?;
-        let loaded: Vec<Result<(Id, Snapshot)>> = names
-            .par_iter()
+        let loaded: Vec<(String, Result<(Id, Snapshot)>)> = names
+            .into_par_iter()
             .map(|(n, _)| {
-                let id = Id::from_hex(n).ok_or_else(|| Error::integrity(format!("snapshot {n}"), "bad file name"))?;
-                Ok((id, self.load_snapshot(&id)?))
+                let id = Id::from_hex(&n).ok_or_else(|| Error::integrity(format!("snapshot {n}"), "bad file name"));
+                let loaded = id.and_then(|id| Ok((id, self.load_snapshot(&id)?)));
+                (n, loaded)
             })
             .collect();
         let (mut good, mut bad) = (Vec::new(), Vec::new());
-        for r in loaded {
+        for (name, r) in loaded {
             match r {
                 Ok(v) => good.push(v),
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => bad.push(e),
+                Err(e) => bad.push((name, e)),
             }
         }
         good.sort_by_key(|(id, s)| (s.time, *id));
         Ok((good, bad))
     }
 
-    /// Resolve `latest` or an ID prefix to a snapshot.
+    /// Resolve `latest` (any case) or an ID prefix to a snapshot, with no filter; see
+    /// [`select::resolve`]. A damaged snapshot that may be the latest is an integrity error.
     pub fn find_snapshot(&self, reference: &str) -> Result<(Id, Snapshot)> {
-        if reference == "latest" {
-            return self.list_snapshots()?.pop().ok_or_else(|| Error::NotFound("no snapshots".into()));
-        }
-        let names: Vec<String> = self.list_objects(FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
-        let name = unique_prefix(&names, reference, "snapshot")?;
-        let id = Id::from_hex(&name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad file name"))?;
-        Ok((id, self.load_snapshot(&id)?))
+        select::resolve(self, reference, &select::SnapshotFilter::default())
     }
 
     // ---- index and blobs --------------------------------------------------------------------

@@ -47,8 +47,33 @@ struct Frame {
 /// integrity error naming the root. A tree that cannot be read counts as empty here: the walk
 /// that follows meets it again and reports it where it is.
 pub fn measure(repo: &Repository, index: &Index, root: Id) -> Result<Measure> {
-    let mut memo: HashMap<Id, (u64, u32)> = HashMap::new();
-    let mut stack = vec![open_frame(repo, index, root)];
+    let mut memo = HashMap::new();
+    measure_with(root, &mut memo, &mut |id| match repo.read_tree(index, id) {
+        Ok(tree) => {
+            let dirs = tree.nodes.iter().filter_map(|n| n.subtree()).collect();
+            (tree.nodes.len() as u64, dirs)
+        }
+        Err(_) => (0, vec![]),
+    })
+}
+
+/// [`measure`] over trees the caller has already read: `children(id)` gives a tree's number of
+/// entries and its subtrees (an unreadable tree: 0 and none). `memo` keeps each measured
+/// tree's (entries, depth) between calls, so measuring many snapshots that share subtrees costs
+/// O(distinct trees) in all; [`Measure::trees`] is then the number of trees in `memo`.
+pub fn measure_with(
+    root: Id,
+    memo: &mut HashMap<Id, (u64, u32)>,
+    children: &mut dyn FnMut(&Id) -> (u64, Vec<Id>),
+) -> Result<Measure> {
+    if let Some(&(entries, depth)) = memo.get(&root) {
+        return Ok(Measure { entries, depth, trees: memo.len() as u64 });
+    }
+    let mut open = |id: Id| {
+        let (entries, pending) = children(&id);
+        Frame { id, pending, entries, depth: u32::from(entries > 0) }
+    };
+    let mut stack = vec![open(root)];
     loop {
         let top = stack.last_mut().expect("the stack holds the root until it returns");
         if let Some(next) = top.pending.pop() {
@@ -57,7 +82,7 @@ pub fn measure(repo: &Repository, index: &Index, root: Id) -> Result<Measure> {
             } else if stack.len() as u32 > MAX_DEPTH {
                 return Err(too_deep(root));
             } else {
-                stack.push(open_frame(repo, index, next));
+                stack.push(open(next));
             }
             continue;
         }
@@ -68,22 +93,6 @@ pub fn measure(repo: &Repository, index: &Index, root: Id) -> Result<Measure> {
             None => return Ok(Measure { entries: done.entries, depth: done.depth, trees: memo.len() as u64 }),
         }
     }
-}
-
-fn open_frame(repo: &Repository, index: &Index, id: Id) -> Frame {
-    let Ok(tree) = repo.read_tree(index, &id) else {
-        return Frame { id, pending: vec![], entries: 0, depth: 0 };
-    };
-    let depth = u32::from(!tree.nodes.is_empty());
-    let pending = tree
-        .nodes
-        .iter()
-        .filter_map(|n| match n.kind {
-            NodeKind::Dir { subtree } => Some(subtree),
-            _ => None,
-        })
-        .collect();
-    Frame { id, pending, entries: tree.nodes.len() as u64, depth }
 }
 
 fn add_child(parent: &mut Frame, entries: u64, depth: u32, root: Id) -> Result<()> {
@@ -106,4 +115,123 @@ fn too_deep(root: Id) -> Error {
         blob::describe(BlobType::Tree, &root),
         format!("directories nested deeper than {MAX_DEPTH} levels (format-spec 19)"),
     )
+}
+
+/// One directory being walked: its remaining entries and the length of its path.
+struct WalkFrame {
+    nodes: std::vec::IntoIter<crate::format::tree::Node>,
+    path_len: usize,
+}
+
+/// Call `f(path, node)` for every entry below the tree `root`, depth first, in stored (sorted)
+/// name order, a directory before its contents. `prefix` is the root's own path (e.g. `/` or
+/// `/home/me`); paths are raw bytes, `/`-separated. `f` returns whether to descend into the
+/// entry when it is a directory.
+///
+/// The walk is iterative (an explicit stack, one path buffer), so its stack use does not grow
+/// with depth and its memory grows linearly with it. It refuses to go deeper than [`MAX_DEPTH`];
+/// callers that print or write what they meet call [`measure`] on the root first, so that an
+/// oversized tree is refused before anything is produced.
+pub fn walk(
+    repo: &Repository,
+    index: &Index,
+    root: Id,
+    prefix: &[u8],
+    f: &mut dyn FnMut(&[u8], &crate::format::tree::Node) -> Result<bool>,
+) -> Result<()> {
+    let mut path = prefix.to_vec();
+    while path.last() == Some(&b'/') {
+        path.pop();
+    }
+    let mut stack = vec![WalkFrame { nodes: repo.read_tree(index, &root)?.nodes.into_iter(), path_len: path.len() }];
+    while let Some(top) = stack.last_mut() {
+        let Some(node) = top.nodes.next() else {
+            stack.pop();
+            continue;
+        };
+        path.truncate(top.path_len);
+        path.push(b'/');
+        path.extend_from_slice(&node.name);
+        let descend = f(&path, &node)?;
+        if let (true, NodeKind::Dir { subtree }) = (descend, &node.kind) {
+            let nodes = repo.read_tree(index, subtree)?.nodes;
+            // Entries of the new frame sit at depth `stack.len() + 1`.
+            if !nodes.is_empty() && stack.len() as u32 >= MAX_DEPTH {
+                return Err(too_deep(root));
+            }
+            stack.push(WalkFrame { nodes: nodes.into_iter(), path_len: path.len() });
+        }
+    }
+    Ok(())
+}
+
+/// A tree read for sizing: its own files' bytes and its subtrees (`None`: unreadable).
+type SizedTree = Option<(u64, Vec<Id>)>;
+
+/// Bytes of file content below each of `roots`, counted once per path (what a restore of it
+/// writes). Every distinct tree is read once for all roots, level by level and in parallel, then
+/// the figures are summed bottom-up with a memo, so shared subtrees cost nothing more. `None`
+/// for a root when a tree below it cannot be read or it nests deeper than [`MAX_DEPTH`].
+pub fn content_sizes(repo: &Repository, index: &Index, roots: &[Id]) -> Vec<Option<u64>> {
+    use rayon::prelude::*;
+    let mut trees: HashMap<Id, SizedTree> = HashMap::new();
+    let mut level: Vec<Id> = roots.to_vec();
+    for _ in 0..=MAX_DEPTH {
+        level.sort_unstable();
+        level.dedup();
+        level.retain(|id| !trees.contains_key(id));
+        if level.is_empty() {
+            break;
+        }
+        let read: Vec<(Id, SizedTree)> =
+            level.par_iter().map(|id| (*id, repo.read_tree(index, id).ok().map(|t| size_of(&t)))).collect();
+        level = read.iter().flat_map(|(_, t)| t.iter().flat_map(|(_, dirs)| dirs.iter().copied())).collect();
+        trees.extend(read);
+    }
+    let mut memo: HashMap<Id, Option<u64>> = HashMap::new();
+    roots.iter().map(|root| sum_size(&trees, *root, &mut memo)).collect()
+}
+
+/// A tree's own file bytes and its subtrees.
+fn size_of(tree: &crate::format::tree::Tree) -> (u64, Vec<Id>) {
+    let mut files = 0u64;
+    let mut dirs = Vec::new();
+    for n in &tree.nodes {
+        match n.kind {
+            NodeKind::File { size, .. } => files = files.saturating_add(size),
+            NodeKind::Dir { subtree } => dirs.push(subtree),
+            _ => {}
+        }
+    }
+    (files, dirs)
+}
+
+/// Sum the sizes below `root` from trees already read (a tree not read, because it lies deeper
+/// than [`MAX_DEPTH`], or unreadable, makes the sum unknown). Iterative.
+fn sum_size(trees: &HashMap<Id, SizedTree>, root: Id, memo: &mut HashMap<Id, Option<u64>>) -> Option<u64> {
+    let open = |id: Id| match trees.get(&id) {
+        Some(Some((files, dirs))) => (id, dirs.clone(), Some(*files)),
+        _ => (id, vec![], None),
+    };
+    if let Some(&known) = memo.get(&root) {
+        return known;
+    }
+    let mut stack = vec![open(root)];
+    loop {
+        let top = stack.last_mut().expect("the stack holds the root until it returns");
+        if let Some(sub) = top.1.pop() {
+            if let Some(&known) = memo.get(&sub) {
+                top.2 = top.2.zip(known).map(|(a, b)| a.saturating_add(b));
+            } else {
+                stack.push(open(sub));
+            }
+            continue;
+        }
+        let (id, _, size) = stack.pop().expect("checked above");
+        memo.insert(id, size);
+        match stack.last_mut() {
+            Some(parent) => parent.2 = parent.2.zip(size).map(|(a, b)| a.saturating_add(b)),
+            None => return size,
+        }
+    }
 }

@@ -800,8 +800,7 @@ impl Restorer<'_> {
         }
         let same = match self.opts.overwrite {
             Overwrite::IfSizeOrMtimeDiffer => {
-                st.st_size as u64 == *size
-                    && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
+                st.st_size as u64 == *size && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
             }
             _ => policy::content_matches(self.repo.keys(), &file, content, *size).at(full())?,
         };

@@ -198,7 +198,10 @@ fn snapshots_are_filtered_by_host_tag_and_path() {
     assert_eq!(ids(&q(&["--host", "alpha"])), set(&[&a]));
     assert_eq!(ids(&q(&["--host", "beta"])), set(&[&b, &c]));
     assert_eq!(ids(&q(&["--tag", "daily"])), set(&[&a, &b]));
-    assert_eq!(ids(&q(&["--tag", "daily", "--tag", "weekly"])), set(&[&b]));
+    // restic's semantics: `a,b` needs both tags, a repeated --tag means either.
+    assert_eq!(ids(&q(&["--tag", "daily,weekly"])), set(&[&b]));
+    assert_eq!(ids(&q(&["--tag", "daily", "--tag", "weekly"])), set(&[&a, &b]));
+    assert_eq!(ids(&q(&["--tag", ""])), set(&[&c]));
     assert_eq!(ids(&q(&["--tag", "monthly"])), set(&[]));
     assert_eq!(ids(&q(&["--path", s1.to_str().unwrap()])), set(&[&a, &c]));
     assert_eq!(ids(&q(&["--host", "beta", "--path", s2.to_str().unwrap()])), set(&[&b]));

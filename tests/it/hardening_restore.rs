@@ -389,8 +389,7 @@ fn delete_spares_directories_whose_tree_is_damaged() {
     packer.store(&index, BlobType::Data, &data, payload).unwrap();
     let missing = repo.keys().blob_id(b"a tree that was never stored");
     let file = node(b"ok", NodeKind::File { size: 4, content: vec![ChunkRef { id: data, len: 4 }] });
-    let root =
-        put_tree(&repo, &packer, &Tree { nodes: vec![node(b"lost", NodeKind::Dir { subtree: missing }), file] });
+    let root = put_tree(&repo, &packer, &Tree { nodes: vec![node(b"lost", NodeKind::Dir { subtree: missing }), file] });
     packer.finish().unwrap();
     let snap = repo.save_snapshot(&snapshot_of(root)).unwrap().to_hex();
     let t = env.mkdir("t");

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod fuzz;
 mod hardening_backup;
+mod hardening_browse;
 mod hardening_repo;
 mod hardening_restore;
 mod repo;

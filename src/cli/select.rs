@@ -1,0 +1,58 @@
+//! Snapshot selection shared by every command that takes a snapshot: `latest` (or `LATEST`)
+//! and ID prefixes, narrowed by `--host`, `--tag` and `--path` (restic's semantics).
+
+use anyhow::Result;
+use arca::format::snapshot::Snapshot;
+use arca::repo::select::SnapshotFilter;
+use arca::repo::Repository;
+use arca::Id;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// `--host`, `--tag`, `--path`: which snapshots `latest` (and listings) consider.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SelectArgs {
+    /// Only snapshots of this host (repeatable: any of them).
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
+    /// Only snapshots with these tags: `a,b` needs both, a repeated --tag means either, and
+    /// `--tag ''` selects snapshots without tags.
+    #[arg(long = "tag", value_name = "TAG[,TAG...]")]
+    tags: Vec<String>,
+    /// Only snapshots whose backed-up paths include this one (repeatable: all of them).
+    #[arg(long = "path", value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+impl SelectArgs {
+    /// The library filter these arguments describe.
+    pub fn filter(&self) -> SnapshotFilter {
+        SnapshotFilter {
+            hosts: self.hosts.clone(),
+            tags: self
+                .tags
+                .iter()
+                .map(|list| list.split(',').filter(|t| !t.is_empty()).map(String::from).collect())
+                .collect(),
+            paths: self.paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect(),
+        }
+    }
+}
+
+/// Resolve `latest` or an ID prefix among the snapshots `sel` selects (see
+/// [`arca::repo::select::resolve`]: a damaged snapshot that may be the latest is an error).
+pub fn resolve(repo: &Repository, reference: &str, sel: &SelectArgs) -> Result<(Id, Snapshot)> {
+    Ok(arca::repo::select::resolve(repo, reference, &sel.filter())?)
+}
+
+/// Parser for `backup --tag`: a tag must be non-empty and hold no comma (a comma separates
+/// tags in filters, so such a tag could never be selected).
+pub fn parse_tag(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("a tag must not be empty".into());
+    }
+    if s.contains(',') {
+        return Err("a tag must not contain a comma (give --tag once per tag)".into());
+    }
+    Ok(s.to_string())
+}
