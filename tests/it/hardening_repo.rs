@@ -303,7 +303,15 @@ fn huge_sparse_or_special_repository_files_are_refused_before_reading() {
     let o = quick(&env, &["snapshots"]).code(4);
     assert!(o.stderr.contains(&name('1')) && o.stderr.contains("longer than"), "{}", o.stderr);
     assert!(o.stderr.contains(&name('3')) && o.stderr.contains("FIFO"), "{}", o.stderr);
-    let o = quick(&env, &["ls", &format!("latest:{}", src.display())]).ok();
+    // `latest` is not resolved past a damaged snapshot that may be newer (item 10); by ID the
+    // good snapshot lists, with a warning naming the skipped index file.
+    let o = quick(&env, &["ls", &format!("latest:{}", src.display())]).code(4);
+    assert!(o.stderr.contains(&name('1')), "{}", o.stderr);
+    let good = repo_files(&env.repo, FileType::Snapshot)
+        .into_iter()
+        .find(|n| !n.starts_with("1111") && !n.starts_with("3333"))
+        .unwrap();
+    let o = quick(&env, &["ls", &format!("{good}:{}", src.display())]).ok();
     assert!(o.stderr.contains(&name('2')), "{}", o.stderr);
     let o = quick(&env, &["check"]).code(4);
     for n in ['1', '2', '3'] {
