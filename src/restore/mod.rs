@@ -4,7 +4,8 @@
 //! or expands too far is refused before anything is written. Then one iterative pre-order walk
 //! (an explicit stack of directories, each held by an open descriptor) creates directories,
 //! symlinks and special files as it meets them and queues regular files in a batch. A batch —
-//! at most [`BATCH_FILES`] files, or as many open directories as [`DIR_BUDGET`] — is written in
+//! at most [`BATCH_FILES`] files, or as many open directories as the descriptor budget allows
+//! (a share of `RLIMIT_NOFILE`, at most [`MAX_DIR_BUDGET`]) — is written in
 //! parallel, ordered by where each file's first chunk is stored; then its hard links are made and
 //! the directories finished so far get their metadata, deepest first. Memory therefore follows
 //! the batch and the current directory path, not the size of the snapshot.
@@ -41,10 +42,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
-/// Files written per batch: bounds the restore plan's memory.
-pub const BATCH_FILES: usize = 8192;
-/// Finished or queued directories (each an open descriptor) that force a batch to be written.
-pub const DIR_BUDGET: usize = 1024;
+/// Files written per batch: bounds the restore plan's memory (a few hundred bytes each).
+pub const BATCH_FILES: usize = 32768;
+/// Most finished directories (each an open descriptor) held before a batch is written.
+pub const MAX_DIR_BUDGET: usize = 8192;
 
 /// What to do with a file that already exists at the target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -181,8 +182,12 @@ pub fn restore(
         .map(|p| Ok((Excludes::new(std::slice::from_ref(p), vec![])?, p.clone())))
         .collect::<Result<Vec<_>>>()?;
     let exclude = if opts.exclude.is_empty() { None } else { Some(Excludes::new(&opts.exclude, vec![])?) };
-    raise_fd_limit();
+    // Descriptors: the walk's stack (≤ MAX_DEPTH), finished directories and hard-link sources.
+    let limit = raise_fd_limit();
+    let dir_budget =
+        (limit.saturating_sub(crate::repo::walk::MAX_DEPTH as u64 + 256) / 3).clamp(64, MAX_DIR_BUDGET as u64);
     let mut r = Restorer {
+        dir_budget: dir_budget as usize,
         repo,
         index,
         opts,
@@ -221,14 +226,17 @@ fn same_special(dir: &OwnedFd, name: &CString, n: &Node) -> bool {
     }
 }
 
-/// Allow as many open descriptors as the hard limit does: the walk holds one per directory level.
-fn raise_fd_limit() {
+/// Allow as many open descriptors as the hard limit does (the walk holds one per directory
+/// level); returns the limit in force.
+fn raise_fd_limit() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut l = getrlimit(Resource::Nofile);
-    if l.current < l.maximum {
-        l.current = l.maximum;
-        let _ = setrlimit(Resource::Nofile, l);
+    let l = getrlimit(Resource::Nofile);
+    // `None` is unlimited.
+    let raised = rustix::process::Rlimit { current: l.maximum, maximum: l.maximum };
+    if l.current != l.maximum && setrlimit(Resource::Nofile, raised).is_ok() {
+        return l.maximum.unwrap_or(u64::MAX);
     }
+    l.current.unwrap_or(u64::MAX)
 }
 
 /// A directory on the walk's stack.
@@ -336,7 +344,9 @@ struct Restorer<'a> {
     /// Directories whose entries are all queued: metadata once the batch is written.
     finished: Vec<(Arc<OwnedFd>, Node, PathBuf)>,
     hard: HashMap<(u64, u64), HardSource>,
-    /// Directories held open for hard-link sources (bounded by [`DIR_BUDGET`]).
+    /// Finished directories (and hard-link source directories) held open before a flush.
+    dir_budget: usize,
+    /// Directories held open for hard-link sources (bounded by `dir_budget`).
     hard_dirs: HashSet<usize>,
 }
 
@@ -504,7 +514,7 @@ impl Restorer<'_> {
                 return;
             }
             let dir_key = job.dir.as_ref().map_or(0, |d| Arc::as_ptr(d) as usize);
-            if self.hard_dirs.len() < DIR_BUDGET || self.hard_dirs.contains(&dir_key) {
+            if self.hard_dirs.len() < self.dir_budget || self.hard_dirs.contains(&dir_key) {
                 self.hard_dirs.insert(dir_key);
                 let src = HardSource { dir: job.dir.clone(), name: job.name.clone(), node: n.clone(), ok: false };
                 self.hard.insert(key, src);
@@ -685,7 +695,7 @@ impl Restorer<'_> {
     }
 
     fn flush_if_full(&mut self) {
-        if self.files.len() + self.links.len() >= BATCH_FILES || self.finished.len() >= DIR_BUDGET {
+        if self.files.len() + self.links.len() >= BATCH_FILES || self.finished.len() >= self.dir_budget {
             self.flush();
         }
     }
