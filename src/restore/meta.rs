@@ -7,7 +7,7 @@ use crate::format::tree::{Node, NodeKind};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Timespec, Timestamps};
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 
 /// Which metadata a restore applies.
@@ -22,7 +22,7 @@ pub struct MetaOptions {
 }
 
 impl MetaOptions {
-    fn chown_wanted(&self) -> bool {
+    pub(crate) fn chown_wanted(&self) -> bool {
         !self.no_owner && crate::sys::ids().0 == 0
     }
 
@@ -58,6 +58,9 @@ pub(crate) fn apply_fd(fd: BorrowedFd<'_>, n: &Node, o: &MetaOptions) -> io::Res
     if o.chown_wanted() {
         rfs::fchown(fd, Some(rfs::Uid::from_raw(n.uid)), Some(rfs::Gid::from_raw(n.gid)))?;
     }
+    // ACLs not from the snapshot (inherited from a parent's default ACL, or on a kept inode)
+    // would otherwise be opened up by the chmod below; the snapshot's own are set again next.
+    target::strip_acls(fd)?;
     for x in n.xattrs.iter().filter(|x| o.xattr_wanted(&x.name)) {
         let name = target::cname(&x.name)?;
         match rfs::fsetxattr(fd, name.as_c_str(), &x.value, rfs::XattrFlags::empty()) {
@@ -87,12 +90,15 @@ pub(crate) fn apply_special(dir: BorrowedFd<'_>, name: &CString, n: &Node, o: &M
         let (u, g) = (Some(rfs::Uid::from_raw(n.uid)), Some(rfs::Gid::from_raw(n.gid)));
         rfs::chownat(fd.as_fd(), c"", u, g, AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW)?;
     }
-    if want != FileType::Symlink {
-        // chmod has no O_PATH form; the /proc magic link names exactly the checked inode. Set-ID
-        // bits are never given to special files.
-        let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    if want == FileType::Symlink {
+        // No descriptor form sets a symlink's own times; a swapped entry would get only a time.
+        rfs::utimensat(dir, name.as_c_str(), &times(n.mtime), AtFlags::SYMLINK_NOFOLLOW)?;
+    } else {
+        // chmod and utimensat have no O_PATH form; the /proc magic link names exactly the
+        // checked inode. Set-ID bits are never given to special files.
+        let magic = target::proc_path(&fd);
         rfs::chmodat(rfs::CWD, magic.as_str(), Mode::from_raw_mode(n.mode & 0o777), AtFlags::empty())?;
+        rfs::utimensat(rfs::CWD, magic.as_str(), &times(n.mtime), AtFlags::empty())?;
     }
-    rfs::utimensat(dir, name.as_c_str(), &times(n.mtime), AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
 }

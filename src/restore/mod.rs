@@ -31,7 +31,7 @@ use crate::id::Id;
 use crate::repo::index::Index;
 use crate::repo::Repository;
 use rayon::prelude::*;
-use rustix::fs::{self as rfs, AtFlags, FileType, Mode};
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -133,13 +133,16 @@ pub struct RestoreStats {
     pub changes: Vec<TargetChange>,
 }
 
-/// What happened to one file.
+/// A file's (device, inode) on the target.
+type Ino = (u64, u64);
+
+/// What happened to one file (with the inode it now is, where one was made or kept).
 #[derive(Clone, Copy, Debug)]
 enum Outcome {
     /// Written (or would be), this many bytes.
-    Written(u64),
+    Written(u64, Option<Ino>),
     /// Already had the snapshot's content (or size and mtime, by policy).
-    UpToDate,
+    UpToDate(Option<Ino>),
     /// Left as it was by `--overwrite never`.
     Kept,
 }
@@ -179,9 +182,10 @@ pub fn restore(
     let includes = opts
         .include
         .iter()
-        .map(|p| Ok((Excludes::new(std::slice::from_ref(p), vec![])?, p.clone())))
+        .map(|p| Ok((Excludes::new(&[anchored(p)], vec![])?, p.clone())))
         .collect::<Result<Vec<_>>>()?;
-    let exclude = if opts.exclude.is_empty() { None } else { Some(Excludes::new(&opts.exclude, vec![])?) };
+    let excludes: Vec<String> = opts.exclude.iter().map(|p| anchored(p)).collect();
+    let exclude = if excludes.is_empty() { None } else { Some(Excludes::new(&excludes, vec![])?) };
     // Descriptors: the walk's stack (≤ MAX_DEPTH), finished directories and hard-link sources.
     let limit = raise_fd_limit();
     let dir_budget =
@@ -208,6 +212,17 @@ pub fn restore(
     r.start(node, snap_path)?;
     r.run();
     Ok(r.finish())
+}
+
+/// A path pattern (one with an inner `/`) is relative to the restored path: `config/app.yaml`
+/// means `/config/app.yaml` there. Name patterns and patterns starting with `/` or `*` stay.
+fn anchored(p: &str) -> String {
+    let inner = p.trim_end_matches('/').contains('/');
+    if inner && !p.starts_with('/') && !p.starts_with('*') {
+        format!("/{p}")
+    } else {
+        p.to_string()
+    }
 }
 
 /// Whether the existing non-directory `name` already is the snapshot's symlink or special file.
@@ -282,12 +297,31 @@ struct LinkJob {
     key: (u64, u64),
 }
 
-/// The first file of a hard-link group, once restored.
+/// The first file of a hard-link group. Later members are linked to the very inode restore made
+/// or kept for it (checked by device and inode, linked through its descriptor), never to
+/// whatever bears its name by then.
 struct HardSource {
     dir: Option<Arc<OwnedFd>>,
     name: CString,
-    node: Node,
+    /// Content identity: size and chunk list (a member with other content is restored apart).
+    digest: [u8; 32],
+    /// The inode once the file is restored (and known good).
+    ino: Option<Ino>,
     ok: bool,
+    /// Members still to come; the entry is dropped at zero, so memory follows open groups.
+    remaining: u64,
+}
+
+fn content_digest(n: &Node) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    if let NodeKind::File { size, content } = &n.kind {
+        h.update(&size.to_le_bytes());
+        for c in content {
+            h.update(&c.id.0);
+            h.update(&c.len.to_le_bytes());
+        }
+    }
+    *h.finalize().as_bytes()
 }
 
 #[derive(Default)]
@@ -390,7 +424,7 @@ impl Restorer<'_> {
         }
         // A single entry: into `target` if that is a directory, else as `target` itself.
         let mut entry = node.clone();
-        if !t.is_dir() {
+        if target::open_path(t, false).is_err() {
             let name =
                 t.file_name().ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", t.display())))?;
             entry.name = name.as_bytes().to_vec();
@@ -412,14 +446,15 @@ impl Restorer<'_> {
     }
 
     fn open_target(&self, dir: &Path) -> Result<DirState> {
-        if self.opts.dry_run {
-            return Ok(match target::open_root(dir) {
-                Ok(fd) => DirState::Open(Arc::new(fd)),
-                Err(_) => DirState::Absent,
-            });
+        match target::open_path(dir, !self.opts.dry_run) {
+            Ok(fd) => Ok(DirState::Open(Arc::new(fd))),
+            // A dry run into a directory that does not exist yet: everything would be new. But
+            // `verify` of a missing directory is an error, never "matches".
+            Err(e) if self.opts.dry_run && !self.opts.list_changes && e.raw_os_error() == Some(libc::ENOENT) => {
+                Ok(DirState::Absent)
+            }
+            Err(e) => Err(Error::Io { path: dir.to_path_buf(), source: e }),
         }
-        std::fs::create_dir_all(dir).at(dir)?;
-        Ok(DirState::Open(Arc::new(target::open_root(dir).at(dir)?)))
     }
 
     fn run(&mut self) {
@@ -516,7 +551,14 @@ impl Restorer<'_> {
             let dir_key = job.dir.as_ref().map_or(0, |d| Arc::as_ptr(d) as usize);
             if self.hard_dirs.len() < self.dir_budget || self.hard_dirs.contains(&dir_key) {
                 self.hard_dirs.insert(dir_key);
-                let src = HardSource { dir: job.dir.clone(), name: job.name.clone(), node: n.clone(), ok: false };
+                let src = HardSource {
+                    dir: job.dir.clone(),
+                    name: job.name.clone(),
+                    digest: content_digest(n),
+                    ino: None,
+                    ok: false,
+                    remaining: n.links - 1,
+                };
                 self.hard.insert(key, src);
                 job.hard_key = Some(key);
             }
@@ -575,7 +617,10 @@ impl Restorer<'_> {
             return match existing {
                 Ok(target::Existing::Dir) => match target::open_dir(parent.as_fd(), &name) {
                     Ok(fd) => DirState::Open(Arc::new(fd)),
-                    Err(_) => DirState::Absent,
+                    Err(e) => {
+                        self.report.io(&full, &e);
+                        DirState::Failed
+                    }
                 },
                 Ok(target::Existing::Other) if self.opts.overwrite == Overwrite::Never => {
                     self.report.io(&full, &target::conflict("a non-directory is in the way of a directory"));
@@ -708,9 +753,10 @@ impl Restorer<'_> {
         let outcomes: Vec<Option<Outcome>> = files.par_iter().map(|f| self.file(f)).collect();
         for (f, o) in files.iter().zip(&outcomes) {
             self.count(o);
-            if let (Some(key), Some(Outcome::Written(_) | Outcome::UpToDate)) = (f.hard_key, o) {
+            if let (Some(key), Some(Outcome::Written(_, ino) | Outcome::UpToDate(ino))) = (f.hard_key, o) {
                 if let Some(src) = self.hard.get_mut(&key) {
                     src.ok = true;
+                    src.ino = *ino;
                 }
             }
         }
@@ -730,11 +776,11 @@ impl Restorer<'_> {
 
     fn count(&mut self, o: &Option<Outcome>) {
         match o {
-            Some(Outcome::Written(n)) => {
+            Some(Outcome::Written(n, _)) => {
                 self.stats.files += 1;
                 self.stats.bytes += n;
             }
-            Some(Outcome::UpToDate | Outcome::Kept) => self.stats.files_skipped += 1,
+            Some(Outcome::UpToDate(_) | Outcome::Kept) => self.stats.files_skipped += 1,
             None => {}
         }
     }
@@ -744,7 +790,7 @@ impl Restorer<'_> {
         let r = self.restore_file(f);
         if let Ok(o) = &r {
             self.progress.files.fetch_add(1, Relaxed);
-            if let Outcome::Written(n) = o {
+            if let Outcome::Written(n, _) = o {
                 self.progress.bytes.fetch_add(*n, Relaxed);
             }
         }
@@ -754,9 +800,9 @@ impl Restorer<'_> {
     fn restore_file(&self, f: &FileJob) -> Result<Outcome> {
         let full = || self.full(&f.rel);
         let NodeKind::File { size, content } = &f.node.kind else { unreachable!("only files are queued") };
-        let Some(dir) = &f.dir else { return Ok(Outcome::Written(*size)) }; // dry run, absent dir
+        let Some(dir) = &f.dir else { return Ok(Outcome::Written(*size, None)) }; // dry run, absent dir
         if self.opts.dry_run {
-            return self.decide_existing(dir, f).map(|o| o.unwrap_or(Outcome::Written(*size)));
+            return self.decide_existing(dir, f).map(|o| o.unwrap_or(Outcome::Written(*size, None)));
         }
         let file = match target::create_file(dir.as_fd(), &f.name) {
             Ok(file) => file,
@@ -774,7 +820,8 @@ impl Restorer<'_> {
         if self.opts.verify {
             self.verify(&file, f)?;
         }
-        Ok(Outcome::Written(*size))
+        let st = rfs::fstat(&file).map_err(std::io::Error::from).at(full())?;
+        Ok(Outcome::Written(*size, Some((st.st_dev, st.st_ino))))
     }
 
     /// The overwrite policy for an existing entry: `Some` outcome to leave it (with its owner,
@@ -805,12 +852,20 @@ impl Restorer<'_> {
             return Ok(None);
         };
         let st = rfs::fstat(&file).map_err(std::io::Error::from).at(full())?;
-        if st.st_nlink != 1 && !self.opts.list_changes {
+        // Keep an inode only if nobody else can still be writing to it: a single link, owned by
+        // us or already by the snapshot's owner (someone else's file with the right bytes may be
+        // mapped writable by them; made root's and set-ID, it would be theirs to change).
+        let (euid, _) = crate::sys::ids();
+        let trusted =
+            st.st_nlink == 1 && (st.st_uid == euid || (self.opts.meta.chown_wanted() && st.st_uid == f.node.uid));
+        if !trusted && !self.opts.list_changes {
             return Ok(None);
         }
         let same = match self.opts.overwrite {
             Overwrite::IfSizeOrMtimeDiffer => {
-                st.st_size as u64 == *size && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
+                st.st_size as u64 == *size
+                    && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
+                    && !(self.opts.verify && !self.opts.dry_run && self.verify(&file, f).is_err())
             }
             _ => policy::content_matches(self.repo.keys(), &file, content, *size).at(full())?,
         };
@@ -818,16 +873,14 @@ impl Restorer<'_> {
             self.note(Change::Modified, &f.rel);
             return Ok(None);
         }
-        if self.opts.dry_run && meta::differs(&st, &f.node, &self.opts.meta) {
-            self.note(Change::Metadata, &f.rel);
-        }
-        if !self.opts.dry_run {
-            meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
-            if self.opts.verify && self.opts.overwrite == Overwrite::IfSizeOrMtimeDiffer {
-                self.verify(&file, f)?;
+        if self.opts.dry_run {
+            if meta::differs(&st, &f.node, &self.opts.meta) {
+                self.note(Change::Metadata, &f.rel);
             }
+        } else {
+            meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
         }
-        Ok(Some(Outcome::UpToDate))
+        Ok(Some(Outcome::UpToDate(Some((st.st_dev, st.st_ino)))))
     }
 
     fn write_content(
@@ -885,38 +938,58 @@ impl Restorer<'_> {
     /// Link a later member of a hard-link group to its first file — only if that file now has the
     /// snapshot's content and the same chunk list; otherwise restore it as a file of its own.
     fn link(&mut self, l: LinkJob) {
-        let src = self.hard.get(&l.key).expect("queued with its source");
-        let same = matches!((&src.node.kind, &l.file.node.kind), (NodeKind::File { content: x, size: s }, NodeKind::File { content: y, size: t }) if x == y && s == t);
-        if !(src.ok && same) || self.opts.list_changes {
+        let src = self.hard.get_mut(&l.key).expect("queued with its source");
+        src.remaining = src.remaining.saturating_sub(1);
+        let (ok, digest, ino, sdir, sname) = (src.ok, src.digest, src.ino, src.dir.clone(), src.name.clone());
+        if src.remaining == 0 {
+            self.hard.remove(&l.key);
+        }
+        if !(ok && digest == content_digest(&l.file.node)) || self.opts.list_changes {
             let o = self.file(&l.file);
             return self.count(&o);
         }
-        let full = self.full(&l.file.rel);
-        let (Some(sdir), Some(ddir)) = (&src.dir, &l.file.dir) else {
+        let (Some(sdir), Some(ddir), Some(ino), false) = (sdir, &l.file.dir, ino, self.opts.dry_run) else {
             self.stats.others += 1; // dry run
             return;
         };
-        if self.opts.dry_run {
-            self.stats.others += 1;
-            return;
-        }
-        let r = (|| -> std::io::Result<bool> {
-            let a = rfs::statat(sdir, src.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-            match rfs::statat(ddir, l.file.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                Ok(b) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => return Ok(true),
-                Ok(_) if self.opts.overwrite == Overwrite::Never => return Ok(false),
-                Ok(_) => target::remove(ddir.as_fd(), &l.file.name, self.opts.delete)?,
-                Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-            rfs::linkat(sdir, src.name.as_c_str(), ddir, l.file.name.as_c_str(), AtFlags::empty())?;
-            Ok(true)
-        })();
-        match r {
+        match self.link_to(&sdir, &sname, ino, ddir, &l.file.name) {
             Ok(true) => self.stats.others += 1,
             Ok(false) => self.stats.files_skipped += 1,
-            Err(e) => self.report.io(&full, &e),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESTALE) => {
+                // The first file is gone or replaced: restore this member on its own.
+                let o = self.file(&l.file);
+                self.count(&o);
+            }
+            Err(e) => self.report.io(&self.full(&l.file.rel), &e),
         }
+    }
+
+    /// Make `name` in `ddir` a link to inode `ino`, reached as `sname` in `sdir`.
+    fn link_to(
+        &self,
+        sdir: &OwnedFd,
+        sname: &CString,
+        ino: Ino,
+        ddir: &OwnedFd,
+        name: &CString,
+    ) -> std::io::Result<bool> {
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let src = rfs::openat(sdir, sname.as_c_str(), flags, Mode::empty())?;
+        let st = rfs::fstat(&src)?;
+        if (st.st_dev, st.st_ino) != ino {
+            return Err(std::io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        match rfs::statat(ddir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(b) if (b.st_dev, b.st_ino) == ino => return Ok(true),
+            Ok(_) if self.opts.overwrite == Overwrite::Never => return Ok(false),
+            Ok(_) => target::remove(ddir.as_fd(), name, self.opts.delete)?,
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Link the checked inode itself, through its descriptor.
+        let magic = target::proc_path(&src);
+        rfs::linkat(rfs::CWD, magic.as_str(), ddir, name.as_c_str(), AtFlags::SYMLINK_FOLLOW)?;
+        Ok(true)
     }
 
     fn finish(mut self) -> RestoreStats {

@@ -20,6 +20,10 @@ pub(crate) fn first_difference(keys: &Keys, file: &File, content: &[ChunkRef]) -
     let mut buf = Vec::new();
     let mut offset = 0u64;
     for c in content {
+        // The tree's length is not trusted to size a buffer: no data blob is larger than this.
+        if c.len as usize > crate::format::config::CHUNK_MAX_LIMIT as usize {
+            return Ok(Some(offset));
+        }
         buf.resize(c.len as usize, 0);
         match file.read_exact_at(&mut buf, offset) {
             Ok(()) => {}

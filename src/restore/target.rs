@@ -19,10 +19,10 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags};
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 /// What is at a name in the target.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Existing {
     Nothing,
     Dir,
@@ -34,9 +34,48 @@ pub(crate) fn cname(name: &[u8]) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
 }
 
-/// Open the target directory itself (the user named it, so following links in its path is theirs).
-pub(crate) fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
-    Ok(rfs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+/// Open (and with `create`, make) the target directory one component at a time. A symlink on
+/// the way is followed only where it stands in a directory no other user can change (owned by us
+/// or root, not group- or world-writable): `--target /home/alice/restored` must not become `/etc`
+/// because alice put a symlink there, or swapped one in while the path was being made.
+pub(crate) fn open_path(path: &std::path::Path, create: bool) -> io::Result<OwnedFd> {
+    use std::path::Component;
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let mut fd = rfs::open(if path.is_absolute() { "/" } else { "." }, dir_flags, Mode::empty())?;
+    for comp in path.components() {
+        let name = match comp {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => c"..".to_owned(),
+            Component::Normal(n) => CString::new(n.as_encoded_bytes()).map_err(|_| io::Error::other("NUL in path"))?,
+        };
+        let next = match open_dir(&fd, &name) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
+                match rfs::mkdirat(&fd, name.as_c_str(), Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                open_dir(&fd, &name)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) => {
+                if !trusted_dir(&fd)? || existing(&fd, &name)? == Existing::Dir {
+                    return Err(io::Error::other(format!(
+                        "{}: a symlink in a directory other users can write is not followed",
+                        path.display()
+                    )));
+                }
+                Ok(rfs::openat(&fd, name.as_c_str(), dir_flags, Mode::empty())?)
+            }
+            r => r,
+        }?;
+        fd = next;
+    }
+    Ok(fd)
+}
+
+/// Whether only we (or root) can change the entries of this directory.
+fn trusted_dir(fd: &OwnedFd) -> io::Result<bool> {
+    let st = rfs::fstat(fd)?;
+    Ok((st.st_uid == 0 || st.st_uid == crate::sys::ids().0) && st.st_mode & 0o022 == 0)
 }
 
 /// What `name` is, without following it.
@@ -72,9 +111,16 @@ pub(crate) fn make_dir(dir: impl AsFd, name: &CString) -> io::Result<OwnedFd> {
     let (uid, _) = crate::sys::ids();
     // Root takes over a directory someone else owns; an unprivileged user cannot, and can only
     // restore into it as far as its permissions allow.
-    let owned = st.st_uid == uid || (uid == 0 && rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), None).is_ok());
-    if owned && st.st_mode & 0o7777 != 0o700 {
-        rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    let owned = st.st_uid == uid;
+    if !owned && uid == 0 {
+        // A directory root cannot take over (root-squashed NFS) stays writable by its owner.
+        rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), None)?;
+    }
+    if owned || uid == 0 {
+        strip_acls(&fd)?;
+        if st.st_mode & 0o7777 != 0o700 {
+            rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+        }
     }
     Ok(fd)
 }
@@ -158,26 +204,42 @@ pub(crate) fn create_file(dir: impl AsFd, name: &CString) -> io::Result<File> {
     Ok(File::from(rfs::openat(dir, name.as_c_str(), flags, Mode::from_raw_mode(0o600))?))
 }
 
-/// Open an existing regular file for reading: not through a symlink, not blocking on a FIFO.
-/// `None` if what is there is not a regular file.
+/// Open an existing regular file for reading, not through a symlink. `None` if what is there is
+/// not a regular file. The entry is first held by an `O_PATH` descriptor and only a regular file
+/// is then opened (through that descriptor), so a device node or FIFO in its place is never
+/// really opened (no tape rewinds, no watchdog starts).
 pub(crate) fn open_existing_file(dir: impl AsFd, name: &CString) -> io::Result<Option<File>> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    match rfs::openat(dir, name.as_c_str(), flags, Mode::empty()) {
-        Ok(fd) => {
-            let st = rfs::fstat(&fd)?;
-            Ok((FileType::from_raw_mode(st.st_mode) == FileType::RegularFile).then(|| File::from(fd)))
-        }
-        Err(rustix::io::Errno::LOOP) | Err(rustix::io::Errno::NXIO) => Ok(None),
-        Err(e) => Err(e.into()),
+    let path = match rfs::openat(dir, name.as_c_str(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())
+    {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let st = rfs::fstat(&path)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Ok(None);
     }
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rfs::open(proc_path(&path).as_str(), flags, Mode::empty())?;
+    let again = rfs::fstat(&fd)?;
+    if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
+        return Err(io::Error::other("the entry changed while it was being opened"));
+    }
+    Ok(Some(File::from(fd)))
+}
+
+/// The `/proc` magic link naming exactly the inode behind a descriptor.
+pub(crate) fn proc_path(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 /// An `O_PATH` descriptor on `name` itself (a symlink or special file), checked to be of the
-/// type just created with a single link, so that metadata set through it lands on that inode.
+/// type just created, owned by us, with a single link, so that metadata set through it lands on
+/// the inode restore made and not on one swapped in under its name.
 pub(crate) fn open_created(dir: impl AsFd, name: &CString, want: FileType) -> io::Result<OwnedFd> {
     let fd = rfs::openat(dir, name.as_c_str(), OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
     let st = rfs::fstat(&fd)?;
-    if FileType::from_raw_mode(st.st_mode) != want || st.st_nlink != 1 {
+    if FileType::from_raw_mode(st.st_mode) != want || st.st_nlink != 1 || st.st_uid != crate::sys::ids().0 {
         return Err(io::Error::other("the entry was replaced while it was being restored"));
     }
     Ok(fd)
@@ -194,4 +256,17 @@ pub(crate) fn list(dir: impl AsFd) -> io::Result<Vec<Vec<u8>>> {
         }
     }
     Ok(out)
+}
+
+/// Remove POSIX ACLs (access and default) so that a named entry another user set, or one a new
+/// entry inherited from a parent's default ACL, cannot grant them access once the mode is set.
+pub(crate) fn strip_acls(fd: impl AsFd) -> io::Result<()> {
+    for name in [c"system.posix_acl_access", c"system.posix_acl_default"] {
+        match rfs::fremovexattr(fd.as_fd(), name) {
+            Ok(()) | Err(rustix::io::Errno::NODATA) | Err(rustix::io::Errno::NOTSUP) => {}
+            Err(rustix::io::Errno::ACCESS) | Err(rustix::io::Errno::PERM) if crate::sys::ids().0 != 0 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }

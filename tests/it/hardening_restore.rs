@@ -108,28 +108,30 @@ fn default_overwrite_compares_content_and_corrects_metadata() {
     let t = env.path("t");
     env.restore(&r, &t, &[]);
 
-    let plant = |content: &[u8]| {
+    let plant = |content: &[u8], other_owner: bool| {
         let p = t.join("conf");
         fs::remove_file(&p).unwrap();
         fs::write(&p, content).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
-        if is_root() {
+        if other_owner && is_root() {
             std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
         }
         set_mtime(&p, odd_time(1_500_000_000, 123_456_789));
     };
-    plant(b"the fake configuration");
+    plant(b"the fake configuration", true);
     let dry = env.restore(&r, &t, &["--dry-run"]);
     assert_eq!((n(&dry["files"]), n(&dry["files_skipped"])), (1, 0), "{dry}");
     assert_eq!(fs::read(t.join("conf")).unwrap(), b"the fake configuration", "dry run wrote");
 
-    // The metadata-only policy trusts size+mtime: content stays, mode and owner are corrected.
+    // The metadata-only policy trusts size+mtime: content of our own file stays, its mode is
+    // corrected (another user's file is never adopted: see the test below).
+    plant(b"the fake configuration", false);
     let s = env.restore(&r, &t, &["--overwrite", "if-size-or-mtime-differ"]);
     assert_eq!((n(&s["files"]), n(&s["files_skipped"])), (0, 1), "{s}");
     assert_eq!(fs::read(t.join("conf")).unwrap(), b"the fake configuration");
     assert_eq!(fs::metadata(t.join("conf")).unwrap().permissions().mode() & 0o7777, 0o640);
 
-    plant(b"the fake configuration");
+    plant(b"the fake configuration", true);
     let s = env.restore(&r, &t, &["--verify"]);
     assert_eq!((n(&s["files"]), n(&s["files_skipped"])), (1, 0), "{s}");
     assert_same_tree(&src, &t, Cmp::default());
@@ -399,4 +401,120 @@ fn delete_spares_directories_whose_tree_is_damaged() {
     assert!(out.stderr.contains(&missing.to_hex()), "{}", out.stderr);
     assert_eq!(fs::read(t.join("lost/only-copy")).unwrap(), b"precious");
     assert_eq!(fs::read(t.join("ok")).unwrap(), b"fine");
+}
+
+// ---- review findings ---------------------------------------------------------------------------
+
+/// Another user's file with exactly the snapshot's bytes is not adopted (they may hold it mapped
+/// writable): it is replaced by a new inode with the snapshot's owner and mode.
+#[test]
+fn another_users_file_with_the_right_bytes_is_replaced_not_adopted() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(src.join("tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+    env.backup(&[&src], &[]);
+    let t = env.mkdir("t");
+    fs::write(t.join("tool"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::os::unix::fs::chown(t.join("tool"), Some(NOBODY), Some(NOBODY)).unwrap();
+    // The other user keeps a writable descriptor on their file, as a shared mapping would.
+    let held = fs::OpenOptions::new().write(true).open(t.join("tool")).unwrap();
+    let s = env.restore(&sref("latest", &src), &t, &[]);
+    assert_eq!(n(&s["files"]), 1, "{s}");
+    let m = fs::metadata(t.join("tool")).unwrap();
+    assert_ne!(m.ino(), held.metadata().unwrap().ino(), "the planted inode was kept");
+    assert_eq!((m.uid(), m.permissions().mode() & 0o7777), (0, 0o4755));
+    std::os::unix::fs::FileExt::write_all_at(
+        &held,
+        b"#!/bin/sh
+echo PWN",
+        0,
+    )
+    .unwrap();
+    assert_eq!(fs::read(t.join("tool")).unwrap(), b"#!/bin/sh\necho hi\n");
+}
+
+/// A default ACL another user put on a directory restore writes into is not inherited by what
+/// restore creates: the final chmod must not open root's files to them.
+#[test]
+fn inherited_acls_do_not_survive_the_final_mode() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::create_dir(src.join("sub")).unwrap();
+    fs::write(src.join("sub/secret"), b"s").unwrap();
+    fs::set_permissions(src.join("sub/secret"), fs::Permissions::from_mode(0o660)).unwrap();
+    env.backup(&[&src], &[]);
+    let t = env.mkdir("t");
+    fs::create_dir(t.join("sub")).unwrap();
+    // A default ACL granting uid 65534 rwx (POSIX ACL xattr format, version 2).
+    let mut acl = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in
+        [(1u16, 7u16, u32::MAX), (2, 7, NOBODY), (4, 5, u32::MAX), (0x10, 7, u32::MAX), (0x20, 5, u32::MAX)]
+    {
+        acl.extend_from_slice(&tag.to_le_bytes());
+        acl.extend_from_slice(&perm.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
+    }
+    if xattr::set(t.join("sub"), "system.posix_acl_default", &acl).is_err() {
+        eprintln!("skipped: no POSIX ACLs here");
+        return;
+    }
+    env.restore(&sref("latest", &src), &t, &[]);
+    for p in ["sub", "sub/secret"] {
+        let got = xattr::get(t.join(p), "system.posix_acl_access").unwrap();
+        assert_eq!(got, None, "{p} kept an ACL");
+    }
+    assert_eq!(xattr::get(t.join("sub"), "system.posix_acl_default").unwrap(), None);
+}
+
+/// A target path that is a symlink placed by another user is not followed.
+#[test]
+fn a_target_symlinked_by_another_user_is_not_followed() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("f"), b"x").unwrap();
+    env.backup(&[&src], &[]);
+    let home = env.mkdir("home-alice");
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let elsewhere = env.mkdir("etc");
+    std::os::unix::fs::symlink(&elsewhere, home.join("restored")).unwrap();
+    let out = env.run(&["restore", &sref("latest", &src), "--target", home.join("restored").to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(fs::read_dir(&elsewhere).unwrap().next().is_none(), "wrote through the symlink");
+}
+
+/// `verify` of a missing directory is an error, never "matches"; `--verify` with the metadata
+/// policy rewrites a file whose bytes differ under the same size and mtime (exit 0, not 4); a
+/// relative path pattern is anchored at the restored path.
+#[test]
+fn verify_missing_dir_fast_policy_verify_and_relative_path_patterns() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::create_dir(src.join("config")).unwrap();
+    fs::write(src.join("config/app.toml"), b"good").unwrap();
+    env.backup(&[&src], &[]);
+    let r = sref("latest", &src);
+    assert_ne!(env.run(&["verify", &r, env.path("nowhere").to_str().unwrap()]).code, 0);
+
+    let t = env.path("t");
+    env.restore(&r, &t, &[]);
+    let f = t.join("config/app.toml");
+    let mtime = fs::metadata(&f).unwrap().modified().unwrap();
+    fs::write(&f, b"evil").unwrap();
+    set_mtime(&f, mtime);
+    let s = env.restore(&r, &t, &["--overwrite", "if-size-or-mtime-differ", "--verify"]);
+    assert_eq!(n(&s["files"]), 1, "{s}");
+    assert_eq!(fs::read(&f).unwrap(), b"good");
+
+    let t2 = env.path("t2");
+    env.restore(&r, &t2, &["-i", "config/app.toml"]);
+    assert_eq!(file_list(&t2), vec!["config/app.toml"]);
 }
