@@ -202,6 +202,7 @@ pub fn restore(
         report: Report::default(),
         stats: RestoreStats::default(),
         base: opts.target.clone(),
+        rename: None,
         stack: Vec::new(),
         files: Vec::new(),
         links: Vec::new(),
@@ -372,6 +373,8 @@ struct Restorer<'a> {
     stats: RestoreStats,
     /// The directory the walk starts in: the target, or the parent of a single restored file.
     base: PathBuf,
+    /// The name a single restored entry is created under, when `--target` names it.
+    rename: Option<Vec<u8>>,
     stack: Vec<Frame>,
     files: Vec<FileJob>,
     links: Vec<LinkJob>,
@@ -423,11 +426,12 @@ impl Restorer<'_> {
             return Ok(());
         }
         // A single entry: into `target` if that is a directory, else as `target` itself.
-        let mut entry = node.clone();
+        let entry = node.clone();
         if target::open_path(t, false).is_err() {
             let name =
                 t.file_name().ok_or_else(|| Error::InvalidArgument(format!("{}: not a file name", t.display())))?;
-            entry.name = name.as_bytes().to_vec();
+            // Patterns still match the snapshot's name; the entry is created under this one.
+            self.rename = Some(name.as_bytes().to_vec());
             self.base = t.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
         }
         let state = self.open_target(&self.base.clone())?;
@@ -481,6 +485,10 @@ impl Restorer<'_> {
                     inc = true;
                 }
             }
+            let (node, rel) = match self.rename.take() {
+                Some(to) => (Node { name: to.clone(), ..node }, PathBuf::from(OsStr::from_bytes(&to))),
+                None => (node, rel),
+            };
             self.visit(node, rel, inc);
             self.flush_if_full();
         }

@@ -517,4 +517,8 @@ fn verify_missing_dir_fast_policy_verify_and_relative_path_patterns() {
     let t2 = env.path("t2");
     env.restore(&r, &t2, &["-i", "config/app.toml"]);
     assert_eq!(file_list(&t2), vec!["config/app.toml"]);
+    // A single file restored under another name still matches patterns by its snapshot name.
+    let renamed = env.path("t2/copy.toml");
+    env.restore(&sref("latest", &src.join("config/app.toml")), &renamed, &["-i", "app.toml"]);
+    assert_eq!(fs::read(&renamed).unwrap(), b"good");
 }
