@@ -36,10 +36,11 @@ pub fn username() -> String {
     user_name(unsafe { libc::geteuid() })
 }
 
-/// Effective user and group IDs.
+/// Effective user and group IDs (read once: arca never changes them, and restore asks per file).
 pub fn ids() -> (u32, u32) {
+    static IDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
     // SAFETY: no preconditions.
-    unsafe { (libc::geteuid(), libc::getegid()) }
+    *IDS.get_or_init(|| unsafe { (libc::geteuid(), libc::getegid()) })
 }
 
 static USERS: Mutex<Option<HashMap<u32, String>>> = Mutex::new(None);

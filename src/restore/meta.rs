@@ -54,13 +54,17 @@ pub(crate) fn times(mtime: i64) -> Timestamps {
 }
 
 /// Owner, xattrs, mode and times of a file or directory, through its open descriptor.
-pub(crate) fn apply_fd(fd: BorrowedFd<'_>, n: &Node, o: &MetaOptions) -> io::Result<()> {
+/// `strip_acls`: remove ACLs first — for a kept inode, or a new one whose directory had a
+/// default ACL (directories restore makes or takes over have none, see [`target::make_dir`]).
+pub(crate) fn apply_fd(fd: BorrowedFd<'_>, n: &Node, o: &MetaOptions, strip_acls: bool) -> io::Result<()> {
     if o.chown_wanted() {
         rfs::fchown(fd, Some(rfs::Uid::from_raw(n.uid)), Some(rfs::Gid::from_raw(n.gid)))?;
     }
     // ACLs not from the snapshot (inherited from a parent's default ACL, or on a kept inode)
     // would otherwise be opened up by the chmod below; the snapshot's own are set again next.
-    target::strip_acls(fd)?;
+    if strip_acls {
+        target::strip_acls(fd)?;
+    }
     for x in n.xattrs.iter().filter(|x| o.xattr_wanted(&x.name)) {
         let name = target::cname(&x.name)?;
         match rfs::fsetxattr(fd, name.as_c_str(), &x.value, rfs::XattrFlags::empty()) {

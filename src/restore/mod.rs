@@ -203,6 +203,7 @@ pub fn restore(
         stats: RestoreStats::default(),
         base: opts.target.clone(),
         rename: None,
+        root_default_acl: false,
         stack: Vec::new(),
         files: Vec::new(),
         links: Vec::new(),
@@ -284,6 +285,8 @@ enum DirState {
 /// A regular file to write.
 struct FileJob {
     dir: Option<Arc<OwnedFd>>,
+    /// Its directory has a default ACL the new file inherits (only the target itself can).
+    inherits_acl: bool,
     name: CString,
     rel: PathBuf,
     node: Node,
@@ -375,6 +378,8 @@ struct Restorer<'a> {
     base: PathBuf,
     /// The name a single restored entry is created under, when `--target` names it.
     rename: Option<Vec<u8>>,
+    /// The target directory has a default ACL (which restore leaves alone there).
+    root_default_acl: bool,
     stack: Vec<Frame>,
     files: Vec<FileJob>,
     links: Vec<LinkJob>,
@@ -449,9 +454,12 @@ impl Restorer<'_> {
         Ok(())
     }
 
-    fn open_target(&self, dir: &Path) -> Result<DirState> {
+    fn open_target(&mut self, dir: &Path) -> Result<DirState> {
         match target::open_path(dir, !self.opts.dry_run) {
-            Ok(fd) => Ok(DirState::Open(Arc::new(fd))),
+            Ok(fd) => {
+                self.root_default_acl = target::has_default_acl(&fd);
+                Ok(DirState::Open(Arc::new(fd)))
+            }
             // A dry run into a directory that does not exist yet: everything would be new. But
             // `verify` of a missing directory is an error, never "matches".
             Err(e) if self.opts.dry_run && !self.opts.list_changes && e.raw_os_error() == Some(libc::ENOENT) => {
@@ -540,7 +548,8 @@ impl Restorer<'_> {
                     .and_then(|c| self.index.lookup(BlobType::Data, &c.id))
                     .map(|l| (l.pack, l.offset))
                     .unwrap_or_default();
-                let job = FileJob { dir, name, rel, node, order, hard_key: None };
+                let inherits_acl = self.stack.len() == 1 && self.root_default_acl;
+                let job = FileJob { dir, inherits_acl, name, rel, node, order, hard_key: None };
                 self.queue_file(job);
             }
             _ => self.make_other(dir.as_deref(), &name, &rel, &node),
@@ -776,7 +785,7 @@ impl Restorer<'_> {
                 if rfs::fstat(&fd).is_ok_and(|st| meta::differs(&st, &n, &self.opts.meta)) {
                     self.note(Change::Metadata, &rel);
                 }
-            } else if let Err(e) = meta::apply_fd(fd.as_fd(), &n, &self.opts.meta) {
+            } else if let Err(e) = meta::apply_fd(fd.as_fd(), &n, &self.opts.meta, false) {
                 self.report.io(&self.full(&rel), &e);
             }
         }
@@ -824,12 +833,16 @@ impl Restorer<'_> {
             Err(e) => return Err(Error::Io { path: full(), source: e }),
         };
         self.write_content(&file, f, content, *size)?;
-        meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
+        meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta, f.inherits_acl).at(full())?;
         if self.opts.verify {
             self.verify(&file, f)?;
         }
-        let st = rfs::fstat(&file).map_err(std::io::Error::from).at(full())?;
-        Ok(Outcome::Written(*size, Some((st.st_dev, st.st_ino))))
+        // Only the first file of a hard-link group needs its inode recorded.
+        let ino = match f.hard_key {
+            Some(_) => rfs::fstat(&file).ok().map(|st| (st.st_dev, st.st_ino)),
+            None => None,
+        };
+        Ok(Outcome::Written(*size, ino))
     }
 
     /// The overwrite policy for an existing entry: `Some` outcome to leave it (with its owner,
@@ -886,7 +899,7 @@ impl Restorer<'_> {
                 self.note(Change::Metadata, &f.rel);
             }
         } else {
-            meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta).at(full())?;
+            meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta, true).at(full())?;
         }
         Ok(Some(Outcome::UpToDate(Some((st.st_dev, st.st_ino)))))
     }

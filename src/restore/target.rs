@@ -270,3 +270,9 @@ pub(crate) fn strip_acls(fd: impl AsFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether a directory has a default ACL (which new entries in it inherit).
+pub(crate) fn has_default_acl(fd: impl AsFd) -> bool {
+    let mut buf = [0u8; 0];
+    rfs::fgetxattr(fd, c"system.posix_acl_default", &mut buf).is_ok()
+}
