@@ -9,7 +9,8 @@
 //! - [`chunker`]: keyed FastCDC;
 //! - [`backend`]: where files live (a local directory);
 //! - [`repo`]: an open repository: index, packer, locks;
-//! - [`archiver`]: backup; [`restore`]; [`check`]; [`browse`]: ls, find, diff, dump.
+//! - [`archiver`]: backup; [`restore`]; [`check`]; [`browse`]: ls, find, diff, dump;
+//! - [`lifecycle`]: forget, prune, tag, repair.
 //!
 //! Errors are one [`Error`] enum; integrity failures are their own variant.
 #![deny(missing_docs)]
@@ -24,6 +25,7 @@ pub mod error;
 pub mod format;
 pub mod fuzz_targets;
 pub mod id;
+pub mod lifecycle;
 pub mod repo;
 pub mod restore;
 pub mod sys;

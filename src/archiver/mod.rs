@@ -59,6 +59,10 @@ pub struct BackupOptions {
     pub force: bool,
     /// Explicit parent snapshot (ID prefix or `latest`); default: the latest with the same host and paths.
     pub parent: Option<String>,
+    /// Snapshot time to record (Unix ns) instead of the start time, e.g. to import old backups.
+    pub time: Option<i64>,
+    /// How long to wait for a conflicting lock (an exclusive prune commit, forget, tag).
+    pub retry_lock: std::time::Duration,
     /// Test hook, not a stable API: called with a directory's path after its parent's listing
     /// stat'ed it and before it is opened, so a test can swap it at the worst moment.
     #[doc(hidden)]
@@ -357,7 +361,7 @@ fn run(
     body: impl FnOnce(&Ctx, Option<Id>) -> Result<Id>,
 ) -> Result<BackupResult> {
     let started = crate::sys::now_nanos();
-    let _lock = if opts.dry_run { None } else { Some(repo.lock(false)?) };
+    let _lock = if opts.dry_run { None } else { Some(repo.lock_wait(false, opts.retry_lock, &|_| {})?) };
     // Leftovers of crashed writers. Only when no other process holds a lock: a long-running
     // backup's staged pack may legitimately be older than the threshold. Failure is harmless.
     if !opts.dry_run && repo.alone_in_repository().unwrap_or(false) {
@@ -394,7 +398,7 @@ fn run(
     tags.sort();
     tags.dedup();
     let snapshot = Snapshot {
-        time: started,
+        time: opts.time.unwrap_or(started),
         tree,
         paths: snap_paths,
         hostname: host,

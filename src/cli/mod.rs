@@ -3,6 +3,7 @@
 mod admin;
 mod output;
 mod password;
+mod prune;
 mod select;
 mod snap;
 mod verify;
@@ -78,6 +79,10 @@ pub struct Cli {
     /// Print less (no progress, no summaries).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// How long to wait for a lock held by another process (`0` fails at once); arca's
+    /// exclusive operations (forget, tag, prune's commit) hold their lock for seconds.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    retry_lock: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,6 +116,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
     Check(snap::CheckArgs),
+    /// Reclaim space: delete data no snapshot uses, repack partly used packs.
+    Prune(prune::PruneArgs),
 }
 
 /// Global context for commands.
@@ -119,9 +126,29 @@ pub struct Global {
     password: PasswordArgs,
     json: bool,
     quiet: bool,
+    retry_lock: std::time::Duration,
+}
+
+/// A duration such as `90s`, `10m`, `1h 30m` (humantime), or `0`.
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    if s.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 30s, 10m, 2h)"))
 }
 
 impl Global {
+    /// Take a lock, waiting up to `--retry-lock` for others to release theirs.
+    fn lock(&self, repo: &arca::repo::Repository, exclusive: bool) -> Result<arca::repo::lock::LockGuard> {
+        let quiet = self.quiet;
+        let wait = self.retry_lock;
+        Ok(repo.lock_wait(exclusive, wait, &|e| {
+            if !quiet {
+                eprintln!("{e}; waiting up to {} (--retry-lock)", humantime::format_duration(wait));
+            }
+        })?)
+    }
+
     fn backend(&self) -> Result<std::sync::Arc<dyn arca::backend::Backend>> {
         let dir = self
             .repo
@@ -160,7 +187,13 @@ pub fn run() -> Result<u8> {
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let g = Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet };
+    let g = Global {
+        repo: cli.repo,
+        password: cli.password,
+        json: cli.json,
+        quiet: cli.quiet,
+        retry_lock: cli.retry_lock,
+    };
     match cli.command {
         Command::Init(a) => admin::init(&g, a),
         Command::Key(k) => admin::key(&g, k),
@@ -175,6 +208,7 @@ pub fn run() -> Result<u8> {
         Command::Restore(a) => snap::restore(&g, a),
         Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
+        Command::Prune(a) => prune::prune(&g, a),
     }
 }
 

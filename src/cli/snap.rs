@@ -97,6 +97,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         dry_run: a.dry_run,
         force: a.force,
         parent: a.parent,
+        retry_lock: g.retry_lock,
         ..Default::default()
     };
     let progress: &'static Progress = Box::leak(Box::default());
@@ -595,7 +596,7 @@ pub struct CheckArgs {
 
 pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
     let repo = g.open()?;
-    let _lock = repo.lock(false)?;
+    let _lock = g.lock(&repo, false)?;
     let read_data = match (&a.read_data_subset, a.read_data) {
         (Some(s), _) => Some(Subset::parse(s)?),
         (None, true) => Some(Subset::All),

@@ -77,6 +77,25 @@ impl Index {
         Index { packs, entries }
     }
 
+    /// Add packs (e.g. adopted from their TOCs); a blob already indexed keeps its location.
+    pub fn add_packs(&mut self, files: impl IntoIterator<Item = IndexPack>) {
+        let old = std::mem::take(self);
+        let mut more = Index::from_packs(files);
+        let base = old.packs.len() as u32;
+        for e in &mut more.entries {
+            e.pack += base;
+        }
+        let mut packs = old.packs;
+        packs.extend(more.packs);
+        let mut entries = old.entries;
+        entries.extend(more.entries);
+        // Stable sort by (key, tree bit): the existing location stays first and wins.
+        entries.sort_by(|a, b| (a.key, a.pack & TREE_BIT).cmp(&(b.key, b.pack & TREE_BIT)));
+        entries.dedup_by(|b, a| a.key == b.key && (a.pack & TREE_BIT) == (b.pack & TREE_BIT));
+        entries.shrink_to_fit();
+        *self = Index { packs, entries };
+    }
+
     /// Number of distinct blobs.
     pub fn len(&self) -> usize {
         self.entries.len()

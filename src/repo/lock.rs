@@ -128,6 +128,34 @@ impl Repository {
         Ok(LockGuard { stop: Some(tx), thread: Some(thread) })
     }
 
+    /// [`Repository::lock`], retrying while the repository is locked by others, for at most
+    /// `max_wait` (zero: one attempt). `on_wait` is told about the conflict once, before the
+    /// first wait, so a caller can say why it waits.
+    pub fn lock_wait(&self, exclusive: bool, max_wait: Duration, on_wait: &dyn Fn(&Error)) -> Result<LockGuard> {
+        let deadline = std::time::Instant::now() + max_wait;
+        let mut pause = Duration::from_millis(200);
+        let mut told = false;
+        loop {
+            match self.lock(exclusive) {
+                Err(e @ Error::Locked(_)) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Err(e);
+                    }
+                    if !told {
+                        on_wait(&e);
+                        told = true;
+                    }
+                    // Jittered backoff up to 10 s, so waiting processes do not retry in step.
+                    let jitter = Duration::from_millis(crate::sys::now_nanos().rem_euclid(250) as u64);
+                    thread::sleep((pause + jitter).min(deadline - now));
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                r => return r,
+            }
+        }
+    }
+
     fn write_lock(&self, exclusive: bool) -> Result<String> {
         let bytes = self.lock_bytes(exclusive)()?;
         let name = Id::of_file_bytes(&bytes).to_hex();

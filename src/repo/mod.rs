@@ -5,6 +5,7 @@
 //! config and checks that it belongs to the same repository ID as the key that opened it.
 
 pub mod index;
+pub mod packs;
 pub mod lock;
 pub mod packer;
 pub mod select;

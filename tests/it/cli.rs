@@ -83,9 +83,9 @@ fn a_held_lock_gives_exit_code_11_until_released() {
     let src = small_tree(&env, "src");
     let repo = env.open();
     let guard = repo.lock(true).unwrap();
-    let out = env.run(&["backup", src.to_str().unwrap()]).code(11);
+    let out = env.run(&["backup", "--retry-lock", "0", src.to_str().unwrap()]).code(11);
     assert!(out.stderr.contains("locked"), "{}", out.stderr);
-    env.run(&["check"]).code(11);
+    env.run(&["check", "--retry-lock", "0"]).code(11);
     // Read-only browsing takes no lock.
     env.run(&["snapshots"]).ok();
     assert!(repo_files(&env.repo, FileType::Snapshot).is_empty());
