@@ -90,7 +90,7 @@ impl Index {
         let mut entries = old.entries;
         entries.extend(more.entries);
         // Stable sort by (key, tree bit): the existing location stays first and wins.
-        entries.sort_by(|a, b| (a.key, a.pack & TREE_BIT).cmp(&(b.key, b.pack & TREE_BIT)));
+        entries.sort_by_key(|e| (e.key, e.pack & TREE_BIT));
         entries.dedup_by(|b, a| a.key == b.key && (a.pack & TREE_BIT) == (b.pack & TREE_BIT));
         entries.shrink_to_fit();
         *self = Index { packs, entries };
