@@ -180,7 +180,9 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
     for name in on_disk.keys().filter(|n| !referenced.contains(*n)) {
         r.warnings.push(Problem {
             object: format!("pack {name}"),
-            message: "not in any index (left by an interrupted backup?)".into(),
+            message: "not in any index (left by an interrupted backup or prune): harmless; the next \
+                      backup adopts it, or `arca prune` deletes it"
+                .into(),
         });
     }
     Ok(packs)

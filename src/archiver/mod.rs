@@ -40,6 +40,9 @@ pub fn nanos_of(m: &std::fs::Metadata) -> i64 {
 #[doc(hidden)]
 pub type DirHook = Box<dyn Fn(&std::path::Path) + Send + Sync>;
 
+/// A callback told why a backup waits for a lock.
+pub type LockNotice = Box<dyn Fn(&Error) + Send + Sync>;
+
 /// What to back up and how.
 #[derive(Default)]
 pub struct BackupOptions {
@@ -63,6 +66,8 @@ pub struct BackupOptions {
     pub time: Option<i64>,
     /// How long to wait for a conflicting lock (an exclusive prune commit, forget, tag).
     pub retry_lock: std::time::Duration,
+    /// Told once when the backup has to wait for a lock, and why.
+    pub on_lock_wait: Option<LockNotice>,
     /// Test hook, not a stable API: called with a directory's path after its parent's listing
     /// stat'ed it and before it is opened, so a test can swap it at the worst moment.
     #[doc(hidden)]
@@ -104,6 +109,9 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
     /// Files that could not be read or changed while read.
     pub warnings: Vec<Warning>,
+    /// Packs left unindexed by an interrupted backup or prune that this backup adopted
+    /// (format-spec/17-consistency.md §17.6).
+    pub adopted_packs: usize,
 }
 
 /// State shared by all workers of one backup.
@@ -361,19 +369,31 @@ fn run(
     body: impl FnOnce(&Ctx, Option<Id>) -> Result<Id>,
 ) -> Result<BackupResult> {
     let started = crate::sys::now_nanos();
-    let _lock = if opts.dry_run { None } else { Some(repo.lock_wait(false, opts.retry_lock, &|_| {})?) };
-    // Leftovers of crashed writers. Only when no other process holds a lock: a long-running
-    // backup's staged pack may legitimately be older than the threshold. Failure is harmless.
-    if !opts.dry_run && repo.alone_in_repository().unwrap_or(false) {
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(repo.lock_wait(false, opts.retry_lock, &|e| {
+            if let Some(f) = &opts.on_lock_wait {
+                f(e)
+            }
+        })?)
+    };
+    // Leftovers of crashed writers are only touched when no other process holds a lock: a
+    // long-running backup's staged pack may legitimately be older than the threshold, and its
+    // published packs are indexed by that backup. Failure is harmless.
+    let alone = !opts.dry_run && repo.alone_in_repository().unwrap_or(false);
+    if alone {
         let _ = repo.backend().clean_tmp(crate::backend::local::TMP_MAX_AGE);
     }
     let host = opts.host.clone().unwrap_or_else(crate::sys::hostname);
     let parent = choose_parent(repo, opts, &host, &snap_paths)?;
-    let index = repo.load_index()?;
+    let mut index = repo.load_index()?;
+    let packer = Packer::new(repo);
+    let adopted_packs = if alone { adopt_unindexed(repo, &mut index, &packer)? } else { 0 };
     let ctx = Ctx {
         repo,
         chunker: Chunker::new(&repo.config().chunker, repo.keys().gear()),
-        packer: Packer::new(repo),
+        packer,
         index,
         opts,
         progress,
@@ -410,8 +430,23 @@ fn run(
         program: format!("arca {}", env!("CARGO_PKG_VERSION")),
         summary,
     };
+    if let Some(l) = &lock {
+        l.ensure_fresh()?;
+    }
     let id = if opts.dry_run { None } else { Some(repo.save_snapshot(&snapshot)?) };
-    Ok(BackupResult { id, snapshot, warnings })
+    Ok(BackupResult { id, snapshot, warnings, adopted_packs })
+}
+
+/// Adopt the packs no index names (format-spec/17-consistency.md §17.6): their blobs join the
+/// in-memory index, so they are not stored again, and the packer indexes them with its own.
+/// A pack whose TOC does not read back is left alone (prune deletes it).
+fn adopt_unindexed(repo: &Repository, index: &mut Index, packer: &Packer) -> Result<usize> {
+    let candidates = repo.unindexed_packs(index)?;
+    let adopted: Vec<_> = candidates.par_iter().filter_map(|(id, len)| repo.read_pack_toc(id, *len).ok()).collect();
+    let n = adopted.len();
+    index.add_packs(adopted.iter().cloned());
+    packer.adopt(adopted);
+    Ok(n)
 }
 
 /// Bytes of chunks read from one stream but not yet sealed: enough to keep every core busy.

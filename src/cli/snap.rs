@@ -98,6 +98,12 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         force: a.force,
         parent: a.parent,
         retry_lock: g.retry_lock,
+        on_lock_wait: (!g.quiet).then(|| {
+            let wait = g.retry_lock;
+            Box::new(move |e: &arca::Error| {
+                eprintln!("{e}; waiting up to {} (--retry-lock)", humantime::format_duration(wait))
+            }) as Box<dyn Fn(&arca::Error) + Send + Sync>
+        }),
         ..Default::default()
     };
     let progress: &'static Progress = Box::leak(Box::default());
@@ -126,8 +132,14 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
             .iter()
             .map(|w| json!({"path": w.path, "message": w.message, "not_saved": w.not_saved}))
             .collect();
-        g.print_json(&json!({"snapshot": res.id, "dry_run": a.dry_run, "summary": s, "warnings": warnings}))?;
+        g.print_json(&json!({
+            "snapshot": res.id, "dry_run": a.dry_run, "summary": s, "warnings": warnings,
+            "adopted_packs": res.adopted_packs,
+        }))?;
     } else if !g.quiet {
+        if res.adopted_packs > 0 {
+            println!("adopted {} pack(s) left by an interrupted backup or prune", res.adopted_packs);
+        }
         println!("files: {} new, {} changed, {} unchanged", s.files_new, s.files_changed, s.files_unchanged);
         println!("dirs:  {} new, {} changed, {} unchanged", s.dirs_new, s.dirs_changed, s.dirs_unchanged);
         println!(
@@ -227,8 +239,38 @@ fn split_ref(r: &str) -> (&str, &str) {
 
 /// Open, load the index, resolve `SNAP[:PATH]` (among the snapshots `sel` selects) to its
 /// snapshot and node.
-pub(super) fn locate(g: &Global, r: &str, sel: &SelectArgs) -> Result<(Repository, Index, Id, Snapshot, Node, String)> {
+/// An open repository, its index, a snapshot and the node a reference names in it, with the
+/// node's path.
+pub(super) type Located = (Repository, Index, Id, Snapshot, Node, String);
+
+pub(super) fn locate(g: &Global, r: &str, sel: &SelectArgs) -> Result<Located> {
     let repo = g.open()?;
+    locate_in(g, repo, r, sel)
+}
+
+/// [`locate`] for a long read (restore, dump, verify): a shared lock is taken first, so a
+/// prune's commit waits for the read instead of removing packs under it. A repository whose
+/// `locks/` cannot be written (read-only media) is read without one.
+pub(super) fn locate_locked(
+    g: &Global,
+    r: &str,
+    sel: &SelectArgs,
+) -> Result<(Located, Option<arca::repo::lock::LockGuard>)> {
+    let repo = g.open()?;
+    let lock = match g.lock(&repo, false) {
+        Ok(l) => Some(l),
+        Err(e) if matches!(e.downcast_ref::<arca::Error>(), Some(arca::Error::Io { .. })) => {
+            if !g.quiet {
+                eprintln!("warning: cannot take a lock ({}); reading without one", super::error_text(&e));
+            }
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((locate_in(g, repo, r, sel)?, lock))
+}
+
+fn locate_in(g: &Global, repo: Repository, r: &str, sel: &SelectArgs) -> Result<Located> {
     let (snap, path) = split_ref(r);
     let (id, s) = select::resolve(&repo, snap, sel)?;
     let index = g.load_index(&repo)?;
@@ -437,7 +479,7 @@ pub struct DumpArgs {
 }
 
 pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
-    let (repo, index, _, _, node, path) = locate(g, &a.target, &a.select)?;
+    let ((repo, index, _, _, node, path), _lock) = locate_locked(g, &a.target, &a.select)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     match (&node.kind, a.archive.as_deref()) {
@@ -518,7 +560,7 @@ fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
 
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     let started = std::time::Instant::now();
-    let (repo, index, id, _, node, path) = locate(g, &a.snapshot, &a.select)?;
+    let ((repo, index, id, _, node, path), _lock) = locate_locked(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
         target: a.target.clone(),
         include: a.include.clone(),

@@ -33,7 +33,7 @@ pub struct VerifyArgs {
 }
 
 pub fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
-    let (repo, index, id, _, node, path) = snap::locate(g, &a.snapshot, &a.select)?;
+    let ((repo, index, id, _, node, path), _lock) = snap::locate_locked(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
         target: a.dir.clone(),
         include: a.include.clone(),

@@ -45,6 +45,8 @@ pub struct PackInfo {
     pub id: Id,
     /// Its length in bytes.
     pub size: u32,
+    /// Blob entries its record lists.
+    pub blobs: u32,
 }
 
 /// The loaded index.
@@ -65,7 +67,7 @@ impl Index {
         let mut entries = Vec::new();
         for p in files {
             let n = packs.len() as u32;
-            packs.push(PackInfo { id: p.id, size: p.size });
+            packs.push(PackInfo { id: p.id, size: p.size, blobs: p.blobs.len() as u32 });
             for b in p.blobs {
                 let tree = if b.blob_type == BlobType::Tree { TREE_BIT } else { 0 };
                 entries.push(Entry { key: key_of(&b.id), pack: n | tree, offset: b.offset, len: b.stored_len });
@@ -121,6 +123,24 @@ impl Index {
             .take_while(|e| e.key == key)
             .find(|e| (e.pack & TREE_BIT != 0) == tree)
             .map(|e| BlobLocation { pack: self.packs[(e.pack & !TREE_BIT) as usize].id, offset: e.offset, len: e.len })
+    }
+
+    /// The position of blob `id` of type `t` among the distinct blobs (`0..len()`), if indexed.
+    /// Positions are stable for the life of this index: prune keys its bitset by them.
+    pub fn position(&self, t: BlobType, id: &Id) -> Option<usize> {
+        let key = key_of(id);
+        let tree = t == BlobType::Tree;
+        let start = self.entries.partition_point(|e| e.key < key);
+        (start..self.entries.len())
+            .take_while(|&i| self.entries[i].key == key)
+            .find(|&i| (self.entries[i].pack & TREE_BIT != 0) == tree)
+    }
+
+    /// For the blob at `pos`: the number of the pack holding its chosen copy (an index into
+    /// [`Index::packs`]), the offset and the envelope length.
+    pub fn at(&self, pos: usize) -> (usize, u32, u32) {
+        let e = &self.entries[pos];
+        ((e.pack & !TREE_BIT) as usize, e.offset, e.len)
     }
 
     /// Whether blob `id` of type `t` is indexed.

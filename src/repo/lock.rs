@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::format::header::FileKind;
 use crate::format::lock::Lock;
 use crate::id::Id;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
@@ -17,10 +18,39 @@ pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
 /// How often a held lock is rewritten.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 
+/// A lock whose last successful write is older than this may be considered stale by others
+/// (one refresh interval short of [`STALE_AFTER`]): its holder must not commit or delete.
+pub const FRESH_FOR: Duration = Duration::from_secs(25 * 60);
+
 /// A held lock; released on drop.
 pub struct LockGuard {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
+    /// When the lock file was last written successfully (Unix ns).
+    written: Arc<AtomicI64>,
+}
+
+impl LockGuard {
+    /// Fail unless the lock was written or refreshed less than [`FRESH_FOR`] ago
+    /// (format-spec/17-consistency.md §17.5 rule 3). A process that was suspended, or could not
+    /// refresh its lock, may have been considered gone by a prune; it must not commit.
+    pub fn ensure_fresh(&self) -> Result<()> {
+        let age = crate::sys::now_nanos().saturating_sub(self.written.load(Ordering::SeqCst));
+        if age.unsigned_abs() >= FRESH_FOR.as_nanos() as u64 {
+            return Err(Error::Locked(format!(
+                "this process's lock was last refreshed {} s ago, so other processes may have \
+                 ignored it; stopping before committing anything",
+                age / 1_000_000_000
+            )));
+        }
+        Ok(())
+    }
+
+    /// Test hook, not a stable API: pretend the lock was last written `by` earlier.
+    #[doc(hidden)]
+    pub fn backdate(&self, by: Duration) {
+        self.written.fetch_sub(by.as_nanos() as i64, Ordering::SeqCst);
+    }
 }
 
 impl Drop for LockGuard {
@@ -102,7 +132,7 @@ impl Repository {
         if let Some(e) = conflict(&self.live_locks()?, None) {
             return Err(e);
         }
-        let name = self.write_lock(exclusive)?;
+        let (name, time) = self.write_lock(exclusive)?;
         // Re-check: another process may have locked between our look and our write.
         if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
             let _ = self.backend().remove(FileType::Lock, &name);
@@ -111,13 +141,16 @@ impl Repository {
         let (tx, rx) = mpsc::channel::<()>();
         let backend = self.backend().clone();
         let refreshed = self.lock_bytes(exclusive);
+        let written = Arc::new(AtomicI64::new(time));
+        let stamp = written.clone();
         let thread = thread::spawn(move || {
             let mut current = name;
             // Until the guard drops (the sender disconnects), rewrite the lock periodically.
             while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH_EVERY) {
-                if let Ok(bytes) = refreshed() {
+                if let Ok((bytes, t)) = refreshed() {
                     let new = Id::of_file_bytes(&bytes).to_hex();
                     if backend.write(FileType::Lock, &new, &bytes).is_ok() {
+                        stamp.store(t, Ordering::SeqCst);
                         let _ = backend.remove(FileType::Lock, &current);
                         current = new;
                     }
@@ -125,7 +158,7 @@ impl Repository {
             }
             let _ = backend.remove(FileType::Lock, &current);
         });
-        Ok(LockGuard { stop: Some(tx), thread: Some(thread) })
+        Ok(LockGuard { stop: Some(tx), thread: Some(thread), written })
     }
 
     /// [`Repository::lock`], retrying while the repository is locked by others, for at most
@@ -156,15 +189,16 @@ impl Repository {
         }
     }
 
-    fn write_lock(&self, exclusive: bool) -> Result<String> {
-        let bytes = self.lock_bytes(exclusive)()?;
+    fn write_lock(&self, exclusive: bool) -> Result<(String, i64)> {
+        let (bytes, time) = self.lock_bytes(exclusive)()?;
         let name = Id::of_file_bytes(&bytes).to_hex();
         self.backend().write(FileType::Lock, &name, &bytes)?;
-        Ok(name)
+        Ok((name, time))
     }
 
-    /// A closure that builds a fresh, encrypted lock file body (usable from the refresh thread).
-    fn lock_bytes(&self, exclusive: bool) -> impl Fn() -> Result<Vec<u8>> + Send + 'static {
+    /// A closure that builds a fresh, encrypted lock file and returns it with the time it
+    /// records (usable from the refresh thread).
+    fn lock_bytes(&self, exclusive: bool) -> impl Fn() -> Result<(Vec<u8>, i64)> + Send + 'static {
         let enc_key = self.lock_sealer();
         move || {
             let l = Lock {
@@ -174,7 +208,7 @@ impl Repository {
                 username: crate::sys::username(),
                 pid: std::process::id(),
             };
-            enc_key(&l.encode())
+            Ok((enc_key(&l.encode())?, l.time))
         }
     }
 }

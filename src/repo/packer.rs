@@ -40,6 +40,7 @@ struct State {
     open: [Option<OpenPack>; 2],
     reserved: HashSet<(BlobType, Id)>,
     written: Vec<IndexPack>,
+    adopted: Vec<IndexPack>,
 }
 
 /// Counters of what a packer stored.
@@ -154,15 +155,21 @@ impl<'r> Packer<'r> {
         Ok(())
     }
 
+    /// Index these already published packs (adopted from their TOCs) together with this
+    /// packer's own, after them.
+    pub fn adopt(&self, packs: Vec<IndexPack>) {
+        self.state.lock().unwrap().adopted.extend(packs);
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> PackerStats {
         *self.stats.lock().unwrap()
     }
 
     /// Write the partly filled packs, then the index file(s) for everything this packer wrote
-    /// (split so that none exceeds [`INDEX_FILE_BLOBS`] blobs). Returns the last index file's ID
-    /// (None if nothing was written).
-    pub fn finish(&self) -> Result<Option<Id>> {
+    /// (split so that none exceeds [`INDEX_FILE_BLOBS`] blobs). Returns the index files written
+    /// (none if nothing was written).
+    pub fn finish(&self) -> Result<Vec<Id>> {
         let open = std::mem::take(&mut self.state.lock().unwrap().open);
         for p in open.into_iter().flatten() {
             self.write_pack(p).inspect_err(|e| self.fail(e))?;
@@ -170,12 +177,13 @@ impl<'r> Packer<'r> {
         if let Some(why) = self.failed.lock().unwrap().clone() {
             return Err(crate::Error::WriteFailed(why));
         }
-        let written = std::mem::take(&mut self.state.lock().unwrap().written);
-        let mut last = None;
-        for part in split_for_index(&written) {
-            last = Some(self.repo.save_index(part)?);
-        }
-        Ok(last)
+        let written = {
+            let mut st = self.state.lock().unwrap();
+            let mut w = std::mem::take(&mut st.written);
+            w.append(&mut st.adopted);
+            w
+        };
+        split_for_index(&written).into_iter().map(|part| self.repo.save_index(part)).collect()
     }
 }
 

@@ -172,7 +172,7 @@ fn an_unindexed_pack_is_only_a_warning() {
     let index = repo.load_index().unwrap();
     let id = repo.keys().blob_id(b"orphan");
     packer.store(&index, BlobType::Data, &id, b"orphan").unwrap();
-    let new_index = packer.finish().unwrap().unwrap();
+    let new_index = *packer.finish().unwrap().last().unwrap();
     assert!(!before.contains(&new_index));
     fs::remove_file(repo_file(&env.repo, FileType::Index, &new_index.to_hex())).unwrap();
     let r = env.json(&["check", "--read-data"]);

@@ -1,0 +1,321 @@
+//! Steps 2–8 of prune (§17.7): repack under the shared lock, then commit under the exclusive
+//! one. Every step that removes something runs only after what replaces it is durable.
+
+use super::plan::{load_snapshots_strict, PackAction, Plan};
+use super::reach;
+use super::{Progress, Step};
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::blob::BlobType;
+use crate::format::header::HEADER_LEN;
+use crate::format::index::IndexPack;
+use crate::format::pack::{self, TRAILER_LEN};
+use crate::id::Id;
+use crate::repo::index::Index;
+use crate::repo::lock::LockGuard;
+use crate::repo::packer::{self, Packer};
+use crate::repo::Repository;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What a prune did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PruneReport {
+    /// Packs removed (unused, repacked and unindexed).
+    pub packs_removed: usize,
+    /// Bytes of the packs removed.
+    pub bytes_removed: u64,
+    /// New packs written by repacking.
+    pub packs_written: u64,
+    /// Bytes of those new packs.
+    pub bytes_written: u64,
+    /// Blobs copied by repacking.
+    pub blobs_repacked: u64,
+    /// Index files written (repacks and the new index).
+    pub index_files_written: usize,
+    /// Old index files removed.
+    pub index_files_removed: usize,
+    /// Snapshots written by backups while prune ran, accounted for at commit.
+    pub snapshots_added_meanwhile: usize,
+    /// Packs planned for removal that those snapshots needed, and that were kept.
+    pub packs_rescued: usize,
+}
+
+/// What the commit learned about files written since the plan.
+struct Meanwhile {
+    /// Index built from the index files written since the plan.
+    index: Index,
+    /// Snapshots written since the plan.
+    snapshots: usize,
+    /// Packs the plan would remove that they use.
+    rescued: usize,
+}
+
+impl Plan {
+    /// Carry out the plan. `shared` is the lock the plan was made under; it is released after
+    /// the repacks are indexed, and the commit takes an exclusive lock (waiting up to the
+    /// options' retry time for running backups to finish).
+    pub fn execute(mut self, repo: &Repository, shared: LockGuard, progress: &Progress) -> Result<PruneReport> {
+        let mut report = PruneReport::default();
+        progress.phase("repacking");
+        let repacked = self.repack(repo, progress, &mut report)?;
+        self.opts.reached(Step::IndexRepacks)?;
+        drop(shared);
+        progress.phase("waiting for the exclusive lock");
+        let lock = repo.lock_wait(true, self.opts.retry_lock, &|_| {})?;
+        self.opts.reached(Step::Lock)?;
+        progress.phase("reconciling with backups that ran meanwhile");
+        let meanwhile = self.reconcile(repo, progress)?;
+        report.snapshots_added_meanwhile = meanwhile.snapshots;
+        report.packs_rescued = meanwhile.rescued;
+        self.opts.reached(Step::Reconcile)?;
+        progress.phase("writing the new index");
+        report.index_files_written += self.write_index(repo, &repacked)?;
+        lock.ensure_fresh()?;
+        self.opts.reached(Step::WriteIndex)?;
+        progress.phase("removing the old index");
+        report.index_files_removed = remove_all(repo, FileType::Index, &self.index_files, progress)?;
+        self.opts.reached(Step::RemoveIndex)?;
+        progress.phase("removing packs");
+        let doomed = self.doomed_packs(&meanwhile.index);
+        lock.ensure_fresh()?;
+        let names: Vec<Id> = doomed.iter().map(|(id, _)| *id).collect();
+        report.packs_removed = remove_all(repo, FileType::Pack, &names, progress)?;
+        report.bytes_removed = doomed.iter().map(|(_, l)| l).sum();
+        self.opts.reached(Step::RemovePacks)?;
+        drop(lock);
+        Ok(report)
+    }
+
+    /// Steps 2–3: copy the used blobs of the packs chosen for repacking into new packs, then
+    /// index them. Returns the packs whose every used blob now has a copy in a new pack.
+    fn repack(&self, repo: &Repository, progress: &Progress, report: &mut PruneReport) -> Result<HashSet<Id>> {
+        let todo: Vec<&super::PackPlan> = self.packs.iter().filter(|p| p.action == PackAction::Repack).collect();
+        let packer = Packer::new(repo);
+        let copied: Vec<u64> =
+            todo.par_iter().map(|p| self.repack_one(repo, &packer, p, progress)).collect::<Result<_>>()?;
+        let mut done = HashSet::new();
+        for (p, n) in todo.iter().zip(copied) {
+            if n != p.used_blobs as u64 {
+                return Err(Error::integrity(
+                    format!("pack {}", p.id.short()),
+                    format!("repacking found {n} of its {} used blobs; prune deleted nothing", p.used_blobs),
+                ));
+            }
+            done.insert(p.id);
+        }
+        self.opts.reached(Step::Repack)?;
+        report.index_files_written += packer.finish()?.len();
+        let stats = packer.stats();
+        report.packs_written = stats.packs;
+        report.bytes_written = stats.stored_bytes;
+        report.blobs_repacked = stats.blobs;
+        Ok(done)
+    }
+
+    /// Copy one pack's used blobs, each authenticated first; returns how many were copied.
+    fn repack_one(&self, repo: &Repository, packer: &Packer, p: &super::PackPlan, progress: &Progress) -> Result<u64> {
+        let name = p.id.to_hex();
+        let what = FileType::Pack.describe(&name);
+        let bytes = repo.backend().read_at(FileType::Pack, &name, 0, p.size as usize)?;
+        progress.repack_bytes.fetch_add(bytes.len() as u64, Relaxed);
+        let entries = read_toc(repo, &bytes, &what)?;
+        let mut copied = 0;
+        for b in pack::locate_blobs(&entries) {
+            if !self.is_chosen_used(b.blob_type, &b.id, &p.id, b.offset) {
+                continue;
+            }
+            let env = &bytes[b.offset as usize..b.offset as usize + b.stored_len as usize];
+            let plain = repo.open_blob(b.blob_type, &b.id, env).map_err(|e| match e {
+                Error::Integrity { object, reason } => Error::integrity(
+                    format!("{object} in pack {}", p.id.short()),
+                    format!("{reason}; it is used by a snapshot, so prune stopped before deleting anything"),
+                ),
+                e => e,
+            })?;
+            packer.add_sealed(b.blob_type, b.id, plain.len() as u32, env)?;
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
+    /// Whether this copy (pack, offset) of a blob is the chosen copy of a used blob.
+    fn is_chosen_used(&self, t: BlobType, id: &Id, pack: &Id, offset: u32) -> bool {
+        let Some(pos) = self.index.position(t, id) else { return false };
+        if !self.used.get(pos) {
+            return false;
+        }
+        let (n, off, _) = self.index.at(pos);
+        self.index.packs()[n].id == *pack && off == offset
+    }
+
+    fn action_of(&self, pack: &Id) -> Option<PackAction> {
+        self.pack_of.get(pack).map(|&i| self.packs[i].action)
+    }
+
+    /// Step 5: account for what backups wrote since the plan. Stops if another deleting
+    /// operation changed the index; rescues planned removals that new snapshots need.
+    fn reconcile(&mut self, repo: &Repository, progress: &Progress) -> Result<Meanwhile> {
+        let now: HashSet<Id> = repo.index_ids()?.into_iter().collect();
+        if let Some(gone) = self.index_files.iter().find(|id| !now.contains(id)) {
+            return Err(Error::Locked(format!(
+                "index file {} was removed since prune started (another prune or repair ran); \
+                 nothing was deleted, run prune again",
+                gone.short()
+            )));
+        }
+        let old: HashSet<Id> = self.index_files.iter().copied().collect();
+        let mut records = Vec::new();
+        for id in now.iter().filter(|id| !old.contains(id)) {
+            records.extend(repo.load_index_file(id).map_err(|e| stop(e, "a new index file"))?);
+        }
+        let new_index = Index::from_packs(records);
+        let known: HashSet<Id> = self.snapshots.iter().copied().collect();
+        let fresh: Vec<_> = load_snapshots_strict(repo)?.into_iter().filter(|(id, _)| !known.contains(id)).collect();
+        let mut rescued = 0;
+        for (sid, snap) in &fresh {
+            rescued += self.walk_new_snapshot(repo, &new_index, sid, snap.tree, progress)?;
+        }
+        Ok(Meanwhile { index: new_index, snapshots: fresh.len(), rescued })
+    }
+
+    /// Walk a snapshot written since the plan; keep every planned removal it needs.
+    fn walk_new_snapshot(
+        &mut self,
+        repo: &Repository,
+        new: &Index,
+        sid: &Id,
+        root: Id,
+        progress: &Progress,
+    ) -> Result<usize> {
+        let mut seen: HashSet<Id> = HashSet::new();
+        let mut rescue: Vec<Id> = Vec::new();
+        {
+            let this = &*self;
+            let read = |id: &Id| {
+                let index = if this.index.contains(BlobType::Tree, id) { &this.index } else { new };
+                repo.read_tree(index, id).map_err(|e| reach::unreadable(sid, e))
+            };
+            let mut visit = |t: BlobType, id: &Id| -> Result<bool> {
+                if let Some(pos) = this.index.position(t, id) {
+                    if this.used.get(pos) {
+                        // Used at plan time: kept or repacked, and everything below it too.
+                        return Ok(false);
+                    }
+                    let (n, _, _) = this.index.at(pos);
+                    let pack = this.index.packs()[n].id;
+                    if this.action_of(&pack) != Some(PackAction::Keep) && !new.contains(t, id) {
+                        rescue.push(pack);
+                    }
+                } else if !new.contains(t, id) {
+                    return Err(reach::missing(sid, t, id));
+                }
+                Ok(t == BlobType::Tree && seen.insert(*id))
+            };
+            reach::walk(root, &read, &mut visit, progress)?;
+        }
+        let mut n = 0;
+        for pack in rescue {
+            let i = self.pack_of[&pack];
+            if self.packs[i].missing {
+                return Err(Error::integrity(
+                    format!("snapshot {}", sid.short()),
+                    format!("needs pack {}, which is missing; prune deleted nothing", pack.short()),
+                ));
+            }
+            if self.packs[i].action != PackAction::Keep {
+                self.packs[i].action = PackAction::Keep;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Step 6: index files holding the records of every kept pack (each pack once), written
+    /// one old index file at a time so no second copy of the whole index is held.
+    fn write_index(&self, repo: &Repository, repacked: &HashSet<Id>) -> Result<usize> {
+        let mut done: HashSet<Id> = HashSet::new();
+        let mut batch: Vec<IndexPack> = Vec::new();
+        let mut blobs = 0;
+        let mut files = 0;
+        for id in &self.index_files {
+            let records = repo.load_index_file(id).map_err(|e| stop(e, "an index file read before"))?;
+            for r in records {
+                if self.action_of(&r.id) != Some(PackAction::Keep) || !done.insert(r.id) {
+                    continue;
+                }
+                if blobs + r.blobs.len() > packer::INDEX_FILE_BLOBS && !batch.is_empty() {
+                    repo.save_index(&batch)?;
+                    files += 1;
+                    (batch, blobs) = (Vec::new(), 0);
+                }
+                blobs += r.blobs.len();
+                batch.push(r);
+            }
+        }
+        if !batch.is_empty() {
+            repo.save_index(&batch)?;
+            files += 1;
+        }
+        // The invariant step 7 relies on: every used blob is in a kept pack or was copied.
+        for p in &self.packs {
+            let covered = match p.action {
+                PackAction::Keep => true,
+                PackAction::Repack => repacked.contains(&p.id),
+                PackAction::Delete => p.used_blobs == 0,
+            };
+            if !covered {
+                return Err(Error::integrity(
+                    format!("pack {}", p.id.short()),
+                    "its used blobs would not be in the new index; prune stopped before removing anything",
+                ));
+            }
+        }
+        Ok(files)
+    }
+
+    /// Step 8's list: packs planned for removal, and unindexed packs still unindexed now.
+    fn doomed_packs(&self, new: &Index) -> Vec<(Id, u64)> {
+        let named_now: HashSet<Id> = new.packs().iter().map(|p| p.id).collect();
+        let planned = self.packs.iter().filter(|p| p.action != PackAction::Keep && !p.missing).map(|p| (p.id, p.size));
+        let stray = self.unindexed.iter().filter(|(id, _)| !named_now.contains(id)).copied();
+        planned.chain(stray).collect()
+    }
+}
+
+/// The TOC of a pack read into memory.
+fn read_toc(repo: &Repository, bytes: &[u8], what: &str) -> Result<Vec<pack::TocEntry>> {
+    pack::check_header(bytes, what)?;
+    let trailer: [u8; TRAILER_LEN] =
+        bytes[bytes.len().saturating_sub(TRAILER_LEN)..].try_into().map_err(|_| Error::integrity(what, "truncated"))?;
+    let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, what)?;
+    let sealed = &bytes[at as usize..at as usize + len as usize];
+    let toc = repo.keys().open(sealed, &pack::toc_ad(repo.repo_id()), &format!("{what} TOC"))?;
+    pack::decode_toc(&toc, at - HEADER_LEN as u64, what)
+}
+
+fn stop(e: Error, what: &str) -> Error {
+    match e {
+        Error::Integrity { object, reason } => {
+            Error::integrity(object, format!("{reason} ({what}); prune deleted nothing"))
+        }
+        e => e,
+    }
+}
+
+/// Remove files, in parallel; one already gone counts as removed. Returns how many.
+fn remove_all(repo: &Repository, t: FileType, ids: &[Id], progress: &Progress) -> Result<usize> {
+    ids.par_iter()
+        .map(|id| match repo.backend().remove(t, &id.to_hex()) {
+            Ok(()) => Ok(()),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        })
+        .inspect(|_| {
+            progress.removed.fetch_add(1, Relaxed);
+        })
+        .collect::<Result<Vec<()>>>()
+        .map(|v| v.len())
+}
