@@ -13,17 +13,18 @@
 # directory, edited in between). An uninterrupted `forget` + `prune --max-unused 0` on a copy
 # gives the duration D. Each trial: fresh copy (cp -a), forget all but the newest snapshot of
 # each group, `arca prune --max-unused 0` in the background, kill -9 after a random delay in
-# [0, 1.2 D), then: `check --read-data` (must exit 0), restore the kept tree and diff -r it, dump
-# the kept stream and cmp it, `prune --max-unused 0` again (must exit 0), `prune --dry-run
-# --max-unused 0 --json` (must plan no unindexed, delete or repack pack), `check --read-data`.
-# The phase the kill hit is read from the files: new packs only = repack; new index files =
-# index-repacks..reconcile (R) or write-index (K, more new index files than R); old index files
-# gone = remove-index; packs gone = remove-packs; a new pack only in tmp/ counts as repack. A failing trial keeps its repository as it
-# was right after the kill in WORKDIR/fail-N, with the commands to reproduce in WORKDIR/fail-N.txt.
+# [0, 1.2 D) (COMMIT=15 more kills aim at steps 3-8), then: `check --read-data` (must exit 0),
+# restore the kept tree and diff -r it, dump the kept stream and cmp it, `prune --max-unused 0`
+# again (must exit 0), `prune --dry-run --max-unused 0 --json` (must plan no unindexed, delete
+# or repack pack), `check --read-data`. The phase the kill hit is read from the files: new
+# packs only (in data/ or tmp/) = repack; new index files = index-repacks..reconcile (R) or
+# write-index (K: more new index files than R); old index files gone = remove-index; packs
+# gone = remove-packs. A failing trial keeps its repository as the kill left it in
+# WORKDIR/fail-NAME, with the commands to reproduce in WORKDIR/fail-NAME.txt.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lifecycle-lib.sh"
-[ $# -ge 1 ] || { sed -n '2,24p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,23p' "$0"; exit 2; }
 work=$1 trials=${2:-30}
 src=${SRC:-$HOME/.cargo/registry/src}
 seed=${SEED:-1}
@@ -71,6 +72,7 @@ a -r "$work/ref" check --read-data || { echo "reference repository fails check";
 
 # ---- One trial ------------------------------------------------------------------------------------
 n_r=0 # new index files after step 3 (R); set from the hook run after index-repacks
+declare -A hook_at # step -> seconds from start until the hook run stopped after it
 # phase DIR RC: which step the prune was in when it stopped, from the files it left.
 phase() {
   [ "$2" = 0 ] && { echo completed; return; }
@@ -120,7 +122,9 @@ trial() {
     kill -9 "$pid" 2> /dev/null
     wait "$pid" 2> /dev/null; rc=$?
   else
+    local t0=$EPOCHREALTIME
     { (ARCA_TEST_PRUNE_CRASH_AFTER=$arg exec "$ARCA" -r "$t" prune --max-unused 0 > "$t.prune1" 2>&1); rc=$?; } 2> /dev/null
+    hook_at[$arg]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   fi
   ph=$(phase "$t" "$rc")
   [ "$how:$arg" = hook:index-repacks ] && n_r=$(count_new "$work/index0" "$t" index)
@@ -157,12 +161,24 @@ for ((i = 1; i <= trials; i++)); do
   delay=$(awk -v s="$seed" -v i="$i" -v d="$dur" 'BEGIN { srand(s * 1000 + i); printf "%.3f", rand() * 1.2 * d }')
   trial "kill-$i" kill "$delay"
 done
+# The commit (steps 3-8) is a small part of the run, so uniform delays rarely hit it: COMMIT
+# more kills (default 15) aim at it, uniformly between the moments the hook runs stopped after
+# step 2 and after step 8 (seconds from the start, as timed above).
+commit=${COMMIT:-15} lo=${hook_at[repack]:-} hi=${hook_at[remove-packs]:-}
+if [ "$commit" -gt 0 ] && [ -n "$lo" ] && [ -n "$hi" ]; then
+  echo "commit window: ${lo}s .. ${hi}s after start (hook runs: $(for k in "${!hook_at[@]}"; do printf '%s=%s ' "$k" "${hook_at[$k]}"; done))"
+  for ((i = 1; i <= commit; i++)); do
+    delay=$(awk -v s="$seed" -v i="$i" -v lo="$lo" -v hi="$hi" 'BEGIN { srand(s * 1000 + 500 + i); printf "%.3f", lo + rand() * (hi - lo) }')
+    trial "commit-$i" kill "$delay"
+  done
+fi
 
 # ---- Summary ----------------------------------------------------------------------------------
 echo
 echo "uninterrupted prune ${dur}s; repository after it $(mib "$ref_bytes") MiB without tmp/; $trials kill trials, delays in [0, $(awk -v d="$dur" 'BEGIN { printf "%.2f", 1.2 * d }')) s (SEED=$seed)"
-echo "kill trials by phase:"
-awk '$2 == "kill" { n[$5]++ } END { for (p in n) printf "  %-26s %d\n", p, n[p] }' "$log"
+echo "kill trials by phase (uniform delays | aimed at the commit):"
+awk '$2 == "kill" { split($1, n, "-"); c[$5] += 0; if (n[1] == "kill") u[$5]++; else c[$5]++; p[$5] = 1 }
+  END { for (k in p) printf "  %-26s %3d | %3d\n", k, u[k], c[k] }' "$log"
 echo "failures: kill $(awk '$2 == "kill" && $NF != "ok"' "$log" | wc -l), hook $(awk '$2 == "hook" && $NF != "ok"' "$log" | wc -l)" \
   "(check/restore/stream/prune2/leftovers: $(grep -c 'check' "$log" | tr -d ' ')/$(grep -c ' restore' "$log" | tr -d ' ')/$(grep -c ' stream' "$log" | tr -d ' ')/$(grep -c 'prune2' "$log" | tr -d ' ')/$(grep -c 'leftovers' "$log" | tr -d ' '))"
 echo "log: $log"
