@@ -409,6 +409,7 @@ fn run(
         parent: parent.map(|p| p.0),
         program: format!("arca {}", env!("CARGO_PKG_VERSION")),
         summary,
+        original: None,
     };
     let id = if opts.dry_run { None } else { Some(repo.save_snapshot(&snapshot)?) };
     Ok(BackupResult { id, snapshot, warnings })
