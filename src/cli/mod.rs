@@ -4,8 +4,11 @@ mod admin;
 mod output;
 mod password;
 mod prune;
+mod repair;
 mod select;
 mod snap;
+mod tag;
+mod unlock;
 mod verify;
 
 use anyhow::Result;
@@ -118,6 +121,13 @@ enum Command {
     Check(snap::CheckArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
     Prune(prune::PruneArgs),
+    /// Add, remove or set snapshot tags, or move a label to one snapshot (--move).
+    Tag(tag::TagArgs),
+    /// Remove stale locks (or, with --remove-all, every lock).
+    Unlock(unlock::UnlockArgs),
+    /// Repair a damaged repository: `repair index`, then `repair snapshots`.
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
 }
 
 /// Global context for commands.
@@ -187,13 +197,8 @@ pub fn run() -> Result<u8> {
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let g = Global {
-        repo: cli.repo,
-        password: cli.password,
-        json: cli.json,
-        quiet: cli.quiet,
-        retry_lock: cli.retry_lock,
-    };
+    let g =
+        Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet, retry_lock: cli.retry_lock };
     match cli.command {
         Command::Init(a) => admin::init(&g, a),
         Command::Key(k) => admin::key(&g, k),
@@ -209,6 +214,9 @@ pub fn run() -> Result<u8> {
         Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
         Command::Prune(a) => prune::prune(&g, a),
+        Command::Tag(a) => tag::run(&g, a),
+        Command::Unlock(a) => unlock::run(&g, a),
+        Command::Repair(c) => repair::run(&g, c),
     }
 }
 
