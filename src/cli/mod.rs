@@ -4,8 +4,11 @@ mod admin;
 mod output;
 mod password;
 mod prune;
+mod repair;
 mod select;
 mod snap;
+mod tag;
+mod unlock;
 mod verify;
 
 use anyhow::Result;
@@ -118,6 +121,13 @@ enum Command {
     Check(snap::CheckArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
     Prune(prune::PruneArgs),
+    /// Add, remove or set snapshot tags, or move a label to one snapshot (--move).
+    Tag(tag::TagArgs),
+    /// Remove stale locks (or, with --remove-all, every lock).
+    Unlock(unlock::UnlockArgs),
+    /// Repair a damaged repository: `repair index`, then `repair snapshots`.
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
 }
 
 /// Global context for commands.
@@ -204,6 +214,9 @@ pub fn run() -> Result<u8> {
         Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
         Command::Prune(a) => prune::prune(&g, a),
+        Command::Tag(a) => tag::run(&g, a),
+        Command::Unlock(a) => unlock::run(&g, a),
+        Command::Repair(c) => repair::run(&g, c),
     }
 }
 

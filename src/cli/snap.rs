@@ -168,7 +168,7 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
         "id": id, "short_id": id.short(), "time": time_str(s.time), "time_ns": s.time, "tree": s.tree,
         "paths": s.paths.iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>(),
         "hostname": s.hostname, "username": s.username, "tags": s.tags, "parent": s.parent,
-        "program": s.program, "summary": s.summary,
+        "original": s.original, "program": s.program, "summary": s.summary,
     })
 }
 

@@ -10,6 +10,7 @@ mod hardening_browse;
 mod hardening_repo;
 mod hardening_restore;
 mod lifecycle_prune;
+mod lifecycle_repair;
 mod repo;
 mod review;
 mod vectors;
