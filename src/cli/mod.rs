@@ -187,13 +187,8 @@ pub fn run() -> Result<u8> {
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let g = Global {
-        repo: cli.repo,
-        password: cli.password,
-        json: cli.json,
-        quiet: cli.quiet,
-        retry_lock: cli.retry_lock,
-    };
+    let g =
+        Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet, retry_lock: cli.retry_lock };
     match cli.command {
         Command::Init(a) => admin::init(&g, a),
         Command::Key(k) => admin::key(&g, k),

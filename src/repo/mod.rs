@@ -5,9 +5,9 @@
 //! config and checks that it belongs to the same repository ID as the key that opened it.
 
 pub mod index;
-pub mod packs;
 pub mod lock;
 pub mod packer;
+pub mod packs;
 pub mod select;
 pub mod walk;
 

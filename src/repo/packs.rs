@@ -25,7 +25,8 @@ impl Repository {
         }
         let head = self.backend().read_at(FileType::Pack, &name, 0, HEADER_LEN)?;
         pack::check_header(&head, &what)?;
-        let trailer = self.backend().read_at(FileType::Pack, &name, len.saturating_sub(TRAILER_LEN as u64), TRAILER_LEN)?;
+        let trailer =
+            self.backend().read_at(FileType::Pack, &name, len.saturating_sub(TRAILER_LEN as u64), TRAILER_LEN)?;
         let trailer: [u8; TRAILER_LEN] = trailer.try_into().map_err(|_| Error::integrity(&what, "truncated"))?;
         let (at, toc_len) = pack::locate_toc(len, trailer, &what)?;
         let sealed = self.backend().read_at(FileType::Pack, &name, at, toc_len as usize)?;
