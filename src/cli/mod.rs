@@ -1,6 +1,8 @@
 //! Command-line interface: argument parsing, output and progress. The only layer that prints.
 
 mod admin;
+mod forget;
+mod localtime;
 mod output;
 mod password;
 mod prune;
@@ -116,6 +118,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
     Check(snap::CheckArgs),
+    /// Remove snapshots by ID or by a retention policy (--keep-daily 7 …), restic's rules.
+    Forget(forget::ForgetArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
     Prune(prune::PruneArgs),
 }
@@ -203,6 +207,7 @@ pub fn run() -> Result<u8> {
         Command::Restore(a) => snap::restore(&g, a),
         Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
+        Command::Forget(a) => forget::forget(&g, a),
         Command::Prune(a) => prune::prune(&g, a),
     }
 }

@@ -9,6 +9,7 @@ mod hardening_backup;
 mod hardening_browse;
 mod hardening_repo;
 mod hardening_restore;
+mod lifecycle_forget;
 mod repo;
 mod review;
 mod vectors;
