@@ -541,3 +541,21 @@ fn a_full_disk_during_repack_loses_nothing() {
     assert_check_ok(&env);
     assert_restores_version(&env, &ids[2], &src, 2);
 }
+
+#[test]
+fn forget_with_prune_frees_the_space_in_one_command() {
+    let env = small_pack_env();
+    let src = env.path("src");
+    let ids = backup_versions(&env, &src, 0..3);
+    let before = pack_bytes(&env);
+    let dry = env.run(&["forget", "--keep-last", "1", "--prune", "--dry-run"]).ok();
+    assert!(dry.text().contains("would free"), "{}", dry.text());
+    assert_eq!(pack_bytes(&env), before, "a dry run changes nothing");
+    assert_eq!(repo_files(&env.repo, FileType::Snapshot).len(), 3);
+    let out = env.run(&["forget", "--keep-last", "1", "--prune"]).ok();
+    assert!(out.text().contains("removed"), "{}", out.text());
+    assert_eq!(repo_files(&env.repo, FileType::Snapshot), vec![ids[2].clone()]);
+    assert!(pack_bytes(&env) < before * 2 / 3, "{} of {before} B left", pack_bytes(&env));
+    assert_check_ok(&env);
+    assert_restores_version(&env, &ids[2], &src, 2);
+}

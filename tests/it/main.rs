@@ -9,6 +9,7 @@ mod hardening_backup;
 mod hardening_browse;
 mod hardening_repo;
 mod hardening_restore;
+mod lifecycle_forget;
 mod lifecycle_prune;
 mod lifecycle_repair;
 mod repo;
