@@ -465,10 +465,11 @@ pub fn index_json(packs: &[IndexPack]) -> Value {
     json!({ "packs": packs })
 }
 
-/// A snapshot.
+/// A snapshot. `original` (field 12) is listed only when present, so the vectors written before
+/// the field existed keep their exact text.
 pub fn snapshot_json(s: &Snapshot) -> Value {
     let m = &s.summary;
-    json!({
+    let mut v = json!({
         "time": s.time,
         "tree": s.tree.to_hex(),
         "paths": s.paths.iter().map(Vec::as_slice).map(hex).collect::<Vec<_>>(),
@@ -486,7 +487,11 @@ pub fn snapshot_json(s: &Snapshot) -> Value {
             "blobs_added": m.blobs_added, "errors": m.errors, "changed_during_read": m.changed_during_read,
             "started": m.started, "finished": m.finished,
         },
-    })
+    });
+    if let Some(o) = s.original {
+        v["original"] = json!(o.to_hex());
+    }
+    v
 }
 
 /// A lock.
@@ -1055,6 +1060,7 @@ pub fn valid_snapshot() -> Snapshot {
             started: TIME_NS,
             finished: TIME_NS + 1_500_000_000,
         },
+        original: None,
     }
 }
 
@@ -1080,6 +1086,13 @@ fn snapshot_vectors() -> Vec<Vector> {
     let f = compression::encode(&body, 19);
     assert_eq!(f[0], compression::METHOD_ZSTD);
     v.push(ok(n, k, seal_file(kind, &f, n), file_inputs(&f), snapshot_json(&s)));
+    // Field 12: a snapshot rewritten by `tag` or `repair snapshots` names its original.
+    let rewritten = Snapshot { original: Some(Id([0x66; 32])), ..s.clone() };
+    let rewritten_body = rewritten.encode();
+    assert_eq!(rewritten_body, cat(&[&body, &[1], &[0x66; 32]]));
+    let n = "snapshot: valid, rewritten (field 12 original present)";
+    let f = raw(&rewritten_body);
+    v.push(ok(n, k, seal_file(kind, &f, n), file_inputs(&f), snapshot_json(&rewritten)));
     header_failures(&mut v, k, &valid, &inputs, kind);
     sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
     framing_failures(&mut v, k, kind, &body, None);
@@ -1098,6 +1111,10 @@ fn snapshot_vectors() -> Vec<Vector> {
     bad("duplicate tag", with(&|s| s.tags = vec!["daily".into(), "daily".into()]));
     bad("trailing byte", cat(&[&body, &[0]]));
     bad("truncated by one byte", body[..body.len() - 1].to_vec());
+    bad("field 12 original written as None (00)", cat(&[&body, &[0]]));
+    bad("field 12 original with option tag 2", cat(&[&body, &[2], &[0x66; 32]]));
+    bad("field 12 original truncated to 31 bytes", rewritten_body[..rewritten_body.len() - 1].to_vec());
+    bad("trailing byte after field 12 original", cat(&[&rewritten_body, &[0]]));
     // The parent option tag: find it as the byte before the parent ID.
     let opt_at = body.windows(33).position(|w| w[0] == 1 && w[1..] == [0x55; 32]).expect("parent tag");
     bad("option tag 2 for the parent", mutate(&body, |b| b[opt_at] = 2));

@@ -429,6 +429,7 @@ fn run(
         parent: parent.map(|p| p.0),
         program: format!("arca {}", env!("CARGO_PKG_VERSION")),
         summary,
+        original: None,
     };
     if let Some(l) = &lock {
         l.ensure_fresh()?;

@@ -195,6 +195,8 @@ pub fn cat(g: &Global, a: CatArgs) -> Result<u8> {
             let (id, s) = repo.find_snapshot(&need()?)?;
             let mut v = serde_json::to_value(&s)?;
             v["id"] = json!(id);
+            // Field 12 is left out of the encoding when absent; the JSON always shows it.
+            v["original"] = json!(s.original);
             v["paths"] = json!(s.paths.iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>());
             v
         }

@@ -1,11 +1,16 @@
 //! Command-line interface: argument parsing, output and progress. The only layer that prints.
 
 mod admin;
+mod forget;
+mod localtime;
 mod output;
 mod password;
 mod prune;
+mod repair;
 mod select;
 mod snap;
+mod tag;
+mod unlock;
 mod verify;
 
 use anyhow::Result;
@@ -116,8 +121,17 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
     Check(snap::CheckArgs),
+    /// Remove snapshots by ID or by a retention policy (--keep-daily 7 …), restic's rules.
+    Forget(forget::ForgetArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
     Prune(prune::PruneArgs),
+    /// Add, remove or set snapshot tags, or move a label to one snapshot (--move).
+    Tag(tag::TagArgs),
+    /// Remove stale locks (or, with --remove-all, every lock).
+    Unlock(unlock::UnlockArgs),
+    /// Repair a damaged repository: `repair index`, then `repair snapshots`.
+    #[command(subcommand)]
+    Repair(repair::RepairCommand),
 }
 
 /// Global context for commands.
@@ -203,7 +217,11 @@ pub fn run() -> Result<u8> {
         Command::Restore(a) => snap::restore(&g, a),
         Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
+        Command::Forget(a) => forget::forget(&g, a),
         Command::Prune(a) => prune::prune(&g, a),
+        Command::Tag(a) => tag::run(&g, a),
+        Command::Unlock(a) => unlock::run(&g, a),
+        Command::Repair(c) => repair::run(&g, c),
     }
 }
 

@@ -56,3 +56,30 @@ pub fn parse_tag(s: &str) -> Result<String, String> {
     }
     Ok(s.to_string())
 }
+
+/// What a command that takes `[SNAPSHOT...]` and filters acts on.
+pub struct Targets {
+    /// Every readable snapshot, oldest first.
+    pub all: Vec<(Id, Snapshot)>,
+    /// The snapshots chosen, without repeats, in the order given (oldest first for a filter).
+    pub chosen: Vec<(Id, Snapshot)>,
+    /// Snapshot files that could not be read, when they may be among those chosen (no
+    /// references given): reported by the caller, which then exits 4.
+    pub damaged: Vec<(String, arca::Error)>,
+}
+
+/// Resolve `refs` (ID prefixes or `latest`) among the snapshots `sel` selects, or with no
+/// references take every snapshot `sel` selects. Read after the caller's lock is taken.
+pub fn targets(repo: &Repository, refs: &[String], sel: &SelectArgs) -> Result<Targets> {
+    let (all, mut damaged) = repo.list_snapshots_and_damage()?;
+    let mut chosen: Vec<(Id, Snapshot)> = if refs.is_empty() {
+        let filter = sel.filter();
+        all.iter().filter(|(_, s)| filter.matches(s)).cloned().collect()
+    } else {
+        damaged.clear();
+        refs.iter().map(|r| resolve(repo, r, sel)).collect::<Result<_>>()?
+    };
+    let mut seen = std::collections::HashSet::new();
+    chosen.retain(|(id, _)| seen.insert(*id));
+    Ok(Targets { all, chosen, damaged })
+}

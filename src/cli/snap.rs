@@ -54,6 +54,10 @@ pub struct BackupArgs {
     /// Parent snapshot for change detection (default: latest with the same host and paths).
     #[arg(long)]
     parent: Option<String>,
+    /// Record this time instead of now: 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD' (local time), or
+    /// RFC 3339 ('2024-05-01T12:00:00Z', '…+02:00'). For importing old backups.
+    #[arg(long, value_name = "TIME", value_parser = super::localtime::parse_time)]
+    time: Option<i64>,
 }
 
 pub(super) fn progress_bar(
@@ -97,6 +101,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         dry_run: a.dry_run,
         force: a.force,
         parent: a.parent,
+        time: a.time,
         retry_lock: g.retry_lock,
         on_lock_wait: (!g.quiet).then(|| {
             let wait = g.retry_lock;
@@ -168,7 +173,7 @@ fn snapshot_json(id: &Id, s: &Snapshot) -> serde_json::Value {
         "id": id, "short_id": id.short(), "time": time_str(s.time), "time_ns": s.time, "tree": s.tree,
         "paths": s.paths.iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>(),
         "hostname": s.hostname, "username": s.username, "tags": s.tags, "parent": s.parent,
-        "program": s.program, "summary": s.summary,
+        "original": s.original, "program": s.program, "summary": s.summary,
     })
 }
 

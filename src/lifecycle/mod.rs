@@ -1,6 +1,6 @@
 //! The repository lifecycle (format-spec/17-consistency.md §17.5–17.9): retention
 //! ([`policy`], [`group`], [`forget`]), reclaiming space ([`prune`]), labels ([`tag`]) and
-//! recovery from damage ([`repair`]).
+//! recovery from damage ([`repair`]); [`rewrite`] replaces a snapshot by a rewritten copy.
 //!
 //! Arrows point one way: these modules use `repo` (index, packer, locks) and `format`, and never
 //! print; `cli/` turns their result values into text or JSON.
@@ -10,4 +10,5 @@ pub mod group;
 pub mod policy;
 pub mod prune;
 pub mod repair;
+pub mod rewrite;
 pub mod tag;

@@ -62,13 +62,46 @@ impl Drop for LockGuard {
     }
 }
 
-fn is_stale(l: &Lock) -> bool {
+/// Whether a lock is stale (format-spec/13-lock.md §13.2): older than [`STALE_AFTER`] or dated
+/// more than that in the future, or held by a process of this host that no longer exists.
+pub fn is_stale(l: &Lock) -> bool {
     let age = crate::sys::now_nanos().saturating_sub(l.time);
     // Far in the future counts as stale too: a wrong clock must not lock a repository forever.
     if age.abs() > STALE_AFTER.as_nanos() as i64 {
         return true;
     }
     l.hostname == crate::sys::hostname() && !crate::sys::process_alive(l.pid)
+}
+
+/// What a lock file holds (format-spec/13-lock.md §13.2).
+#[derive(Debug)]
+pub enum LockState {
+    /// A lock whose holder may still run: it conflicts as its kind says.
+    Live(Lock),
+    /// A lock every reader ignores: not refreshed for [`STALE_AFTER`] (or dated that far in the
+    /// future), or held by a process of this host that no longer exists.
+    Stale(Lock),
+    /// A file that fails to authenticate or decode; it blocks every lock operation, since it
+    /// may be a live lock of a writer this program cannot read.
+    Unreadable(Error),
+}
+
+/// A lock file in `locks/` and its state.
+#[derive(Debug)]
+pub struct LockFile {
+    /// File name (the lock's ID).
+    pub name: String,
+    /// What it holds.
+    pub state: LockState,
+}
+
+/// What [`Repository::remove_locks`] did with one lock file.
+#[derive(Debug)]
+pub struct LockOutcome {
+    /// The lock file.
+    pub file: LockFile,
+    /// Whether it was removed (or found gone); otherwise it was kept.
+    pub removed: bool,
 }
 
 impl Repository {
@@ -84,35 +117,84 @@ impl Repository {
         Ok(live.len() == 1 && vanished == 0)
     }
 
-    /// Live locks, and how many listed locks vanished before they could be read.
+    /// Live locks, and how many listed locks vanished before they could be read. A lock file
+    /// that cannot be read is an error (section 13.2): it may be a live lock.
     fn lock_census(&self) -> Result<(Vec<(String, Lock)>, usize)> {
+        let (files, vanished) = self.lock_files()?;
         let mut out = Vec::new();
-        let mut vanished = 0;
-        for (name, _) in self.backend().list(FileType::Lock)? {
-            let id = match Id::from_hex(&name) {
-                Some(id) => id,
-                None => continue,
-            };
-            // A lock that vanished meanwhile was released; one that fails to decode is reported.
-            let body = match self.load_file(FileKind::Lock, &id) {
-                Ok(b) => b,
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    vanished += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let lock = Lock::decode(&body).map_err(|e| match e {
-                Error::Integrity { reason, .. } => {
-                    Error::integrity(format!("lock {name} (remove it if no arca process runs)"), reason)
-                }
-                e => e,
-            })?;
-            if !is_stale(&lock) {
-                out.push((name, lock));
+        for f in files {
+            match f.state {
+                LockState::Live(l) => out.push((f.name, l)),
+                LockState::Stale(_) => {}
+                LockState::Unreadable(e) => return Err(e),
             }
         }
         Ok((out, vanished))
+    }
+
+    /// Every lock file in `locks/` (names that are not 64 hex digits are skipped, section 13.3)
+    /// with its state, and how many vanished between listing and reading (released). I/O errors
+    /// other than a vanished file fail the listing.
+    pub fn lock_files(&self) -> Result<(Vec<LockFile>, usize)> {
+        let mut out = Vec::new();
+        let mut vanished = 0;
+        for (name, _) in self.backend().list(FileType::Lock)? {
+            let Some(id) = Id::from_hex(&name) else { continue };
+            let state = match self.read_lock(&name, &id) {
+                Ok(Some(l)) if is_stale(&l) => LockState::Stale(l),
+                Ok(Some(l)) => LockState::Live(l),
+                Ok(None) => {
+                    vanished += 1;
+                    continue;
+                }
+                Err(e @ Error::Integrity { .. }) => LockState::Unreadable(e),
+                Err(e) => return Err(e),
+            };
+            out.push(LockFile { name, state });
+        }
+        Ok((out, vanished))
+    }
+
+    /// One lock file, `None` if it vanished (was released) before it could be read. Any file
+    /// that is not a readable lock — damaged, foreign (no magic) or of an unknown version — is
+    /// an integrity error naming it: it may be a live lock this program cannot read, and it
+    /// must not make the repository look like something else (section 13.2).
+    fn read_lock(&self, name: &str, id: &Id) -> Result<Option<Lock>> {
+        let hint = |e: Error| {
+            let object = format!("lock {name} (remove it with `arca unlock --remove-all` if no arca process runs)");
+            match e {
+                Error::Integrity { reason, .. } => Error::integrity(object, reason),
+                Error::NotARepository(reason) | Error::Unsupported(reason) => Error::integrity(object, reason),
+                e => e,
+            }
+        };
+        let body = match self.load_file(FileKind::Lock, id) {
+            Ok(b) => b,
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(hint(e)),
+        };
+        Lock::decode(&body).map(Some).map_err(hint)
+    }
+
+    /// Remove stale lock files, or with `all` every lock file, including live and unreadable
+    /// ones (`arca unlock`). Takes no lock itself: it would have to ignore the locks it removes.
+    /// Returns every lock file seen, each marked removed or kept.
+    pub fn remove_locks(&self, all: bool) -> Result<Vec<LockOutcome>> {
+        let (files, _) = self.lock_files()?;
+        let mut out = Vec::with_capacity(files.len());
+        for file in files {
+            let remove = all || matches!(file.state, LockState::Stale(_));
+            if remove {
+                match self.backend().remove(FileType::Lock, &file.name) {
+                    Ok(()) => {}
+                    // Released by its holder meanwhile: gone either way.
+                    Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            out.push(LockOutcome { file, removed: remove });
+        }
+        Ok(out)
     }
 
     /// Take a shared or exclusive lock, refreshed in the background until the guard drops.

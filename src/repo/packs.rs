@@ -6,6 +6,7 @@ use super::index::Index;
 use super::Repository;
 use crate::backend::FileType;
 use crate::error::{Error, Result};
+use crate::format::blob::describe;
 use crate::format::header::HEADER_LEN;
 use crate::format::index::IndexPack;
 use crate::format::pack::{self, TRAILER_LEN};
@@ -19,17 +20,60 @@ impl Repository {
     /// read. The pack's hash is not verified here (`check --read-data` does).
     pub fn read_pack_toc(&self, id: &Id, len: u64) -> Result<IndexPack> {
         let name = id.to_hex();
-        let what = FileType::Pack.describe(&name);
         if len > pack::MAX_PACK_LEN {
-            return Err(Error::integrity(&what, format!("impossible pack length {len}")));
+            return Err(Error::integrity(FileType::Pack.describe(&name), format!("impossible pack length {len}")));
         }
         let head = self.backend().read_at(FileType::Pack, &name, 0, HEADER_LEN)?;
-        pack::check_header(&head, &what)?;
         let trailer =
             self.backend().read_at(FileType::Pack, &name, len.saturating_sub(TRAILER_LEN as u64), TRAILER_LEN)?;
+        self.toc_record(id, len, &head, &trailer, &|at, n| self.backend().read_at(FileType::Pack, &name, at, n))
+    }
+
+    /// Read all of pack `id` and verify it before it may be indexed (`repair index
+    /// --read-all-packs`): its bytes hash to its name, its TOC decrypts and decodes, and every blob
+    /// it lists authenticates, decompresses, hashes to its ID and has the TOC's `plain_len`
+    /// (section 8.3). Returns the index record, as [`Repository::read_pack_toc`] does.
+    pub fn verify_pack(&self, id: &Id) -> Result<IndexPack> {
+        let name = id.to_hex();
+        let what = FileType::Pack.describe(&name);
+        let bytes = self.backend().read(FileType::Pack, &name)?;
+        if Id::of_file_bytes(&bytes) != *id {
+            return Err(Error::integrity(&what, "content does not match its name (storage corruption)"));
+        }
+        let len = bytes.len() as u64;
+        let trailer = &bytes[bytes.len().saturating_sub(TRAILER_LEN)..];
+        let record = self.toc_record(id, len, &bytes[..bytes.len().min(HEADER_LEN)], trailer, &|at, n| {
+            Ok(bytes[at as usize..at as usize + n].to_vec())
+        })?;
+        for b in &record.blobs {
+            let envelope = &bytes[b.offset as usize..b.offset as usize + b.stored_len as usize];
+            let plain = self.open_blob(b.blob_type, &b.id, envelope)?;
+            if plain.len() != b.plain_len as usize {
+                return Err(Error::integrity(
+                    &what,
+                    format!("{} is {} bytes, the TOC says {}", describe(b.blob_type, &b.id), plain.len(), b.plain_len),
+                ));
+            }
+        }
+        Ok(record)
+    }
+
+    /// The index record of a pack `len` bytes long from its header, trailer and sealed TOC
+    /// (`read(offset, len)` fetches the TOC once the trailer has located it inside the pack).
+    fn toc_record(
+        &self,
+        id: &Id,
+        len: u64,
+        head: &[u8],
+        trailer: &[u8],
+        read: &dyn Fn(u64, usize) -> Result<Vec<u8>>,
+    ) -> Result<IndexPack> {
+        let what = FileType::Pack.describe(&id.to_hex());
+        pack::check_header(head, &what)?;
         let trailer: [u8; TRAILER_LEN] = trailer.try_into().map_err(|_| Error::integrity(&what, "truncated"))?;
+        // Bounds the TOC inside the pack (and the pack to MAX_PACK_LEN) before it is read.
         let (at, toc_len) = pack::locate_toc(len, trailer, &what)?;
-        let sealed = self.backend().read_at(FileType::Pack, &name, at, toc_len as usize)?;
+        let sealed = read(at, toc_len as usize)?;
         if sealed.len() != toc_len as usize {
             return Err(Error::integrity(&what, "truncated"));
         }

@@ -745,6 +745,7 @@ pub(crate) fn snapshot_of(tree: Id) -> Snapshot {
         parent: None,
         program: "handmade".into(),
         summary: Summary::default(),
+        original: None,
     }
 }
 

@@ -45,6 +45,7 @@ fn hostile_snapshot(repo: &Repository, build: impl FnOnce(&mut dyn FnMut(Tree) -
         parent: None,
         program: "test".into(),
         summary: Summary::default(),
+        original: None,
     };
     repo.save_snapshot(&snap).unwrap()
 }

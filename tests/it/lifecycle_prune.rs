@@ -449,3 +449,113 @@ fn a_backup_waits_for_an_exclusive_lock_instead_of_failing() {
     let out = env.run(&["backup", "--retry-lock", "0", src.to_str().unwrap()]);
     assert_eq!(out.code, 0, "no lock is left: {}", out.all());
 }
+
+/// The real local backend, except that pack writes fail with "no space left on device" once
+/// `budget` bytes have been written: a disk that fills up during repacking.
+struct FullDisk {
+    inner: arca::backend::local::LocalBackend,
+    budget: Arc<std::sync::atomic::AtomicI64>,
+}
+
+struct FullFile {
+    inner: Box<dyn arca::backend::StagedFile>,
+    budget: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl std::io::Write for FullFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.budget.fetch_sub(buf.len() as i64, std::sync::atomic::Ordering::SeqCst) < buf.len() as i64 {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl arca::backend::StagedFile for FullFile {
+    fn publish(self: Box<Self>, name: &str) -> arca::Result<()> {
+        self.inner.publish(name)
+    }
+}
+
+impl arca::backend::Backend for FullDisk {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn create(&self) -> arca::Result<()> {
+        self.inner.create()
+    }
+    fn exists(&self, t: FileType, name: &str) -> arca::Result<bool> {
+        self.inner.exists(t, name)
+    }
+    fn read(&self, t: FileType, name: &str) -> arca::Result<Vec<u8>> {
+        self.inner.read(t, name)
+    }
+    fn read_at(&self, t: FileType, name: &str, offset: u64, len: usize) -> arca::Result<Vec<u8>> {
+        self.inner.read_at(t, name, offset, len)
+    }
+    fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> arca::Result<()> {
+        self.inner.write(t, name, bytes)
+    }
+    fn stage(&self, t: FileType) -> arca::Result<Box<dyn arca::backend::StagedFile>> {
+        let inner = self.inner.stage(t)?;
+        Ok(Box::new(FullFile { inner, budget: self.budget.clone() }))
+    }
+    fn list(&self, t: FileType) -> arca::Result<Vec<(String, u64)>> {
+        self.inner.list(t)
+    }
+    fn remove(&self, t: FileType, name: &str) -> arca::Result<()> {
+        self.inner.remove(t, name)
+    }
+}
+
+#[test]
+fn a_full_disk_during_repack_loses_nothing() {
+    let env = small_pack_env();
+    let src = env.path("src");
+    let ids = backup_versions(&env, &src, 0..3);
+    drop_snapshot(&env, &ids[0]);
+    let before = all_files(&env);
+    // Room for about one new pack: the repack fails part way.
+    let budget = Arc::new(std::sync::atomic::AtomicI64::new(1 << 20));
+    let backend = Arc::new(FullDisk { inner: arca::backend::local::LocalBackend::new(&env.repo), budget });
+    let repo = arca::repo::Repository::open(backend, PASSWORD.as_bytes()).unwrap();
+    let opts = PruneOptions { max_unused: prune::MaxUnused::Percent(0.0), ..PruneOptions::default() };
+    let progress = prune::Progress::default();
+    let shared = repo.lock(false).unwrap();
+    let plan = prune::plan(&repo, &opts, &progress).unwrap();
+    assert!(plan.stats.repack_packs > 1, "{:?}", plan.stats);
+    let err = plan.execute(&repo, shared, &progress).unwrap_err();
+    assert!(err.to_string().contains("No space left") || err.to_string().contains("os error 28"), "{err}");
+    // Nothing was removed; at most a published new pack is left over, unindexed.
+    let after = all_files(&env);
+    assert!(before.iter().all(|f| after.contains(f)), "every file that was there is still there");
+    assert!(after.iter().all(|(n, _)| n.starts_with("Pack/") || before.iter().any(|(b, _)| b == n)));
+    assert_check_ok(&env);
+    assert_restores_version(&env, &ids[1], &src, 1);
+    assert_restores_version(&env, &ids[2], &src, 2);
+    // With space again, prune finishes.
+    prune_json(&env, &["--max-unused", "0"]);
+    assert_check_ok(&env);
+    assert_restores_version(&env, &ids[2], &src, 2);
+}
+
+#[test]
+fn forget_with_prune_frees_the_space_in_one_command() {
+    let env = small_pack_env();
+    let src = env.path("src");
+    let ids = backup_versions(&env, &src, 0..3);
+    let before = pack_bytes(&env);
+    let dry = env.run(&["forget", "--keep-last", "1", "--prune", "--dry-run"]).ok();
+    assert!(dry.text().contains("would free"), "{}", dry.text());
+    assert_eq!(pack_bytes(&env), before, "a dry run changes nothing");
+    assert_eq!(repo_files(&env.repo, FileType::Snapshot).len(), 3);
+    let out = env.run(&["forget", "--keep-last", "1", "--prune"]).ok();
+    assert!(out.text().contains("removed"), "{}", out.text());
+    assert_eq!(repo_files(&env.repo, FileType::Snapshot), vec![ids[2].clone()]);
+    assert!(pack_bytes(&env) < before * 2 / 3, "{} of {before} B left", pack_bytes(&env));
+    assert_check_ok(&env);
+    assert_restores_version(&env, &ids[2], &src, 2);
+}

@@ -165,6 +165,10 @@ fn every_reject_rule_has_a_vector() {
         ("pack: TOC stored_len 40", "integrity"),
         ("index: blob ends one byte past the pack", "integrity"),
         ("index: blob offset 7", "integrity"),
+        ("snapshot: field 12 original written as None (00)", "integrity"),
+        ("snapshot: field 12 original with option tag 2", "integrity"),
+        ("snapshot: field 12 original truncated", "integrity"),
+        ("snapshot: trailing byte after field 12 original", "integrity"),
     ];
     for (needle, class) in required {
         assert!(all.iter().any(|(n, c)| n.contains(needle) && c == class), "no {class} vector named like {needle:?}");
@@ -373,4 +377,23 @@ fn chunk(data: &[u8], inputs: &Value) -> Value {
         assert!(data == gen::chunker_input() || data.iter().all(|&b| b == 0));
     }
     gen::chunks_json(&lengths)
+}
+
+/// Field 12 of a snapshot (format-spec/11-snapshot.md): the rewritten vector is the valid one
+/// with `01 || original` appended, decodes to that ID, and the plain vectors have none.
+#[test]
+fn snapshot_field_12_original_is_appended_only_when_present() {
+    let (_, vectors) = load().into_iter().find(|(n, _)| n == "snapshot.json").expect("snapshot.json");
+    let plaintext = |name: &str| {
+        let v = vectors.iter().find(|v| v["name"] == name).unwrap_or_else(|| panic!("no vector {name}"));
+        (unhex(v["inputs"]["plaintext"].as_str().unwrap()).unwrap(), v["decoded"].clone())
+    };
+    let (plain, plain_decoded) = plaintext("snapshot: valid, uncompressed");
+    let (rewritten, decoded) = plaintext("snapshot: valid, rewritten (field 12 original present)");
+    assert_eq!(rewritten, [&plain[..], &[1], &[0x66; 32]].concat());
+    assert_eq!(decoded["original"], json!(hex(&[0x66; 32])));
+    assert!(plain_decoded.get("original").is_none(), "a snapshot without field 12 lists no original");
+    let s = Snapshot::decode(&rewritten[1..], WHAT).unwrap();
+    assert_eq!(s.original, Some(Id([0x66; 32])));
+    assert_eq!(Snapshot { original: None, ..s }.encode(), plain[1..]);
 }
