@@ -13,7 +13,7 @@
 # directory, edited in between). An uninterrupted `forget` + `prune --max-unused 0` on a copy
 # gives the duration D. Each trial: fresh copy (cp -a), forget all but the newest snapshot of
 # each group, `arca prune --max-unused 0` in the background, kill -9 after a random delay in
-# [0, 1.2 D) (COMMIT=15 more kills aim at steps 3-8), then: `check --read-data` (must exit 0),
+# [0, 1.2 D) (COMMIT=15 more kills aim at steps 3-8, see below), then: `check --read-data` (must exit 0),
 # restore the kept tree and diff -r it, dump the kept stream and cmp it, `prune --max-unused 0`
 # again (must exit 0), `prune --dry-run --max-unused 0 --json` (must plan no unindexed, delete
 # or repack pack), `check --read-data`. The phase the kill hit is read from the files: new
@@ -72,7 +72,27 @@ a -r "$work/ref" check --read-data || { echo "reference repository fails check";
 
 # ---- One trial ------------------------------------------------------------------------------------
 n_r=0 # new index files after step 3 (R); set from the hook run after index-repacks
-declare -A hook_at # step -> seconds from start until the hook run stopped after it
+n_i0=$(wc -l < "$work/index0") # index files a trial starts with
+
+# wait_r PID DIR: poll until the prune writes its first new index file (R, the end of step 3,
+# where the commit begins); fails if the process exits first.
+# Builtins only (a glob, no fork), so the poll sees the file within microseconds.
+wait_r() {
+  local f
+  while kill -0 "$1" 2> /dev/null; do
+    f=("$2"/index/*)
+    [ "${#f[@]}" -gt "$n_i0" ] && return 0
+  done
+  return 1
+}
+
+# spin SECONDS: busy-wait, for delays of milliseconds (sleep's fork + exec would take ~1 ms).
+spin() {
+  local us end
+  printf -v us '%.0f' "${1}e6"
+  end=$((${EPOCHREALTIME/./} + us))
+  while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do :; done
+}
 # phase DIR RC: which step the prune was in when it stopped, from the files it left.
 phase() {
   [ "$2" = 0 ] && { echo completed; return; }
@@ -115,23 +135,22 @@ trial() {
   local name=$1 how=$2 arg=$3 t=$work/trial rc ph v
   rm -rf "$t" "$t".* "$work/postkill"; cp -a "$prep" "$t"
   arca_forget "$t" > /dev/null 2>&1 || { echo "$name: forget failed"; return; }
-  if [ "$how" = kill ]; then
+  if [ "$how" = kill ] || [ "$how" = commit ]; then
     "$ARCA" -r "$t" prune --max-unused 0 > "$t.prune1" 2>&1 &
     local pid=$!
-    sleep "$arg"
+    if [ "$how" = kill ]; then sleep "$arg"
+    else wait_r "$pid" "$t" && spin "$arg"; fi # commit: the delay counts from step 3's end
     kill -9 "$pid" 2> /dev/null
     wait "$pid" 2> /dev/null; rc=$?
   else
-    local t0=$EPOCHREALTIME
     { (ARCA_TEST_PRUNE_CRASH_AFTER=$arg exec "$ARCA" -r "$t" prune --max-unused 0 > "$t.prune1" 2>&1); rc=$?; } 2> /dev/null
-    hook_at[$arg]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
   fi
   ph=$(phase "$t" "$rc")
   [ "$how:$arg" = hook:index-repacks ] && n_r=$(count_new "$work/index0" "$t" index)
   cp -a "$t" "$work/postkill"          # the state the kill left, kept if a check fails
   v=$(verify "$t")
   local size tmp; read -r size tmp < "$t.bytes"
-  printf "%-9s %-5s %-15s rc=%-3s %-26s %-17s %6s %6s  %s\n" "$name" "$how" "$arg" "$rc" "$ph" \
+  printf "%-9s %-6s %-15s rc=%-3s %-26s %-17s %6s %6s  %s\n" "$name" "$how" "$arg" "$rc" "$ph" \
     "$(cat "$t.counts" 2> /dev/null || echo '- - - -')" "$(mib "$size")" "$(mib "$tmp")" "$v" | tee -a "$log"
   if [ "$v" != ok ]; then
     rm -rf "$work/fail-$name"; mv "$work/postkill" "$work/fail-$name"
@@ -151,7 +170,7 @@ EOF
 
 # Columns: packs new/gone, index files new/gone (against the start); MiB after recovery without
 # tmp/, and in tmp/; verdict.
-printf "%-9s %-5s %-15s %-6s %-26s %-17s %6s %6s  %s\n" trial how arg rc phase "pk+ pk- ix+ ix-" MiB tmp verdict | tee "$log"
+printf "%-9s %-6s %-15s %-6s %-26s %-17s %6s %6s  %s\n" trial how arg rc phase "pk+ pk- ix+ ix-" MiB tmp verdict | tee "$log"
 if [ "${HOOKS:-1}" != 0 ]; then
   for step in plan repack index-repacks lock reconcile write-index remove-index remove-packs; do
     trial "hook" hook "$step"
@@ -162,14 +181,23 @@ for ((i = 1; i <= trials; i++)); do
   trial "kill-$i" kill "$delay"
 done
 # The commit (steps 3-8) is a small part of the run, so uniform delays rarely hit it: COMMIT
-# more kills (default 15) aim at it, uniformly between the moments the hook runs stopped after
-# step 2 and after step 8 (seconds from the start, as timed above).
-commit=${COMMIT:-15} lo=${hook_at[repack]:-} hi=${hook_at[remove-packs]:-}
-if [ "$commit" -gt 0 ] && [ -n "$lo" ] && [ -n "$hi" ]; then
-  echo "commit window: ${lo}s .. ${hi}s after start (hook runs: $(for k in "${!hook_at[@]}"; do printf '%s=%s ' "$k" "${hook_at[$k]}"; done))"
+# more kills (default 15) aim at it. Calibration: 3 uninterrupted runs, each timed from the
+# moment its first new index file (R) appears to its exit (W, median). Each commit trial then
+# kills at a random moment in [0, 1.2 W) after R appears.
+commit=${COMMIT:-15}
+if [ "$commit" -gt 0 ]; then
+  for c in 1 2 3; do
+    rm -rf "$work/trial"; cp -a "$prep" "$work/trial"; arca_forget "$work/trial" > /dev/null 2>&1
+    "$ARCA" -r "$work/trial" prune --max-unused 0 > /dev/null 2>&1 &
+    pid=$!
+    wait_r "$pid" "$work/trial" && t0=$EPOCHREALTIME && wait "$pid" &&
+      awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.4f\n", b - a }'
+  done > "$work/commit-times"
+  w=$(sort -g "$work/commit-times" | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+  echo "commit: R appears, then the process exits after $(tr '\n' ' ' < "$work/commit-times")s; W = ${w}s"
   for ((i = 1; i <= commit; i++)); do
-    delay=$(awk -v s="$seed" -v i="$i" -v lo="$lo" -v hi="$hi" 'BEGIN { srand(s * 1000 + 500 + i); printf "%.3f", lo + rand() * (hi - lo) }')
-    trial "commit-$i" kill "$delay"
+    delay=$(awk -v s="$seed" -v i="$i" -v w="$w" 'BEGIN { srand(s * 1000 + 500 + i); printf "%.4f", rand() * 1.2 * w }')
+    trial "commit-$i" commit "$delay"
   done
 fi
 
@@ -177,9 +205,9 @@ fi
 echo
 echo "uninterrupted prune ${dur}s; repository after it $(mib "$ref_bytes") MiB without tmp/; $trials kill trials, delays in [0, $(awk -v d="$dur" 'BEGIN { printf "%.2f", 1.2 * d }')) s (SEED=$seed)"
 echo "kill trials by phase (uniform delays | aimed at the commit):"
-awk '$2 == "kill" { split($1, n, "-"); c[$5] += 0; if (n[1] == "kill") u[$5]++; else c[$5]++; p[$5] = 1 }
+awk '$2 == "kill" || $2 == "commit" { if ($2 == "kill") u[$5]++; else c[$5]++; p[$5] = 1 }
   END { for (k in p) printf "  %-26s %3d | %3d\n", k, u[k], c[k] }' "$log"
-echo "failures: kill $(awk '$2 == "kill" && $NF != "ok"' "$log" | wc -l), hook $(awk '$2 == "hook" && $NF != "ok"' "$log" | wc -l)" \
+echo "failures: kill $(awk '($2 == "kill" || $2 == "commit") && $NF != "ok"' "$log" | wc -l), hook $(awk '$2 == "hook" && $NF != "ok"' "$log" | wc -l)" \
   "(check/restore/stream/prune2/leftovers: $(grep -c 'check' "$log" | tr -d ' ')/$(grep -c ' restore' "$log" | tr -d ' ')/$(grep -c ' stream' "$log" | tr -d ' ')/$(grep -c 'prune2' "$log" | tr -d ' ')/$(grep -c 'leftovers' "$log" | tr -d ' '))"
 echo "log: $log"
 [ -n "${KEEP:-}" ] || rm -rf "$work/trial" "$work"/trial.* "$work/ref" "$work/restore"
