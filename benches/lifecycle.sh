@@ -99,10 +99,10 @@ t_combined() { # forget and prune in one command, where the tool has one
     restic) restic forget --keep-last 1 --prune ;;
   esac
 }
-t_snapshots() {
+t_base() { # open the repository and list its keys (archives for borg): no index is loaded
   case $1 in
-    arca) "$ARCA" snapshots ;;
-    restic) restic snapshots ;;
+    arca) "$ARCA" key list ;;
+    restic) restic key list ;;
     borg) borg list ;;
   esac
 }
@@ -127,7 +127,7 @@ t_dump_stream() { # the kept stream to stdout
     borg) borg extract --stdout "::$(borg list --short --glob-archives 'stream-*' | tail -1)" ;;
   esac
 }
-export -f t_init t_backup t_stdin t_forget t_prune t_combined t_snapshots t_check t_restore arca_forget arca_forget_fallback
+export -f t_init t_backup t_stdin t_forget t_prune t_combined t_base t_check t_restore arca_forget arca_forget_fallback
 
 run_tool() {
   local tool=$1 r
@@ -165,7 +165,7 @@ run_tool() {
     # (open tries every key file, so the 64 MiB one is removed: the cheap key is the only one)
     ARCA_NEW_PASSWORD=cheap "$ARCA" key add --kdf-memory 8 --kdf-iterations 1 > /dev/null
     ARCA_PASSWORD=cheap "$ARCA" key remove "$(ARCA_PASSWORD=cheap "$ARCA" --json key list | jq -r '.[] | select(.current | not) | .id')" > /dev/null
-    ARCA_PASSWORD=cheap measure arca snapshots-kdf8 0 t_snapshots arca
+    ARCA_PASSWORD=cheap measure arca base-kdf8 0 t_base arca
     ARCA_PASSWORD=cheap measure arca forget-kdf8 0 t_forget arca
     ARCA_PASSWORD=cheap measure arca prune-kdf8 0 t_prune arca
     rm -rf "$d/k"
@@ -184,10 +184,10 @@ run_tool() {
     measure "$tool" fresh-stream 0 t_stdin "$tool" 3 < "$d/stream.tar"
   echo "$tool size fresh $(bytes "$d/fresh/repo")" >> "$results"
   rm -rf "$d/fresh"
-  # Verify the pruned repository (the last copy). Listing snapshots first gives the memory
-  # every command needs (key derivation, repository open), the baseline of prune's peak RSS.
+  # Verify the pruned repository (the last copy). Listing keys first gives the memory every
+  # command needs (key derivation, repository open), the baseline of prune's peak RSS.
   use "$tool" "$d/r"
-  measure "$tool" snapshots 0 t_snapshots "$tool"
+  measure "$tool" base 0 t_base "$tool"
   measure "$tool" check 0 t_check "$tool"
   local ok=identical
   measure "$tool" restore 0 t_restore "$tool" "$d/restore" &&
@@ -218,7 +218,7 @@ median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print (NR % 2) ? a[(NR + 
 col() { awk -v t="$1" -v p="$2" -v c="$3" '$1 == t && $2 == p && $4 == 0 { print $c }' "$results"; }
 size() { awk -v t="$1" -v k="$2" '$1 == t && $2 == "size" && $3 == k { print $4; exit }' "$results"; }
 echo
-echo "Lifecycle: wall seconds and peak RSS (MiB) are medians of $reps runs; base_RSS: listing snapshots"
+echo "Lifecycle: wall seconds and peak RSS (MiB) are medians of $reps runs; base_RSS: listing keys"
 echo "(key derivation + open); repository sizes in MiB (apparent); fresh: only the kept data, backed up once"
 printf "%-7s %9s %9s %9s %12s %10s %10s %9s %9s %9s %9s %11s %9s %9s\n" tool forget_s prune_s total_s \
   forget+prune prune_RSS forget_RSS base_RSS before after fresh after/fresh restore stream
@@ -231,7 +231,7 @@ for tool in $tools; do
   c=$(col "$tool" forget+prune 5); c=${c:--}
   prss=$(col "$tool" prune 6 | median) frss=$(col "$tool" forget 6 | median)
   b=$(size "$tool" before) a=$(size "$tool" after) fr=$(size "$tool" fresh)
-  base=$(col "$tool" snapshots 6); base=${base:-0}
+  base=$(col "$tool" base 6); base=${base:-0}
   printf "%-7s %9s %9s %9s %12s %10s %10s %9s %9s %9s %9s %11s %9s %9s\n" "$tool" "$f" "$p" "$tot" "$c" \
     "$(mib $((prss * 1024)))" "$(mib $((frss * 1024)))" "$(mib $((base * 1024)))" "$(mib "$b")" "$(mib "$a")" "$(mib "$fr")" \
     "$(awk -v a="$a" -v f="$fr" 'BEGIN { printf "%.3f", a / f }')" \
@@ -245,13 +245,13 @@ if [ -f "$work/arca-plan.1.json" ]; then
   echo
   echo "arca prune plan (run 1): $(cat "$work/arca-plan.1.json")"
   blobs=$(jq .blobs "$work/arca-plan.1.json") set=$(jq .used_set_bytes "$work/arca-plan.1.json")
-  prss=$(col arca prune 6 | median) base=$(col arca snapshots 6)
+  prss=$(col arca prune 6 | median) base=$(col arca base 6)
   awk -v r="$prss" -v z="$base" -v b="$blobs" -v s="$set" 'BEGIN {
-    printf "arca prune memory: peak RSS %.1f MiB / %d blobs indexed = %.0f B per blob; above `arca snapshots` (%.1f MiB: KDF, open) %.0f B per blob; used-blob set %d B = %.3f B per blob\n",
+    printf "arca prune memory: peak RSS %.1f MiB / %d blobs indexed = %.0f B per blob; above `arca key list` (%.1f MiB: KDF, open) %.0f B per blob; used-blob set %d B = %.3f B per blob\n",
       r / 1024, b, r * 1024 / b, z / 1024, (r - z) * 1024 / b, s, s / b }'
-  k=$(col arca prune-kdf8 6) kz=$(col arca snapshots-kdf8 6) kt=$(col arca prune-kdf8 5)
+  k=$(col arca prune-kdf8 6) kz=$(col arca base-kdf8 6) kt=$(col arca prune-kdf8 5)
   [ -n "$k" ] && awk -v r="$k" -v z="$kz" -v b="$blobs" -v t="$kt" 'BEGIN {
-    printf "arca prune with an 8 MiB key: %.2f s, peak RSS %.1f MiB (snapshots %.1f MiB) = %.0f B per blob, %.0f B per blob above snapshots\n",
+    printf "arca prune with an 8 MiB key: %.2f s, peak RSS %.1f MiB (key list %.1f MiB) = %.0f B per blob, %.0f B per blob above key list\n",
       t, r / 1024, z / 1024, r * 1024 / b, (r - z) * 1024 / b }'
 fi
 if grep -q '^arca ' "$results" && grep -q '^restic ' "$results"; then
