@@ -174,8 +174,8 @@ run_tool() {
   rm -rf "$d/c"; cp -a "$d/s0" "$d/c"; use "$tool" "$d/c"
   if [ "$tool" = restic ] || { [ "$tool" = arca ] && "$ARCA" forget --help 2>&1 | grep -q -- --prune; }; then
     measure "$tool" forget+prune 1 t_combined "$tool"
+    echo "$tool size combined $(bytes "$d/c/repo")" >> "$results"
   fi
-  echo "$tool size combined $(bytes "$d/c/repo")" >> "$results"
   rm -rf "$d/c" "$d/s0"
   # A fresh repository with only what is kept.
   use "$tool" "$d/fresh"
