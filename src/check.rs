@@ -145,8 +145,24 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
     for (id, res) in loaded {
         match res {
             Ok(ps) => {
+                // A pack may be named by several records (format-spec/10 §10.3), each listing some
+                // of its entries: the pack is what their union says.
                 for p in ps {
-                    packs.entry(p.id).or_insert(p);
+                    match packs.entry(p.id) {
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            v.insert(p);
+                        }
+                        std::collections::hash_map::Entry::Occupied(mut o) => {
+                            let known: HashSet<_> =
+                                o.get().blobs.iter().map(|b| (b.blob_type, b.id, b.offset)).collect();
+                            let more: Vec<_> = p
+                                .blobs
+                                .into_iter()
+                                .filter(|b| !known.contains(&(b.blob_type, b.id, b.offset)))
+                                .collect();
+                            o.get_mut().blobs.extend(more);
+                        }
+                    }
                 }
             }
             Err(e) => r.error(format!("index {id}"), e.to_string()),

@@ -440,10 +440,16 @@ fn run(
 
 /// Adopt the packs no index names (format-spec/17-consistency.md §17.6): their blobs join the
 /// in-memory index, so they are not stored again, and the packer indexes them with its own.
-/// A pack whose TOC does not read back is left alone (prune deletes it).
+/// Each is read whole and must hash to its name (a pack `repair index --read-all-packs` left
+/// out as damaged stays out); one that fails, or lists more blobs than a pack may, is left
+/// alone (prune deletes it).
 fn adopt_unindexed(repo: &Repository, index: &mut Index, packer: &Packer) -> Result<usize> {
     let candidates = repo.unindexed_packs(index)?;
-    let adopted: Vec<_> = candidates.par_iter().filter_map(|(id, len)| repo.read_pack_toc(id, *len).ok()).collect();
+    let adopted: Vec<_> = candidates
+        .par_iter()
+        .filter_map(|(id, _)| repo.read_pack_toc_verified(id).ok())
+        .filter(|p| p.blobs.len() <= crate::repo::packer::MAX_PACK_BLOBS)
+        .collect();
     let n = adopted.len();
     index.add_packs(adopted.iter().cloned());
     packer.adopt(adopted);

@@ -67,6 +67,7 @@ impl Existing {
             return Ok(false);
         }
         self.by_body.retain(|_, v| v != id);
+        repo.ensure_locks_fresh()?;
         match repo.backend().remove(FileType::Snapshot, &id.to_hex()) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(true),
             r => r.map(|()| true),

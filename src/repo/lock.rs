@@ -26,30 +26,73 @@ pub const FRESH_FOR: Duration = Duration::from_secs(25 * 60);
 pub struct LockGuard {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
-    /// When the lock file was last written successfully (Unix ns).
+    fresh: Freshness,
+}
+
+/// Whether a held lock may still be relied on (format-spec/17-consistency.md §17.5 rule 3): a
+/// cheap handle, cloned into whatever must check before it commits or deletes.
+#[derive(Clone, Debug)]
+pub struct Freshness {
+    /// When the lock file was last written successfully (Unix ns, wall clock, so time spent
+    /// suspended counts); `i64::MIN` once the lock expired, which is final.
     written: Arc<AtomicI64>,
 }
 
-impl LockGuard {
-    /// Fail unless the lock was written or refreshed less than [`FRESH_FOR`] ago
-    /// (format-spec/17-consistency.md §17.5 rule 3). A process that was suspended, or could not
-    /// refresh its lock, may have been considered gone by a prune; it must not commit.
-    pub fn ensure_fresh(&self) -> Result<()> {
-        let age = crate::sys::now_nanos().saturating_sub(self.written.load(Ordering::SeqCst));
-        if age.unsigned_abs() >= FRESH_FOR.as_nanos() as u64 {
-            return Err(Error::Locked(format!(
-                "this process's lock was last refreshed {} s ago, so other processes may have \
-                 ignored it; stopping before committing anything",
-                age / 1_000_000_000
-            )));
+impl Freshness {
+    /// Fail unless the lock was written or refreshed less than [`FRESH_FOR`] ago. A process
+    /// that was suspended, or could not refresh its lock, may have been considered gone by a
+    /// prune; it must not commit or delete anything.
+    pub fn ensure(&self) -> Result<()> {
+        let written = self.written.load(Ordering::SeqCst);
+        let age = crate::sys::now_nanos().saturating_sub(written);
+        if written == i64::MIN || age.unsigned_abs() >= FRESH_FOR.as_nanos() as u64 {
+            return Err(Error::Locked(
+                "this process's lock went unrefreshed for too long (suspended?), so other processes \
+                 may have ignored it; stopping before committing or deleting anything"
+                    .into(),
+            ));
         }
         Ok(())
+    }
+
+    /// Called by the refresh thread before it rewrites the lock: once the lock has expired it
+    /// stays expired, so a refresh after a long suspension cannot revive it.
+    fn expired_now(&self) -> bool {
+        if self.ensure().is_err() {
+            self.written.store(i64::MIN, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+}
+
+/// A [`Freshness`] that does not keep the lock's state alive: dropped guards are forgotten.
+pub struct WeakFreshness(std::sync::Weak<AtomicI64>);
+
+impl LockGuard {
+    /// See [`Freshness::ensure`].
+    pub fn ensure_fresh(&self) -> Result<()> {
+        self.fresh.ensure()
+    }
+
+    /// A handle for checking this lock's freshness later (e.g. before each index file).
+    pub fn freshness(&self) -> Freshness {
+        self.fresh.clone()
+    }
+
+    /// Test hook, not a stable API: refresh the lock now (asynchronously).
+    #[doc(hidden)]
+    pub fn refresh_now(&self) {
+        if let Some(tx) = &self.stop {
+            let _ = tx.send(());
+        }
     }
 
     /// Test hook, not a stable API: pretend the lock was last written `by` earlier.
     #[doc(hidden)]
     pub fn backdate(&self, by: Duration) {
-        self.written.fetch_sub(by.as_nanos() as i64, Ordering::SeqCst);
+        let by = by.as_nanos() as i64;
+        let _ = self.fresh.written.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| Some(w.saturating_sub(by)));
     }
 }
 
@@ -223,16 +266,20 @@ impl Repository {
         let (tx, rx) = mpsc::channel::<()>();
         let backend = self.backend().clone();
         let refreshed = self.lock_bytes(exclusive);
-        let written = Arc::new(AtomicI64::new(time));
-        let stamp = written.clone();
+        let fresh = Freshness { written: Arc::new(AtomicI64::new(time)) };
+        let stamp = fresh.clone();
         let thread = thread::spawn(move || {
             let mut current = name;
             // Until the guard drops (the sender disconnects), rewrite the lock periodically.
-            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH_EVERY) {
+            // A message asks for a refresh now (test hook).
+            while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH_EVERY) {
+                if stamp.expired_now() {
+                    continue;
+                }
                 if let Ok((bytes, t)) = refreshed() {
                     let new = Id::of_file_bytes(&bytes).to_hex();
                     if backend.write(FileType::Lock, &new, &bytes).is_ok() {
-                        stamp.store(t, Ordering::SeqCst);
+                        stamp.written.store(t, Ordering::SeqCst);
                         let _ = backend.remove(FileType::Lock, &current);
                         current = new;
                     }
@@ -240,7 +287,8 @@ impl Repository {
             }
             let _ = backend.remove(FileType::Lock, &current);
         });
-        Ok(LockGuard { stop: Some(tx), thread: Some(thread), written })
+        self.held.lock().unwrap().push(WeakFreshness(Arc::downgrade(&fresh.written)));
+        Ok(LockGuard { stop: Some(tx), thread: Some(thread), fresh })
     }
 
     /// [`Repository::lock`], retrying while the repository is locked by others, for at most
@@ -269,6 +317,20 @@ impl Repository {
                 r => return r,
             }
         }
+    }
+
+    /// Fail unless every lock this process holds on the repository is still fresh
+    /// (format-spec/17-consistency.md §17.5 rule 3): called before every index file and
+    /// snapshot is written, and before deleting operations remove a file.
+    pub fn ensure_locks_fresh(&self) -> Result<()> {
+        let mut held = self.held.lock().unwrap();
+        held.retain(|w| w.0.strong_count() > 0);
+        for w in held.iter() {
+            if let Some(written) = w.0.upgrade() {
+                Freshness { written }.ensure()?;
+            }
+        }
+        Ok(())
     }
 
     fn write_lock(&self, exclusive: bool) -> Result<(String, i64)> {

@@ -86,6 +86,10 @@ pub struct Repository {
     key_name: String,
     /// Index files [`Repository::load_index`] skipped, for the caller to report.
     index_problems: Mutex<Vec<Error>>,
+    /// The locks this process holds on the repository: every index file and snapshot written,
+    /// and every file a deleting operation removes, first checks that they are still fresh
+    /// (format-spec/17-consistency.md §17.5 rule 3).
+    held: Mutex<Vec<lock::WeakFreshness>>,
 }
 
 /// The in-memory index and the index files that could not be used.
@@ -118,8 +122,15 @@ impl Repository {
         opts.kdf.validate().map_err(as_invalid_argument)?;
         backend.create()?;
         let keys = Keys::derive(&master);
-        let mut repo =
-            Repository { backend, keys, master, config, key_name: String::new(), index_problems: Mutex::default() };
+        let mut repo = Repository {
+            backend,
+            keys,
+            master,
+            config,
+            key_name: String::new(),
+            index_problems: Mutex::default(),
+            held: Mutex::default(),
+        };
         repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
         // The config is written last: a directory without it is not (yet) a repository.
         let bytes = repo.encrypt_file(FileKind::Config, &repo.config.encode())?;
@@ -185,7 +196,15 @@ impl Repository {
                 continue;
             }
             let key_name = name.clone();
-            return Ok(Repository { backend, keys, master, config, key_name, index_problems: Mutex::default() });
+            return Ok(Repository {
+                backend,
+                keys,
+                master,
+                config,
+                key_name,
+                index_problems: Mutex::default(),
+                held: Mutex::default(),
+            });
         }
         if !foreign.is_empty() {
             // Which of the two cannot be told apart: the config's authentication binds both.
@@ -323,6 +342,7 @@ impl Repository {
 
     /// Store a snapshot (the commit point of a backup). One larger than readers accept is refused.
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        self.ensure_locks_fresh()?;
         let body = s.encode();
         if body.len() > crate::format::snapshot::MAX_SNAPSHOT_LEN {
             return Err(Error::InvalidArgument(format!(
@@ -443,7 +463,15 @@ impl Repository {
 
     /// Write an index file listing `packs`.
     pub fn save_index(&self, packs: &[findex::IndexPack]) -> Result<Id> {
-        self.save_file(FileKind::Index, &findex::encode(packs))
+        self.ensure_locks_fresh()?;
+        let body = findex::encode(packs);
+        if body.len() > findex::MAX_INDEX_LEN {
+            return Err(Error::InvalidArgument(format!(
+                "an index file of {} bytes would exceed the format's limit",
+                body.len()
+            )));
+        }
+        self.save_file(FileKind::Index, &body)
     }
 
     /// Seal a blob's plaintext: compress (per config), encrypt with its AD. Returns the envelope.

@@ -29,6 +29,24 @@ impl Repository {
         self.toc_record(id, len, &head, &trailer, &|at, n| self.backend().read_at(FileType::Pack, &name, at, n))
     }
 
+    /// Read all of pack `id`, require its bytes to hash to its name, and return its index record
+    /// from its TOC (format-spec/17-consistency.md §17.6: what adoption requires). Blobs are not
+    /// opened; each is authenticated when it is read.
+    pub fn read_pack_toc_verified(&self, id: &Id) -> Result<IndexPack> {
+        let name = id.to_hex();
+        let bytes = self.backend().read(FileType::Pack, &name)?;
+        if Id::of_file_bytes(&bytes) != *id {
+            return Err(Error::integrity(
+                FileType::Pack.describe(&name),
+                "content does not match its name (storage corruption)",
+            ));
+        }
+        let trailer = &bytes[bytes.len().saturating_sub(TRAILER_LEN)..];
+        self.toc_record(id, bytes.len() as u64, &bytes[..bytes.len().min(HEADER_LEN)], trailer, &|at, n| {
+            Ok(bytes[at as usize..at as usize + n].to_vec())
+        })
+    }
+
     /// Read all of pack `id` and verify it before it may be indexed (`repair index
     /// --read-all-packs`): its bytes hash to its name, its TOC decrypts and decodes, and every blob
     /// it lists authenticates, decompresses, hashes to its ID and has the TOC's `plain_len`

@@ -172,9 +172,20 @@ impl Plan {
             records.extend(repo.load_index_file(id).map_err(|e| stop(e, "a new index file"))?);
         }
         let new_index = Index::from_packs(records);
+        // A pack a new index file names stays, whatever the plan said: that file (a backup's,
+        // or one an interrupted prune or repair left) is not removed, and must not name a
+        // removed pack. It also makes every blob such a file lists safe to rely on below.
+        let mut rescued = 0;
+        for p in new_index.packs() {
+            if let Some(&i) = self.pack_of.get(&p.id) {
+                if self.packs[i].action != PackAction::Keep && !self.packs[i].missing {
+                    self.packs[i].action = PackAction::Keep;
+                    rescued += 1;
+                }
+            }
+        }
         let known: HashSet<Id> = self.snapshots.iter().copied().collect();
         let fresh: Vec<_> = load_snapshots_strict(repo)?.into_iter().filter(|(id, _)| !known.contains(id)).collect();
-        let mut rescued = 0;
         for (sid, snap) in &fresh {
             rescued += self.walk_new_snapshot(repo, &new_index, sid, snap.tree, progress)?;
         }
@@ -191,7 +202,7 @@ impl Plan {
         progress: &Progress,
     ) -> Result<usize> {
         let mut seen: HashSet<Id> = HashSet::new();
-        let mut rescue: Vec<Id> = Vec::new();
+        let mut rescue: HashSet<Id> = HashSet::new();
         {
             let this = &*self;
             let read = |id: &Id| {
@@ -207,7 +218,7 @@ impl Plan {
                     let (n, _, _) = this.index.at(pos);
                     let pack = this.index.packs()[n].id;
                     if this.action_of(&pack) != Some(PackAction::Keep) && !new.contains(t, id) {
-                        rescue.push(pack);
+                        rescue.insert(pack);
                     }
                 } else if !new.contains(t, id) {
                     return Err(reach::missing(sid, t, id));
@@ -233,17 +244,23 @@ impl Plan {
         Ok(n)
     }
 
-    /// Step 6: index files holding the records of every kept pack (each pack once), written
-    /// one old index file at a time so no second copy of the whole index is held.
+    /// Step 6: index files holding the records of every kept pack, written one old index file
+    /// at a time so no second copy of the whole index is held. A pack whose entries are split
+    /// over several records keeps all of them; identical records are written once.
     fn write_index(&self, repo: &Repository, repacked: &HashSet<Id>) -> Result<usize> {
-        let mut done: HashSet<Id> = HashSet::new();
+        let mut done: HashSet<(Id, [u8; 32])> = HashSet::new();
+        let mut in_k: HashSet<Id> = HashSet::new();
         let mut batch: Vec<IndexPack> = Vec::new();
         let mut blobs = 0;
         let mut files = 0;
         for id in &self.index_files {
             let records = repo.load_index_file(id).map_err(|e| stop(e, "an index file read before"))?;
             for r in records {
-                if self.action_of(&r.id) != Some(PackAction::Keep) || !done.insert(r.id) {
+                if self.action_of(&r.id) != Some(PackAction::Keep) {
+                    continue;
+                }
+                let fingerprint = *blake3::hash(&crate::format::index::encode(std::slice::from_ref(&r))).as_bytes();
+                if !done.insert((r.id, fingerprint)) {
                     continue;
                 }
                 if blobs + r.blobs.len() > packer::INDEX_FILE_BLOBS && !batch.is_empty() {
@@ -252,6 +269,7 @@ impl Plan {
                     (batch, blobs) = (Vec::new(), 0);
                 }
                 blobs += r.blobs.len();
+                in_k.insert(r.id);
                 batch.push(r);
             }
         }
@@ -259,21 +277,27 @@ impl Plan {
             repo.save_index(&batch)?;
             files += 1;
         }
-        // The invariant step 7 relies on: every used blob is in a kept pack or was copied.
-        for p in &self.packs {
-            let covered = match p.action {
-                PackAction::Keep => true,
-                PackAction::Repack => repacked.contains(&p.id),
-                PackAction::Delete => p.used_blobs == 0,
-            };
-            if !covered {
+        self.verify_coverage(&in_k, repacked)?;
+        Ok(files)
+    }
+
+    /// The invariant step 7 relies on, checked blob by blob against what was written: the
+    /// chosen copy of every used blob lies in a pack the new index files name, or was copied
+    /// into a new pack. (Blobs reached only by snapshots written meanwhile were checked while
+    /// walking them: in a kept pack, or in a pack a new index file names, which is kept.)
+    fn verify_coverage(&self, in_k: &HashSet<Id>, repacked: &HashSet<Id>) -> Result<()> {
+        for pos in (0..self.index.len()).filter(|&p| self.used.get(p)) {
+            let (n, _, _) = self.index.at(pos);
+            let pack = self.index.packs()[n].id;
+            let copied = repacked.contains(&pack) && self.action_of(&pack) == Some(PackAction::Repack);
+            if !in_k.contains(&pack) && !copied {
                 return Err(Error::integrity(
-                    format!("pack {}", p.id.short()),
-                    "its used blobs would not be in the new index; prune stopped before removing anything",
+                    format!("pack {}", pack.short()),
+                    "a used blob in it would not be in the new index; prune stopped before removing anything",
                 ));
             }
         }
-        Ok(files)
+        Ok(())
     }
 
     /// Step 8's list: packs planned for removal, and unindexed packs still unindexed now.
@@ -308,7 +332,7 @@ fn stop(e: Error, what: &str) -> Error {
 /// Remove files, in parallel; one already gone counts as removed. Returns how many.
 fn remove_all(repo: &Repository, t: FileType, ids: &[Id], progress: &Progress) -> Result<usize> {
     ids.par_iter()
-        .map(|id| match repo.backend().remove(t, &id.to_hex()) {
+        .map(|id| match repo.ensure_locks_fresh().and_then(|()| repo.backend().remove(t, &id.to_hex())) {
             Ok(()) => Ok(()),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),

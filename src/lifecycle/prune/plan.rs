@@ -119,8 +119,10 @@ pub struct Plan {
 /// shared lock.
 pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Result<Plan> {
     progress.phase("reading the index");
-    let (index_files, index) = load_index_strict(repo)?;
+    // Snapshots first: a snapshot's index files are durable before it is (§17.2), so every
+    // snapshot listed here finds its blobs in the index listed next, even while backups run.
     let snapshots = load_snapshots_strict(repo)?;
+    let (index_files, index) = load_index_strict(repo)?;
     progress.phase("finding used blobs");
     let used = mark_used(repo, &index, &snapshots, progress)?;
     let (mut packs, pack_of) = pack_usage(&index, &used);
@@ -331,7 +333,7 @@ impl Plan {
                 }
             }
         }
-        s.freed_bytes = s.delete_bytes + s.unindexed_bytes + s.repack_bytes - s.repack_used_bytes;
+        s.freed_bytes = (s.delete_bytes + s.unindexed_bytes + s.repack_bytes).saturating_sub(s.repack_used_bytes);
         s
     }
 
