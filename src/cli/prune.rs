@@ -5,7 +5,6 @@ use anyhow::Result;
 use arca::lifecycle::prune::{self, MaxUnused, PlanStats, Progress, PruneOptions, PruneReport, Step};
 use arca::repo::Repository;
 use serde_json::json;
-use std::io::IsTerminal;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -139,28 +138,15 @@ fn print_report(r: &PruneReport) {
     );
 }
 
-type Spinner = (indicatif::ProgressBar, std::thread::JoinHandle<()>);
-
-fn spinner(g: &Global, p: &'static Progress) -> Option<Spinner> {
-    if g.quiet || g.json || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap());
-    let b = bar.clone();
-    let h = std::thread::spawn(move || {
-        while !b.is_finished() {
-            let phase = *p.phase.lock().unwrap();
-            b.set_message(format!(
-                "{phase}: {} snapshots, {} trees, {} repacked, {} files removed",
-                p.snapshots.load(Relaxed),
-                p.trees.load(Relaxed),
-                human(p.repack_bytes.load(Relaxed)),
-                p.removed.load(Relaxed)
-            ));
-            b.tick();
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    });
-    Some((bar, h))
+fn spinner(g: &Global, p: &'static Progress) -> Option<super::snap::Spinner> {
+    super::snap::spinner(g, move || {
+        let phase = *p.phase.lock().unwrap();
+        format!(
+            "{phase}: {} snapshots, {} trees, {} repacked, {} files removed",
+            p.snapshots.load(Relaxed),
+            p.trees.load(Relaxed),
+            human(p.repack_bytes.load(Relaxed)),
+            p.removed.load(Relaxed)
+        )
+    })
 }

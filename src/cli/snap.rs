@@ -60,10 +60,9 @@ pub struct BackupArgs {
     time: Option<i64>,
 }
 
-pub(super) fn progress_bar(
-    g: &Global,
-    p: &'static Progress,
-) -> Option<(indicatif::ProgressBar, std::thread::JoinHandle<()>)> {
+/// A spinner on stderr (only on a terminal, and not with `--quiet` or `--json`) whose message
+/// `msg` gives, five times a second, until it is finished.
+pub(super) fn spinner(g: &Global, msg: impl Fn() -> String + Send + 'static) -> Option<Spinner> {
     if g.quiet || g.json || !std::io::stderr().is_terminal() {
         return None;
     }
@@ -72,17 +71,21 @@ pub(super) fn progress_bar(
     let b = bar.clone();
     let h = std::thread::spawn(move || {
         while !b.is_finished() {
-            b.set_message(format!(
-                "{} files, {} dirs, {}",
-                p.files.load(Relaxed),
-                p.dirs.load(Relaxed),
-                human(p.bytes.load(Relaxed))
-            ));
+            b.set_message(msg());
             b.tick();
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
     });
     Some((bar, h))
+}
+
+/// A running spinner and the thread that updates it.
+pub(super) type Spinner = (indicatif::ProgressBar, std::thread::JoinHandle<()>);
+
+pub(super) fn progress_bar(g: &Global, p: &'static Progress) -> Option<Spinner> {
+    spinner(g, move || {
+        format!("{} files, {} dirs, {}", p.files.load(Relaxed), p.dirs.load(Relaxed), human(p.bytes.load(Relaxed)))
+    })
 }
 
 pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {

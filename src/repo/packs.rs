@@ -41,6 +41,11 @@ impl Repository {
                 "content does not match its name (storage corruption)",
             ));
         }
+        self.toc_of_bytes(id, &bytes)
+    }
+
+    /// The index record of pack `id` from its bytes, read into memory (its TOC, not its hash).
+    pub fn toc_of_bytes(&self, id: &Id, bytes: &[u8]) -> Result<IndexPack> {
         let trailer = &bytes[bytes.len().saturating_sub(TRAILER_LEN)..];
         self.toc_record(id, bytes.len() as u64, &bytes[..bytes.len().min(HEADER_LEN)], trailer, &|at, n| {
             Ok(bytes[at as usize..at as usize + n].to_vec())

@@ -7,9 +7,7 @@ use super::{Progress, Step};
 use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
-use crate::format::header::HEADER_LEN;
 use crate::format::index::IndexPack;
-use crate::format::pack::{self, TRAILER_LEN};
 use crate::id::Id;
 use crate::repo::index::Index;
 use crate::repo::lock::LockGuard;
@@ -118,12 +116,11 @@ impl Plan {
     /// Copy one pack's used blobs, each authenticated first; returns how many were copied.
     fn repack_one(&self, repo: &Repository, packer: &Packer, p: &super::PackPlan, progress: &Progress) -> Result<u64> {
         let name = p.id.to_hex();
-        let what = FileType::Pack.describe(&name);
         let bytes = repo.backend().read_at(FileType::Pack, &name, 0, p.size as usize)?;
         progress.repack_bytes.fetch_add(bytes.len() as u64, Relaxed);
-        let entries = read_toc(repo, &bytes, &what)?;
+        let record = repo.toc_of_bytes(&p.id, &bytes)?;
         let mut copied = 0;
-        for b in pack::locate_blobs(&entries) {
+        for b in record.blobs {
             if !self.is_chosen_used(b.blob_type, &b.id, &p.id, b.offset) {
                 continue;
             }
@@ -307,17 +304,6 @@ impl Plan {
         let stray = self.unindexed.iter().filter(|(id, _)| !named_now.contains(id)).copied();
         planned.chain(stray).collect()
     }
-}
-
-/// The TOC of a pack read into memory.
-fn read_toc(repo: &Repository, bytes: &[u8], what: &str) -> Result<Vec<pack::TocEntry>> {
-    pack::check_header(bytes, what)?;
-    let trailer: [u8; TRAILER_LEN] =
-        bytes[bytes.len().saturating_sub(TRAILER_LEN)..].try_into().map_err(|_| Error::integrity(what, "truncated"))?;
-    let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, what)?;
-    let sealed = &bytes[at as usize..at as usize + len as usize];
-    let toc = repo.keys().open(sealed, &pack::toc_ad(repo.repo_id()), &format!("{what} TOC"))?;
-    pack::decode_toc(&toc, at - HEADER_LEN as u64, what)
 }
 
 fn stop(e: Error, what: &str) -> Error {
