@@ -10,17 +10,17 @@
 #
 # Prepares one repository (pack size 4 MiB for many packs, a cheap KDF so start-up is short):
 # the tree in 3 versions (2 deterministic edits) and 3 streams (tar of its largest top-level
-# directory, edited in between). Uninterrupted `forget` + `prune --max-unused 0` on copies
-# give the duration D (median of 3). Each trial: fresh copy (cp -a), forget all but the newest snapshot of
-# each group, `arca prune --max-unused 0` in the background, kill -9 after a random delay in
-# [0, 1.2 D) (COMMIT=15 more kills aim at steps 3-8, see below), then: `check --read-data` (must exit 0),
-# restore the kept tree and diff -r it, dump the kept stream and cmp it, `prune --max-unused 0`
-# again (must exit 0), `prune --dry-run --max-unused 0 --json` (must plan no unindexed, delete
-# or repack pack), `check --read-data`. The phase the kill hit is read from the files: new
-# packs only (in data/ or tmp/) = repack; new index files = index-repacks..reconcile (R) or
-# write-index (K: more new index files than R); old index files gone = remove-index; packs
-# gone = remove-packs. A failing trial keeps its repository as the kill left it in
-# WORKDIR/fail-NAME, with the commands to reproduce in WORKDIR/fail-NAME.txt.
+# directory, edited in between). Uninterrupted `forget` + `prune --max-unused 0` runs on copies
+# give the duration D (median of 3). Each trial: fresh copy (cp -a), forget all but the newest
+# snapshot of each group, `arca prune --max-unused 0` in the background, kill -9 after a random
+# delay in [0, 1.2 D) (COMMIT=15 more kills aim at steps 3-8, see below), then: `check
+# --read-data` (must exit 0), restore the kept tree and diff -r it, dump the kept stream and cmp
+# it, `prune --max-unused 0` again (must exit 0), `prune --dry-run --max-unused 0 --json` (must
+# plan no unindexed, delete or repack pack), `check --read-data`. The phase the kill hit is read
+# from the files: new packs only (in data/ or tmp/) = repack; new index files =
+# index-repacks..reconcile (R) or write-index (K: more new index files than R); old index files
+# gone = remove-index; packs gone = remove-packs. A failing trial keeps its repository as the
+# kill left it in WORKDIR/fail-NAME, with the commands to reproduce in WORKDIR/fail-NAME.txt.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lifecycle-lib.sh"
