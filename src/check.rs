@@ -493,28 +493,5 @@ fn affected_count(trees: &HashMap<Id, TreeSummary>, tree: Id, counts: &mut HashM
         }
         None => (0, vec![]),
     };
-    if let Some(&n) = counts.get(&tree) {
-        return n;
-    }
-    let (n, subs) = own(&tree);
-    let mut stack = vec![(tree, subs, n)];
-    loop {
-        let top = stack.last_mut().expect("the stack holds the root until it returns");
-        if let Some(sub) = top.1.pop() {
-            match counts.get(&sub) {
-                Some(&n) => top.2 = top.2.saturating_add(n),
-                None => {
-                    let (n, subs) = own(&sub);
-                    stack.push((sub, subs, n));
-                }
-            }
-            continue;
-        }
-        let (id, _, n) = stack.pop().expect("checked above");
-        counts.insert(id, n);
-        match stack.last_mut() {
-            Some(parent) => parent.2 = parent.2.saturating_add(n),
-            None => return n,
-        }
-    }
+    crate::repo::walk::memo_sum(tree, own, counts)
 }

@@ -437,30 +437,7 @@ impl Scan {
     /// Cut paths below `root` (saturating), memoised per tree in `counts`. Iterative; the
     /// caller has measured `root`, so the stack is at most [`walk::MAX_DEPTH`] deep.
     fn cut_count(&self, root: Id, counts: &mut HashMap<Id, u64>) -> u64 {
-        if let Some(&n) = counts.get(&root) {
-            return n;
-        }
-        let (n, subs) = self.own(&root);
-        let mut stack = vec![(root, subs, n)];
-        loop {
-            let top = stack.last_mut().expect("the stack holds the root until it returns");
-            if let Some(sub) = top.1.pop() {
-                match counts.get(&sub) {
-                    Some(&n) => top.2 = top.2.saturating_add(n),
-                    None => {
-                        let (n, subs) = self.own(&sub);
-                        stack.push((sub, subs, n));
-                    }
-                }
-                continue;
-            }
-            let (id, _, n) = stack.pop().expect("checked above");
-            counts.insert(id, n);
-            match stack.last_mut() {
-                Some(parent) => parent.2 = parent.2.saturating_add(n),
-                None => return n,
-            }
-        }
+        walk::memo_sum(root, |id| self.own(id), counts)
     }
 
     /// The cut paths below `root` in path order (a directory's files before its

@@ -235,3 +235,34 @@ fn sum_size(trees: &HashMap<Id, SizedTree>, root: Id, memo: &mut HashMap<Id, Opt
         }
     }
 }
+
+/// Sum of `own(tree).0` over `root` and everything below it, counting a subtree once per path
+/// that reaches it (saturating), memoised per tree in `counts`. `own` gives a tree's own count
+/// and its subtrees. Iterative: the stack is as deep as the tree, which callers have measured
+/// ([`MAX_DEPTH`]).
+pub fn memo_sum(root: Id, own: impl Fn(&Id) -> (u64, Vec<Id>), counts: &mut std::collections::HashMap<Id, u64>) -> u64 {
+    if let Some(&n) = counts.get(&root) {
+        return n;
+    }
+    let (n, subs) = own(&root);
+    let mut stack = vec![(root, subs, n)];
+    loop {
+        let top = stack.last_mut().expect("the stack holds the root until it returns");
+        if let Some(sub) = top.1.pop() {
+            match counts.get(&sub) {
+                Some(&n) => top.2 = top.2.saturating_add(n),
+                None => {
+                    let (n, subs) = own(&sub);
+                    stack.push((sub, subs, n));
+                }
+            }
+            continue;
+        }
+        let (id, _, n) = stack.pop().expect("checked above");
+        counts.insert(id, n);
+        match stack.last_mut() {
+            Some(parent) => parent.2 = parent.2.saturating_add(n),
+            None => return n,
+        }
+    }
+}
