@@ -5,6 +5,15 @@
 //! A command adds what it knows (snapshots, bytes, labels) with [`Global::journal`]; the
 //! repository it opens through [`Global::open`] is where the record goes. Failing to write the
 //! record is a warning: the journal must never turn a good backup into a failed one.
+//!
+//! To journal a new command: map its `Command` variant to an [`Op`] in `Command::journal_op`
+//! (src/cli/mod.rs); open the repository with `g.open()`; fill the record with
+//! `g.journal(|r| { r.snapshots.push(id); r.bytes = …; set_label(r, "k", v); set_metric(r, "k", n) })`
+//! (`arca::ops::journal::{set_label, set_metric}`); call `g.journal_skip()` for a dry run. The
+//! dispatcher sets time, duration, exit code, outcome and the error text. A record for another
+//! repository (copy's destination): `arca::ops::journal::start(op)`, fill it,
+//! `arca::ops::journal::finish(&mut r, exit_code)`, `arca::ops::journal::append(&repo, &r)` and
+//! warn on error.
 
 use super::output::escape_str;
 use super::{code, human, localtime, Global};
