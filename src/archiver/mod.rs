@@ -273,7 +273,8 @@ fn username_ids() -> (String, u32, u32) {
     (crate::sys::username(), uid, gid)
 }
 
-fn make_absolute(p: &std::path::Path) -> Result<PathBuf> {
+/// `p` as a backup records it in the snapshot: absolute, with `.` and `..` resolved lexically.
+pub fn make_absolute(p: &std::path::Path) -> Result<PathBuf> {
     let abs = std::path::absolute(p).map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
     // Normalise `.` and `..` lexically, as restic does; symlinks in the path are kept.
     let mut out = PathBuf::from("/");

@@ -10,6 +10,7 @@ mod prune;
 mod repair;
 mod select;
 mod snap;
+mod status;
 mod tag;
 mod unlock;
 mod verify;
@@ -33,6 +34,11 @@ pub mod code {
     pub const INTEGRITY: u8 = 4;
     /// `verify`: the directory differs from the snapshot.
     pub const DIFFERS: u8 = 5;
+    /// `status`: a recovery point objective is missed (a group older than its maximum age, or
+    /// an objective without snapshots).
+    pub const OBJECTIVE_MISSED: u8 = 6;
+    /// `status`: a snapshot's size looks wrong (shrank past the threshold, or an empty stream).
+    pub const ANOMALY: u8 = 7;
     /// No repository at the given location.
     pub const NO_REPO: u8 = 10;
     /// The repository is locked by another process.
@@ -135,6 +141,8 @@ enum Command {
     Repair(repair::RepairCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
     Journal(journal::JournalArgs),
+    /// One line per backup group: newest snapshot and age against --max-age, size anomalies, last check and drill.
+    Status(status::StatusArgs),
 }
 
 impl Command {
@@ -259,6 +267,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Unlock(a) => unlock::run(g, a),
         Command::Repair(c) => repair::run(g, c),
         Command::Journal(a) => journal::run(g, a),
+        Command::Status(a) => status::run(g, a),
     }
 }
 

@@ -92,6 +92,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
     if a.dry_run {
         g.journal_skip();
     }
+    g.journal(|r| journal_backup_target(r, &a));
     let repo = g.open()?;
     let mut patterns = a.excludes.clone();
     for f in &a.exclude_files {
@@ -167,6 +168,28 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         }
     }
     Ok(if s.errors > 0 { code::PARTIAL } else { code::OK })
+}
+
+/// Label the record with what the backup is of before it runs, so that a failed backup is
+/// attributed to its group by `arca status` (a successful one relabels from its snapshot).
+fn journal_backup_target(r: &mut arca::ops::journal::Record, a: &BackupArgs) {
+    use arca::ops::journal::set_label;
+    let paths: Vec<String> = match a.stdin {
+        true => vec![a.stdin_filename.clone()],
+        false => a
+            .paths
+            .iter()
+            .filter_map(|p| archiver::make_absolute(p).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+    };
+    set_label(r, "paths", paths.join("\n"));
+    let mut tags = a.tags.clone();
+    tags.sort();
+    tags.dedup();
+    if !tags.is_empty() {
+        set_label(r, "tags", tags.join(","));
+    }
 }
 
 /// What a backup's journal record says beyond the dispatcher's defaults.

@@ -5,3 +5,4 @@
 //! `repo`; nothing below depends on `ops`.
 
 pub mod journal;
+pub mod status;
