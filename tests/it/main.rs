@@ -12,6 +12,7 @@ mod hardening_restore;
 mod lifecycle_forget;
 mod lifecycle_prune;
 mod lifecycle_repair;
+mod ops_status;
 mod ops_journal;
 mod repo;
 mod review;
