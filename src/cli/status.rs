@@ -129,8 +129,9 @@ fn print_table(st: &Status) {
     }
     let header = ["snapshot", "age", "max-age", "count", "size", "change", "checked", "drilled", "RTO", "status"];
     let rows: Vec<Vec<String>> = st.groups.iter().map(|g| row(st.now, g)).collect();
-    let widths: Vec<usize> =
-        (0..header.len()).map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
+        .collect();
     let line = |cells: &[String]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
@@ -223,8 +224,7 @@ pub fn prom_escape(s: &str) -> String {
 /// The labels of a group: host, paths, tags, component (empty when not grouped by it).
 fn prom_labels(g: &GroupStatus) -> String {
     let GroupKey { host, paths, tags } = &g.key;
-    let paths: Vec<String> =
-        paths.iter().flatten().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    let paths: Vec<String> = paths.iter().flatten().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
     let pairs = [
         ("host", host.clone().unwrap_or_default()),
         ("paths", paths.join(",")),
@@ -280,7 +280,11 @@ fn prometheus(st: &Status, exit: u8) -> String {
         "Maximum age allowed for the newest snapshot (recovery point objective).",
         per(&|g| g.max_age_ns.map(|a| a as f64 / 1e9)),
     );
-    f.gauge("arca_rpo_met", "1 if the group's newest snapshot is within its objective.", per(&|g| g.objective_met.map(b)));
+    f.gauge(
+        "arca_rpo_met",
+        "1 if the group's newest snapshot is within its objective.",
+        per(&|g| g.objective_met.map(b)),
+    );
     f.gauge("arca_snapshots", "Number of snapshots in the group.", per(&|g| Some(g.snapshots as f64)));
     let mut sizes = Vec::new();
     for (l, g) in &gs {
@@ -337,7 +341,11 @@ fn prometheus(st: &Status, exit: u8) -> String {
         ],
     );
     f.gauge("arca_status_exit_code", "The exit code of arca status.", [(String::new(), f64::from(exit))]);
-    f.gauge("arca_status_timestamp_seconds", "When this status was computed, Unix seconds.", [(String::new(), secs(st.now))]);
+    f.gauge(
+        "arca_status_timestamp_seconds",
+        "When this status was computed, Unix seconds.",
+        [(String::new(), secs(st.now))],
+    );
     out
 }
 

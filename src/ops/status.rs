@@ -310,8 +310,7 @@ fn component_of(s: &Snapshot) -> Option<String> {
 /// Sizes of the newest two snapshots of every group, their trees read once in all.
 fn fill_sizes(repo: &Repository, index: Option<&crate::repo::index::Index>, groups: &mut [Bucket]) {
     let Some(index) = index else { return };
-    let roots: Vec<Id> =
-        groups.iter().flat_map(|g| g.snapshots.iter().rev().take(2).map(|(_, s)| s.tree)).collect();
+    let roots: Vec<Id> = groups.iter().flat_map(|g| g.snapshots.iter().rev().take(2).map(|(_, s)| s.tree)).collect();
     let mut sizes = crate::repo::walk::content_sizes(repo, index, &roots).into_iter();
     for g in groups.iter_mut() {
         for slot in g.sizes.iter_mut().take(g.snapshots.len().min(2)) {
@@ -351,7 +350,11 @@ fn judge(g: &Bucket, opts: &StatusOptions) -> GroupStatus {
 }
 
 /// Size change and anomaly of the newest snapshot against the previous one.
-fn compare(newest: Option<&SnapshotInfo>, previous: Option<&SnapshotInfo>, shrink_percent: u8) -> (Option<i64>, Option<Anomaly>) {
+fn compare(
+    newest: Option<&SnapshotInfo>,
+    previous: Option<&SnapshotInfo>,
+    shrink_percent: u8,
+) -> (Option<i64>, Option<Anomaly>) {
     let Some(n) = newest else { return (None, None) };
     if n.stream && n.size == Some(0) {
         let change = previous.and_then(|p| p.size).map(|p| -(i64::try_from(p).unwrap_or(i64::MAX)));

@@ -321,7 +321,10 @@ fn prometheus_text_is_well_formed_and_escapes_labels() {
     let odd: Vec<_> = samples.iter().filter(|s| s.1.get("host").map(String::as_str) == Some(host)).collect();
     assert!(!odd.is_empty(), "the host label round-trips:\n{text}");
     let get = |name: &str, host_is_odd: bool| {
-        samples.iter().find(|s| s.0 == name && (s.1.get("host").map(String::as_str) == Some(host)) == host_is_odd).unwrap()
+        samples
+            .iter()
+            .find(|s| s.0 == name && (s.1.get("host").map(String::as_str) == Some(host)) == host_is_odd)
+            .unwrap()
     };
     assert_eq!(get("arca_rpo_met", true).2, 1.0);
     assert_eq!(get("arca_rpo_met", false).2, 0.0);
