@@ -13,6 +13,19 @@
 //! selects snapshots with a filter and gives them a maximum age; snapshots no objective selects
 //! fall back to [`StatusOptions::default_max_age`]. An objective that selects no snapshot at all
 //! is reported as a group without a snapshot, and missed.
+//!
+//! A profile's components become objectives one to one (`ops::profile::Target` has the same
+//! three fields); group them by host only, as `forget --profile` does, so an edited path list
+//! does not start a second history, and leave out snapshots of no component:
+//!
+//! ```ignore
+//! let opts = StatusOptions {
+//!     objectives: targets.iter().map(|t| Objective { name: t.name.clone(), filter: t.filter.clone(), max_age: t.max_age }).collect(),
+//!     group_by: GroupBy { host: true, paths: false, tags: false },
+//!     only_objectives: true,
+//!     ..StatusOptions::default()
+//! };
+//! ```
 
 use crate::error::{Error, Result};
 use crate::format::journal::{Op, Outcome, Record};

@@ -389,3 +389,48 @@ fn damaged_journal_and_snapshot_files_are_warnings_and_the_rest_is_reported() {
     // A missed objective still outranks damage.
     env.run(&["status", "--max-age", "1ns"]).code(6);
 }
+
+#[test]
+fn objectives_per_component_through_the_library() {
+    use arca::ops::status::{status, Objective, StatusOptions};
+    use arca::repo::select::SnapshotFilter;
+    let env = Env::new();
+    let src = source(&env, "src", 100);
+    let logs = source(&env, "logs", 100);
+    env.backup(&[&src], &["--tag", "component=db", "--tag", "profile=app"]);
+    env.backup(&[&logs], &["--time", "2024-01-01", "--tag", "component=logs", "--tag", "profile=app"]);
+    env.backup(&[&logs], &["--time", "2024-01-01"]);
+    let component = |name: &str, max_age| Objective {
+        name: name.into(),
+        filter: SnapshotFilter {
+            tags: vec![vec![format!("component={name}"), "profile=app".into()]],
+            ..SnapshotFilter::default()
+        },
+        max_age,
+    };
+    let hour = Some(std::time::Duration::from_secs(3600));
+    let mut opts = StatusOptions {
+        objectives: vec![component("db", hour), component("config", hour)],
+        group_by: "host".parse().unwrap(),
+        only_objectives: true,
+        ..StatusOptions::default()
+    };
+    let st = status(&env.open(), &opts).unwrap();
+    let names: Vec<_> = st.groups.iter().map(|g| (g.component.clone().unwrap(), g.objective_met)).collect();
+    assert_eq!(names, [("db".to_string(), Some(true)), ("config".to_string(), Some(false))]);
+    assert!(st.groups[1].newest.is_none(), "a component without snapshots is a missed objective");
+    assert!(st.objective_missed());
+
+    // The rest, with the default objective (none here), and the component of a tagged group.
+    opts.objectives.truncate(1);
+    opts.only_objectives = false;
+    let st = status(&env.open(), &opts).unwrap();
+    assert_eq!(st.groups.len(), 2, "db, then the other snapshots of this host");
+    assert_eq!(st.groups[1].snapshots, 2);
+    assert_eq!(st.groups[1].objective_met, None);
+    assert!(!st.objective_missed());
+    // Grouped by tags too, the logs component's group is named by its tag.
+    opts.group_by = "host,tags".parse().unwrap();
+    let st = status(&env.open(), &opts).unwrap();
+    assert!(st.groups.iter().any(|g| g.component.as_deref() == Some("logs")));
+}
