@@ -19,11 +19,20 @@ use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
-    /// Files and directories to back up.
+    /// Files and directories to back up (with --stdin-from-command: the command and its
+    /// arguments, after `--`).
     paths: Vec<PathBuf>,
     /// Read the data to back up from standard input.
     #[arg(long)]
     stdin: bool,
+    /// Run the command given after `--` (no shell) and back up its standard output as with
+    /// --stdin; no snapshot is written if it exits non-zero or is killed:
+    /// `arca backup --stdin-from-command --stdin-filename db.sql -- pg_dump mydb`.
+    #[arg(long, conflicts_with = "stdin")]
+    stdin_from_command: bool,
+    /// Save a --stdin or --stdin-from-command backup even when the stream is empty.
+    #[arg(long)]
+    allow_empty: bool,
     /// File name for the --stdin data in the snapshot.
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     stdin_filename: String,
@@ -105,6 +114,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         force: a.force,
         parent: a.parent,
         time: a.time,
+        allow_empty: a.allow_empty,
         retry_lock: g.retry_lock,
         on_lock_wait: (!g.quiet).then(|| {
             let wait = g.retry_lock;
@@ -121,6 +131,9 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
             bail!("--stdin takes no paths");
         }
         archiver::backup_stdin(&repo, &opts, progress, std::io::stdin().lock(), &a.stdin_filename)
+    } else if a.stdin_from_command {
+        let argv: Vec<_> = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
+        archiver::backup_command(&repo, &opts, progress, &argv, &a.stdin_filename)
     } else {
         archiver::backup(&repo, &opts, progress)
     };
