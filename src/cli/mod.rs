@@ -5,6 +5,7 @@ mod forget;
 mod localtime;
 mod output;
 mod password;
+mod profile;
 mod prune;
 mod repair;
 mod select;
@@ -78,6 +79,10 @@ pub struct Cli {
     repo: Option<PathBuf>,
     #[command(flatten)]
     password: PasswordArgs,
+    /// Configuration file with profiles (default: ARCA_CONFIG, else
+    /// $XDG_CONFIG_HOME/arca/config.toml or ~/.config/arca/config.toml).
+    #[arg(long, global = true, env = "ARCA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -141,6 +146,8 @@ pub struct Global {
     json: bool,
     quiet: bool,
     retry_lock: std::time::Duration,
+    /// `--config`: the configuration file with profiles.
+    config: Option<PathBuf>,
 }
 
 /// A duration such as `90s`, `10m`, `1h 30m` (humantime), or `0`.
@@ -201,8 +208,14 @@ pub fn run() -> Result<u8> {
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let g =
-        Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet, retry_lock: cli.retry_lock };
+    let g = Global {
+        repo: cli.repo,
+        password: cli.password,
+        json: cli.json,
+        quiet: cli.quiet,
+        retry_lock: cli.retry_lock,
+        config: cli.config,
+    };
     match cli.command {
         Command::Init(a) => admin::init(&g, a),
         Command::Key(k) => admin::key(&g, k),

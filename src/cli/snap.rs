@@ -67,6 +67,8 @@ pub struct BackupArgs {
     /// RFC 3339 ('2024-05-01T12:00:00Z', '…+02:00'). For importing old backups.
     #[arg(long, value_name = "TIME", value_parser = super::localtime::parse_time)]
     time: Option<i64>,
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
 }
 
 /// A spinner on stderr (only on a terminal, and not with `--quiet` or `--json`) whose message
@@ -98,6 +100,14 @@ pub(super) fn progress_bar(g: &Global, p: &'static Progress) -> Option<Spinner> 
 }
 
 pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
+    if a.profile.is_set() {
+        if !a.paths.is_empty() || a.stdin || a.stdin_from_command || a.parent.is_some() {
+            let msg = "--profile backs up the profile's components: give no paths, --stdin or --parent";
+            return Err(arca::Error::InvalidArgument(msg.into()).into());
+        }
+        let flags = super::profile::BackupFlags { dry_run: a.dry_run, force: a.force, tags: a.tags, host: a.host, time: a.time };
+        return super::profile::backup(g, &a.profile, flags);
+    }
     let repo = g.open()?;
     let mut patterns = a.excludes.clone();
     for f in &a.exclude_files {
@@ -518,7 +528,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
     Ok(code::OK)
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct RestoreArgs {
     /// SNAP[:PATH]; with PATH, restore that directory's contents (or that file) into the target.
     snapshot: String,
@@ -566,6 +576,9 @@ pub struct RestoreArgs {
     exclude_xattr: Vec<String>,
     #[command(flatten)]
     select: SelectArgs,
+    /// With --profile: restore the snapshot of each component into TARGET/COMPONENT.
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
 }
 
 fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
@@ -580,6 +593,24 @@ fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
 }
 
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
+    if a.profile.is_set() {
+        // `latest` (or an ID) among each component's snapshots, into its own directory.
+        return super::profile::each_component(g, &a.profile, |g, t| {
+            let mut b = a.clone();
+            b.target = a.target.join(&t.name);
+            b.select = b.select.clone().with_tags(&t.filter.tags);
+            restore_one(g, b)
+        });
+    }
+    let (status, doc) = restore_one(g, a)?;
+    if g.json {
+        g.print_json(&doc)?;
+    }
+    Ok(status)
+}
+
+/// Restore one snapshot; prints the text summary, returns the exit code and the JSON summary.
+fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
     let started = std::time::Instant::now();
     let ((repo, index, id, _, node, path), _lock) = locate_locked(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
@@ -612,11 +643,8 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     for e in &stats.errors {
         eprintln!("error: {e}");
     }
-    if g.json {
-        g.print_json(
-            &json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "seconds": elapsed, "stats": stats}),
-        )?;
-    } else if !g.quiet {
+    let doc = json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "seconds": elapsed, "stats": stats});
+    if !g.json && !g.quiet {
         let extra = if stats.deleted > 0 {
             format!(", {} {}", stats.deleted, if a.dry_run { "to delete" } else { "deleted" })
         } else {
@@ -636,7 +664,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
             println!("{} entries not restored: something restore does not remove is in the way", stats.conflicts);
         }
     }
-    Ok(if stats.damaged > 0 {
+    let status = if stats.damaged > 0 {
         code::INTEGRITY
     } else if stats.errors.len() as u64 > stats.conflicts {
         code::ERROR
@@ -644,7 +672,8 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
         code::PARTIAL
     } else {
         code::OK
-    })
+    };
+    Ok((status, doc))
 }
 
 #[derive(clap::Args, Debug)]
