@@ -73,3 +73,222 @@ fn empty_streams_are_refused_unless_allowed() {
     assert_eq!(snapshot_count(&env), 2);
     assert_eq!(env.run(&["dump", "latest:stdin"]).ok().stdout, b"");
 }
+
+// ---- profiles -------------------------------------------------------------------------------
+
+/// A web application's sources under `env`: `etc/app.conf`, `uploads/`, `logs/` (with a
+/// `*.tmp` to exclude) and a "database" (`db.bin`, dumped with `cat`). Returns the config path.
+fn web_app(env: &Env, db_command: &str, extra: &str) -> std::path::PathBuf {
+    fs::create_dir_all(env.path("app/etc")).unwrap();
+    fs::create_dir_all(env.path("app/uploads/2024")).unwrap();
+    fs::create_dir_all(env.path("app/logs")).unwrap();
+    fs::write(env.path("app/etc/app.conf"), b"listen = 8080\n").unwrap();
+    write_random_file(&env.path("app/uploads/2024/photo.jpg"), 11, 300_000);
+    fs::write(env.path("app/logs/access.log"), b"GET /\n").unwrap();
+    fs::write(env.path("app/logs/scratch.tmp"), b"junk").unwrap();
+    write_random_file(&env.path("db.bin"), 12, 1 << 20);
+    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
+    let p = |rel: &str| env.path(rel).to_str().unwrap().to_string();
+    let text = format!(
+        r#"[repository.main]
+path = "{repo}"
+password-file = "{pw}"
+
+[profile.app]
+max-age = "26h"
+hooks.after = [["sh", "-c", "env | grep ^ARCA_ > {after}"]]
+hooks.on-failure = [["sh", "-c", "env | grep ^ARCA_ > {fail}"]]
+{extra}
+[profile.app.component.db]
+command = {db_command}
+filename = "app.sql"
+keep-last = 1
+
+[profile.app.component.config]
+paths = ["{etc}"]
+keep-last = 2
+
+[profile.app.component.uploads]
+paths = ["{uploads}"]
+
+[profile.app.component.logs]
+paths = ["{logs}"]
+excludes = ["*.tmp"]
+"#,
+        repo = env.repo.display(),
+        pw = p("pw"),
+        after = p("after.env"),
+        fail = p("fail.env"),
+        etc = p("app/etc"),
+        uploads = p("app/uploads"),
+        logs = p("app/logs"),
+    );
+    let cfg = env.path("config.toml");
+    fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// `arca --config CFG ARGS` with no repository or password in the environment: the profile
+/// supplies both.
+fn run_cfg(cfg: &std::path::Path, args: &[&str]) -> Out {
+    Out::from(arca_cmd().arg("--config").arg(cfg).args(args).output().unwrap())
+}
+
+fn cat_db(env: &Env) -> String {
+    format!(r#"["cat", "{}"]"#, env.path("db.bin").display())
+}
+
+#[test]
+fn profile_backup_makes_one_tagged_snapshot_per_component_and_restores_by_name() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let out = run_cfg(&cfg, &["--json", "backup", "--profile", "app"]).ok().json();
+    let comps = out["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 4);
+    let snaps = env.json(&["snapshots"]);
+    let snaps = snaps.as_array().unwrap();
+    assert_eq!(snaps.len(), 4);
+    for name in ["db", "config", "uploads", "logs"] {
+        let tag = format!("component={name}");
+        let n = snaps.iter().filter(|s| s["tags"].as_array().unwrap().iter().any(|t| t == &tag[..])).count();
+        assert_eq!(n, 1, "one snapshot tagged {tag}");
+    }
+    assert!(snaps.iter().all(|s| s["tags"].as_array().unwrap().iter().any(|t| t == "profile=app")));
+    // The after hook saw the profile, the components and the snapshots.
+    let after = fs::read_to_string(env.path("after.env")).unwrap();
+    assert!(after.contains("ARCA_PROFILE=app"), "{after}");
+    assert!(after.contains("ARCA_COMPONENT=config,db,logs,uploads"), "{after}");
+    assert!(after.contains("ARCA_EXIT_CODE=0"), "{after}");
+    let ids = after.lines().find_map(|l| l.strip_prefix("ARCA_SNAPSHOT=")).unwrap();
+    assert_eq!(ids.split(' ').count(), 4, "{after}");
+    assert!(!env.path("fail.env").exists());
+
+    // Restore only the database and the configuration, each into its own directory.
+    let target = env.path("restored");
+    let t = target.to_str().unwrap();
+    run_cfg(&cfg, &["restore", "--profile", "app", "--component", "config,db", "latest", "--target", t]).ok();
+    assert_eq!(fs::read(target.join("db/app.sql")).unwrap(), fs::read(env.path("db.bin")).unwrap());
+    let etc = env.path("app/etc");
+    let conf = target.join("config").join(etc.strip_prefix("/").unwrap()).join("app.conf");
+    assert_eq!(fs::read(conf).unwrap(), b"listen = 8080\n");
+    assert!(!target.join("uploads").exists() && !target.join("logs").exists());
+    // The logs component left out its excluded file.
+    run_cfg(&cfg, &["restore", "--profile", "app", "--component", "logs", "latest", "--target", t]).ok();
+    let logs = target.join("logs").join(env.path("app/logs").strip_prefix("/").unwrap());
+    assert!(logs.join("access.log").exists());
+    assert!(!logs.join("scratch.tmp").exists());
+}
+
+#[test]
+fn a_failing_component_does_not_stop_the_others_and_runs_the_failure_hook() {
+    let env = Env::new();
+    let cfg = web_app(&env, r#"["sh", "-c", "echo half; exit 3"]"#, "");
+    let out = run_cfg(&cfg, &["backup", "--profile", "app"]).code(1);
+    assert!(out.stderr.contains("component db") && out.stderr.contains("exited with status 3"), "{}", out.stderr);
+    let snaps = env.json(&["snapshots"]);
+    let tags: Vec<String> = snaps.as_array().unwrap().iter().map(|s| s["tags"].to_string()).collect();
+    assert_eq!(tags.len(), 3, "config, uploads and logs were saved: {tags:?}");
+    assert!(tags.iter().all(|t| !t.contains("component=db")));
+    let fail = fs::read_to_string(env.path("fail.env")).unwrap();
+    assert!(fail.contains("ARCA_EXIT_CODE=1"), "{fail}");
+    assert!(fail.contains("ARCA_ERROR=db: ") && fail.contains("status 3"), "{fail}");
+    assert!(!env.path("after.env").exists(), "the after hook runs only when all succeeded");
+}
+
+#[test]
+fn a_failing_before_hook_aborts_the_backup() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "hooks.before = [[\"sh\", \"-c\", \"exit 7\"]]\n");
+    let out = run_cfg(&cfg, &["backup", "--profile", "app"]).code(1);
+    assert!(out.stderr.contains("before hook") && out.stderr.contains("status 7"), "{}", out.stderr);
+    assert_eq!(snapshot_count(&env), 0);
+    let fail = fs::read_to_string(env.path("fail.env")).unwrap();
+    assert!(fail.contains("ARCA_ERROR=before hook"), "{fail}");
+}
+
+#[test]
+fn profile_typos_are_usage_errors_that_list_the_valid_names() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let out = run_cfg(&cfg, &["backup", "--profile", "ap"]).code(2);
+    assert!(out.stderr.contains("\"ap\"") && out.stderr.contains("profiles: app"), "{}", out.stderr);
+    let out = run_cfg(&cfg, &["backup", "--profile", "app", "--component", "db,databse"]).code(2);
+    assert!(out.stderr.contains("\"databse\""), "{}", out.stderr);
+    assert!(out.stderr.contains("components: config, db, logs, uploads"), "{}", out.stderr);
+    let t = env.path("r");
+    let out = run_cfg(&cfg, &["restore", "--profile", "app", "--component", "dbx", "latest", "--target", t.to_str().unwrap()]);
+    out.code(2);
+    run_cfg(&cfg, &["forget", "--profile", "nope"]).code(2);
+    assert_eq!(snapshot_count(&env), 0);
+
+    // An unknown key and a bad value name their line.
+    let text = fs::read_to_string(&cfg).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let bad = env.path("bad.toml");
+    fs::write(&bad, text.replace("excludes = [", "exclude = [")).unwrap();
+    let out = run_cfg(&bad, &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains(&format!("line {}", line_of("excludes = ["))), "{}", out.stderr);
+    assert!(out.stderr.contains("unknown field `exclude`"), "{}", out.stderr);
+    fs::write(&bad, text.replace("keep-last = 2", "keep-last = \"two\"")).unwrap();
+    let out = run_cfg(&bad, &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains(&format!("line {}", line_of("keep-last = 2"))), "{}", out.stderr);
+    fs::write(&bad, text.replace("max-age = \"26h\"", "max-age = \"soon\"")).unwrap();
+    let out = run_cfg(&bad, &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains(&format!("line {}", line_of("max-age"))), "{}", out.stderr);
+    // A missing configuration file.
+    let out = run_cfg(&env.path("none.toml"), &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains("none.toml"), "{}", out.stderr);
+    // A profile with paths given on the command line.
+    run_cfg(&cfg, &["backup", "--profile", "app", "/etc"]).code(2);
+    assert_eq!(snapshot_count(&env), 0);
+}
+
+#[test]
+fn the_configuration_is_found_through_arca_config_and_xdg() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let xdg = env.mkdir("xdg");
+    fs::create_dir_all(xdg.join("arca")).unwrap();
+    fs::copy(&cfg, xdg.join("arca/config.toml")).unwrap();
+    let run = |envs: &[(&str, &std::path::Path)]| {
+        let mut c = arca_cmd();
+        c.env_remove("ARCA_CONFIG").env_remove("XDG_CONFIG_HOME");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        Out::from(c.args(["backup", "--profile", "app", "--component", "config"]).output().unwrap())
+    };
+    run(&[("ARCA_CONFIG", &cfg)]).ok();
+    run(&[("XDG_CONFIG_HOME", &xdg)]).ok();
+    run(&[("HOME", &env.path("nohome"))]).code(2);
+    assert_eq!(snapshot_count(&env), 2);
+}
+
+#[test]
+fn forget_profile_applies_each_components_retention_to_its_own_snapshots() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    // A snapshot outside the profile is never touched.
+    env.backup(&[&env.path("app/etc")], &[]);
+    for i in 0..3 {
+        fs::write(env.path("app/etc/app.conf"), format!("v{i}")).unwrap();
+        run_cfg(&cfg, &["backup", "--profile", "app", "--component", "db,config,uploads"]).ok();
+    }
+    run_cfg(&cfg, &["forget", "--profile", "app"]).ok();
+    let snaps = env.json(&["snapshots"]);
+    let count = |tag: &str| {
+        snaps.as_array().unwrap().iter().filter(|s| s["tags"].as_array().unwrap().iter().any(|t| t == tag)).count()
+    };
+    assert_eq!(count("component=db"), 1, "db keeps the last 1");
+    assert_eq!(count("component=config"), 2, "config keeps the last 2");
+    assert_eq!(count("component=uploads"), 3, "uploads has no retention: all kept");
+    assert_eq!(snaps.as_array().unwrap().len(), 1 + 2 + 3 + 1);
+    // --keep-* rules or IDs with --profile are a usage error.
+    run_cfg(&cfg, &["forget", "--profile", "app", "--keep-last", "1"]).code(2);
+    // The newest config snapshot restores the newest content.
+    let t = env.path("r");
+    run_cfg(&cfg, &["restore", "--profile", "app", "--component", "config", "latest", "--target", t.to_str().unwrap()])
+        .ok();
+    let conf = t.join("config").join(env.path("app/etc").strip_prefix("/").unwrap()).join("app.conf");
+    assert_eq!(fs::read(conf).unwrap(), b"v2");
+}
