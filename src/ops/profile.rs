@@ -657,6 +657,19 @@ excludes = ["*.bak"]
     }
 
     #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n# /etc/arca/config.toml").expect("README has the example") + 8;
+        let text = &readme[start..][..readme[start..].find("```").unwrap()];
+        let c = parse_str(text).unwrap();
+        let p = c.profile("shop").unwrap();
+        let names: Vec<_> = p.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["config", "db", "logs", "uploads"]);
+        assert_eq!(p.hooks.on_failure.len(), 1);
+        assert_eq!(p.targets(&["db".into()]).unwrap()[0].max_age, Some(Duration::from_secs(5 * 3600)));
+    }
+
+    #[test]
     fn line_col_counts_from_one() {
         assert_eq!(line_col("ab\ncd", 0), (1, 1));
         assert_eq!(line_col("ab\ncd", 4), (2, 2));
