@@ -2,6 +2,7 @@
 
 mod admin;
 mod forget;
+mod generate;
 mod localtime;
 mod output;
 mod password;
@@ -137,6 +138,9 @@ enum Command {
     /// Repair a damaged repository: `repair index`, then `repair snapshots`.
     #[command(subcommand)]
     Repair(repair::RepairCommand),
+    /// Generate systemd units for a profile, shell completions, or the manual page.
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
 }
 
 /// Global context for commands.
@@ -235,6 +239,7 @@ pub fn run() -> Result<u8> {
         Command::Tag(a) => tag::run(&g, a),
         Command::Unlock(a) => unlock::run(&g, a),
         Command::Repair(c) => repair::run(&g, c),
+        Command::Generate(c) => generate::run(&g, c),
     }
 }
 

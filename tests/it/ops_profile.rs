@@ -292,3 +292,77 @@ fn forget_profile_applies_each_components_retention_to_its_own_snapshots() {
     let conf = t.join("config").join(env.path("app/etc").strip_prefix("/").unwrap()).join("app.conf");
     assert_eq!(fs::read(conf).unwrap(), b"v2");
 }
+
+// ---- generate -------------------------------------------------------------------------------
+
+/// `key=value` lines of a unit file, in order.
+fn unit_keys(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn unit_value(keys: &[(String, String)], key: &str) -> Option<String> {
+    keys.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn generate_systemd_writes_a_service_that_backs_up_the_profile_and_a_persistent_timer() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let dir = env.mkdir("units");
+    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "4h", "--dir", dir.to_str().unwrap()]).ok();
+    let service = fs::read_to_string(dir.join("arca-app.service")).unwrap();
+    let timer = fs::read_to_string(dir.join("arca-app.timer")).unwrap();
+    let s = unit_keys(&service);
+    let t = unit_keys(&timer);
+    assert_eq!(unit_value(&s, "Type").as_deref(), Some("oneshot"));
+    let exec = unit_value(&s, "ExecStart").unwrap();
+    let want = format!("--config {} backup --profile app", cfg.display());
+    assert!(exec.contains(&want), "{exec}");
+    assert!(service.contains("status --profile app"), "mentions status for alerting:\n{service}");
+    assert_eq!(unit_value(&t, "OnCalendar").as_deref(), Some("*-*-* 00/4:00:00"));
+    assert_eq!(unit_value(&t, "Persistent").as_deref(), Some("true"));
+    assert_eq!(unit_value(&t, "Unit").as_deref(), Some("arca-app.service"));
+    assert_eq!(unit_value(&t, "WantedBy").as_deref(), Some("timers.target"));
+
+    // What the service runs works: it backs up every component (paths here have no spaces).
+    let words: Vec<&str> = exec.split(' ').collect();
+    let out = arca_std_cmd().args(&words[1..]).env_remove("ARCA_CONFIG").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(snapshot_count(&env), 4);
+
+    // A period that does not divide a day is a monotonic timer; printed, both units are shown.
+    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "5h"]).ok().text();
+    assert!(out.contains("# arca-app.service") && out.contains("# arca-app.timer"), "{out}");
+    assert!(out.contains("OnUnitActiveSec=300min") && !out.contains("OnCalendar"), "{out}");
+    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--on-calendar", "Mon *-*-* 02:00"]).ok().text();
+    assert!(out.contains("OnCalendar=Mon *-*-* 02:00\nPersistent=true"), "{out}");
+
+    // Bad input: a profile typo (nothing written), a period below a minute, no period.
+    let other = env.mkdir("other");
+    let o = other.to_str().unwrap();
+    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "ap", "--every", "4h", "--dir", o]).code(2);
+    assert!(out.stderr.contains("profiles: app"), "{}", out.stderr);
+    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "10s", "--dir", o]).code(2);
+    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--dir", o]).code(2);
+    assert_eq!(fs::read_dir(&other).unwrap().count(), 0);
+}
+
+#[test]
+fn generate_completions_and_man() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Out::from(arca_cmd().args(["generate", "completions", shell]).output().unwrap()).ok().text();
+        assert!(out.len() > 1000 && out.contains("stdin-from-command"), "{shell}: {} bytes", out.len());
+    }
+    Out::from(arca_cmd().args(["generate", "completions", "tcsh"]).output().unwrap()).code(2);
+    let man = Out::from(arca_cmd().args(["generate", "man"]).output().unwrap()).ok().text();
+    assert!(man.contains(".TH arca 1") && man.contains("backup"), "{man}");
+    let dir = tempfile::tempdir().unwrap();
+    Out::from(arca_cmd().args(["generate", "man", "--dir"]).arg(dir.path()).output().unwrap()).ok();
+    let page = fs::read_to_string(dir.path().join("arca-backup.1")).unwrap();
+    assert!(page.contains("arca\\-backup") && page.contains("profile"), "{page}");
+    assert!(dir.path().join("arca.1").exists());
+}
