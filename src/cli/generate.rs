@@ -57,9 +57,8 @@ pub fn run(g: &Global, c: GenerateCommand) -> Result<u8> {
         GenerateCommand::Man { dir } => {
             let cmd = <super::Cli as clap::CommandFactory>::command();
             match dir {
-                Some(d) => {
-                    clap_mangen::generate_to(cmd, &d).with_context(|| format!("writing manual pages into {}", d.display()))?
-                }
+                Some(d) => clap_mangen::generate_to(cmd, &d)
+                    .with_context(|| format!("writing manual pages into {}", d.display()))?,
                 None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).context("writing the manual page")?,
             }
             Ok(super::code::OK)

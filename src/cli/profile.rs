@@ -49,14 +49,7 @@ fn with_repository(g: &Global, repo: Option<&RepositorySettings>) -> Global {
             password.password_command = r.password_command.clone();
         }
     }
-    Global {
-        repo: dir,
-        password,
-        json: g.json,
-        quiet: g.quiet,
-        retry_lock: g.retry_lock,
-        config: g.config.clone(),
-    }
+    Global { repo: dir, password, json: g.json, quiet: g.quiet, retry_lock: g.retry_lock, config: g.config.clone() }
 }
 
 /// Run `f` for each selected component with the profile's context, going on after a failure.

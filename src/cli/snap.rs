@@ -105,7 +105,13 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
             let msg = "--profile backs up the profile's components: give no paths, --stdin or --parent";
             return Err(arca::Error::InvalidArgument(msg.into()).into());
         }
-        let flags = super::profile::BackupFlags { dry_run: a.dry_run, force: a.force, tags: a.tags, host: a.host, time: a.time };
+        let flags = super::profile::BackupFlags {
+            dry_run: a.dry_run,
+            force: a.force,
+            tags: a.tags,
+            host: a.host,
+            time: a.time,
+        };
         return super::profile::backup(g, &a.profile, flags);
     }
     let repo = g.open()?;

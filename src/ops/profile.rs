@@ -225,10 +225,17 @@ pub fn parse(text: &str, source: &Path) -> Result<Config> {
         let r = r.into_inner();
         check_name(&name, "repository").map_err(|m| at(Some(span.clone()), &m))?;
         if r.password_file.is_some() && r.password_command.is_some() {
-            return Err(at(Some(span), &format!("repository {name}: give password-file or password-command, not both")));
+            return Err(at(
+                Some(span),
+                &format!("repository {name}: give password-file or password-command, not both"),
+            ));
         }
-        let settings =
-            RepositorySettings { name: name.clone(), path: r.path, password_file: r.password_file, password_command: r.password_command };
+        let settings = RepositorySettings {
+            name: name.clone(),
+            path: r.path,
+            password_file: r.password_file,
+            password_command: r.password_command,
+        };
         repositories.insert(name, settings);
     }
     let mut profiles = BTreeMap::new();
@@ -349,9 +356,7 @@ fn check_name(name: &str, what: &str) -> std::result::Result<(), String> {
         && !name.starts_with('.');
     match ok {
         true => Ok(()),
-        false => Err(format!(
-            "{what} name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.' (not first)"
-        )),
+        false => Err(format!("{what} name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.' (not first)")),
     }
 }
 
@@ -360,7 +365,10 @@ type Spanned2<T> = std::result::Result<T, (Option<std::ops::Range<usize>>, Strin
 fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositorySettings>) -> Spanned2<Profile> {
     let repository = match &p.repository {
         Some(r) => Some(repos.get(r.get_ref()).cloned().ok_or_else(|| {
-            (Some(r.span()), format!("profile {name}: no repository {:?} (repositories: {})", r.get_ref(), list(repos.keys())))
+            (
+                Some(r.span()),
+                format!("profile {name}: no repository {:?} (repositories: {})", r.get_ref(), list(repos.keys())),
+            )
         })?),
         // One repository in the file is the obvious choice.
         None if repos.len() == 1 => repos.values().next().cloned(),
@@ -369,7 +377,10 @@ fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositoryS
     let hooks = p.hooks.unwrap_or_default();
     for cmd in hooks.before.iter().chain(&hooks.after).chain(&hooks.on_failure) {
         if cmd.get_ref().is_empty() || cmd.get_ref()[0].is_empty() {
-            return Err((Some(cmd.span()), format!("profile {name}: a hook is a non-empty list: [\"program\", \"arg\", ...]")));
+            return Err((
+                Some(cmd.span()),
+                format!("profile {name}: a hook is a non-empty list: [\"program\", \"arg\", ...]"),
+            ));
         }
     }
     let argvs = |v: Vec<Spanned<Vec<String>>>| v.into_iter().map(Spanned::into_inner).collect();
@@ -381,7 +392,8 @@ fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositoryS
     for (cname, c) in p.component {
         let span = c.span();
         check_name(&cname, "component").map_err(|m| (Some(span.clone()), m))?;
-        let comp = build_component(&cname, c.into_inner()).map_err(|m| (Some(span), format!("component {cname}: {m}")))?;
+        let comp =
+            build_component(&cname, c.into_inner()).map_err(|m| (Some(span), format!("component {cname}: {m}")))?;
         components.push(comp);
     }
     if let Some(h) = &p.host {
@@ -423,7 +435,8 @@ fn build_component(name: &str, c: RawComponent) -> std::result::Result<Component
                 return Err("command is a non-empty list: [\"pg_dump\", \"mydb\"]".into());
             }
             let filename = c.filename.unwrap_or_else(|| format!("{name}.dump"));
-            crate::format::tree::validate_name(filename.as_bytes()).map_err(|e| format!("filename {filename:?}: {e}"))?;
+            crate::format::tree::validate_name(filename.as_bytes())
+                .map_err(|e| format!("filename {filename:?}: {e}"))?;
             Source::Command { argv, filename, allow_empty: c.allow_empty }
         }
     };

@@ -18,7 +18,16 @@ fn stdin_from_command_saves_its_output_byte_identical() {
     let src = env.path("dump.bin");
     fs::write(&src, &data).unwrap();
     let out = env
-        .run(&["--json", "backup", "--stdin-from-command", "--stdin-filename", "db.sql", "--", "cat", src.to_str().unwrap()])
+        .run(&[
+            "--json",
+            "backup",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "db.sql",
+            "--",
+            "cat",
+            src.to_str().unwrap(),
+        ])
         .ok();
     assert!(out.json()["snapshot"].is_string());
     assert_eq!(env.run(&["dump", "latest:db.sql"]).ok().stdout, data);
@@ -33,7 +42,8 @@ fn stdin_from_command_saves_its_output_byte_identical() {
 #[test]
 fn stdin_from_command_failing_writes_no_snapshot() {
     let env = Env::new();
-    let out = env.run(&["backup", "--stdin-from-command", "--", "sh", "-c", "echo partial; echo oops >&2; exit 3"]).code(1);
+    let out =
+        env.run(&["backup", "--stdin-from-command", "--", "sh", "-c", "echo partial; echo oops >&2; exit 3"]).code(1);
     assert!(out.stderr.contains("exited with status 3"), "{}", out.stderr);
     assert!(out.stderr.contains("sh -c"), "names the command: {}", out.stderr);
     assert!(out.stderr.contains("no snapshot was written"), "{}", out.stderr);
@@ -216,7 +226,10 @@ fn profile_typos_are_usage_errors_that_list_the_valid_names() {
     assert!(out.stderr.contains("\"databse\""), "{}", out.stderr);
     assert!(out.stderr.contains("components: config, db, logs, uploads"), "{}", out.stderr);
     let t = env.path("r");
-    let out = run_cfg(&cfg, &["restore", "--profile", "app", "--component", "dbx", "latest", "--target", t.to_str().unwrap()]);
+    let out = run_cfg(
+        &cfg,
+        &["restore", "--profile", "app", "--component", "dbx", "latest", "--target", t.to_str().unwrap()],
+    );
     out.code(2);
     run_cfg(&cfg, &["forget", "--profile", "nope"]).code(2);
     assert_eq!(snapshot_count(&env), 0);
@@ -338,7 +351,8 @@ fn generate_systemd_writes_a_service_that_backs_up_the_profile_and_a_persistent_
     let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "5h"]).ok().text();
     assert!(out.contains("# arca-app.service") && out.contains("# arca-app.timer"), "{out}");
     assert!(out.contains("OnUnitActiveSec=300min") && !out.contains("OnCalendar"), "{out}");
-    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--on-calendar", "Mon *-*-* 02:00"]).ok().text();
+    let out =
+        run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--on-calendar", "Mon *-*-* 02:00"]).ok().text();
     assert!(out.contains("OnCalendar=Mon *-*-* 02:00\nPersistent=true"), "{out}");
 
     // Bad input: a profile typo (nothing written), a period below a minute, no period.
