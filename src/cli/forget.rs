@@ -141,6 +141,9 @@ pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
     let opts = a.options();
     // Usage errors before a password is asked for.
     forget::validate(&opts)?;
+    if a.dry_run {
+        g.journal_skip();
+    }
     let repo = g.open()?;
     let (status, doc, removed) = decide_and_remove(g, &a, &opts, &repo)?;
     if let Some(doc) = doc {
@@ -158,7 +161,8 @@ fn forget_profile(g: &Global, a: ForgetArgs) -> Result<u8> {
     let (_, pg) = super::profile::resolve(g, &a.profile)?;
     let repo = pg.open()?;
     let mut removed = 0;
-    let status = super::profile::each_component(g, &a.profile, |g, t| {
+    let op = (!a.dry_run).then_some(arca::ops::journal::Op::Forget);
+    let status = super::profile::each_component(g, &a.profile, op, |g, t| {
         if t.component.retention.is_empty() {
             if !g.quiet && !g.json {
                 println!("no keep-* rules: every snapshot kept");
@@ -169,6 +173,7 @@ fn forget_profile(g: &Global, a: ForgetArgs) -> Result<u8> {
         opts.policy = t.component.retention.clone();
         opts.group_by = "host".parse().expect("a valid grouping");
         opts.filter.tags = t.filter.tags.clone();
+        g.journal_attach(&repo);
         let (status, doc, n) = decide_and_remove(g, &a, &opts, &repo)?;
         removed += n;
         Ok((status, doc.unwrap_or(Value::Null)))
@@ -197,6 +202,7 @@ fn decide_and_remove(
     };
     drop(guard);
     let removed = outcome.as_ref().map_or(Vec::new(), |o| o.removed.clone());
+    g.journal(|r| r.snapshots.extend(removed.iter().copied()));
     let doc = if g.json { Some(decision_json(&decision, a.dry_run, &removed)?) } else { None };
     if !g.json && !g.quiet {
         print_decision(&decision, &opts.policy, a.dry_run);

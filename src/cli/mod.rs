@@ -3,6 +3,7 @@
 mod admin;
 mod forget;
 mod generate;
+mod journal;
 mod localtime;
 mod output;
 mod password;
@@ -141,6 +142,25 @@ enum Command {
     /// Generate systemd units for a profile, shell completions, or the manual page.
     #[command(subcommand)]
     Generate(generate::GenerateCommand),
+    /// List the operations journal: backups, checks, drills, restores, with results and timings.
+    Journal(journal::JournalArgs),
+}
+
+impl Command {
+    /// The journal operation this command records, if any (dry runs opt out themselves).
+    fn journal_op(&self) -> Option<arca::ops::journal::Op> {
+        use arca::ops::journal::Op;
+        Some(match self {
+            Command::Backup(_) => Op::Backup,
+            Command::Check(_) => Op::Check,
+            Command::Restore(_) => Op::Restore,
+            Command::Dump(_) => Op::Dump,
+            Command::Verify(_) => Op::Verify,
+            Command::Forget(_) => Op::Forget,
+            Command::Prune(_) => Op::Prune,
+            _ => return None,
+        })
+    }
 }
 
 /// Global context for commands.
@@ -152,6 +172,8 @@ pub struct Global {
     retry_lock: std::time::Duration,
     /// `--config`: the configuration file with profiles.
     config: Option<PathBuf>,
+    /// The running command's journal record (format-spec/21-journal.md).
+    journal: journal::Slot,
 }
 
 /// A duration such as `90s`, `10m`, `1h 30m` (humantime), or `0`.
@@ -190,7 +212,9 @@ impl Global {
             return Err(arca::Error::NotARepository(format!("{}: no config file", backend.location())).into());
         }
         let pw = self.password.get(false)?;
-        Ok(arca::repo::Repository::open(backend, &pw)?)
+        let repo = arca::repo::Repository::open(backend, &pw)?;
+        self.journal_attach(&repo);
+        Ok(repo)
     }
 
     /// Load the index, warning about each index file that had to be skipped.
@@ -219,27 +243,35 @@ pub fn run() -> Result<u8> {
         quiet: cli.quiet,
         retry_lock: cli.retry_lock,
         config: cli.config,
+        journal: journal::begin(cli.command.journal_op()),
     };
-    match cli.command {
-        Command::Init(a) => admin::init(&g, a),
-        Command::Key(k) => admin::key(&g, k),
-        Command::Cat(a) => admin::cat(&g, a),
-        Command::Repoinfo => admin::repoinfo(&g),
-        Command::Backup(a) => snap::backup(&g, a),
-        Command::Snapshots(a) => snap::snapshots(&g, a),
-        Command::Ls(a) => snap::ls(&g, a),
-        Command::Find(a) => snap::find(&g, a),
-        Command::Diff(a) => snap::diff(&g, a),
-        Command::Dump(a) => snap::dump(&g, a),
-        Command::Restore(a) => snap::restore(&g, a),
-        Command::Verify(a) => verify::verify(&g, a),
-        Command::Check(a) => snap::check(&g, a),
-        Command::Forget(a) => forget::forget(&g, a),
-        Command::Prune(a) => prune::prune(&g, a),
-        Command::Tag(a) => tag::run(&g, a),
-        Command::Unlock(a) => unlock::run(&g, a),
-        Command::Repair(c) => repair::run(&g, c),
-        Command::Generate(c) => generate::run(&g, c),
+    let result = dispatch(&g, cli.command);
+    journal::end(&g, &result);
+    result
+}
+
+fn dispatch(g: &Global, command: Command) -> Result<u8> {
+    match command {
+        Command::Init(a) => admin::init(g, a),
+        Command::Key(k) => admin::key(g, k),
+        Command::Cat(a) => admin::cat(g, a),
+        Command::Repoinfo => admin::repoinfo(g),
+        Command::Backup(a) => snap::backup(g, a),
+        Command::Snapshots(a) => snap::snapshots(g, a),
+        Command::Ls(a) => snap::ls(g, a),
+        Command::Find(a) => snap::find(g, a),
+        Command::Diff(a) => snap::diff(g, a),
+        Command::Dump(a) => snap::dump(g, a),
+        Command::Restore(a) => snap::restore(g, a),
+        Command::Verify(a) => verify::verify(g, a),
+        Command::Check(a) => snap::check(g, a),
+        Command::Forget(a) => forget::forget(g, a),
+        Command::Prune(a) => prune::prune(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Unlock(a) => unlock::run(g, a),
+        Command::Repair(c) => repair::run(g, c),
+        Command::Journal(a) => journal::run(g, a),
+        Command::Generate(c) => generate::run(g, c),
     }
 }
 

@@ -6,6 +6,7 @@ use super::output::escape_str;
 use super::{code, human, Global};
 use anyhow::Result;
 use arca::archiver::{self, BackupOptions, Excludes, Progress};
+use arca::ops::journal::{self, Op};
 use arca::ops::profile::{self, Profile, RepositorySettings, Resolved, Source, Target};
 use serde_json::{json, Value};
 
@@ -33,13 +34,15 @@ impl ProfileArgs {
 pub fn resolve(g: &Global, p: &ProfileArgs) -> Result<(Resolved, Global)> {
     let name = p.profile.as_deref().unwrap_or_default();
     let r = profile::resolve(g.config.as_deref(), name, &p.components)?;
-    let g2 = with_repository(g, r.repository.as_ref());
+    let g2 = with_repository(g, r.repository.as_ref(), None);
     Ok((r, g2))
 }
 
 /// `g` with the profile's repository; its password source too, unless one was given. An explicit
 /// `-r` (or ARCA_REPOSITORY) wins, and then the profile's password source is not used either.
-fn with_repository(g: &Global, repo: Option<&RepositorySettings>) -> Global {
+/// `op`: the journal record this context writes once it opens the repository (one per
+/// component; the dispatcher's own record is not written, as its context opens nothing).
+fn with_repository(g: &Global, repo: Option<&RepositorySettings>, op: Option<Op>) -> Global {
     let mut password = g.password.clone();
     let mut dir = g.repo.clone();
     if let (None, Some(r)) = (&dir, repo) {
@@ -49,16 +52,27 @@ fn with_repository(g: &Global, repo: Option<&RepositorySettings>) -> Global {
             password.password_command = r.password_command.clone();
         }
     }
-    Global { repo: dir, password, json: g.json, quiet: g.quiet, retry_lock: g.retry_lock, config: g.config.clone() }
+    Global {
+        repo: dir,
+        password,
+        json: g.json,
+        quiet: g.quiet,
+        retry_lock: g.retry_lock,
+        config: g.config.clone(),
+        journal: super::journal::begin(op),
+    }
 }
 
 /// Run `f` for each selected component with the profile's context, going on after a failure.
 /// Text output gets a `component NAME:` heading before each; with `--json`, one array of the
-/// documents `f` returns, each with `component` set (and `error` for a failure). Returns the
-/// worst exit code.
+/// documents `f` returns, each with `component` set (and `error` for a failure). Each component
+/// gets its own journal record of `op` (None: none, as for a dry run), labelled with the profile
+/// and component, written if `f` opened the repository through its context. Returns the worst
+/// exit code.
 pub fn each_component(
     g: &Global,
     p: &ProfileArgs,
+    op: Option<Op>,
     mut f: impl FnMut(&Global, &Target) -> Result<(u8, Value)>,
 ) -> Result<u8> {
     let (r, g) = resolve(g, p)?;
@@ -68,16 +82,20 @@ pub fn each_component(
         if !g.json && !g.quiet {
             println!("component {}:", t.name);
         }
-        let (status, mut doc) = match f(&g, t) {
-            Ok(v) => v,
+        let gc = with_repository(&g, r.repository.as_ref(), op);
+        gc.journal(|rec| label(rec, &r.profile.name, &t.name));
+        let res = f(&gc, t);
+        let (status, mut doc) = match &res {
+            Ok(v) => v.clone(),
             Err(e) => {
-                let status = super::exit_code(&e);
+                let status = super::exit_code(e);
                 if !g.json {
-                    eprintln!("arca: component {}: {}", t.name, escape_str(&super::error_text(&e)));
+                    eprintln!("arca: component {}: {}", t.name, escape_str(&super::error_text(e)));
                 }
-                (status, json!({"error": super::error_text(&e), "code": status}))
+                (status, json!({"error": super::error_text(e), "code": status}))
             }
         };
+        super::journal::end(&gc, &res.map(|(c, _)| c));
         doc["component"] = json!(t.name);
         docs.push(doc);
         worst = worse(worst, status);
@@ -142,9 +160,12 @@ pub fn backup(g: &Global, p: &ProfileArgs, flags: BackupFlags) -> Result<u8> {
     let mut worst = code::OK;
     let (mut docs, mut snapshots, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     for t in &r.targets {
+        let mut rec = journal::start(Op::Backup);
+        label(&mut rec, &r.profile.name, &t.name);
         let (status, doc) = match backup_component(&g, &repo, &r.profile, t, &flags) {
-            Ok((status, id, doc)) => {
-                snapshots.extend(id.map(|id| id.to_string()));
+            Ok((status, res, doc)) => {
+                snapshots.extend(res.id.map(|id| id.to_string()));
+                super::snap::journal_backup(&mut rec, &res);
                 (status, doc)
             }
             Err(e) => {
@@ -153,10 +174,18 @@ pub fn backup(g: &Global, p: &ProfileArgs, flags: BackupFlags) -> Result<u8> {
                 if !g.json {
                     eprintln!("arca: component {}: {}", t.name, escape_str(&text));
                 }
+                rec.errors.push(text.clone());
                 errors.push(format!("{}: {text}", t.name));
                 (status, json!({"component": t.name, "error": text, "code": status}))
             }
         };
+        // One record per component; a failure to write it is a warning, never a failed backup.
+        if !flags.dry_run {
+            journal::finish(&mut rec, status);
+            if let Err(e) = journal::append(&repo, &rec) {
+                eprintln!("warning: could not write the journal record of component {}: {e}", t.name);
+            }
+        }
         docs.push(doc);
         worst = worse(worst, status);
     }
@@ -178,6 +207,12 @@ pub fn backup(g: &Global, p: &ProfileArgs, flags: BackupFlags) -> Result<u8> {
     Ok(worst)
 }
 
+/// Label a journal record with the profile and component it is about.
+fn label(rec: &mut journal::Record, profile: &str, component: &str) {
+    journal::set_label(rec, "profile", profile);
+    journal::set_label(rec, "component", component);
+}
+
 /// Run the on-failure hooks with the exit code and error in their environment.
 fn failure_hooks(p: &Profile, mut env: Vec<(&str, String)>, status: u8, error: &str) {
     env.push(("ARCA_EXIT_CODE", status.to_string()));
@@ -193,14 +228,14 @@ fn warn_hook(h: &[String], env: &[(&str, String)]) {
     }
 }
 
-/// Back up one component: (exit code, snapshot ID, JSON document), printing a summary line.
+/// Back up one component: (exit code, result, JSON document), printing a summary line.
 fn backup_component(
     g: &Global,
     repo: &arca::repo::Repository,
     prof: &Profile,
     t: &Target,
     flags: &BackupFlags,
-) -> Result<(u8, Option<arca::Id>, Value)> {
+) -> Result<(u8, archiver::BackupResult, Value)> {
     let c = &t.component;
     let mut tags = c.tags.clone();
     tags.extend(profile::component_tags(&prof.name, &c.name));
@@ -255,5 +290,5 @@ fn backup_component(
         );
     }
     let doc = json!({"component": c.name, "snapshot": res.id, "code": status, "summary": s, "dry_run": flags.dry_run});
-    Ok((status, res.id, doc))
+    Ok((status, res, doc))
 }

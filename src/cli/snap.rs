@@ -114,6 +114,9 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         };
         return super::profile::backup(g, &a.profile, flags);
     }
+    if a.dry_run {
+        g.journal_skip();
+    }
     let repo = g.open()?;
     let mut patterns = a.excludes.clone();
     for f in &a.exclude_files {
@@ -163,6 +166,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         eprintln!("warning: {}: {}", w.path.display(), w.message);
     }
     let s = &res.snapshot.summary;
+    g.journal(|r| journal_backup(r, &res));
     if g.json {
         let warnings: Vec<_> = res
             .warnings
@@ -192,6 +196,25 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         }
     }
     Ok(if s.errors > 0 { code::PARTIAL } else { code::OK })
+}
+
+/// What a backup's journal record says beyond the dispatcher's defaults.
+pub(super) fn journal_backup(r: &mut arca::ops::journal::Record, res: &archiver::BackupResult) {
+    use arca::ops::journal::{set_label, set_metric};
+    let (snap, s) = (&res.snapshot, &res.snapshot.summary);
+    r.snapshots.extend(res.id);
+    r.bytes = s.bytes_read;
+    r.files = s.files_new + s.files_changed + s.files_unchanged;
+    let paths: Vec<_> = snap.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    set_label(r, "paths", paths.join("\n"));
+    if !snap.tags.is_empty() {
+        set_label(r, "tags", snap.tags.join(","));
+    }
+    set_metric(r, "bytes_added", s.bytes_added);
+    set_metric(r, "bytes_stored", s.bytes_stored);
+    set_metric(r, "blobs_added", s.blobs_added);
+    set_metric(r, "skipped", s.errors);
+    r.errors.extend(res.warnings.iter().map(|w| format!("{}: {}", w.path.display(), w.message)));
 }
 
 #[derive(clap::Args, Debug)]
@@ -304,7 +327,12 @@ pub(super) fn locate_locked(
         }
         Err(e) => return Err(e),
     };
-    Ok((locate_in(g, repo, r, sel)?, lock))
+    let located = locate_in(g, repo, r, sel)?;
+    g.journal(|rec| {
+        rec.snapshots.push(located.2);
+        arca::ops::journal::set_label(rec, "path", located.5.clone());
+    });
+    Ok((located, lock))
 }
 
 fn locate_in(g: &Global, repo: Repository, r: &str, sel: &SelectArgs) -> Result<Located> {
@@ -599,9 +627,13 @@ fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
 }
 
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
+    if a.dry_run {
+        g.journal_skip();
+    }
     if a.profile.is_set() {
         // `latest` (or an ID) among each component's snapshots, into its own directory.
-        return super::profile::each_component(g, &a.profile, |g, t| {
+        let op = (!a.dry_run).then_some(arca::ops::journal::Op::Restore);
+        return super::profile::each_component(g, &a.profile, op, |g, t| {
             let mut b = a.clone();
             b.target = a.target.join(&t.name);
             b.select = b.select.clone().with_tags(&t.filter.tags);
@@ -646,6 +678,11 @@ fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
     }
     let stats = stats?;
     let elapsed = started.elapsed().as_secs_f64();
+    g.journal(|r| {
+        (r.bytes, r.files) = (stats.bytes, stats.files);
+        arca::ops::journal::set_label(r, "target", a.target.to_string_lossy());
+        r.errors.extend(stats.errors.iter().cloned());
+    });
     for e in &stats.errors {
         eprintln!("error: {e}");
     }
@@ -682,6 +719,22 @@ fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
     Ok((status, doc))
 }
 
+/// A check's record: what was read and what was found.
+fn journal_check(rec: &mut arca::ops::journal::Record, r: &arca::check::CheckReport, a: &CheckArgs) {
+    use arca::ops::journal::{set_label, set_metric};
+    let read = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => s.clone(),
+        (None, true) => "all".into(),
+        (None, false) => "none".into(),
+    };
+    set_label(rec, "read_data", read);
+    (rec.bytes, rec.files) = (r.bytes_read, 0);
+    set_metric(rec, "problems", r.errors.len() as u64);
+    set_metric(rec, "packs_read", r.packs_read as u64);
+    set_metric(rec, "snapshots", r.snapshots as u64);
+    rec.errors.extend(r.errors.iter().map(|e| format!("{}: {}", e.object, e.message)));
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Also decrypt and verify every blob.
@@ -701,6 +754,7 @@ pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
         (None, false) => None,
     };
     let r = arca::check::check(&repo, &CheckOptions { read_data })?;
+    g.journal(|rec| journal_check(rec, &r, &a));
     // A subset can select no pack at all (1/30 of a repository of 10 packs, say): say so.
     let none_read = read_data.is_some() && r.packs > 0 && r.packs_read == 0;
     if g.json {

@@ -1,3 +1,9 @@
-//! Operations around backups: what to back up and how it is judged ([`profile`]).
+//! Disaster-recovery operations built on the rest of the library: the operations journal's
+//! records and queries, profiles (named components of an application, from a TOML file),
+//! restore drills, and status against recovery objectives.
+//!
+//! Arrows point one way: the CLI calls `ops`, which calls `lifecycle`, `restore`, `check` and
+//! `repo`; nothing below depends on `ops`.
 
+pub mod journal;
 pub mod profile;

@@ -60,6 +60,10 @@ fn stdin_from_command_failing_writes_no_snapshot() {
     assert!(out.stderr.contains("could not start"), "{}", out.stderr);
     assert_eq!(snapshot_count(&env), 0);
 
+    // The journal records each refused stream as a failed backup that names no snapshot.
+    let failed = env.json(&["journal", "--failed"]);
+    assert_eq!(failed.as_array().unwrap().len(), 3, "{failed}");
+    assert!(failed.as_array().unwrap().iter().all(|r| r["snapshots"].as_array().unwrap().is_empty()));
     // No command at all is a usage error.
     env.run(&["backup", "--stdin-from-command"]).code(2);
     // The repository is still sound, and the next good backup works (adopting the orphan packs).
@@ -172,6 +176,18 @@ fn profile_backup_makes_one_tagged_snapshot_per_component_and_restores_by_name()
     let ids = after.lines().find_map(|l| l.strip_prefix("ARCA_SNAPSHOT=")).unwrap();
     assert_eq!(ids.split(' ').count(), 4, "{after}");
     assert!(!env.path("fail.env").exists());
+    // One journal record per component, labelled with it.
+    let journal = env.json(&["journal", "--op", "backup"]);
+    let mut comps: Vec<String> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r["outcome"], "ok"))
+        .inspect(|r| assert_eq!(r["labels"]["profile"], "app"))
+        .map(|r| r["labels"]["component"].as_str().unwrap().to_string())
+        .collect();
+    comps.sort();
+    assert_eq!(comps, ["config", "db", "logs", "uploads"]);
 
     // Restore only the database and the configuration, each into its own directory.
     let target = env.path("restored");
@@ -182,6 +198,10 @@ fn profile_backup_makes_one_tagged_snapshot_per_component_and_restores_by_name()
     let conf = target.join("config").join(etc.strip_prefix("/").unwrap()).join("app.conf");
     assert_eq!(fs::read(conf).unwrap(), b"listen = 8080\n");
     assert!(!target.join("uploads").exists() && !target.join("logs").exists());
+    let restores = env.json(&["journal", "--op", "restore"]);
+    let restores = restores.as_array().unwrap();
+    assert_eq!(restores.len(), 2, "{restores:?}");
+    assert!(restores.iter().all(|r| r["outcome"] == "ok" && r["snapshots"].as_array().unwrap().len() == 1));
     // The logs component left out its excluded file.
     run_cfg(&cfg, &["restore", "--profile", "app", "--component", "logs", "latest", "--target", t]).ok();
     let logs = target.join("logs").join(env.path("app/logs").strip_prefix("/").unwrap());
@@ -203,6 +223,11 @@ fn a_failing_component_does_not_stop_the_others_and_runs_the_failure_hook() {
     assert!(fail.contains("ARCA_EXIT_CODE=1"), "{fail}");
     assert!(fail.contains("ARCA_ERROR=db: ") && fail.contains("status 3"), "{fail}");
     assert!(!env.path("after.env").exists(), "the after hook runs only when all succeeded");
+    let failed = env.json(&["journal", "--failed"]);
+    let failed = failed.as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["labels"]["component"], "db");
+    assert!(failed[0]["errors"][0].as_str().unwrap().contains("status 3"), "{failed:?}");
 }
 
 #[test]
