@@ -23,7 +23,15 @@
 //!
 //! [`resolve`] = [`config_path`] + [`load`] + [`Config::profile`] + [`Profile::targets`]; an empty
 //! component list means every component. Unknown profiles and components are
-//! [`Error::InvalidArgument`] (exit 2) naming the valid ones.
+//! [`Error::InvalidArgument`] (exit 2) naming the valid ones. A command's own objective
+//! (`status --max-age`) should override [`Target::max_age`]; `None` means no objective.
+//!
+//! In the CLI, `src/cli/profile.rs` wraps this for commands: flatten its `ProfileArgs`
+//! (`--profile`, `--component`) into the command's Args, and call
+//! `each_component(g, &args.profile, Some(Op::Drill), |g, target| -> Result<(u8, json)>)`: it
+//! resolves, switches to the profile's repository and password (unless `-r` was given), runs
+//! the closure per component with a `component NAME:` heading (or one JSON array), writes one
+//! journal record per component labelled `profile`/`component`, and returns the worst exit code.
 //!
 //! # How components are found again
 //!
@@ -310,7 +318,8 @@ pub fn component_filter(profile: &str, component: &str) -> SnapshotFilter {
 }
 
 /// Run one hook command (no shell) with `env` added to the environment, waiting for it; its
-/// output goes to ours. An error says which command failed and how.
+/// output goes to our standard error (standard output may be `--json`), its input is empty. An
+/// error says which command failed and how.
 pub fn run_hook(argv: &[String], env: &[(&str, String)]) -> Result<()> {
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::InvalidArgument("empty hook command".into()));
@@ -320,6 +329,7 @@ pub fn run_hook(argv: &[String], env: &[(&str, String)]) -> Result<()> {
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
         .status()
         .map_err(|e| Error::InvalidArgument(format!("hook `{line}` could not start: {e}")))?;
     match status.code() {
@@ -360,9 +370,9 @@ fn check_name(name: &str, what: &str) -> std::result::Result<(), String> {
     }
 }
 
-type Spanned2<T> = std::result::Result<T, (Option<std::ops::Range<usize>>, String)>;
+type AtSpan<T> = std::result::Result<T, (Option<std::ops::Range<usize>>, String)>;
 
-fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositorySettings>) -> Spanned2<Profile> {
+fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositorySettings>) -> AtSpan<Profile> {
     let repository = match &p.repository {
         Some(r) => Some(repos.get(r.get_ref()).cloned().ok_or_else(|| {
             (

@@ -155,8 +155,11 @@ fn cat_db(env: &Env) -> String {
 #[test]
 fn profile_backup_makes_one_tagged_snapshot_per_component_and_restores_by_name() {
     let env = Env::new();
-    let cfg = web_app(&env, &cat_db(&env), "");
-    let out = run_cfg(&cfg, &["--json", "backup", "--profile", "app"]).ok().json();
+    // A hook that prints does not spoil --json output.
+    let cfg = web_app(&env, &cat_db(&env), "hooks.before = [[\"echo\", \"starting\"]]\n");
+    let out = run_cfg(&cfg, &["--json", "backup", "--profile", "app"]).ok();
+    assert!(out.stderr.contains("starting"), "{}", out.stderr);
+    let out = out.json();
     let comps = out["components"].as_array().unwrap();
     assert_eq!(comps.len(), 4);
     let snaps = env.json(&["snapshots"]);
