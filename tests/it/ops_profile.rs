@@ -408,3 +408,33 @@ fn generate_completions_and_man() {
     assert!(page.contains("arca\\-backup") && page.contains("profile"), "{page}");
     assert!(dir.path().join("arca.1").exists());
 }
+
+#[test]
+fn the_profiles_password_command_is_used_and_dash_r_overrides_the_repository() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let pw_file = format!("password-file = \"{}\"", env.path("pw").display());
+    let text = text.replace(&pw_file, &format!("password-command = \"printf '%s\\\\n' '{PASSWORD}'\""));
+    assert!(text.contains("password-command"), "{text}");
+    fs::write(&cfg, &text).unwrap();
+    run_cfg(&cfg, &["backup", "--profile", "app", "--component", "config"]).ok();
+    assert_eq!(snapshot_count(&env), 1);
+    // -r names another repository: the profile's password source is not used for it.
+    let other = Env::new();
+    let out = Out::from(
+        arca_cmd()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["-r", other.repo.to_str().unwrap(), "backup", "--profile", "app", "--component", "db"])
+            .env("ARCA_PASSWORD", PASSWORD)
+            .output()
+            .unwrap(),
+    );
+    out.ok();
+    assert_eq!(snapshot_count(&other), 1);
+    assert_eq!(snapshot_count(&env), 1);
+    // Usage errors: --component without --profile, --stdin with --stdin-from-command.
+    env.run(&["backup", "--component", "db"]).code(2);
+    env.run(&["backup", "--stdin", "--stdin-from-command", "--", "true"]).code(2);
+}
