@@ -32,6 +32,10 @@ anomaly. The first that applies in that order wins.";
 pub struct StatusArgs {
     #[command(flatten)]
     select: SelectArgs,
+    /// With --profile: one line per component of the profile, each against its `max-age`
+    /// (--max-age gives the default), grouped by host.
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
     /// Group snapshots by these fields: host, paths, tags (comma-separated), or none.
     #[arg(short = 'g', long, value_name = "FIELDS", default_value = "host,paths,tags")]
     group_by: GroupBy,
@@ -54,12 +58,22 @@ pub struct StatusArgs {
 
 /// Run `arca status`.
 pub fn run(g: &Global, a: StatusArgs) -> Result<u8> {
-    let opts = StatusOptions {
+    let mut opts = StatusOptions {
         group_by: a.group_by,
         filter: a.select.filter(),
         default_max_age: a.max_age,
         shrink_percent: a.shrink_threshold,
         ..StatusOptions::default()
+    };
+    let profile_context;
+    let g = match a.profile.is_set() {
+        true => {
+            let (r, pg) = super::profile::resolve(g, &a.profile)?;
+            opts = status::for_components(&r.targets, opts);
+            profile_context = pg;
+            &profile_context
+        }
+        false => g,
     };
     let repo = g.open()?;
     let st = status::status(&repo, &opts)?;

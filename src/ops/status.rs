@@ -14,18 +14,9 @@
 //! fall back to [`StatusOptions::default_max_age`]. An objective that selects no snapshot at all
 //! is reported as a group without a snapshot, and missed.
 //!
-//! A profile's components become objectives one to one (`ops::profile::Target` has the same
-//! three fields); group them by host only, as `forget --profile` does, so an edited path list
-//! does not start a second history, and leave out snapshots of no component:
-//!
-//! ```ignore
-//! let opts = StatusOptions {
-//!     objectives: targets.iter().map(|t| Objective { name: t.name.clone(), filter: t.filter.clone(), max_age: t.max_age }).collect(),
-//!     group_by: GroupBy { host: true, paths: false, tags: false },
-//!     only_objectives: true,
-//!     ..StatusOptions::default()
-//! };
-//! ```
+//! A profile's components become objectives one to one ([`for_components`]): grouped by host
+//! only, as `forget --profile` does, so an edited path list does not start a second history, and
+//! without snapshots of no component.
 
 use crate::error::{Error, Result};
 use crate::format::journal::{Op, Outcome, Record};
@@ -233,6 +224,20 @@ impl Status {
     }
 }
 
+/// `base` turned to a profile's components: one objective per component (its `max-age`, else
+/// `base.default_max_age`), grouped by host only, other snapshots left out.
+pub fn for_components(targets: &[crate::ops::profile::Target], base: StatusOptions) -> StatusOptions {
+    StatusOptions {
+        objectives: targets
+            .iter()
+            .map(|t| Objective { name: t.name.clone(), filter: t.filter.clone(), max_age: t.max_age })
+            .collect(),
+        group_by: GroupBy { host: true, paths: false, tags: false },
+        only_objectives: true,
+        ..base
+    }
+}
+
 /// Parse a shrink threshold: `50%` or `50`, from 1 to 100.
 pub fn parse_percent(s: &str) -> std::result::Result<u8, String> {
     let n = s.trim().trim_end_matches('%').trim();
@@ -397,6 +402,12 @@ fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record],
             of_key.entry(g.key.clone()).or_default().push(i);
         }
     }
+    let mut of_component: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, g) in out.iter().enumerate() {
+        if let Some(c) = &g.component {
+            of_component.entry(c.clone()).or_default().push(i);
+        }
+    }
     let mut last_check: Option<&Record> = None;
     let mut last_full_check: Option<i64> = None;
     let mut drilled_whole: HashMap<Id, ()> = HashMap::new();
@@ -409,9 +420,7 @@ fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record],
         }
         let mut targets: Vec<usize> = r.snapshots.iter().filter_map(|id| of_snapshot.get(id).copied()).collect();
         if r.op == Op::Backup {
-            if let Some(list) = backup_key(r, by).and_then(|k| of_key.get(&k)) {
-                targets.extend(list);
-            }
+            targets.extend(backup_groups(r, by, out, &of_key, &of_component));
         }
         targets.sort_unstable();
         targets.dedup();
@@ -434,6 +443,22 @@ fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record],
             }
         }
     }
+}
+
+/// The groups a backup record is about: a profile's backup names its component (which may have
+/// no snapshot yet), another is found by the host, paths and tags its labels give.
+fn backup_groups(
+    r: &Record,
+    by: GroupBy,
+    out: &[GroupStatus],
+    of_key: &HashMap<GroupKey, Vec<usize>>,
+    of_component: &HashMap<String, Vec<usize>>,
+) -> Vec<usize> {
+    if let Some(c) = r.label("component") {
+        let same_host = |i: &&usize| out[**i].key.host.as_ref().is_none_or(|h| *h == r.hostname);
+        return of_component.get(c).into_iter().flatten().filter(same_host).copied().collect();
+    }
+    backup_key(r, by).and_then(|k| of_key.get(&k)).cloned().unwrap_or_default()
 }
 
 /// Record `r`, which concerns group `g`, in its status.

@@ -121,6 +121,9 @@ fn a_damaged_journal_file_is_named_and_never_blocks_a_backup() {
     let out = env.run(&["--json", "journal"]).code(4);
     assert!(out.stderr.contains(&victim), "names the damaged file: {}", out.stderr);
     assert_eq!(ops(out.json().as_array().unwrap()), ["check ok", "backup ok"]);
+    // check warns (naming it) but passes: no data depends on the journal.
+    let out = env.run(&["check"]).ok();
+    assert!(out.stderr.contains(&format!("journal file {victim}")), "{}", out.stderr);
     // Compaction leaves what it cannot read in place.
     env.run(&["journal", "--compact"]).code(4);
     assert!(path.exists());
@@ -240,4 +243,24 @@ fn verified_snapshots_come_from_drills_and_full_checks() {
     env.run(&["check", "--read-data"]).ok();
     let v = journal::verified(&journal::load(&repo).unwrap().records, &snaps);
     assert_eq!(v.iter().map(|i| i.to_hex()).collect::<Vec<_>>(), [a]);
+}
+
+#[test]
+fn latest_verified_names_the_newest_snapshot_with_a_verification_on_record() {
+    let env = Env::new();
+    let src = source(&env);
+    let a = env.backup(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    let target = env.path("t");
+    let out = env.run(&["restore", "latest-verified", "--target", target.to_str().unwrap()]).code(1);
+    assert!(out.stderr.contains("no selected snapshot has a verification on record"), "{}", out.stderr);
+    env.run(&["check", "--read-data"]).ok();
+    fs::write(src.join("a.txt"), b"newer, not verified yet").unwrap();
+    let b = env.backup(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    assert_ne!(a, b);
+    let r = env.json(&["restore", "latest-verified", "--target", target.to_str().unwrap()]);
+    assert_eq!(r["snapshot"], a.as_str());
+    assert_eq!(fs::read(target.join(src.strip_prefix("/").unwrap()).join("a.txt")).unwrap(), b"alpha");
+    env.run(&["check", "--read-data"]).ok();
+    let r = env.json(&["restore", "LATEST-VERIFIED", "--dry-run", "--target", env.path("u").to_str().unwrap()]);
+    assert_eq!(r["snapshot"], b.as_str(), "a full check after it verifies the newer snapshot too");
 }

@@ -434,3 +434,53 @@ fn objectives_per_component_through_the_library() {
     let st = status(&env.open(), &opts).unwrap();
     assert!(st.groups.iter().any(|g| g.component.as_deref() == Some("logs")));
 }
+
+#[test]
+fn status_of_a_profile_has_one_line_per_component() {
+    let env = Env::new();
+    let etc = source(&env, "etc", 100);
+    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
+    let cfg = env.path("config.toml");
+    let text = format!(
+        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app]\nmax-age = \"26h\"\n\n\
+         [profile.app.component.config]\npaths = [\"{}\"]\nmax-age = \"1h\"\n\n\
+         [profile.app.component.db]\ncommand = [\"echo\", \"dump\"]\nfilename = \"app.sql\"\n",
+        env.repo.display(),
+        env.path("pw").display(),
+        etc.display()
+    );
+    fs::write(&cfg, text).unwrap();
+    let run = |args: &[&str]| Out::from(arca_cmd().arg("--config").arg(&cfg).args(args).output().unwrap());
+    run(&["backup", "--profile", "app", "--component", "config"]).ok();
+    // A snapshot of no component is left out.
+    env.backup(&[&etc], &["--time", "2024-01-01"]);
+
+    let v = run(&["--json", "status", "--profile", "app"]).code(6).json();
+    let rows: Vec<_> = groups(&v)
+        .iter()
+        .map(|g| (g["component"].as_str().unwrap().to_string(), g["objective_met"].clone(), g["max_age_ns"].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("config".to_string(), Value::Bool(true), Value::from(3_600_000_000_000u64)),
+            ("db".to_string(), Value::Bool(false), Value::from(26 * 3_600_000_000_000u64)),
+        ]
+    );
+    assert_eq!(groups(&v)[1]["newest"], Value::Null);
+    assert!(run(&["status", "--profile", "app"]).code(6).text().contains("MISSED (no snapshot)"));
+    run(&["status", "--profile", "app", "--component", "config"]).ok();
+    // A failing database dump is the db component's failure, not config's.
+    let good = fs::read_to_string(&cfg).unwrap();
+    fs::write(&cfg, good.replace(r#"["echo", "dump"]"#, r#"["sh", "-c", "exit 3"]"#)).unwrap();
+    run(&["backup", "--profile", "app", "--component", "db"]).code(1);
+    let v = run(&["--json", "status", "--profile", "app"]).code(6).json();
+    assert_eq!(groups(&v)[0]["last_failure"], Value::Null);
+    assert_eq!(groups(&v)[1]["last_failure"]["op"], "backup", "{v:#}");
+    fs::write(&cfg, good).unwrap();
+    run(&["backup", "--profile", "app", "--component", "db"]).ok();
+    let v = run(&["--json", "status", "--profile", "app"]).ok().json();
+    assert_eq!(groups(&v)[1]["last_failure"], Value::Null);
+    run(&["status", "--profile", "app"]).ok();
+    run(&["status", "--profile", "app", "--component", "nope"]).code(2);
+}
