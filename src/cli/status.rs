@@ -77,6 +77,7 @@ pub fn run(g: &Global, a: StatusArgs) -> Result<u8> {
     };
     let repo = g.open()?;
     let st = status::status(&repo, &opts)?;
+    super::warn_index_problems(&repo);
     for (name, e) in &st.damaged_snapshots {
         eprintln!("warning: snapshot {} cannot be read: {}", escape_str(name), escape_str(&e.to_string()));
     }
