@@ -47,8 +47,8 @@ pub struct StatusArgs {
     /// 100% turns the check off).
     #[arg(long, value_name = "PERCENT", default_value = "50%", value_parser = status::parse_percent)]
     shrink_threshold: u8,
-    /// Print Prometheus text exposition format (0.0.4) instead of the table.
-    #[arg(long, conflicts_with = "json")]
+    /// Print Prometheus text exposition format (0.0.4) instead of the table (or --json).
+    #[arg(long)]
     prometheus: bool,
     /// Also write the Prometheus text to this file, atomically (for node_exporter's textfile
     /// collector: the file name must end in .prom).
