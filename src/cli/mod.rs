@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, output and progress. The only layer that prints.
 
 mod admin;
+mod copy;
 mod forget;
 mod localtime;
 mod output;
@@ -129,6 +130,8 @@ enum Command {
     Tag(tag::TagArgs),
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock(unlock::UnlockArgs),
+    /// Copy snapshots to another repository (with its own keys): `arca copy --to DIR`.
+    Copy(copy::CopyArgs),
     /// Repair a damaged repository: `repair index`, then `repair snapshots`.
     #[command(subcommand)]
     Repair(repair::RepairCommand),
@@ -222,6 +225,7 @@ pub fn run() -> Result<u8> {
         Command::Tag(a) => tag::run(&g, a),
         Command::Unlock(a) => unlock::run(&g, a),
         Command::Repair(c) => repair::run(&g, c),
+        Command::Copy(a) => copy::run(&g, a),
     }
 }
 

@@ -59,6 +59,8 @@ pub struct InitOptions {
     pub compression_level: i32,
     /// Pack target size, bytes.
     pub pack_target_size: u32,
+    /// Content-defined chunking parameters.
+    pub chunker: crate::format::config::ChunkerParams,
 }
 
 impl Default for InitOptions {
@@ -68,6 +70,7 @@ impl Default for InitOptions {
             label: default_label(),
             compression_level: 3,
             pack_target_size: 16 << 20,
+            chunker: Default::default(),
         }
     }
 }
@@ -117,6 +120,7 @@ impl Repository {
         let mut config = Config::new(repo_id);
         config.compression_level = opts.compression_level;
         config.pack_target_size = opts.pack_target_size;
+        config.chunker = opts.chunker;
         // Out-of-range options are the caller's mistake, not damage.
         config.validate().map_err(as_invalid_argument)?;
         opts.kdf.validate().map_err(as_invalid_argument)?;
