@@ -109,10 +109,12 @@ pub fn copy(
         ));
     }
     let mut report = CopyReport { dry_run: opts.dry_run, ..CopyReport::default() };
-    let mut existing = dst.list_snapshots()?;
-    let copy_in_dst = |existing: &[(Id, Snapshot)], s: &Snapshot| {
-        existing.iter().find(|(_, d)| is_copy_of(d, s)).map(|(id, _)| *id)
-    };
+    let mut existing = Copies::default();
+    for (id, d) in dst.list_snapshots()? {
+        existing.add(id, d);
+    }
+    let copy_in_dst = |existing: &Copies, s: &Snapshot| existing.find(s);
+    let by_id: HashMap<Id, &Snapshot> = all.iter().map(|(id, s)| (*id, s)).collect();
     let todo: Vec<&(Id, Snapshot)> = chosen.iter().filter(|(_, s)| copy_in_dst(&existing, s).is_none()).collect();
     // Indexes are loaded only when there is something to copy: a repeated copy stays cheap.
     let mut copier = match todo.is_empty() {
@@ -133,7 +135,7 @@ pub fn copy(
         let (blobs, bytes) = (c.blobs.load(Relaxed), c.bytes.load(Relaxed));
         let tree = c.copy_tree(&s.tree).map_err(|e| in_snapshot(e, id))?;
         // The parent, if its copy is known, keeps its meaning in the destination; else none.
-        let parent = s.parent.and_then(|p| all.iter().find(|(id, _)| *id == p)).and_then(|(_, p)| copy_in_dst(&existing, p));
+        let parent = s.parent.and_then(|p| by_id.get(&p)).and_then(|p| copy_in_dst(&existing, p));
         let new = Snapshot { tree, parent, original: None, ..s.clone() };
         let destination = match opts.dry_run {
             true => None,
@@ -144,7 +146,7 @@ pub fn copy(
             }
         };
         if let Some(d) = destination {
-            existing.push((d, new));
+            existing.add(d, new);
         }
         let done = CopiedSnapshot {
             source: *id,
@@ -164,6 +166,21 @@ pub fn copy(
         report.packs = stats.packs;
     }
     Ok(report)
+}
+
+/// Destination snapshots by time, to find copies without comparing every pair.
+#[derive(Default)]
+struct Copies(HashMap<i64, Vec<(Id, Snapshot)>>);
+
+impl Copies {
+    fn add(&mut self, id: Id, s: Snapshot) {
+        self.0.entry(s.time).or_default().push((id, s));
+    }
+
+    /// The destination copy of source snapshot `s`, if any.
+    fn find(&self, s: &Snapshot) -> Option<Id> {
+        self.0.get(&s.time)?.iter().find(|(_, d)| is_copy_of(d, s)).map(|(id, _)| *id)
+    }
 }
 
 fn in_snapshot(e: Error, id: &Id) -> Error {
@@ -409,5 +426,40 @@ impl<'r> Copier<'r> {
         let did = self.dst.keys().blob_id(&bytes);
         self.store(BlobType::Tree, &did, &bytes)?;
         Ok(did)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::snapshot::Summary;
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            time: 1_700_000_000_123_456_789,
+            tree: Id([1; 32]),
+            paths: vec![b"/srv".to_vec()],
+            hostname: "h".into(),
+            username: "u".into(),
+            uid: 1,
+            gid: 2,
+            tags: vec!["db".into()],
+            parent: None,
+            program: "arca 0.1.0".into(),
+            summary: Summary { started: 5, finished: 9, ..Summary::default() },
+            original: None,
+        }
+    }
+
+    #[test]
+    fn a_copy_differs_only_in_its_ids() {
+        let s = snap();
+        let copy = Snapshot { tree: Id([7; 32]), parent: Some(Id([8; 32])), original: Some(Id([9; 32])), ..snap() };
+        assert!(is_copy_of(&copy, &s));
+        assert!(!is_copy_of(&Snapshot { tags: vec![], ..snap() }, &s));
+        assert!(!is_copy_of(&Snapshot { time: s.time + 1, ..snap() }, &s));
+        assert!(!is_copy_of(&Snapshot { hostname: "other".into(), ..snap() }, &s));
+        let summary = Summary { finished: 10, ..s.summary.clone() };
+        assert!(!is_copy_of(&Snapshot { summary, ..snap() }, &s));
     }
 }
