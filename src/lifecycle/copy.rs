@@ -330,14 +330,18 @@ impl<'r> Copier<'r> {
         Ok(())
     }
 
-    /// One data blob: decrypt, and store under its destination ID. A chunk larger than the
-    /// destination's largest chunk (its readers refuse those) is split into pieces that fit.
+    /// One data blob: decrypt, and store under its destination ID. With equal compression
+    /// levels the source's framing is sealed as it is (no second compression). A chunk larger
+    /// than the destination's largest chunk (its readers refuse those) is split into pieces.
     fn copy_data_blob(&self, id: &Id) -> Result<Mapped> {
-        let plain = self.src.read_blob(&self.src_index, BlobType::Data, id)?;
+        let (framed, plain) = self.src.read_blob_framed(&self.src_index, BlobType::Data, id)?;
         let max = self.dst.config().chunker.max_size as usize;
         if plain.len() <= max {
             let did = self.dst.keys().blob_id(&plain);
-            self.store(BlobType::Data, &did, &plain)?;
+            match self.src.config().compression_level == self.dst.config().compression_level {
+                true => self.store_framed(&did, &framed, plain.len())?,
+                false => self.store(BlobType::Data, &did, &plain)?,
+            }
             return Ok(Mapped::One(did, plain.len() as u32));
         }
         let mut refs = Vec::new();
@@ -347,6 +351,20 @@ impl<'r> Copier<'r> {
             refs.push(ChunkRef { id: did, len: piece.len() as u32 });
         }
         Ok(Mapped::Split(refs))
+    }
+
+    /// [`Copier::store`] for a data blob whose framed plaintext is at hand.
+    fn store_framed(&self, id: &Id, framed: &[u8], plain_len: usize) -> Result<()> {
+        if !self.packer.reserve(&self.dst_index, BlobType::Data, id) {
+            return Ok(());
+        }
+        if !self.dry_run {
+            let env = self.dst.seal_framed_blob(BlobType::Data, id, framed)?;
+            self.packer.add_sealed(BlobType::Data, *id, plain_len as u32, &env)?;
+        }
+        self.blobs.fetch_add(1, Relaxed);
+        self.bytes.fetch_add(plain_len as u64, Relaxed);
+        Ok(())
     }
 
     /// Copy the trees of `graph` children first: in rounds, each the trees whose subtrees are

@@ -189,6 +189,27 @@ fn destination_with_other_chunker_parameters_gets_chunks_that_fit() {
 }
 
 #[test]
+fn destination_compression_level_is_honoured() {
+    let env = Env::new();
+    let src = source_tree(&env);
+    env.backup(&[&src], &[]);
+    // Same level: the source's compressed framing is kept, so less is stored than copied.
+    let same = dest();
+    let r = copy_json(&env, &same, &[]);
+    assert!(r["stored_bytes"].as_u64() < r["bytes"].as_u64(), "{r}");
+    // An uncompressed destination gets its blobs stored verbatim (plus nonce, tag, method byte).
+    let plain = Env::bare();
+    dst_run(&plain, &["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--compression", "0"]).ok();
+    let r = copy_json(&env, &plain, &[]);
+    let (blobs, bytes) = (r["blobs"].as_u64().unwrap(), r["bytes"].as_u64().unwrap());
+    assert_eq!(r["stored_bytes"].as_u64().unwrap(), bytes + blobs * 41, "{r}");
+    dst_run(&plain, &["check", "--read-data"]).ok();
+    let target = env.path("restored");
+    dst_run(&plain, &["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_same_tree(&src, &under(&target, &src), Cmp::default());
+}
+
+#[test]
 fn unreachable_destination_exits_10_naming_it() {
     let env = Env::new();
     env.backup(&[&env.mkdir("d")], &[]);
