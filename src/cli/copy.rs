@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use arca::backend::local::LocalBackend;
 use arca::backend::{Backend, FileType};
 use arca::lifecycle::copy::{self, CopiedSnapshot, CopyOptions, CopyReport, Outcome};
+use arca::ops::journal::{self, set_label, set_metric, Op};
 use arca::repo::Repository;
 use serde_json::json;
 use std::path::PathBuf;
@@ -84,31 +85,85 @@ fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
     matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
-/// Run `arca copy`.
+/// Run `arca copy`. The source's journal gets a `copy-from` record (written by the
+/// dispatcher), the destination's a `copy-to` record written here; both whatever the outcome,
+/// neither for a dry run.
 pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
     let src = g.open()?;
+    if a.dry_run {
+        g.journal_skip();
+    }
     let dst = open_destination(g, &a)?;
+    let ids = [arca::id::hex(src.repo_id()), arca::id::hex(dst.repo_id())];
+    let mut done = Vec::new();
+    let result = copy_between(g, &a, &src, &dst, &mut done);
+    let fill = |r: &mut arca::ops::journal::Record, mine: bool| {
+        set_label(r, "source", ids[0].clone());
+        set_label(r, "destination", ids[1].clone());
+        let copied = done.iter().filter(|c| c.outcome == Outcome::Copied);
+        r.snapshots = match mine {
+            true => copied.map(|c| c.source).collect(),
+            false => copied.filter_map(|c| c.destination).collect(),
+        };
+        r.bytes = done.iter().map(|c| c.bytes).sum();
+        set_metric(r, "blobs", done.iter().map(|c| c.blobs).sum());
+        set_metric(r, "bytes", r.bytes);
+        set_metric(r, "skipped", done.iter().filter(|c| c.outcome == Outcome::Skipped).count() as u64);
+    };
+    g.journal(|r| fill(r, true));
+    if !a.dry_run && !matches!(&result, Err(e) if is_same_repository(e)) {
+        let mut r = journal::start(Op::CopyTo);
+        fill(&mut r, false);
+        let exit = match &result {
+            Ok(c) => *c,
+            Err(e) => {
+                r.errors.push(super::error_text(e));
+                super::exit_code(e)
+            }
+        };
+        journal::finish(&mut r, exit);
+        if let Err(e) = journal::append(&dst, &r) {
+            eprintln!("warning: could not write the journal record of this copy to the destination: {e}");
+        }
+    }
+    result
+}
+
+fn is_same_repository(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<arca::Error>(), Some(arca::Error::InvalidArgument(m)) if m.contains("same repository ID"))
+}
+
+/// The copy proper; `done` collects each snapshot as it is committed or skipped, so that the
+/// journal records name them even when a later snapshot fails.
+fn copy_between(
+    g: &Global,
+    a: &CopyArgs,
+    src: &Repository,
+    dst: &Repository,
+    done: &mut Vec<CopiedSnapshot>,
+) -> Result<u8> {
     if src.repo_id() == dst.repo_id() {
         return Err(usage(format!(
             "the destination {} is the source repository (same repository ID)",
             a.to.as_deref().unwrap_or_else(|| std::path::Path::new("?")).display()
         )));
     }
-    let _src_lock = source_lock(g, &src)?;
+    let _src_lock = source_lock(g, src)?;
     let _dst_lock = match a.dry_run {
         true => None,
-        false => Some(g.lock(&dst, false).context("destination repository")?),
+        false => Some(g.lock(dst, false).context("destination repository")?),
     };
-    let t = select::targets(&src, &a.snapshots, &a.select)?;
+    let t = select::targets(src, &a.snapshots, &a.select)?;
     let opts = CopyOptions { dry_run: a.dry_run };
     let (json, quiet) = (g.json, g.quiet);
-    let report = copy::copy(&src, &dst, &t.all, &t.chosen, opts, &mut |c| {
+    let report = copy::copy(src, dst, &t.all, &t.chosen, opts, &mut |c| {
         if !json && !quiet {
             print_one(c, opts.dry_run)
         }
+        done.push(c.clone());
     })?;
-    super::warn_index_problems(&src);
-    super::warn_index_problems(&dst);
+    super::warn_index_problems(src);
+    super::warn_index_problems(dst);
     for (_, e) in &t.damaged {
         eprintln!("error: {}; it was not copied", escape_str(&e.to_string()));
     }

@@ -296,3 +296,36 @@ fn damaged_source_data_fails_without_a_snapshot_in_the_destination() {
     assert!(snapshot_ids(&dst).is_empty(), "no snapshot may name data that was not copied");
     dst_run(&dst, &["check"]).ok();
 }
+
+#[test]
+fn both_journals_record_the_copy() {
+    let env = Env::new();
+    let dst = dest();
+    let src = source_tree(&env);
+    env.backup(&[&src], &[]);
+    let r = copy_json(&env, &dst, &[]);
+    let (s, d) = (&r["snapshots"][0]["source"], &r["snapshots"][0]["destination"]);
+    let from = env.json(&["journal", "--op", "copy-from"]);
+    let to = dst_run(&dst, &["--json", "journal", "--op", "copy-to"]).ok().json();
+    let (from, to) = (&from.as_array().unwrap()[0], &to.as_array().unwrap()[0]);
+    assert_eq!(from["snapshots"], serde_json::json!([s]));
+    assert_eq!(to["snapshots"], serde_json::json!([d]));
+    for rec in [from, to] {
+        assert_eq!(rec["outcome"], "ok");
+        assert_eq!(rec["metrics"]["blobs"], r["blobs"]);
+        assert_eq!(rec["metrics"]["bytes"], r["bytes"]);
+        assert_ne!(rec["labels"]["source"], rec["labels"]["destination"]);
+    }
+    assert_eq!(from["labels"], to["labels"]);
+    // A failed copy is recorded as failed on the source side; a dry run writes no record.
+    copy_json(&env, &dst, &["--dry-run"]);
+    let mut c = env.cmd();
+    c.env("ARCA_TO_PASSWORD", "wrong").arg("copy").arg("--to").arg(&dst.repo);
+    Out::from(c.output().unwrap()).code(12);
+    let from = env.json(&["journal", "--op", "copy-from"]);
+    let from = from.as_array().unwrap();
+    assert_eq!(from.len(), 2, "{from:?}");
+    assert_eq!(from[1]["outcome"], "failed");
+    assert_eq!(from[1]["exit_code"], 12);
+    assert_eq!(dst_run(&dst, &["--json", "journal"]).ok().json().as_array().unwrap().len(), 1);
+}

@@ -1,0 +1,7 @@
+//! Disaster-recovery operations built on the rest of the library: the operations journal's
+//! records and queries, restore drills, and status against recovery objectives.
+//!
+//! Arrows point one way: the CLI calls `ops`, which calls `lifecycle`, `restore`, `check` and
+//! `repo`; nothing below depends on `ops`.
+
+pub mod journal;
