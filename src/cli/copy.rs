@@ -43,7 +43,8 @@ fn usage(msg: String) -> anyhow::Error {
 /// Open the destination, with every error naming it: not there (exit 10), wrong password (12),
 /// a format version this program cannot read.
 fn open_destination(g: &Global, a: &CopyArgs) -> Result<Repository> {
-    let dir = a.to.clone().ok_or_else(|| usage("no destination given: use --to DIR or set ARCA_TO_REPOSITORY".into()))?;
+    let dir =
+        a.to.clone().ok_or_else(|| usage("no destination given: use --to DIR or set ARCA_TO_REPOSITORY".into()))?;
     if let Some(src) = &g.repo {
         if same_dir(src, &dir) {
             return Err(usage(format!("{} is the source repository itself", dir.display())));

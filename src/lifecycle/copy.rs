@@ -126,7 +126,8 @@ pub fn copy(
     }
     for (id, s) in chosen {
         if let Some(d) = copy_in_dst(&existing, s) {
-            let done = CopiedSnapshot { source: *id, destination: Some(d), outcome: Outcome::Skipped, blobs: 0, bytes: 0 };
+            let done =
+                CopiedSnapshot { source: *id, destination: Some(d), outcome: Outcome::Skipped, blobs: 0, bytes: 0 };
             on_done(&done);
             report.snapshots.push(done);
             continue;
@@ -211,6 +212,9 @@ struct Copier<'r> {
     adopted: usize,
 }
 
+/// Source trees still to copy, each with its distinct subtrees still to copy.
+type TreeGraph = HashMap<Id, Vec<Id>>;
+
 /// Where a source data blob went.
 enum Mapped {
     One(Id, u32),
@@ -273,7 +277,7 @@ impl<'r> Copier<'r> {
     /// Every tree below `root` not yet copied in this run (with its distinct unmapped subtrees),
     /// and the data blobs they name that are not mapped yet. Read level by level, in parallel,
     /// each distinct tree once; no deeper than the format allows (format-spec 19).
-    fn discover(&self, root: Id) -> Result<(HashMap<Id, Vec<Id>>, Vec<Id>)> {
+    fn discover(&self, root: Id) -> Result<(TreeGraph, Vec<Id>)> {
         let mut graph: HashMap<Id, Vec<Id>> = HashMap::new();
         let mut data: HashSet<Id> = HashSet::new();
         let mut level = vec![root];
@@ -369,7 +373,7 @@ impl<'r> Copier<'r> {
 
     /// Copy the trees of `graph` children first: in rounds, each the trees whose subtrees are
     /// all copied (in parallel), so no recursion and each tree once.
-    fn copy_trees(&mut self, graph: HashMap<Id, Vec<Id>>) -> Result<()> {
+    fn copy_trees(&mut self, graph: TreeGraph) -> Result<()> {
         let mut waiting: HashMap<Id, usize> = HashMap::with_capacity(graph.len());
         let mut parents: HashMap<Id, Vec<Id>> = HashMap::new();
         let mut ready = Vec::new();
@@ -409,20 +413,27 @@ impl<'r> Copier<'r> {
         for node in &mut tree.nodes {
             match &mut node.kind {
                 NodeKind::Dir { subtree } => {
-                    *subtree = *self.trees.get(subtree).ok_or_else(|| Error::integrity(what(), "subtree not copied"))?;
+                    *subtree =
+                        *self.trees.get(subtree).ok_or_else(|| Error::integrity(what(), "subtree not copied"))?;
                 }
                 NodeKind::File { content, .. } => {
                     let mut mapped = Vec::with_capacity(content.len());
                     for c in content.iter() {
                         match self.data.get(&c.id) {
                             Some(Mapped::One(d, len)) if *len == c.len => mapped.push(ChunkRef { id: *d, len: *len }),
-                            Some(Mapped::Split(refs)) if refs.iter().map(|r| r.len as u64).sum::<u64>() == c.len as u64 => {
+                            Some(Mapped::Split(refs))
+                                if refs.iter().map(|r| r.len as u64).sum::<u64>() == c.len as u64 =>
+                            {
                                 mapped.extend_from_slice(refs)
                             }
                             Some(_) => {
                                 return Err(Error::integrity(
                                     what(),
-                                    format!("a chunk of {} bytes differs from the tree's length {}", c.id.short(), c.len),
+                                    format!(
+                                        "a chunk of {} bytes differs from the tree's length {}",
+                                        c.id.short(),
+                                        c.len
+                                    ),
                                 ))
                             }
                             None => return Err(Error::integrity(what(), "chunk not copied")),

@@ -557,15 +557,15 @@ impl Repository {
                 format!("the index gives it {} bytes, more than a blob can be", loc.len),
             ));
         }
-        self.backend
-            .read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)
-            .map_err(|e| match e {
+        self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize).map_err(|e| {
+            match e {
                 // A missing or truncated pack: name the blob that was wanted too.
                 Error::Integrity { object, reason } => {
                     Error::integrity(object, format!("{reason} (reading {} at offset {})", what(), loc.offset))
                 }
                 e => e,
-            })
+            }
+        })
     }
 
     /// Read and decode a tree blob.

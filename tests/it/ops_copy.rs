@@ -119,7 +119,8 @@ fn filters_and_explicit_ids_choose_what_is_copied() {
     fs::write(b.join("f"), "b").unwrap();
     let s1 = env.backup(&[&a], &["--host", "alpha", "--tag", "db"])["snapshot"].as_str().unwrap().to_string();
     env.backup(&[&b], &["--host", "beta"]);
-    let s3 = env.backup(&[&a], &["--host", "beta", "--tag", "db", "--tag", "x"])["snapshot"].as_str().unwrap().to_string();
+    let s3 =
+        env.backup(&[&a], &["--host", "beta", "--tag", "db", "--tag", "x"])["snapshot"].as_str().unwrap().to_string();
     let s4 = env.backup(&[&b], &["--host", "alpha"])["snapshot"].as_str().unwrap().to_string();
     let copied = |r: &Value| -> Vec<String> {
         r["snapshots"]
@@ -134,7 +135,7 @@ fn filters_and_explicit_ids_choose_what_is_copied() {
     assert_eq!(snapshot_ids(&dst), Vec::<String>::new(), "a dry run writes no snapshot");
     assert_eq!(copied(&copy_json(&env, &dst, &["--tag", "db"])), [s1.clone(), s3.clone()]);
     assert_eq!(snapshot_ids(&dst).len(), 2);
-    assert_eq!(copied(&copy_json(&env, &dst, &["--host", "alpha", "--path", b.to_str().unwrap()])), [s4.clone()]);
+    assert_eq!(copied(&copy_json(&env, &dst, &["--host", "alpha", "--path", b.to_str().unwrap()])), [s4]);
     assert_eq!(copied(&copy_json(&env, &dst, &["latest"])), Vec::<String>::new(), "latest is s4, copied");
     let r = copy_json(&env, &dst, &[&s1[..8], "latest"]);
     assert_eq!(outcomes(&r), ["skipped", "skipped"]);
