@@ -330,3 +330,27 @@ fn both_journals_record_the_copy() {
     assert_eq!(from[1]["exit_code"], 12);
     assert_eq!(dst_run(&dst, &["--json", "journal"]).ok().json().as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn a_failed_snapshot_leaves_the_ones_before_it_committed_and_nothing_else() {
+    let env = Env::new();
+    let dst = dest();
+    let src = env.mkdir("data");
+    write_random_file(&src.join("a.bin"), 1, 1 << 20);
+    env.backup(&[&src], &[]);
+    let before = repo_files(&env.repo, FileType::Pack);
+    write_random_file(&src.join("b.bin"), 2, 1 << 20);
+    env.backup(&[&src], &[]);
+    // Damage every pack the second backup wrote: its new data and trees cannot be read.
+    for p in repo_files(&env.repo, FileType::Pack).iter().filter(|p| !before.contains(p)) {
+        flip_byte(&repo_file(&env.repo, FileType::Pack, p), 20);
+    }
+    let out = copy(&env, &dst.repo, &[]).code(4);
+    assert!(out.text().contains("copied "), "the first snapshot is committed:\n{}", out.text());
+    assert_eq!(snapshot_ids(&dst).len(), 1);
+    dst_run(&dst, &["check", "--read-data"]).ok();
+    // A rerun recognises the committed copy and fails on the damaged snapshot again.
+    let out = copy(&env, &dst.repo, &[]).code(4);
+    assert!(out.text().contains("skipped (already in destination"), "{}", out.text());
+    assert_eq!(snapshot_ids(&dst).len(), 1);
+}
