@@ -92,7 +92,7 @@ pub struct CopyOptions {
     pub dry_run: bool,
 }
 
-/// Copy `chosen` (source snapshots, oldest first) from `src` into `dst`, skipping those the
+/// Copy `chosen` (source snapshots; copied oldest first) from `src` into `dst`, skipping those the
 /// destination already has a copy of. `all` is every readable source snapshot (to map parents).
 /// `on_done` is told about each snapshot as soon as it is committed or skipped.
 pub fn copy(
@@ -115,6 +115,10 @@ pub fn copy(
     }
     let copy_in_dst = |existing: &Copies, s: &Snapshot| existing.find(s);
     let by_id: HashMap<Id, &Snapshot> = all.iter().map(|(id, s)| (*id, s)).collect();
+    // Oldest first, as listed: a parent is copied before its children and can be named.
+    let mut chosen = chosen.to_vec();
+    chosen.sort_by_key(|(id, s)| (s.time, *id));
+    let chosen = &chosen[..];
     let todo: Vec<&(Id, Snapshot)> = chosen.iter().filter(|(_, s)| copy_in_dst(&existing, s).is_none()).collect();
     // Indexes are loaded only when there is something to copy: a repeated copy stays cheap.
     let mut copier = match todo.is_empty() {

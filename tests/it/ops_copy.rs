@@ -78,6 +78,9 @@ fn copy_round_trip_checks_clean_and_restores_identically() {
     let target = env.path("restored");
     dst_run(&dst, &["restore", "latest", "--target", target.to_str().unwrap()]).ok();
     assert_same_tree(&src, &under(&target, &src), Cmp::default());
+    // The second backup's parent is the first: its copy names the first's copy.
+    assert_eq!(list[1]["parent"], list[0]["id"]);
+    assert!(list[0]["parent"].is_null());
     // The copies keep the source snapshots' fields (time, host, paths, tags).
     let source_list = env.json(&["snapshots"]);
     for (d, s) in list.iter().zip(source_list.as_array().unwrap()) {
