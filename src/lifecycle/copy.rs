@@ -113,15 +113,13 @@ pub fn copy(
     for (id, d) in dst.list_snapshots()? {
         existing.add(id, d);
     }
-    let copy_in_dst = |existing: &Copies, s: &Snapshot| existing.find(s);
     let by_id: HashMap<Id, &Snapshot> = all.iter().map(|(id, s)| (*id, s)).collect();
     // Oldest first, as listed: a parent is copied before its children and can be named.
     let mut chosen = chosen.to_vec();
     chosen.sort_by_key(|(id, s)| (s.time, *id));
     let chosen = &chosen[..];
-    let todo: Vec<&(Id, Snapshot)> = chosen.iter().filter(|(_, s)| copy_in_dst(&existing, s).is_none()).collect();
     // Indexes are loaded only when there is something to copy: a repeated copy stays cheap.
-    let mut copier = match todo.is_empty() {
+    let mut copier = match chosen.iter().all(|(_, s)| existing.find(s).is_some()) {
         true => None,
         false => Some(Copier::new(src, dst, opts)?),
     };
@@ -129,7 +127,7 @@ pub fn copy(
         report.adopted_packs = c.adopted;
     }
     for (id, s) in chosen {
-        if let Some(d) = copy_in_dst(&existing, s) {
+        if let Some(d) = existing.find(s) {
             let done =
                 CopiedSnapshot { source: *id, destination: Some(d), outcome: Outcome::Skipped, blobs: 0, bytes: 0 };
             on_done(&done);
@@ -140,7 +138,7 @@ pub fn copy(
         let (blobs, bytes) = (c.blobs.load(Relaxed), c.bytes.load(Relaxed));
         let tree = c.copy_tree(&s.tree).map_err(|e| in_snapshot(e, id))?;
         // The parent, if its copy is known, keeps its meaning in the destination; else none.
-        let parent = s.parent.and_then(|p| by_id.get(&p)).and_then(|p| copy_in_dst(&existing, p));
+        let parent = s.parent.and_then(|p| by_id.get(&p)).and_then(|p| existing.find(p));
         let new = Snapshot { tree, parent, original: None, ..s.clone() };
         let destination = match opts.dry_run {
             true => None,
