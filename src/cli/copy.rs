@@ -97,6 +97,7 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
     let dst = open_destination(g, &a)?;
     let ids = [arca::id::hex(src.repo_id()), arca::id::hex(dst.repo_id())];
     let mut done = Vec::new();
+    let mut to_record = journal::start(Op::CopyTo);
     let result = copy_between(g, &a, &src, &dst, &mut done);
     let fill = |r: &mut arca::ops::journal::Record, mine: bool| {
         set_label(r, "source", ids[0].clone());
@@ -113,8 +114,8 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
     };
     g.journal(|r| fill(r, true));
     if !a.dry_run && !matches!(&result, Err(e) if is_same_repository(e)) {
-        let mut r = journal::start(Op::CopyTo);
-        fill(&mut r, false);
+        let r = &mut to_record;
+        fill(r, false);
         let exit = match &result {
             Ok(c) => *c,
             Err(e) => {
@@ -122,8 +123,8 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
                 super::exit_code(e)
             }
         };
-        journal::finish(&mut r, exit);
-        if let Err(e) = journal::append(&dst, &r) {
+        journal::finish(r, exit);
+        if let Err(e) = journal::append(&dst, r) {
             eprintln!("warning: could not write the journal record of this copy to the destination: {e}");
         }
     }
@@ -198,11 +199,17 @@ fn print_totals(r: &CopyReport) {
     if r.adopted_packs > 0 {
         println!("adopted {} pack(s) left by an interrupted copy or backup", r.adopted_packs);
     }
-    let verb = if r.dry_run { "would copy" } else { "copied" };
-    println!(
-        "{verb} {copied} snapshot(s), skipped {skipped}; transferred {} blobs, {} ({} stored)",
-        r.blobs,
-        human(r.bytes),
-        human(r.stored_bytes)
-    );
+    match r.dry_run {
+        true => println!(
+            "would copy {copied} snapshot(s), skip {skipped}; would transfer {} blobs, {}",
+            r.blobs,
+            human(r.bytes)
+        ),
+        false => println!(
+            "copied {copied} snapshot(s), skipped {skipped}; transferred {} blobs, {} ({} stored)",
+            r.blobs,
+            human(r.bytes),
+            human(r.stored_bytes)
+        ),
+    }
 }
