@@ -476,7 +476,7 @@ fn run(
 /// Each is read whole and must hash to its name (a pack `repair index --read-all-packs` left
 /// out as damaged stays out); one that fails, or lists more blobs than a pack may, is left
 /// alone (prune deletes it).
-fn adopt_unindexed(repo: &Repository, index: &mut Index, packer: &Packer) -> Result<usize> {
+pub(crate) fn adopt_unindexed(repo: &Repository, index: &mut Index, packer: &Packer) -> Result<usize> {
     let candidates = repo.unindexed_packs(index)?;
     let adopted: Vec<_> = candidates
         .par_iter()

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, output and progress. The only layer that prints.
 
 mod admin;
+mod copy;
 mod forget;
 mod generate;
 mod journal;
@@ -142,6 +143,8 @@ enum Command {
     Tag(tag::TagArgs),
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock(unlock::UnlockArgs),
+    /// Copy snapshots to another repository (with its own keys): `arca copy --to DIR`.
+    Copy(copy::CopyArgs),
     /// Repair a damaged repository: `repair index`, then `repair snapshots`.
     #[command(subcommand)]
     Repair(repair::RepairCommand),
@@ -166,6 +169,7 @@ impl Command {
             Command::Verify(_) => Op::Verify,
             Command::Forget(_) => Op::Forget,
             Command::Prune(_) => Op::Prune,
+            Command::Copy(_) => Op::CopyFrom,
             _ => return None,
         })
     }
@@ -280,6 +284,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Repair(c) => repair::run(g, c),
         Command::Journal(a) => journal::run(g, a),
         Command::Status(a) => status::run(g, a),
+        Command::Copy(a) => copy::run(g, a),
         Command::Generate(c) => generate::run(g, c),
     }
 }

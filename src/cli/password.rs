@@ -83,3 +83,37 @@ fn prompt(text: &str, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     }
     Ok(Zeroizing::new(p.as_bytes().to_vec()))
 }
+
+/// A second repository's password (`copy --to`), read as [`PasswordArgs::get`] reads the first:
+/// the first line `command` prints, else the first line of `file`, else the variable `var`, else
+/// a prompt naming `what`. `flags` name the command and file options in messages.
+pub fn other_password(
+    command: Option<&str>,
+    file: Option<&std::path::Path>,
+    var: &str,
+    flags: [&str; 2],
+    what: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    if let Some(cmd) = command {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .output()
+            .with_context(|| format!("running {}", flags[0]))?;
+        if !out.status.success() {
+            bail!("{} exited with {}", flags[0], out.status);
+        }
+        return non_empty(first_line(out.stdout), &format!("{} (its first line is empty)", flags[0]));
+    }
+    if let Some(f) = file {
+        let pw = first_line(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        return non_empty(pw, &format!("{} {}", flags[1], f.display()));
+    }
+    if let Some(p) = std::env::var_os(var) {
+        return non_empty(Zeroizing::new(p.into_encoded_bytes()), var);
+    }
+    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        bail!("no password given for the {what}: set {var}, {} or {}", flags[1], flags[0]);
+    }
+    prompt(&format!("enter password for the {what}: "), false)
+}

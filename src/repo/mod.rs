@@ -62,6 +62,8 @@ pub struct InitOptions {
     pub compression_level: i32,
     /// Pack target size, bytes.
     pub pack_target_size: u32,
+    /// Content-defined chunking parameters.
+    pub chunker: crate::format::config::ChunkerParams,
 }
 
 impl Default for InitOptions {
@@ -71,6 +73,7 @@ impl Default for InitOptions {
             label: default_label(),
             compression_level: 3,
             pack_target_size: 16 << 20,
+            chunker: Default::default(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl Repository {
         let mut config = Config::new(repo_id);
         config.compression_level = opts.compression_level;
         config.pack_target_size = opts.pack_target_size;
+        config.chunker = opts.chunker;
         // Out-of-range options are the caller's mistake, not damage.
         config.validate().map_err(as_invalid_argument)?;
         opts.kdf.validate().map_err(as_invalid_argument)?;
@@ -507,30 +511,61 @@ impl Repository {
 
     /// Read one blob through the index.
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
+        self.open_blob_owned(t, id, self.read_envelope(index, t, id)?)
+    }
+
+    /// [`Repository::read_blob`], also returning the blob's framed plaintext (method byte and
+    /// body as stored, format-spec/15), so that it can be sealed into another repository without
+    /// compressing it again ([`Repository::seal_framed_blob`]). Returns `(framed, plaintext)`.
+    pub fn read_blob_framed(&self, index: &Index, t: BlobType, id: &Id) -> Result<(Vec<u8>, Vec<u8>)> {
+        let what = blob::describe(t, id);
+        let env = self.read_envelope(index, t, id)?;
+        let framed = self.keys.open_in_place(env, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+        let plain = compression::decode(&framed, self.plain_limit(t), &what)?;
+        if self.keys.blob_id(&plain) != *id {
+            return Err(Error::integrity(what, "plaintext does not hash to the blob ID"));
+        }
+        Ok((framed, plain))
+    }
+
+    /// Seal an already framed plaintext (method byte and body, format-spec/15) as blob `id`.
+    pub fn seal_framed_blob(&self, t: BlobType, id: &Id, framed: &[u8]) -> Result<Vec<u8>> {
+        let mut buf = Vec::with_capacity(crate::format::SEAL_OVERHEAD + framed.len());
+        buf.resize(crate::format::NONCE_LEN, 0);
+        buf.extend_from_slice(framed);
+        self.keys.seal_in_place(&mut buf, &blob::blob_ad(t, id, self.repo_id()))?;
+        Ok(buf)
+    }
+
+    /// Largest plaintext a blob of type `t` may have in this repository.
+    fn plain_limit(&self, t: BlobType) -> usize {
+        match t {
+            BlobType::Data => self.config.chunker.max_size as usize,
+            BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
+        }
+    }
+
+    /// The envelope of blob `id`, read from its pack at the place the index gives.
+    fn read_envelope(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
         let what = || blob::describe(t, id);
         let loc = index.lookup(t, id).ok_or_else(|| Error::integrity(what(), "missing: not in any index"))?;
         // The index is untrusted input: never allocate more than a blob of this type can take.
-        let plain_max = match t {
-            BlobType::Data => self.config.chunker.max_size as usize,
-            BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
-        };
+        let plain_max = self.plain_limit(t);
         if loc.len as usize > crate::format::SEAL_OVERHEAD + 1 + plain_max {
             return Err(Error::integrity(
                 what(),
                 format!("the index gives it {} bytes, more than a blob can be", loc.len),
             ));
         }
-        let env = self
-            .backend
-            .read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize)
-            .map_err(|e| match e {
+        self.backend.read_at(FileType::Pack, &loc.pack.to_hex(), loc.offset as u64, loc.len as usize).map_err(|e| {
+            match e {
                 // A missing or truncated pack: name the blob that was wanted too.
                 Error::Integrity { object, reason } => {
                     Error::integrity(object, format!("{reason} (reading {} at offset {})", what(), loc.offset))
                 }
                 e => e,
-            })?;
-        self.open_blob_owned(t, id, env)
+            }
+        })
     }
 
     /// Read and decode a tree blob.

@@ -12,6 +12,7 @@ mod hardening_restore;
 mod lifecycle_forget;
 mod lifecycle_prune;
 mod lifecycle_repair;
+mod ops_copy;
 mod ops_journal;
 mod ops_profile;
 mod ops_status;
