@@ -10,7 +10,8 @@
 //! - [`backend`]: where files live (a local directory);
 //! - [`repo`]: an open repository: index, packer, locks;
 //! - [`archiver`]: backup; [`restore`]; [`check`]; [`browse`]: ls, find, diff, dump;
-//! - [`lifecycle`]: forget, prune, tag, repair.
+//! - [`lifecycle`]: forget, prune, tag, repair;
+//! - [`ops`]: disaster-recovery operations (restore drills).
 //!
 //! Errors are one [`Error`] enum; integrity failures are their own variant.
 #![deny(missing_docs)]
@@ -26,6 +27,7 @@ pub mod format;
 pub mod fuzz_targets;
 pub mod id;
 pub mod lifecycle;
+pub mod ops;
 pub mod repo;
 pub mod restore;
 pub mod sys;

@@ -1,6 +1,7 @@
 //! Command-line interface: argument parsing, output and progress. The only layer that prints.
 
 mod admin;
+mod drill;
 mod forget;
 mod localtime;
 mod output;
@@ -121,6 +122,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
     Check(snap::CheckArgs),
+    /// Restore into a scratch directory, verify it, measure RTO and RPO: `arca drill [SNAP[:PATH]]`.
+    Drill(drill::DrillArgs),
     /// Remove snapshots by ID or by a retention policy (--keep-daily 7 …), restic's rules.
     Forget(forget::ForgetArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
@@ -217,6 +220,7 @@ pub fn run() -> Result<u8> {
         Command::Restore(a) => snap::restore(&g, a),
         Command::Verify(a) => verify::verify(&g, a),
         Command::Check(a) => snap::check(&g, a),
+        Command::Drill(a) => drill::run(&g, a),
         Command::Forget(a) => forget::forget(&g, a),
         Command::Prune(a) => prune::prune(&g, a),
         Command::Tag(a) => tag::run(&g, a),

@@ -585,6 +585,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
             exclude_xattrs: xattr_globs(&a.exclude_xattr)?,
         },
         list_changes: false,
+        only: None,
     };
     let snap_path = if path == "/" { "" } else { path.as_str() };
     let progress: &'static Progress = Box::leak(Box::default());

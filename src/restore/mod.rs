@@ -93,7 +93,14 @@ pub struct RestoreOptions {
     /// [`RestoreStats::changes`] (content, type, mode, owner, mtime; with `delete`, extra entries).
     /// This is `arca verify`.
     pub list_changes: bool,
+    /// Restore only the entries this chooses, by path relative to the restored path and node
+    /// (what is below a chosen directory is not implied; directories leading to a chosen entry
+    /// are made). Instead of `include`'s inheritance; `arca drill`'s samples use it.
+    pub only: Option<Selector>,
 }
+
+/// A per-entry choice for [`RestoreOptions::only`].
+pub type Selector = Box<dyn Fn(&Path, &Node) -> bool + Send + Sync>;
 
 /// One difference between the target and the snapshot, found by a dry run with `list_changes`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -486,7 +493,10 @@ impl Restorer<'_> {
             if self.exclude.as_ref().is_some_and(|e| e.matches(&pattern_path, name)) {
                 continue;
             }
-            let mut inc = parent_included;
+            let mut inc = match &self.opts.only {
+                Some(only) => only(&rel, &node),
+                None => parent_included,
+            };
             for (i, (p, _)) in self.includes.iter().enumerate() {
                 if p.matches(&pattern_path, name) {
                     self.matched[i] = true;
