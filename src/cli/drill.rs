@@ -89,20 +89,32 @@ fn watch_signals() {
     });
 }
 
-/// Test hook: `ARCA_TEST_DRILL_CORRUPT=1` flips the first byte of the first non-empty restored
-/// file (keeping its mtime) before verification, to prove the verification reads the bytes.
-fn corrupt_hook() -> Option<Box<dyn Fn(&Path)>> {
-    std::env::var_os("ARCA_TEST_DRILL_CORRUPT")?;
-    Some(Box::new(|root: &Path| {
-        let Some(f) = first_file(root) else { return };
-        let Ok(md) = std::fs::metadata(&f) else { return };
-        let Ok(mut bytes) = std::fs::read(&f) else { return };
-        bytes[0] ^= 0xff;
-        let _ = std::fs::write(&f, &bytes);
-        if let (Ok(file), Ok(t)) = (std::fs::File::options().write(true).open(&f), md.modified()) {
-            let _ = file.set_modified(t);
-        }
-    }))
+/// Test hooks, run between restore and verification: `ARCA_TEST_DRILL_HOOK=corrupt` flips the
+/// first byte of the first non-empty restored file (keeping its mtime), to prove verification
+/// reads the bytes; `=pause` creates `drill-paused` next to the scratch directory and sleeps, so
+/// a test can signal a drill in progress.
+fn test_hook() -> Option<Box<dyn Fn(&Path)>> {
+    match std::env::var("ARCA_TEST_DRILL_HOOK").ok()?.as_str() {
+        "corrupt" => Some(Box::new(corrupt_first_file)),
+        "pause" => Some(Box::new(|root: &Path| {
+            if let Some(parent) = root.parent() {
+                let _ = std::fs::write(parent.join("drill-paused"), b"");
+            }
+            std::thread::sleep(std::time::Duration::from_secs(60));
+        })),
+        _ => None,
+    }
+}
+
+fn corrupt_first_file(root: &Path) {
+    let Some(f) = first_file(root) else { return };
+    let Ok(md) = std::fs::metadata(&f) else { return };
+    let Ok(mut bytes) = std::fs::read(&f) else { return };
+    bytes[0] ^= 0xff;
+    let _ = std::fs::write(&f, &bytes);
+    if let (Ok(file), Ok(t)) = (std::fs::File::options().write(true).open(&f), md.modified()) {
+        let _ = file.set_modified(t);
+    }
 }
 
 fn first_file(dir: &Path) -> Option<PathBuf> {
@@ -146,7 +158,7 @@ pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
         scratch: scratch.path().to_path_buf(),
         sample,
         meta: MetaOptions { no_owner: a.no_owner, ..Default::default() },
-        before_verify: corrupt_hook(),
+        before_verify: test_hook(),
     };
     let progress: &'static Progress = Box::leak(Box::default());
     let bar = snap::progress_bar(g, progress);

@@ -194,7 +194,10 @@ pub struct Scratch {
 impl Scratch {
     /// Make a new directory `arca-drill-XXXXXX` in `parent` (which must exist).
     pub fn create(parent: &Path) -> Result<Scratch> {
-        let dir = tempfile::Builder::new().prefix("arca-drill-").tempdir_in(parent).map_err(|e| {
+        let dir = tempfile::Builder::new()
+            .prefix("arca-drill-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(parent).map_err(|e| {
             // tempfile's message repeats the random path; the OS error and the parent suffice.
             let source = e.raw_os_error().map_or(e, std::io::Error::from_raw_os_error);
             Error::Io { path: parent.to_path_buf(), source }

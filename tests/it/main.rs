@@ -12,6 +12,7 @@ mod hardening_restore;
 mod lifecycle_forget;
 mod lifecycle_prune;
 mod lifecycle_repair;
+mod ops_drill;
 mod repo;
 mod review;
 mod vectors;
