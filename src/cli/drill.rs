@@ -89,49 +89,42 @@ fn watch_signals() {
     });
 }
 
-/// Test hooks, run between restore and verification: `ARCA_TEST_DRILL_HOOK=corrupt` flips the
-/// first byte of the first non-empty restored file (keeping its mtime), to prove verification
-/// reads the bytes; `=pause` creates `drill-paused` next to the scratch directory and sleeps, so
-/// a test can signal a drill in progress.
-fn test_hook() -> Option<Box<dyn Fn(&Path)>> {
-    match std::env::var("ARCA_TEST_DRILL_HOOK").ok()?.as_str() {
-        "corrupt" => Some(Box::new(corrupt_first_file)),
-        "pause" => Some(Box::new(|root: &Path| {
-            if let Some(parent) = root.parent() {
-                let _ = std::fs::write(parent.join("drill-paused"), b"");
-            }
-            std::thread::sleep(std::time::Duration::from_secs(60));
-        })),
-        _ => None,
+/// Test hooks: `ARCA_TEST_DRILL_HOOK=corrupt` flips the first byte of one non-empty restored
+/// file (keeping its mtime) before it is read back, to prove verification reads the bytes;
+/// `=pause` creates `drill-paused` next to the scratch directory once all is restored and sleeps,
+/// so a test can signal a drill in progress.
+fn set_test_hooks(opts: &mut DrillOptions) {
+    match std::env::var("ARCA_TEST_DRILL_HOOK").as_deref() {
+        Ok("corrupt") => {
+            let done = std::sync::atomic::AtomicBool::new(false);
+            opts.before_verify = Some(std::sync::Arc::new(move |f: &std::fs::File, _: &Path| {
+                if f.metadata().is_ok_and(|m| m.len() > 0) && !done.swap(true, Ordering::SeqCst) {
+                    corrupt(f);
+                }
+            }));
+        }
+        Ok("pause") => {
+            opts.after_restore = Some(Box::new(|root: &Path| {
+                if let Some(parent) = root.parent() {
+                    let _ = std::fs::write(parent.join("drill-paused"), b"");
+                }
+                std::thread::sleep(std::time::Duration::from_secs(60));
+            }))
+        }
+        _ => {}
     }
 }
 
-fn corrupt_first_file(root: &Path) {
-    let Some(f) = first_file(root) else { return };
-    let Ok(md) = std::fs::metadata(&f) else { return };
-    let Ok(mut bytes) = std::fs::read(&f) else { return };
-    bytes[0] ^= 0xff;
-    let _ = std::fs::write(&f, &bytes);
-    if let (Ok(file), Ok(t)) = (std::fs::File::options().write(true).open(&f), md.modified()) {
-        let _ = file.set_modified(t);
-    }
-}
-
-fn first_file(dir: &Path) -> Option<PathBuf> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        let md = std::fs::symlink_metadata(&p).ok()?;
-        if md.is_file() && md.len() > 0 {
-            return Some(p);
-        }
-        if md.is_dir() {
-            if let Some(f) = first_file(&p) {
-                return Some(f);
-            }
+/// Flip a file's first byte, keeping its mtime.
+fn corrupt(f: &std::fs::File) {
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8];
+    let Ok(md) = f.metadata() else { return };
+    if f.read_exact_at(&mut b, 0).is_ok() && f.write_all_at(&[b[0] ^ 0xff], 0).is_ok() {
+        if let Ok(t) = md.modified() {
+            let _ = f.set_modified(t);
         }
     }
-    None
 }
 
 pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
@@ -154,12 +147,13 @@ pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
         *SCRATCH.lock().unwrap() = Some(scratch.path().to_path_buf());
     }
     watch_signals();
-    let opts = DrillOptions {
+    let mut opts = DrillOptions {
         scratch: scratch.path().to_path_buf(),
         sample,
         meta: MetaOptions { no_owner: a.no_owner, ..Default::default() },
-        before_verify: test_hook(),
+        ..Default::default()
     };
+    set_test_hooks(&mut opts);
     let progress: &'static Progress = Box::leak(Box::default());
     let bar = snap::progress_bar(g, progress);
     let res = drill::drill(&repo, &index, id, &snapshot, &node, &path, &opts, progress);

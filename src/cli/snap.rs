@@ -586,6 +586,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
         },
         list_changes: false,
         only: None,
+        before_verify: None,
     };
     let snap_path = if path == "/" { "" } else { path.as_str() };
     let progress: &'static Progress = Box::leak(Box::default());
@@ -599,6 +600,10 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     let elapsed = started.elapsed().as_secs_f64();
     for e in &stats.errors {
         eprintln!("error: {e}");
+    }
+    for m in &stats.mismatched {
+        let what = if m.change == arca::browse::Change::Metadata { "metadata" } else { "content" };
+        eprintln!("error: {}: restored {what} differs from the snapshot", m.path.display());
     }
     if g.json {
         g.print_json(
@@ -624,7 +629,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
             println!("{} entries not restored: something restore does not remove is in the way", stats.conflicts);
         }
     }
-    Ok(if stats.damaged > 0 {
+    Ok(if stats.damaged > 0 || !stats.mismatched.is_empty() {
         code::INTEGRITY
     } else if stats.errors.len() as u64 > stats.conflicts {
         code::ERROR

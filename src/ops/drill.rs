@@ -2,16 +2,17 @@
 //! a scratch directory, read every restored byte back and compare it and the metadata with the
 //! snapshot, and measure how long a full restore takes (RTO) and how old the snapshot is (RPO).
 //!
-//! The restore is [`crate::restore::restore`]; the verification is the same dry run with change
-//! listing that `arca verify` does (every chunk of every file re-read from the scratch directory
-//! and hashed with the repository's key, in parallel while the page cache is warm; mode, owner
-//! as root, mtime, type and symlink targets compared), plus what that dry run does not look at:
-//! hard links (members of a group must be one inode) and the times, modes and owners of symlinks
-//! and special files. No data pack is read twice.
+//! The restore is [`crate::restore::restore`] with `verify`: each file is read back through its
+//! descriptor right after it is written (in the restore's parallel workers, while the page cache
+//! is warm), every chunk hashed with the repository's key and compared with the snapshot's
+//! chunk IDs, the length checked; the metadata set on every file, directory, symlink and special
+//! file is read back and compared (mode, mtime, owner as root, symlink targets), and each hard
+//! link is checked to be the group's inode. No data pack is read twice.
 //!
-//! A sample drill restores in four timed passes, so that the full-restore time can be
-//! extrapolated from costs fitted on the sample (see [`Model`]): the tree walk alone, the
-//! directory skeleton, the sample's smaller half of files, its larger half.
+//! A sample drill is stratified: small entries (below [`LARGE_FILE`]) and large files are drawn
+//! apart, and restored in four timed passes — the tree walk alone, the directory skeleton, the
+//! small entries, the large files — so that the full-restore time can be extrapolated (see
+//! [`Model`]).
 
 use crate::archiver::Progress;
 use crate::browse::Change;
@@ -22,10 +23,9 @@ use crate::id::Id;
 use crate::repo::index::Index;
 use crate::repo::Repository;
 use crate::restore::{self, MetaOptions, Overwrite, RestoreOptions, RestoreStats, Selector};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,9 +78,12 @@ pub struct DrillOptions {
     pub sample: Option<Sample>,
     /// Which metadata to restore and compare (ownership only as root, unless `no_owner`).
     pub meta: MetaOptions,
-    /// Called with the scratch directory between restore and verification (for tests that
-    /// must prove a difference is found).
-    pub before_verify: Option<Box<dyn Fn(&Path)>>,
+    /// Called with each restored file before it is read back (a test hook, see
+    /// [`RestoreOptions::before_verify`]).
+    pub before_verify: Option<Arc<dyn Fn(&std::fs::File, &Path) + Send + Sync>>,
+    /// Called with the scratch directory once everything is restored and verified (a test
+    /// hook: a drill in progress, to be interrupted).
+    pub after_restore: Option<Box<dyn Fn(&Path)>>,
 }
 
 /// Entry counts and content bytes.
@@ -96,34 +99,18 @@ pub struct Counts {
     pub bytes: u64,
 }
 
-impl Counts {
-    fn add(&mut self, n: &Node) {
-        match &n.kind {
-            NodeKind::File { size, .. } => {
-                self.files += 1;
-                self.bytes += size;
-            }
-            NodeKind::Dir { .. } => self.dirs += 1,
-            _ => self.others += 1,
-        }
-    }
-
-    fn entries(&self) -> u64 {
-        self.files + self.others
-    }
-}
-
 /// How the full-restore time was obtained.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct Model {
-    /// `measured` (a full drill: nothing extrapolated), `per-entry+per-byte` (costs fitted on the
-    /// sample's two halves), or `per-entry` (the fit was degenerate: the sample's time per entry).
+    /// `measured` (a full drill: nothing extrapolated) or `stratified` (a sample drill:
+    /// `fixed_ns + per_entry_ns × small entries + per_byte_ns × bytes of large files`).
     pub kind: &'static str,
-    /// Time that does not grow with the files restored: the tree walk and the directories.
+    /// Time that does not grow with the files restored: one tree walk and every directory.
     pub fixed_ns: u64,
-    /// Fitted cost of one file, symlink or special file.
+    /// Time of one small entry (a file below [`LARGE_FILE`], symlink or special file), measured
+    /// on the sample's small entries.
     pub per_entry_ns: f64,
-    /// Fitted cost of one content byte.
+    /// Time of one byte of a large file, measured on the sample's large files.
     pub per_byte_ns: f64,
 }
 
@@ -155,9 +142,9 @@ pub struct DrillReport {
     pub scope: Counts,
     /// What was restored and verified (all of `scope`, or the sample).
     pub drilled: Counts,
-    /// Time to restore what was drilled.
+    /// Time to restore what was drilled (the verification's share taken out).
     pub restore_ns: u64,
-    /// Time to verify it.
+    /// Time to verify it (its share of the restore's workers' time).
     pub verify_ns: u64,
     /// Content bytes restored per second.
     pub bytes_per_sec: u64,
@@ -276,55 +263,54 @@ impl SplitMix {
     }
 }
 
-/// A random seed for a drill that was not given one.
+/// A random seed for a drill that was not given one: below 2^53, so that it survives a JSON
+/// reader that holds numbers as doubles (jq, JavaScript) and the drill can be repeated from it.
 pub fn random_seed() -> u64 {
     let mut b = [0u8; 8];
-    if getrandom::getrandom(&mut b).is_err() {
+    let raw = match getrandom::getrandom(&mut b) {
+        Ok(()) => u64::from_le_bytes(b),
         // No entropy source: the clock still varies from drill to drill.
-        return crate::sys::now_nanos() as u64;
-    }
-    u64::from_le_bytes(b)
+        Err(_) => crate::sys::now_nanos() as u64,
+    };
+    raw & ((1 << 53) - 1)
 }
+
+/// Files of at least this size are extrapolated by their bytes, smaller ones by their count.
+pub const LARGE_FILE: u64 = 64 << 10;
 
 /// An entry of the drilled scope, as the census saw it.
 struct Entry {
     rel: PathBuf,
     size: u64,
-    /// A regular file (not a symlink or special file).
-    file: bool,
 }
 
-/// What the census walk learns: the scope's counts, its non-directory entries (kept only for a
-/// sample), and what the extra checks need (hard-link groups, symlinks and special files).
+/// The scope's counts and non-directory entries (counted as a restore counts them: a hard link
+/// after a group's first name is an "other" entry).
 #[derive(Default)]
 struct Census {
     scope: Counts,
     entries: Vec<Entry>,
-    /// Hard-link groups by (device, inode): members' paths and content identity.
-    hard: HashMap<(u64, u64), Vec<(PathBuf, u64)>>,
-    /// Symlinks and special files, with their nodes.
-    specials: Vec<(PathBuf, Node)>,
 }
 
 /// Walk the scope once: `node` is what `SNAP[:PATH]` names; paths are relative to the restore
 /// target (a directory's contents go into it, anything else is restored under its name).
-fn census(repo: &Repository, index: &Index, node: &Node, keep_entries: bool) -> Result<Census> {
+fn census(repo: &Repository, index: &Index, node: &Node) -> Result<Census> {
     let mut c = Census::default();
+    let mut groups = HashSet::new();
     let mut visit = |rel: PathBuf, n: &Node| {
-        c.scope.add(n);
         match &n.kind {
-            NodeKind::Dir { .. } => return,
-            NodeKind::File { size, .. } => {
-                if n.links > 1 && n.inode != 0 {
-                    c.hard.entry((n.device, n.inode)).or_default().push((rel.clone(), *size));
-                }
+            NodeKind::Dir { .. } => return c.scope.dirs += 1,
+            NodeKind::File { .. } if n.links > 1 && n.inode != 0 && !groups.insert((n.device, n.inode)) => {
+                c.scope.others += 1
             }
-            _ => c.specials.push((rel.clone(), n.clone())),
+            NodeKind::File { size, .. } => {
+                c.scope.files += 1;
+                c.scope.bytes += size;
+            }
+            _ => c.scope.others += 1,
         }
-        if keep_entries {
-            let (size, file) = if let NodeKind::File { size, .. } = n.kind { (size, true) } else { (0, false) };
-            c.entries.push(Entry { rel, size, file });
-        }
+        let size = if let NodeKind::File { size, .. } = n.kind { size } else { 0 };
+        c.entries.push(Entry { rel, size });
     };
     match node.kind {
         NodeKind::Dir { subtree } => crate::browse::walk(repo, index, subtree, b"", true, &mut |p, n| {
@@ -333,39 +319,47 @@ fn census(repo: &Repository, index: &Index, node: &Node, keep_entries: bool) -> 
         })?,
         _ => visit(PathBuf::from(OsStr::from_bytes(&node.name)), node),
     }
-    c.hard.retain(|_, members| members.len() > 1);
     Ok(c)
 }
 
-/// Choose the sample: a seeded shuffle of the entries, cut where the share of entries (or of
-/// bytes) is reached; at least one entry when there is any.
-fn choose(entries: &[Entry], total_bytes: u64, s: &Sample) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    let mut rng = SplitMix(s.seed);
-    for i in (1..order.len()).rev() {
+/// Choose the sample among `ix` (indices into `entries`): a seeded shuffle, cut where the share
+/// of entries (or of bytes) is reached; at least one entry when there is any.
+fn choose(entries: &[Entry], mut ix: Vec<usize>, s: &Sample, rng: &mut SplitMix) -> Vec<usize> {
+    for i in (1..ix.len()).rev() {
         let j = rng.below(i as u64 + 1) as usize;
-        order.swap(i, j);
+        ix.swap(i, j);
     }
     let take = match s.by {
-        SampleBy::Files => ((entries.len() as f64 * s.share).ceil() as usize).max(1),
+        SampleBy::Files => (ix.len() as f64 * s.share).ceil() as usize,
         SampleBy::Bytes => {
-            let want = (total_bytes as f64 * s.share).ceil() as u64;
+            let total: u64 = ix.iter().map(|&i| entries[i].size).sum();
+            let want = (total as f64 * s.share).ceil() as u64;
             let mut sum = 0u64;
             let mut n = 0;
-            while n < order.len() && (n == 0 || sum < want) {
-                sum += entries[order[n]].size;
+            while n < ix.len() && (n == 0 || sum < want) {
+                sum += entries[ix[n]].size;
                 n += 1;
             }
             n
         }
     };
-    order.truncate(take.min(entries.len()));
-    order
+    ix.truncate(take.clamp(1, ix.len().max(1)).min(ix.len()));
+    ix
 }
 
-/// One timed restore pass.
+/// The sample, stratified: (small entries, large files), each drawn separately so that both
+/// are represented in their share.
+fn choose_strata(entries: &[Entry], s: &Sample) -> [Vec<usize>; 2] {
+    let mut rng = SplitMix(s.seed);
+    let (large, small): (Vec<usize>, Vec<usize>) = (0..entries.len()).partition(|&i| entries[i].size >= LARGE_FILE);
+    [choose(entries, small, s, &mut rng), choose(entries, large, s, &mut rng)]
+}
+
+/// One timed restore pass, its verification's share of the time taken apart.
 struct Pass {
-    ns: u64,
+    /// Wall time less the verification's share.
+    restore_ns: u64,
+    verify_ns: u64,
     stats: RestoreStats,
 }
 
@@ -382,12 +376,18 @@ fn restore_pass(
         target: opts.scratch.clone(),
         overwrite: Overwrite::IfChanged,
         meta: opts.meta.clone(),
+        verify: true,
+        before_verify: opts.before_verify.clone(),
         only,
         ..Default::default()
     };
     let t = Instant::now();
     let stats = restore::restore(repo, index, node, snap_path, &ropts, progress)?;
-    Ok(Pass { ns: t.elapsed().as_nanos() as u64, stats })
+    let wall = t.elapsed().as_nanos() as u64;
+    // Verification runs on the restore's worker threads, interleaved with writing: its share of
+    // the wall time is its summed thread time spread over the pool.
+    let verify_ns = (stats.verify_ns / rayon::current_num_threads().max(1) as u64).min(wall);
+    Ok(Pass { restore_ns: wall - verify_ns, verify_ns, stats })
 }
 
 /// Run a drill of `node` (what `path` names in snapshot `id`) into `opts.scratch`.
@@ -404,14 +404,13 @@ pub fn drill(
 ) -> Result<DrillReport> {
     let age_ns = (crate::sys::now_nanos() - snapshot.time).max(0) as u64;
     let snap_path = if path == "/" { "" } else { path };
-    let census = census(repo, index, node, opts.sample.is_some())?;
     let mut report = DrillReport {
         snapshot: id,
         snapshot_time: snapshot.time,
         path: path.to_string(),
         sample: opts.sample,
-        scope: census.scope,
-        drilled: census.scope,
+        scope: Counts::default(),
+        drilled: Counts::default(),
         restore_ns: 0,
         verify_ns: 0,
         bytes_per_sec: 0,
@@ -423,32 +422,30 @@ pub fn drill(
         errors: Vec::new(),
         mismatches: Vec::new(),
     };
-    // The chosen entries (all of them for a full drill).
-    let chosen: Option<Arc<HashSet<PathBuf>>> = match &opts.sample {
+    match &opts.sample {
         None => {
             let pass = restore_pass(repo, index, node, snap_path, opts, None, progress)?;
-            report.restore_ns = pass.ns;
-            report.model = Model { kind: "measured", fixed_ns: 0, per_entry_ns: 0.0, per_byte_ns: 0.0 };
-            report.rto_extrapolated_ns = pass.ns;
-            take_errors(&mut report, pass.stats);
-            None
+            report.restore_ns = pass.restore_ns;
+            report.verify_ns = pass.verify_ns;
+            report.drilled = counts(&pass.stats);
+            report.scope = report.drilled;
+            report.model = Model { kind: "measured", ..Model::default() };
+            report.rto_extrapolated_ns = pass.restore_ns;
+            take_problems(&mut report, pass.stats);
         }
-        Some(s) => {
-            let picked = choose(&census.entries, census.scope.bytes, s);
-            let set = sample_passes(repo, index, node, snap_path, opts, &census, &picked, &mut report, progress)?;
-            Some(set)
-        }
-    };
+        Some(s) => sample_passes(repo, index, node, snap_path, opts, s, &mut report, progress)?,
+    }
     report.rto_measured_ns = report.restore_ns;
     report.bytes_per_sec = per_sec(report.drilled.bytes, report.restore_ns);
-    if let Some(hook) = &opts.before_verify {
+    if let Some(hook) = &opts.after_restore {
         hook(&opts.scratch);
     }
-    let t = Instant::now();
-    verify(repo, index, node, snap_path, opts, chosen.clone(), &mut report)?;
-    check_links_and_specials(opts, &census, chosen.as_deref(), &mut report);
-    report.verify_ns = t.elapsed().as_nanos() as u64;
     Ok(report)
+}
+
+/// What a restore pass restored.
+fn counts(s: &RestoreStats) -> Counts {
+    Counts { files: s.files + s.files_skipped, dirs: s.dirs, others: s.others, bytes: s.bytes }
 }
 
 fn per_sec(bytes: u64, ns: u64) -> u64 {
@@ -459,18 +456,22 @@ fn per_sec(bytes: u64, ns: u64) -> u64 {
     }
 }
 
-/// Move a pass's errors into the report: damage apart from the rest.
-fn take_errors(report: &mut DrillReport, stats: RestoreStats) {
-    // `RestoreStats` counts integrity errors but does not mark them; their text does.
+/// Move a pass's problems into the report: damage apart from other errors, and mismatches.
+fn take_problems(report: &mut DrillReport, stats: RestoreStats) {
     for e in stats.errors {
         if report.damage.contains(&e) || report.errors.contains(&e) {
             continue; // the same damaged tree, met again by a later pass
         }
+        // `RestoreStats` counts integrity errors but does not mark them; their text does.
         if stats.damaged > 0 && e.contains("integrity error") {
             report.damage.push(e);
         } else {
             report.errors.push(e);
         }
+    }
+    for m in stats.mismatched {
+        let kind = if m.change == Change::Metadata { "metadata" } else { "content" };
+        report.mismatches.push(Mismatch { kind, path: m.path, detail: String::new() });
     }
 }
 
@@ -482,52 +483,48 @@ fn sample_passes(
     node: &Node,
     snap_path: &str,
     opts: &DrillOptions,
-    census: &Census,
-    picked: &[usize],
+    sample: &Sample,
     report: &mut DrillReport,
     progress: &Progress,
-) -> Result<Arc<HashSet<PathBuf>>> {
-    // Split the sample at its median size: the halves' different mixes of entries and bytes
-    // separate the per-entry cost from the per-byte cost.
-    let mut by_size: Vec<usize> = picked.to_vec();
-    by_size.sort_by_key(|&i| (census.entries[i].size, i));
-    let mid = by_size.len() / 2;
-    let half = |ix: &[usize]| -> (Arc<HashSet<PathBuf>>, u64, u64) {
-        let set: HashSet<PathBuf> = ix.iter().map(|&i| census.entries[i].rel.clone()).collect();
-        let bytes = ix.iter().map(|&i| census.entries[i].size).sum();
-        (Arc::new(set), ix.len() as u64, bytes)
-    };
-    let (small, n_a, b_a) = half(&by_size[..mid]);
-    let (large, n_b, b_b) = half(&by_size[mid..]);
+) -> Result<()> {
+    let census = census(repo, index, node)?;
+    report.scope = census.scope;
+    let strata = choose_strata(&census.entries, sample);
     let walk = restore_pass(repo, index, node, snap_path, opts, Some(Box::new(|_, _| false)), progress)?;
     let dirs: Selector = Box::new(|_, n| matches!(n.kind, NodeKind::Dir { .. }));
     let skeleton = restore_pass(repo, index, node, snap_path, opts, Some(dirs), progress)?;
-    let mut times = Vec::new();
-    for set in [&small, &large] {
-        let s = set.clone();
-        let only: Selector = Box::new(move |rel, _| s.contains(rel));
+    report.drilled.dirs = skeleton.stats.dirs;
+    let mut total = (walk.restore_ns + skeleton.restore_ns, walk.verify_ns + skeleton.verify_ns);
+    take_problems(report, skeleton.stats);
+    let mut obs = Vec::new();
+    for ix in &strata {
+        let set: HashSet<PathBuf> = ix.iter().map(|&i| census.entries[i].rel.clone()).collect();
+        let only: Selector = Box::new(move |rel, _| set.contains(rel));
         let pass = restore_pass(repo, index, node, snap_path, opts, Some(only), progress)?;
-        times.push(pass.ns);
-        take_errors(report, pass.stats);
+        let c = counts(&pass.stats);
+        report.drilled.files += c.files;
+        report.drilled.others += c.others;
+        report.drilled.bytes += c.bytes;
+        total = (total.0 + pass.restore_ns, total.1 + pass.verify_ns);
+        obs.push(Obs { entries: ix.len() as u64, bytes: c.bytes, ns: pass.restore_ns.saturating_sub(walk.restore_ns) });
+        take_problems(report, pass.stats);
     }
-    take_errors(report, skeleton.stats);
-    report.restore_ns = walk.ns + skeleton.ns + times.iter().sum::<u64>();
-    let mut chosen: HashSet<PathBuf> = Arc::unwrap_or_clone(small);
-    chosen.extend(Arc::unwrap_or_clone(large));
-    let files = picked.iter().filter(|&&i| census.entries[i].file).count() as u64;
-    let others = picked.len() as u64 - files;
-    report.drilled = Counts { files, dirs: census.scope.dirs, others, bytes: b_a + b_b };
-    let a = Obs { entries: n_a, bytes: b_a, ns: times[0].saturating_sub(walk.ns) };
-    let b = Obs { entries: n_b, bytes: b_b, ns: times[1].saturating_sub(walk.ns) };
-    report.model = fit(skeleton.ns, a, b);
+    (report.restore_ns, report.verify_ns) = total;
+    let (large_n, large_bytes) = census
+        .entries
+        .iter()
+        .filter(|e| e.size >= LARGE_FILE)
+        .fold((0u64, 0u64), |(n, b), e| (n + 1, b + e.size));
+    let small_n = census.entries.len() as u64 - large_n;
+    report.model = extrapolate(skeleton.restore_ns, obs[0], obs[1]);
     let full = report.model.fixed_ns as f64
-        + report.model.per_entry_ns * census.scope.entries() as f64
-        + report.model.per_byte_ns * census.scope.bytes as f64;
+        + report.model.per_entry_ns * small_n as f64
+        + report.model.per_byte_ns * large_bytes as f64;
     report.rto_extrapolated_ns = full.round() as u64;
-    Ok(Arc::new(chosen))
+    Ok(())
 }
 
-/// One pass's work and time (less the tree walk).
+/// One pass's work and time (less the tree walk and the verification).
 #[derive(Clone, Copy)]
 struct Obs {
     entries: u64,
@@ -535,116 +532,12 @@ struct Obs {
     ns: u64,
 }
 
-/// Fit `ns = per_entry × entries + per_byte × bytes` exactly through the two halves; when that
-/// is degenerate (equal mixes, or a negative cost from noise), fall back to the sample's time
-/// per entry, which is unbiased for a sample drawn uniformly over entries.
-fn fit(fixed_ns: u64, a: Obs, b: Obs) -> Model {
-    let (na, nb, ba, bb) = (a.entries as f64, b.entries as f64, a.bytes as f64, b.bytes as f64);
-    let (ta, tb) = (a.ns as f64, b.ns as f64);
-    let det = na * bb - nb * ba;
-    if det.abs() > f64::EPSILON * (na * bb).abs().max(1.0) * 1e3 {
-        let per_entry = (ta * bb - tb * ba) / det;
-        let per_byte = (na * tb - nb * ta) / det;
-        if per_entry >= 0.0 && per_byte >= 0.0 {
-            return Model { kind: "per-entry+per-byte", fixed_ns, per_entry_ns: per_entry, per_byte_ns: per_byte };
-        }
-    }
-    let n = na + nb;
-    let per_entry = if n > 0.0 { (ta + tb) / n } else { 0.0 };
-    Model { kind: "per-entry", fixed_ns, per_entry_ns: per_entry, per_byte_ns: 0.0 }
-}
-
-/// Compare the scratch directory with the snapshot: the dry run of `arca verify`, limited to
-/// the chosen entries (and every directory) for a sample.
-fn verify(
-    repo: &Repository,
-    index: &Index,
-    node: &Node,
-    snap_path: &str,
-    opts: &DrillOptions,
-    chosen: Option<Arc<HashSet<PathBuf>>>,
-    report: &mut DrillReport,
-) -> Result<()> {
-    let only: Option<Selector> = chosen.map(|set| {
-        Box::new(move |rel: &Path, n: &Node| matches!(n.kind, NodeKind::Dir { .. }) || set.contains(rel)) as Selector
-    });
-    let ropts = RestoreOptions {
-        target: opts.scratch.clone(),
-        overwrite: Overwrite::IfChanged,
-        dry_run: true,
-        delete: true,
-        list_changes: true,
-        meta: opts.meta.clone(),
-        only,
-        ..Default::default()
-    };
-    let stats = restore::restore(repo, index, node, snap_path, &ropts, &Progress::default())?;
-    for c in &stats.changes {
-        let kind = match c.change {
-            Change::Added => "missing",
-            Change::Removed => "extra",
-            Change::Modified => "content",
-            Change::Metadata => "metadata",
-        };
-        report.mismatches.push(Mismatch { kind, path: c.path.clone(), detail: String::new() });
-    }
-    // An error reading back is a failed verification: keep it, but do not repeat what the
-    // restore already reported for the same path.
-    for e in stats.errors {
-        if !report.damage.iter().chain(&report.errors).any(|r| *r == e) {
-            report.errors.push(e);
-        }
-    }
-    Ok(())
-}
-
-/// What the verification dry run does not compare: hard links (one inode per group) and the
-/// times, modes and owners of symlinks and special files.
-fn check_links_and_specials(
-    opts: &DrillOptions,
-    census: &Census,
-    chosen: Option<&HashSet<PathBuf>>,
-    report: &mut DrillReport,
-) {
-    let wanted = |rel: &Path| chosen.is_none_or(|c| c.contains(rel));
-    let root = &opts.scratch;
-    let mut groups: Vec<_> = census.hard.values().collect();
-    groups.sort_by(|a, b| a[0].0.cmp(&b[0].0));
-    for members in groups {
-        let mut first: Option<(&Path, (u64, u64))> = None;
-        for (rel, size) in members.iter().filter(|(rel, _)| wanted(rel)) {
-            let Ok(md) = std::fs::symlink_metadata(root.join(rel)) else { continue }; // reported as missing
-            let ino = (md.dev(), md.ino());
-            match first {
-                None => first = Some((rel, ino)),
-                Some((p, i)) if i != ino && members[0].1 == *size => report.mismatches.push(Mismatch {
-                    kind: "hardlink",
-                    path: root.join(rel),
-                    detail: format!("not a hard link to {}", root.join(p).display()),
-                }),
-                Some(_) => {}
-            }
-        }
-    }
-    let chown = opts.meta.chown_wanted();
-    for (rel, n) in census.specials.iter().filter(|(rel, _)| wanted(rel)) {
-        let Ok(md) = std::fs::symlink_metadata(root.join(rel)) else { continue };
-        let mut bad = Vec::new();
-        if md.mtime() * 1_000_000_000 + md.mtime_nsec() != n.mtime {
-            bad.push("mtime");
-        }
-        let is_link = matches!(n.kind, NodeKind::Symlink { .. });
-        let skipped = matches!(n.kind, NodeKind::Socket);
-        if !is_link && md.mode() & 0o777 != n.mode & 0o777 {
-            bad.push("mode");
-        }
-        if chown && (md.uid(), md.gid()) != (n.uid, n.gid) {
-            bad.push("owner");
-        }
-        if !bad.is_empty() && !skipped {
-            report.mismatches.push(Mismatch { kind: "metadata", path: root.join(rel), detail: bad.join(", ") });
-        }
-    }
+/// The stratified model: small entries cost their sample's time per entry, large files their
+/// sample's time per byte; the directory skeleton (and one tree walk) is a fixed cost.
+fn extrapolate(fixed_ns: u64, small: Obs, large: Obs) -> Model {
+    let per_entry = if small.entries > 0 { small.ns as f64 / small.entries as f64 } else { 0.0 };
+    let per_byte = if large.bytes > 0 { large.ns as f64 / large.bytes as f64 } else { 0.0 };
+    Model { kind: "stratified", fixed_ns, per_entry_ns: per_entry, per_byte_ns: per_byte }
 }
 
 #[cfg(test)]
@@ -652,7 +545,7 @@ mod tests {
     use super::*;
 
     fn entries(sizes: &[u64]) -> Vec<Entry> {
-        sizes.iter().enumerate().map(|(i, &size)| Entry { rel: PathBuf::from(format!("f{i}")), size, file: true }).collect()
+        sizes.iter().enumerate().map(|(i, &size)| Entry { rel: PathBuf::from(format!("f{i}")), size }).collect()
     }
 
     #[test]
@@ -665,28 +558,31 @@ mod tests {
     }
 
     #[test]
-    fn choice_is_seeded_and_sized() {
-        let e = entries(&(0..1000).collect::<Vec<_>>());
+    fn the_sample_is_seeded_stratified_and_sized() {
+        // 1000 small files and 100 large ones.
+        let sizes: Vec<u64> = (0..1100).map(|i| if i < 1000 { i } else { LARGE_FILE + i }).collect();
+        let e = entries(&sizes);
         let s = Sample { share: 0.05, by: SampleBy::Files, seed: 7 };
-        let a = choose(&e, 0, &s);
-        assert_eq!(a.len(), 50);
-        assert_eq!(a, choose(&e, 0, &s));
-        assert_ne!(a, choose(&e, 0, &Sample { seed: 8, ..s }));
-        let total: u64 = e.iter().map(|x| x.size).sum();
-        let b = choose(&e, total, &Sample { by: SampleBy::Bytes, ..s });
-        let got: u64 = b.iter().map(|&i| e[i].size).sum();
-        assert!(got >= total / 20 && got < total / 20 + 1000, "{got} of {total}");
+        let [small, large] = choose_strata(&e, &s);
+        assert_eq!((small.len(), large.len()), (50, 5));
+        assert!(small.iter().all(|&i| i < 1000) && large.iter().all(|&i| i >= 1000));
+        assert_eq!([small.clone(), large], choose_strata(&e, &s));
+        assert_ne!(small, choose_strata(&e, &Sample { seed: 8, ..s })[0]);
+        let [small, large] = choose_strata(&e, &Sample { by: SampleBy::Bytes, ..s });
+        for (ix, range) in [(small, 0..1000), (large, 1000..1100)] {
+            let total: u64 = range.clone().map(|i| sizes[i]).sum();
+            let got: u64 = ix.iter().map(|&i| sizes[i]).sum();
+            assert!(got >= total / 20 && got < total / 20 + LARGE_FILE + 1100, "{got} of {total}");
+        }
+        assert_eq!(choose_strata(&[], &s), [vec![], vec![]]);
     }
 
     #[test]
-    fn fit_recovers_costs_and_falls_back() {
-        // 10 µs per entry, 1 ns per byte.
-        let obs = |entries: u64, bytes: u64| Obs { entries, bytes, ns: entries * 10_000 + bytes };
-        let m = fit(5, obs(100, 10_000), obs(100, 10_000_000));
-        assert_eq!(m.kind, "per-entry+per-byte");
-        assert!((m.per_entry_ns - 10_000.0).abs() < 1e-3 && (m.per_byte_ns - 1.0).abs() < 1e-9);
-        let same = fit(5, obs(100, 1000), obs(100, 1000));
-        assert_eq!(same.kind, "per-entry");
-        assert!((same.per_entry_ns - 10_010.0).abs() < 1e-6);
+    fn the_model_scales_small_entries_by_count_and_large_files_by_bytes() {
+        let m = extrapolate(5, Obs { entries: 100, bytes: 1000, ns: 2000 }, Obs { entries: 3, bytes: 1 << 20, ns: 1 << 21 });
+        assert_eq!(m.kind, "stratified");
+        assert_eq!((m.fixed_ns, m.per_entry_ns, m.per_byte_ns), (5, 20.0, 2.0));
+        let empty = extrapolate(5, Obs { entries: 0, bytes: 0, ns: 9 }, Obs { entries: 0, bytes: 0, ns: 9 });
+        assert_eq!((empty.per_entry_ns, empty.per_byte_ns), (0.0, 0.0));
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// A tree of `n` files of varied sizes in a few directories, with a symlink, a hard link, an
-/// empty file and an empty directory. Returns its root.
+/// A tree of `n` files of varied sizes in a few directories (every tenth one large), with a
+/// symlink, an empty file and an empty directory. Returns its root.
 fn tree(env: &Env, n: u64) -> PathBuf {
     let root = env.mkdir("src");
     for d in ["a", "a/deep", "b", "empty"] {
@@ -20,7 +20,6 @@ fn tree(env: &Env, n: u64) -> PathBuf {
     }
     fs::write(root.join("b/zero"), b"").unwrap();
     std::os::unix::fs::symlink("../a/f0", root.join("b/link")).unwrap();
-    fs::hard_link(root.join("a/f0"), root.join("b/hard")).unwrap();
     root
 }
 
@@ -59,7 +58,7 @@ fn entries(dir: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
-/// Files and content bytes of `dir` on disk (hard links counted per name).
+/// Files and content bytes of `dir` on disk.
 fn census(dir: &Path) -> (u64, u64) {
     let mut files = 0;
     let mut bytes = 0;
@@ -151,10 +150,13 @@ fn a_seeded_sample_drill_is_reproducible_and_restores_about_the_share_asked() {
     assert_eq!(set1, set2, "same seed, same sample");
     assert_ne!(set1, set3, "another seed, another sample");
     assert_eq!(r1["drilled"], r2["drilled"]);
-    // 200 files, the zero-length one, the hard link and the symlink: 10% rounded up.
+    // 200 files, the zero-length one and the symlink: 10% of the 182 small entries and of the 20
+    // large files, each rounded up.
     let all = n(&r1["scope"]["files"]) + n(&r1["scope"]["others"]);
-    assert_eq!(all, 203);
-    assert_eq!(set1.len() as u64, all.div_ceil(10));
+    assert_eq!(all, 202);
+    assert_eq!(set1.len(), 19 + 2);
+    let large = set1.iter().filter(|p| fs::metadata(root.join(p.strip_prefix(root.strip_prefix("/").unwrap()).unwrap())).unwrap().len() >= 64 << 10).count();
+    assert_eq!(large, 2, "{set1:?}");
     assert_eq!(n(&r1["drilled"]["files"]) + n(&r1["drilled"]["others"]), set1.len() as u64);
     assert_eq!(r1["sample"]["seed"], 42);
     assert_eq!(r1["sample"]["by"], "files");
@@ -217,11 +219,32 @@ fn a_restored_file_that_differs_from_the_snapshot_is_found() {
     let out = Out::from(out).code(4);
     let r = out.json();
     let m = r["mismatches"].as_array().unwrap();
-    // The hook flips a byte of the first file in path order (its mtime kept): a/deep/f1.
-    let hit = m.iter().find(|m| m["path"].as_str().unwrap().ends_with("a/deep/f1")).unwrap_or_else(|| panic!("{m:?}"));
-    assert_eq!(hit["kind"], "content");
+    // The hook flips the first byte of one restored file (its mtime kept) before it is read back.
     assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["kind"], "content");
+    let path = PathBuf::from(m[0]["path"].as_str().unwrap());
+    assert!(path.starts_with(&scratch), "{path:?}");
+    let name = path.strip_prefix(&scratch).unwrap().components().skip(1).collect::<PathBuf>();
+    assert!(root.join(name.strip_prefix(root.strip_prefix("/").unwrap()).unwrap()).is_file(), "{path:?}");
     assert!(leftovers(&env).is_empty());
+}
+
+#[test]
+fn hard_links_symlinks_and_fifos_are_restored_and_verified() {
+    let env = Env::new();
+    let root = tree(&env, 5);
+    fs::hard_link(root.join("a/f0"), root.join("b/hard")).unwrap();
+    mkfifo(&root.join("b/fifo"));
+    set_mtime(&root.join("b"), odd_time(1_600_000_000, 7));
+    env.backup(&[&root], &[]);
+    let (r, _) = drill(&env, &["--keep"], 0);
+    // The symlink, the FIFO and the second name of the hard link.
+    assert_eq!(n(&r["drilled"]["others"]), 3);
+    let kept = PathBuf::from(r["scratch_kept"].as_str().unwrap());
+    let t = under(&kept, &root);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(t.join("a/f0")).unwrap().ino(), fs::metadata(t.join("b/hard")).unwrap().ino());
+    assert!(tree_diffs(&root, &t, Cmp::default()).is_empty());
 }
 
 #[test]
