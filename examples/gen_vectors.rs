@@ -33,6 +33,7 @@ use arca::format::blob::{self, BlobType};
 use arca::format::config::{ChunkerParams, Config};
 use arca::format::header::{self, FileKind, HEADER_LEN};
 use arca::format::index::{self as findex, IndexBlob, IndexPack};
+use arca::format::journal::{self, Op, Outcome, Record};
 use arca::format::key::{KdfParams, KeyFile, MAX_MEMORY_KIB, MIN_MEMORY_KIB};
 use arca::format::lock::Lock;
 use arca::format::pack::{self, TocEntry};
@@ -73,7 +74,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// The cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, `arca::fuzz_targets`).
-pub const FUZZ_TARGETS: [&str; 12] = [
+pub const FUZZ_TARGETS: [&str; 13] = [
     "key_file",
     "config",
     "pack_toc",
@@ -82,6 +83,7 @@ pub const FUZZ_TARGETS: [&str; 12] = [
     "snapshot",
     "tree",
     "lock",
+    "journal",
     "compression",
     "file_header",
     "sealed_file",
@@ -130,6 +132,7 @@ fn write_corpus(dir: &Path) {
         index_vectors(),
         snapshot_vectors(),
         lock_vectors(),
+        journal_vectors(),
         pack_vectors(),
         blob_vectors(),
         tree_vectors(),
@@ -164,6 +167,7 @@ pub fn generate() -> Vec<(String, String)> {
         file("index.json", index_vectors()),
         file("snapshot.json", snapshot_vectors()),
         file("lock.json", lock_vectors()),
+        file("journal.json", journal_vectors()),
         file("pack.json", pack_vectors()),
         file("blob.json", blob_vectors()),
         file("tree.json", tree_vectors()),
@@ -353,7 +357,7 @@ fn header_failures(v: &mut Vec<Vector>, k: &'static str, valid: &[u8], inputs: &
         e("nonzero reserved byte 7", mutate(valid, |b| b[7] = 0x80), INTEGRITY),
         e(&format!("wrong kind ({})", other.name()), mutate(valid, |b| b[4] = other as u8), INTEGRITY),
         e("kind 0", mutate(valid, |b| b[4] = 0), INTEGRITY),
-        e("kind 7", mutate(valid, |b| b[4] = 7), INTEGRITY),
+        e("kind 8 (unassigned)", mutate(valid, |b| b[4] = 8), INTEGRITY),
     ]);
     if kind == FileKind::Pack {
         v.retain(|x| {
@@ -492,6 +496,21 @@ pub fn snapshot_json(s: &Snapshot) -> Value {
         v["original"] = json!(o.to_hex());
     }
     v
+}
+
+/// Journal records.
+pub fn journal_json(records: &[Record]) -> Value {
+    let r = |r: &Record| {
+        json!({
+            "id": hex(&r.id), "time": r.time, "duration": r.duration,
+            "op": u8::from(r.op), "outcome": u8::from(r.outcome), "exit_code": r.exit_code,
+            "hostname": r.hostname, "username": r.username,
+            "snapshots": r.snapshots.iter().map(|s| s.to_hex()).collect::<Vec<_>>(),
+            "bytes": r.bytes, "files": r.files, "errors": r.errors,
+            "labels": r.labels, "metrics": r.metrics,
+        })
+    };
+    json!({ "records": records.iter().map(r).collect::<Vec<_>>() })
 }
 
 /// A lock.
@@ -1163,6 +1182,96 @@ fn lock_vectors() -> Vec<Vector> {
     assert_eq!(body[body.len() - 2..], [0x92, 0x21]);
     bad("overlong varint: pid as 92 a1 00", cat(&[&body[..body.len() - 2], &[0x92, 0xa1, 0x00]]));
     bad("pid above 2^32-1", cat(&[&body[..body.len() - 2], &[0x80, 0x80, 0x80, 0x80, 0x10]]));
+    v
+}
+
+// ---- journal ------------------------------------------------------------------------------------
+
+/// A drill record and a backup record with an `op` and an `outcome` from a later version.
+pub fn valid_journal() -> Vec<Record> {
+    let drill = Record {
+        id: [0x11; 16],
+        time: TIME_NS,
+        duration: 2_500_000_000,
+        op: Op::Drill,
+        outcome: Outcome::Ok,
+        exit_code: 0,
+        hostname: "example".into(),
+        username: "alice".into(),
+        snapshots: vec![Id([0x22; 32])],
+        bytes: 1 << 20,
+        files: 12,
+        errors: vec![],
+        labels: vec![("sample".into(), "5% files".into())],
+        metrics: vec![("rto_ns".into(), 2_000_000_000), ("rto_full_ns".into(), 40_000_000_000)],
+    };
+    let future = Record {
+        id: [0x33; 16],
+        time: TIME_NS + 1,
+        duration: 0,
+        op: Op::Other(200),
+        outcome: Outcome::Other(9),
+        exit_code: 1,
+        hostname: String::new(),
+        username: String::new(),
+        snapshots: vec![],
+        bytes: 0,
+        files: 0,
+        errors: vec!["pg_dump exited with status 1".into()],
+        labels: vec![],
+        metrics: vec![],
+    };
+    vec![drill, future]
+}
+
+fn journal_vectors() -> Vec<Vector> {
+    let k = "journal";
+    let kind = FileKind::Journal;
+    let records = valid_journal();
+    let body = journal::encode(&records);
+    let framed = raw(&body);
+    let valid = seal_file(kind, &framed, "journal: valid");
+    let inputs = file_inputs(&framed);
+    let mut v = vec![ok(
+        "journal: valid, a drill and a record with op 200 and outcome 9 from a later version",
+        k,
+        valid.clone(),
+        inputs.clone(),
+        journal_json(&records),
+    )];
+    let one = journal::encode(&records[..1]);
+    let f = compression::encode(&one, 3);
+    assert_eq!(f[0], compression::METHOD_ZSTD, "the drill record compresses");
+    v.push(ok(
+        "journal: valid, one record, real zstd compressor",
+        k,
+        seal_file(kind, &f, "journal: zstd"),
+        file_inputs(&f),
+        journal_json(&records[..1]),
+    ));
+    header_failures(&mut v, k, &valid, &inputs, kind);
+    sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
+    framing_failures(&mut v, k, kind, &body, None);
+    let mut bad = |name: &str, body: Vec<u8>| {
+        let framed = raw(&body);
+        let n = format!("journal: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY));
+    };
+    let with = |f: &dyn Fn(&mut Record)| {
+        let mut r = records[0].clone();
+        f(&mut r);
+        journal::encode(&[r])
+    };
+    bad("no records", vec![0]);
+    bad("trailing byte", cat(&[&body, &[0]]));
+    bad("truncated by one byte", body[..body.len() - 1].to_vec());
+    bad("overlong varint: record count 2 as 82 00", cat(&[&[0x82, 0x00], &body[1..]]));
+    bad("op 0", with(&|r| r.op = Op::Other(0)));
+    bad("empty label key", with(&|r| r.labels.push((String::new(), "x".into()))));
+    bad("metric key of 65 bytes", with(&|r| r.metrics.push(("k".repeat(65), 1))));
+    bad("error message of 4097 bytes", with(&|r| r.errors.push("e".repeat(4097))));
+    bad("257 errors", with(&|r| r.errors = vec!["e".into(); 257]));
+    bad("257 labels", with(&|r| r.labels = vec![("k".into(), String::new()); 257]));
     v
 }
 

@@ -22,6 +22,7 @@ use crate::format::blob::{self, BlobType, MIN_STORED_LEN};
 use crate::format::config::{ChunkerParams, Config};
 use crate::format::header::{self, FileKind, HEADER_LEN};
 use crate::format::index as findex;
+use crate::format::journal;
 use crate::format::key::KeyFile;
 use crate::format::lock::Lock;
 use crate::format::pack::{self, TOC_ENTRY_LEN, TRAILER_LEN};
@@ -166,6 +167,18 @@ pub fn lock(data: &[u8]) {
     }
 }
 
+/// `journal::decode` (format-spec/21-journal.md); an accepted body must re-encode to itself.
+pub fn journal(data: &[u8]) {
+    if let Ok(records) = journal::decode(data, WHAT) {
+        assert_eq!(journal::encode(&records), data, "journal: accepted a non-canonical encoding");
+        for mut r in records {
+            let before = r.clone();
+            r.clamp();
+            assert_eq!(r, before, "journal: accepted a record that clamp() changes");
+        }
+    }
+}
+
 /// `compression::decode` (format-spec/15-compression.md) with the limit [`COMPRESSION_LIMIT`],
 /// and `compression::decode_owned`, which must agree with it. Compressed framing is not
 /// canonical, so instead of re-encoding the input this checks the limit, that method 0 is the
@@ -187,8 +200,8 @@ pub fn compression(data: &[u8]) {
 /// `header::check` and `header::split_sealed` (format-spec/05-file-header.md) for every kind.
 pub fn file_header(data: &[u8]) {
     let mut accepted = 0;
-    for k in 1..=6u8 {
-        let kind = FileKind::from_u8(k).expect("kinds 1 to 6 exist");
+    for k in 1..=7u8 {
+        let kind = FileKind::from_u8(k).expect("kinds 1 to 7 exist");
         assert_eq!(kind as u8, k);
         if header::check(data, kind, WHAT).is_ok() {
             accepted += 1;
@@ -230,6 +243,7 @@ fn body_limit(kind: FileKind) -> usize {
     match kind {
         FileKind::Config => crate::format::config::MAX_CONFIG_LEN,
         FileKind::Lock => crate::format::lock::MAX_LOCK_LEN,
+        FileKind::Journal => crate::format::journal::MAX_JOURNAL_LEN,
         _ => BLOB_LIMIT,
     }
 }
@@ -249,6 +263,7 @@ fn open_file(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, data: &[u8]) -> Re
         FileKind::Index => index(&body),
         FileKind::Snapshot => snapshot(&body),
         FileKind::Lock => lock(&body),
+        FileKind::Journal => journal(&body),
         FileKind::Key | FileKind::Pack => unreachable!("handled by the caller"),
     }
     Ok(())

@@ -23,6 +23,8 @@ pub enum FileType {
     Snapshot,
     /// `locks/`.
     Lock,
+    /// `journal/`.
+    Journal,
 }
 
 impl FileType {
@@ -35,6 +37,7 @@ impl FileType {
             FileType::Index => "index",
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
+            FileType::Journal => "journal",
         }
     }
 
@@ -47,6 +50,7 @@ impl FileType {
             FileType::Index => format!("index {name}"),
             FileType::Snapshot => format!("snapshot {name}"),
             FileType::Lock => format!("lock {name}"),
+            FileType::Journal => format!("journal file {name}"),
         }
     }
 
@@ -65,6 +69,7 @@ impl FileType {
             FileType::Index => sealed(crate::format::index::MAX_INDEX_LEN),
             FileType::Snapshot => sealed(crate::format::snapshot::MAX_SNAPSHOT_LEN),
             FileType::Lock => sealed(crate::format::lock::MAX_LOCK_LEN),
+            FileType::Journal => sealed(crate::format::journal::MAX_JOURNAL_LEN),
         }
     }
 }

@@ -166,6 +166,7 @@ pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
     let kept = a.keep.then(|| scratch.path().to_path_buf());
     let removal = if a.keep { Ok(()) } else { scratch.remove() };
     let report = res?;
+    g.journal(|r| journal_drill(r, &report));
     if let Err(e) = removal {
         eprintln!("warning: could not remove the scratch directory: {e}");
     }
@@ -177,6 +178,25 @@ pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
     } else {
         code::INTEGRITY
     })
+}
+
+/// The drill's journal record (format-spec 21.2: labels `path`, `sample`, `seed`; metrics
+/// `rto_ns`, `rto_full_ns`, `bytes_per_sec`, `sample_permille`).
+fn journal_drill(r: &mut arca::ops::journal::Record, d: &DrillReport) {
+    use arca::ops::journal::{set_label, set_metric};
+    // The snapshot and `path` are already on the record (`locate_locked`).
+    (r.bytes, r.files) = (d.drilled.bytes, d.drilled.files);
+    r.errors.extend(d.damage.iter().chain(&d.errors).cloned());
+    r.errors.extend(d.mismatches.iter().map(|m| format!("{}: {} differs", m.path.display(), m.kind)));
+    if let Some(s) = &d.sample {
+        let by = if s.by == SampleBy::Files { "files" } else { "bytes" };
+        set_label(r, "sample", format!("{}% {by}", s.share * 100.0));
+        set_label(r, "seed", s.seed.to_string());
+        set_metric(r, "sample_permille", s.permille());
+    }
+    set_metric(r, "rto_ns", d.rto_measured_ns);
+    set_metric(r, "rto_full_ns", d.rto_extrapolated_ns);
+    set_metric(r, "bytes_per_sec", d.bytes_per_sec);
 }
 
 fn secs(ns: u64) -> String {

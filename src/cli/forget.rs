@@ -134,6 +134,9 @@ pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
     let opts = a.options();
     // Usage errors before a password is asked for.
     forget::validate(&opts)?;
+    if a.dry_run {
+        g.journal_skip();
+    }
     let repo = g.open()?;
     // Exclusive, and taken before listing: no backup may add a snapshot the decision did not see.
     let guard = if a.dry_run { None } else { Some(g.lock(&repo, true)?) };
@@ -148,6 +151,7 @@ pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
     };
     drop(guard);
     let removed = outcome.as_ref().map_or(Vec::new(), |o| o.removed.clone());
+    g.journal(|r| r.snapshots.extend(removed.iter().copied()));
     if g.json {
         g.print_json(&decision_json(&decision, a.dry_run, &removed)?)?;
     } else if !g.quiet {

@@ -3,6 +3,7 @@
 mod admin;
 mod drill;
 mod forget;
+mod journal;
 mod localtime;
 mod output;
 mod password;
@@ -135,6 +136,26 @@ enum Command {
     /// Repair a damaged repository: `repair index`, then `repair snapshots`.
     #[command(subcommand)]
     Repair(repair::RepairCommand),
+    /// List the operations journal: backups, checks, drills, restores, with results and timings.
+    Journal(journal::JournalArgs),
+}
+
+impl Command {
+    /// The journal operation this command records, if any (dry runs opt out themselves).
+    fn journal_op(&self) -> Option<arca::ops::journal::Op> {
+        use arca::ops::journal::Op;
+        Some(match self {
+            Command::Backup(_) => Op::Backup,
+            Command::Check(_) => Op::Check,
+            Command::Restore(_) => Op::Restore,
+            Command::Dump(_) => Op::Dump,
+            Command::Verify(_) => Op::Verify,
+            Command::Forget(_) => Op::Forget,
+            Command::Prune(_) => Op::Prune,
+            Command::Drill(_) => Op::Drill,
+            _ => return None,
+        })
+    }
 }
 
 /// Global context for commands.
@@ -144,6 +165,8 @@ pub struct Global {
     json: bool,
     quiet: bool,
     retry_lock: std::time::Duration,
+    /// The running command's journal record (format-spec/21-journal.md).
+    journal: journal::Slot,
 }
 
 /// A duration such as `90s`, `10m`, `1h 30m` (humantime), or `0`.
@@ -182,7 +205,9 @@ impl Global {
             return Err(arca::Error::NotARepository(format!("{}: no config file", backend.location())).into());
         }
         let pw = self.password.get(false)?;
-        Ok(arca::repo::Repository::open(backend, &pw)?)
+        let repo = arca::repo::Repository::open(backend, &pw)?;
+        self.journal_attach(&repo);
+        Ok(repo)
     }
 
     /// Load the index, warning about each index file that had to be skipped.
@@ -204,28 +229,41 @@ pub fn run() -> Result<u8> {
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let g =
-        Global { repo: cli.repo, password: cli.password, json: cli.json, quiet: cli.quiet, retry_lock: cli.retry_lock };
-    match cli.command {
-        Command::Init(a) => admin::init(&g, a),
-        Command::Key(k) => admin::key(&g, k),
-        Command::Cat(a) => admin::cat(&g, a),
-        Command::Repoinfo => admin::repoinfo(&g),
-        Command::Backup(a) => snap::backup(&g, a),
-        Command::Snapshots(a) => snap::snapshots(&g, a),
-        Command::Ls(a) => snap::ls(&g, a),
-        Command::Find(a) => snap::find(&g, a),
-        Command::Diff(a) => snap::diff(&g, a),
-        Command::Dump(a) => snap::dump(&g, a),
-        Command::Restore(a) => snap::restore(&g, a),
-        Command::Verify(a) => verify::verify(&g, a),
-        Command::Check(a) => snap::check(&g, a),
-        Command::Drill(a) => drill::run(&g, a),
-        Command::Forget(a) => forget::forget(&g, a),
-        Command::Prune(a) => prune::prune(&g, a),
-        Command::Tag(a) => tag::run(&g, a),
-        Command::Unlock(a) => unlock::run(&g, a),
-        Command::Repair(c) => repair::run(&g, c),
+    let g = Global {
+        repo: cli.repo,
+        password: cli.password,
+        json: cli.json,
+        quiet: cli.quiet,
+        retry_lock: cli.retry_lock,
+        journal: journal::begin(cli.command.journal_op()),
+    };
+    let result = dispatch(&g, cli.command);
+    journal::end(&g, &result);
+    result
+}
+
+fn dispatch(g: &Global, command: Command) -> Result<u8> {
+    match command {
+        Command::Init(a) => admin::init(g, a),
+        Command::Key(k) => admin::key(g, k),
+        Command::Cat(a) => admin::cat(g, a),
+        Command::Repoinfo => admin::repoinfo(g),
+        Command::Backup(a) => snap::backup(g, a),
+        Command::Snapshots(a) => snap::snapshots(g, a),
+        Command::Ls(a) => snap::ls(g, a),
+        Command::Find(a) => snap::find(g, a),
+        Command::Diff(a) => snap::diff(g, a),
+        Command::Dump(a) => snap::dump(g, a),
+        Command::Restore(a) => snap::restore(g, a),
+        Command::Verify(a) => verify::verify(g, a),
+        Command::Check(a) => snap::check(g, a),
+        Command::Forget(a) => forget::forget(g, a),
+        Command::Prune(a) => prune::prune(g, a),
+        Command::Tag(a) => tag::run(g, a),
+        Command::Unlock(a) => unlock::run(g, a),
+        Command::Repair(c) => repair::run(g, c),
+        Command::Journal(a) => journal::run(g, a),
+        Command::Drill(a) => drill::run(g, a),
     }
 }
 

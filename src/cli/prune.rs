@@ -36,6 +36,9 @@ pub struct PruneArgs {
 
 /// Run `arca prune`.
 pub fn prune(g: &Global, a: PruneArgs) -> Result<u8> {
+    if a.dry_run {
+        g.journal_skip();
+    }
     let repo = g.open()?;
     run(g, &repo, &a.opts, a.dry_run)
 }
@@ -77,6 +80,15 @@ pub fn run(g: &Global, repo: &Repository, o: &PruneOpts, dry_run: bool) -> Resul
         let _ = h.join();
     }
     let (stats, report) = result?;
+    if let Some(r) = &report {
+        g.journal(|rec| {
+            arca::ops::journal::set_metric(rec, "packs_removed", r.packs_removed as u64);
+            arca::ops::journal::set_metric(rec, "bytes_freed", r.bytes_removed);
+        });
+        if let Some(e) = &r.journal_error {
+            eprintln!("warning: journal compaction failed (prune itself succeeded): {e}");
+        }
+    }
     if g.json {
         g.print_json(&json!({"dry_run": dry_run, "plan": stats, "done": report}))?;
     } else if !g.quiet {

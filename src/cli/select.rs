@@ -39,10 +39,37 @@ impl SelectArgs {
     }
 }
 
-/// Resolve `latest` or an ID prefix among the snapshots `sel` selects (see
+/// Resolve `latest`, `latest-verified` or an ID prefix among the snapshots `sel` selects (see
 /// [`arca::repo::select::resolve`]: a damaged snapshot that may be the latest is an error).
 pub fn resolve(repo: &Repository, reference: &str, sel: &SelectArgs) -> Result<(Id, Snapshot)> {
+    if reference.eq_ignore_ascii_case(LATEST_VERIFIED) {
+        return latest_verified(repo, sel);
+    }
     Ok(arca::repo::select::resolve(repo, reference, &sel.filter())?)
+}
+
+/// The reference naming the newest snapshot with a verification on record.
+pub const LATEST_VERIFIED: &str = "latest-verified";
+
+/// The newest selected snapshot that the journal shows verified: a successful whole drill of
+/// it, or a successful full `check --read-data` that started after it was taken.
+fn latest_verified(repo: &Repository, sel: &SelectArgs) -> Result<(Id, Snapshot)> {
+    let filter = sel.filter();
+    let snaps: Vec<(Id, Snapshot)> = repo.list_snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
+    let journal = arca::ops::journal::load(repo)?;
+    for (name, e) in &journal.damaged {
+        eprintln!("warning: journal file {name} skipped: {e}");
+    }
+    let times: Vec<(Id, i64)> = snaps.iter().map(|(id, s)| (*id, s.time)).collect();
+    let verified = arca::ops::journal::verified(&journal.records, &times);
+    snaps.into_iter().rev().find(|(id, _)| verified.contains(id)).ok_or_else(|| {
+        arca::Error::NotFound(
+            "no selected snapshot has a verification on record (a successful whole `arca drill` of it, \
+             or a full `arca check --read-data` after it); see `arca journal`"
+                .into(),
+        )
+        .into()
+    })
 }
 
 /// Parser for `backup --tag`: a tag must be non-empty and hold no comma (a comma separates

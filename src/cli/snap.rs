@@ -89,6 +89,9 @@ pub(super) fn progress_bar(g: &Global, p: &'static Progress) -> Option<Spinner> 
 }
 
 pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
+    if a.dry_run {
+        g.journal_skip();
+    }
     let repo = g.open()?;
     let mut patterns = a.excludes.clone();
     for f in &a.exclude_files {
@@ -134,6 +137,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         eprintln!("warning: {}: {}", w.path.display(), w.message);
     }
     let s = &res.snapshot.summary;
+    g.journal(|r| journal_backup(r, &res));
     if g.json {
         let warnings: Vec<_> = res
             .warnings
@@ -163,6 +167,25 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         }
     }
     Ok(if s.errors > 0 { code::PARTIAL } else { code::OK })
+}
+
+/// What a backup's journal record says beyond the dispatcher's defaults.
+fn journal_backup(r: &mut arca::ops::journal::Record, res: &archiver::BackupResult) {
+    use arca::ops::journal::{set_label, set_metric};
+    let (snap, s) = (&res.snapshot, &res.snapshot.summary);
+    r.snapshots.extend(res.id);
+    r.bytes = s.bytes_read;
+    r.files = s.files_new + s.files_changed + s.files_unchanged;
+    let paths: Vec<_> = snap.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    set_label(r, "paths", paths.join("\n"));
+    if !snap.tags.is_empty() {
+        set_label(r, "tags", snap.tags.join(","));
+    }
+    set_metric(r, "bytes_added", s.bytes_added);
+    set_metric(r, "bytes_stored", s.bytes_stored);
+    set_metric(r, "blobs_added", s.blobs_added);
+    set_metric(r, "skipped", s.errors);
+    r.errors.extend(res.warnings.iter().map(|w| format!("{}: {}", w.path.display(), w.message)));
 }
 
 #[derive(clap::Args, Debug)]
@@ -275,7 +298,12 @@ pub(super) fn locate_locked(
         }
         Err(e) => return Err(e),
     };
-    Ok((locate_in(g, repo, r, sel)?, lock))
+    let located = locate_in(g, repo, r, sel)?;
+    g.journal(|rec| {
+        rec.snapshots.push(located.2);
+        arca::ops::journal::set_label(rec, "path", located.5.clone());
+    });
+    Ok((located, lock))
 }
 
 fn locate_in(g: &Global, repo: Repository, r: &str, sel: &SelectArgs) -> Result<Located> {
@@ -567,6 +595,9 @@ fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
 }
 
 pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
+    if a.dry_run {
+        g.journal_skip();
+    }
     let started = std::time::Instant::now();
     let ((repo, index, id, _, node, path), _lock) = locate_locked(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
@@ -598,6 +629,11 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     }
     let stats = stats?;
     let elapsed = started.elapsed().as_secs_f64();
+    g.journal(|r| {
+        (r.bytes, r.files) = (stats.bytes, stats.files);
+        arca::ops::journal::set_label(r, "target", a.target.to_string_lossy());
+        r.errors.extend(stats.errors.iter().cloned());
+    });
     for e in &stats.errors {
         eprintln!("error: {e}");
     }
@@ -640,6 +676,22 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     })
 }
 
+/// A check's record: what was read and what was found.
+fn journal_check(rec: &mut arca::ops::journal::Record, r: &arca::check::CheckReport, a: &CheckArgs) {
+    use arca::ops::journal::{set_label, set_metric};
+    let read = match (&a.read_data_subset, a.read_data) {
+        (Some(s), _) => s.clone(),
+        (None, true) => "all".into(),
+        (None, false) => "none".into(),
+    };
+    set_label(rec, "read_data", read);
+    (rec.bytes, rec.files) = (r.bytes_read, 0);
+    set_metric(rec, "problems", r.errors.len() as u64);
+    set_metric(rec, "packs_read", r.packs_read as u64);
+    set_metric(rec, "snapshots", r.snapshots as u64);
+    rec.errors.extend(r.errors.iter().map(|e| format!("{}: {}", e.object, e.message)));
+}
+
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
     /// Also decrypt and verify every blob.
@@ -659,6 +711,7 @@ pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
         (None, false) => None,
     };
     let r = arca::check::check(&repo, &CheckOptions { read_data })?;
+    g.journal(|rec| journal_check(rec, &r, &a));
     // A subset can select no pack at all (1/30 of a repository of 10 packs, say): say so.
     let none_read = read_data.is_some() && r.packs > 0 && r.packs_read == 0;
     if g.json {

@@ -27,6 +27,8 @@ pub enum FileKind {
     Snapshot = 5,
     /// `locks/…`: a lock.
     Lock = 6,
+    /// `journal/…`: operations journal records.
+    Journal = 7,
 }
 
 impl FileKind {
@@ -39,6 +41,7 @@ impl FileKind {
             4 => FileKind::Index,
             5 => FileKind::Snapshot,
             6 => FileKind::Lock,
+            7 => FileKind::Journal,
             _ => return None,
         })
     }
@@ -52,6 +55,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
+            FileKind::Journal => "journal",
         }
     }
 }

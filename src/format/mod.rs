@@ -9,6 +9,7 @@ pub mod compression;
 pub mod config;
 pub mod header;
 pub mod index;
+pub mod journal;
 pub mod key;
 pub mod lock;
 pub mod pack;

@@ -1,3 +1,8 @@
-//! Disaster-recovery operations built on restore, check and the repository: restore drills.
+//! Disaster-recovery operations built on the rest of the library: the operations journal's
+//! records and queries, restore drills, and status against recovery objectives.
+//!
+//! Arrows point one way: the CLI calls `ops`, which calls `lifecycle`, `restore`, `check` and
+//! `repo`; nothing below depends on `ops`.
 
 pub mod drill;
+pub mod journal;

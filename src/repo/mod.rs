@@ -5,6 +5,7 @@
 //! config and checks that it belongs to the same repository ID as the key that opened it.
 
 pub mod index;
+pub mod journal;
 pub mod lock;
 pub mod packer;
 pub mod packs;
@@ -33,6 +34,7 @@ fn body_limit(kind: FileKind) -> usize {
         FileKind::Index => findex::MAX_INDEX_LEN,
         FileKind::Snapshot => crate::format::snapshot::MAX_SNAPSHOT_LEN,
         FileKind::Lock => flock::MAX_LOCK_LEN,
+        FileKind::Journal => crate::format::journal::MAX_JOURNAL_LEN,
         FileKind::Key | FileKind::Pack => 0,
     }
 }
@@ -45,6 +47,7 @@ fn file_type(kind: FileKind) -> FileType {
         FileKind::Index => FileType::Index,
         FileKind::Snapshot => FileType::Snapshot,
         FileKind::Lock => FileType::Lock,
+        FileKind::Journal => FileType::Journal,
     }
 }
 

@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("snapshot", ft::snapshot),
     ("tree", ft::tree),
     ("lock", ft::lock),
+    ("journal", ft::journal),
     ("compression", ft::compression),
     ("file_header", ft::file_header),
     ("sealed_file", ft::sealed_file),

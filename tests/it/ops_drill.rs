@@ -94,6 +94,17 @@ fn a_clean_drill_restores_and_verifies_everything_and_removes_its_scratch_direct
     assert!(n(&r["age_ns"]) > 0);
     assert!(r["sample"].is_null() && r["scratch_kept"].is_null());
     assert!(leftovers(&env).is_empty(), "scratch directory left: {:?}", leftovers(&env));
+    // The journal has the drill, with its measurements.
+    let j = env.json(&["journal"]);
+    let rec = j.as_array().unwrap().iter().find(|x| x["op"] == "drill").expect("a drill record");
+    assert_eq!(rec["outcome"], "ok");
+    assert_eq!(rec["snapshots"][0], r["snapshot"]);
+    assert_eq!(rec["snapshots"].as_array().unwrap().len(), 1);
+    assert_eq!((n(&rec["files"]), n(&rec["bytes"])), (files, bytes));
+    assert_eq!(rec["labels"]["path"], "/");
+    assert!(rec["labels"]["sample"].is_null());
+    assert_eq!(rec["metrics"]["rto_ns"], r["rto_measured_ns"]);
+    assert_eq!(rec["metrics"]["rto_full_ns"], r["rto_extrapolated_ns"]);
     // The human report says the same.
     let out = env.run(&["drill", "--scratch", env.path("scratch").to_str().unwrap()]).ok();
     assert!(out.text().contains("drill passed") && out.text().contains("RTO:") && out.text().contains("RPO:"));
@@ -170,6 +181,11 @@ fn a_seeded_sample_drill_is_reproducible_and_restores_about_the_share_asked() {
     let (r, _) = drill(&env, &["--sample", "5%"], 0);
     assert!(r["sample"]["seed"].is_u64());
     assert!(leftovers(&env).is_empty());
+    let j = env.json(&["journal"]);
+    let rec = j.as_array().unwrap().iter().rev().find(|x| x["op"] == "drill").unwrap();
+    assert_eq!(rec["labels"]["sample"], "5% files");
+    assert_eq!(rec["labels"]["seed"], r["sample"]["seed"].to_string());
+    assert_eq!(rec["metrics"]["sample_permille"], 50);
 }
 
 fn remove_all(p: &Path) {
@@ -197,6 +213,10 @@ fn damage_in_a_data_pack_fails_the_drill_naming_it_and_the_scratch_directory_is_
     assert!(!damage.is_empty(), "{}", out.all());
     assert!(damage.iter().all(|d| d.as_str().unwrap().contains("integrity error")), "{damage:?}");
     assert!(out.stderr.contains("damage:"), "{}", out.stderr);
+    let j = env.json(&["journal"]);
+    let rec = j.as_array().unwrap().iter().find(|x| x["op"] == "drill").unwrap();
+    assert_eq!(rec["outcome"], "damage");
+    assert!(!rec["errors"].as_array().unwrap().is_empty());
     assert!(leftovers(&env).is_empty(), "scratch directory left: {:?}", leftovers(&env));
     // The human report too.
     let out = env.run(&["drill", "--scratch", env.path("scratch").to_str().unwrap()]).code(4);

@@ -169,11 +169,14 @@ fn every_reject_rule_has_a_vector() {
         ("snapshot: field 12 original with option tag 2", "integrity"),
         ("snapshot: field 12 original truncated", "integrity"),
         ("snapshot: trailing byte after field 12 original", "integrity"),
+        ("journal: no records", "integrity"),
+        ("journal: op 0", "integrity"),
+        ("journal: empty label key", "integrity"),
     ];
     for (needle, class) in required {
         assert!(all.iter().any(|(n, c)| n.contains(needle) && c == class), "no {class} vector named like {needle:?}");
     }
-    for kind in ["key", "config", "index", "snapshot", "lock", "pack", "blob"] {
+    for kind in ["key", "config", "index", "snapshot", "lock", "journal", "pack", "blob"] {
         assert!(
             all.iter().any(|(n, _)| n.starts_with(&format!("{kind}: truncated"))),
             "no truncation vector for {kind}"
@@ -212,6 +215,12 @@ fn run(v: &Value) -> Result<Value, Error> {
             let l = Lock::decode(&body)?;
             assert_eq!(l.encode(), body, "lock re-encodes differently");
             Ok(gen::lock_json(&l))
+        }
+        "journal" => {
+            let body = open_file(&bytes, FileKind::Journal, inputs, arca::format::journal::MAX_JOURNAL_LEN)?;
+            let records = arca::format::journal::decode(&body, WHAT)?;
+            assert_eq!(arca::format::journal::encode(&records), body, "journal re-encodes differently");
+            Ok(gen::journal_json(&records))
         }
         "pack" => read_pack(&bytes, inputs),
         "blob" => Ok(json!({"plaintext": hex(&open_blob(&bytes, inputs)?)})),

@@ -39,6 +39,10 @@ pub struct PruneReport {
     pub snapshots_added_meanwhile: usize,
     /// Packs planned for removal that those snapshots needed, and that were kept.
     pub packs_rescued: usize,
+    /// The journal compaction at the end of the commit (format-spec/21-journal.md §21.4).
+    pub journal: Option<crate::repo::journal::Compaction>,
+    /// Why that compaction failed, if it did (the prune itself succeeded).
+    pub journal_error: Option<String>,
 }
 
 /// What the commit learned about files written since the plan.
@@ -83,6 +87,12 @@ impl Plan {
         report.packs_removed = remove_all(repo, FileType::Pack, &names, progress)?;
         report.bytes_removed = doomed.iter().map(|(_, l)| l).sum();
         self.opts.reached(Step::RemovePacks)?;
+        // Still under the exclusive lock; a failure here loses nothing and is only reported.
+        progress.phase("compacting the journal");
+        match crate::repo::journal::compact(repo) {
+            Ok(c) => report.journal = Some(c),
+            Err(e) => report.journal_error = Some(e.to_string()),
+        }
         drop(lock);
         Ok(report)
     }

@@ -1,0 +1,329 @@
+//! format-spec/21-journal.md — the operations journal: records of what ran against a repository.
+//!
+//! A journal file's body is a postcard sequence of [`Record`]s. `op` and `outcome` are bytes on
+//! the wire; values this version does not know are kept as [`Op::Other`] and
+//! [`Outcome::Other`], because one record from a newer writer must not make a compacted file of
+//! many records unreadable.
+
+use crate::error::{Error, Result};
+use crate::id::Id;
+use serde::{Deserialize, Serialize};
+
+/// Largest journal body accepted.
+pub const MAX_JOURNAL_LEN: usize = 16 << 20;
+/// Largest body a compaction writes into one file.
+pub const COMPACT_TARGET_LEN: usize = 8 << 20;
+/// Most records in one body.
+pub const MAX_RECORDS: usize = 1 << 20;
+/// Most snapshots one record names.
+pub const MAX_SNAPSHOTS: usize = 65_536;
+/// Most errors, labels or metrics in one record.
+pub const MAX_ITEMS: usize = 256;
+/// Longest error message or label value, in bytes.
+pub const MAX_TEXT: usize = 4096;
+/// Longest label or metric key, in bytes.
+pub const MAX_KEY: usize = 64;
+
+/// What ran (field 4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "u8", into = "u8")]
+pub enum Op {
+    /// `arca backup`.
+    Backup,
+    /// `arca check`.
+    Check,
+    /// `arca drill`.
+    Drill,
+    /// `arca restore`.
+    Restore,
+    /// `arca dump`.
+    Dump,
+    /// `arca copy`, recorded in the source repository.
+    CopyFrom,
+    /// `arca copy`, recorded in the destination repository.
+    CopyTo,
+    /// `arca forget`.
+    Forget,
+    /// `arca prune`.
+    Prune,
+    /// `arca verify`.
+    Verify,
+    /// A value this version does not know (0 is rejected on decoding).
+    Other(u8),
+}
+
+const OPS: [(Op, u8, &str); 10] = [
+    (Op::Backup, 1, "backup"),
+    (Op::Check, 2, "check"),
+    (Op::Drill, 3, "drill"),
+    (Op::Restore, 4, "restore"),
+    (Op::Dump, 5, "dump"),
+    (Op::CopyFrom, 6, "copy-from"),
+    (Op::CopyTo, 7, "copy-to"),
+    (Op::Forget, 8, "forget"),
+    (Op::Prune, 9, "prune"),
+    (Op::Verify, 10, "verify"),
+];
+
+impl From<u8> for Op {
+    fn from(b: u8) -> Op {
+        OPS.iter().find(|o| o.1 == b).map_or(Op::Other(b), |o| o.0)
+    }
+}
+
+impl From<Op> for u8 {
+    fn from(op: Op) -> u8 {
+        match op {
+            Op::Other(b) => b,
+            known => OPS.iter().find(|o| o.0 == known).expect("every named op is in OPS").1,
+        }
+    }
+}
+
+impl Op {
+    /// The name shown and accepted by `arca journal --op` (`op 11` for unknown values).
+    pub fn name(self) -> String {
+        OPS.iter().find(|o| o.0 == self).map_or_else(|| format!("op {}", u8::from(self)), |o| o.2.to_string())
+    }
+
+    /// The op with this name, if any.
+    pub fn from_name(name: &str) -> Option<Op> {
+        OPS.iter().find(|o| o.2 == name).map(|o| o.0)
+    }
+
+    /// Every named op, for help texts.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        OPS.iter().map(|o| o.2)
+    }
+}
+
+/// How an operation ended (field 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "u8", into = "u8")]
+pub enum Outcome {
+    /// Success.
+    Ok,
+    /// Completed, but some entries were skipped (exit code 3).
+    Partial,
+    /// Failed: nothing usable was produced.
+    Failed,
+    /// Damage or a mismatch was found (exit codes 4 and 5).
+    Damage,
+    /// A value this version does not know.
+    Other(u8),
+}
+
+impl From<u8> for Outcome {
+    fn from(b: u8) -> Outcome {
+        match b {
+            0 => Outcome::Ok,
+            1 => Outcome::Partial,
+            2 => Outcome::Failed,
+            3 => Outcome::Damage,
+            b => Outcome::Other(b),
+        }
+    }
+}
+
+impl From<Outcome> for u8 {
+    fn from(o: Outcome) -> u8 {
+        match o {
+            Outcome::Ok => 0,
+            Outcome::Partial => 1,
+            Outcome::Failed => 2,
+            Outcome::Damage => 3,
+            Outcome::Other(b) => b,
+        }
+    }
+}
+
+impl Outcome {
+    /// The name shown (`outcome 7` for unknown values).
+    pub fn name(self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Partial => "partial".into(),
+            Outcome::Failed => "failed".into(),
+            Outcome::Damage => "damage".into(),
+            Outcome::Other(b) => format!("outcome {b}"),
+        }
+    }
+}
+
+/// One record (format-spec/21-journal.md §21.2).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Random identity; equal IDs are the same record.
+    pub id: [u8; 16],
+    /// When the operation started, Unix nanoseconds.
+    pub time: i64,
+    /// How long it ran, nanoseconds.
+    pub duration: u64,
+    /// What ran.
+    pub op: Op,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The process exit code it ended with.
+    pub exit_code: u8,
+    /// Host it ran on.
+    pub hostname: String,
+    /// User it ran as.
+    pub username: String,
+    /// Snapshots it made, read or removed.
+    pub snapshots: Vec<Id>,
+    /// Bytes processed.
+    pub bytes: u64,
+    /// Files processed.
+    pub files: u64,
+    /// Error messages, first first.
+    pub errors: Vec<String>,
+    /// Named texts.
+    pub labels: Vec<(String, String)>,
+    /// Named numbers.
+    pub metrics: Vec<(String, u64)>,
+}
+
+impl Record {
+    /// The first label named `key`.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The first metric named `key`.
+    pub fn metric(&self, key: &str) -> Option<u64> {
+        self.metrics.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+    }
+
+    /// Cut texts and lists to the limits a reader accepts (writers call this, so a long error
+    /// message is shortened rather than making the record unreadable).
+    pub fn clamp(&mut self) {
+        self.snapshots.truncate(MAX_SNAPSHOTS);
+        if self.errors.len() > MAX_ITEMS {
+            let more = self.errors.len() - (MAX_ITEMS - 1);
+            self.errors.truncate(MAX_ITEMS - 1);
+            self.errors.push(format!("… and {more} more"));
+        }
+        self.errors.iter_mut().for_each(|e| clamp_text(e, MAX_TEXT));
+        self.labels.retain(|(k, _)| !k.is_empty());
+        self.labels.truncate(MAX_ITEMS);
+        for (k, v) in &mut self.labels {
+            clamp_text(k, MAX_KEY);
+            clamp_text(v, MAX_TEXT);
+        }
+        self.metrics.retain(|(k, _)| !k.is_empty());
+        self.metrics.truncate(MAX_ITEMS);
+        self.metrics.iter_mut().for_each(|(k, _)| clamp_text(k, MAX_KEY));
+    }
+
+    fn validate(&self, what: &str) -> Result<()> {
+        let bad = |msg: String| Err(Error::integrity(what, msg));
+        if self.op == Op::Other(0) {
+            return bad("record with op 0".into());
+        }
+        if self.snapshots.len() > MAX_SNAPSHOTS {
+            return bad(format!("record names {} snapshots (limit {MAX_SNAPSHOTS})", self.snapshots.len()));
+        }
+        for (name, n) in [("errors", self.errors.len()), ("labels", self.labels.len()), ("metrics", self.metrics.len())]
+        {
+            if n > MAX_ITEMS {
+                return bad(format!("record has {n} {name} (limit {MAX_ITEMS})"));
+            }
+        }
+        let texts = self.errors.iter().chain(self.labels.iter().map(|(_, v)| v));
+        if let Some(t) = texts.into_iter().find(|t| t.len() > MAX_TEXT) {
+            return bad(format!("record text of {} bytes (limit {MAX_TEXT})", t.len()));
+        }
+        let keys = self.labels.iter().map(|(k, _)| k).chain(self.metrics.iter().map(|(k, _)| k));
+        if let Some(k) = keys.into_iter().find(|k| k.is_empty() || k.len() > MAX_KEY) {
+            return bad(format!("record key of {} bytes (must be 1 to {MAX_KEY})", k.len()));
+        }
+        Ok(())
+    }
+}
+
+/// Cut `s` to at most `max` bytes on a character boundary.
+fn clamp_text(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+}
+
+/// Encode records as a journal body.
+pub fn encode(records: &[Record]) -> Vec<u8> {
+    super::to_postcard(&records)
+}
+
+/// Decode and validate a journal body.
+pub fn decode(body: &[u8], what: &str) -> Result<Vec<Record>> {
+    if body.len() > MAX_JOURNAL_LEN {
+        return Err(Error::integrity(what, format!("journal body of {} bytes (limit {MAX_JOURNAL_LEN})", body.len())));
+    }
+    let records: Vec<Record> = super::from_postcard_canonical(body, what)?;
+    if records.is_empty() || records.len() > MAX_RECORDS {
+        return Err(Error::integrity(what, format!("journal body of {} records (1 to {MAX_RECORDS})", records.len())));
+    }
+    for r in &records {
+        r.validate(what)?;
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            id: [1; 16],
+            time: 5,
+            duration: 6,
+            op: Op::Drill,
+            outcome: Outcome::Ok,
+            exit_code: 0,
+            hostname: "h".into(),
+            username: "u".into(),
+            snapshots: vec![Id([2; 32])],
+            bytes: 7,
+            files: 8,
+            errors: vec![],
+            labels: vec![("path".into(), "/".into())],
+            metrics: vec![("rto_ns".into(), 9)],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_unknown_values_survive() {
+        let mut r = sample();
+        let body = encode(std::slice::from_ref(&r));
+        assert_eq!(decode(&body, "t").unwrap(), vec![r.clone()]);
+        r.op = Op::Other(200);
+        r.outcome = Outcome::Other(9);
+        let body = encode(std::slice::from_ref(&r));
+        assert_eq!(decode(&body, "t").unwrap()[0].op, Op::Other(200));
+        assert_eq!(Op::Other(200).name(), "op 200");
+    }
+
+    #[test]
+    fn op_values_match_the_spec_table() {
+        for (op, b, name) in OPS {
+            assert_eq!(u8::from(op), b);
+            assert_eq!(Op::from(b), op);
+            assert_eq!(Op::from_name(name), Some(op));
+        }
+    }
+
+    #[test]
+    fn clamp_makes_a_record_acceptable() {
+        let mut r = sample();
+        r.errors = vec!["é".repeat(5000); 300];
+        r.labels.push((String::new(), "x".into()));
+        r.clamp();
+        assert_eq!(r.errors.len(), MAX_ITEMS);
+        assert!(r.errors[0].len() <= MAX_TEXT);
+        decode(&encode(&[r]), "t").unwrap();
+    }
+}
