@@ -506,7 +506,12 @@ fn sample_passes(
         report.drilled.others += c.others;
         report.drilled.bytes += c.bytes;
         total = (total.0 + pass.restore_ns, total.1 + pass.verify_ns);
-        obs.push(Obs { entries: ix.len() as u64, bytes: c.bytes, ns: pass.restore_ns.saturating_sub(walk.restore_ns) });
+        obs.push(Obs {
+            entries: ix.len() as u64,
+            bytes: c.bytes,
+            ns: pass.restore_ns.saturating_sub(walk.restore_ns),
+            work_ns: pass.stats.file_ns.saturating_sub(pass.stats.verify_ns),
+        });
         take_problems(report, pass.stats);
     }
     (report.restore_ns, report.verify_ns) = total;
@@ -516,7 +521,7 @@ fn sample_passes(
         .filter(|e| e.size >= LARGE_FILE)
         .fold((0u64, 0u64), |(n, b), e| (n + 1, b + e.size));
     let small_n = census.entries.len() as u64 - large_n;
-    report.model = extrapolate(skeleton.restore_ns, obs[0], obs[1]);
+    report.model = extrapolate(skeleton.restore_ns, obs[0], obs[1], rayon::current_num_threads());
     let full = report.model.fixed_ns as f64
         + report.model.per_entry_ns * small_n as f64
         + report.model.per_byte_ns * large_bytes as f64;
@@ -529,14 +534,25 @@ fn sample_passes(
 struct Obs {
     entries: u64,
     bytes: u64,
+    /// Wall time.
     ns: u64,
+    /// Time spent restoring files, summed over the worker threads.
+    work_ns: u64,
 }
 
-/// The stratified model: small entries cost their sample's time per entry, large files their
-/// sample's time per byte; the directory skeleton (and one tree walk) is a fixed cost.
-fn extrapolate(fixed_ns: u64, small: Obs, large: Obs) -> Model {
+/// The stratified model: small entries cost their sample's wall time per entry (many files keep
+/// every worker busy, as in a full restore); large files cost their sample's per-byte work
+/// spread over the workers as busy as in the small pass — a handful of large files restores
+/// with less parallelism than a full restore, where they overlap everything else. The
+/// directory skeleton (and one tree walk) is a fixed cost.
+fn extrapolate(fixed_ns: u64, small: Obs, large: Obs, threads: usize) -> Model {
     let per_entry = if small.entries > 0 { small.ns as f64 / small.entries as f64 } else { 0.0 };
-    let per_byte = if large.bytes > 0 { large.ns as f64 / large.bytes as f64 } else { 0.0 };
+    let parallel = if small.ns > 0 && small.work_ns > 0 {
+        (small.work_ns as f64 / small.ns as f64).clamp(1.0, threads.max(1) as f64)
+    } else {
+        threads.max(1) as f64
+    };
+    let per_byte = if large.bytes > 0 { large.work_ns as f64 / large.bytes as f64 / parallel } else { 0.0 };
     Model { kind: "stratified", fixed_ns, per_entry_ns: per_entry, per_byte_ns: per_byte }
 }
 
@@ -579,10 +595,16 @@ mod tests {
 
     #[test]
     fn the_model_scales_small_entries_by_count_and_large_files_by_bytes() {
-        let m = extrapolate(5, Obs { entries: 100, bytes: 1000, ns: 2000 }, Obs { entries: 3, bytes: 1 << 20, ns: 1 << 21 });
+        // Small files kept 1.5 workers busy: the large files' work is spread as much.
+        let small = Obs { entries: 100, bytes: 1000, ns: 2000, work_ns: 3000 };
+        let large = Obs { entries: 3, bytes: 1 << 20, ns: 1 << 22, work_ns: 3 << 20 };
+        let m = extrapolate(5, small, large, 2);
         assert_eq!(m.kind, "stratified");
         assert_eq!((m.fixed_ns, m.per_entry_ns, m.per_byte_ns), (5, 20.0, 2.0));
-        let empty = extrapolate(5, Obs { entries: 0, bytes: 0, ns: 9 }, Obs { entries: 0, bytes: 0, ns: 9 });
+        // Parallelism is bounded by the workers there are.
+        assert_eq!(extrapolate(5, Obs { work_ns: 9000, ..small }, large, 2).per_byte_ns, 1.5);
+        let none = Obs { entries: 0, bytes: 0, ns: 9, work_ns: 0 };
+        let empty = extrapolate(5, none, none, 2);
         assert_eq!((empty.per_entry_ns, empty.per_byte_ns), (0.0, 0.0));
     }
 }

@@ -151,6 +151,8 @@ pub struct RestoreStats {
     pub mismatched: Vec<TargetChange>,
     /// With `verify`: time spent verifying, summed over the threads that did it.
     pub verify_ns: u64,
+    /// Time spent restoring regular files (verification included), summed over the threads.
+    pub file_ns: u64,
 }
 
 /// A file's (device, inode) on the target.
@@ -352,6 +354,7 @@ fn content_digest(n: &Node) -> [u8; 32] {
 struct Report {
     mismatched: Mutex<Vec<TargetChange>>,
     verify_ns: AtomicU64,
+    file_ns: AtomicU64,
     errors: Mutex<Vec<String>>,
     damaged: AtomicU64,
     conflicts: AtomicU64,
@@ -849,7 +852,9 @@ impl Restorer<'_> {
 
     /// Restore one file, reporting a failure.
     fn file(&self, f: &FileJob) -> Option<Outcome> {
+        let t = std::time::Instant::now();
         let r = self.restore_file(f);
+        self.report.file_ns.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
         if let Ok(o) = &r {
             self.progress.files.fetch_add(1, Relaxed);
             if let Outcome::Written(n, _) = o {
@@ -1117,6 +1122,7 @@ impl Restorer<'_> {
         s.mismatched = self.report.mismatched.into_inner().unwrap();
         s.mismatched.sort_by(|a, b| a.path.cmp(&b.path));
         s.verify_ns = self.report.verify_ns.into_inner();
+        s.file_ns = self.report.file_ns.into_inner();
         s.errors = self.report.errors.into_inner().unwrap();
         s.damaged = self.report.damaged.into_inner();
         s.conflicts = self.report.conflicts.into_inner();
