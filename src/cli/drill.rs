@@ -9,6 +9,7 @@ use arca::archiver::Progress;
 use arca::ops::drill::{self, DrillOptions, DrillReport, Sample, SampleBy, Scratch};
 use arca::restore::MetaOptions;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
@@ -90,7 +91,8 @@ fn watch_signals() {
 }
 
 /// Test hooks: `ARCA_TEST_DRILL_HOOK=corrupt` flips the first byte of one non-empty restored
-/// file (keeping its mtime) before it is read back, to prove verification reads the bytes;
+/// file (keeping its mtime) before it is read back, to prove verification reads the bytes, and
+/// `=chmod` flips one file's other-write bit, to prove the metadata is read back;
 /// `=pause` creates `drill-paused` next to the scratch directory once all is restored and sleeps,
 /// so a test can signal a drill in progress.
 fn set_test_hooks(opts: &mut DrillOptions) {
@@ -100,6 +102,17 @@ fn set_test_hooks(opts: &mut DrillOptions) {
             opts.before_verify = Some(std::sync::Arc::new(move |f: &std::fs::File, _: &Path| {
                 if f.metadata().is_ok_and(|m| m.len() > 0) && !done.swap(true, Ordering::SeqCst) {
                     corrupt(f);
+                }
+            }));
+        }
+        Ok("chmod") => {
+            let done = std::sync::atomic::AtomicBool::new(false);
+            opts.before_verify = Some(std::sync::Arc::new(move |f: &std::fs::File, _: &Path| {
+                use std::os::unix::fs::PermissionsExt;
+                if !done.swap(true, Ordering::SeqCst) {
+                    if let Ok(md) = f.metadata() {
+                        let _ = f.set_permissions(std::fs::Permissions::from_mode(md.mode() ^ 0o002));
+                    }
                 }
             }));
         }
@@ -128,7 +141,13 @@ fn corrupt(f: &std::fs::File) {
 }
 
 pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
-    let ((repo, index, id, snapshot, node, path), _lock) = snap::locate_locked(g, &a.snapshot, &a.select)?;
+    drill_selected(g, &a.snapshot, &a.select, &a)
+}
+
+/// Drill `reference` among the snapshots `sel` selects, with the settings of `a` (its own
+/// `snapshot` and `select` are not used): a component's drill passes a tag filter here.
+pub(super) fn drill_selected(g: &Global, reference: &str, sel: &SelectArgs, a: &DrillArgs) -> Result<u8> {
+    let ((repo, index, id, snapshot, node, path), _lock) = snap::locate_locked(g, reference, sel)?;
     let sample = a.sample.map(|share| Sample {
         share,
         by: match a.sample_by {
@@ -222,8 +241,7 @@ fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<()> {
         return g.print_json(&v);
     }
     for m in &r.mismatches {
-        let detail = if m.detail.is_empty() { String::new() } else { format!(" ({})", escape_str(&m.detail)) };
-        println!("mismatch {}: {}{detail}", m.kind, escape(m.path.as_os_str().as_bytes()));
+        println!("mismatch {}: {}", m.kind, escape(m.path.as_os_str().as_bytes()));
     }
     if g.quiet {
         return Ok(());
@@ -237,7 +255,12 @@ fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<()> {
             s.seed
         ),
     };
-    println!("drill of snapshot {} {} ({}), {what}", r.snapshot.short(), escape_str(&r.path), time_str(r.snapshot_time));
+    println!(
+        "drill of snapshot {} {} ({}), {what}",
+        r.snapshot.short(),
+        escape_str(&r.path),
+        time_str(r.snapshot_time)
+    );
     println!(
         "restored {} files, {} other entries, {} in {} ({}/s); verified in {}",
         r.drilled.files,

@@ -166,7 +166,12 @@ fn a_seeded_sample_drill_is_reproducible_and_restores_about_the_share_asked() {
     let all = n(&r1["scope"]["files"]) + n(&r1["scope"]["others"]);
     assert_eq!(all, 202);
     assert_eq!(set1.len(), 19 + 2);
-    let large = set1.iter().filter(|p| fs::metadata(root.join(p.strip_prefix(root.strip_prefix("/").unwrap()).unwrap())).unwrap().len() >= 64 << 10).count();
+    let large = set1
+        .iter()
+        .filter(|p| {
+            fs::metadata(root.join(p.strip_prefix(root.strip_prefix("/").unwrap()).unwrap())).unwrap().len() >= 64 << 10
+        })
+        .count();
     assert_eq!(large, 2, "{set1:?}");
     assert_eq!(n(&r1["drilled"]["files"]) + n(&r1["drilled"]["others"]), set1.len() as u64);
     assert_eq!(r1["sample"]["seed"], 42);
@@ -246,6 +251,25 @@ fn a_restored_file_that_differs_from_the_snapshot_is_found() {
     assert!(path.starts_with(&scratch), "{path:?}");
     let name = path.strip_prefix(&scratch).unwrap().components().skip(1).collect::<PathBuf>();
     assert!(root.join(name.strip_prefix(root.strip_prefix("/").unwrap()).unwrap()).is_file(), "{path:?}");
+    assert!(leftovers(&env).is_empty());
+}
+
+#[test]
+fn a_restored_file_whose_mode_differs_from_the_snapshot_is_found() {
+    let env = Env::new();
+    let root = tree(&env, 10);
+    env.backup(&[&root], &[]);
+    let scratch = env.mkdir("scratch");
+    let out = env
+        .cmd()
+        .env("ARCA_TEST_DRILL_HOOK", "chmod")
+        .args(["--json", "drill", "--scratch", scratch.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let r = Out::from(out).code(4).json();
+    let m = r["mismatches"].as_array().unwrap();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert_eq!(m[0]["kind"], "metadata");
     assert!(leftovers(&env).is_empty());
 }
 
