@@ -27,7 +27,6 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// How a sample's share is measured.
@@ -69,6 +68,9 @@ impl Sample {
     }
 }
 
+/// [`DrillOptions::after_restore`]: called with the scratch directory.
+pub type AfterRestore = Box<dyn Fn(&Path)>;
+
 /// What a drill does besides restoring into the scratch directory.
 #[derive(Default)]
 pub struct DrillOptions {
@@ -80,10 +82,10 @@ pub struct DrillOptions {
     pub meta: MetaOptions,
     /// Called with each restored file before it is read back (a test hook, see
     /// [`RestoreOptions::before_verify`]).
-    pub before_verify: Option<Arc<dyn Fn(&std::fs::File, &Path) + Send + Sync>>,
+    pub before_verify: Option<restore::VerifyHook>,
     /// Called with the scratch directory once everything is restored and verified (a test
     /// hook: a drill in progress, to be interrupted).
-    pub after_restore: Option<Box<dyn Fn(&Path)>>,
+    pub after_restore: Option<AfterRestore>,
 }
 
 /// Entry counts and content bytes.

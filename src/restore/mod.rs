@@ -85,7 +85,7 @@ pub struct RestoreOptions {
     pub verify: bool,
     /// With `verify`: called with each restored file and its path before it is read back (a
     /// test hook: lets a test change what was written).
-    pub before_verify: Option<Arc<dyn Fn(&File, &Path) + Send + Sync>>,
+    pub before_verify: Option<VerifyHook>,
     /// Remove what is in restored directories but not in the snapshot (and directories in the
     /// way of other entries). Not with `include`.
     pub delete: bool,
@@ -104,6 +104,9 @@ pub struct RestoreOptions {
     /// are made). Instead of `include`'s inheritance; `arca drill`'s samples use it.
     pub only: Option<Selector>,
 }
+
+/// [`RestoreOptions::before_verify`]: called with a restored file and its path.
+pub type VerifyHook = Arc<dyn Fn(&File, &Path) + Send + Sync>;
 
 /// A per-entry choice for [`RestoreOptions::only`].
 pub type Selector = Box<dyn Fn(&Path, &Node) -> bool + Send + Sync>;
