@@ -129,7 +129,31 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
         None => HashSet::new(),
     };
     check_snapshots(repo, &index, &damaged, snaps, &mut r)?;
+    check_journal(repo, &mut r)?;
     Ok(r)
+}
+
+/// Journal files that cannot be read lose their records, never data: warnings, not errors
+/// (format-spec/21-journal.md §21.3).
+fn check_journal(repo: &Repository, r: &mut CheckReport) -> Result<()> {
+    let listed = repo.backend().list(crate::backend::FileType::Journal);
+    let damaged = match listed.and_then(|names| Ok((names, crate::repo::journal::load(repo)?))) {
+        Ok((names, j)) => {
+            for (n, _) in names.into_iter().filter(|(n, _)| !crate::backend::is_object_name(n)) {
+                let message = "stray file (not a repository file name); ignored".into();
+                r.warnings.push(Problem { object: format!("journal/{n}"), message });
+            }
+            j.damaged
+        }
+        Err(e) => vec![("(the directory)".to_string(), e)],
+    };
+    for (name, e) in damaged {
+        r.warnings.push(Problem {
+            object: format!("journal file {name}"),
+            message: format!("cannot be read, its records are lost: {e}"),
+        });
+    }
+    Ok(())
 }
 
 /// Decode all index files, check packs exist with the right size and blobs do not overlap.

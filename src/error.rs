@@ -44,6 +44,10 @@ pub enum Error {
     /// An earlier repository write of this session failed, so nothing may be committed.
     #[error("a repository write failed earlier ({0}); no snapshot was written")]
     WriteFailed(String),
+    /// A stream backup's source failed (a command exited non-zero, was killed or could not
+    /// start) or gave nothing: no snapshot was written.
+    #[error("{0}; no snapshot was written")]
+    StreamRejected(String),
     /// A caller-supplied value is out of range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

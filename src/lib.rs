@@ -11,7 +11,7 @@
 //! - [`repo`]: an open repository: index, packer, locks;
 //! - [`archiver`]: backup; [`restore`]; [`check`]; [`browse`]: ls, find, diff, dump;
 //! - [`lifecycle`]: forget, prune, tag, repair;
-//! - [`ops`]: disaster-recovery operations: the journal, drills, status.
+//! - [`ops`]: disaster-recovery operations: the journal, profiles, drills, status.
 //!
 //! Errors are one [`Error`] enum; integrity failures are their own variant.
 #![deny(missing_docs)]

@@ -10,6 +10,7 @@
 //! Change detection: a file whose size, mtime, ctime and inode equal its node in the parent
 //! snapshot, and whose chunks are all indexed, keeps the parent's chunk list without being read.
 
+mod command;
 mod fsmeta;
 mod walk;
 
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+pub use command::{backup_command, command_line};
 pub use walk::Excludes;
 
 /// A file's modification time in Unix nanoseconds.
@@ -64,6 +66,9 @@ pub struct BackupOptions {
     pub parent: Option<String>,
     /// Snapshot time to record (Unix ns) instead of the start time, e.g. to import old backups.
     pub time: Option<i64>,
+    /// Save a stream backup (`backup_stdin`, `backup_command`) even when the stream is empty;
+    /// by default an empty stream is refused, since a dump that produced nothing is a failure.
+    pub allow_empty: bool,
     /// How long to wait for a conflicting lock (an exclusive prune commit, forget, tag).
     pub retry_lock: std::time::Duration,
     /// Told once when the backup has to wait for a lock, and why.
@@ -325,7 +330,8 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
 }
 
 /// Back up one stream (e.g. a database dump) as the file `name` at the root of the snapshot.
-/// The stream is always read in full: there is no way to know it is unchanged.
+/// The stream is always read in full: there is no way to know it is unchanged. An empty stream
+/// is refused ([`Error::StreamRejected`], nothing written) unless `opts.allow_empty`.
 pub fn backup_stdin(
     repo: &Repository,
     opts: &BackupOptions,
@@ -333,11 +339,37 @@ pub fn backup_stdin(
     reader: impl Read,
     name: &str,
 ) -> Result<BackupResult> {
+    backup_stream(repo, opts, progress, reader, name, "standard input", || Ok(()))
+}
+
+/// [`backup_stdin`] with a last word: `finish` runs after the whole stream is stored and before
+/// the snapshot (the commit point) is written; an error from it, or an empty stream without
+/// `opts.allow_empty`, leaves no snapshot. `source` names the stream in messages.
+pub(crate) fn backup_stream(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &Progress,
+    reader: impl Read,
+    name: &str,
+    source: &str,
+    finish: impl FnOnce() -> Result<()>,
+) -> Result<BackupResult> {
     crate::format::tree::validate_name(name.as_bytes())
         .map_err(|e| Error::InvalidArgument(format!("--stdin-filename {name:?}: {e}")))?;
     run(repo, opts, progress, vec![name.as_bytes().to_vec()], |ctx, _parent| {
-        let (size, content) =
-            ctx.store_stream(reader).map_err(|e| Error::Io { path: "<stdin>".into(), source: e })??;
+        // `reader` is dropped when this returns, so a source still writing sees its pipe close.
+        let stored = ctx.store_stream(reader);
+        let verdict = finish();
+        let (size, content) = match stored {
+            // A repository error stopped the reading: the source's failure is only its echo.
+            Ok(Err(e)) => return Err(e),
+            // Otherwise a failed source explains a short or broken stream, so it is reported.
+            Ok(Ok(v)) => verdict.map(|()| v)?,
+            Err(e) => return Err(verdict.err().unwrap_or(Error::Io { path: "<stdin>".into(), source: e })),
+        };
+        if size == 0 && !opts.allow_empty {
+            return Err(Error::StreamRejected(format!("{source} was empty (use --allow-empty to save it anyway)")));
+        }
         let now = crate::sys::now_nanos();
         let (user, uid, gid) = username_ids();
         let node = Node {

@@ -92,6 +92,10 @@ pub struct ForgetArgs {
     prune: bool,
     #[command(flatten)]
     prune_opts: super::prune::PruneOpts,
+    /// With --profile: apply each component's retention (its keep-* keys) to its snapshots only,
+    /// grouped by host.
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
 }
 
 impl ForgetArgs {
@@ -131,6 +135,9 @@ impl ForgetArgs {
 
 /// Run `arca forget`.
 pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
+    if a.profile.is_set() {
+        return forget_profile(g, a);
+    }
     let opts = a.options();
     // Usage errors before a password is asked for.
     forget::validate(&opts)?;
@@ -138,23 +145,66 @@ pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
         g.journal_skip();
     }
     let repo = g.open()?;
+    let (status, doc, removed) = decide_and_remove(g, &a, &opts, &repo)?;
+    if let Some(doc) = doc {
+        g.print_json(&doc)?;
+    }
+    prune_after(g, &a, &repo, status, removed)
+}
+
+/// `forget --profile`: each selected component's retention on its own snapshots, then one prune.
+fn forget_profile(g: &Global, a: ForgetArgs) -> Result<u8> {
+    if !a.ids.is_empty() || !a.options().policy.is_empty() {
+        let msg = "--profile takes each component's retention from the configuration: give no IDs or --keep-* rules";
+        return Err(arca::Error::InvalidArgument(msg.into()).into());
+    }
+    let (_, pg) = super::profile::resolve(g, &a.profile)?;
+    let repo = pg.open()?;
+    let mut removed = 0;
+    let op = (!a.dry_run).then_some(arca::ops::journal::Op::Forget);
+    let status = super::profile::each_component(g, &a.profile, op, |g, t| {
+        if t.component.retention.is_empty() {
+            if !g.quiet && !g.json {
+                println!("no keep-* rules: every snapshot kept");
+            }
+            return Ok((code::OK, json!({"skipped": "no retention rules"})));
+        }
+        let mut opts = a.options();
+        opts.policy = t.component.retention.clone();
+        opts.group_by = "host".parse().expect("a valid grouping");
+        opts.filter.tags = t.filter.tags.clone();
+        g.journal_attach(&repo);
+        let (status, doc, n) = decide_and_remove(g, &a, &opts, &repo)?;
+        removed += n;
+        Ok((status, doc.unwrap_or(Value::Null)))
+    })?;
+    prune_after(&pg, &a, &repo, status, removed)
+}
+
+/// Plan, refuse an emptied group, remove, print the text report; returns the exit status, the
+/// JSON report (with `--json`) and how many snapshots were removed.
+fn decide_and_remove(
+    g: &Global,
+    a: &ForgetArgs,
+    opts: &ForgetOptions,
+    repo: &arca::repo::Repository,
+) -> Result<(u8, Option<Value>, usize)> {
     // Exclusive, and taken before listing: no backup may add a snapshot the decision did not see.
-    let guard = if a.dry_run { None } else { Some(g.lock(&repo, true)?) };
-    let decision = forget::plan(&repo, &opts, &Local)?;
+    let guard = if a.dry_run { None } else { Some(g.lock(repo, true)?) };
+    let decision = forget::plan(repo, opts, &Local)?;
     decision.check()?;
     for d in &decision.damaged {
         eprintln!("warning: snapshot {} cannot be read ({}); left alone", escape_str(&d.name), escape_str(&d.error));
     }
     let outcome = match a.dry_run {
         true => None,
-        false => Some(forget::execute(&repo, &decision)?),
+        false => Some(forget::execute(repo, &decision)?),
     };
     drop(guard);
     let removed = outcome.as_ref().map_or(Vec::new(), |o| o.removed.clone());
     g.journal(|r| r.snapshots.extend(removed.iter().copied()));
-    if g.json {
-        g.print_json(&decision_json(&decision, a.dry_run, &removed)?)?;
-    } else if !g.quiet {
+    let doc = if g.json { Some(decision_json(&decision, a.dry_run, &removed)?) } else { None };
+    if !g.json && !g.quiet {
         print_decision(&decision, &opts.policy, a.dry_run);
     }
     if let Some(o) = outcome.as_ref().filter(|o| !o.failed.is_empty()) {
@@ -164,16 +214,21 @@ pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
         anyhow::bail!("{} of {} snapshots could not be removed", o.failed.len(), o.failed.len() + o.removed.len());
     }
     let status = if decision.damaged.is_empty() { code::OK } else { code::INTEGRITY };
+    Ok((status, doc, decision.to_remove().len()))
+}
+
+/// `--prune`: run prune if snapshots were (or, dry, would be) removed.
+fn prune_after(g: &Global, a: &ForgetArgs, repo: &arca::repo::Repository, status: u8, removed: usize) -> Result<u8> {
     if !a.prune {
         return Ok(status);
     }
-    if decision.to_remove().is_empty() {
+    if removed == 0 {
         if !g.quiet && !g.json {
             println!("no snapshots removed: prune not run");
         }
         return Ok(status);
     }
-    Ok(status.max(super::prune::run(g, &repo, &a.prune_opts, a.dry_run)?))
+    Ok(status.max(super::prune::run(g, repo, &a.prune_opts, a.dry_run)?))
 }
 
 /// The decision as JSON, each snapshot with its short ID and UTC time (as `snapshots --json`

@@ -3,10 +3,12 @@
 mod admin;
 mod drill;
 mod forget;
+mod generate;
 mod journal;
 mod localtime;
 mod output;
 mod password;
+mod profile;
 mod prune;
 mod repair;
 mod select;
@@ -80,6 +82,10 @@ pub struct Cli {
     repo: Option<PathBuf>,
     #[command(flatten)]
     password: PasswordArgs,
+    /// Configuration file with profiles (default: ARCA_CONFIG, else
+    /// $XDG_CONFIG_HOME/arca/config.toml or ~/.config/arca/config.toml).
+    #[arg(long, global = true, env = "ARCA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -136,6 +142,9 @@ enum Command {
     /// Repair a damaged repository: `repair index`, then `repair snapshots`.
     #[command(subcommand)]
     Repair(repair::RepairCommand),
+    /// Generate systemd units for a profile, shell completions, or the manual page.
+    #[command(subcommand)]
+    Generate(generate::GenerateCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
     Journal(journal::JournalArgs),
 }
@@ -165,6 +174,8 @@ pub struct Global {
     json: bool,
     quiet: bool,
     retry_lock: std::time::Duration,
+    /// `--config`: the configuration file with profiles.
+    config: Option<PathBuf>,
     /// The running command's journal record (format-spec/21-journal.md).
     journal: journal::Slot,
 }
@@ -235,6 +246,7 @@ pub fn run() -> Result<u8> {
         json: cli.json,
         quiet: cli.quiet,
         retry_lock: cli.retry_lock,
+        config: cli.config,
         journal: journal::begin(cli.command.journal_op()),
     };
     let result = dispatch(&g, cli.command);
@@ -263,6 +275,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Unlock(a) => unlock::run(g, a),
         Command::Repair(c) => repair::run(g, c),
         Command::Journal(a) => journal::run(g, a),
+        Command::Generate(c) => generate::run(g, c),
         Command::Drill(a) => drill::run(g, a),
     }
 }

@@ -25,6 +25,13 @@ pub struct SelectArgs {
 }
 
 impl SelectArgs {
+    /// These arguments with their tag filter replaced by `lists` (each: all of its tags), as
+    /// `--profile` narrows a command to one component's snapshots.
+    pub fn with_tags(mut self, lists: &[Vec<String>]) -> SelectArgs {
+        self.tags = lists.iter().map(|l| l.join(",")).collect();
+        self
+    }
+
     /// The library filter these arguments describe.
     pub fn filter(&self) -> SnapshotFilter {
         SnapshotFilter {

@@ -19,11 +19,20 @@ use std::sync::atomic::Ordering::Relaxed;
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
-    /// Files and directories to back up.
+    /// Files and directories to back up (with --stdin-from-command: the command and its
+    /// arguments, after `--`).
     paths: Vec<PathBuf>,
     /// Read the data to back up from standard input.
     #[arg(long)]
     stdin: bool,
+    /// Run the command given after `--` (no shell) and back up its standard output as with
+    /// --stdin; no snapshot is written if it exits non-zero or is killed:
+    /// `arca backup --stdin-from-command --stdin-filename db.sql -- pg_dump mydb`.
+    #[arg(long, conflicts_with = "stdin")]
+    stdin_from_command: bool,
+    /// Save a --stdin or --stdin-from-command backup even when the stream is empty.
+    #[arg(long)]
+    allow_empty: bool,
     /// File name for the --stdin data in the snapshot.
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     stdin_filename: String,
@@ -58,6 +67,8 @@ pub struct BackupArgs {
     /// RFC 3339 ('2024-05-01T12:00:00Z', '…+02:00'). For importing old backups.
     #[arg(long, value_name = "TIME", value_parser = super::localtime::parse_time)]
     time: Option<i64>,
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
 }
 
 /// A spinner on stderr (only on a terminal, and not with `--quiet` or `--json`) whose message
@@ -89,6 +100,20 @@ pub(super) fn progress_bar(g: &Global, p: &'static Progress) -> Option<Spinner> 
 }
 
 pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
+    if a.profile.is_set() {
+        if !a.paths.is_empty() || a.stdin || a.stdin_from_command || a.parent.is_some() {
+            let msg = "--profile backs up the profile's components: give no paths, --stdin or --parent";
+            return Err(arca::Error::InvalidArgument(msg.into()).into());
+        }
+        let flags = super::profile::BackupFlags {
+            dry_run: a.dry_run,
+            force: a.force,
+            tags: a.tags,
+            host: a.host,
+            time: a.time,
+        };
+        return super::profile::backup(g, &a.profile, flags);
+    }
     if a.dry_run {
         g.journal_skip();
     }
@@ -108,6 +133,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         force: a.force,
         parent: a.parent,
         time: a.time,
+        allow_empty: a.allow_empty,
         retry_lock: g.retry_lock,
         on_lock_wait: (!g.quiet).then(|| {
             let wait = g.retry_lock;
@@ -124,6 +150,9 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
             bail!("--stdin takes no paths");
         }
         archiver::backup_stdin(&repo, &opts, progress, std::io::stdin().lock(), &a.stdin_filename)
+    } else if a.stdin_from_command {
+        let argv: Vec<_> = a.paths.iter().map(|p| p.clone().into_os_string()).collect();
+        archiver::backup_command(&repo, &opts, progress, &argv, &a.stdin_filename)
     } else {
         archiver::backup(&repo, &opts, progress)
     };
@@ -170,7 +199,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
 }
 
 /// What a backup's journal record says beyond the dispatcher's defaults.
-fn journal_backup(r: &mut arca::ops::journal::Record, res: &archiver::BackupResult) {
+pub(super) fn journal_backup(r: &mut arca::ops::journal::Record, res: &archiver::BackupResult) {
     use arca::ops::journal::{set_label, set_metric};
     let (snap, s) = (&res.snapshot, &res.snapshot.summary);
     r.snapshots.extend(res.id);
@@ -533,7 +562,7 @@ pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
     Ok(code::OK)
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct RestoreArgs {
     /// SNAP[:PATH]; with PATH, restore that directory's contents (or that file) into the target.
     snapshot: String,
@@ -581,6 +610,9 @@ pub struct RestoreArgs {
     exclude_xattr: Vec<String>,
     #[command(flatten)]
     select: SelectArgs,
+    /// With --profile: restore the snapshot of each component into TARGET/COMPONENT.
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
 }
 
 fn xattr_globs(pats: &[String]) -> Result<Option<globset::GlobSet>> {
@@ -598,6 +630,25 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
     if a.dry_run {
         g.journal_skip();
     }
+    if a.profile.is_set() {
+        // `latest` (or an ID) among each component's snapshots, into its own directory.
+        let op = (!a.dry_run).then_some(arca::ops::journal::Op::Restore);
+        return super::profile::each_component(g, &a.profile, op, |g, t| {
+            let mut b = a.clone();
+            b.target = a.target.join(&t.name);
+            b.select = b.select.clone().with_tags(&t.filter.tags);
+            restore_one(g, b)
+        });
+    }
+    let (status, doc) = restore_one(g, a)?;
+    if g.json {
+        g.print_json(&doc)?;
+    }
+    Ok(status)
+}
+
+/// Restore one snapshot; prints the text summary, returns the exit code and the JSON summary.
+fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
     let started = std::time::Instant::now();
     let ((repo, index, id, _, node, path), _lock) = locate_locked(g, &a.snapshot, &a.select)?;
     let opts = RestoreOptions {
@@ -641,11 +692,8 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
         let what = if m.change == arca::browse::Change::Metadata { "metadata" } else { "content" };
         eprintln!("error: {}: restored {what} differs from the snapshot", m.path.display());
     }
-    if g.json {
-        g.print_json(
-            &json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "seconds": elapsed, "stats": stats}),
-        )?;
-    } else if !g.quiet {
+    let doc = json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "seconds": elapsed, "stats": stats});
+    if !g.json && !g.quiet {
         let extra = if stats.deleted > 0 {
             format!(", {} {}", stats.deleted, if a.dry_run { "to delete" } else { "deleted" })
         } else {
@@ -665,7 +713,7 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
             println!("{} entries not restored: something restore does not remove is in the way", stats.conflicts);
         }
     }
-    Ok(if stats.damaged > 0 || !stats.mismatched.is_empty() {
+    let status = if stats.damaged > 0 || !stats.mismatched.is_empty() {
         code::INTEGRITY
     } else if stats.errors.len() as u64 > stats.conflicts {
         code::ERROR
@@ -673,7 +721,8 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
         code::PARTIAL
     } else {
         code::OK
-    })
+    };
+    Ok((status, doc))
 }
 
 /// A check's record: what was read and what was found.

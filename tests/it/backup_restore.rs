@@ -394,7 +394,8 @@ fn stdin_backup_names() {
     let env = Env::new();
     env.run_stdin(&["backup", "--stdin"], b"default name".to_vec()).ok();
     assert_eq!(env.run(&["dump", "latest:stdin"]).ok().stdout, b"default name");
-    env.run_stdin(&["backup", "--stdin"], Vec::new()).ok();
+    env.run_stdin(&["backup", "--stdin"], Vec::new()).code(1);
+    env.run_stdin(&["backup", "--stdin", "--allow-empty"], Vec::new()).ok();
     assert_eq!(env.run(&["dump", "latest:stdin"]).ok().stdout, b"");
     for bad in ["a/b", "..", "."] {
         env.run_stdin(&["backup", "--stdin", "--stdin-filename", bad], b"x".to_vec()).code(2);

@@ -14,6 +14,7 @@ mod lifecycle_prune;
 mod lifecycle_repair;
 mod ops_drill;
 mod ops_journal;
+mod ops_profile;
 mod repo;
 mod review;
 mod vectors;

@@ -1,0 +1,701 @@
+//! Profiles: named components of an application, read from a TOML configuration file.
+//!
+//! A profile says what to back up (its components: paths with excludes, or a command whose
+//! output is a database dump), where (a named repository with its password source), how long to
+//! keep it (per component, the `keep-*` rules of `arca forget`), how old the newest backup may
+//! be (`max-age`, the recovery point objective) and what to run around a backup (hooks).
+//!
+//! # API for commands that take `--profile` / `--component`
+//!
+//! ```no_run
+//! # fn demo() -> arca::Result<()> {
+//! use arca::ops::profile;
+//! // `None`: the search order (ARCA_CONFIG, then the XDG path); the CLI passes `--config`.
+//! let r = profile::resolve(None, "app", &["db".to_string()])?;
+//! // r.repository: Option<RepositorySettings> (path, password-file, password-command);
+//! for t in &r.targets {
+//!     // t.name ("db"), t.filter (a SnapshotFilter selecting exactly that component's
+//!     // snapshots), t.max_age (Option<Duration>), t.component (the whole definition).
+//!     let _ = (&t.name, &t.filter, t.max_age, &t.component.retention);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`resolve`] = [`config_path`] + [`load`] + [`Config::profile`] + [`Profile::targets`]; an empty
+//! component list means every component. Unknown profiles and components are
+//! [`Error::InvalidArgument`] (exit 2) naming the valid ones. A command's own objective
+//! (`status --max-age`) should override [`Target::max_age`]; `None` means no objective.
+//!
+//! In the CLI, `src/cli/profile.rs` wraps this for commands: flatten its `ProfileArgs`
+//! (`--profile`, `--component`) into the command's Args, and call
+//! `each_component(g, &args.profile, Some(Op::Drill), |g, target| -> Result<(u8, json)>)`: it
+//! resolves, switches to the profile's repository and password (unless `-r` was given), runs
+//! the closure per component with a `component NAME:` heading (or one JSON array), writes one
+//! journal record per component labelled `profile`/`component`, and returns the worst exit code.
+//!
+//! # How components are found again
+//!
+//! Each component's snapshots carry two tags, `profile=NAME` and `component=NAME`
+//! ([`component_tags`]), besides the component's own. The pair, not the paths, identifies
+//! them: paths change when a configuration is edited, tags do not. [`component_filter`] selects
+//! snapshots with both tags; `forget --profile` applies a component's retention to them grouped
+//! by host only, so a changed path list does not start a second history.
+//!
+//! # Errors name the line
+//!
+//! Unknown keys and bad values are rejected while parsing, with the line and column of the key
+//! or value ([`Error::InvalidArgument`], "FILE: line N, column M: ..."). This module reads files
+//! and runs hooks; it never prints.
+
+use crate::error::{Error, Result};
+use crate::lifecycle::policy::{Count, KeepPolicy, Span};
+use crate::repo::select::SnapshotFilter;
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Tag prefix that names the profile of a component's snapshots.
+pub const PROFILE_TAG: &str = "profile=";
+/// Tag prefix that names the component of a component's snapshots.
+pub const COMPONENT_TAG: &str = "component=";
+
+/// A parsed, validated configuration file.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where it was read from (for messages).
+    pub source: PathBuf,
+    /// Repositories by name.
+    pub repositories: BTreeMap<String, RepositorySettings>,
+    /// Profiles by name.
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// A repository and how to get its password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepositorySettings {
+    /// Its name in the configuration.
+    pub name: String,
+    /// The repository directory.
+    pub path: PathBuf,
+    /// Read the password from the first line of this file.
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use the first line it prints (as `--password-command`).
+    pub password_command: Option<String>,
+}
+
+/// One application's backup: components, repository, objective and hooks.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Its name.
+    pub name: String,
+    /// The repository it backs up to (None when the configuration names none: `-r` decides).
+    pub repository: Option<RepositorySettings>,
+    /// Host name to record instead of this machine's.
+    pub host: Option<String>,
+    /// Recovery point objective for components that set none.
+    pub max_age: Option<Duration>,
+    /// Commands run around `backup --profile`.
+    pub hooks: Hooks,
+    /// Components, by name (sorted).
+    pub components: Vec<Component>,
+}
+
+/// Commands run by `backup --profile`, each an argument vector run without a shell, with
+/// `ARCA_PROFILE`, `ARCA_COMPONENT` (comma-separated), and after the backup `ARCA_SNAPSHOT`
+/// (space-separated IDs), `ARCA_EXIT_CODE` and, on failure, `ARCA_ERROR` in the environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Before anything is backed up; one that fails aborts the backup.
+    pub before: Vec<Vec<String>>,
+    /// After every selected component was backed up; a failure is a warning.
+    pub after: Vec<Vec<String>>,
+    /// After a backup in which something failed (including a before hook); a failure is a warning.
+    pub on_failure: Vec<Vec<String>>,
+}
+
+/// A named part of an application, backed up as its own snapshot.
+#[derive(Clone, Debug)]
+pub struct Component {
+    /// Its name.
+    pub name: String,
+    /// What is backed up.
+    pub source: Source,
+    /// Extra tags for its snapshots (besides [`component_tags`]).
+    pub tags: Vec<String>,
+    /// How `forget --profile` thins its snapshots (empty: it keeps them all).
+    pub retention: KeepPolicy,
+    /// Recovery point objective: the newest snapshot may be at most this old.
+    pub max_age: Option<Duration>,
+}
+
+/// What a component backs up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Files and directories.
+    Paths {
+        /// Absolute paths.
+        paths: Vec<PathBuf>,
+        /// Exclude globs, as `backup --exclude`.
+        excludes: Vec<String>,
+        /// Exclude directories holding a file of one of these names.
+        exclude_if_present: Vec<String>,
+        /// Do not cross filesystem boundaries.
+        one_file_system: bool,
+    },
+    /// The standard output of a command (a database dump), as `backup --stdin-from-command`.
+    Command {
+        /// The command and its arguments (no shell).
+        argv: Vec<String>,
+        /// The file name of the stream in the snapshot.
+        filename: String,
+        /// Save an empty output instead of failing.
+        allow_empty: bool,
+    },
+}
+
+/// What [`resolve`] gives a command: the repository and, for each selected component, how to
+/// find its snapshots and its objective.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The configuration file read.
+    pub source: PathBuf,
+    /// The profile's repository, if the configuration names one.
+    pub repository: Option<RepositorySettings>,
+    /// The whole profile (hooks, host, every component).
+    pub profile: Profile,
+    /// The selected components, in the profile's order.
+    pub targets: Vec<Target>,
+}
+
+/// One selected component.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The component's name.
+    pub name: String,
+    /// Selects this component's snapshots (see [`component_filter`]).
+    pub filter: SnapshotFilter,
+    /// Its objective: the component's `max-age`, else the profile's.
+    pub max_age: Option<Duration>,
+    /// Its definition.
+    pub component: Component,
+}
+
+/// The configuration file to read: `explicit` (`--config`, which the CLI also fills from
+/// `ARCA_CONFIG`), else `$ARCA_CONFIG`, else `$XDG_CONFIG_HOME/arca/config.toml`, else
+/// `~/.config/arca/config.toml`. `None` when no location can be formed (no `HOME`).
+pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(p) = var("ARCA_CONFIG") {
+        return Some(p);
+    }
+    // The XDG spec ignores relative values.
+    if let Some(x) = var("XDG_CONFIG_HOME").filter(|p| p.is_absolute()) {
+        return Some(x.join("arca/config.toml"));
+    }
+    var("HOME").map(|h| h.join(".config/arca/config.toml"))
+}
+
+/// Read and validate the configuration at `path`. A missing file is [`Error::InvalidArgument`]
+/// (a usage error: `--profile` needs a configuration).
+pub fn load(path: &Path) -> Result<Config> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::InvalidArgument(format!(
+                "no configuration file at {} (give --config FILE or set ARCA_CONFIG)",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(Error::Io { path: path.into(), source: e }),
+    };
+    parse(&text, path)
+}
+
+/// Parse and validate configuration text; `source` names it in messages.
+pub fn parse(text: &str, source: &Path) -> Result<Config> {
+    let at = |span: Option<std::ops::Range<usize>>, msg: &str| {
+        let pos = span.map_or(String::new(), |s| {
+            let (line, col) = line_col(text, s.start);
+            format!(" line {line}, column {col}:")
+        });
+        Error::InvalidArgument(format!("{}:{pos} {}", source.display(), msg.trim_end()))
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| at(e.span(), e.message()))?;
+    let mut repositories = BTreeMap::new();
+    for (name, r) in raw.repository {
+        let span = r.span();
+        let r = r.into_inner();
+        check_name(&name, "repository").map_err(|m| at(Some(span.clone()), &m))?;
+        if r.password_file.is_some() && r.password_command.is_some() {
+            return Err(at(
+                Some(span),
+                &format!("repository {name}: give password-file or password-command, not both"),
+            ));
+        }
+        let settings = RepositorySettings {
+            name: name.clone(),
+            path: r.path,
+            password_file: r.password_file,
+            password_command: r.password_command,
+        };
+        repositories.insert(name, settings);
+    }
+    let mut profiles = BTreeMap::new();
+    for (name, p) in raw.profile {
+        let span = p.span();
+        check_name(&name, "profile").map_err(|m| at(Some(span.clone()), &m))?;
+        let profile = build_profile(&name, p.into_inner(), &repositories).map_err(|(s, m)| at(s.or(Some(span)), &m))?;
+        profiles.insert(name, profile);
+    }
+    Ok(Config { source: source.to_path_buf(), repositories, profiles })
+}
+
+impl Config {
+    /// The profile `name`, or a usage error listing the profiles there are.
+    pub fn profile(&self, name: &str) -> Result<&Profile> {
+        self.profiles.get(name).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "no profile {name:?} in {} (profiles: {})",
+                self.source.display(),
+                list(self.profiles.keys())
+            ))
+        })
+    }
+}
+
+impl Profile {
+    /// The components named (every one when `names` is empty), in the profile's order, each
+    /// with its filter and objective; a usage error naming an unknown one and the valid names.
+    pub fn targets(&self, names: &[String]) -> Result<Vec<Target>> {
+        for n in names {
+            if !self.components.iter().any(|c| &c.name == n) {
+                return Err(Error::InvalidArgument(format!(
+                    "profile {} has no component {n:?} (components: {})",
+                    self.name,
+                    list(self.components.iter().map(|c| &c.name))
+                )));
+            }
+        }
+        Ok(self
+            .components
+            .iter()
+            .filter(|c| names.is_empty() || names.contains(&c.name))
+            .map(|c| Target {
+                name: c.name.clone(),
+                filter: component_filter(&self.name, &c.name),
+                max_age: c.max_age.or(self.max_age),
+                component: c.clone(),
+            })
+            .collect())
+    }
+}
+
+/// The one call for `--profile NAME [--component A,B]`: find the configuration
+/// ([`config_path`] of `config`), load it, pick the profile and its components.
+pub fn resolve(config: Option<&Path>, profile: &str, components: &[String]) -> Result<Resolved> {
+    let path = config_path(config).ok_or_else(|| {
+        Error::InvalidArgument("no configuration file: give --config FILE or set ARCA_CONFIG (HOME is not set)".into())
+    })?;
+    let cfg = load(&path)?;
+    let p = cfg.profile(profile)?;
+    Ok(Resolved { source: path, repository: p.repository.clone(), profile: p.clone(), targets: p.targets(components)? })
+}
+
+/// The tags `backup --profile` gives every snapshot of a component (with the component's own).
+pub fn component_tags(profile: &str, component: &str) -> [String; 2] {
+    [format!("{COMPONENT_TAG}{component}"), format!("{PROFILE_TAG}{profile}")]
+}
+
+/// Selects the snapshots of one component of one profile: those with both its tags.
+pub fn component_filter(profile: &str, component: &str) -> SnapshotFilter {
+    SnapshotFilter { tags: vec![component_tags(profile, component).to_vec()], ..SnapshotFilter::default() }
+}
+
+/// Run one hook command (no shell) with `env` added to the environment, waiting for it; its
+/// output goes to our standard error (standard output may be `--json`), its input is empty. An
+/// error says which command failed and how.
+pub fn run_hook(argv: &[String], env: &[(&str, String)]) -> Result<()> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(Error::InvalidArgument("empty hook command".into()));
+    };
+    let line = crate::archiver::command_line(&argv.iter().map(Into::into).collect::<Vec<_>>());
+    let status = std::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|e| Error::InvalidArgument(format!("hook `{line}` could not start: {e}")))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(c) => Err(Error::InvalidArgument(format!("hook `{line}` exited with status {c}"))),
+        None => Err(Error::InvalidArgument(format!("hook `{line}` ended with {status}"))),
+    }
+}
+
+// ---- parsing --------------------------------------------------------------------------------
+
+/// 1-based line and column of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Names of repositories, profiles and components: they end up in tags and file names.
+fn check_name(name: &str, what: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && !name.starts_with('.');
+    match ok {
+        true => Ok(()),
+        false => Err(format!("{what} name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.' (not first)")),
+    }
+}
+
+type AtSpan<T> = std::result::Result<T, (Option<std::ops::Range<usize>>, String)>;
+
+fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositorySettings>) -> AtSpan<Profile> {
+    let repository = match &p.repository {
+        Some(r) => Some(repos.get(r.get_ref()).cloned().ok_or_else(|| {
+            (
+                Some(r.span()),
+                format!("profile {name}: no repository {:?} (repositories: {})", r.get_ref(), list(repos.keys())),
+            )
+        })?),
+        // One repository in the file is the obvious choice.
+        None if repos.len() == 1 => repos.values().next().cloned(),
+        None => None,
+    };
+    let hooks = p.hooks.unwrap_or_default();
+    for cmd in hooks.before.iter().chain(&hooks.after).chain(&hooks.on_failure) {
+        if cmd.get_ref().is_empty() || cmd.get_ref()[0].is_empty() {
+            return Err((
+                Some(cmd.span()),
+                format!("profile {name}: a hook is a non-empty list: [\"program\", \"arg\", ...]"),
+            ));
+        }
+    }
+    let argvs = |v: Vec<Spanned<Vec<String>>>| v.into_iter().map(Spanned::into_inner).collect();
+    let hooks = Hooks { before: argvs(hooks.before), after: argvs(hooks.after), on_failure: argvs(hooks.on_failure) };
+    if p.component.is_empty() {
+        return Err((None, format!("profile {name} has no components ([profile.{name}.component.NAME])")));
+    }
+    let mut components = Vec::new();
+    for (cname, c) in p.component {
+        let span = c.span();
+        check_name(&cname, "component").map_err(|m| (Some(span.clone()), m))?;
+        let comp =
+            build_component(&cname, c.into_inner()).map_err(|m| (Some(span), format!("component {cname}: {m}")))?;
+        components.push(comp);
+    }
+    if let Some(h) = &p.host {
+        if h.is_empty() {
+            return Err((None, format!("profile {name}: host must not be empty")));
+        }
+    }
+    Ok(Profile { name: name.into(), repository, host: p.host, max_age: p.max_age.map(|d| d.0), hooks, components })
+}
+
+fn build_component(name: &str, c: RawComponent) -> std::result::Result<Component, String> {
+    let source = match (c.paths, c.command) {
+        (Some(_), Some(_)) => return Err("give paths or command, not both".into()),
+        (None, None) => return Err("give paths = [...] or command = [...]".into()),
+        (Some(paths), None) => {
+            if c.filename.is_some() || c.allow_empty {
+                return Err("filename and allow-empty go with command, not paths".into());
+            }
+            if paths.is_empty() {
+                return Err("paths is empty".into());
+            }
+            if let Some(p) = paths.iter().find(|p| !p.is_absolute()) {
+                return Err(format!("path {:?} is not absolute", p.display().to_string()));
+            }
+            crate::archiver::Excludes::new(&c.excludes, c.exclude_if_present.clone())
+                .map_err(|e| format!("excludes: {e}"))?;
+            Source::Paths {
+                paths,
+                excludes: c.excludes,
+                exclude_if_present: c.exclude_if_present,
+                one_file_system: c.one_file_system,
+            }
+        }
+        (None, Some(argv)) => {
+            if !c.excludes.is_empty() || !c.exclude_if_present.is_empty() || c.one_file_system {
+                return Err("excludes, exclude-if-present and one-file-system go with paths, not command".into());
+            }
+            if argv.is_empty() || argv[0].is_empty() {
+                return Err("command is a non-empty list: [\"pg_dump\", \"mydb\"]".into());
+            }
+            let filename = c.filename.unwrap_or_else(|| format!("{name}.dump"));
+            crate::format::tree::validate_name(filename.as_bytes())
+                .map_err(|e| format!("filename {filename:?}: {e}"))?;
+            Source::Command { argv, filename, allow_empty: c.allow_empty }
+        }
+    };
+    for t in &c.tags {
+        if t.is_empty() || t.contains(',') {
+            return Err(format!("tag {t:?}: a tag is non-empty and holds no comma"));
+        }
+        if t.starts_with(PROFILE_TAG) || t.starts_with(COMPONENT_TAG) {
+            return Err(format!("tag {t:?}: tags starting with {PROFILE_TAG} or {COMPONENT_TAG} are arca's"));
+        }
+    }
+    let count = |c: Option<CountDe>| c.map_or(Count::default(), |c| c.0);
+    let span = |s: Option<SpanDe>| s.map_or(Span::default(), |s| s.0);
+    let retention = KeepPolicy {
+        last: count(c.keep_last),
+        hourly: count(c.keep_hourly),
+        daily: count(c.keep_daily),
+        weekly: count(c.keep_weekly),
+        monthly: count(c.keep_monthly),
+        yearly: count(c.keep_yearly),
+        within: span(c.keep_within),
+        within_hourly: span(c.keep_within_hourly),
+        within_daily: span(c.keep_within_daily),
+        within_weekly: span(c.keep_within_weekly),
+        within_monthly: span(c.keep_within_monthly),
+        within_yearly: span(c.keep_within_yearly),
+        tags: c.keep_tag.iter().map(|l| l.split(',').filter(|t| !t.is_empty()).map(String::from).collect()).collect(),
+    };
+    Ok(Component { name: name.into(), source, tags: c.tags, retention, max_age: c.max_age.map(|d| d.0) })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    repository: BTreeMap<String, Spanned<RawRepository>>,
+    #[serde(default)]
+    profile: BTreeMap<String, Spanned<RawProfile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawRepository {
+    path: PathBuf,
+    password_file: Option<PathBuf>,
+    password_command: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawProfile {
+    repository: Option<Spanned<String>>,
+    host: Option<String>,
+    max_age: Option<DurationDe>,
+    hooks: Option<RawHooks>,
+    #[serde(default)]
+    component: BTreeMap<String, Spanned<RawComponent>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawHooks {
+    #[serde(default)]
+    before: Vec<Spanned<Vec<String>>>,
+    #[serde(default)]
+    after: Vec<Spanned<Vec<String>>>,
+    #[serde(default)]
+    on_failure: Vec<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawComponent {
+    paths: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    excludes: Vec<String>,
+    #[serde(default)]
+    exclude_if_present: Vec<String>,
+    #[serde(default)]
+    one_file_system: bool,
+    command: Option<Vec<String>>,
+    filename: Option<String>,
+    #[serde(default)]
+    allow_empty: bool,
+    #[serde(default)]
+    tags: Vec<String>,
+    max_age: Option<DurationDe>,
+    keep_last: Option<CountDe>,
+    keep_hourly: Option<CountDe>,
+    keep_daily: Option<CountDe>,
+    keep_weekly: Option<CountDe>,
+    keep_monthly: Option<CountDe>,
+    keep_yearly: Option<CountDe>,
+    keep_within: Option<SpanDe>,
+    keep_within_hourly: Option<SpanDe>,
+    keep_within_daily: Option<SpanDe>,
+    keep_within_weekly: Option<SpanDe>,
+    keep_within_monthly: Option<SpanDe>,
+    keep_within_yearly: Option<SpanDe>,
+    #[serde(default)]
+    keep_tag: Vec<String>,
+}
+
+/// `max-age = "26h"` (humantime), more than zero.
+struct DurationDe(Duration);
+
+impl<'de> Deserialize<'de> for DurationDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match humantime::parse_duration(&s) {
+            Ok(v) if !v.is_zero() => Ok(DurationDe(v)),
+            Ok(_) => Err(de::Error::custom(format!("{s:?}: a duration must be more than zero"))),
+            Err(e) => Err(de::Error::custom(format!("{s:?}: {e} (examples: 90m, 26h, 7d)"))),
+        }
+    }
+}
+
+/// `keep-daily = 7` or `"unlimited"` (as `forget --keep-daily`).
+struct CountDe(Count);
+
+impl<'de> Deserialize<'de> for CountDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = CountDe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or \"unlimited\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<CountDe, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<CountDe, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<CountDe, E> {
+                v.parse().map(CountDe).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `keep-within = "1y6m"` (as `forget --keep-within`).
+struct SpanDe(Span);
+
+impl<'de> Deserialize<'de> for SpanDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(SpanDe).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[repository.main]
+path = "/srv/arca"
+password-file = "/etc/arca/pw"
+
+[profile.app]
+max-age = "26h"
+hooks.before = [["true"]]
+
+[profile.app.component.db]
+command = ["pg_dump", "app"]
+filename = "app.sql"
+keep-daily = 7
+keep-monthly = "unlimited"
+keep-within = "1y6m"
+max-age = "5h"
+
+[profile.app.component.config]
+paths = ["/etc/app"]
+excludes = ["*.bak"]
+"#;
+
+    fn parse_str(t: &str) -> Result<Config> {
+        parse(t, Path::new("c.toml"))
+    }
+
+    fn err(t: &str) -> String {
+        parse_str(t).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_full_profile_parses() {
+        let c = parse_str(GOOD).unwrap();
+        let p = c.profile("app").unwrap();
+        assert_eq!(p.repository.as_ref().unwrap().path, Path::new("/srv/arca"));
+        assert_eq!(p.hooks.before, vec![vec!["true".to_string()]]);
+        let t = p.targets(&[]).unwrap();
+        assert_eq!(t.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["config", "db"]);
+        assert_eq!(t[0].max_age, Some(Duration::from_secs(26 * 3600)));
+        assert_eq!(t[1].max_age, Some(Duration::from_secs(5 * 3600)));
+        let db = &t[1].component;
+        assert_eq!(db.retention.daily, Count::N(7));
+        assert_eq!(db.retention.monthly, Count::Unlimited);
+        assert_eq!(db.retention.within, Span { years: 1, months: 6, days: 0, hours: 0 });
+        assert!(matches!(&db.source, Source::Command { filename, .. } if filename == "app.sql"));
+        assert_eq!(t[1].filter.tags, vec![vec!["component=db".to_string(), "profile=app".to_string()]]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_line() {
+        let e = err(&GOOD.replace("excludes =", "exclude ="));
+        assert!(e.contains("line 20") && e.contains("exclude"), "{e}");
+        let e = err(&GOOD.replace("keep-daily = 7", "keep-daily = -3"));
+        assert!(e.contains("line 13") && e.contains("negative"), "{e}");
+        let e = err(&GOOD.replace("\"5h\"", "\"5 parsecs\""));
+        assert!(e.contains("line 16"), "{e}");
+        let e = err(&GOOD.replace("[\"/etc/app\"]", "[\"etc/app\"]"));
+        assert!(e.contains("line 18") && e.contains("not absolute"), "{e}");
+        let e = err(&GOOD.replace("filename = \"app.sql\"\n", "paths = [\"/x\"]\n"));
+        assert!(e.contains("line 10") && e.contains("not both"), "{e}");
+        let e = err("[profile.x]\nrepository = \"nope\"\n[profile.x.component.a]\npaths=[\"/a\"]\n");
+        assert!(e.contains("line 2") && e.contains("nope"), "{e}");
+        let e = err("[profile.x.component.a]\npaths=[\"/a\"]\ntags=[\"component=z\"]\n");
+        assert!(e.contains("line 1") && e.contains("arca's"), "{e}");
+        assert!(err("x = [").contains("line 1"));
+    }
+
+    #[test]
+    fn unknown_profiles_and_components_list_the_valid_ones() {
+        let c = parse_str(GOOD).unwrap();
+        let e = c.profile("ap").unwrap_err().to_string();
+        assert!(e.contains("\"ap\"") && e.contains("profiles: app"), "{e}");
+        let e = c.profile("app").unwrap().targets(&["dbb".into()]).unwrap_err().to_string();
+        assert!(e.contains("\"dbb\"") && e.contains("components: config, db"), "{e}");
+    }
+
+    #[test]
+    fn the_readme_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n# /etc/arca/config.toml").expect("README has the example") + 8;
+        let text = &readme[start..][..readme[start..].find("```").unwrap()];
+        let c = parse_str(text).unwrap();
+        let p = c.profile("shop").unwrap();
+        let names: Vec<_> = p.components.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["config", "db", "logs", "uploads"]);
+        assert_eq!(p.hooks.on_failure.len(), 1);
+        assert_eq!(p.targets(&["db".into()]).unwrap()[0].max_age, Some(Duration::from_secs(5 * 3600)));
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab", 99), (1, 3));
+    }
+}

@@ -1,0 +1,440 @@
+//! Safe database streams (`backup --stdin-from-command`, empty streams), profiles with
+//! components (`--profile`, `--component`, hooks, per-component retention) and `arca generate`.
+
+use crate::common::*;
+use std::fs;
+
+/// The snapshot files in the repository.
+fn snapshot_count(env: &Env) -> usize {
+    repo_files(&env.repo, arca::backend::FileType::Snapshot).len()
+}
+
+// ---- safe database streams ------------------------------------------------------------------
+
+#[test]
+fn stdin_from_command_saves_its_output_byte_identical() {
+    let env = Env::new();
+    let data = random_bytes(7, 3 << 20);
+    let src = env.path("dump.bin");
+    fs::write(&src, &data).unwrap();
+    let out = env
+        .run(&[
+            "--json",
+            "backup",
+            "--stdin-from-command",
+            "--stdin-filename",
+            "db.sql",
+            "--",
+            "cat",
+            src.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(out.json()["snapshot"].is_string());
+    assert_eq!(env.run(&["dump", "latest:db.sql"]).ok().stdout, data);
+    let target = env.path("restored");
+    env.restore("latest", &target, &[]);
+    assert_eq!(fs::read(target.join("db.sql")).unwrap(), data);
+    // Arguments that look like options belong to the command, not to arca.
+    env.run(&["backup", "--stdin-from-command", "--stdin-filename", "e.txt", "--", "echo", "-n", "--tag"]).ok();
+    assert_eq!(env.run(&["dump", "latest:e.txt"]).ok().stdout, b"--tag");
+}
+
+#[test]
+fn stdin_from_command_failing_writes_no_snapshot() {
+    let env = Env::new();
+    let out =
+        env.run(&["backup", "--stdin-from-command", "--", "sh", "-c", "echo partial; echo oops >&2; exit 3"]).code(1);
+    assert!(out.stderr.contains("exited with status 3"), "{}", out.stderr);
+    assert!(out.stderr.contains("sh -c"), "names the command: {}", out.stderr);
+    assert!(out.stderr.contains("no snapshot was written"), "{}", out.stderr);
+    // The command's own stderr is shown.
+    assert!(out.stderr.contains("oops"), "{}", out.stderr);
+    assert_eq!(snapshot_count(&env), 0);
+
+    let out = env.run(&["backup", "--stdin-from-command", "--", "sh", "-c", "echo partial; kill -9 $$"]).code(1);
+    assert!(out.stderr.contains("killed by signal 9"), "{}", out.stderr);
+    assert_eq!(snapshot_count(&env), 0);
+
+    let out = env.run(&["backup", "--stdin-from-command", "--", "arca-no-such-binary-xyz", "db"]).code(1);
+    assert!(out.stderr.contains("arca-no-such-binary-xyz"), "{}", out.stderr);
+    assert!(out.stderr.contains("could not start"), "{}", out.stderr);
+    assert_eq!(snapshot_count(&env), 0);
+
+    // The journal records each refused stream as a failed backup that names no snapshot.
+    let failed = env.json(&["journal", "--failed"]);
+    assert_eq!(failed.as_array().unwrap().len(), 3, "{failed}");
+    assert!(failed.as_array().unwrap().iter().all(|r| r["snapshots"].as_array().unwrap().is_empty()));
+    // No command at all is a usage error.
+    env.run(&["backup", "--stdin-from-command"]).code(2);
+    // The repository is still sound, and the next good backup works (adopting the orphan packs).
+    env.run(&["check", "--read-data"]).ok();
+    env.run(&["backup", "--stdin-from-command", "--", "echo", "fine"]).ok();
+    assert_eq!(snapshot_count(&env), 1);
+    assert_eq!(env.run(&["dump", "latest:stdin"]).ok().stdout, b"fine\n");
+}
+
+#[test]
+fn empty_streams_are_refused_unless_allowed() {
+    let env = Env::new();
+    let out = env.run(&["backup", "--stdin-from-command", "--", "true"]).code(1);
+    assert!(out.stderr.contains("empty"), "{}", out.stderr);
+    assert!(out.stderr.contains("--allow-empty"), "{}", out.stderr);
+    let out = env.run_stdin(&["backup", "--stdin"], Vec::new()).code(1);
+    assert!(out.stderr.contains("empty"), "{}", out.stderr);
+    assert_eq!(snapshot_count(&env), 0);
+    env.run(&["backup", "--stdin-from-command", "--allow-empty", "--", "true"]).ok();
+    env.run_stdin(&["backup", "--stdin", "--allow-empty"], Vec::new()).ok();
+    assert_eq!(snapshot_count(&env), 2);
+    assert_eq!(env.run(&["dump", "latest:stdin"]).ok().stdout, b"");
+}
+
+// ---- profiles -------------------------------------------------------------------------------
+
+/// A web application's sources under `env`: `etc/app.conf`, `uploads/`, `logs/` (with a
+/// `*.tmp` to exclude) and a "database" (`db.bin`, dumped with `cat`). Returns the config path.
+fn web_app(env: &Env, db_command: &str, extra: &str) -> std::path::PathBuf {
+    fs::create_dir_all(env.path("app/etc")).unwrap();
+    fs::create_dir_all(env.path("app/uploads/2024")).unwrap();
+    fs::create_dir_all(env.path("app/logs")).unwrap();
+    fs::write(env.path("app/etc/app.conf"), b"listen = 8080\n").unwrap();
+    write_random_file(&env.path("app/uploads/2024/photo.jpg"), 11, 300_000);
+    fs::write(env.path("app/logs/access.log"), b"GET /\n").unwrap();
+    fs::write(env.path("app/logs/scratch.tmp"), b"junk").unwrap();
+    write_random_file(&env.path("db.bin"), 12, 1 << 20);
+    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
+    let p = |rel: &str| env.path(rel).to_str().unwrap().to_string();
+    let text = format!(
+        r#"[repository.main]
+path = "{repo}"
+password-file = "{pw}"
+
+[profile.app]
+max-age = "26h"
+hooks.after = [["sh", "-c", "env | grep ^ARCA_ > {after}"]]
+hooks.on-failure = [["sh", "-c", "env | grep ^ARCA_ > {fail}"]]
+{extra}
+[profile.app.component.db]
+command = {db_command}
+filename = "app.sql"
+keep-last = 1
+
+[profile.app.component.config]
+paths = ["{etc}"]
+keep-last = 2
+
+[profile.app.component.uploads]
+paths = ["{uploads}"]
+
+[profile.app.component.logs]
+paths = ["{logs}"]
+excludes = ["*.tmp"]
+"#,
+        repo = env.repo.display(),
+        pw = p("pw"),
+        after = p("after.env"),
+        fail = p("fail.env"),
+        etc = p("app/etc"),
+        uploads = p("app/uploads"),
+        logs = p("app/logs"),
+    );
+    let cfg = env.path("config.toml");
+    fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// `arca --config CFG ARGS` with no repository or password in the environment: the profile
+/// supplies both.
+fn run_cfg(cfg: &std::path::Path, args: &[&str]) -> Out {
+    Out::from(arca_cmd().arg("--config").arg(cfg).args(args).output().unwrap())
+}
+
+fn cat_db(env: &Env) -> String {
+    format!(r#"["cat", "{}"]"#, env.path("db.bin").display())
+}
+
+#[test]
+fn profile_backup_makes_one_tagged_snapshot_per_component_and_restores_by_name() {
+    let env = Env::new();
+    // A hook that prints does not spoil --json output.
+    let cfg = web_app(&env, &cat_db(&env), "hooks.before = [[\"echo\", \"starting\"]]\n");
+    let out = run_cfg(&cfg, &["--json", "backup", "--profile", "app"]).ok();
+    assert!(out.stderr.contains("starting"), "{}", out.stderr);
+    let out = out.json();
+    let comps = out["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 4);
+    let snaps = env.json(&["snapshots"]);
+    let snaps = snaps.as_array().unwrap();
+    assert_eq!(snaps.len(), 4);
+    for name in ["db", "config", "uploads", "logs"] {
+        let tag = format!("component={name}");
+        let n = snaps.iter().filter(|s| s["tags"].as_array().unwrap().iter().any(|t| t == &tag[..])).count();
+        assert_eq!(n, 1, "one snapshot tagged {tag}");
+    }
+    assert!(snaps.iter().all(|s| s["tags"].as_array().unwrap().iter().any(|t| t == "profile=app")));
+    // The after hook saw the profile, the components and the snapshots.
+    let after = fs::read_to_string(env.path("after.env")).unwrap();
+    assert!(after.contains("ARCA_PROFILE=app"), "{after}");
+    assert!(after.contains("ARCA_COMPONENT=config,db,logs,uploads"), "{after}");
+    assert!(after.contains("ARCA_EXIT_CODE=0"), "{after}");
+    let ids = after.lines().find_map(|l| l.strip_prefix("ARCA_SNAPSHOT=")).unwrap();
+    assert_eq!(ids.split(' ').count(), 4, "{after}");
+    assert!(!env.path("fail.env").exists());
+    // One journal record per component, labelled with it.
+    let journal = env.json(&["journal", "--op", "backup"]);
+    let mut comps: Vec<String> = journal
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r["outcome"], "ok"))
+        .inspect(|r| assert_eq!(r["labels"]["profile"], "app"))
+        .map(|r| r["labels"]["component"].as_str().unwrap().to_string())
+        .collect();
+    comps.sort();
+    assert_eq!(comps, ["config", "db", "logs", "uploads"]);
+
+    // Restore only the database and the configuration, each into its own directory.
+    let target = env.path("restored");
+    let t = target.to_str().unwrap();
+    run_cfg(&cfg, &["restore", "--profile", "app", "--component", "config,db", "latest", "--target", t]).ok();
+    assert_eq!(fs::read(target.join("db/app.sql")).unwrap(), fs::read(env.path("db.bin")).unwrap());
+    let etc = env.path("app/etc");
+    let conf = target.join("config").join(etc.strip_prefix("/").unwrap()).join("app.conf");
+    assert_eq!(fs::read(conf).unwrap(), b"listen = 8080\n");
+    assert!(!target.join("uploads").exists() && !target.join("logs").exists());
+    let restores = env.json(&["journal", "--op", "restore"]);
+    let restores = restores.as_array().unwrap();
+    assert_eq!(restores.len(), 2, "{restores:?}");
+    assert!(restores.iter().all(|r| r["outcome"] == "ok" && r["snapshots"].as_array().unwrap().len() == 1));
+    // The logs component left out its excluded file.
+    run_cfg(&cfg, &["restore", "--profile", "app", "--component", "logs", "latest", "--target", t]).ok();
+    let logs = target.join("logs").join(env.path("app/logs").strip_prefix("/").unwrap());
+    assert!(logs.join("access.log").exists());
+    assert!(!logs.join("scratch.tmp").exists());
+}
+
+#[test]
+fn a_failing_component_does_not_stop_the_others_and_runs_the_failure_hook() {
+    let env = Env::new();
+    let cfg = web_app(&env, r#"["sh", "-c", "echo half; exit 3"]"#, "");
+    let out = run_cfg(&cfg, &["backup", "--profile", "app"]).code(1);
+    assert!(out.stderr.contains("component db") && out.stderr.contains("exited with status 3"), "{}", out.stderr);
+    let snaps = env.json(&["snapshots"]);
+    let tags: Vec<String> = snaps.as_array().unwrap().iter().map(|s| s["tags"].to_string()).collect();
+    assert_eq!(tags.len(), 3, "config, uploads and logs were saved: {tags:?}");
+    assert!(tags.iter().all(|t| !t.contains("component=db")));
+    let fail = fs::read_to_string(env.path("fail.env")).unwrap();
+    assert!(fail.contains("ARCA_EXIT_CODE=1"), "{fail}");
+    assert!(fail.contains("ARCA_ERROR=db: ") && fail.contains("status 3"), "{fail}");
+    assert!(!env.path("after.env").exists(), "the after hook runs only when all succeeded");
+    let failed = env.json(&["journal", "--failed"]);
+    let failed = failed.as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["labels"]["component"], "db");
+    assert!(failed[0]["errors"][0].as_str().unwrap().contains("status 3"), "{failed:?}");
+}
+
+#[test]
+fn a_failing_before_hook_aborts_the_backup() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "hooks.before = [[\"sh\", \"-c\", \"exit 7\"]]\n");
+    let out = run_cfg(&cfg, &["backup", "--profile", "app"]).code(1);
+    assert!(out.stderr.contains("before hook") && out.stderr.contains("status 7"), "{}", out.stderr);
+    assert_eq!(snapshot_count(&env), 0);
+    let fail = fs::read_to_string(env.path("fail.env")).unwrap();
+    assert!(fail.contains("ARCA_ERROR=before hook"), "{fail}");
+}
+
+#[test]
+fn profile_typos_are_usage_errors_that_list_the_valid_names() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let out = run_cfg(&cfg, &["backup", "--profile", "ap"]).code(2);
+    assert!(out.stderr.contains("\"ap\"") && out.stderr.contains("profiles: app"), "{}", out.stderr);
+    let out = run_cfg(&cfg, &["backup", "--profile", "app", "--component", "db,databse"]).code(2);
+    assert!(out.stderr.contains("\"databse\""), "{}", out.stderr);
+    assert!(out.stderr.contains("components: config, db, logs, uploads"), "{}", out.stderr);
+    let t = env.path("r");
+    let out = run_cfg(
+        &cfg,
+        &["restore", "--profile", "app", "--component", "dbx", "latest", "--target", t.to_str().unwrap()],
+    );
+    out.code(2);
+    run_cfg(&cfg, &["forget", "--profile", "nope"]).code(2);
+    assert_eq!(snapshot_count(&env), 0);
+
+    // An unknown key and a bad value name their line.
+    let text = fs::read_to_string(&cfg).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let bad = env.path("bad.toml");
+    fs::write(&bad, text.replace("excludes = [", "exclude = [")).unwrap();
+    let out = run_cfg(&bad, &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains(&format!("line {}", line_of("excludes = ["))), "{}", out.stderr);
+    assert!(out.stderr.contains("unknown field `exclude`"), "{}", out.stderr);
+    fs::write(&bad, text.replace("keep-last = 2", "keep-last = \"two\"")).unwrap();
+    let out = run_cfg(&bad, &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains(&format!("line {}", line_of("keep-last = 2"))), "{}", out.stderr);
+    fs::write(&bad, text.replace("max-age = \"26h\"", "max-age = \"soon\"")).unwrap();
+    let out = run_cfg(&bad, &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains(&format!("line {}", line_of("max-age"))), "{}", out.stderr);
+    // A missing configuration file.
+    let out = run_cfg(&env.path("none.toml"), &["backup", "--profile", "app"]).code(2);
+    assert!(out.stderr.contains("none.toml"), "{}", out.stderr);
+    // A profile with paths given on the command line.
+    run_cfg(&cfg, &["backup", "--profile", "app", "/etc"]).code(2);
+    assert_eq!(snapshot_count(&env), 0);
+}
+
+#[test]
+fn the_configuration_is_found_through_arca_config_and_xdg() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let xdg = env.mkdir("xdg");
+    fs::create_dir_all(xdg.join("arca")).unwrap();
+    fs::copy(&cfg, xdg.join("arca/config.toml")).unwrap();
+    let run = |envs: &[(&str, &std::path::Path)]| {
+        let mut c = arca_cmd();
+        c.env_remove("ARCA_CONFIG").env_remove("XDG_CONFIG_HOME");
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        Out::from(c.args(["backup", "--profile", "app", "--component", "config"]).output().unwrap())
+    };
+    run(&[("ARCA_CONFIG", &cfg)]).ok();
+    run(&[("XDG_CONFIG_HOME", &xdg)]).ok();
+    run(&[("HOME", &env.path("nohome"))]).code(2);
+    assert_eq!(snapshot_count(&env), 2);
+}
+
+#[test]
+fn forget_profile_applies_each_components_retention_to_its_own_snapshots() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    // A snapshot outside the profile is never touched.
+    env.backup(&[&env.path("app/etc")], &[]);
+    for i in 0..3 {
+        fs::write(env.path("app/etc/app.conf"), format!("v{i}")).unwrap();
+        run_cfg(&cfg, &["backup", "--profile", "app", "--component", "db,config,uploads"]).ok();
+    }
+    run_cfg(&cfg, &["forget", "--profile", "app"]).ok();
+    let snaps = env.json(&["snapshots"]);
+    let count = |tag: &str| {
+        snaps.as_array().unwrap().iter().filter(|s| s["tags"].as_array().unwrap().iter().any(|t| t == tag)).count()
+    };
+    assert_eq!(count("component=db"), 1, "db keeps the last 1");
+    assert_eq!(count("component=config"), 2, "config keeps the last 2");
+    assert_eq!(count("component=uploads"), 3, "uploads has no retention: all kept");
+    assert_eq!(snaps.as_array().unwrap().len(), 1 + 2 + 3 + 1);
+    // --keep-* rules or IDs with --profile are a usage error.
+    run_cfg(&cfg, &["forget", "--profile", "app", "--keep-last", "1"]).code(2);
+    // The newest config snapshot restores the newest content.
+    let t = env.path("r");
+    run_cfg(&cfg, &["restore", "--profile", "app", "--component", "config", "latest", "--target", t.to_str().unwrap()])
+        .ok();
+    let conf = t.join("config").join(env.path("app/etc").strip_prefix("/").unwrap()).join("app.conf");
+    assert_eq!(fs::read(conf).unwrap(), b"v2");
+}
+
+// ---- generate -------------------------------------------------------------------------------
+
+/// `key=value` lines of a unit file, in order.
+fn unit_keys(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn unit_value(keys: &[(String, String)], key: &str) -> Option<String> {
+    keys.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn generate_systemd_writes_a_service_that_backs_up_the_profile_and_a_persistent_timer() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let dir = env.mkdir("units");
+    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "4h", "--dir", dir.to_str().unwrap()]).ok();
+    let service = fs::read_to_string(dir.join("arca-app.service")).unwrap();
+    let timer = fs::read_to_string(dir.join("arca-app.timer")).unwrap();
+    let s = unit_keys(&service);
+    let t = unit_keys(&timer);
+    assert_eq!(unit_value(&s, "Type").as_deref(), Some("oneshot"));
+    let exec = unit_value(&s, "ExecStart").unwrap();
+    let want = format!("--config {} backup --profile app", cfg.display());
+    assert!(exec.contains(&want), "{exec}");
+    assert!(service.contains("status --profile app"), "mentions status for alerting:\n{service}");
+    assert_eq!(unit_value(&t, "OnCalendar").as_deref(), Some("*-*-* 00/4:00:00"));
+    assert_eq!(unit_value(&t, "Persistent").as_deref(), Some("true"));
+    assert_eq!(unit_value(&t, "Unit").as_deref(), Some("arca-app.service"));
+    assert_eq!(unit_value(&t, "WantedBy").as_deref(), Some("timers.target"));
+
+    // What the service runs works: it backs up every component (paths here have no spaces).
+    let words: Vec<&str> = exec.split(' ').collect();
+    let out = arca_std_cmd().args(&words[1..]).env_remove("ARCA_CONFIG").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(snapshot_count(&env), 4);
+
+    // A period that does not divide a day is a monotonic timer; printed, both units are shown.
+    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "5h"]).ok().text();
+    assert!(out.contains("# arca-app.service") && out.contains("# arca-app.timer"), "{out}");
+    assert!(out.contains("OnUnitActiveSec=300min") && !out.contains("OnCalendar"), "{out}");
+    let out =
+        run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--on-calendar", "Mon *-*-* 02:00"]).ok().text();
+    assert!(out.contains("OnCalendar=Mon *-*-* 02:00\nPersistent=true"), "{out}");
+
+    // Bad input: a profile typo (nothing written), a period below a minute, no period.
+    let other = env.mkdir("other");
+    let o = other.to_str().unwrap();
+    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "ap", "--every", "4h", "--dir", o]).code(2);
+    assert!(out.stderr.contains("profiles: app"), "{}", out.stderr);
+    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "10s", "--dir", o]).code(2);
+    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--dir", o]).code(2);
+    assert_eq!(fs::read_dir(&other).unwrap().count(), 0);
+}
+
+#[test]
+fn generate_completions_and_man() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Out::from(arca_cmd().args(["generate", "completions", shell]).output().unwrap()).ok().text();
+        assert!(out.len() > 1000 && out.contains("stdin-from-command"), "{shell}: {} bytes", out.len());
+    }
+    Out::from(arca_cmd().args(["generate", "completions", "tcsh"]).output().unwrap()).code(2);
+    let man = Out::from(arca_cmd().args(["generate", "man"]).output().unwrap()).ok().text();
+    assert!(man.contains(".TH arca 1") && man.contains("backup"), "{man}");
+    let dir = tempfile::tempdir().unwrap();
+    Out::from(arca_cmd().args(["generate", "man", "--dir"]).arg(dir.path()).output().unwrap()).ok();
+    let page = fs::read_to_string(dir.path().join("arca-backup.1")).unwrap();
+    assert!(page.contains("arca\\-backup") && page.contains("profile"), "{page}");
+    assert!(dir.path().join("arca.1").exists());
+}
+
+#[test]
+fn the_profiles_password_command_is_used_and_dash_r_overrides_the_repository() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let pw_file = format!("password-file = \"{}\"", env.path("pw").display());
+    let text = text.replace(&pw_file, &format!("password-command = \"printf '%s\\\\n' '{PASSWORD}'\""));
+    assert!(text.contains("password-command"), "{text}");
+    fs::write(&cfg, &text).unwrap();
+    run_cfg(&cfg, &["backup", "--profile", "app", "--component", "config"]).ok();
+    assert_eq!(snapshot_count(&env), 1);
+    // -r names another repository: the profile's password source is not used for it.
+    let other = Env::new();
+    let out = Out::from(
+        arca_cmd()
+            .arg("--config")
+            .arg(&cfg)
+            .args(["-r", other.repo.to_str().unwrap(), "backup", "--profile", "app", "--component", "db"])
+            .env("ARCA_PASSWORD", PASSWORD)
+            .output()
+            .unwrap(),
+    );
+    out.ok();
+    assert_eq!(snapshot_count(&other), 1);
+    assert_eq!(snapshot_count(&env), 1);
+    // Usage errors: --component without --profile, --stdin with --stdin-from-command.
+    env.run(&["backup", "--component", "db"]).code(2);
+    env.run(&["backup", "--stdin", "--stdin-from-command", "--", "true"]).code(2);
+}
