@@ -2,6 +2,7 @@
 
 mod admin;
 mod copy;
+mod drill;
 mod forget;
 mod generate;
 mod journal;
@@ -135,6 +136,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
     Check(snap::CheckArgs),
+    /// Restore into a scratch directory, verify it, measure RTO and RPO: `arca drill [SNAP[:PATH]]`.
+    Drill(drill::DrillArgs),
     /// Remove snapshots by ID or by a retention policy (--keep-daily 7 …), restic's rules.
     Forget(forget::ForgetArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
@@ -170,6 +173,7 @@ impl Command {
             Command::Forget(_) => Op::Forget,
             Command::Prune(_) => Op::Prune,
             Command::Copy(_) => Op::CopyFrom,
+            Command::Drill(_) => Op::Drill,
             _ => return None,
         })
     }
@@ -286,6 +290,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Status(a) => status::run(g, a),
         Command::Copy(a) => copy::run(g, a),
         Command::Generate(c) => generate::run(g, c),
+        Command::Drill(a) => drill::run(g, a),
     }
 }
 

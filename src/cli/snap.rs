@@ -690,6 +690,8 @@ fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
             exclude_xattrs: xattr_globs(&a.exclude_xattr)?,
         },
         list_changes: false,
+        only: None,
+        before_verify: None,
     };
     let snap_path = if path == "/" { "" } else { path.as_str() };
     let progress: &'static Progress = Box::leak(Box::default());
@@ -708,6 +710,10 @@ fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
     });
     for e in &stats.errors {
         eprintln!("error: {e}");
+    }
+    for m in &stats.mismatched {
+        let what = if m.change == arca::browse::Change::Metadata { "metadata" } else { "content" };
+        eprintln!("error: {}: restored {what} differs from the snapshot", m.path.display());
     }
     let doc = json!({"snapshot": id, "target": a.target, "dry_run": a.dry_run, "seconds": elapsed, "stats": stats});
     if !g.json && !g.quiet {
@@ -730,7 +736,7 @@ fn restore_one(g: &Global, a: RestoreArgs) -> Result<(u8, serde_json::Value)> {
             println!("{} entries not restored: something restore does not remove is in the way", stats.conflicts);
         }
     }
-    let status = if stats.damaged > 0 {
+    let status = if stats.damaged > 0 || !stats.mismatched.is_empty() {
         code::INTEGRITY
     } else if stats.errors.len() as u64 > stats.conflicts {
         code::ERROR

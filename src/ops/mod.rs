@@ -5,6 +5,7 @@
 //! Arrows point one way: the CLI calls `ops`, which calls `lifecycle`, `restore`, `check` and
 //! `repo`; nothing below depends on `ops`.
 
+pub mod drill;
 pub mod journal;
 pub mod profile;
 pub mod status;

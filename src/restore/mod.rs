@@ -78,8 +78,14 @@ pub struct RestoreOptions {
     pub overwrite: Overwrite,
     /// Decide everything (including the overwrite policy's comparisons) but write nothing.
     pub dry_run: bool,
-    /// Re-read every restored file afterwards and compare with the snapshot.
+    /// Re-read every restored file right after writing it (through its descriptor, while the
+    /// page cache is warm) and compare every chunk's hash and the length with the snapshot; also
+    /// compare the metadata set on files, directories, symlinks, special files and hard links.
+    /// Differences go to [`RestoreStats::mismatched`].
     pub verify: bool,
+    /// With `verify`: called with each restored file and its path before it is read back (a
+    /// test hook: lets a test change what was written).
+    pub before_verify: Option<VerifyHook>,
     /// Remove what is in restored directories but not in the snapshot (and directories in the
     /// way of other entries). Not with `include`.
     pub delete: bool,
@@ -93,7 +99,17 @@ pub struct RestoreOptions {
     /// [`RestoreStats::changes`] (content, type, mode, owner, mtime; with `delete`, extra entries).
     /// This is `arca verify`.
     pub list_changes: bool,
+    /// Restore only the entries this chooses, by path relative to the restored path and node
+    /// (what is below a chosen directory is not implied; directories leading to a chosen entry
+    /// are made). Instead of `include`'s inheritance; `arca drill`'s samples use it.
+    pub only: Option<Selector>,
 }
+
+/// [`RestoreOptions::before_verify`]: called with a restored file and its path.
+pub type VerifyHook = Arc<dyn Fn(&File, &Path) + Send + Sync>;
+
+/// A per-entry choice for [`RestoreOptions::only`].
+pub type Selector = Box<dyn Fn(&Path, &Node) -> bool + Send + Sync>;
 
 /// One difference between the target and the snapshot, found by a dry run with `list_changes`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -131,6 +147,15 @@ pub struct RestoreStats {
     /// Differences found by a dry run with `list_changes`, sorted by path.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<TargetChange>,
+    /// With `verify`: restored entries whose content or metadata, read back, differ from the
+    /// snapshot (`modified`: content, length, type or symlink target; `metadata`: mode, owner,
+    /// mtime, or a hard link that is not one), sorted by path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatched: Vec<TargetChange>,
+    /// With `verify`: time spent verifying, summed over the threads that did it.
+    pub verify_ns: u64,
+    /// Time spent restoring regular files (verification included), summed over the threads.
+    pub file_ns: u64,
 }
 
 /// A file's (device, inode) on the target.
@@ -330,6 +355,9 @@ fn content_digest(n: &Node) -> [u8; 32] {
 
 #[derive(Default)]
 struct Report {
+    mismatched: Mutex<Vec<TargetChange>>,
+    verify_ns: AtomicU64,
+    file_ns: AtomicU64,
     errors: Mutex<Vec<String>>,
     damaged: AtomicU64,
     conflicts: AtomicU64,
@@ -337,6 +365,18 @@ struct Report {
 }
 
 impl Report {
+    fn mismatch(&self, change: crate::browse::Change, path: PathBuf) {
+        self.mismatched.lock().unwrap().push(TargetChange { change, path });
+    }
+
+    /// Run `f`, adding its duration to the verification time.
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = std::time::Instant::now();
+        let r = f();
+        self.verify_ns.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+        r
+    }
+
     fn change(&self, change: crate::browse::Change, path: PathBuf) {
         self.changes.lock().unwrap().push(TargetChange { change, path });
     }
@@ -486,7 +526,10 @@ impl Restorer<'_> {
             if self.exclude.as_ref().is_some_and(|e| e.matches(&pattern_path, name)) {
                 continue;
             }
-            let mut inc = parent_included;
+            let mut inc = match &self.opts.only {
+                Some(only) => only(&rel, &node),
+                None => parent_included,
+            };
             for (i, (p, _)) in self.includes.iter().enumerate() {
                 if p.matches(&pattern_path, name) {
                     self.matched[i] = true;
@@ -753,6 +796,9 @@ impl Restorer<'_> {
             _ => return Ok(false),
         }
         meta::apply_special(dir.as_fd(), name, n, &self.opts.meta)?;
+        if self.opts.verify {
+            self.report.timed(|| self.verify_special(dir, name, rel, n))?;
+        }
         Ok(true)
     }
 
@@ -787,6 +833,11 @@ impl Restorer<'_> {
                 }
             } else if let Err(e) = meta::apply_fd(fd.as_fd(), &n, &self.opts.meta, false) {
                 self.report.io(&self.full(&rel), &e);
+            } else if self.opts.verify {
+                let differs = self.report.timed(|| rfs::fstat(&fd).map(|st| meta::differs(&st, &n, &self.opts.meta)));
+                if differs.unwrap_or(true) {
+                    self.report.mismatch(Change::Metadata, self.full(&rel));
+                }
             }
         }
     }
@@ -804,7 +855,9 @@ impl Restorer<'_> {
 
     /// Restore one file, reporting a failure.
     fn file(&self, f: &FileJob) -> Option<Outcome> {
+        let t = std::time::Instant::now();
         let r = self.restore_file(f);
+        self.report.file_ns.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
         if let Ok(o) = &r {
             self.progress.files.fetch_add(1, Relaxed);
             if let Outcome::Written(n, _) = o {
@@ -835,7 +888,7 @@ impl Restorer<'_> {
         self.write_content(&file, f, content, *size)?;
         meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta, f.inherits_acl).at(full())?;
         if self.opts.verify {
-            self.verify(&file, f)?;
+            self.report.timed(|| self.verify_written(&file, f))?;
         }
         // Only the first file of a hard-link group needs its inode recorded.
         let ino = match f.hard_key {
@@ -942,6 +995,41 @@ impl Restorer<'_> {
         Ok(())
     }
 
+    /// `verify` for a file just written: its content and metadata, read back.
+    fn verify_written(&self, file: &File, f: &FileJob) -> Result<()> {
+        if let Some(hook) = &self.opts.before_verify {
+            hook(file, &self.full(&f.rel));
+        }
+        match self.verify(file, f) {
+            Err(Error::Integrity { .. }) => self.report.mismatch(Change::Modified, self.full(&f.rel)),
+            r => r?,
+        }
+        let st = rfs::fstat(file).map_err(std::io::Error::from).at(self.full(&f.rel))?;
+        if meta::differs(&st, &f.node, &self.opts.meta) {
+            self.report.mismatch(Change::Metadata, self.full(&f.rel));
+        }
+        Ok(())
+    }
+
+    /// `verify` for a symlink or special file just made: type, target, and what
+    /// [`meta::apply_special`] sets (owner, mtime, and the permission bits of special files).
+    fn verify_special(&self, dir: &OwnedFd, name: &CString, rel: &Path, n: &Node) -> std::io::Result<()> {
+        if !same_special(dir, name, n) {
+            self.report.mismatch(Change::Modified, self.full(rel));
+            return Ok(());
+        }
+        let st = rfs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        let mtime = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64;
+        let symlink = matches!(n.kind, NodeKind::Symlink { .. });
+        if mtime != n.mtime
+            || (!symlink && st.st_mode & 0o777 != n.mode & 0o777)
+            || (self.opts.meta.chown_wanted() && (st.st_uid, st.st_gid) != (n.uid, n.gid))
+        {
+            self.report.mismatch(Change::Metadata, self.full(rel));
+        }
+        Ok(())
+    }
+
     /// Re-read a restored file through its descriptor and check every chunk's hash and the length.
     fn verify(&self, file: &File, f: &FileJob) -> Result<()> {
         let NodeKind::File { size, content } = &f.node.kind else { return Ok(()) };
@@ -974,7 +1062,15 @@ impl Restorer<'_> {
             return;
         };
         match self.link_to(&sdir, &sname, ino, ddir, &l.file.name) {
-            Ok(true) => self.stats.others += 1,
+            Ok(true) => {
+                self.stats.others += 1;
+                if self.opts.verify {
+                    let st = self.report.timed(|| rfs::statat(ddir, l.file.name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW));
+                    if !st.is_ok_and(|st| (st.st_dev, st.st_ino) == ino) {
+                        self.report.mismatch(Change::Metadata, self.full(&l.file.rel));
+                    }
+                }
+            }
             Ok(false) => self.stats.files_skipped += 1,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESTALE) => {
                 // The first file is gone or replaced: restore this member on its own.
@@ -1026,6 +1122,10 @@ impl Restorer<'_> {
         let mut s = std::mem::take(&mut self.stats);
         s.changes = self.report.changes.into_inner().unwrap();
         s.changes.sort_by(|a, b| a.path.cmp(&b.path));
+        s.mismatched = self.report.mismatched.into_inner().unwrap();
+        s.mismatched.sort_by(|a, b| a.path.cmp(&b.path));
+        s.verify_ns = self.report.verify_ns.into_inner();
+        s.file_ns = self.report.file_ns.into_inner();
         s.errors = self.report.errors.into_inner().unwrap();
         s.damaged = self.report.damaged.into_inner();
         s.conflicts = self.report.conflicts.into_inner();

@@ -13,6 +13,7 @@ mod lifecycle_forget;
 mod lifecycle_prune;
 mod lifecycle_repair;
 mod ops_copy;
+mod ops_drill;
 mod ops_journal;
 mod ops_profile;
 mod ops_status;
