@@ -1272,6 +1272,7 @@ fn journal_vectors() -> Vec<Vector> {
     bad("error message of 4097 bytes", with(&|r| r.errors.push("e".repeat(4097))));
     bad("257 errors", with(&|r| r.errors = vec!["e".into(); 257]));
     bad("257 labels", with(&|r| r.labels = vec![("k".into(), String::new()); 257]));
+    bad("hostname of 4097 bytes", with(&|r| r.hostname = "h".repeat(4097)));
     v
 }
 

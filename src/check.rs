@@ -105,6 +105,9 @@ pub struct CheckReport {
     pub warnings: Vec<Problem>,
     /// For each damaged snapshot: the paths whose data or metadata is affected.
     pub affected: BTreeMap<String, Vec<String>>,
+    /// The snapshots that were read and walked (for the journal record).
+    #[serde(skip)]
+    pub snapshot_ids: Vec<Id>,
 }
 
 impl CheckReport {
@@ -423,7 +426,10 @@ fn load_snapshots(repo: &Repository, r: &mut CheckReport) -> Result<Vec<(Id, cra
     let mut snaps = Vec::new();
     for (name, res) in loaded {
         match res {
-            Ok(v) => snaps.push(v),
+            Ok(v) => {
+                r.snapshot_ids.push(v.0);
+                snaps.push(v)
+            }
             Err(e) => r.error(format!("snapshot {name}"), e.to_string()),
         }
     }

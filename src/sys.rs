@@ -87,3 +87,14 @@ pub fn process_alive(pid: u32) -> bool {
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// Environment variables that carry repository passwords: children arca starts (hooks,
+/// `--stdin-from-command`) do not inherit them.
+pub const SECRET_ENV: [&str; 3] = ["ARCA_PASSWORD", "ARCA_NEW_PASSWORD", "ARCA_TO_PASSWORD"];
+
+/// Remove [`SECRET_ENV`] from a child's environment.
+pub fn without_secrets(cmd: &mut std::process::Command) {
+    for v in SECRET_ENV {
+        cmd.env_remove(v);
+    }
+}

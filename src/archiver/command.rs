@@ -31,7 +31,9 @@ pub fn backup_command(
     crate::format::tree::validate_name(name.as_bytes())
         .map_err(|e| Error::InvalidArgument(format!("--stdin-filename {name:?}: {e}")))?;
     let line = command_line(argv);
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    crate::sys::without_secrets(&mut cmd);
+    let mut child = cmd
         .args(args)
         .stdout(Stdio::piped())
         .spawn()

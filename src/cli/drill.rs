@@ -40,6 +40,9 @@ pub struct DrillArgs {
     no_owner: bool,
     #[command(flatten)]
     select: SelectArgs,
+    /// With --profile: drill the snapshot (`latest`, or an ID) of each component.
+    #[command(flatten)]
+    profile: super::profile::ProfileArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -141,12 +144,23 @@ fn corrupt(f: &std::fs::File) {
 }
 
 pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
-    drill_selected(g, &a.snapshot, &a.select, &a)
+    if a.profile.is_set() {
+        return super::profile::each_component(g, &a.profile, Some(arca::ops::journal::Op::Drill), |g, t| {
+            let sel = a.select.clone().with_tags(&t.filter.tags);
+            drill_selected(g, &a.snapshot, &sel, &a)
+        });
+    }
+    let (status, doc) = drill_selected(g, &a.snapshot, &a.select, &a)?;
+    if g.json {
+        g.print_json(&doc)?;
+    }
+    Ok(status)
 }
 
 /// Drill `reference` among the snapshots `sel` selects, with the settings of `a` (its own
-/// `snapshot` and `select` are not used): a component's drill passes a tag filter here.
-pub(super) fn drill_selected(g: &Global, reference: &str, sel: &SelectArgs, a: &DrillArgs) -> Result<u8> {
+/// `snapshot` and `select` are not used): a component's drill passes a tag filter here. Prints
+/// the text report; returns the exit code and the JSON report.
+fn drill_selected(g: &Global, reference: &str, sel: &SelectArgs, a: &DrillArgs) -> Result<(u8, serde_json::Value)> {
     let ((repo, index, id, snapshot, node, path), _lock) = snap::locate_locked(g, reference, sel)?;
     let sample = a.sample.map(|share| Sample {
         share,
@@ -189,14 +203,15 @@ pub(super) fn drill_selected(g: &Global, reference: &str, sel: &SelectArgs, a: &
     if let Err(e) = removal {
         eprintln!("warning: could not remove the scratch directory: {e}");
     }
-    print(g, &report, kept.as_deref())?;
-    Ok(if report.damage.is_empty() && report.mismatches.is_empty() && !report.errors.is_empty() {
+    let doc = print(g, &report, kept.as_deref())?;
+    let status = if report.damage.is_empty() && report.mismatches.is_empty() && !report.errors.is_empty() {
         code::ERROR
     } else if report.ok() {
         code::OK
     } else {
         code::INTEGRITY
-    })
+    };
+    Ok((status, doc))
 }
 
 /// The drill's journal record (format-spec 21.2: labels `path`, `sample`, `seed`; metrics
@@ -227,24 +242,25 @@ fn secs(ns: u64) -> String {
     }
 }
 
-fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<()> {
+/// Print the text report (errors to stderr in any case); return the JSON report.
+fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<serde_json::Value> {
     for d in &r.damage {
         eprintln!("damage: {}", escape_str(d));
     }
     for e in &r.errors {
         eprintln!("error: {}", escape_str(e));
     }
+    let mut v = serde_json::to_value(r)?;
+    v["ok"] = serde_json::json!(r.ok());
+    v["scratch_kept"] = serde_json::json!(kept);
     if g.json {
-        let mut v = serde_json::to_value(r)?;
-        v["ok"] = serde_json::json!(r.ok());
-        v["scratch_kept"] = serde_json::json!(kept);
-        return g.print_json(&v);
+        return Ok(v);
     }
     for m in &r.mismatches {
         println!("mismatch {}: {}", m.kind, escape(m.path.as_os_str().as_bytes()));
     }
     if g.quiet {
-        return Ok(());
+        return Ok(v);
     }
     let what = match &r.sample {
         None => "all".to_string(),
@@ -283,7 +299,7 @@ fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<()> {
     }
     println!("RPO: snapshot age {}", secs(r.age_ns));
     if let Some(p) = kept {
-        println!("scratch directory kept: {}", p.display());
+        println!("scratch directory kept: {} (the restore is in {}/)", p.display(), drill::RESTORE_DIR);
     }
     let problems = r.damage.len() + r.errors.len() + r.mismatches.len();
     if problems == 0 {
@@ -291,5 +307,5 @@ fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<()> {
     } else {
         println!("drill FAILED: {problems} problem(s)");
     }
-    Ok(())
+    Ok(v)
 }

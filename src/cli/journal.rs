@@ -175,9 +175,18 @@ pub fn record_json(r: &Record) -> serde_json::Value {
         "bytes": r.bytes,
         "files": r.files,
         "errors": r.errors,
-        "labels": r.labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        "metrics": r.metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "labels": first_wins(r.labels.iter().map(|(k, v)| (k, json!(v)))),
+        "metrics": first_wins(r.metrics.iter().map(|(k, v)| (k, json!(v)))),
     })
+}
+
+/// A JSON object of key/value pairs where, as in format-spec 21.2, the first of equal keys counts.
+fn first_wins<'a>(pairs: impl Iterator<Item = (&'a String, serde_json::Value)>) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    for (k, v) in pairs {
+        m.entry(k.clone()).or_insert(v);
+    }
+    serde_json::Value::Object(m)
 }
 
 fn print_table(rows: &[&Record]) {

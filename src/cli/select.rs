@@ -59,7 +59,7 @@ pub fn resolve(repo: &Repository, reference: &str, sel: &SelectArgs) -> Result<(
 pub const LATEST_VERIFIED: &str = "latest-verified";
 
 /// The newest selected snapshot that the journal shows verified: a successful whole drill of
-/// it, or a successful full `check --read-data` that started after it was taken.
+/// it, or a successful full `check --read-data` that checked it.
 fn latest_verified(repo: &Repository, sel: &SelectArgs) -> Result<(Id, Snapshot)> {
     let filter = sel.filter();
     let snaps: Vec<(Id, Snapshot)> = repo.list_snapshots()?.into_iter().filter(|(_, s)| filter.matches(s)).collect();
@@ -67,8 +67,8 @@ fn latest_verified(repo: &Repository, sel: &SelectArgs) -> Result<(Id, Snapshot)
     for (name, e) in &journal.damaged {
         eprintln!("warning: journal file {name} skipped: {e}");
     }
-    let times: Vec<(Id, i64)> = snaps.iter().map(|(id, s)| (*id, s.time)).collect();
-    let verified = arca::ops::journal::verified(&journal.records, &times);
+    let ids: Vec<Id> = snaps.iter().map(|(id, _)| *id).collect();
+    let verified = arca::ops::journal::verified(&journal.records, &ids);
     snaps.into_iter().rev().find(|(id, _)| verified.contains(id)).ok_or_else(|| {
         arca::Error::NotFound(
             "no selected snapshot has a verification on record (a successful whole `arca drill` of it, \

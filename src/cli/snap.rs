@@ -758,6 +758,9 @@ fn journal_check(rec: &mut arca::ops::journal::Record, r: &arca::check::CheckRep
     };
     set_label(rec, "read_data", read);
     (rec.bytes, rec.files) = (r.bytes_read, 0);
+    // Every snapshot checked: with all data read and no problem, these are verified
+    // (`latest-verified`, `status`).
+    rec.snapshots.extend(r.snapshot_ids.iter().copied());
     set_metric(rec, "problems", r.errors.len() as u64);
     set_metric(rec, "packs_read", r.packs_read as u64);
     set_metric(rec, "snapshots", r.snapshots as u64);

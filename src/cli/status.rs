@@ -100,7 +100,7 @@ pub fn run(g: &Global, a: StatusArgs) -> Result<u8> {
 
 /// The exit code `st` stands for.
 fn exit_code(st: &Status) -> u8 {
-    if st.objective_missed() {
+    if st.objective_missed() || st.failed() && !st.damaged() {
         code::OBJECTIVE_MISSED
     } else if st.damaged() {
         code::INTEGRITY
@@ -127,6 +127,8 @@ fn verdict(g: &GroupStatus) -> String {
         (Some(false), _) => "MISSED".into(),
         (_, Some(Anomaly::EmptyStream)) => "ANOMALY (empty stream)".into(),
         (_, Some(Anomaly::Shrank { percent, .. })) => format!("ANOMALY (shrank {percent}%)"),
+        _ if g.failure_is_damage() => "DAMAGE (see last failure)".into(),
+        _ if g.last_failure.is_some() => "FAILING (see last failure)".into(),
         (Some(true), None) => "ok".into(),
         (None, None) => "ok (no objective)".into(),
     }
@@ -346,7 +348,11 @@ fn prometheus(st: &Status, exit: u8) -> String {
         "Time of the group's last failed operation not followed by a success, Unix seconds.",
         per(&|g| g.last_failure.as_ref().map(|x| secs(x.time_ns))),
     );
-    f.gauge("arca_status_ok", "1 if the group meets its objective and has no size anomaly.", per(&|g| Some(b(g.ok()))));
+    f.gauge(
+        "arca_status_ok",
+        "1 if the group meets its objective, has no size anomaly and no unresolved failure.",
+        per(&|g| Some(b(g.ok()))),
+    );
     f.gauge(
         "arca_status_damaged_files",
         "Snapshot and journal files that could not be read.",

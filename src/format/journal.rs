@@ -204,6 +204,8 @@ impl Record {
             self.errors.push(format!("… and {more} more"));
         }
         self.errors.iter_mut().for_each(|e| clamp_text(e, MAX_TEXT));
+        clamp_text(&mut self.hostname, MAX_TEXT);
+        clamp_text(&mut self.username, MAX_TEXT);
         self.labels.retain(|(k, _)| !k.is_empty());
         self.labels.truncate(MAX_ITEMS);
         for (k, v) in &mut self.labels {
@@ -229,7 +231,8 @@ impl Record {
                 return bad(format!("record has {n} {name} (limit {MAX_ITEMS})"));
             }
         }
-        let texts = self.errors.iter().chain(self.labels.iter().map(|(_, v)| v));
+        let names = [&self.hostname, &self.username];
+        let texts = self.errors.iter().chain(self.labels.iter().map(|(_, v)| v)).chain(names);
         if let Some(t) = texts.into_iter().find(|t| t.len() > MAX_TEXT) {
             return bad(format!("record text of {} bytes (limit {MAX_TEXT})", t.len()));
         }

@@ -170,6 +170,9 @@ impl DrillReport {
     }
 }
 
+/// The subdirectory of the scratch directory that a drill restores into.
+pub const RESTORE_DIR: &str = "restore";
+
 /// A scratch directory for a drill: created 0700 under a random name, removed when dropped
 /// unless kept.
 pub struct Scratch {
@@ -322,7 +325,7 @@ fn census(repo: &Repository, index: &Index, node: &Node) -> Result<Census> {
             }
             NodeKind::File { size, .. } => {
                 c.scope.files += 1;
-                c.scope.bytes += size;
+                c.scope.bytes = c.scope.bytes.saturating_add(*size);
             }
             _ => c.scope.others += 1,
         }
@@ -349,12 +352,12 @@ fn choose(entries: &[Entry], mut ix: Vec<usize>, s: &Sample, rng: &mut SplitMix)
     let take = match s.by {
         SampleBy::Files => (ix.len() as f64 * s.share).ceil() as usize,
         SampleBy::Bytes => {
-            let total: u64 = ix.iter().map(|&i| entries[i].size).sum();
+            let total: u64 = ix.iter().fold(0u64, |t, &i| t.saturating_add(entries[i].size));
             let want = (total as f64 * s.share).ceil() as u64;
             let mut sum = 0u64;
             let mut n = 0;
             while n < ix.len() && (n == 0 || sum < want) {
-                sum += entries[ix[n]].size;
+                sum = sum.saturating_add(entries[ix[n]].size);
                 n += 1;
             }
             n
@@ -390,7 +393,10 @@ fn restore_pass(
     progress: &Progress,
 ) -> Result<Pass> {
     let ropts = RestoreOptions {
-        target: opts.scratch.clone(),
+        // A subdirectory: the snapshot's metadata (owner, mode) is applied to it, never to the
+        // scratch directory, which stays ours and 0700, so no other user can reach into it and
+        // swap a directory for a symlink before the tree is removed.
+        target: opts.scratch.join(RESTORE_DIR),
         overwrite: Overwrite::IfChanged,
         meta: opts.meta.clone(),
         verify: true,
@@ -419,7 +425,7 @@ pub fn drill(
     opts: &DrillOptions,
     progress: &Progress,
 ) -> Result<DrillReport> {
-    let age_ns = (crate::sys::now_nanos() - snapshot.time).max(0) as u64;
+    let age_ns = crate::sys::now_nanos().saturating_sub(snapshot.time).max(0) as u64;
     let snap_path = if path == "/" { "" } else { path };
     let mut report = DrillReport {
         snapshot: id,

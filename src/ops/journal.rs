@@ -76,23 +76,21 @@ pub fn is_full_verification(r: &Record) -> bool {
     r.op == Op::Check && r.outcome == Outcome::Ok && r.label("read_data") == Some("all")
 }
 
-/// Snapshots with a verification on record: a successful drill of that snapshot (whole, not a
-/// sample or a path), or a successful full `check --read-data` that ended after it was written.
-/// `snapshots` are (ID, time) pairs; returns the IDs verified.
-pub fn verified(records: &[Record], snapshots: &[(Id, i64)]) -> Vec<Id> {
-    let last_full_check = records.iter().filter(|r| is_full_verification(r)).map(|r| r.time).max();
-    snapshots
-        .iter()
-        .filter(|(id, time)| {
-            let drilled = records.iter().any(|r| {
-                r.op == Op::Drill
-                    && r.outcome == Outcome::Ok
-                    && r.snapshots.contains(id)
-                    && r.label("sample").is_none()
-                    && r.label("path").is_none_or(|p| p == "/")
-            });
-            drilled || last_full_check.is_some_and(|t| t >= *time)
-        })
-        .map(|(id, _)| *id)
-        .collect()
+/// Of `snapshots`, those with a verification on record: a successful drill of that snapshot
+/// (whole, not a sample or a path), or a successful full `check --read-data` whose record names
+/// it (a check records every snapshot it checked). Times are not compared: a backup that
+/// committed while a check ran, or a snapshot with an imported or copied time, is verified only
+/// by a check or drill that actually read it.
+pub fn verified(records: &[Record], snapshots: &[Id]) -> Vec<Id> {
+    let mut seen = std::collections::HashSet::new();
+    for r in records {
+        let whole_drill = r.op == Op::Drill
+            && r.outcome == Outcome::Ok
+            && r.label("sample").is_none()
+            && r.label("path").is_none_or(|p| p == "/");
+        if whole_drill || is_full_verification(r) {
+            seen.extend(r.snapshots.iter().copied());
+        }
+    }
+    snapshots.iter().filter(|id| seen.contains(id)).copied().collect()
 }

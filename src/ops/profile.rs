@@ -325,7 +325,9 @@ pub fn run_hook(argv: &[String], env: &[(&str, String)]) -> Result<()> {
         return Err(Error::InvalidArgument("empty hook command".into()));
     };
     let line = crate::archiver::command_line(&argv.iter().map(Into::into).collect::<Vec<_>>());
-    let status = std::process::Command::new(program)
+    let mut cmd = std::process::Command::new(program);
+    crate::sys::without_secrets(&mut cmd);
+    let status = cmd
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())

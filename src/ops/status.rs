@@ -186,9 +186,14 @@ pub struct GroupStatus {
 }
 
 impl GroupStatus {
-    /// Objective met (or none) and no anomaly.
+    /// Objective met (or none), no anomaly, and no unresolved failure.
     pub fn ok(&self) -> bool {
-        self.objective_met != Some(false) && self.anomaly.is_none()
+        self.objective_met != Some(false) && self.anomaly.is_none() && self.last_failure.is_none()
+    }
+
+    /// The unresolved failure found damage or a mismatch (a drill or check that exited 4 or 5).
+    pub fn failure_is_damage(&self) -> bool {
+        self.last_failure.as_ref().is_some_and(|f| f.outcome == Outcome::Damage.name())
     }
 }
 
@@ -220,7 +225,14 @@ impl Status {
 
     /// Some snapshot or journal file could not be read.
     pub fn damaged(&self) -> bool {
-        !self.damaged_snapshots.is_empty() || !self.damaged_journal.is_empty()
+        !self.damaged_snapshots.is_empty()
+            || !self.damaged_journal.is_empty()
+            || self.groups.iter().any(GroupStatus::failure_is_damage)
+    }
+
+    /// Some group's last backup, drill or other operation failed and nothing has succeeded since.
+    pub fn failed(&self) -> bool {
+        self.groups.iter().any(|g| g.last_failure.is_some())
     }
 }
 
@@ -409,13 +421,13 @@ fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record],
         }
     }
     let mut last_check: Option<&Record> = None;
-    let mut last_full_check: Option<i64> = None;
+    let mut fully_checked: std::collections::HashSet<Id> = std::collections::HashSet::new();
     let mut drilled_whole: HashMap<Id, ()> = HashMap::new();
     for r in records {
         if r.op == Op::Check && r.outcome == Outcome::Ok {
             last_check = Some(r);
             if crate::ops::journal::is_full_verification(r) {
-                last_full_check = Some(r.time);
+                fully_checked.extend(r.snapshots.iter().copied());
             }
         }
         let mut targets: Vec<usize> = r.snapshots.iter().filter_map(|id| of_snapshot.get(id).copied()).collect();
@@ -436,7 +448,7 @@ fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record],
     for g in out.iter_mut() {
         g.last_check = check.clone();
         if let Some(n) = &g.newest {
-            g.newest_verified = drilled_whole.contains_key(&n.id) || last_full_check.is_some_and(|t| t >= n.time_ns);
+            g.newest_verified = drilled_whole.contains_key(&n.id) || fully_checked.contains(&n.id);
             // A backup failure before the newest snapshot is resolved by it.
             if g.last_failure.as_ref().is_some_and(|f| f.op == Op::Backup.name() && f.time_ns < n.time_ns) {
                 g.last_failure = None;

@@ -119,7 +119,7 @@ fn keep_leaves_the_verified_restore_in_place() {
     let (r, _) = drill(&env, &["--keep"], 0);
     let kept = PathBuf::from(r["scratch_kept"].as_str().expect("kept path reported"));
     assert_eq!(leftovers(&env), vec![kept.clone()]);
-    let restored = under(&kept, &root);
+    let restored = under(&kept.join("restore"), &root);
     assert!(tree_diffs(&root, &restored, Cmp::default()).is_empty());
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o700);
@@ -151,7 +151,7 @@ fn a_seeded_sample_drill_is_reproducible_and_restores_about_the_share_asked() {
     let run = |seed: &str| {
         let (r, _) = drill(&env, &["--sample", "10%", "--seed", seed, "--keep"], 0);
         let kept = PathBuf::from(r["scratch_kept"].as_str().unwrap());
-        let got = entries(&kept);
+        let got = entries(&kept.join("restore"));
         remove_all(&kept);
         (r, got)
     };
@@ -249,7 +249,8 @@ fn a_restored_file_that_differs_from_the_snapshot_is_found() {
     assert_eq!(m[0]["kind"], "content");
     let path = PathBuf::from(m[0]["path"].as_str().unwrap());
     assert!(path.starts_with(&scratch), "{path:?}");
-    let name = path.strip_prefix(&scratch).unwrap().components().skip(1).collect::<PathBuf>();
+    // scratch/arca-drill-XXXX/restore/<the snapshot path>
+    let name = path.strip_prefix(&scratch).unwrap().components().skip(2).collect::<PathBuf>();
     assert!(root.join(name.strip_prefix(root.strip_prefix("/").unwrap()).unwrap()).is_file(), "{path:?}");
     assert!(leftovers(&env).is_empty());
 }
@@ -285,7 +286,7 @@ fn hard_links_symlinks_and_fifos_are_restored_and_verified() {
     // The symlink, the FIFO and the second name of the hard link.
     assert_eq!(n(&r["drilled"]["others"]), 3);
     let kept = PathBuf::from(r["scratch_kept"].as_str().unwrap());
-    let t = under(&kept, &root);
+    let t = under(&kept.join("restore"), &root);
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(t.join("a/f0")).unwrap().ino(), fs::metadata(t.join("b/hard")).unwrap().ino());
     assert!(tree_diffs(&root, &t, Cmp::default()).is_empty());

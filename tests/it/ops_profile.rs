@@ -438,3 +438,45 @@ fn the_profiles_password_command_is_used_and_dash_r_overrides_the_repository() {
     env.run(&["backup", "--component", "db"]).code(2);
     env.run(&["backup", "--stdin", "--stdin-from-command", "--", "true"]).code(2);
 }
+
+#[test]
+fn children_never_inherit_the_repository_password() {
+    let env = Env::new();
+    let cfg = web_app(&env, r#"["sh", "-c", "env | grep -c ^ARCA_PASSWORD= || true"]"#, "");
+    // The password given through the environment, as cron jobs often do.
+    let out = Out::from(
+        arca_cmd()
+            .arg("--config")
+            .arg(&cfg)
+            .env("ARCA_PASSWORD", PASSWORD)
+            .args(["backup", "--profile", "app"])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert_eq!(env.run(&["dump", "latest:app.sql", "--tag", "component=db"]).ok().text(), "0\n", "{}", out.stderr);
+    let hook_env = fs::read_to_string(env.path("after.env")).unwrap();
+    assert!(hook_env.contains("ARCA_PROFILE=app"), "{hook_env}");
+    assert!(!hook_env.contains("ARCA_PASSWORD"), "a hook saw the password: {hook_env}");
+}
+
+#[test]
+fn drill_of_a_profile_drills_each_component() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    run_cfg(&cfg, &["backup", "--profile", "app"]).ok();
+    let out = run_cfg(&cfg, &["--json", "drill", "--profile", "app", "--component", "db,config"]).ok();
+    let v = out.json();
+    let comps = v["components"].as_array().unwrap();
+    assert_eq!(comps.len(), 2, "{v}");
+    let db = comps.iter().find(|c| c["component"] == "db").expect("db drilled");
+    assert_eq!(db["drilled"]["bytes"], 1 << 20);
+    assert_eq!(db["ok"], true);
+    let config = comps.iter().find(|c| c["component"] == "config").expect("config drilled");
+    assert_eq!(config["ok"], true);
+    let rs = env.json(&["journal", "--op", "drill"]);
+    let mut labels: Vec<&str> =
+        rs.as_array().unwrap().iter().map(|r| r["labels"]["component"].as_str().unwrap()).collect();
+    labels.sort();
+    assert_eq!(labels, ["config", "db"]);
+}

@@ -180,7 +180,7 @@ fn last_check_drill_rto_and_failures_come_from_the_journal() {
     assert_eq!(f.outcome, Outcome::Damage);
     journal::append(&repo, &f).unwrap();
 
-    let v = status(&env, &[], 0);
+    let v = status(&env, &[], 4);
     let by_path = |v: &Value, p: &std::path::Path| {
         groups(v).into_iter().find(|g| g["key"]["paths"][0] == p.to_str().unwrap()).unwrap()
     };
@@ -196,7 +196,8 @@ fn last_check_drill_rto_and_failures_come_from_the_journal() {
     assert_eq!(o["last_failure"]["op"], "drill");
     assert_eq!(o["last_failure"]["outcome"], "damage");
     assert_eq!(o["last_failure"]["error"], "mismatch in /x");
-    let prom = env.run(&["status", "--prometheus"]).ok().text();
+    // The damage the drill found is unresolved: exit 4, in every output.
+    let prom = env.run(&["status", "--prometheus"]).code(4).text();
     assert!(prom.lines().any(|l| l.starts_with("arca_drill_rto_seconds{") && l.ends_with(" 30")), "{prom}");
     assert!(prom.lines().any(|l| l.starts_with("arca_last_check_read_all_data ") && l.ends_with(" 1")), "{prom}");
 
@@ -205,13 +206,13 @@ fn last_check_drill_rto_and_failures_come_from_the_journal() {
     let moved = env.path("moved");
     fs::rename(&src, &moved).unwrap();
     assert_ne!(env.run(&["backup", src.to_str().unwrap()]).code, 0);
-    let g = by_path(&status(&env, &[], 0), &src);
+    let g = by_path(&status(&env, &[], 4), &src);
     assert_eq!(g["last_failure"]["op"], "backup", "{g:#}");
     assert_eq!(g["last_failure"]["outcome"], "failed");
-    assert!(env.run(&["status"]).ok().text().contains("last backup failed"));
+    assert!(env.run(&["status"]).code(4).text().contains("last backup failed"));
     fs::rename(&moved, &src).unwrap();
     env.backup(&[&src], &[]);
-    let g = by_path(&status(&env, &[], 0), &src);
+    let g = by_path(&status(&env, &[], 4), &src);
     assert_eq!(g["last_failure"], Value::Null, "{g:#}");
     assert_eq!(g["newest_verified"], false, "the new snapshot is younger than the full check");
 }
@@ -483,4 +484,24 @@ fn status_of_a_profile_has_one_line_per_component() {
     assert_eq!(groups(&v)[1]["last_failure"], Value::Null);
     run(&["status", "--profile", "app"]).ok();
     run(&["status", "--profile", "app", "--component", "nope"]).code(2);
+}
+
+#[test]
+fn an_unresolved_failure_is_not_ok() {
+    let env = Env::new();
+    let src = source(&env, "src", 2000);
+    env.backup(&[&src], &[]);
+    status(&env, &["--max-age", "1h"], 0);
+    // A failed backup after the newest snapshot: the objective may still be met, but status
+    // must not say all is well.
+    let moved = env.path("moved");
+    fs::rename(&src, &moved).unwrap();
+    assert_ne!(env.run(&["backup", src.to_str().unwrap()]).code, 0);
+    let v = status(&env, &["--max-age", "1h"], 6);
+    assert_eq!(groups(&v)[0]["ok"], false, "{v:#}");
+    let prom = env.run(&["status", "--prometheus", "--max-age", "1h"]).code(6).text();
+    assert!(prom.lines().any(|l| l.starts_with("arca_status_ok") && l.ends_with(" 0")), "{prom}");
+    fs::rename(&moved, &src).unwrap();
+    env.backup(&[&src], &[]);
+    status(&env, &["--max-age", "1h"], 0);
 }
