@@ -111,6 +111,7 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
         set_metric(r, "blobs", done.iter().map(|c| c.blobs).sum());
         set_metric(r, "bytes", r.bytes);
         set_metric(r, "skipped", done.iter().filter(|c| c.outcome == Outcome::Skipped).count() as u64);
+        r.errors.extend(done.iter().filter_map(|c| c.error.clone()));
     };
     g.journal(|r| fill(r, true));
     if !a.dry_run && !matches!(&result, Err(e) if is_same_repository(e)) {
@@ -169,7 +170,11 @@ fn copy_between(
     for (_, e) in &t.damaged {
         eprintln!("error: {}; it was not copied", escape_str(&e.to_string()));
     }
-    let status = if t.damaged.is_empty() { code::OK } else { code::INTEGRITY };
+    let damaged = report.snapshots.iter().filter(|s| s.outcome == Outcome::Damaged);
+    for s in damaged.clone() {
+        eprintln!("error: {}", escape_str(s.error.as_deref().unwrap_or("damaged")));
+    }
+    let status = if t.damaged.is_empty() && damaged.count() == 0 { code::OK } else { code::INTEGRITY };
     if g.json {
         g.print_json(&json!({
             "source": arca::id::hex(src.repo_id()),
@@ -188,6 +193,7 @@ fn print_one(c: &CopiedSnapshot, dry_run: bool) {
             println!("snapshot {} skipped (already in destination as {})", c.source.short(), d.short())
         }
         (Outcome::Copied, Some(d)) => println!("copied {} -> {}", c.source.short(), d.short()),
+        (Outcome::Damaged, _) => println!("snapshot {} NOT copied: damaged (see below)", c.source.short()),
         _ if dry_run => println!("would copy {} ({} blobs, {})", c.source.short(), c.blobs, human(c.bytes)),
         _ => println!("copied {}", c.source.short()),
     }
@@ -195,7 +201,7 @@ fn print_one(c: &CopiedSnapshot, dry_run: bool) {
 
 fn print_totals(r: &CopyReport) {
     let copied = r.snapshots.iter().filter(|s| s.outcome == Outcome::Copied).count();
-    let skipped = r.snapshots.len() - copied;
+    let skipped = r.snapshots.iter().filter(|s| s.outcome == Outcome::Skipped).count();
     if r.adopted_packs > 0 {
         println!("adopted {} pack(s) left by an interrupted copy or backup", r.adopted_packs);
     }

@@ -49,6 +49,9 @@ pub enum Outcome {
     Copied,
     /// The destination already holds a copy.
     Skipped,
+    /// The source snapshot is damaged (a tree or blob it needs cannot be read): nothing of it
+    /// was committed, and the run went on with the others.
+    Damaged,
 }
 
 /// One source snapshot and its destination counterpart.
@@ -64,6 +67,9 @@ pub struct CopiedSnapshot {
     pub blobs: u64,
     /// Their plaintext bytes.
     pub bytes: u64,
+    /// Why a damaged snapshot was not copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The result of a copy run.
@@ -128,15 +134,40 @@ pub fn copy(
     }
     for (id, s) in chosen {
         if let Some(d) = existing.find(s) {
-            let done =
-                CopiedSnapshot { source: *id, destination: Some(d), outcome: Outcome::Skipped, blobs: 0, bytes: 0 };
+            let done = CopiedSnapshot {
+                source: *id,
+                destination: Some(d),
+                outcome: Outcome::Skipped,
+                blobs: 0,
+                bytes: 0,
+                error: None,
+            };
             on_done(&done);
             report.snapshots.push(done);
             continue;
         }
         let c = copier.as_mut().expect("created when a snapshot needs copying");
         let (blobs, bytes) = (c.blobs.load(Relaxed), c.bytes.load(Relaxed));
-        let tree = c.copy_tree(&s.tree).map_err(|e| in_snapshot(e, id))?;
+        let tree = match c.copy_tree(&s.tree) {
+            Ok(tree) => tree,
+            // One damaged snapshot must not keep every later one from reaching the destination:
+            // it is reported and the run goes on. Other errors (I/O, locks) stop the run.
+            Err(e @ Error::Integrity { .. }) => {
+                let error = Some(in_snapshot(e, id).to_string());
+                let done = CopiedSnapshot {
+                    source: *id,
+                    destination: None,
+                    outcome: Outcome::Damaged,
+                    blobs: 0,
+                    bytes: 0,
+                    error,
+                };
+                on_done(&done);
+                report.snapshots.push(done);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         // The parent, if its copy is known, keeps its meaning in the destination; else none.
         let parent = s.parent.and_then(|p| by_id.get(&p)).and_then(|p| existing.find(p));
         let new = Snapshot { tree, parent, original: None, ..s.clone() };
@@ -157,6 +188,7 @@ pub fn copy(
             outcome: Outcome::Copied,
             blobs: c.blobs.load(Relaxed) - blobs,
             bytes: c.bytes.load(Relaxed) - bytes,
+            error: None,
         };
         on_done(&done);
         report.snapshots.push(done);

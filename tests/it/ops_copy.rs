@@ -352,8 +352,14 @@ fn a_failed_snapshot_leaves_the_ones_before_it_committed_and_nothing_else() {
     assert!(out.text().contains("copied "), "the first snapshot is committed:\n{}", out.text());
     assert_eq!(snapshot_ids(&dst).len(), 1);
     dst_run(&dst, &["check", "--read-data"]).ok();
-    // A rerun recognises the committed copy and fails on the damaged snapshot again.
+    // A rerun recognises the committed copy and fails on the damaged snapshot again; a newer,
+    // healthy snapshot still reaches the destination (the damaged one does not block it).
+    fs::remove_file(src.join("b.bin")).unwrap();
+    env.backup(&[&src], &[]);
     let out = copy(&env, &dst.repo, &[]).code(4);
     assert!(out.text().contains("skipped (already in destination"), "{}", out.text());
-    assert_eq!(snapshot_ids(&dst).len(), 1);
+    assert!(out.text().contains("NOT copied: damaged"), "{}", out.text());
+    assert!(out.stderr.contains("nothing of it was committed"), "{}", out.stderr);
+    assert_eq!(snapshot_ids(&dst).len(), 2);
+    dst_run(&dst, &["check", "--read-data"]).ok();
 }
