@@ -145,6 +145,9 @@ pub fn backup(g: &Global, p: &ProfileArgs, flags: BackupFlags) -> Result<u8> {
         if let Err(e) = profile::run_hook(h, &env) {
             let msg = format!("before hook failed: {e}; nothing was backed up");
             eprintln!("arca: {}", escape_str(&msg));
+            if !flags.dry_run {
+                journal_refusal(&g, &r, &msg);
+            }
             failure_hooks(&r.profile, env, code::ERROR, &msg);
             return Ok(code::ERROR);
         }
@@ -211,6 +214,21 @@ pub fn backup(g: &Global, p: &ProfileArgs, flags: BackupFlags) -> Result<u8> {
 fn label(rec: &mut journal::Record, profile: &str, component: &str) {
     journal::set_label(rec, "profile", profile);
     journal::set_label(rec, "component", component);
+}
+
+/// A backup the before hook stopped is still a failed backup of each component: record it, so
+/// `journal --failed` and `status` see it (if the repository can be opened at all).
+fn journal_refusal(g: &Global, r: &Resolved, msg: &str) {
+    let Ok(repo) = g.open() else { return };
+    for t in &r.targets {
+        let mut rec = journal::start(Op::Backup);
+        label(&mut rec, &r.profile.name, &t.name);
+        rec.errors.push(msg.to_string());
+        journal::finish(&mut rec, code::ERROR);
+        if let Err(e) = journal::append(&repo, &rec) {
+            eprintln!("warning: could not write the journal record of this backup: {e}");
+        }
+    }
 }
 
 /// Run the on-failure hooks with the exit code and error in their environment.

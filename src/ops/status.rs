@@ -272,13 +272,22 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
         || repo.list_snapshots_and_damage(),
         || rayon::join(|| crate::repo::journal::load(repo), || repo.load_index()),
     );
-    let (all, damaged_snapshots) = listing?;
+    let (all, mut damaged_snapshots) = listing?;
     let (records, damaged_journal) = match journal {
         Ok(j) => (j.records, j.damaged),
         Err(e) => (Vec::new(), vec![("journal/".to_string(), e)]),
     };
     let mut groups = build_groups(all, opts);
-    fill_sizes(repo, index.ok().as_ref(), &mut groups);
+    let index = index.map_err(|e| damaged_snapshots.push(("index".to_string(), e))).ok();
+    fill_sizes(repo, index.as_ref(), &mut groups);
+    // A newest snapshot that cannot be sized cannot be judged for anomalies: that is damage,
+    // not a pass.
+    for g in &groups {
+        if let (Some((id, _)), None) = (g.snapshots.last(), g.sizes[0]) {
+            let e = Error::integrity(format!("snapshot {id}"), "its trees could not be read to measure its size");
+            damaged_snapshots.push((id.to_hex(), e));
+        }
+    }
     let mut out: Vec<GroupStatus> = groups.iter().map(|g| judge(g, opts)).collect();
     apply_journal(&mut out, &groups, &records, opts.group_by);
     Ok(Status { now: opts.now, group_by: opts.group_by, groups: out, damaged_snapshots, damaged_journal })

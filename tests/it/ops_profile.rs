@@ -242,6 +242,12 @@ fn a_failing_before_hook_aborts_the_backup() {
     assert_eq!(snapshot_count(&env), 0);
     let fail = fs::read_to_string(env.path("fail.env")).unwrap();
     assert!(fail.contains("ARCA_ERROR=before hook"), "{fail}");
+    // Each component's backup is on record as failed, with the hook's error.
+    let rs = env.json(&["journal", "--failed"]);
+    let rs = rs.as_array().unwrap();
+    assert_eq!(rs.len(), 4, "{rs:?}");
+    assert!(rs.iter().all(|r| r["op"] == "backup" && r["outcome"] == "failed"));
+    assert!(rs[0]["errors"][0].as_str().unwrap().contains("before hook"));
 }
 
 #[test]

@@ -505,3 +505,16 @@ fn an_unresolved_failure_is_not_ok() {
     env.backup(&[&src], &[]);
     status(&env, &["--max-age", "1h"], 0);
 }
+
+#[test]
+fn a_newest_snapshot_that_cannot_be_sized_is_damage_not_a_pass() {
+    let env = Env::new();
+    let src = source(&env, "src", 2000);
+    env.backup(&[&src], &[]);
+    status(&env, &[], 0);
+    for p in repo_files(&env.repo, arca::backend::FileType::Pack) {
+        fs::remove_file(repo_file(&env.repo, arca::backend::FileType::Pack, &p)).unwrap();
+    }
+    let out = env.run(&["status"]).code(4);
+    assert!(out.stderr.contains("could not be read to measure its size"), "{}", out.stderr);
+}
