@@ -16,6 +16,7 @@
 # with the tree (`diff -r`).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
+PHASE_WIDTH=8
 . "$here/lifecycle-lib.sh"
 [ $# -ge 2 ] || { sed -n '2,16p' "$0"; exit 2; }
 src=$(cd "$1" && pwd) work=$2; shift 2
@@ -29,18 +30,6 @@ results=$work/results.txt # one line per measurement: tool phase rep rc wall_s r
 echo bench > "$work/pw-src"
 echo bench-offsite > "$work/pw-dst"
 
-# measure TOOL PHASE REP CMD...: run CMD under /usr/bin/time, log its output, record a result.
-measure() {
-  local tool=$1 phase=$2 rep=$3; shift 3
-  local log=$work/log.$tool.$phase.$rep
-  /usr/bin/time -f "%e %M" -o "$log.time" bash -c '"$@"' _ "$@" > "$log" 2>&1
-  local rc=$? wall rss
-  read -r wall rss < <(tail -1 "$log.time")
-  echo "$tool $phase $rep $rc $wall $rss" >> "$results"
-  printf "%-7s %-8s rep=%s rc=%-3s wall=%7ss rss=%5s MiB\n" "$tool" "$phase" "$rep" "$rc" "$wall" "$((rss / 1024))"
-  [ "$rc" = 0 ] || { echo "  FAILED, last lines of $log:"; tail -5 "$log" | sed 's/^/  /'; }
-  return "$rc"
-}
 
 # Per-tool commands: SRC and DST repositories are $d/src and $d/dst.
 a_src() { "$ARCA" -r "$d/src" --password-file "$work/pw-src" "$@"; }

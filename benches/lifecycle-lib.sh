@@ -65,3 +65,17 @@ arca_forget() {
     arca_forget_fallback "$1"
   fi
 }
+
+# measure TOOL PHASE REP CMD... (needs $work and $results): run CMD (a program or an exported t_* function) under
+# /usr/bin/time, log its output, record a result line. Peak RSS is that of the largest process.
+measure() {
+  local tool=$1 phase=$2 rep=$3; shift 3
+  local log=$work/log.$tool.$phase.$rep
+  /usr/bin/time -f "%e %M" -o "$log.time" bash -c '"$@"' _ "$@" > "$log" 2>&1
+  local rc=$? wall rss
+  read -r wall rss < <(tail -1 "$log.time")
+  echo "$tool $phase $rep $rc $wall $rss" >> "$results"
+  printf "%-7s %-${PHASE_WIDTH:-14}s rep=%s rc=%-3s wall=%7ss rss=%5s MiB\n" "$tool" "$phase" "$rep" "$rc" "$wall" "$((rss / 1024))"
+  [ "$rc" = 0 ] || { echo "  FAILED, last lines of $log:"; tail -5 "$log" | sed 's/^/  /'; }
+  return "$rc"
+}

@@ -229,20 +229,25 @@ fn damage_in_a_data_pack_fails_the_drill_naming_it_and_the_scratch_directory_is_
     assert!(leftovers(&env).is_empty());
 }
 
+/// `arca --json drill --scratch SCRATCH` with the test hook `hook` (it must find a problem: exit
+/// 4); the JSON report.
+fn drill_with_hook(env: &Env, hook: &str, scratch: &Path) -> Value {
+    let out = env
+        .cmd()
+        .env("ARCA_TEST_DRILL_HOOK", hook)
+        .args(["--json", "drill", "--scratch", scratch.to_str().unwrap()])
+        .output()
+        .unwrap();
+    Out::from(out).code(4).json()
+}
+
 #[test]
 fn a_restored_file_that_differs_from_the_snapshot_is_found() {
     let env = Env::new();
     let root = tree(&env, 10);
     env.backup(&[&root], &[]);
     let scratch = env.mkdir("scratch");
-    let out = env
-        .cmd()
-        .env("ARCA_TEST_DRILL_HOOK", "corrupt")
-        .args(["--json", "drill", "--scratch", scratch.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let out = Out::from(out).code(4);
-    let r = out.json();
+    let r = drill_with_hook(&env, "corrupt", &scratch);
     let m = r["mismatches"].as_array().unwrap();
     // The hook flips the first byte of one restored file (its mtime kept) before it is read back.
     assert_eq!(m.len(), 1, "{m:?}");
@@ -261,13 +266,7 @@ fn a_restored_file_whose_mode_differs_from_the_snapshot_is_found() {
     let root = tree(&env, 10);
     env.backup(&[&root], &[]);
     let scratch = env.mkdir("scratch");
-    let out = env
-        .cmd()
-        .env("ARCA_TEST_DRILL_HOOK", "chmod")
-        .args(["--json", "drill", "--scratch", scratch.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let r = Out::from(out).code(4).json();
+    let r = drill_with_hook(&env, "chmod", &scratch);
     let m = r["mismatches"].as_array().unwrap();
     assert_eq!(m.len(), 1, "{m:?}");
     assert_eq!(m[0]["kind"], "metadata");
