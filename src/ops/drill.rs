@@ -25,6 +25,7 @@ use crate::repo::Repository;
 use crate::restore::{self, MetaOptions, Overwrite, RestoreOptions, RestoreStats, Selector};
 use std::collections::HashSet;
 use std::ffi::OsStr;
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -220,49 +221,54 @@ impl Drop for Scratch {
     }
 }
 
-/// Remove a directory tree even where a restored directory's mode denies writing to it. The
-/// directories are emptied in parallel on the worker pool (whose threads have deep stacks):
+/// Remove a directory tree through descriptors only (`openat` with `O_NOFOLLOW`, `unlinkat`):
+/// nothing is resolved by path below `path`'s parent, so a directory swapped for a symlink is
+/// unlinked as a name, never followed. Directories whose restored mode denies writing are made
+/// `0700` through their descriptor. The top levels are emptied in parallel on the worker pool:
 /// removal is part of every drill's time.
 pub fn remove_tree(path: &Path) -> Result<()> {
-    let mut first = Ok(());
-    rayon::scope(|s| s.spawn(|_| first = remove_parallel(path)));
-    match first {
-        Ok(()) => Ok(()),
+    use std::os::unix::ffi::OsStrExt;
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::InvalidArgument(format!("cannot remove {}", path.display())));
+    };
+    let name = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("cannot remove {}", path.display())))?;
+    let flags = rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC;
+    let run = || -> std::io::Result<()> {
+        let parent = rustix::fs::open(parent, flags, rustix::fs::Mode::empty())?;
+        remove_parallel(parent.as_fd(), &name, 0)
+    };
+    match run() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => {
-            open_up(path);
-            std::fs::remove_dir_all(path).at(path)
-        }
+        r => r.at(path),
     }
 }
 
-fn remove_parallel(dir: &Path) -> std::io::Result<()> {
+/// Levels below the scratch directory whose subdirectories are removed in parallel; deeper
+/// ones are removed by the restore's iterative remover (one descriptor per level).
+const PARALLEL_LEVELS: u32 = 3;
+
+fn remove_parallel(parent: std::os::fd::BorrowedFd, name: &std::ffi::CString, level: u32) -> std::io::Result<()> {
+    use crate::restore::target;
     use rayon::prelude::*;
-    let entries = std::fs::read_dir(dir)?.collect::<std::io::Result<Vec<_>>>()?;
-    entries.par_iter().try_for_each(|e| {
-        if e.file_type()?.is_dir() {
-            remove_parallel(&e.path())
-        } else {
-            std::fs::remove_file(e.path())
+    if level >= PARALLEL_LEVELS {
+        return target::remove_tree(parent, name);
+    }
+    let fd = target::open_dir(parent, name)?;
+    let mut subdirs = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd)? {
+        let entry = entry?;
+        let n = entry.file_name();
+        if n.to_bytes() == b"." || n.to_bytes() == b".." {
+            continue;
         }
-    })?;
-    std::fs::remove_dir(dir)
-}
-
-/// Give the owner full access to every directory below `path` (not following symlinks).
-fn open_up(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push(e.path());
-                }
-            }
+        let n = n.to_owned();
+        if target::unlink_entry(&fd, &n)? {
+            subdirs.push(n);
         }
     }
+    subdirs.par_iter().try_for_each(|n| remove_parallel(fd.as_fd(), n, level + 1))?;
+    Ok(rustix::fs::unlinkat(parent, name.as_c_str(), rustix::fs::AtFlags::REMOVEDIR)?)
 }
 
 /// A small seeded generator (SplitMix64): reproducible samples need no external crate.

@@ -18,7 +18,7 @@
 
 mod meta;
 mod policy;
-mod target;
+pub(crate) mod target;
 
 pub use meta::MetaOptions;
 

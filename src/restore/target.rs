@@ -146,6 +146,25 @@ pub(crate) fn remove(dir: impl AsFd, name: &CString, delete_dirs: bool) -> io::R
     }
 }
 
+/// Unlink the non-directory `name` in `dir`; returns true, removing nothing, when it is a
+/// directory. A directory whose (restored) mode denies us writing is made `0700` through its
+/// descriptor first: it is being emptied anyway.
+pub(crate) fn unlink_entry(dir: impl AsFd, name: &CString) -> io::Result<bool> {
+    let d = dir.as_fd();
+    let mut opened_up = false;
+    loop {
+        match rfs::unlinkat(d, name.as_c_str(), AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => return Ok(false),
+            Err(rustix::io::Errno::ISDIR) => return Ok(true),
+            Err(rustix::io::Errno::ACCESS) if !opened_up => {
+                rfs::fchmod(d, Mode::from_raw_mode(0o700))?;
+                opened_up = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Remove the directory `name` and everything below it, through descriptors only: iterative,
 /// never following a symlink (they are unlinked as names).
 pub(crate) fn remove_tree(dir: impl AsFd, name: &CString) -> io::Result<()> {
@@ -163,13 +182,9 @@ pub(crate) fn remove_tree(dir: impl AsFd, name: &CString) -> io::Result<()> {
                 continue;
             }
             let n = n.to_owned();
-            match rfs::unlinkat(fd, n.as_c_str(), AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                Err(rustix::io::Errno::ISDIR) => {
-                    sub = Some(n);
-                    break;
-                }
-                Err(e) => return Err(e.into()),
+            if unlink_entry(fd, &n)? {
+                sub = Some(n);
+                break;
             }
         }
         match sub {

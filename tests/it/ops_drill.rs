@@ -364,3 +364,56 @@ fn an_interrupted_drill_removes_its_scratch_directory() {
         assert!(leftovers(&env).is_empty(), "scratch directory left after signal {sig}: {:?}", leftovers(&env));
     }
 }
+
+/// A racing process swaps the scratch directory, and a restored directory inside it, for
+/// symlinks to a victim directory while the drill is paused; the removal that follows must
+/// unlink names, never follow them (a path-based `read_dir` would empty the victim).
+#[test]
+fn removal_never_follows_a_directory_swapped_for_a_symlink() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let root = tree(&env, 10);
+    env.backup(&[&root], &[]);
+    let scratch = env.mkdir("scratch");
+    let victim = env.mkdir("victim");
+    fs::write(victim.join("precious"), b"keep me").unwrap();
+    for swap_root in [false, true] {
+        let mut child = arca_std_cmd()
+            .env("ARCA_REPOSITORY", &env.repo)
+            .env("ARCA_PASSWORD", PASSWORD)
+            .env("ARCA_TEST_DRILL_HOOK", "pause")
+            .args(["drill", "--scratch", scratch.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let marker = scratch.join("drill-paused");
+        while !marker.exists() {
+            assert!(child.try_wait().unwrap().is_none(), "drill ended before its pause");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        fs::remove_file(&marker).unwrap();
+        let dir = leftovers(&env).pop().unwrap();
+        let moved = env.path("moved");
+        if swap_root {
+            fs::rename(&dir, &moved).unwrap();
+            symlink(&victim, &dir).unwrap();
+        } else {
+            let inner = under(&dir.join("restore"), &root).join("a");
+            fs::rename(&inner, &moved).unwrap();
+            symlink(&victim, &inner).unwrap();
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(fs::read(victim.join("precious")).unwrap(), b"keep me", "swap_root {swap_root}");
+        if swap_root {
+            assert!(fs::symlink_metadata(&dir).unwrap().file_type().is_symlink(), "the symlink is left alone");
+            fs::remove_file(&dir).unwrap();
+        } else {
+            assert!(leftovers(&env).is_empty(), "{:?}", leftovers(&env));
+        }
+        remove_all(&moved);
+    }
+}
