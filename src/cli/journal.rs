@@ -159,8 +159,8 @@ pub fn run(g: &Global, a: JournalArgs) -> Result<u8> {
     Ok(if j.damaged.is_empty() { code::OK } else { code::INTEGRITY })
 }
 
-/// A record as JSON (shared with `status`).
-pub fn record_json(r: &Record) -> serde_json::Value {
+/// A record as JSON.
+fn record_json(r: &Record) -> serde_json::Value {
     json!({
         "id": arca::id::hex(&r.id),
         "time": localtime::format(r.time),

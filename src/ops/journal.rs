@@ -62,12 +62,9 @@ pub fn set_metric(r: &mut Record, key: &str, value: u64) {
     r.metrics.push((key.to_string(), value));
 }
 
-/// The newest successful record of `op` that names `snapshot` (any snapshot when `None`).
-pub fn last_ok<'a>(records: &'a [Record], op: Op, snapshot: Option<&Id>) -> Option<&'a Record> {
-    records
-        .iter()
-        .rev()
-        .find(|r| r.op == op && r.outcome == Outcome::Ok && snapshot.is_none_or(|s| r.snapshots.contains(s)))
+/// Whether a record is of a drill of whole snapshots (not a sample, not a path in them).
+pub fn is_whole_drill(r: &Record) -> bool {
+    r.op == Op::Drill && r.label("sample").is_none() && r.label("path").is_none_or(|p| p == "/")
 }
 
 /// Whether a record verified every byte of the repository: a successful check that read all
@@ -84,11 +81,7 @@ pub fn is_full_verification(r: &Record) -> bool {
 pub fn verified(records: &[Record], snapshots: &[Id]) -> Vec<Id> {
     let mut seen = std::collections::HashSet::new();
     for r in records {
-        let whole_drill = r.op == Op::Drill
-            && r.outcome == Outcome::Ok
-            && r.label("sample").is_none()
-            && r.label("path").is_none_or(|p| p == "/");
-        if whole_drill || is_full_verification(r) {
+        if (r.outcome == Outcome::Ok && is_whole_drill(r)) || is_full_verification(r) {
             seen.extend(r.snapshots.iter().copied());
         }
     }

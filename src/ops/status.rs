@@ -502,8 +502,7 @@ fn note(g: &mut GroupStatus, r: &Record, drilled_whole: &mut HashMap<Id, ()>) {
         g.last_failure = None;
     }
     if r.op == Op::Drill {
-        let whole = r.label("sample").is_none() && r.label("path").is_none_or(|p| p == "/");
-        if whole {
+        if crate::ops::journal::is_whole_drill(r) {
             drilled_whole.extend(r.snapshots.iter().map(|id| (*id, ())));
         }
         g.last_drill = Some(DrillInfo {
