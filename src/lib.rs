@@ -9,7 +9,8 @@
 //! - [`chunker`]: keyed FastCDC;
 //! - [`backend`]: where files live (a local directory);
 //! - [`repo`]: an open repository: index, packer, locks;
-//! - [`archiver`]: backup; [`restore`]; [`check`]; [`browse`]: ls, find, diff, dump;
+//! - [`archiver`]: backup (with an I/O thread pool beside rayon's, `iopool`); [`restore`];
+//!   [`check`]; [`browse`]: ls, find, diff, dump;
 //! - [`lifecycle`]: forget, prune, tag, repair;
 //! - [`ops`]: disaster-recovery operations: the journal, profiles, drills, status.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod format;
 pub mod fuzz_targets;
 pub mod id;
+pub(crate) mod iopool;
 pub mod lifecycle;
 pub mod ops;
 pub mod repo;

@@ -17,6 +17,7 @@
 //! partial, exit 3), so memory stays bounded by the limit, not by the directory.
 
 use super::fsmeta::{self, node, unchanged, Meta};
+use super::prefetch::{self, Opens, ReadAhead};
 use super::{Ctx, CHANGED_PREFIX};
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
@@ -29,11 +30,12 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
 use std::io::Read;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// Exclusion rules: glob patterns and marker files.
 ///
@@ -165,7 +167,6 @@ pub(crate) fn backup_roots(ctx: &Ctx, paths: &[PathBuf], parent_root: Option<Id>
     for p in paths {
         fs::symlink_metadata(p).map_err(|e| Error::InvalidArgument(format!("{}: {e}", p.display())))?;
     }
-    raise_open_file_limit();
     if paths.iter().any(|p| p.parent().is_none()) {
         return virtual_dir_root(ctx, parent_root);
     }
@@ -174,7 +175,7 @@ pub(crate) fn backup_roots(ctx: &Ctx, paths: &[PathBuf], parent_root: Option<Id>
 
 /// The walk holds a descriptor per directory in progress; the soft limit (often 1024) is an
 /// accident of history, the hard limit the administrator's actual choice.
-fn raise_open_file_limit() {
+pub(super) fn raise_open_file_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let lim = getrlimit(Resource::Nofile);
     if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
@@ -186,7 +187,7 @@ fn raise_open_file_limit() {
 
 /// Directory descriptors the walk may hold before it stops starting parallel work: a quarter of
 /// the (raised) soft open-file limit, leaving the rest for files being read and packs.
-fn dir_fd_budget() -> u64 {
+pub(super) fn dir_fd_budget() -> u64 {
     static BUDGET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *BUDGET.get_or_init(|| {
         let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1 << 20);
@@ -244,7 +245,7 @@ fn backup_virtual(ctx: &Ctx, v: &Virtual, dir: &Path, parent: Option<Id>) -> Res
                         return Ok(None);
                     }
                 };
-                backup_entry(ctx, at, path, name.clone(), &meta, find(name), meta.dev)
+                backup_entry(ctx, at, path, name.clone(), &meta, find(name), meta.dev, None)
             }
             VEntry::Inner(sub, path) => {
                 let at = At { dir: CWD, name: path.as_os_str() };
@@ -268,6 +269,7 @@ fn read_xattrs(ctx: &Ctx, lookup: &Path, path: &Path) -> Vec<crate::format::tree
 }
 
 /// Back up one entry of any type. `None` means excluded or unreadable (a warning is recorded).
+#[allow(clippy::too_many_arguments)]
 fn backup_entry(
     ctx: &Ctx,
     at: At,
@@ -276,10 +278,11 @@ fn backup_entry(
     meta: &Meta,
     parent: Option<&Node>,
     root_dev: u64,
+    ahead: Ahead,
 ) -> Result<Option<Node>> {
     let kind = match meta.file_type() {
         FileType::Directory => return backup_dir(ctx, at, path, name, meta, parent, root_dev),
-        FileType::RegularFile => return backup_file(ctx, at, path, name, meta, parent),
+        FileType::RegularFile => return backup_file(ctx, at, path, name, meta, parent, ahead),
         FileType::Symlink => match rustix::fs::readlinkat(at.dir, at.name, Vec::new()) {
             Ok(t) => NodeKind::Symlink { target: t.into_bytes() },
             Err(e) => {
@@ -296,10 +299,10 @@ fn backup_entry(
     Ok(Some(node(name, meta, kind, read_xattrs(ctx, &at.lookup_path(path), path))))
 }
 
-/// A directory opened for the walk: its listing stream (which owns the descriptor) and its
-/// extended attributes, read through the descriptor.
+/// A directory opened for the walk: its descriptor (shared with the I/O pool's work on it) and
+/// its extended attributes, read through the descriptor.
 struct OpenDir {
-    dir: Dir,
+    fd: Arc<OwnedFd>,
     xattrs: std::io::Result<Vec<crate::format::tree::Xattr>>,
 }
 
@@ -313,7 +316,7 @@ fn open_dir(at: At, meta: &Meta) -> std::io::Result<OpenDir> {
     }
     let file = File::from(fd);
     let xattrs = fsmeta::xattrs_fd(&file);
-    Ok(OpenDir { dir: Dir::new(OwnedFd::from(file))?, xattrs })
+    Ok(OpenDir { fd: Arc::new(OwnedFd::from(file)), xattrs })
 }
 
 /// What reading a directory gave.
@@ -324,10 +327,20 @@ enum Listing {
     Marked,
     /// More entries than a tree may hold.
     TooMany,
+    /// It could not be read at all (a warning is recorded).
+    Failed,
 }
 
-/// Read a directory through its stream, keeping at most `ctx.max_dir_entries()` names.
-fn list_dir(ctx: &Ctx, dir: &mut Dir, path: &Path) -> Listing {
+/// Read a directory through a stream of its own (a second descriptor, `openat(fd, ".")`,
+/// closed on return), keeping at most `ctx.max_dir_entries()` names.
+fn list_dir(ctx: &Ctx, fd: &OwnedFd, path: &Path) -> Listing {
+    let mut dir = match Dir::read_from(fd) {
+        Ok(d) => d,
+        Err(e) => {
+            ctx.warn(path, format!("reading directory: {}", std::io::Error::from(e)));
+            return Listing::Failed;
+        }
+    };
     let ex = &ctx.opts.excludes;
     let limit = ctx.max_dir_entries();
     let mut names = Vec::new();
@@ -372,6 +385,61 @@ fn list_dir(ctx: &Ctx, dir: &mut Dir, path: &Path) -> Listing {
     }
 }
 
+/// A regular file's batch of opened-ahead files and its index in the directory, if any.
+type Ahead<'a> = Option<(&'a Opens, usize)>;
+
+/// Entries of a directory looked ahead at a time (see `look_ahead`).
+const LOOK_AHEAD_ENTRIES: usize = 4096;
+
+/// What the I/O pool did ahead for a slice of one directory: every entry's stat, and its files
+/// to read being opened. Dropping it abandons the files not taken.
+struct LookAhead {
+    /// Stats of the slice's entries, from its first.
+    stats: Vec<std::io::Result<Meta>>,
+    opens: Arc<Opens>,
+}
+
+impl Drop for LookAhead {
+    fn drop(&mut self) {
+        self.opens.close();
+    }
+}
+
+/// Stat the entries `names[range]` of the directory `dir` on the I/O pool, and queue the regular
+/// files for which `will_read(index, stat)` holds to be opened ahead, and the subdirectories to
+/// be read through. None without a pool (the
+/// workers then stat and open each entry themselves).
+fn look_ahead(
+    ctx: &Ctx,
+    dir: &Arc<OwnedFd>,
+    names: &Arc<Vec<Vec<u8>>>,
+    range: std::ops::Range<usize>,
+    root_dev: u64,
+    will_read: impl Fn(usize, &Meta) -> bool,
+) -> Option<LookAhead> {
+    let io = ctx.io.as_ref()?.handle();
+    let stats = if range.len() < 8 {
+        // A few entries are stat'ed faster than another thread could be woken for them.
+        let stat = |n: &Vec<u8>| At { dir: dir.as_fd(), name: OsStr::from_bytes(n) }.stat();
+        names[range.clone()].iter().map(stat).collect()
+    } else {
+        prefetch::stat_all(io, dir, names, range.clone())
+    };
+    let files = stats
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().ok().map(|m| (range.start + i, *m)))
+        .filter(|(i, m)| match m.file_type() {
+            FileType::RegularFile => will_read(*i, m),
+            // Read through ahead of the walk (not across filesystems under --one-file-system).
+            FileType::Directory => !ctx.opts.one_file_system || m.dev == root_dev,
+            _ => false,
+        })
+        .collect();
+    let opens = Opens::start(io, dir, names, files);
+    Some(LookAhead { stats, opens })
+}
+
 fn backup_dir(
     ctx: &Ctx,
     at: At,
@@ -388,16 +456,16 @@ fn backup_dir(
         hook(path);
     }
     let slot = DirSlot::take(ctx);
-    let mut open = match open_dir(at, meta) {
+    let open = match open_dir(at, meta) {
         Ok(d) => d,
         Err(e) => {
             ctx.warn(path, format!("cannot read directory: {e}"));
             return Ok(None);
         }
     };
-    let mut names = match list_dir(ctx, &mut open.dir, path) {
+    let mut names = match list_dir(ctx, &open.fd, path) {
         Listing::Names(n) => n,
-        Listing::Marked => return Ok(None),
+        Listing::Marked | Listing::Failed => return Ok(None),
         Listing::TooMany => {
             let limit = ctx.max_dir_entries();
             ctx.warn(path, format!("directory not saved: it has more than {limit} entries (the tree limit)"));
@@ -405,28 +473,44 @@ fn backup_dir(
         }
     };
     names.sort_unstable();
-    let dir_fd = open.dir.fd().map_err(|e| Error::Io { path: path.into(), source: e.into() })?;
+    let dir_fd = open.fd.as_fd();
     let psub = parent.and_then(Node::subtree);
     let parent_tree = ctx.parent_tree(psub);
     let pnodes: &[Node] = parent_tree.as_ref().map(|t| t.nodes.as_slice()).unwrap_or(&[]);
-    let entry = |n: &Vec<u8>| {
-        let child = At { dir: dir_fd, name: OsStr::from_bytes(n) };
-        let p = path.join(child.name);
-        let m = match child.stat() {
-            Ok(m) => m,
-            Err(e) => {
-                ctx.warn(&p, e.to_string());
-                return Ok(None);
-            }
+    let pnode = |n: &[u8]| pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
+    let names = Arc::new(names);
+    let will_read = |i: usize, m: &Meta| !reusable(ctx, m, pnode(&names[i]));
+    let mut nodes: Vec<Option<Node>> = Vec::with_capacity(names.len());
+    // Looked ahead a slice at a time: what the pool holds per entry stays bounded however
+    // large the directory.
+    for start in (0..names.len()).step_by(LOOK_AHEAD_ENTRIES) {
+        let range = start..names.len().min(start + LOOK_AHEAD_ENTRIES);
+        let ahead = look_ahead(ctx, &open.fd, &names, range.clone(), root_dev, will_read);
+        let entry = |i: usize| {
+            let n = &names[i];
+            let child = At { dir: dir_fd, name: OsStr::from_bytes(n) };
+            let p = path.join(child.name);
+            let stat = match &ahead {
+                Some(a) => a.stats[i - range.start].as_ref().map(|m| *m).map_err(|e| e.to_string()),
+                None => child.stat().map_err(|e| e.to_string()),
+            };
+            let m = match stat {
+                Ok(m) => m,
+                Err(e) => {
+                    ctx.warn(&p, e);
+                    return Ok(None);
+                }
+            };
+            let opens = ahead.as_ref().map(|a| (&*a.opens, i));
+            backup_entry(ctx, child, &p, n.clone(), &m, pnode(n), root_dev, opens)
         };
-        let pn = pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
-        backup_entry(ctx, child, &p, n.clone(), &m, pn, root_dev)
-    };
-    let nodes: Vec<Option<Node>> = if slot.crowded() {
-        names.iter().map(entry).collect::<Result<_>>()?
-    } else {
-        names.par_iter().map(entry).collect::<Result<_>>()?
-    };
+        let part: Vec<Option<Node>> = if slot.crowded() {
+            range.clone().map(entry).collect::<Result<_>>()?
+        } else {
+            range.clone().into_par_iter().map(entry).collect::<Result<_>>()?
+        };
+        nodes.extend(part);
+    }
     drop(names);
     let tree = Tree { nodes: nodes.into_iter().flatten().collect() };
     let subtree = match ctx.store_tree(&tree, path)? {
@@ -446,9 +530,21 @@ fn backup_dir(
         ctx.note(path, format!("extended attributes not saved: {e}"));
         vec![]
     });
-    drop(open.dir);
+    drop(open.fd);
     drop(slot);
     Ok(Some(node(name, meta, NodeKind::Dir { subtree }, x)))
+}
+
+/// Whether the parent's node of a file can stand for it without reading it: not `--force`d,
+/// size, times and inode match, and all its chunks are indexed.
+fn reusable(ctx: &Ctx, meta: &Meta, parent: Option<&Node>) -> bool {
+    match parent {
+        Some(p) if !ctx.opts.force && unchanged(meta, p) => match &p.kind {
+            NodeKind::File { content, .. } => content.iter().all(|c| ctx.index.contains(BlobType::Data, &c.id)),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 fn backup_file(
@@ -458,23 +554,25 @@ fn backup_file(
     name: Vec<u8>,
     meta: &Meta,
     parent: Option<&Node>,
+    ahead: Ahead,
 ) -> Result<Option<Node>> {
-    if let Some(p) = parent.filter(|p| !ctx.opts.force && unchanged(meta, p)) {
-        if let NodeKind::File { content, size } = &p.kind {
-            if content.iter().all(|c| ctx.index.contains(BlobType::Data, &c.id)) {
-                // Size, times and inode match: content, mode, owner and xattrs are as recorded.
-                let mut n = p.clone();
-                n.name = name;
-                n.device = meta.dev;
-                n.links = meta.nlink;
-                ctx.count(|s| s.files_unchanged += 1);
-                ctx.progress.files.fetch_add(1, Relaxed);
-                ctx.progress.bytes.fetch_add(*size, Relaxed);
-                return Ok(Some(n));
-            }
-        }
+    if let Some(p) = parent.filter(|p| reusable(ctx, meta, Some(p))) {
+        // Size, times and inode match: content, mode, owner and xattrs are as recorded.
+        let mut n = p.clone();
+        n.name = name;
+        n.device = meta.dev;
+        n.links = meta.nlink;
+        let size = match &p.kind {
+            NodeKind::File { size, .. } => *size,
+            _ => 0,
+        };
+        ctx.count(|s| s.files_unchanged += 1);
+        ctx.progress.files.fetch_add(1, Relaxed);
+        ctx.progress.bytes.fetch_add(size, Relaxed);
+        return Ok(Some(n));
     }
-    let stored = match read_and_store(ctx, at, meta) {
+    let opened = ahead.and_then(|(o, i)| o.take(i));
+    let stored = match read_and_store(ctx, at, meta, opened) {
         Ok(r) => r?,
         Err(e) => {
             ctx.warn(path, format!("not saved: {e}"));
@@ -512,10 +610,14 @@ type Stored = (u64, Vec<crate::format::tree::ChunkRef>, Metadata, std::io::Resul
 
 /// Read a file and store its chunks. I/O errors are the outer result (a warning); repository
 /// errors the inner one (fatal).
-fn read_and_store(ctx: &Ctx, at: At, meta: &Meta) -> std::io::Result<Result<Stored>> {
+fn read_and_store(ctx: &Ctx, at: At, meta: &Meta, opened: Option<File>) -> std::io::Result<Result<Stored>> {
     // Never follow a symlink swapped in since the stat, never block on a FIFO, and insist on
-    // the very file that was stat'ed.
-    let mut f = File::from(at.open(OFlags::NONBLOCK)?);
+    // the very file that was stat'ed. A file the I/O pool opened ahead was opened the same way.
+    let asked = if opened.is_some() { prefetch::AHEAD_PER_FILE } else { 0 };
+    let mut f = match opened {
+        Some(f) => f,
+        None => File::from(at.open(OFlags::NONBLOCK)?),
+    };
     let opened = f.metadata()?;
     if !opened.is_file() || opened.ino() != meta.ino || opened.dev() != meta.dev {
         return Err(std::io::Error::other("replaced by another file while being backed up"));
@@ -539,6 +641,8 @@ fn read_and_store(ctx: &Ctx, at: At, meta: &Meta) -> std::io::Result<Result<Stor
             }
             ctx.store_chunks(&chunks).map(|refs| (buf.len() as u64, refs))
         }
+    } else if ctx.io.is_some() {
+        ctx.store_stream(ReadAhead::new(&f, asked))?
     } else {
         ctx.store_stream(&mut f)?
     };

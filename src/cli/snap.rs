@@ -57,6 +57,10 @@ pub struct BackupArgs {
     /// Do everything except write to the repository.
     #[arg(short = 'n', long)]
     dry_run: bool,
+    /// Threads that stat and open files ahead of the CPU workers, so that a cold disk has many
+    /// reads in flight (0: none) [default: 16].
+    #[arg(long, env = "ARCA_IO_THREADS", value_name = "N")]
+    io_threads: Option<usize>,
     /// Read every file even if the parent snapshot says it is unchanged.
     #[arg(short, long)]
     force: bool,
@@ -130,6 +134,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         host: a.host,
         excludes: Excludes::new(&patterns, a.exclude_if_present)?,
         one_file_system: a.one_file_system,
+        io_threads: a.io_threads,
         dry_run: a.dry_run,
         force: a.force,
         parent: a.parent,

@@ -1,5 +1,6 @@
 //! Integration tests, one binary: `cargo test --test it`.
 
+mod backup_prefetch;
 mod backup_restore;
 mod check;
 mod cli;
