@@ -12,8 +12,9 @@
 #     (`find -print0 | xargs -0 -P16 -n200 cat`), the fastest the storage hands the bytes over;
 #   - per tool: cold initial backup and warm initial backup (each into a fresh repository),
 #     wall seconds and peak RSS.
+# ARCA_BASE=/path/to/an/older/arca adds it as tool `arca-base` (to compare before and after).
 # ARCA_IO_THREADS, if set, is passed on (the `--io-threads` setting); IO_SWEEP="1 2 4 …" instead
-# runs arca's cold backup once per value, to measure the default.
+# runs arca's cold backup once per value (ROUNDS times, interleaved), to measure the default.
 # Put the arca to measure on PATH, or let the script build it (cargo build --release).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +43,7 @@ esac
 tools=${*:-}
 if [ -z "$tools" ]; then
   tools=arca
+  [ -n "${ARCA_BASE:-}" ] && tools="$tools arca-base"
   command -v restic >/dev/null && tools="$tools restic"
 fi
 if ! command -v arca >/dev/null; then
@@ -67,6 +69,7 @@ fresh() {
   rm -rf "$runs/repo.$1"
   case $1 in
     arca) arca -r "$runs/repo.arca" init > /dev/null ;;
+    arca-base) arca -r "$runs/repo.arca-base" init > /dev/null ;;
     restic) restic -r "$runs/repo.restic" init > /dev/null ;;
   esac
 }
@@ -75,24 +78,44 @@ fresh() {
 backup_cmd() {
   case $1 in
     arca) cmd=(arca -r "$runs/repo.arca" backup "$src") ;;
+    arca-base) cmd=("$ARCA_BASE" -r "$runs/repo.arca-base" backup "$src") ;;
     restic) cmd=(restic -r "$runs/repo.restic" backup "$src") ;;
   esac
 }
 
 echo "source: $src, $(du -sh --apparent-size "$src" | cut -f1), $(find "$src" -type f | wc -l) files; tools: $tools"
 echo "arca: $(arca --version); io threads: ${ARCA_IO_THREADS:-default}"
-[ -n "${NO_FLOORS:-}" ] || { drop; measure "floor-1-reader-cold" sh -c "tar -cf - -C '$(dirname "$src")' '$(basename "$src")' | cat > /dev/null"; }
-[ -n "${NO_FLOORS:-}" ] || { drop; measure "floor-16-readers-cold" sh -c "find '$src' -type f -print0 | xargs -0 -P16 -n200 cat > /dev/null"; }
+floors() { # round
+  [ -n "${NO_FLOORS:-}" ] && return
+  drop; measure "floor-1-reader-cold-r$1" sh -c "tar -cf - -C '$(dirname "$src")' '$(basename "$src")' | cat > /dev/null"
+  drop; measure "floor-16-readers-cold-r$1" sh -c "find '$src' -type f -print0 | xargs -0 -P16 -n200 cat > /dev/null"
+}
+
+# ROUNDS rounds, interleaved, so that drift on a noisy machine hits every row alike; then the
+# median of each row over the rounds.
+rounds=${ROUNDS:-1}
 if [ -n "${IO_SWEEP:-}" ]; then
-  for n in $IO_SWEEP; do
-    backup_cmd arca; fresh arca; drop; ARCA_IO_THREADS=$n measure "arca-cold-io$n" "${cmd[@]}"
+  for ((r = 1; r <= rounds; r++)); do
+    for n in $IO_SWEEP; do
+      backup_cmd arca; fresh arca; drop; ARCA_IO_THREADS=$n measure "arca-cold-io$n-r$r" "${cmd[@]}"
+    done
   done
-  exit 0
+else
+  for ((r = 1; r <= rounds; r++)); do
+    floors "$r"
+    for tool in $tools; do
+      backup_cmd "$tool"
+      fresh "$tool"; drop; measure "$tool-backup-cold-r$r" "${cmd[@]}"
+      # Warm: the tree was just read, so it is in the page cache; a fresh repository again.
+      fresh "$tool"; measure "$tool-backup-warm-r$r" "${cmd[@]}"
+      rm -rf "$runs/repo.$tool"
+    done
+  done
 fi
-for tool in $tools; do
-  backup_cmd "$tool"
-  fresh "$tool"; drop; measure "$tool-backup-cold" "${cmd[@]}"
-  # Warm: the tree was just read, so it is in the page cache; a fresh repository again.
-  fresh "$tool"; measure "$tool-backup-warm" "${cmd[@]}"
-  rm -rf "$runs/repo.$tool"
+echo "median of $rounds round(s):"
+for f in "$runs"/time.*-r1; do
+  name=${f#"$runs/time."}; name=${name%-r1}
+  for ((r = 1; r <= rounds; r++)); do tail -1 "$runs/time.$name-r$r"; done |
+    sort -n | awk -v n="$name" '{ w[NR] = $1; m[NR] = $2 } END {
+      k = int((NR + 1) / 2); printf "  %-26s wall=%7.2fs rss=%6dMiB\n", n, w[k], m[k] / 1024 }'
 done

@@ -106,9 +106,9 @@ impl IoHandle {
         }
     }
 
-    /// Give back the room of one used (or abandoned) item. Threads that ran out of room are
-    /// woken together once a quarter of it is free again, not one per item: on a warm cache
-    /// items are used as fast as they are done, and a wake-up per file costs more than the file.
+    /// Give back the room of one used (or abandoned) item. A thread that ran out of room is
+    /// woken once a quarter of it is free again, not one per item: on a warm cache items are
+    /// used as fast as they are done, and a wake-up per file costs more than the file.
     pub(crate) fn give_back(&self, bytes: u64) {
         let mut st = self.lock();
         st.room.bytes += bytes;
@@ -119,7 +119,7 @@ impl IoHandle {
         }
         drop(st);
         if wake {
-            self.0.wake.notify_all();
+            self.0.wake.notify_one();
         }
     }
 

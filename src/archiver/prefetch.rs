@@ -1,15 +1,18 @@
 //! Reading ahead of the CPU pool: a directory's entries are stat'ed, and the files it will read
 //! opened and their first bytes asked of the storage, by the I/O pool ([`crate::iopool`]).
 //!
-//! Once a directory is listed, its entries are stat'ed by the I/O threads and the directory's
-//! own worker together ([`stat_all`]), many requests in flight at once. The regular files that
+//! Once a directory is listed, its entries are stat'ed by its own worker, joined by the I/O
+//! threads when the first stats show the storage is cold ([`stat_all`]): many requests in
+//! flight at once. The worker never waits for a pool thread: what the pool has not finished,
+//! the worker does itself. The regular files that
 //! must be read (not unchanged since the parent snapshot) then go to the pool as a background
 //! batch ([`Opens`]): a thread opens each one exactly as the walk would — `openat(dir, name,
 //! O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC)` through the directory's descriptor — checks that it
 //! is the regular file that was stat'ed, and calls `posix_fadvise(WILLNEED)` on its first
 //! [`AHEAD_PER_FILE`] bytes, which starts the reads without waiting for them. The worker that
 //! reaches the file takes the open descriptor ([`Opens::take`]) and reads from the page cache;
-//! a file the pool has not reached yet is opened by the worker itself, as before.
+//! a file the pool has not opened yet is opened by the worker itself, as before. On a cold disk
+//! the subdirectories are read through ahead of the walk too.
 //!
 //! What this holds: at most [`ROOM_FILES`] descriptors, and at most [`ROOM_BYTES`] of data
 //! requested but not yet read — in the page cache, not in this process's memory. Large files
@@ -25,7 +28,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// Bytes of each file asked for when it is opened ahead.
 pub(crate) const AHEAD_PER_FILE: u64 = 16 << 20;
@@ -52,8 +55,6 @@ struct Stats {
     range: std::ops::Range<usize>,
     next: AtomicUsize,
     results: Vec<Mutex<Option<std::io::Result<Meta>>>>,
-    left: Mutex<usize>,
-    finished: Condvar,
 }
 
 impl Stats {
@@ -63,45 +64,54 @@ impl Stats {
         if i >= self.range.len() {
             return false;
         }
-        self.run(i);
+        self.stat(i);
         true
+    }
+
+    /// Stat entry `i` and keep the result, unless someone else already has.
+    fn stat(&self, i: usize) {
+        let name = OsStr::from_bytes(&self.names[self.range.start + i]);
+        let r = rustix::fs::statat(&*self.dir, name, AtFlags::SYMLINK_NOFOLLOW);
+        let mut slot = self.results[i].lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(r.map(|st| Meta::from_stat(&st)).map_err(Into::into));
+        }
     }
 }
 
 impl Batch for Stats {
     fn claim(&self, _: &mut Room) -> Claim {
-        // Peek, then take: the directory's worker takes items too, without the pool's lock.
+        // Peek, then take in `run`: the directory's worker takes items too, without the lock.
         if self.next.load(SeqCst) >= self.range.len() {
             return Claim::Done;
         }
-        Claim::Item(usize::MAX)
+        Claim::Item(0)
     }
 
-    fn run(&self, i: usize) {
-        if i == usize::MAX {
-            self.step();
-            return;
-        }
-        let name = OsStr::from_bytes(&self.names[self.range.start + i]);
-        let r = rustix::fs::statat(&*self.dir, name, AtFlags::SYMLINK_NOFOLLOW);
-        *self.results[i].lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(r.map(|st| Meta::from_stat(&st)).map_err(Into::into));
-        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
-        *left -= 1;
-        if *left == 0 {
-            self.finished.notify_all();
-        }
+    fn run(&self, _: usize) {
+        self.step();
     }
 }
 
-/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` of every name of `names[range]`, by the I/O pool
-/// and the calling thread together; results in the order of the names.
+/// Stats slower than this on average mean the storage is being read (not the inode cache).
+const COLD_STAT: std::time::Duration = std::time::Duration::from_micros(20);
+/// Entries the calling thread stats itself to time them.
+const PROBE: usize = 4;
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` of every name of `names[range]`, in order, and
+/// whether the storage looked cold.
+///
+/// The calling thread stats the first few entries and times them. Fast (inodes cached): it
+/// stats the rest too, and no other thread is bothered. Slow: the I/O pool joins in, many
+/// requests in flight. The caller never waits for the pool: once every entry is taken, it
+/// stats again any entry a pool thread is still on (on a cold disk that waits for the same
+/// read; on a warm one it beats waking the thread up).
 pub(crate) fn stat_all(
     io: &IoHandle,
     dir: &Arc<OwnedFd>,
     names: &Arc<Vec<Vec<u8>>>,
     range: std::ops::Range<usize>,
-) -> Vec<std::io::Result<Meta>> {
+) -> (Vec<std::io::Result<Meta>>, bool) {
     let n = range.len();
     let batch = Arc::new(Stats {
         dir: dir.clone(),
@@ -109,22 +119,30 @@ pub(crate) fn stat_all(
         range,
         next: AtomicUsize::new(0),
         results: (0..n).map(|_| Mutex::new(None)).collect(),
-        left: Mutex::new(n),
-        finished: Condvar::new(),
     });
-    // Each helper stats a few entries at least; the calling thread is one of them.
-    let queued: Arc<dyn Batch> = batch.clone();
-    io.urgent(queued.clone(), (n / 4).min(16));
-    while batch.step() {}
-    let mut left = batch.left.lock().unwrap_or_else(|e| e.into_inner());
-    while *left > 0 {
-        left = batch.finished.wait(left).unwrap_or_else(|e| e.into_inner());
+    let t0 = std::time::Instant::now();
+    let mut probed = 0;
+    while probed < PROBE && batch.step() {
+        probed += 1;
     }
-    drop(left);
-    io.forget(&queued);
-    // Every item ran (`left` is 0), so every result is there.
-    let taken = batch.results.iter().map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).take());
-    taken.map(|r| r.unwrap_or_else(|| Err(std::io::Error::other("not stat'ed")))).collect()
+    let cold = t0.elapsed() > COLD_STAT * probed as u32;
+    let queued: Arc<dyn Batch> = batch.clone();
+    if cold && probed < n {
+        // Each helper stats a few entries at least; the calling thread is one of them.
+        io.urgent(queued.clone(), ((n - probed) / 4).min(16));
+    }
+    while batch.step() {}
+    if cold {
+        io.forget(&queued);
+    }
+    let results = (0..n).map(|i| {
+        let taken = batch.results[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+        taken.unwrap_or_else(|| {
+            batch.stat(i);
+            batch.results[i].lock().unwrap_or_else(|e| e.into_inner()).take().expect("just stat'ed")
+        })
+    });
+    (results.collect(), cold)
 }
 
 /// Where an opened-ahead file is.
@@ -133,6 +151,8 @@ enum Slot {
     Waiting,
     /// A pool thread is opening it.
     Opening,
+    /// A pool thread is opening it, but its worker came first and opened it itself.
+    Abandoned,
     /// Open, its first bytes asked for; the room it took.
     Ready(File, u64),
     /// Taken by its worker, failed, or abandoned: the worker opens it itself.
@@ -149,7 +169,6 @@ pub(crate) struct Opens {
     /// The next file the pool considers (only changed under the pool's lock).
     next: AtomicUsize,
     slots: Vec<Mutex<Slot>>,
-    opened: Condvar,
     closed: AtomicBool,
 }
 
@@ -168,32 +187,33 @@ impl Opens {
             slots: files.iter().map(|_| Mutex::new(Slot::Waiting)).collect(),
             files,
             next: AtomicUsize::new(0),
-            opened: Condvar::new(),
             closed: AtomicBool::new(false),
         });
+        // One thread: the entries were just stat'ed, so opening them reads nothing, and the
+        // reads fadvise starts go on without it. Every new batch wakes one more if it sleeps.
         if !batch.files.is_empty() {
-            io.background(batch.clone(), batch.files.len().min(16));
+            io.background(batch.clone(), 1);
         }
         batch
     }
 
-    /// The opened-ahead descriptor of entry `name_index`, if the pool has it (waiting for a
-    /// thread that is opening it now). `None`: the caller opens the file itself.
+    /// The opened-ahead descriptor of entry `name_index`, if the pool has it. `None`: the
+    /// caller opens the file itself — also when a pool thread is opening it right now, since
+    /// waiting for that thread would put a wake-up on the worker's path (on a cold disk both
+    /// opens wait for the same read).
     pub(crate) fn take(&self, name_index: usize) -> Option<File> {
         let k = self.files.binary_search_by_key(&name_index, |f| f.0).ok()?;
         let mut slot = self.slots[k].lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            match std::mem::replace(&mut *slot, Slot::Gone) {
-                Slot::Opening => {
-                    *slot = Slot::Opening;
-                    slot = self.opened.wait(slot).unwrap_or_else(|e| e.into_inner());
-                }
-                Slot::Ready(f, cost) => {
-                    self.io.give_back(cost);
-                    return Some(f);
-                }
-                Slot::Waiting | Slot::Gone => return None,
+        match std::mem::replace(&mut *slot, Slot::Gone) {
+            Slot::Opening => {
+                *slot = Slot::Abandoned;
+                None
             }
+            Slot::Ready(f, cost) => {
+                self.io.give_back(cost);
+                Some(f)
+            }
+            Slot::Waiting | Slot::Abandoned | Slot::Gone => None,
         }
     }
 
@@ -211,8 +231,8 @@ impl Opens {
                     self.io.give_back(cost);
                 }
                 // The thread opening it sees `closed` and gives its room back itself.
-                Slot::Opening => *slot = Slot::Opening,
-                Slot::Waiting | Slot::Gone => {}
+                Slot::Opening => *slot = Slot::Abandoned,
+                Slot::Waiting | Slot::Abandoned | Slot::Gone => {}
             }
         }
     }
@@ -286,14 +306,13 @@ impl Batch for Opens {
         let file = if self.closed.load(SeqCst) { None } else { self.open(k) };
         let mut slot = self.slots[k].lock().unwrap_or_else(|e| e.into_inner());
         match file {
-            Some(f) if !self.closed.load(SeqCst) => *slot = Slot::Ready(f, cost),
+            Some(f) if matches!(*slot, Slot::Opening) && !self.closed.load(SeqCst) => *slot = Slot::Ready(f, cost),
             _ => {
                 *slot = Slot::Gone;
+                drop(slot);
                 self.io.give_back(cost);
             }
         }
-        drop(slot);
-        self.opened.notify_all();
     }
 }
 

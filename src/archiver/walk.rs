@@ -418,21 +418,16 @@ fn look_ahead(
     will_read: impl Fn(usize, &Meta) -> bool,
 ) -> Option<LookAhead> {
     let io = ctx.io.as_ref()?.handle();
-    let stats = if range.len() < 8 {
-        // A few entries are stat'ed faster than another thread could be woken for them.
-        let stat = |n: &Vec<u8>| At { dir: dir.as_fd(), name: OsStr::from_bytes(n) }.stat();
-        names[range.clone()].iter().map(stat).collect()
-    } else {
-        prefetch::stat_all(io, dir, names, range.clone())
-    };
+    let (stats, cold) = prefetch::stat_all(io, dir, names, range.clone());
     let files = stats
         .iter()
         .enumerate()
         .filter_map(|(i, s)| s.as_ref().ok().map(|m| (range.start + i, *m)))
         .filter(|(i, m)| match m.file_type() {
             FileType::RegularFile => will_read(*i, m),
-            // Read through ahead of the walk (not across filesystems under --one-file-system).
-            FileType::Directory => !ctx.opts.one_file_system || m.dev == root_dev,
+            // Read through ahead of the walk when the disk is cold (not across filesystems
+            // under --one-file-system): on a warm one that only lists each directory twice.
+            FileType::Directory => cold && (!ctx.opts.one_file_system || m.dev == root_dev),
             _ => false,
         })
         .collect();
