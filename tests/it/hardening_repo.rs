@@ -246,6 +246,38 @@ fn stray_entries_in_every_directory_are_ignored_and_reported_by_check() {
     }
 }
 
+/// format-spec/09 §9.3: a pack with no blobs (56 bytes: header, sealed empty TOC, trailer) is
+/// valid. Unindexed, check warns about it and a backup adopts it; `repair index` indexes it;
+/// nothing uses it, so prune removes it; check stays clean throughout.
+#[test]
+fn a_pack_without_blobs_is_valid_and_prune_removes_it() {
+    let (env, src) = env_with_backup();
+    let repo = env.open();
+    let sealed =
+        repo.keys().seal(&arca::format::pack::encode_toc(&[]), &arca::format::pack::toc_ad(repo.repo_id())).unwrap();
+    let mut bytes = arca::format::header::encode(arca::format::header::FileKind::Pack).to_vec();
+    bytes.extend_from_slice(&sealed);
+    bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    assert_eq!(bytes.len() as u64, arca::format::pack::MIN_PACK_LEN);
+    let id = Id::of_file_bytes(&bytes).to_hex();
+    let path = repo_file(&env.repo, FileType::Pack, &id);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, &bytes).unwrap();
+
+    let o = env.run(&["check", "--read-data"]).ok();
+    assert!(o.stderr.contains(&id[..16]), "check does not mention the unindexed pack: {}", o.stderr);
+    env.run(&["repair", "index", "--read-all-packs"]).ok();
+    let index = repo.load_index().unwrap();
+    assert!(index.packs().iter().any(|p| p.id.to_hex() == id && p.blobs == 0), "the empty pack is not indexed");
+    env.run(&["check", "--read-data"]).ok();
+    fs::write(src.join("c.txt"), b"more").unwrap();
+    env.run(&["backup", src.to_str().unwrap()]).ok();
+    env.run(&["prune"]).ok();
+    assert!(!path.exists(), "prune kept a pack no snapshot uses");
+    let o = env.run(&["check", "--read-data"]).ok();
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+}
+
 // ---- item 12: damaged packs ------------------------------------------------------------------
 
 #[test]
