@@ -323,9 +323,9 @@ fn other_kind(kind: FileKind) -> FileKind {
     FileKind::from_u8(kind as u8 % 6 + 1).unwrap()
 }
 
-/// The header rules (format-spec/05-file-header.md), applied to a valid file of `kind`. Packs get
-/// no vectors shorter than the header: section 9.3 checks a pack's length (integrity) before its
-/// header, section 5.1 the header first (not_a_repository).
+/// The header rules (format-spec/05-file-header.md), applied to a valid file of `kind`. A pack's
+/// header is checked before its length (section 9.3), so a pack shorter than the header is
+/// `not_a_repository` like any other file.
 fn header_failures(v: &mut Vec<Vector>, k: &'static str, valid: &[u8], inputs: &Value, kind: FileKind) {
     let e = |name: &str, bytes: Vec<u8>, class| err(&format!("{k}: {name}"), k, bytes, inputs.clone(), class);
     let other = other_kind(kind);
@@ -359,11 +359,6 @@ fn header_failures(v: &mut Vec<Vector>, k: &'static str, valid: &[u8], inputs: &
         e("kind 0", mutate(valid, |b| b[4] = 0), INTEGRITY),
         e("kind 8 (unassigned)", mutate(valid, |b| b[4] = 8), INTEGRITY),
     ]);
-    if kind == FileKind::Pack {
-        v.retain(|x| {
-            !(x.name.starts_with("pack: empty file") || x.name.starts_with("pack: truncated inside the header"))
-        });
-    }
 }
 
 /// Rules every encrypted file shares (format-spec/05-file-header.md, 03-cryptography.md).
@@ -687,7 +682,8 @@ fn key_vectors() -> Vec<Vector> {
 // ---- config -------------------------------------------------------------------------------------
 
 /// The first valid config, spelled out (not `Config::new`, so a change of defaults does not change
-/// the vectors): the v1 default parameters.
+/// the vectors): typical parameters, chunker 512 KiB / 1 MiB / 4 MiB with normalization 1 — not
+/// the defaults of section 6.1, which [`default_config`] has.
 pub fn base_config() -> Config {
     Config {
         version: 1,
@@ -697,6 +693,15 @@ pub fn base_config() -> Config {
         chunker: ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 4 << 20, normalization: 1 },
         compression_level: 3,
         pack_target_size: 16 << 20,
+    }
+}
+
+/// The default parameters of format-spec/06-config.md §6.1, spelled out: chunker 128 KiB /
+/// 512 KiB / 2 MiB, normalization 2, zstd level 3, packs of 16 MiB.
+pub fn default_config() -> Config {
+    Config {
+        chunker: ChunkerParams { min_size: 128 << 10, avg_size: 512 << 10, max_size: 2 << 20, normalization: 2 },
+        ..base_config()
     }
 }
 
@@ -728,13 +733,18 @@ fn config_vectors() -> Vec<Vector> {
     let framed = raw(&body);
     let valid = seal_file(kind, &framed, "config: valid");
     let inputs = file_inputs(&framed);
+    // Named "v1 default parameters" before 2026-12 (format-spec/16 §16.5): its chunker
+    // parameters are not the defaults; "the section 6.1 default parameters" below has them.
     let mut v = vec![ok(
-        "config: valid, v1 default parameters, uncompressed",
+        "config: valid, typical parameters (chunker 512 KiB / 1 MiB / 4 MiB, normalization 1), uncompressed",
         k,
         valid.clone(),
         inputs.clone(),
         config_json(&configs[0]),
     )];
+    let d = default_config();
+    let n = "config: valid, the section 6.1 default parameters, uncompressed";
+    v.push(ok(n, k, seal_file(kind, &raw(&d.encode()), n), file_inputs(&raw(&d.encode())), config_json(&d)));
     for (c, name) in configs[1..].iter().zip(["smallest parameters, all optional feature bits", "largest parameters"]) {
         let framed = raw(&c.encode());
         let n = format!("config: valid, {name}");
@@ -854,6 +864,15 @@ fn pack_vectors() -> Vec<Vector> {
         inputs.clone(),
         json!({ "blobs": blobs }),
     )];
+    let empty = assemble_pack(&[], &pack::encode_toc(&[]), &REPO, "pack: no blobs");
+    assert_eq!(empty.len() as u64, pack::MIN_PACK_LEN);
+    v.push(ok(
+        "pack: valid, no blobs (56 bytes, the smallest pack)",
+        k,
+        empty.clone(),
+        inputs.clone(),
+        json!({ "blobs": [] }),
+    ));
     header_failures(&mut v, k, &valid, &inputs, FileKind::Pack);
 
     let envs: Vec<Vec<u8>> = {
@@ -884,6 +903,10 @@ fn pack_vectors() -> Vec<Vector> {
         e("truncated: first blob only", valid[..HEADER_LEN + envs[0].len()].to_vec()),
         e("truncated: header only", valid[..HEADER_LEN].to_vec()),
         e("shorter than header, trailer, nonce and tag", cat(&[&valid[..min_len - 5], &44u32.to_le_bytes()])),
+        e(
+            "55 bytes, one short of the smallest pack (TOC length 44 reaches into the header)",
+            cat(&[&empty[..empty.len() - 5], &44u32.to_le_bytes()]),
+        ),
         e("trailing byte after the trailer", cat(&[&valid, &[0]])),
         e(
             "trailer: TOC length 43 (below 44)",
@@ -919,7 +942,10 @@ fn pack_vectors() -> Vec<Vector> {
             t
         }),
         with_toc_bytes("TOC length mismatch: trailing byte", cat(&[&pack::encode_toc(&toc), &[0]])),
-        with_toc_bytes("TOC truncated to 3 bytes", pack::encode_toc(&toc)[..3].to_vec()),
+        with_toc_bytes(
+            "TOC truncated to 3 bytes (sealed TOC length 43, below 44: the trailer check rejects it)",
+            pack::encode_toc(&toc)[..3].to_vec(),
+        ),
         with_toc_bytes("TOC unknown blob type 2", {
             let mut t = pack::encode_toc(&toc);
             t[4] = 2;
@@ -1390,6 +1416,11 @@ fn node(name: &[u8], kind: NodeKind) -> Node {
     }
 }
 
+/// The `rdev` of device `major:minor` (format-spec/12-tree.md §12.1, glibc's 64-bit `makedev`).
+pub fn makedev(major: u64, minor: u64) -> u64 {
+    (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & !0xff) << 12) | ((major & !0xfff) << 32)
+}
+
 fn empty_file() -> NodeKind {
     NodeKind::File { size: 0, content: vec![] }
 }
@@ -1445,6 +1476,18 @@ fn tree_vectors() -> Vec<Vector> {
     let valid = valid_tree();
     push("valid, one entry of every kind", valid.encode(), Ok(tree_json(&valid)));
     push("valid, empty directory", Tree::default().encode(), Ok(tree_json(&Tree::default())));
+    // `rdev` is the 64-bit Linux (glibc `makedev`) encoding of major and minor (section 12.1).
+    let devices = Tree {
+        nodes: vec![
+            Node { mode: 0o620, ..node(b"big-char", NodeKind::CharDevice { rdev: makedev(4100, 300) }) },
+            Node { mode: 0o660, ..node(b"nvme0n1p5", NodeKind::BlockDevice { rdev: makedev(259, 65541) }) },
+        ],
+    };
+    push(
+        "valid, devices 4100:300 and 259:65541 (rdev = makedev(major, minor), section 12.1)",
+        devices.encode(),
+        Ok(tree_json(&devices)),
+    );
 
     let one = |n: Node| Tree { nodes: vec![n] }.encode();
     let named = |name: &[u8]| one(node(name, empty_file()));
@@ -1513,13 +1556,37 @@ fn tree_vectors() -> Vec<Vector> {
 
 // ---- compression --------------------------------------------------------------------------------
 
+/// The `decoded` fields of a compression vector: the body in hex, or, for a body over 4 KiB, its
+/// length and BLAKE3 hash (a 32 MiB body would not fit the vector files).
+pub fn compression_decoded(body: &[u8]) -> Value {
+    if body.len() <= 4096 {
+        json!({"body": hex(body)})
+    } else {
+        json!({"body_len": body.len(), "body_blake3": hex(blake3::hash(body).as_bytes())})
+    }
+}
+
+/// A single-segment zstd frame (no window descriptor: the window is the content size, RFC 8878
+/// §3.1.1.1.2) with a 4-byte content size field of `size` and `size` bytes `byte` in RLE blocks of
+/// at most 128 KiB (the largest block).
+fn zstd_single_segment(size: u32, byte: u8) -> Vec<u8> {
+    let full = size / (128 << 10);
+    let mut blocks: Vec<ZBlock> = (0..full).map(|_| ZBlock::Rle(byte, 128 << 10)).collect();
+    if size % (128 << 10) != 0 || blocks.is_empty() {
+        blocks.push(ZBlock::Rle(byte, size % (128 << 10)));
+    }
+    let mut header = vec![0xa0];
+    header.extend_from_slice(&size.to_le_bytes());
+    zstd_frame_with(&header, &blocks)
+}
+
 fn compression_vectors() -> Vec<Vector> {
     let k = "compression";
     let limit = 1024;
     let inputs = json!({ "limit": limit });
     let mut v = Vec::new();
     let mut good = |name: &str, framed: Vec<u8>, body: &[u8]| {
-        v.push(ok(&format!("compression: {name}"), k, framed, inputs.clone(), json!({"body": hex(body)})))
+        v.push(ok(&format!("compression: {name}"), k, framed, inputs.clone(), compression_decoded(body)))
     };
     good("method 0, \"abc\"", raw(b"abc"), b"abc");
     good("method 0, empty body", raw(b""), b"");
@@ -1545,6 +1612,29 @@ fn compression_vectors() -> Vec<Vector> {
         c.compress(&text).unwrap()
     };
     good("real zstd compressor with a content checksum", zstd(&checked), &text);
+    // Single segment with a 2-byte content size field, which stores the size less 256.
+    good(
+        "zstd single-segment frame with a 2-byte content size field (300 bytes)",
+        zstd(&zstd_frame_with(&[0x60, 44, 0], &[ZBlock::Rle(b'r', 300)])),
+        &[b'r'; 300],
+    );
+    // A single-segment frame has no window descriptor: its window is its content size.
+    let big = 268_435_456;
+    let body = vec![b'w'; 1 << 25];
+    v.push(ok(
+        "compression: zstd single-segment frame of 2^25 bytes (window = content size, the largest accepted)",
+        k,
+        zstd(&zstd_single_segment(1 << 25, b'w')),
+        json!({ "limit": big }),
+        compression_decoded(&body),
+    ));
+    v.push(err(
+        "compression: zstd single-segment frame of 2^25 + 1 bytes (window = content size, above 2^25)",
+        k,
+        zstd(&zstd_single_segment((1 << 25) + 1, b'w')),
+        json!({ "limit": big }),
+        INTEGRITY,
+    ));
 
     let e = |name: &str, framed: Vec<u8>| err(&format!("compression: {name}"), k, framed, inputs.clone(), INTEGRITY);
     let abc = zstd_frame(17, &[ZBlock::Raw(b"abc")]);
@@ -1566,6 +1656,19 @@ fn compression_vectors() -> Vec<Vector> {
         e("zstd bad magic", zstd(&mutate(&abc, |b| b[0] = 0x29))),
         e("zstd reserved block type", zstd(&zstd_frame(17, &[ZBlock::Reserved]))),
         e("zstd window of 2^26 bytes (above 2^25)", zstd(&zstd_frame(26, &[ZBlock::Raw(b"abc")]))),
+        e(
+            "zstd window of 2^26 bytes with a content size field of 3",
+            zstd(&zstd_frame_with(&[0x80, 16 << 3, 3, 0, 0, 0], &[ZBlock::Raw(b"abc")])),
+        ),
+        e(
+            "zstd window of 2^25 + 2^22 bytes (mantissa 1, above 2^25)",
+            zstd(&zstd_frame_with(&[0x00, 15 << 3 | 1], &[ZBlock::Raw(b"abc")])),
+        ),
+        e("zstd lone skippable frame", zstd(&cat(&[&[0x50, 0x2a, 0x4d, 0x18], &3u32.to_le_bytes(), b"abc"]))),
+        e(
+            "zstd skippable frame before a zstd frame",
+            zstd(&cat(&[&[0x50, 0x2a, 0x4d, 0x18], &3u32.to_le_bytes(), b"abc", &abc])),
+        ),
         e("zstd content size field 4, output 3 bytes", zstd(&zstd_frame_with(&[0x20, 4], &[ZBlock::Raw(b"abc")]))),
         e("zstd content size field 2, output 3 bytes", zstd(&zstd_frame_with(&[0x20, 2], &[ZBlock::Raw(b"abc")]))),
         e("zstd content checksum mismatch", zstd(&mutate(&checked, |b| *b.last_mut().unwrap() ^= 1))),

@@ -82,14 +82,27 @@ pub(crate) fn node(name: Vec<u8>, meta: &Meta, kind: NodeKind, xattrs: Vec<Xattr
 /// name. Filesystems without xattr support yield none; other failures are returned for the
 /// caller to report.
 pub(crate) fn xattrs(path: &Path) -> std::io::Result<Vec<Xattr>> {
-    let names = match xattr::list(path) {
+    collect_xattrs(xattr::list(path), |name| xattr::get(path, name))
+}
+
+/// [`xattrs`] of what `path` resolves to, following a symlink in its last component too (the
+/// directories above a backup path, format-spec/11-snapshot.md §11.3).
+pub(crate) fn xattrs_deref(path: &Path) -> std::io::Result<Vec<Xattr>> {
+    collect_xattrs(xattr::list_deref(path), |name| xattr::get_deref(path, name))
+}
+
+fn collect_xattrs(
+    names: std::io::Result<xattr::XAttrs>,
+    get: impl Fn(&std::ffi::OsStr) -> std::io::Result<Option<Vec<u8>>>,
+) -> std::io::Result<Vec<Xattr>> {
+    let names = match names {
         Ok(n) => n,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(vec![]),
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
     for name in names {
-        if let Some(value) = xattr::get(path, &name)? {
+        if let Some(value) = get(&name)? {
             out.push(Xattr { name: name.as_encoded_bytes().to_vec(), value });
         }
     }
@@ -116,9 +129,59 @@ pub(crate) fn xattrs_fd(file: &std::fs::File) -> std::io::Result<Vec<Xattr>> {
 }
 
 /// Whether a file is unchanged since `parent` was recorded: same size, mtime, ctime and inode.
+/// A parent node with inode 0 never is (format-spec/11-snapshot.md §11.3: a writer that cannot
+/// record a file's identity exactly writes inode 0, which opts the node out of carry-forward).
 pub(crate) fn unchanged(meta: &Meta, parent: &Node) -> bool {
-    matches!(parent.kind, NodeKind::File { size, .. } if size == meta.size)
+    parent.inode != 0
+        && matches!(parent.kind, NodeKind::File { size, .. } if size == meta.size)
         && parent.mtime == nanos(meta.mtime, meta.mtime_nsec)
         && parent.ctime == nanos(meta.ctime, meta.ctime_nsec)
         && parent.inode == meta.ino
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(ino: u64) -> Meta {
+        Meta {
+            mode: 0o100644,
+            uid: 1000,
+            gid: 1000,
+            size: 5,
+            mtime: 1_795_305_600,
+            mtime_nsec: 7,
+            ctime: 1_795_305_601,
+            ctime_nsec: 9,
+            ino,
+            dev: 2049,
+            nlink: 1,
+            rdev: 0,
+        }
+    }
+
+    fn parent_of(m: &Meta) -> Node {
+        node(b"f".to_vec(), m, NodeKind::File { size: m.size, content: vec![] }, vec![])
+    }
+
+    #[test]
+    fn a_matching_parent_node_is_unchanged() {
+        let m = meta(12345);
+        assert!(unchanged(&m, &parent_of(&m)));
+        let mut other = parent_of(&m);
+        other.ctime += 1;
+        assert!(!unchanged(&m, &other), "ctime differs");
+        other = parent_of(&m);
+        other.inode += 1;
+        assert!(!unchanged(&m, &other), "inode differs");
+    }
+
+    /// Inode 0 opts a node out of carry-forward, even against a file system that reports inode 0.
+    #[test]
+    fn a_parent_node_with_inode_0_is_never_unchanged() {
+        let m = meta(0);
+        let p = parent_of(&m);
+        assert_eq!(p.inode, 0);
+        assert!(!unchanged(&m, &p));
+    }
 }

@@ -248,11 +248,20 @@ fn backup_virtual(ctx: &Ctx, v: &Virtual, dir: &Path, parent: Option<Id>) -> Res
                 backup_entry(ctx, at, path, name.clone(), &meta, find(name), meta.dev, None)
             }
             VEntry::Inner(sub, path) => {
-                let at = At { dir: CWD, name: path.as_os_str() };
-                let meta = at.stat().map_err(|e| Error::Io { path: path.clone(), source: e })?;
+                // A directory above a backup path records the directory the path resolves
+                // through (`stat`, following a symlinked component), never a symlink's own
+                // lstat: its 0777 would be restored as a world-writable directory (spec 11.3).
+                let io = |e: std::io::Error| Error::Io { path: path.clone(), source: e };
+                let meta = Meta::from_stat(&rustix::fs::stat(path).map_err(|e| io(e.into()))?);
+                if meta.file_type() != FileType::Directory {
+                    return Err(io(std::io::Error::other("not a directory (changed during the backup?)")));
+                }
                 let psub = find(name).and_then(Node::subtree);
                 let subtree = backup_virtual(ctx, sub, path, psub)?;
-                let x = read_xattrs(ctx, path, path);
+                let x = fsmeta::xattrs_deref(path).unwrap_or_else(|e| {
+                    ctx.note(path, format!("extended attributes not saved: {e}"));
+                    vec![]
+                });
                 Ok(Some(node(name.clone(), &meta, NodeKind::Dir { subtree }, x)))
             }
         })

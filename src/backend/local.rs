@@ -5,7 +5,7 @@
 //! look at and writers clean up once it is older than [`TMP_MAX_AGE`]. No advisory locks, hard
 //! links or O_EXCL tricks are needed, so network filesystems that lack them work too.
 
-use super::{Backend, BlockWriter, FileType, StagedFile};
+use super::{is_object_name, Backend, BlockWriter, FileType, StagedFile};
 use crate::error::{Error, IoContext, Result};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -14,6 +14,9 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The names a repository's top level may hold (format-spec/04 §4.1); anything else is stray.
+pub const TOP_LEVEL: [&str; 8] = ["config", "data", "index", "journal", "keys", "locks", "snapshots", "tmp"];
 
 /// Age after which a file in `tmp/` is taken to be left over from a crash.
 pub const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -348,6 +351,10 @@ impl Backend for LocalBackend {
         };
         let mut out = Vec::new();
         for d in dirs {
+            // A pack lives in the shard named by its first two digits; anything else in a shard
+            // (a `README`, a pack file moved into the wrong shard) is listed as `xx/name`, which
+            // is not an object name, so readers ignore it and `check` reports it as stray.
+            let shard = (t == FileType::Pack).then(|| d.file_name().unwrap().to_string_lossy().into_owned());
             let rd = match fs::read_dir(&d) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -362,7 +369,12 @@ impl Backend for LocalBackend {
                         Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                         Err(err) => return Err(Error::Io { path: e.path(), source: err }),
                     };
-                    out.push((name.to_string(), len));
+                    match &shard {
+                        Some(s) if !(is_object_name(name) && name.starts_with(s.as_str())) => {
+                            out.push((format!("{s}/{name}"), len))
+                        }
+                        _ => out.push((name.to_string(), len)),
+                    }
                 }
             }
         }
@@ -372,6 +384,31 @@ impl Backend for LocalBackend {
 
     fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
         self.remove_old_tmp(max_age)
+    }
+
+    fn stray_entries(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut scan = |dir: &Path, prefix: &str, known: &dyn Fn(&str) -> bool| -> Result<()> {
+            let rd = match fs::read_dir(dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(Error::Io { path: dir.to_path_buf(), source: e }),
+            };
+            for e in rd {
+                let name = e.at(dir)?.file_name();
+                let name = name.to_string_lossy();
+                if !known(&name) {
+                    out.push(format!("{prefix}{name}"));
+                }
+            }
+            Ok(())
+        };
+        scan(&self.root, "", &|n| TOP_LEVEL.contains(&n))?;
+        scan(&self.root.join("data"), "data/", &|n| {
+            n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })?;
+        out.sort();
+        Ok(out)
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<()> {

@@ -108,10 +108,19 @@ pub trait Backend: Send + Sync {
     /// Start a file of type `t` whose name is known only at the end (packs are named by their
     /// hash); see [`StagedFile`].
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>>;
-    /// Names and sizes of all files of a type.
+    /// Names and sizes of all files of a type. For packs, an entry of a shard directory
+    /// `data/xx/` that is not an object name beginning with `xx` is listed as `xx/name` (so it is
+    /// not an object name either: readers skip it, `check` reports it as stray).
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
     /// Remove a file.
     fn remove(&self, t: FileType, name: &str) -> Result<()>;
+    /// Entries that are no repository file and that [`Backend::list`] never returns: at the top
+    /// level, names other than `config` and the repository's directories; in `data/`, names
+    /// other than the shard directories `00` … `ff`. As `name` or `data/name`, sorted. Readers
+    /// ignore them; `check` reports them (format-spec/04 §4.2).
+    fn stray_entries(&self) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
     /// Remove temporary files left behind by crashed writers; returns how many.
     fn clean_tmp(&self, _max_age: std::time::Duration) -> Result<usize> {
         Ok(0)

@@ -262,9 +262,9 @@ pub fn repoinfo(g: &Global) -> Result<u8> {
             }
         }
     }
-    let on_disk: u64 = repo.backend().list(FileType::Pack)?.iter().map(|(_, l)| l).sum();
-    let snapshots = repo.backend().list(FileType::Snapshot)?.len();
-    let keys = repo.backend().list(FileType::Key)?.len();
+    let on_disk: u64 = repo.list_objects(FileType::Pack)?.iter().map(|(_, l)| l).sum();
+    let snapshots = repo.list_objects(FileType::Snapshot)?.len();
+    let keys = repo.list_objects(FileType::Key)?.len();
     let index = g.load_index(&repo)?;
     let ratio =
         if stored[0] + stored[1] > 0 { (plain[0] + plain[1]) as f64 / (stored[0] + stored[1]) as f64 } else { 1.0 };

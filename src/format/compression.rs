@@ -83,8 +83,44 @@ pub fn decode(framed: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// The magic number that starts a Zstandard frame (RFC 8878 §3.1.1), little-endian `0xFD2FB528`.
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// The window size a Zstandard frame declares (RFC 8878 §3.1.1.1): from its Window_Descriptor,
+/// or, for a single-segment frame (which has none), its Frame_Content_Size. Errors name what is
+/// wrong: not a Zstandard frame (a skippable frame, a legacy format or garbage), or a header
+/// that ends early.
+pub fn zstd_window(frame: &[u8]) -> std::result::Result<u64, &'static str> {
+    if frame.len() < 4 || frame[..4] != ZSTD_MAGIC {
+        return Err(if frame.len() < 4 { "truncated zstd frame header" } else { "not a Zstandard frame (bad magic)" });
+    }
+    let &descriptor = frame.get(4).ok_or("truncated zstd frame header")?;
+    let single_segment = descriptor & 0x20 != 0;
+    if !single_segment {
+        let &w = frame.get(5).ok_or("truncated zstd frame header")?;
+        let base = 1u64 << (10 + (w >> 3));
+        return Ok(base + (base / 8) * (w & 7) as u64);
+    }
+    let dict_len = [0, 1, 2, 4][(descriptor & 3) as usize];
+    let fcs_len = [1, 2, 4, 8][(descriptor >> 6) as usize];
+    let at = 5 + dict_len;
+    let field = frame.get(at..at + fcs_len).ok_or("truncated zstd frame header")?;
+    let mut le = [0u8; 8];
+    le[..fcs_len].copy_from_slice(field);
+    let size = u64::from_le_bytes(le);
+    // A 2-byte field stores the size less 256 (RFC 8878 §3.1.1.1.4).
+    Ok(if fcs_len == 2 { size + 256 } else { size })
+}
+
 fn decode_zstd(body: &[u8], max_len: usize, what: &str) -> Result<Vec<u8>> {
     use zstd::zstd_safe::{find_frame_compressed_size, get_frame_content_size};
+    // The payload must be one Zstandard frame (not a skippable frame) whose window is at most
+    // 2^MAX_WINDOW_LOG bytes — for a single-segment frame, its content size — checked here, on
+    // the header, whichever path decodes it below.
+    let window = zstd_window(body).map_err(|e| Error::integrity(what, format!("zstd: {e}")))?;
+    if window > 1 << MAX_WINDOW_LOG {
+        return Err(Error::integrity(what, format!("zstd: window of {window} bytes exceeds 2^{MAX_WINDOW_LOG}")));
+    }
     // Fast path: the frame states its size (writers' frames do), so decode straight into a
     // buffer of exactly that size with a reused per-thread context.
     if let Ok(Some(n)) = get_frame_content_size(body).map(|n| n.filter(|&n| n <= FAST_PATH_MAX)) {

@@ -14,6 +14,11 @@ pub const TOC_ENTRY_LEN: usize = 41;
 pub const TRAILER_LEN: usize = 4;
 /// Largest pack a reader accepts (offsets are 32-bit).
 pub const MAX_PACK_LEN: u64 = u32::MAX as u64;
+/// Bytes of the smallest sealed TOC: an empty TOC (its 4-byte count) in a sealed box.
+pub const MIN_TOC_LEN: usize = SEAL_OVERHEAD + 4;
+/// Smallest pack a reader accepts: header, the smallest sealed TOC and the trailer (56 bytes,
+/// a valid pack with no blobs).
+pub const MIN_PACK_LEN: u64 = (HEADER_LEN + MIN_TOC_LEN + TRAILER_LEN) as u64;
 
 /// One TOC entry: a blob in this pack, in storage order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,10 +98,10 @@ pub fn locate_blobs(entries: &[TocEntry]) -> Vec<IndexBlob> {
 pub fn locate_toc(pack_len: u64, trailer: [u8; TRAILER_LEN], what: &str) -> Result<(u64, u32)> {
     let toc_len = u32::from_le_bytes(trailer);
     let min = (HEADER_LEN + TRAILER_LEN) as u64;
-    if pack_len > MAX_PACK_LEN || pack_len < min + SEAL_OVERHEAD as u64 {
+    if !(MIN_PACK_LEN..=MAX_PACK_LEN).contains(&pack_len) {
         return Err(Error::integrity(what, format!("impossible pack length {pack_len}")));
     }
-    if (toc_len as u64) < (SEAL_OVERHEAD + 4) as u64 || toc_len as u64 > pack_len - min {
+    if (toc_len as usize) < MIN_TOC_LEN || toc_len as u64 > pack_len - min {
         return Err(Error::integrity(what, format!("TOC length {toc_len} out of range")));
     }
     Ok((pack_len - TRAILER_LEN as u64 - toc_len as u64, toc_len))

@@ -181,7 +181,7 @@ impl Repository {
     pub fn lock_files(&self) -> Result<(Vec<LockFile>, usize)> {
         let mut out = Vec::new();
         let mut vanished = 0;
-        for (name, _) in self.backend().list(FileType::Lock)? {
+        for (name, _) in self.list_objects(FileType::Lock)? {
             let Some(id) = Id::from_hex(&name) else { continue };
             let state = match self.read_lock(&name, &id) {
                 Ok(Some(l)) if is_stale(&l) => LockState::Stale(l),

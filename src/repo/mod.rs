@@ -412,10 +412,13 @@ impl Repository {
         list_objects(self.backend.as_ref(), t)
     }
 
-    /// Files in `keys/`, `data/xx/`, `index/`, `snapshots/` and `locks/` whose names are not
-    /// object names, as `dir/name` (for `check` to report).
+    /// Entries that are not repository files, for `check` to report (format-spec/04 §4.2): at
+    /// the top level and in `data/` (see [`Backend::stray_entries`]), and files in `keys/`,
+    /// `data/xx/`, `index/`, `snapshots/` and `locks/` whose names are not object names (in a
+    /// shard, also an object name of another shard), as `dir/name`. `journal/` is reported with
+    /// the journal's own check; `tmp/` holds writers' temporary files and is never reported.
     pub fn stray_files(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
+        let mut out = self.backend.stray_entries()?;
         for t in [FileType::Key, FileType::Pack, FileType::Index, FileType::Snapshot, FileType::Lock] {
             let names = self.backend.list(t)?;
             out.extend(names.into_iter().filter(|(n, _)| !is_object_name(n)).map(|(n, _)| format!("{}/{n}", t.dir())));

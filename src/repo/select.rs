@@ -67,7 +67,7 @@ pub fn is_latest(reference: &str) -> bool {
 pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
     if !is_latest(reference) {
         let names: Vec<String> =
-            repo.backend().list(crate::backend::FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
+            repo.list_objects(crate::backend::FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
         let name = super::unique_prefix(&names, reference, "snapshot")?;
         let id = Id::from_hex(&name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad file name"))?;
         let s = repo.load_snapshot(&id)?;

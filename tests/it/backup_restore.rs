@@ -306,6 +306,46 @@ fn extended_attributes_round_trip() {
     assert!(xattrs_of(&t.join("plain")).iter().all(|(k, _)| !k.starts_with(b"user.")));
 }
 
+/// format-spec/11-snapshot.md §11.3: a directory above a backup path that is reached through a
+/// symlink is recorded with the metadata (mode, owner, inode, extended attributes) of the
+/// directory the path resolves through — never the symlink's own 0777, which a restore would
+/// turn into a world-writable directory. The backup path itself keeps its symlinks (`paths`
+/// records `link/sub`, not `real/sub`).
+#[test]
+fn a_symlinked_directory_above_a_backup_path_is_recorded_as_the_directory_it_leads_to() {
+    let env = Env::new();
+    let real = env.mkdir("real");
+    fs::create_dir(real.join("sub")).unwrap();
+    fs::write(real.join("sub/f.txt"), b"through a symlink").unwrap();
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o750)).unwrap();
+    let with_xattr = xattrs_supported(&real);
+    if with_xattr {
+        xattr::set(&real, "user.where", b"the real directory").unwrap();
+    }
+    let link = env.path("link");
+    std::os::unix::fs::symlink("real", &link).unwrap();
+    env.backup(&[&link.join("sub")], &[]);
+    let paths = env.open().find_snapshot("latest").unwrap().1.paths;
+    assert_eq!(paths, vec![link.join("sub").as_os_str().as_bytes().to_vec()]);
+
+    let n = latest_node(&env, &link);
+    assert!(matches!(n.kind, NodeKind::Dir { .. }), "{n:?}");
+    assert_eq!(n.mode, 0o750, "the symlink's own mode was recorded");
+    assert_eq!(n.inode, fs::metadata(&real).unwrap().ino());
+    if with_xattr {
+        assert_eq!(n.xattrs.len(), 1, "{:?}", n.xattrs);
+        assert_eq!(n.xattrs[0].value, b"the real directory");
+    }
+
+    let t = env.path("t");
+    env.restore("latest", &t, &[]);
+    let restored = under(&t, &link);
+    let m = fs::symlink_metadata(&restored).unwrap();
+    assert!(m.is_dir());
+    assert_eq!(m.mode() & 0o7777, 0o750, "restored with the mode of the symlink");
+    assert_eq!(fs::read(restored.join("sub/f.txt")).unwrap(), b"through a symlink");
+}
+
 #[test]
 fn a_file_larger_than_the_in_memory_limit_is_streamed() {
     let env = Env::new();

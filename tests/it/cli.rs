@@ -77,6 +77,28 @@ fn password_sources_and_the_repo_flag() {
     .ok();
 }
 
+/// format-spec/07-key-file.md §7.2 "Passwords as bytes": from a file, the first line without its
+/// `\n` or `\r\n`, nothing else trimmed; from the environment, the bytes verbatim.
+#[test]
+fn password_bytes_from_files_and_the_environment() {
+    let env = Env::new();
+    let pw_file = env.path("pw");
+    let with_file = |contents: &str| {
+        fs::write(&pw_file, contents).unwrap();
+        let mut c = env.cmd();
+        c.env_remove("ARCA_PASSWORD").args(["--password-file", pw_file.to_str().unwrap(), "snapshots"]);
+        Out::from(c.output().unwrap())
+    };
+    with_file(PASSWORD).ok();
+    with_file(&format!("{PASSWORD}\r\nsecond line")).ok();
+    with_file(&format!("{PASSWORD}\r\r\n")).code(12);
+    with_file(&format!("{PASSWORD} \n")).code(12);
+    with_file(&format!(" {PASSWORD}\n")).code(12);
+    let with_var = |value: &str| Out::from(env.cmd().env("ARCA_PASSWORD", value).arg("snapshots").output().unwrap());
+    with_var(PASSWORD).ok();
+    with_var(&format!("{PASSWORD}\n")).code(12);
+}
+
 #[test]
 fn a_held_lock_gives_exit_code_11_until_released() {
     let env = Env::new();

@@ -162,7 +162,7 @@ fn a_bad_index_file_is_reported_and_skipped_and_stray_names_are_ignored() {
     for n in [&new_index[0], &fname] {
         assert!(all.contains(&format!("index {n}")), "check does not list index {n}:\n{all}");
     }
-    for stray in ["index/.DS_Store", "snapshots/.DS_Store", "keys/config (conflicted copy)", "data/.DS_Store"] {
+    for stray in ["index/.DS_Store", "snapshots/.DS_Store", "keys/config (conflicted copy)", "data/00/.DS_Store"] {
         assert!(all.contains(stray), "check does not report {stray}:\n{all}");
     }
 }
@@ -180,6 +180,102 @@ fn stray_names_alone_do_not_fail_commands() {
     env.run(&["backup", src.to_str().unwrap()]).ok();
     let o = env.run(&["check"]).ok();
     assert!(o.stderr.contains("snapshots/.DS_Store"), "{}", o.stderr);
+}
+
+/// format-spec/04 §4.2: in every directory, an entry whose name is not an object name is no
+/// repository file — a `README` at the top level, in `data/`, a shard, `index/`, `snapshots/`,
+/// `keys/`, `locks/` or `journal/`, a subdirectory, a shard directory with another name, a pack
+/// moved into the wrong shard. Every command ignores them (none exits 4 because of them), a
+/// snapshot ID prefix resolves past them, and `check` names each as a warning (tmp/ excepted).
+#[test]
+fn stray_entries_in_every_directory_are_ignored_and_reported_by_check() {
+    let (env, src) = env_with_backup();
+    let snap = env.json(&["snapshots"]).as_array().unwrap()[0]["id"].as_str().unwrap().to_string();
+    let mut strays = vec![];
+    for dir in ["", "data", "data/00", "index", "snapshots", "keys", "locks", "journal", "tmp"] {
+        let d = env.repo.join(dir);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("README"), b"not a repository file\n").unwrap();
+        if dir != "tmp" {
+            strays.push(if dir.is_empty() { "README".to_string() } else { format!("{dir}/README") });
+        }
+    }
+    fs::create_dir_all(env.repo.join("index/old")).unwrap();
+    fs::create_dir_all(env.repo.join("data/zz")).unwrap();
+    // A name that shares the snapshot's ID prefix must not make the prefix ambiguous.
+    let conflicted = format!("{} (conflicted copy)", &snap[..8]);
+    fs::write(env.repo.join("snapshots").join(&conflicted), b"junk").unwrap();
+    // A pack copied into a shard that is not its own.
+    let pack = repo_files(&env.repo, FileType::Pack).into_iter().find(|n| n.len() == 64).unwrap();
+    let wrong = if pack.starts_with("00") { "01" } else { "00" };
+    fs::create_dir_all(env.repo.join("data").join(wrong)).unwrap();
+    fs::copy(repo_file(&env.repo, FileType::Pack, &pack), env.repo.join("data").join(wrong).join(&pack)).unwrap();
+    strays.extend([
+        "index/old".into(),
+        "data/zz".into(),
+        format!("snapshots/{conflicted}"),
+        format!("data/{wrong}/{pack}"),
+    ]);
+
+    let o = env.run(&["check", "--read-data"]).ok();
+    for s in &strays {
+        assert!(o.stderr.contains(&format!("{s}: stray")), "check does not report {s}:\n{}", o.stderr);
+    }
+    assert!(!o.stderr.contains("tmp/README"), "{}", o.stderr);
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 1);
+    env.run(&["ls", &snap[..8]]).ok();
+    env.run(&["find", "a.txt"]).ok();
+    env.run(&["repoinfo"]).ok();
+    env.run(&["key", "list"]).ok();
+    env.run(&["status"]).ok();
+    let target = env.path("t");
+    env.run(&["restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_eq!(fs::read(under(&target, &src.join("a.txt"))).unwrap(), b"hello\n");
+    env.run(&["verify", &sref_of("latest", &src), under(&target, &src).to_str().unwrap()]).ok();
+    fs::write(src.join("new.txt"), b"new").unwrap();
+    env.run(&["backup", src.to_str().unwrap()]).ok();
+    env.run(&["forget", "--keep-last", "1"]).ok();
+    env.run(&["prune"]).ok();
+    env.run(&["repair", "index"]).ok();
+    env.run(&["unlock"]).ok();
+    let o = env.run(&["check", "--read-data"]).ok();
+    // Nothing removed or touched them.
+    for s in &strays {
+        assert!(env.repo.join(s).exists(), "{s} is gone");
+        assert!(o.stderr.contains(&format!("{s}: stray")), "check does not report {s}:\n{}", o.stderr);
+    }
+}
+
+/// format-spec/09 §9.3: a pack with no blobs (56 bytes: header, sealed empty TOC, trailer) is
+/// valid. Unindexed, check warns about it and a backup adopts it; `repair index` indexes it;
+/// nothing uses it, so prune removes it; check stays clean throughout.
+#[test]
+fn a_pack_without_blobs_is_valid_and_prune_removes_it() {
+    let (env, src) = env_with_backup();
+    let repo = env.open();
+    let sealed =
+        repo.keys().seal(&arca::format::pack::encode_toc(&[]), &arca::format::pack::toc_ad(repo.repo_id())).unwrap();
+    let mut bytes = arca::format::header::encode(arca::format::header::FileKind::Pack).to_vec();
+    bytes.extend_from_slice(&sealed);
+    bytes.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+    assert_eq!(bytes.len() as u64, arca::format::pack::MIN_PACK_LEN);
+    let id = Id::of_file_bytes(&bytes).to_hex();
+    let path = repo_file(&env.repo, FileType::Pack, &id);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, &bytes).unwrap();
+
+    let o = env.run(&["check", "--read-data"]).ok();
+    assert!(o.stderr.contains(&id[..16]), "check does not mention the unindexed pack: {}", o.stderr);
+    env.run(&["repair", "index", "--read-all-packs"]).ok();
+    let index = repo.load_index().unwrap();
+    assert!(index.packs().iter().any(|p| p.id.to_hex() == id && p.blobs == 0), "the empty pack is not indexed");
+    env.run(&["check", "--read-data"]).ok();
+    fs::write(src.join("c.txt"), b"more").unwrap();
+    env.run(&["backup", src.to_str().unwrap()]).ok();
+    env.run(&["prune"]).ok();
+    assert!(!path.exists(), "prune kept a pack no snapshot uses");
+    let o = env.run(&["check", "--read-data"]).ok();
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
 }
 
 // ---- item 12: damaged packs ------------------------------------------------------------------

@@ -522,3 +522,44 @@ fn verify_missing_dir_fast_policy_verify_and_relative_path_patterns() {
     env.restore(&sref("latest", &src.join("config/app.toml")), &renamed, &["-i", "app.toml"]);
     assert_eq!(fs::read(&renamed).unwrap(), b"good");
 }
+
+/// format-spec/12-tree.md §12.3: File nodes with `links > 1` and equal (device, inode) are linked
+/// only when their size and content list equal those of the group's first node in restore order;
+/// a member with other content (a hostile or buggy snapshot) is restored as a file of its own
+/// with its own content, never as a link that would replace it. Members that agree are linked.
+#[test]
+fn hard_link_members_with_another_content_list_are_restored_apart() {
+    let env = Env::new();
+    let repo = env.open();
+    let index = repo.load_index().unwrap();
+    let packer = Packer::new(&repo);
+    let chunk = |payload: &[u8]| {
+        let id = repo.keys().blob_id(payload);
+        packer.store(&index, BlobType::Data, &id, payload).unwrap();
+        NodeKind::File { size: payload.len() as u64, content: vec![ChunkRef { id, len: payload.len() as u32 }] }
+    };
+    let member = |name: &[u8], kind: NodeKind| {
+        let mut n = node(name, kind);
+        (n.links, n.device, n.inode) = (3, 2049, 777);
+        n
+    };
+    // Restore order is name order: `a` is the group's first node.
+    let tree = Tree {
+        nodes: vec![
+            member(b"a", chunk(b"first content")),
+            member(b"b", chunk(b"other content")),
+            member(b"c", chunk(b"first content")),
+        ],
+    };
+    let root = put_tree(&repo, &packer, &tree);
+    packer.finish().unwrap();
+    let snap = repo.save_snapshot(&snapshot_of(root)).unwrap();
+    let t = env.path("t");
+    env.run(&["restore", &snap.to_hex(), "--target", t.to_str().unwrap(), "--verify"]).ok();
+    assert_eq!(fs::read(t.join("a")).unwrap(), b"first content");
+    assert_eq!(fs::read(t.join("b")).unwrap(), b"other content");
+    assert_eq!(fs::read(t.join("c")).unwrap(), b"first content");
+    let ino = |n: &str| fs::metadata(t.join(n)).unwrap().ino();
+    assert_eq!(ino("a"), ino("c"), "members with the first node's content are linked");
+    assert_ne!(ino("a"), ino("b"), "a member with other content was linked");
+}

@@ -179,10 +179,18 @@ fn prune_stops_before_deleting_when_a_snapshot_needs_what_is_missing() {
     assert_eq!(all_files(&env), before);
     write_over(&victim, &saved);
 
-    // The index lists a pack that a snapshot needs, and the pack is gone.
-    let packs = repo_files(&env.repo, FileType::Pack);
-    let gone =
-        packs.iter().find(|p| fs::metadata(repo_file(&env.repo, FileType::Pack, p)).unwrap().len() > 4096).unwrap();
+    // The index lists a pack that a snapshot needs, and the pack is gone: the pack holding the
+    // first chunk of a file only the remaining snapshot has (any large pack will not do: one
+    // may hold only chunks of the dropped snapshot, depending on how the backup filled packs).
+    let gone = {
+        let repo = env.open();
+        let index = repo.load_index().unwrap();
+        let root = repo.find_snapshot(&ids[1]).unwrap().1.tree;
+        let node = arca::restore::resolve(&repo, &index, root, src.join("f00").to_str().unwrap()).unwrap();
+        let arca::format::tree::NodeKind::File { content, .. } = node.kind else { panic!("f00 is not a file") };
+        index.lookup(arca::format::blob::BlobType::Data, &content[0].id).unwrap().pack.to_hex()
+    };
+    let gone = &gone;
     let path = repo_file(&env.repo, FileType::Pack, gone);
     let bytes = fs::read(&path).unwrap();
     fs::remove_file(&path).unwrap();
