@@ -183,7 +183,12 @@ impl IoPool {
 
 impl Drop for IoPool {
     fn drop(&mut self) {
-        self.handle.lock().stop = true;
+        let mut st = self.handle.lock();
+        st.stop = true;
+        // Batches hold a handle on the pool: dropping them here breaks that cycle.
+        let queued = (std::mem::take(&mut st.urgent), std::mem::take(&mut st.background));
+        drop(st);
+        drop(queued);
         self.handle.0.wake.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -228,7 +233,11 @@ fn pick(st: &mut State) -> Option<(Arc<dyn Batch>, usize)> {
         i -= 1;
         match background[i].claim(room) {
             Claim::Item(n) => return Some((background[i].clone(), n)),
-            Claim::Wait => *starved = true,
+            // The room is shared: the older batches would wait as well.
+            Claim::Wait => {
+                *starved = true;
+                return None;
+            }
             Claim::Done => {
                 background.remove(i);
             }

@@ -14,9 +14,11 @@
 //! a file the pool has not opened yet is opened by the worker itself, as before. On a cold disk
 //! the subdirectories are read through ahead of the walk too.
 //!
-//! What this holds: at most [`ROOM_FILES`] descriptors, and at most [`ROOM_BYTES`] of data
-//! requested but not yet read — in the page cache, not in this process's memory. Large files
-//! keep asking [`LEAD`] bytes ahead of the reader as they are read ([`ReadAhead`]).
+//! What this holds: at most [`ROOM_FILES`] opened-ahead descriptors (fewer if a quarter of the
+//! open-file limit is less), plus the directory descriptors of batches in progress, and at most
+//! [`ROOM_BYTES`] of data requested for files not yet taken by a worker — in the page cache,
+//! not in this process's memory. A large file's reader asks [`LEAD`] bytes ahead of itself as
+//! it reads ([`ReadAhead`]).
 
 use super::fsmeta::Meta;
 use crate::iopool::{Batch, Claim, IoHandle, Room};
@@ -32,6 +34,9 @@ use std::sync::{Arc, Mutex};
 
 /// Bytes of each file asked for when it is opened ahead.
 pub(crate) const AHEAD_PER_FILE: u64 = 16 << 20;
+// The pool wakes room-starved threads when a quarter of the room is free again: the largest
+// item must fit in that quarter, or a lone large file could stall the look-ahead for good.
+const _: () = assert!(AHEAD_PER_FILE + 4096 < ROOM_BYTES / 4 && ROOM_FILES >= 4);
 /// Bytes a large file's reader keeps asked for ahead of its position.
 pub(crate) const LEAD: u64 = 32 << 20;
 /// Bytes of opened-ahead files not yet taken by a worker (the room's byte budget).
@@ -155,7 +160,7 @@ enum Slot {
     Abandoned,
     /// Open, its first bytes asked for; the room it took.
     Ready(File, u64),
-    /// Taken by its worker, failed, or abandoned: the worker opens it itself.
+    /// Taken by its worker (with the descriptor, if there was one), or failed: nothing to do.
     Gone,
 }
 
@@ -189,8 +194,8 @@ impl Opens {
             next: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
         });
-        // One thread: the entries were just stat'ed, so opening them reads nothing, and the
-        // reads fadvise starts go on without it. Every new batch wakes one more if it sleeps.
+        // One thread: the files were just stat'ed, so opening them reads no inode, and the reads
+        // fadvise starts go on without it. Each new batch wakes one more (unless out of room).
         if !batch.files.is_empty() {
             io.background(batch.clone(), 1);
         }
@@ -204,16 +209,18 @@ impl Opens {
     pub(crate) fn take(&self, name_index: usize) -> Option<File> {
         let k = self.files.binary_search_by_key(&name_index, |f| f.0).ok()?;
         let mut slot = self.slots[k].lock().unwrap_or_else(|e| e.into_inner());
-        match std::mem::replace(&mut *slot, Slot::Gone) {
-            Slot::Opening => {
-                *slot = Slot::Abandoned;
-                None
-            }
+        let was = std::mem::replace(&mut *slot, Slot::Gone);
+        if matches!(was, Slot::Opening) {
+            *slot = Slot::Abandoned;
+        }
+        // The pool's lock is never taken under a slot's: `claim` does the reverse.
+        drop(slot);
+        match was {
             Slot::Ready(f, cost) => {
                 self.io.give_back(cost);
                 Some(f)
             }
-            Slot::Waiting | Slot::Abandoned | Slot::Gone => None,
+            _ => None,
         }
     }
 
@@ -225,14 +232,15 @@ impl Opens {
         self.io.forget(&queued);
         for s in &self.slots {
             let mut slot = s.lock().unwrap_or_else(|e| e.into_inner());
-            match std::mem::replace(&mut *slot, Slot::Gone) {
-                Slot::Ready(f, cost) => {
-                    drop(f);
-                    self.io.give_back(cost);
-                }
+            let was = std::mem::replace(&mut *slot, Slot::Gone);
+            if matches!(was, Slot::Opening) {
                 // The thread opening it sees `closed` and gives its room back itself.
-                Slot::Opening => *slot = Slot::Abandoned,
-                Slot::Waiting | Slot::Abandoned | Slot::Gone => {}
+                *slot = Slot::Abandoned;
+            }
+            drop(slot);
+            if let Slot::Ready(f, cost) = was {
+                drop(f);
+                self.io.give_back(cost);
             }
         }
     }
@@ -245,7 +253,8 @@ impl Opens {
             self.warm_dir(&self.names[*i]);
             return None;
         }
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        // As the walk opens files; O_NOCTTY: a terminal swapped in must not become ours.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&*self.dir, OsStr::from_bytes(&self.names[*i]), flags, Mode::empty()).ok()?;
         let f = File::from(fd);
         let m = f.metadata().ok()?;
@@ -267,11 +276,11 @@ impl Opens {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let Ok(fd) = rustix::fs::openat(&*self.dir, OsStr::from_bytes(name), flags, Mode::empty()) else { return };
         let Ok(mut dir) = rustix::fs::Dir::new(fd) else { return };
-        // Bounded: a directory larger than a tree may hold is skipped by the walk anyway.
-        let mut left = crate::format::tree::MAX_TREE_NODES;
-        while let Some(Ok(_)) = dir.read() {
-            left -= 1;
-            if left == 0 {
+        // Bounded: a directory larger than a tree may hold is skipped by the walk anyway; and
+        // it stops once the walk is done with the parent (a huge directory on a slow mount
+        // must not hold up the end of the backup).
+        for n in 1..=crate::format::tree::MAX_TREE_NODES {
+            if !matches!(dir.read(), Some(Ok(_))) || (n % 1024 == 0 && self.closed.load(SeqCst)) {
                 break;
             }
         }

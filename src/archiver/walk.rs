@@ -6,7 +6,8 @@
 //! AT_SYMLINK_NOFOLLOW)` and files opened with `openat(dir, name, O_NOFOLLOW|O_NONBLOCK)`, again
 //! checked against the stat. A directory renamed away and replaced by a symlink mid-walk is
 //! therefore never followed: the entry is reported as not saved instead. One descriptor is held
-//! per directory being walked (the chains of ancestors of the directories in progress). The walk
+//! per directory being walked (the chains of ancestors of the directories in progress), and a
+//! second one while it is being listed. The walk
 //! raises the soft open-file limit to the hard one, and once it holds a quarter of that many
 //! directories it walks further entries of a directory one by one instead of in parallel: a
 //! thread that is not waiting for parallel work does not pick up other directories' work on top
@@ -145,9 +146,10 @@ impl At<'_> {
         Ok(Meta::from_stat(&rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW)?))
     }
 
-    /// Open read-only, never following a symlink in the last component.
+    /// Open read-only, never following a symlink in the last component, and never taking a
+    /// terminal swapped in since the stat as controlling terminal.
     fn open(&self, flags: OFlags) -> std::io::Result<OwnedFd> {
-        let flags = flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags = flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC;
         Ok(rustix::fs::openat(self.dir, self.name, flags, Mode::empty())?)
     }
 
@@ -290,7 +292,11 @@ fn backup_entry(
     ahead: Ahead,
 ) -> Result<Option<Node>> {
     let kind = match meta.file_type() {
-        FileType::Directory => return backup_dir(ctx, at, path, name, meta, parent, root_dev),
+        FileType::Directory => {
+            // Entered now: the pool need not read it through any more.
+            drop(ahead.and_then(|(o, i)| o.take(i)));
+            return backup_dir(ctx, at, path, name, meta, parent, root_dev);
+        }
         FileType::RegularFile => return backup_file(ctx, at, path, name, meta, parent, ahead),
         FileType::Symlink => match rustix::fs::readlinkat(at.dir, at.name, Vec::new()) {
             Ok(t) => NodeKind::Symlink { target: t.into_bytes() },
@@ -340,10 +346,11 @@ enum Listing {
     Failed,
 }
 
-/// Read a directory through a stream of its own (a second descriptor, `openat(fd, ".")`,
-/// closed on return), keeping at most `ctx.max_dir_entries()` names.
+/// Read a directory through a stream on a duplicate of its descriptor (closed on return; the
+/// shared offset is harmless, as the walk uses the descriptor only for `*at` calls, `fstat`
+/// and extended attributes), keeping at most `ctx.max_dir_entries()` names.
 fn list_dir(ctx: &Ctx, fd: &OwnedFd, path: &Path) -> Listing {
-    let mut dir = match Dir::read_from(fd) {
+    let mut dir = match rustix::io::fcntl_dupfd_cloexec(fd, 0).and_then(Dir::new) {
         Ok(d) => d,
         Err(e) => {
             ctx.warn(path, format!("reading directory: {}", std::io::Error::from(e)));
@@ -414,7 +421,8 @@ impl Drop for LookAhead {
     }
 }
 
-/// Stat the entries `names[range]` of the directory `dir` on the I/O pool, and queue the regular
+/// Stat the entries `names[range]` of the directory `dir` (the pool helps if the disk looks
+/// cold, see `prefetch::stat_all`), and queue the regular
 /// files for which `will_read(index, stat)` holds to be opened ahead, and the subdirectories to
 /// be read through. None without a pool (the
 /// workers then stat and open each entry themselves).
@@ -487,8 +495,10 @@ fn backup_dir(
     let mut nodes: Vec<Option<Node>> = Vec::with_capacity(names.len());
     // Looked ahead a slice at a time: what the pool holds per entry stays bounded however
     // large the directory.
-    for start in (0..names.len()).step_by(LOOK_AHEAD_ENTRIES) {
-        let range = start..names.len().min(start + LOOK_AHEAD_ENTRIES);
+    // Without a pool, one slice: no pause at slice ends.
+    let slice = if ctx.io.is_some() { LOOK_AHEAD_ENTRIES } else { names.len().max(1) };
+    for start in (0..names.len()).step_by(slice) {
+        let range = start..names.len().min(start + slice);
         let ahead = look_ahead(ctx, &open.fd, &names, range.clone(), root_dev, will_read);
         let entry = |i: usize| {
             let n = &names[i];

@@ -58,9 +58,10 @@ pub struct BackupArgs {
     #[arg(short = 'n', long)]
     dry_run: bool,
     /// Threads that stat and open files ahead of the CPU workers, so that a cold disk has many
-    /// reads in flight (0: none) [default: 16].
-    #[arg(long, env = "ARCA_IO_THREADS", value_name = "N")]
-    io_threads: Option<usize>,
+    /// reads in flight (0: none; at most 256) [default: 16].
+    #[arg(long, env = "ARCA_IO_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(0..=256))]
+    io_threads: Option<u16>,
     /// Read every file even if the parent snapshot says it is unchanged.
     #[arg(short, long)]
     force: bool,
@@ -134,7 +135,7 @@ pub fn backup(g: &Global, a: BackupArgs) -> Result<u8> {
         host: a.host,
         excludes: Excludes::new(&patterns, a.exclude_if_present)?,
         one_file_system: a.one_file_system,
-        io_threads: a.io_threads,
+        io_threads: a.io_threads.map(usize::from),
         dry_run: a.dry_run,
         force: a.force,
         parent: a.parent,
