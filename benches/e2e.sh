@@ -8,6 +8,8 @@
 # RSS and repository size per tool and phase (init, backup, unchanged re-backup, restore,
 # check --read-data). Put WORKDIR on tmpfs (/dev/shm/...) to measure without disk costs.
 # Peers: apt-get install restic borgbackup; cargo install rustic-rs.
+# Cold-cache mode (caches dropped before each tool; needs root and a source on disk):
+# benches/cold.sh --kernel WORKDIR, benches/cold.sh --small WORKDIR, or benches/cold.sh SRC WORKDIR.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/arca-e2e}

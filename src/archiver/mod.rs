@@ -143,6 +143,8 @@ pub(crate) struct Ctx<'r> {
     open_dirs: AtomicU64,
     /// The I/O pool of a walk (None for streams, or with `io_threads` 0).
     io: Option<crate::iopool::IoPool>,
+    /// Whether reading ahead pays lately (see `prefetch::Gauge`).
+    gauge: std::sync::Arc<prefetch::Gauge>,
 }
 
 impl Ctx<'_> {
@@ -461,6 +463,7 @@ fn run(
         warnings: Mutex::new(Vec::new()),
         open_dirs: AtomicU64::new(0),
         io,
+        gauge: Default::default(),
     };
     let tree = body(&ctx, parent.as_ref().map(|p| p.1.tree))?;
     drop(ctx.io.take());

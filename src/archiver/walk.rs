@@ -401,6 +401,9 @@ fn list_dir(ctx: &Ctx, fd: &OwnedFd, path: &Path) -> Listing {
     }
 }
 
+/// A read of a file (at most one chunk long) that took longer than this waited for storage.
+const SLOW_READ: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A regular file's batch of opened-ahead files and its index in the directory, if any.
 type Ahead<'a> = Option<(&'a Opens, usize)>;
 
@@ -448,7 +451,7 @@ fn look_ahead(
             _ => false,
         })
         .collect();
-    let opens = Opens::start(io, dir, names, files);
+    let opens = Opens::start(io, &ctx.gauge, dir, names, files);
     Some(LookAhead { stats, opens })
 }
 
@@ -641,10 +644,14 @@ fn read_and_store(ctx: &Ctx, at: At, meta: &Meta, opened: Option<File>) -> std::
     let max = ctx.chunker.max_size();
     let stored = if opened.len() <= max as u64 {
         let mut buf = Vec::with_capacity(opened.len() as usize + 1);
+        let read_started = std::time::Instant::now();
         (&mut f).take(max as u64 + 1).read_to_end(&mut buf)?;
         if buf.len() > max {
             ctx.store_stream(std::io::Cursor::new(buf).chain(&mut f))?
         } else {
+            if asked == 0 && read_started.elapsed() > SLOW_READ {
+                ctx.gauge.slow_read();
+            }
             ctx.progress.bytes.fetch_add(buf.len() as u64, Relaxed);
             ctx.count(|s| s.bytes_read += buf.len() as u64);
             let mut chunks = Vec::new();
