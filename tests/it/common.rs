@@ -118,17 +118,20 @@ impl Env {
     }
 }
 
+/// Variables of the caller's environment that would change what a test's `arca` does.
+const CALLER_ENV: [&str; 6] = [
+    "ARCA_REPOSITORY",
+    "ARCA_PASSWORD",
+    "ARCA_PASSWORD_FILE",
+    "ARCA_PASSWORD_COMMAND",
+    "ARCA_NEW_PASSWORD",
+    "ARCA_IO_THREADS",
+];
+
 /// `arca` with a clean environment (no repository or password variables from the caller).
 pub fn arca_cmd() -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("arca").expect("arca binary");
-    for v in [
-        "ARCA_REPOSITORY",
-        "ARCA_PASSWORD",
-        "ARCA_PASSWORD_FILE",
-        "ARCA_PASSWORD_COMMAND",
-        "ARCA_NEW_PASSWORD",
-        "ARCA_IO_THREADS",
-    ] {
+    for v in CALLER_ENV {
         c.env_remove(v);
     }
     c.timeout(Duration::from_secs(120));
@@ -138,14 +141,7 @@ pub fn arca_cmd() -> assert_cmd::Command {
 /// A std command for the binary (for `pre_exec` tricks), environment cleaned as in [`arca_cmd`].
 pub fn arca_std_cmd() -> StdCommand {
     let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("arca"));
-    for v in [
-        "ARCA_REPOSITORY",
-        "ARCA_PASSWORD",
-        "ARCA_PASSWORD_FILE",
-        "ARCA_PASSWORD_COMMAND",
-        "ARCA_NEW_PASSWORD",
-        "ARCA_IO_THREADS",
-    ] {
+    for v in CALLER_ENV {
         c.env_remove(v);
     }
     c

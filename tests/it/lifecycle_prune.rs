@@ -110,7 +110,21 @@ fn max_unused_zero_repacks_every_partly_used_pack() {
     let env = small_pack_env();
     let src = env.path("src");
     // One backup of 24 files, then half of them replaced: their chunks share packs with kept ones.
-    let ids = backup_versions(&env, &src, 0..2);
+    // Made certain: one CPU worker packs the blobs in name order, and a kept 300 KiB file `e`
+    // comes first, so the 200 KiB files straddle pack ends (a 1 MiB pack closes once it is
+    // full: e + f00–f03, f04–f09, f10–f15, …): f00–f03 and f10–f11 share packs with kept data.
+    let extra = |dir: &Path| write_random_file(&dir.join("e"), 77, 300 << 10);
+    let ids: Vec<String> = (0..2)
+        .map(|v| {
+            write_version(&src, v);
+            extra(&src);
+            let out =
+                env.cmd().env("RAYON_NUM_THREADS", "1").args(["--json", "backup", src.to_str().unwrap()]).output();
+            Out::from(out.unwrap()).ok().json()["snapshot"].as_str().unwrap().to_string()
+        })
+        .collect();
+    write_version(&env.path("expect-1"), 1);
+    extra(&env.path("expect-1"));
     drop_snapshot(&env, &ids[0]);
     let plan = prune_json(&env, &["--dry-run", "--max-unused", "unlimited"]);
     assert_eq!(plan["plan"]["repack_packs"], 0, "unlimited repacks nothing: {plan}");
