@@ -21,12 +21,13 @@
 //! it reads ([`ReadAhead`]).
 
 use super::fsmeta::Meta;
+use super::walk::At;
 use crate::iopool::{Batch, Claim, IoHandle, Room};
-use rustix::fs::{Advice, AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{Advice, FileType, OFlags};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::num::NonZeroU64;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -118,11 +119,10 @@ impl Stats {
 
     /// Stat entry `i` and keep the result, unless someone else already has.
     fn stat(&self, i: usize) {
-        let name = OsStr::from_bytes(&self.names[self.range.start + i]);
-        let r = rustix::fs::statat(&*self.dir, name, AtFlags::SYMLINK_NOFOLLOW);
+        let r = At { dir: self.dir.as_fd(), name: OsStr::from_bytes(&self.names[self.range.start + i]) }.stat();
         let mut slot = self.results[i].lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            *slot = Some(r.map(|st| Meta::from_stat(&st)).map_err(Into::into));
+            *slot = Some(r);
         }
     }
 }
@@ -303,10 +303,9 @@ impl Opens {
             self.warm_dir(&self.names[*i]);
             return None;
         }
-        // As the walk opens files; O_NOCTTY: a terminal swapped in must not become ours.
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&*self.dir, OsStr::from_bytes(&self.names[*i]), flags, Mode::empty()).ok()?;
-        let f = File::from(fd);
+        // Exactly as the walk opens files.
+        let at = At { dir: self.dir.as_fd(), name: OsStr::from_bytes(&self.names[*i]) };
+        let f = File::from(at.open(OFlags::NONBLOCK).ok()?);
         let m = f.metadata().ok()?;
         if !m.is_file() || m.ino() != meta.ino || m.dev() != meta.dev {
             return None; // the worker opens it again and reports what happened
@@ -328,8 +327,8 @@ impl Opens {
     /// List the subdirectory `name` (through a descriptor opened as the walk will open it) and
     /// forget what was read: the point is the storage requests, not the names.
     fn warm_dir(&self, name: &[u8]) {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let Ok(fd) = rustix::fs::openat(&*self.dir, OsStr::from_bytes(name), flags, Mode::empty()) else { return };
+        let at = At { dir: self.dir.as_fd(), name: OsStr::from_bytes(name) };
+        let Ok(fd) = at.open(OFlags::DIRECTORY) else { return };
         let Ok(mut dir) = rustix::fs::Dir::new(fd) else { return };
         // Bounded: a directory larger than a tree may hold is skipped by the walk anyway; and
         // it stops once the walk is done with the parent (a huge directory on a slow mount

@@ -134,21 +134,22 @@ fn build_virtual(paths: &[PathBuf]) -> Virtual {
 
 /// Where an entry is: `name` in the directory open as `dir`. A backup root is its absolute path
 /// under `CWD`; every entry below it is one name under its parent's descriptor.
+/// The I/O pool (`prefetch`) stats and opens through this too: one place for the flags.
 #[derive(Clone, Copy)]
-struct At<'a> {
-    dir: BorrowedFd<'a>,
-    name: &'a OsStr,
+pub(super) struct At<'a> {
+    pub(super) dir: BorrowedFd<'a>,
+    pub(super) name: &'a OsStr,
 }
 
 impl At<'_> {
     /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
-    fn stat(&self) -> std::io::Result<Meta> {
+    pub(super) fn stat(&self) -> std::io::Result<Meta> {
         Ok(Meta::from_stat(&rustix::fs::statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW)?))
     }
 
     /// Open read-only, never following a symlink in the last component, and never taking a
     /// terminal swapped in since the stat as controlling terminal.
-    fn open(&self, flags: OFlags) -> std::io::Result<OwnedFd> {
+    pub(super) fn open(&self, flags: OFlags) -> std::io::Result<OwnedFd> {
         let flags = flags | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::CLOEXEC;
         Ok(rustix::fs::openat(self.dir, self.name, flags, Mode::empty())?)
     }
