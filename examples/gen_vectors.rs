@@ -37,6 +37,7 @@ use arca::format::journal::{self, Op, Outcome, Record};
 use arca::format::key::{KdfParams, KeyFile, MAX_MEMORY_KIB, MIN_MEMORY_KIB};
 use arca::format::lock::Lock;
 use arca::format::pack::{self, TocEntry};
+use arca::format::parity::{self as fparity, Geometry};
 use arca::format::snapshot::{Snapshot, Summary};
 use arca::format::tree::{ChunkRef, Node, NodeKind, Tree, Xattr};
 use arca::format::{compression, NONCE_LEN};
@@ -74,7 +75,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// The cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, `arca::fuzz_targets`).
-pub const FUZZ_TARGETS: [&str; 13] = [
+pub const FUZZ_TARGETS: [&str; 14] = [
     "key_file",
     "config",
     "pack_toc",
@@ -88,6 +89,7 @@ pub const FUZZ_TARGETS: [&str; 13] = [
     "file_header",
     "sealed_file",
     "chunker",
+    "parity",
 ];
 
 fn main() {
@@ -138,6 +140,8 @@ fn write_corpus(dir: &Path) {
         tree_vectors(),
         compression_vectors(),
         chunker_vectors(),
+        parity_vectors(),
+        parity_policy_vectors(),
     ]
     .into_iter()
     .flatten()
@@ -173,6 +177,8 @@ pub fn generate() -> Vec<(String, String)> {
         file("tree.json", tree_vectors()),
         file("compression.json", compression_vectors()),
         file("chunker.json", chunker_vectors()),
+        file("parity.json", parity_vectors()),
+        file("parity_policy.json", parity_policy_vectors()),
     ]
 }
 
@@ -357,7 +363,7 @@ fn header_failures(v: &mut Vec<Vector>, k: &'static str, valid: &[u8], inputs: &
         e("nonzero reserved byte 7", mutate(valid, |b| b[7] = 0x80), INTEGRITY),
         e(&format!("wrong kind ({})", other.name()), mutate(valid, |b| b[4] = other as u8), INTEGRITY),
         e("kind 0", mutate(valid, |b| b[4] = 0), INTEGRITY),
-        e("kind 8 (unassigned)", mutate(valid, |b| b[4] = 8), INTEGRITY),
+        e("kind 10 (unassigned)", mutate(valid, |b| b[4] = 10), INTEGRITY),
     ]);
 }
 
@@ -1712,4 +1718,221 @@ fn chunker_vectors() -> Vec<Vector> {
             ok(&format!("chunker: {name}"), k, data.to_vec(), inputs, chunks_json(&lengths))
         })
         .collect()
+}
+
+// ---- parity (format-spec/22-parity.md) ---------------------------------------------------------
+
+/// Byte `j` of 64-byte shard `i` is `(7i + j) mod 251`: the example of §22.10.
+fn parity_example_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|n| ((7 * (n / 64) + n % 64) % 251) as u8).collect()
+}
+
+/// The decoded fields of a parity file, and what rebuilding `damaged` with it gives.
+pub fn parity_json(p: &fparity::Parity, damaged: Option<&[u8]>) -> Value {
+    let g = p.fixed.geometry;
+    let segments: Vec<Value> = (0..g.segments).map(|i| json!(g.segment(i))).collect();
+    let mut d = json!({
+        "protected_kind": p.fixed.kind as u8,
+        "protected_id": p.fixed.id.to_hex(),
+        "protected_len": g.len,
+        "shard_size": g.shard,
+        "segments": segments,
+        "recovery_per_segment": g.recovery,
+        "file_len": g.file_len(),
+    });
+    if let Some(damaged) = damaged {
+        let (rebuilt, damage) = fparity::repair(p, damaged);
+        d["rebuilt"] = rebuilt.ok().map(|b| hex(&b)).into();
+        d["damaged_data_shards"] = damage.data_shards.into();
+        d["damaged_recovery_shards"] = damage.recovery_shards.into();
+    }
+    d
+}
+
+/// (name, protected kind, protected bytes, an explicit geometry or the writer's at `bp`, bp).
+type ParityCase = (&'static str, FileKind, Vec<u8>, Option<Geometry>, u16);
+
+fn parity_vectors() -> Vec<Vector> {
+    let k = "parity";
+    let mut v = Vec::new();
+    // (name, kind, protected bytes, geometry or None for the writer's at `bp`, bp)
+    let example = parity_example_bytes(192);
+    let geo = |len: u64, shard: u32, segments: u32, recovery: u32| Some(Geometry { shard, len, segments, recovery });
+    let pack300k = random_file_bytes(300_000);
+    let cases: Vec<ParityCase> = vec![
+        ("k = 3, m = 2, S = 64 (the example of section 22.10)", FileKind::Pack, example.clone(), geo(192, 64, 1, 2), 0),
+        (
+            "writer geometry of a 192-byte snapshot (100%: m = k = 3)",
+            FileKind::Snapshot,
+            example.clone(),
+            None,
+            fparity::FULL,
+        ),
+        ("writer geometry of a 300 000-byte pack at 5% (S = 4096, m = 3)", FileKind::Pack, pack300k.clone(), None, 500),
+        (
+            "writer geometry of a 100-byte index file (one short shard)",
+            FileKind::Index,
+            parity_example_bytes(100),
+            None,
+            fparity::FULL,
+        ),
+        ("two segments of 8 shards, m = 2", FileKind::Pack, parity_example_bytes(1000), geo(1000, 64, 2, 2), 0),
+        (
+            "four unbalanced segments (5, 5, 4, 4 shards), m = 3",
+            FileKind::Pack,
+            parity_example_bytes(1100),
+            geo(1100, 64, 4, 3),
+            0,
+        ),
+        ("shard size 128, m = k = 4", FileKind::Index, parity_example_bytes(500), geo(500, 128, 1, 4), 0),
+    ];
+    let mut files = Vec::new();
+    for (name, kind, bytes, g, bp) in &cases {
+        let id = Id::of_file_bytes(bytes);
+        let g = g.unwrap_or_else(|| Geometry::plan(bytes.len() as u64, *bp));
+        let p = fparity::encode_with(*kind, &id, bytes, g).expect("a valid vector geometry");
+        // A large protected file is given as its recipe (BLAKE3 derive-key XOF), not its hex.
+        let mut inputs = if bytes.len() > 100_000 {
+            assert_eq!(*bytes, random_file_bytes(bytes.len()));
+            json!({"protected_xof": {"context": XOF_CONTEXT, "input": "pack", "len": bytes.len()}})
+        } else {
+            json!({"protected": hex(bytes)})
+        };
+        if g == Geometry::plan(bytes.len() as u64, if *bp == 0 { 500 } else { *bp }) {
+            inputs["writer_basis_points"] = (if *bp == 0 { 500 } else { *bp }).into();
+        }
+        let decoded = parity_json(&fparity::Parity::decode(&p, "vector").unwrap(), None);
+        v.push(ok(&format!("parity: {name}"), k, p.clone(), inputs, decoded));
+        files.push((p, bytes.clone()));
+    }
+    // Repairs: the parity file is valid; `damaged` is the protected file as read.
+    let repair = |v: &mut Vec<Vector>, name: &str, p: &[u8], damaged: Vec<u8>| {
+        let inputs = json!({"damaged": hex(&damaged)});
+        let decoded = parity_json(&fparity::Parity::decode(p, "vector").unwrap(), Some(&damaged));
+        v.push(ok(&format!("parity repair: {name}"), k, p.to_vec(), inputs, decoded));
+    };
+    // A 5 000-byte file at 5%: S = 128, 40 shards, 33 recovery shards (the one-sector minimum).
+    let small = random_file_bytes(5_000);
+    let g5k = Geometry::plan(5_000, 500);
+    assert_eq!((g5k.shard, g5k.data_shards(), g5k.recovery), (128, 40, 33));
+    let p5k = fparity::encode_file(FileKind::Index, &Id::of_file_bytes(&small), &small, 500);
+    let b5k = &small;
+    repair(&mut v, "one flipped bit", &p5k, mutate(b5k, |b| b[2_500] ^= 0x10));
+    repair(
+        &mut v,
+        "a zeroed 4 KiB range at an unaligned offset (33 shards)",
+        &p5k,
+        mutate(b5k, |b| b[100..4_196].fill(0)),
+    );
+    repair(&mut v, "the last 2 000 bytes lost", &p5k, b5k[..3_000].to_vec());
+    repair(&mut v, "bytes appended past the end are ignored", &p5k, cat(&[b5k, b"tail"]));
+    repair(
+        &mut v,
+        "34 damaged shards, 33 recovery shards: not repairable",
+        &p5k,
+        mutate(b5k, |b| b[0..34 * 128].fill(0)),
+    );
+    let (p192, _) = &files[1];
+    repair(&mut v, "a missing snapshot restored whole from 100% parity", p192, Vec::new());
+    let (pex, bex) = &files[0];
+    repair(
+        &mut v,
+        "one data shard and one recovery shard damaged, m = 2",
+        &mutate(pex, |b| b[fparity::FIXED_LEN + 64 + 3] ^= 1),
+        mutate(bex, |b| b[70] ^= 1),
+    );
+    repair(
+        &mut v,
+        "two data shards and one recovery shard damaged, m = 2: not repairable",
+        &mutate(pex, |b| b[fparity::FIXED_LEN + 5] ^= 1),
+        mutate(bex, |b| {
+            b[0] ^= 1;
+            b[130] ^= 1;
+        }),
+    );
+
+    let (valid, _) = files[4].clone();
+    let inputs = json!({});
+    header_failures(&mut v, k, &valid, &inputs, FileKind::Parity);
+    let e = |name: &str, bytes: Vec<u8>| err(&format!("parity: {name}"), k, bytes, json!({}), INTEGRITY);
+    let fixed = |f: &dyn Fn(&mut Vec<u8>)| mutate(&valid[..fparity::FIXED_LEN], |b| f(b));
+    let put32 = |b: &mut Vec<u8>, at: usize, x: u32| b[at..at + 4].copy_from_slice(&x.to_le_bytes());
+    let put64 = |b: &mut Vec<u8>, at: usize, x: u64| b[at..at + 8].copy_from_slice(&x.to_le_bytes());
+    v.extend([
+        e("truncated: last byte removed", valid[..valid.len() - 1].to_vec()),
+        e("truncated: fixed part only", valid[..fparity::FIXED_LEN].to_vec()),
+        e("truncated inside the fixed part (63 bytes)", valid[..fparity::FIXED_LEN - 1].to_vec()),
+        e("one byte appended", cat(&[&valid, &[0]])),
+        e("protected kind 1 (config)", mutate(&valid, |b| b[8] = 1)),
+        e("protected kind 6 (lock)", mutate(&valid, |b| b[8] = 6)),
+        e("protected kind 8 (parity)", mutate(&valid, |b| b[8] = 8)),
+        e("nonzero reserved byte 9", mutate(&valid, |b| b[9] = 1)),
+        e("nonzero reserved byte 11", mutate(&valid, |b| b[11] = 0x80)),
+        e(
+            "flipped checksum: table hash mismatch",
+            mutate(&valid, |b| {
+                let at = b.len() - fparity::TABLE_HASH_LEN - 3;
+                b[at] ^= 1
+            }),
+        ),
+        e("flipped protected ID: table hash mismatch", mutate(&valid, |b| b[20] ^= 1)),
+        e("flipped table hash", mutate(&valid, |b| *b.last_mut().unwrap() ^= 1)),
+        // Fixed-part rules come before the length check: 64 bytes suffice.
+        e("shard size 0", fixed(&|b| put32(b, 12, 0))),
+        e("shard size 32", fixed(&|b| put32(b, 12, 32))),
+        e("shard size 100 (not a multiple of 64)", fixed(&|b| put32(b, 12, 100))),
+        e("shard size 131072", fixed(&|b| put32(b, 12, 131_072))),
+        e("protected length 0", fixed(&|b| put64(b, 48, 0))),
+        e("protected length 2^32", fixed(&|b| put64(b, 48, 1 << 32))),
+        e("segments 0", fixed(&|b| put32(b, 56, 0))),
+        e("segments 17 for 16 data shards", fixed(&|b| put32(b, 56, 17))),
+        e("recovery 0", fixed(&|b| put32(b, 60, 0))),
+        e("recovery 9 for segments of 8 data shards", fixed(&|b| put32(b, 60, 9))),
+        e(
+            "a segment of 32769 data shards",
+            fixed(&|b| {
+                put64(b, 48, 32_769 * 64);
+                put32(b, 56, 1);
+                put32(b, 60, 1);
+            }),
+        ),
+    ]);
+    v
+}
+
+/// The BLAKE3 derive-key context of the large protected files of the parity vectors.
+pub const XOF_CONTEXT: &str = "arca vector parity";
+
+/// `len` bytes of BLAKE3's XOF, keyed by deriving from [`XOF_CONTEXT`], over the input `pack`.
+pub fn random_file_bytes(len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    blake3::Hasher::new_derive_key(XOF_CONTEXT).update(b"pack").finalize_xof().fill(&mut out);
+    out
+}
+
+fn parity_policy_vectors() -> Vec<Vector> {
+    let k = "parity_policy";
+    let kind = FileKind::ParityPolicy;
+    let mut v = Vec::new();
+    for (name, bp) in [("5% (the default)", 500u16), ("off", 0), ("100%", 10_000), ("0.01%", 1)] {
+        let framed = raw(&fparity::encode_policy(bp));
+        let file = seal_file(kind, &framed, &format!("parity_policy: {name}"));
+        v.push(ok(&format!("parity_policy: {name}"), k, file, file_inputs(&framed), json!({"basis_points": bp})));
+    }
+    let framed = raw(&fparity::encode_policy(500));
+    let valid = seal_file(kind, &framed, "parity_policy: valid");
+    let inputs = file_inputs(&framed);
+    header_failures(&mut v, k, &valid, &inputs, kind);
+    sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
+    let mut bad = |name: &str, body: Vec<u8>| {
+        let framed = raw(&body);
+        let n = format!("parity_policy: {name}");
+        v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY));
+    };
+    bad("10001 basis points", 10_001u16.to_le_bytes().to_vec());
+    bad("65535 basis points", vec![0xff, 0xff]);
+    bad("truncated: body of 1 byte", vec![0xf4]);
+    bad("body of 3 bytes", vec![0xf4, 0x01, 0x00]);
+    bad("empty body", vec![]);
+    v
 }

@@ -73,6 +73,18 @@ pub struct CheckOptions {
     pub read_data: Option<Subset>,
 }
 
+/// A damaged or missing pack, index file or snapshot, and whether its parity rebuilds it
+/// (format-spec/22-parity.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct DamagedFile {
+    /// `pack 3fa2…`, `index …`, `snapshot …`.
+    pub object: String,
+    /// Whether `arca repair packs` rebuilds it byte-identically from its parity file.
+    pub repairable: bool,
+    /// The damage found, or why it cannot be rebuilt.
+    pub detail: String,
+}
+
 /// One problem found.
 #[derive(Clone, Debug, Serialize)]
 pub struct Problem {
@@ -105,6 +117,8 @@ pub struct CheckReport {
     pub warnings: Vec<Problem>,
     /// For each damaged snapshot: the paths whose data or metadata is affected.
     pub affected: BTreeMap<String, Vec<String>>,
+    /// Each damaged or missing pack, index file and snapshot, repairable from parity or not.
+    pub damaged_files: Vec<DamagedFile>,
     /// The snapshots that were read and walked (for the journal record).
     #[serde(skip)]
     pub snapshot_ids: Vec<Id>,
@@ -123,17 +137,117 @@ impl CheckReport {
 
 /// Run a check.
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
+    let subset = opts.read_data;
+    let mut r = check_reading(repo, subset.is_some(), &|id| subset.is_some_and(|s| s.selects(id)))?;
+    check_journal(repo, &mut r)?;
+    check_parity(repo, &mut r)?;
+    assess_damage(repo, &mut r)?;
+    Ok(r)
+}
+
+/// The snapshot paths that need blobs of these packs, as far as the packs are damaged or
+/// missing: a check that reads exactly them (for `arca repair packs` to name what it could not
+/// rebuild).
+pub fn affected_by_packs(repo: &Repository, packs: &HashSet<Id>) -> Result<BTreeMap<String, Vec<String>>> {
+    Ok(check_reading(repo, true, &|id| packs.contains(id))?.affected)
+}
+
+fn check_reading(repo: &Repository, read: bool, select: &(dyn Fn(&Id) -> bool + Sync)) -> Result<CheckReport> {
     let mut r = CheckReport::default();
     let snaps = load_snapshots(repo, &mut r)?;
     let packs = check_indexes(repo, &mut r)?;
     let index = Index::from_packs(packs.values().cloned());
-    let damaged = match opts.read_data {
-        Some(subset) => read_data(repo, &packs, subset, &mut r),
-        None => HashSet::new(),
-    };
+    let damaged = if read { read_data(repo, &packs, select, &mut r) } else { HashSet::new() };
     check_snapshots(repo, &index, &damaged, snaps, &mut r)?;
-    check_journal(repo, &mut r)?;
     Ok(r)
+}
+
+/// Parity (format-spec/22-parity.md): a damaged policy, files without parity while the policy
+/// asks for it (one warning), and parity files whose file is missing — lost, since writers
+/// remove parity first (errors; [`assess_damage`] says whether parity restores them).
+fn check_parity(repo: &Repository, r: &mut CheckReport) -> Result<()> {
+    let bp = match repo.load_parity_policy() {
+        Ok(bp) => bp.unwrap_or(0),
+        Err(e) => {
+            r.warnings.push(Problem {
+                object: "parity/policy".into(),
+                message: format!("{e}; writers use the default overhead until `arca parity set` rewrites it"),
+            });
+            crate::format::parity::DEFAULT_OVERHEAD
+        }
+    };
+    let parity: HashSet<String> = repo.list_objects(FileType::Parity)?.into_iter().map(|(n, _)| n).collect();
+    let (mut files, mut unprotected) = (0, 0);
+    let mut present = HashSet::new();
+    for t in [FileType::Pack, FileType::Index, FileType::Snapshot] {
+        for (name, _) in repo.list_objects(t)? {
+            files += 1;
+            unprotected += u64::from(!parity.contains(&name));
+            present.insert(name);
+        }
+    }
+    if bp > 0 && unprotected > 0 {
+        r.warnings.push(Problem {
+            object: "parity".into(),
+            message: format!("{unprotected} of {files} packs, index files and snapshots have no parity file; `arca parity build` writes them"),
+        });
+    }
+    for name in parity.iter().filter(|n| !present.contains(*n)) {
+        let head = repo.backend().read_at(FileType::Parity, name, 0, crate::format::parity::FIXED_LEN);
+        let kind = head.ok().and_then(|h| crate::format::parity::Fixed::decode(&h, "parity file").ok()).map(|f| f.kind);
+        let object = match kind {
+            Some(k) => format!("{} {name}", k.name()),
+            None => format!("parity file {name}"),
+        };
+        r.error(
+            object,
+            "missing from the repository, but its parity file is there: it was lost (writers remove \
+             parity first); `arca parity build --drop-orphans` if it was removed on purpose",
+        );
+    }
+    Ok(())
+}
+
+/// For each pack, index file or snapshot an error names: whether its parity rebuilds it.
+fn assess_damage(repo: &Repository, r: &mut CheckReport) -> Result<()> {
+    use crate::format::header::FileKind;
+    use crate::repo::parity::Assessment;
+    let mut files = std::collections::BTreeSet::new();
+    for p in &r.errors {
+        let Some((kind, hex)) = p.object.split_once(' ') else { continue };
+        let kind = match kind {
+            "pack" => FileKind::Pack,
+            "index" => FileKind::Index,
+            "snapshot" => FileKind::Snapshot,
+            _ => continue,
+        };
+        if let Some(id) = Id::from_hex(hex) {
+            files.insert((kind as u8, id, p.object.clone()));
+        }
+    }
+    let assessed: Vec<(String, Result<Assessment>)> = files
+        .into_par_iter()
+        .map(|(k, id, object)| (object, repo.assess(FileKind::from_u8(k).expect("a protected kind"), &id)))
+        .collect();
+    for (object, a) in assessed {
+        let (repairable, detail) = match a? {
+            // An error about it, yet it hashes to its name: the damage is elsewhere (the index).
+            Assessment::Healthy => continue,
+            Assessment::Repairable { damage, missing: true, .. } => {
+                (true, format!("missing; its parity restores it whole ({} shards)", damage.data_shards))
+            }
+            Assessment::Repairable { damage, .. } => (
+                true,
+                format!(
+                    "{} damaged data shards, at most {} in one segment: its parity rebuilds it",
+                    damage.data_shards, damage.worst_segment
+                ),
+            ),
+            Assessment::Unrepairable(why) => (false, why),
+        };
+        r.damaged_files.push(DamagedFile { object, repairable, detail });
+    }
+    Ok(())
 }
 
 /// Journal files that cannot be read lose their records, never data: warnings, not errors
@@ -235,13 +349,14 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
 fn read_data(
     repo: &Repository,
     packs: &HashMap<Id, IndexPack>,
-    subset: Subset,
+    select: &(dyn Fn(&Id) -> bool + Sync),
     r: &mut CheckReport,
 ) -> HashSet<(BlobType, Id)> {
-    let selected: Vec<&IndexPack> = packs.values().filter(|p| subset.selects(&p.id)).collect();
+    let selected: Vec<&IndexPack> = packs.values().filter(|p| select(&p.id)).collect();
     r.packs_read = selected.len();
     let damaged = Mutex::new(HashSet::new());
     let problems = Mutex::new(Vec::new());
+    let parity_warnings = Mutex::new(Vec::new());
     let blobs_read = std::sync::atomic::AtomicU64::new(0);
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     selected.par_iter().for_each(|p| {
@@ -249,11 +364,33 @@ fn read_data(
         blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         damaged.lock().unwrap().extend(bad);
         problems.lock().unwrap().extend(errs);
+        if let Some(w) = verify_parity(repo, p) {
+            parity_warnings.lock().unwrap().push(w);
+        }
     });
+    r.warnings.extend(parity_warnings.into_inner().unwrap());
     r.blobs_read = blobs_read.into_inner();
     r.bytes_read = bytes_read.into_inner();
     r.errors.extend(problems.into_inner().unwrap());
     damaged.into_inner().unwrap()
+}
+
+/// A pack's parity file, read whole: a warning if it is damaged (it cannot be relied on to
+/// repair the pack; `arca repair packs` rewrites it from the healthy pack).
+fn verify_parity(repo: &Repository, p: &IndexPack) -> Option<Problem> {
+    use crate::repo::parity::{parity_intact, ParityFile};
+    let name = p.id.to_hex();
+    let message = match repo.parity_of(crate::format::header::FileKind::Pack, &name) {
+        Ok(ParityFile::Present(b)) if parity_intact(&b) => return None,
+        Ok(ParityFile::Absent) => return None,
+        Ok(ParityFile::Present(_)) => "recovery shards do not match their checksums".to_string(),
+        Ok(ParityFile::Damaged(why)) => why,
+        Err(e) => e.to_string(),
+    };
+    Some(Problem {
+        object: format!("parity file {name}"),
+        message: format!("{message}; `arca repair packs` rewrites it"),
+    })
 }
 
 /// Verify one pack: returns damaged blobs, blobs verified, problems.

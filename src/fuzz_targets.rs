@@ -26,6 +26,7 @@ use crate::format::journal;
 use crate::format::key::KeyFile;
 use crate::format::lock::Lock;
 use crate::format::pack::{self, TOC_ENTRY_LEN, TRAILER_LEN};
+use crate::format::parity as fparity;
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::format::{compression, NONCE_LEN, SEAL_OVERHEAD};
@@ -179,6 +180,25 @@ pub fn journal(data: &[u8]) {
     }
 }
 
+/// `Parity::decode` and `parity::repair` (format-spec/22-parity.md), and `decode_policy`. An
+/// accepted parity file must re-encode its fixed part to itself; rebuilding its protected file
+/// from any bytes (the input itself, nothing, the input cut short) must fail cleanly or yield
+/// bytes that hash to the protected ID; an accepted policy body must re-encode to itself.
+pub fn parity(data: &[u8]) {
+    if let Ok(p) = fparity::Parity::decode(data, WHAT) {
+        assert_eq!(p.fixed.encode()[..], data[..fparity::FIXED_LEN], "parity: fixed part does not re-encode");
+        assert_eq!(data.len() as u64, p.fixed.geometry.file_len());
+        for damaged in [data, &[][..], &data[..data.len() / 2]] {
+            if let (Ok(bytes), _) = fparity::repair(&p, damaged) {
+                assert_eq!(crate::id::Id::of_file_bytes(&bytes), p.fixed.id, "parity: rebuilt the wrong bytes");
+            }
+        }
+    }
+    if let Ok(bp) = fparity::decode_policy(data, WHAT) {
+        assert_eq!(fparity::encode_policy(bp), data, "parity policy: accepted a non-canonical body");
+    }
+}
+
 /// `compression::decode` (format-spec/15-compression.md) with the limit [`COMPRESSION_LIMIT`],
 /// and `compression::decode_owned`, which must agree with it. Compressed framing is not
 /// canonical, so instead of re-encoding the input this checks the limit, that method 0 is the
@@ -233,6 +253,7 @@ pub fn sealed_file(data: &[u8]) {
         FileKind::Pack => {
             let _ = open_pack(test_keys(), &TEST_REPO_ID, data);
         }
+        FileKind::Parity => parity(data),
         _ => {
             let _ = open_file(test_keys(), &TEST_REPO_ID, kind, data);
         }
@@ -264,7 +285,8 @@ fn open_file(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, data: &[u8]) -> Re
         FileKind::Snapshot => snapshot(&body),
         FileKind::Lock => lock(&body),
         FileKind::Journal => journal(&body),
-        FileKind::Key | FileKind::Pack => unreachable!("handled by the caller"),
+        FileKind::ParityPolicy => parity(&body),
+        FileKind::Key | FileKind::Pack | FileKind::Parity => unreachable!("handled by the caller"),
     }
     Ok(())
 }

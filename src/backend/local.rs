@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The names a repository's top level may hold (format-spec/04 §4.1); anything else is stray.
-pub const TOP_LEVEL: [&str; 8] = ["config", "data", "index", "journal", "keys", "locks", "snapshots", "tmp"];
+pub const TOP_LEVEL: [&str; 9] = ["config", "data", "index", "journal", "keys", "locks", "parity", "snapshots", "tmp"];
 
 /// Age after which a file in `tmp/` is taken to be left over from a crash.
 pub const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
@@ -80,7 +80,7 @@ fn not_regular(t: FileType, name: &str, location: &str, what: &str) -> Error {
 /// A directory backend.
 pub struct LocalBackend {
     root: PathBuf,
-    open_files: Mutex<HashMap<String, Arc<File>>>,
+    open_files: Mutex<HashMap<PathBuf, Arc<File>>>,
 }
 
 impl LocalBackend {
@@ -98,7 +98,8 @@ impl LocalBackend {
     pub fn path(&self, t: FileType, name: &str) -> PathBuf {
         match t {
             FileType::Config => self.root.join("config"),
-            FileType::Pack => self.root.join("data").join(name.get(..2).unwrap_or("00")).join(name),
+            FileType::Pack | FileType::Parity => self.root.join(t.dir()).join(name.get(..2).unwrap_or("00")).join(name),
+            FileType::ParityPolicy => self.root.join("parity").join("policy"),
             _ => self.root.join(t.dir()).join(name),
         }
     }
@@ -165,16 +166,18 @@ impl LocalBackend {
         Ok((f, m.len()))
     }
 
-    fn cached_open(&self, t: FileType, path: &Path, key: &str) -> Result<Arc<File>> {
-        if let Some(f) = self.open_files.lock().unwrap().get(key) {
+    /// Open a file for ranged reads through a small cache of descriptors, keyed by path (a
+    /// pack and its parity file share a name).
+    fn cached_open(&self, t: FileType, path: &Path, name: &str) -> Result<Arc<File>> {
+        if let Some(f) = self.open_files.lock().unwrap().get(path) {
             return Ok(f.clone());
         }
-        let f = Arc::new(self.open_regular(t, key, path)?.0);
+        let f = Arc::new(self.open_regular(t, name, path)?.0);
         let mut cache = self.open_files.lock().unwrap();
         if cache.len() >= OPEN_FILE_CACHE {
             cache.clear();
         }
-        cache.insert(key.to_string(), f.clone());
+        cache.insert(path.to_path_buf(), f.clone());
         Ok(f)
     }
 }
@@ -224,8 +227,16 @@ fn publish_tmp(tmp: &Path, dest: &Path) -> Result<()> {
             let _ = fs::remove_file(tmp);
             return Err(Error::Io { path: dest.to_path_buf(), source: e });
         }
+        // A missing shard (`data/xx`, `parity/xx`), or `parity/` itself in a repository made
+        // before parity existed: create it and flush the directories above.
+        let parent = dir.parent().expect("shards live in a directory");
+        let created_parent = !parent.exists();
         let retry = make_private_dir(dir)
-            .and_then(|_| File::open(dir.parent().expect("shards live in data/"))?.sync_all())
+            .and_then(|_| File::open(parent)?.sync_all())
+            .and_then(|_| match (created_parent, parent.parent()) {
+                (true, Some(root)) => File::open(root)?.sync_all(),
+                _ => Ok(()),
+            })
             .and_then(|_| fs::rename(tmp, dest));
         if let Err(e) = retry {
             let _ = fs::remove_file(tmp);
@@ -269,7 +280,7 @@ impl Backend for LocalBackend {
         }
         make_private_dir(&self.root).at(&self.root)?;
         // data/xx shards are created on first use: 256 empty directories cost 1 MiB on most filesystems.
-        for d in ["keys", "index", "snapshots", "locks", "tmp", "data"] {
+        for d in ["keys", "index", "snapshots", "locks", "tmp", "data", "parity"] {
             make_private_dir(&self.root.join(d)).at(self.root.join(d))?;
         }
         sync_dir(&self.root)
@@ -336,6 +347,21 @@ impl Backend for LocalBackend {
         publish_tmp(&tmp, &dest)
     }
 
+    fn replace(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
+        let dest = self.path(t, name);
+        let (f, tmp) = self.create_tmp(t)?;
+        // In fixed blocks like a staged pack (format-spec/18 §18.3).
+        let mut w = BlockWriter::new(f);
+        if let Err(e) = w.write_all(bytes).and_then(|_| w.finish()).and_then(|f| f.sync_all()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Io { path: tmp, source: e });
+        }
+        publish_tmp(&tmp, &dest)?;
+        // Later ranged reads must see the new file, not a cached descriptor of the old one.
+        self.open_files.lock().unwrap().remove(&dest);
+        Ok(())
+    }
+
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>> {
         let (file, tmp) = self.create_tmp(t)?;
         let root = self.root.clone();
@@ -346,7 +372,10 @@ impl Backend for LocalBackend {
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
         let dirs: Vec<PathBuf> = match t {
             FileType::Config => return Ok(vec![]),
-            FileType::Pack => (0..256).map(|i| self.root.join("data").join(format!("{i:02x}"))).collect(),
+            FileType::ParityPolicy => return Ok(vec![]),
+            FileType::Pack | FileType::Parity => {
+                (0..256).map(|i| self.root.join(t.dir()).join(format!("{i:02x}"))).collect()
+            }
             _ => vec![self.root.join(t.dir())],
         };
         let mut out = Vec::new();
@@ -354,7 +383,8 @@ impl Backend for LocalBackend {
             // A pack lives in the shard named by its first two digits; anything else in a shard
             // (a `README`, a pack file moved into the wrong shard) is listed as `xx/name`, which
             // is not an object name, so readers ignore it and `check` reports it as stray.
-            let shard = (t == FileType::Pack).then(|| d.file_name().unwrap().to_string_lossy().into_owned());
+            let shard = matches!(t, FileType::Pack | FileType::Parity)
+                .then(|| d.file_name().unwrap().to_string_lossy().into_owned());
             let rd = match fs::read_dir(&d) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -404,16 +434,16 @@ impl Backend for LocalBackend {
             Ok(())
         };
         scan(&self.root, "", &|n| TOP_LEVEL.contains(&n))?;
-        scan(&self.root.join("data"), "data/", &|n| {
-            n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })?;
+        let shard = |n: &str| n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        scan(&self.root.join("data"), "data/", &shard)?;
+        scan(&self.root.join("parity"), "parity/", &|n| shard(n) || n == "policy")?;
         out.sort();
         Ok(out)
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<()> {
         let p = self.path(t, name);
-        self.open_files.lock().unwrap().remove(name);
+        self.open_files.lock().unwrap().remove(&p);
         fs::remove_file(&p).at(&p)?;
         sync_dir(p.parent().expect("repository files live in a directory"))
     }

@@ -25,6 +25,10 @@ pub enum FileType {
     Lock,
     /// `journal/`.
     Journal,
+    /// `parity/xx/` (parity files, named after the file they protect).
+    Parity,
+    /// `parity/policy`.
+    ParityPolicy,
 }
 
 impl FileType {
@@ -38,6 +42,7 @@ impl FileType {
             FileType::Snapshot => "snapshots",
             FileType::Lock => "locks",
             FileType::Journal => "journal",
+            FileType::Parity | FileType::ParityPolicy => "parity",
         }
     }
 
@@ -51,6 +56,8 @@ impl FileType {
             FileType::Snapshot => format!("snapshot {name}"),
             FileType::Lock => format!("lock {name}"),
             FileType::Journal => format!("journal file {name}"),
+            FileType::Parity => format!("parity file {name}"),
+            FileType::ParityPolicy => "parity policy".into(),
         }
     }
 
@@ -70,6 +77,8 @@ impl FileType {
             FileType::Snapshot => sealed(crate::format::snapshot::MAX_SNAPSHOT_LEN),
             FileType::Lock => sealed(crate::format::lock::MAX_LOCK_LEN),
             FileType::Journal => sealed(crate::format::journal::MAX_JOURNAL_LEN),
+            FileType::Parity => crate::format::parity::MAX_FILE_LEN,
+            FileType::ParityPolicy => sealed(crate::format::parity::POLICY_BODY_LEN),
         }
     }
 }
@@ -105,18 +114,23 @@ pub trait Backend: Send + Sync {
     /// Durably publish a file: afterwards it is complete under `name` or absent, never partial.
     /// Writing a name that already exists fails unless `t` is content-addressed (then it is a no-op).
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Durably publish `bytes` under `name`, atomically replacing a file already there (tmp,
+    /// fsync, rename over it, fsync the directory): for parity files and the parity policy,
+    /// which are rewritten, and for a damaged content-addressed file being repaired with bytes
+    /// that hash to its name (format-spec/22 §22.7). Readers never see a partial file.
+    fn replace(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()>;
     /// Start a file of type `t` whose name is known only at the end (packs are named by their
     /// hash); see [`StagedFile`].
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>>;
-    /// Names and sizes of all files of a type. For packs, an entry of a shard directory
-    /// `data/xx/` that is not an object name beginning with `xx` is listed as `xx/name` (so it is
+    /// Names and sizes of all files of a type. For packs (and parity files), an entry of a shard
+    /// directory `data/xx/` (`parity/xx/`) that is not an object name beginning with `xx` is listed as `xx/name` (so it is
     /// not an object name either: readers skip it, `check` reports it as stray).
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
     /// Remove a file.
     fn remove(&self, t: FileType, name: &str) -> Result<()>;
     /// Entries that are no repository file and that [`Backend::list`] never returns: at the top
     /// level, names other than `config` and the repository's directories; in `data/`, names
-    /// other than the shard directories `00` … `ff`. As `name` or `data/name`, sorted. Readers
+    /// other than the shard directories `00` … `ff`; in `parity/`, also other than `policy`. As `name`, `data/name` or `parity/name`, sorted. Readers
     /// ignore them; `check` reports them (format-spec/04 §4.2).
     fn stray_entries(&self) -> Result<Vec<String>> {
         Ok(vec![])

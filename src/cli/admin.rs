@@ -38,6 +38,10 @@ pub struct InitArgs {
     /// Pack target size, MiB (1–1024).
     #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pack_size: u32,
+    /// Parity overhead for packs: a percentage (`5%`, `0.5%`, up to `100%`) or `off`; index
+    /// files and snapshots get 100% when on. Change it later with `arca parity set`.
+    #[arg(long, default_value = "5%", value_name = "P%|off", value_parser = super::parity::parse_overhead)]
+    parity: u16,
 }
 
 pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
@@ -47,6 +51,7 @@ pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
         kdf: a.kdf.params(),
         compression_level: a.compression,
         pack_target_size: a.pack_size.saturating_mul(1 << 20),
+        parity_overhead: a.parity,
         ..InitOptions::default()
     };
     let repo = Repository::init(backend.clone(), &pw, &opts)?;

@@ -8,6 +8,7 @@ mod generate;
 mod journal;
 mod localtime;
 mod output;
+mod parity;
 mod password;
 mod profile;
 mod prune;
@@ -148,7 +149,10 @@ enum Command {
     Unlock(unlock::UnlockArgs),
     /// Copy snapshots to another repository (with its own keys): `arca copy --to DIR`.
     Copy(copy::CopyArgs),
-    /// Repair a damaged repository: `repair index`, then `repair snapshots`.
+    /// Reed-Solomon parity that lets `arca repair packs` rebuild damaged files: set, build, status.
+    #[command(subcommand)]
+    Parity(parity::ParityCommand),
+    /// Repair a damaged repository: `repair packs` (from parity), `repair index`, `repair snapshots`.
     #[command(subcommand)]
     Repair(repair::RepairCommand),
     /// Generate systemd units for a profile, shell completions, or the manual page.
@@ -286,6 +290,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Tag(a) => tag::run(g, a),
         Command::Unlock(a) => unlock::run(g, a),
         Command::Repair(c) => repair::run(g, c),
+        Command::Parity(c) => parity::run(g, c),
         Command::Journal(a) => journal::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Copy(a) => copy::run(g, a),

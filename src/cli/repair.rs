@@ -1,4 +1,5 @@
-//! `arca repair index` and `arca repair snapshots` (format-spec/17-consistency.md §17.8–17.9).
+//! `arca repair packs` (format-spec/22-parity.md §22.7), `arca repair index` and
+//! `arca repair snapshots` (format-spec/17-consistency.md §17.8–17.9).
 
 use super::output::{escape, escape_str};
 use super::select::{self, SelectArgs};
@@ -12,12 +13,23 @@ use serde_json::json;
 /// `arca repair ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum RepairCommand {
+    /// Rebuild damaged or lost packs, index files and snapshots from their parity files
+    /// (reads everything); exit 4 if something could not be rebuilt.
+    Packs(PacksArgs),
     /// Rebuild the index from the packs' own tables of contents (after index files were damaged
     /// or lost, or packs went missing); exit 4 if a pack cannot be indexed.
     Index(IndexArgs),
     /// Rewrite damaged snapshots without what they lost: unreadable directories become empty,
     /// files keep the chunks that remain. Run `repair index` first.
     Snapshots(SnapshotsArgs),
+}
+
+/// Options of `arca repair packs`.
+#[derive(clap::Args, Debug)]
+pub struct PacksArgs {
+    /// Find and rebuild in memory, report, but write nothing.
+    #[arg(short = 'n', long)]
+    dry_run: bool,
 }
 
 /// Options of `arca repair index`.
@@ -48,9 +60,59 @@ pub struct SnapshotsArgs {
 /// Run `arca repair ...`.
 pub fn run(g: &Global, c: RepairCommand) -> Result<u8> {
     match c {
+        RepairCommand::Packs(a) => packs(g, a),
         RepairCommand::Index(a) => index(g, a),
         RepairCommand::Snapshots(a) => snapshots(g, a),
     }
+}
+
+fn packs(g: &Global, a: PacksArgs) -> Result<u8> {
+    let repo = g.open()?;
+    let _lock = g.lock(&repo, !a.dry_run)?;
+    let r = arca::lifecycle::heal::repair_files(&repo, arca::lifecycle::heal::HealOptions { dry_run: a.dry_run })?;
+    for n in &r.unrepairable {
+        eprintln!("error: {}: cannot be repaired: {}", escape_str(&n.file), escape_str(&n.detail));
+    }
+    if g.json {
+        g.print_json(&r)?;
+    } else {
+        for (snap, paths) in &r.affected {
+            println!("snapshot {} is damaged; affected paths:", &snap[..8.min(snap.len())]);
+            for p in paths {
+                println!("  {}", escape(p.as_bytes()));
+            }
+        }
+        if !g.quiet {
+            let verb = if a.dry_run { "would rebuild" } else { "rebuilt" };
+            for n in &r.repaired {
+                println!("{verb} {}: {}", escape_str(&n.file), escape_str(&n.detail));
+            }
+            for n in &r.parity_rewritten {
+                println!(
+                    "{} {}: {}",
+                    if a.dry_run { "would rewrite" } else { "rewrote" },
+                    escape_str(&n.file),
+                    escape_str(&n.detail)
+                );
+            }
+            println!(
+                "read {} files ({}): {} {}, {} not repairable{}",
+                r.files_checked,
+                human(r.bytes_read),
+                verb,
+                count(r.repaired.len(), "file"),
+                r.unrepairable.len(),
+                match r.unprotected {
+                    0 => String::new(),
+                    n => format!("; {n} healthy files have no parity (`arca parity build`)"),
+                }
+            );
+            if !r.unrepairable.is_empty() {
+                println!("next: `arca repair index` for lost packs or index files, then `arca repair snapshots`");
+            }
+        }
+    }
+    Ok(if r.ok() { code::OK } else { code::INTEGRITY })
 }
 
 fn index(g: &Global, a: IndexArgs) -> Result<u8> {

@@ -817,6 +817,13 @@ pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
                 println!("  {}", escape_str(p));
             }
         }
+        for d in &r.damaged_files {
+            let verdict = if d.repairable { "REPAIRABLE from parity" } else { "NOT repairable from parity" };
+            println!("{}: {verdict}: {}", escape_str(&d.object), escape_str(&d.detail));
+        }
+        if r.damaged_files.iter().any(|d| d.repairable) {
+            println!("run `arca repair packs` to rebuild the repairable files");
+        }
         if !g.quiet {
             let data = match read_data {
                 None => "data not read".to_string(),

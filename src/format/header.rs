@@ -29,6 +29,10 @@ pub enum FileKind {
     Lock = 6,
     /// `journal/…`: operations journal records.
     Journal = 7,
+    /// `parity/xx/…`: Reed-Solomon recovery data for one pack, index file or snapshot.
+    Parity = 8,
+    /// `parity/policy`: how much parity writers make.
+    ParityPolicy = 9,
 }
 
 impl FileKind {
@@ -42,6 +46,8 @@ impl FileKind {
             5 => FileKind::Snapshot,
             6 => FileKind::Lock,
             7 => FileKind::Journal,
+            8 => FileKind::Parity,
+            9 => FileKind::ParityPolicy,
             _ => return None,
         })
     }
@@ -56,6 +62,8 @@ impl FileKind {
             FileKind::Snapshot => "snapshot",
             FileKind::Lock => "lock",
             FileKind::Journal => "journal",
+            FileKind::Parity => "parity",
+            FileKind::ParityPolicy => "parity policy",
         }
     }
 }

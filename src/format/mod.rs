@@ -13,6 +13,7 @@ pub mod journal;
 pub mod key;
 pub mod lock;
 pub mod pack;
+pub mod parity;
 pub mod snapshot;
 pub mod tree;
 

@@ -250,7 +250,7 @@ pub fn execute(repo: &Repository, decision: &Decision) -> Result<Outcome> {
     let mut out = Outcome::default();
     for id in decision.to_remove() {
         repo.ensure_locks_fresh()?;
-        match repo.backend().remove(FileType::Snapshot, &id.to_hex()) {
+        match repo.remove_file(FileType::Snapshot, &id.to_hex()) {
             Ok(()) => out.removed.push(id),
             Err(e) => out.failed.push((id, e)),
         }

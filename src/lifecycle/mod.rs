@@ -9,6 +9,7 @@
 pub mod copy;
 pub mod forget;
 pub mod group;
+pub mod heal;
 pub mod policy;
 pub mod prune;
 pub mod repair;

@@ -77,6 +77,8 @@ pub struct IndexRepairReport {
     pub unreadable: Vec<BadPack>,
     /// Old index files that could not be read (each error names its file); removed.
     pub damaged_index_files: Vec<String>,
+    /// Parity files of lost files removed as superseded (format-spec/22 §22.8).
+    pub parity_removed: usize,
     /// New index files.
     pub written: Vec<Id>,
     /// Old index files removed.
@@ -133,12 +135,14 @@ pub fn repair_index(repo: &Repository, opts: IndexRepairOptions) -> Result<Index
     let written: HashSet<Id> = r.written.iter().copied().collect();
     for id in old_files.iter().filter(|id| !written.contains(id)) {
         repo.ensure_locks_fresh()?;
-        match repo.backend().remove(FileType::Index, &id.to_hex()) {
+        match repo.remove_file(FileType::Index, &id.to_hex()) {
             Ok(()) => r.removed += 1,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
+    // Lost index files are superseded too: their parity must not bring them back.
+    r.parity_removed = super::heal::drop_superseded_parity(repo)?;
     Ok(r)
 }
 

@@ -68,7 +68,7 @@ impl Existing {
         }
         self.by_body.retain(|_, v| v != id);
         repo.ensure_locks_fresh()?;
-        match repo.backend().remove(FileType::Snapshot, &id.to_hex()) {
+        match repo.remove_file(FileType::Snapshot, &id.to_hex()) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(true),
             r => r.map(|()| true),
         }

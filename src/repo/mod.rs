@@ -9,6 +9,7 @@ pub mod journal;
 pub mod lock;
 pub mod packer;
 pub mod packs;
+pub mod parity;
 pub mod select;
 pub mod walk;
 
@@ -35,7 +36,8 @@ fn body_limit(kind: FileKind) -> usize {
         FileKind::Snapshot => crate::format::snapshot::MAX_SNAPSHOT_LEN,
         FileKind::Lock => flock::MAX_LOCK_LEN,
         FileKind::Journal => crate::format::journal::MAX_JOURNAL_LEN,
-        FileKind::Key | FileKind::Pack => 0,
+        FileKind::ParityPolicy => crate::format::parity::POLICY_BODY_LEN,
+        FileKind::Key | FileKind::Pack | FileKind::Parity => 0,
     }
 }
 
@@ -48,6 +50,8 @@ fn file_type(kind: FileKind) -> FileType {
         FileKind::Snapshot => FileType::Snapshot,
         FileKind::Lock => FileType::Lock,
         FileKind::Journal => FileType::Journal,
+        FileKind::Parity => FileType::Parity,
+        FileKind::ParityPolicy => FileType::ParityPolicy,
     }
 }
 
@@ -64,6 +68,8 @@ pub struct InitOptions {
     pub pack_target_size: u32,
     /// Content-defined chunking parameters.
     pub chunker: crate::format::config::ChunkerParams,
+    /// Parity overhead for packs, in basis points (0: no parity; format-spec/22).
+    pub parity_overhead: u16,
 }
 
 impl Default for InitOptions {
@@ -74,6 +80,7 @@ impl Default for InitOptions {
             compression_level: 3,
             pack_target_size: 16 << 20,
             chunker: Default::default(),
+            parity_overhead: crate::format::parity::DEFAULT_OVERHEAD,
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct Repository {
     /// and every file a deleting operation removes, first checks that they are still fresh
     /// (format-spec/17-consistency.md §17.5 rule 3).
     held: Mutex<Vec<lock::WeakFreshness>>,
+    /// The parity policy's pack overhead in basis points, once read (see [`parity`]).
+    parity: Mutex<Option<u16>>,
 }
 
 /// The in-memory index and the index files that could not be used.
@@ -137,8 +146,10 @@ impl Repository {
             key_name: String::new(),
             index_problems: Mutex::default(),
             held: Mutex::default(),
+            parity: Mutex::default(),
         };
         repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
+        repo.set_parity_overhead(opts.parity_overhead)?;
         // The config is written last: a directory without it is not (yet) a repository.
         let bytes = repo.encrypt_file(FileKind::Config, &repo.config.encode())?;
         repo.backend.write(FileType::Config, "config", &bytes)?;
@@ -211,6 +222,7 @@ impl Repository {
                 key_name,
                 index_problems: Mutex::default(),
                 held: Mutex::default(),
+                parity: Mutex::default(),
             });
         }
         if !foreign.is_empty() {
@@ -335,6 +347,20 @@ impl Repository {
         let bytes = self.encrypt_file(kind, body)?;
         let id = Id::of_file_bytes(&bytes);
         self.backend.write(file_type(kind), &id.to_hex(), &bytes)?;
+        // Parity only once the file is durable (format-spec/22 §22.8).
+        if crate::format::parity::protects(kind) {
+            self.protect(kind, &id, &bytes).map_err(|e| match kind {
+                // The snapshot is committed: say so rather than report the backup as lost.
+                FileKind::Snapshot => Error::Io {
+                    path: format!("parity/{}/{id}", &id.to_hex()[..2]).into(),
+                    source: std::io::Error::other(format!(
+                        "snapshot {id} was saved, but its parity file could not be written ({e}); \
+                         `arca parity build` writes it"
+                    )),
+                },
+                _ => e,
+            })?;
+        }
         Ok(id)
     }
 
@@ -419,7 +445,8 @@ impl Repository {
     /// the journal's own check; `tmp/` holds writers' temporary files and is never reported.
     pub fn stray_files(&self) -> Result<Vec<String>> {
         let mut out = self.backend.stray_entries()?;
-        for t in [FileType::Key, FileType::Pack, FileType::Index, FileType::Snapshot, FileType::Lock] {
+        for t in [FileType::Key, FileType::Pack, FileType::Index, FileType::Snapshot, FileType::Lock, FileType::Parity]
+        {
             let names = self.backend.list(t)?;
             out.extend(names.into_iter().filter(|(n, _)| !is_object_name(n)).map(|(n, _)| format!("{}/{n}", t.dir())));
         }

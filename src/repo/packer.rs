@@ -149,6 +149,7 @@ impl<'r> Packer<'r> {
         let id = Id(*p.hasher.finalize().as_bytes());
         let size = p.len as u32;
         p.file.publish(&id.to_hex())?;
+        self.repo.protect_stored(FileKind::Pack, &id, p.len)?;
         let blobs = pack::locate_blobs(&p.toc);
         self.state.lock().unwrap().written.push(IndexPack { id, size, blobs });
         self.stats.lock().unwrap().packs += 1;

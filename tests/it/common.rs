@@ -215,6 +215,13 @@ pub fn repo_files(repo: &Path, t: FileType) -> Vec<String> {
     LocalBackend::new(repo).list(t).unwrap().into_iter().map(|(n, _)| n).collect()
 }
 
+/// Remove a repository file as a writer does on purpose: its parity file first, then the file
+/// (format-spec/22 §22.8). Removing only the file is how a test loses it.
+pub fn remove_as_writer(repo: &Path, t: FileType, name: &str) {
+    let _ = fs::remove_file(repo_file(repo, FileType::Parity, name));
+    fs::remove_file(repo_file(repo, t, name)).unwrap();
+}
+
 /// XOR one byte of a file in place.
 pub fn flip_byte(path: &Path, offset: usize) {
     let mut b = fs::read(path).unwrap();

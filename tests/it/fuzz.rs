@@ -25,6 +25,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("file_header", ft::file_header),
     ("sealed_file", ft::sealed_file),
     ("chunker", ft::chunker),
+    ("parity", ft::parity),
 ];
 
 /// xorshift64*: small, deterministic, no dependency.

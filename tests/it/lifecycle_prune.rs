@@ -42,7 +42,7 @@ fn pack_bytes(env: &Env) -> u64 {
 
 /// Remove a snapshot file directly (what `forget` does, without depending on it).
 fn drop_snapshot(env: &Env, id: &str) {
-    fs::remove_file(repo_file(&env.repo, FileType::Snapshot, id)).unwrap();
+    remove_as_writer(&env.repo, FileType::Snapshot, id);
 }
 
 /// Restore snapshot `id` and require it to equal version `v` of the tree at `src`.
@@ -217,7 +217,7 @@ fn prune_stops_before_deleting_when_a_snapshot_needs_what_is_missing() {
 
     // A snapshot needs a blob no index lists (its index file was removed).
     for f in repo_files(&env.repo, FileType::Index) {
-        fs::remove_file(repo_file(&env.repo, FileType::Index, &f)).unwrap();
+        remove_as_writer(&env.repo, FileType::Index, &f);
     }
     let before = all_files(&env);
     let out = env.run(&["prune"]);
@@ -240,7 +240,7 @@ fn crash_scene() -> (Env, std::path::PathBuf, Vec<String>) {
     drop_snapshot(&env, &snap);
     for f in repo_files(&env.repo, FileType::Index) {
         if !index_before.contains(&f) {
-            fs::remove_file(repo_file(&env.repo, FileType::Index, &f)).unwrap();
+            remove_as_writer(&env.repo, FileType::Index, &f);
         }
     }
     write_version(&src, 2);
@@ -283,7 +283,7 @@ fn a_backup_adopts_the_packs_an_interrupted_backup_left() {
     let snap = env.backup(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
     drop_snapshot(&env, &snap);
     for f in repo_files(&env.repo, FileType::Index) {
-        fs::remove_file(repo_file(&env.repo, FileType::Index, &f)).unwrap();
+        remove_as_writer(&env.repo, FileType::Index, &f);
     }
     // One of them is damaged (a flipped byte in a blob): it must not be adopted, or new
     // snapshots would deduplicate against the damaged blob.
@@ -431,6 +431,7 @@ fn backups_and_prunes_in_parallel_processes_lose_nothing() {
         let list = env.json(&["snapshots"]);
         let snaps = list.as_array().cloned().unwrap_or_default();
         for s in snaps.iter().rev().skip(2) {
+            let _ = fs::remove_file(repo_file(&env.repo, FileType::Parity, s["id"].as_str().unwrap()));
             let _ = fs::remove_file(repo_file(&env.repo, FileType::Snapshot, s["id"].as_str().unwrap()));
         }
         let out = env.run(&["prune", "--max-unused", "0", "--retry-lock", "60s"]);
@@ -468,7 +469,7 @@ fn packs_a_new_index_file_names_are_kept_and_split_records_survive() {
     repo.save_index(&records).unwrap();
     repo.save_index(&[second]).unwrap();
     for f in &files {
-        fs::remove_file(repo_file(&env.repo, FileType::Index, &f.to_hex())).unwrap();
+        remove_as_writer(&env.repo, FileType::Index, &f.to_hex());
     }
     assert_check_ok(&env);
     // While prune repacks, an interrupted prune or repair's leftover: a new index file that
@@ -589,6 +590,9 @@ impl arca::backend::Backend for FullDisk {
     }
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> arca::Result<()> {
         self.inner.write(t, name, bytes)
+    }
+    fn replace(&self, t: FileType, name: &str, bytes: &[u8]) -> arca::Result<()> {
+        self.inner.replace(t, name, bytes)
     }
     fn stage(&self, t: FileType) -> arca::Result<Box<dyn arca::backend::StagedFile>> {
         let inner = self.inner.stage(t)?;

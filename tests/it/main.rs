@@ -18,6 +18,7 @@ mod ops_drill;
 mod ops_journal;
 mod ops_profile;
 mod ops_status;
+mod parity;
 mod repo;
 mod review;
 mod vectors;

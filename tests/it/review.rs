@@ -60,6 +60,9 @@ impl Backend for FailingPacks {
     fn write(&self, t: FileType, n: &str, b: &[u8]) -> arca::Result<()> {
         self.inner.write(t, n, b)
     }
+    fn replace(&self, t: FileType, n: &str, b: &[u8]) -> arca::Result<()> {
+        self.inner.replace(t, n, b)
+    }
     fn stage(&self, t: FileType) -> arca::Result<Box<dyn StagedFile>> {
         let fail = t == FileType::Pack && self.published.fetch_add(1, Ordering::SeqCst) >= self.ok;
         Ok(Box::new(FailingStaged { inner: self.inner.stage(t)?, fail }))

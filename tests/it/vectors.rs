@@ -14,6 +14,7 @@ use arca::format::config::{ChunkerParams, Config};
 use arca::format::header::{self, FileKind, HEADER_LEN};
 use arca::format::key::KeyFile;
 use arca::format::lock::Lock;
+use arca::format::parity as fparity;
 use arca::format::snapshot::Snapshot;
 use arca::format::tree::Tree;
 use arca::format::{compression, index as findex, pack, NONCE_LEN};
@@ -174,11 +175,16 @@ fn every_reject_rule_has_a_vector() {
         ("journal: no records", "integrity"),
         ("journal: op 0", "integrity"),
         ("journal: empty label key", "integrity"),
+        ("parity: recovery 0", "integrity"),
+        ("parity: shard size 100 (not a multiple of 64)", "integrity"),
+        ("parity: a segment of 32769 data shards", "integrity"),
+        ("parity: flipped checksum: table hash mismatch", "integrity"),
+        ("parity_policy: 10001 basis points", "integrity"),
     ];
     for (needle, class) in required {
         assert!(all.iter().any(|(n, c)| n.contains(needle) && c == class), "no {class} vector named like {needle:?}");
     }
-    for kind in ["key", "config", "index", "snapshot", "lock", "journal", "pack", "blob"] {
+    for kind in ["key", "config", "index", "snapshot", "lock", "journal", "pack", "blob", "parity", "parity_policy"] {
         assert!(
             all.iter().any(|(n, _)| n.starts_with(&format!("{kind}: truncated"))),
             "no truncation vector for {kind}"
@@ -240,8 +246,38 @@ fn run(v: &Value) -> Result<Value, Error> {
             Ok(gen::compression_decoded(&body))
         }
         "chunker" => Ok(chunk(&bytes, inputs)),
+        "parity" => parity(&bytes, inputs),
+        "parity_policy" => {
+            let body = open_file(&bytes, FileKind::ParityPolicy, inputs, fparity::POLICY_BODY_LEN)?;
+            Ok(json!({"basis_points": fparity::decode_policy(&body, WHAT)?}))
+        }
         other => panic!("unknown vector kind {other}"),
     }
+}
+
+/// A parity file (format-spec/22): decode it; with the protected bytes, it must be exactly
+/// their parity at its geometry (and the writer's geometry where the vector says so); with
+/// damaged bytes, rebuilding must give what the vector states.
+fn parity(bytes: &[u8], inputs: &Value) -> Result<Value, Error> {
+    let p = fparity::Parity::decode(bytes, WHAT)?;
+    let given = match (inputs.get("protected").and_then(Value::as_str), inputs.get("protected_xof")) {
+        (Some(h), _) => Some(unhex(h).unwrap()),
+        (None, Some(x)) => {
+            assert_eq!((x["context"].as_str(), x["input"].as_str()), (Some(gen::XOF_CONTEXT), Some("pack")));
+            Some(gen::random_file_bytes(x["len"].as_u64().unwrap() as usize))
+        }
+        _ => None,
+    };
+    if let Some(prot) = given {
+        assert_eq!(Id::of_file_bytes(&prot), p.fixed.id, "protected ID");
+        let again = fparity::encode_with(p.fixed.kind, &p.fixed.id, &prot, p.fixed.geometry).unwrap();
+        assert!(again == bytes, "parity file does not re-encode from its protected bytes");
+        if let Some(bp) = inputs.get("writer_basis_points").and_then(Value::as_u64) {
+            assert_eq!(p.fixed.geometry, fparity::Geometry::plan(prot.len() as u64, bp as u16), "writer geometry");
+        }
+    }
+    let damaged = inputs.get("damaged").and_then(Value::as_str).map(|d| unhex(d).unwrap());
+    Ok(gen::parity_json(&p, damaged.as_deref()))
 }
 
 fn num(inputs: &Value, key: &str) -> u64 {

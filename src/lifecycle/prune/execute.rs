@@ -328,7 +328,7 @@ fn stop(e: Error, what: &str) -> Error {
 /// Remove files, in parallel; one already gone counts as removed. Returns how many.
 fn remove_all(repo: &Repository, t: FileType, ids: &[Id], progress: &Progress) -> Result<usize> {
     ids.par_iter()
-        .map(|id| match repo.ensure_locks_fresh().and_then(|()| repo.backend().remove(t, &id.to_hex())) {
+        .map(|id| match repo.ensure_locks_fresh().and_then(|()| repo.remove_file(t, &id.to_hex())) {
             Ok(()) => Ok(()),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),

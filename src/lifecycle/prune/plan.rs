@@ -122,6 +122,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
     // Snapshots first: a snapshot's index files are durable before it is (§17.2), so every
     // snapshot listed here finds its blobs in the index listed next, even while backups run.
     let snapshots = load_snapshots_strict(repo)?;
+    refuse_lost_files(repo)?;
     let (index_files, index) = load_index_strict(repo)?;
     progress.phase("finding used blobs");
     let used = mark_used(repo, &index, &snapshots, progress)?;
@@ -152,6 +153,24 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
     plan.stats = plan.totals();
     opts.reached(Step::Plan)?;
     Ok(plan)
+}
+
+/// A lost index file or snapshot (its parity file remains) may hold the only reference to data
+/// prune would delete: stop until it is restored or its loss acknowledged (format-spec/22 §22.8).
+fn refuse_lost_files(repo: &Repository) -> Result<()> {
+    use crate::format::header::FileKind;
+    for (kind, id) in crate::lifecycle::heal::lost_files(repo)? {
+        if let Some(k @ (FileKind::Index | FileKind::Snapshot)) = kind {
+            return Err(Error::integrity(
+                format!("{} {id}", k.name()),
+                "missing, but its parity file is there: it was lost, and may be all that keeps data in use; \
+                 prune deleted nothing (`arca repair packs` restores it if its parity can, `arca repair \
+                 index` replaces a lost index file; `arca parity build --drop-orphans` if it was removed \
+                 on purpose)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every index file, or an error: prune must not decide on a partial index (§10.3).

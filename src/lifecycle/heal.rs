@@ -1,0 +1,510 @@
+//! Self-healing (format-spec/22-parity.md §22.7–22.9): `arca repair packs` rebuilds damaged or
+//! lost packs, index files and snapshots from their parity files; `arca parity build` brings
+//! parity in step with the policy; `arca parity status` says how much is protected.
+//!
+//! **repair packs** reads every pack, index file and snapshot whole (in parallel, one file per
+//! worker, so memory is a few packs) and hashes it. A file that does not hash to its name is
+//! rebuilt in memory from its parity file (damaged shards are located by their checksums, each
+//! damaged segment decoded), accepted only if the result hashes to the name, and published over
+//! the damaged file atomically (tmp, fsync, rename, fsync dir), then read back and hashed again.
+//! A parity file whose own shards are damaged is rewritten from its (healthy or healed) file. A
+//! parity file whose file is missing restores the file when it holds enough shards (index files
+//! and snapshots always do: they get as many recovery shards as data shards). What cannot be
+//! rebuilt is named, and for packs the snapshot paths that need them are found by a check that
+//! reads exactly those packs.
+//!
+//! **parity build** writes parity for every file that has none, or whose parity has another
+//! geometry than the policy gives now (after `parity set`), or is damaged; with the policy off it
+//! removes parity files. A file that does not hash to its name gets no parity (that would
+//! protect the damage): it is named, for `repair packs`.
+
+use crate::backend::{is_object_name, FileType};
+use crate::error::{Error, Result};
+use crate::format::header::FileKind;
+use crate::format::parity::{Fixed, Geometry, FIXED_LEN};
+use crate::id::Id;
+use crate::repo::parity::{parity_intact, protected_type, Assessment, ParityFile};
+use crate::repo::Repository;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+const KINDS: [FileKind; 3] = [FileKind::Pack, FileKind::Index, FileKind::Snapshot];
+
+/// A protected file and what happened to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileNote {
+    /// `pack 3fa2…`, `index …`, `snapshot …`.
+    pub file: String,
+    /// What was found or done.
+    pub detail: String,
+}
+
+/// Options of [`repair_files`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HealOptions {
+    /// Find and rebuild in memory, but write nothing.
+    pub dry_run: bool,
+}
+
+/// What [`repair_files`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HealReport {
+    /// Files read and hashed.
+    pub files_checked: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Files rebuilt from parity (in a dry run: that would be).
+    pub repaired: Vec<FileNote>,
+    /// Damaged or missing files that parity cannot rebuild.
+    pub unrepairable: Vec<FileNote>,
+    /// Parity files rewritten because their own shards were damaged (or would be).
+    pub parity_rewritten: Vec<FileNote>,
+    /// Healthy files without parity (`arca parity build` adds it).
+    pub unprotected: u64,
+    /// For each snapshot that needs an unrepairable pack: the paths affected.
+    pub affected: BTreeMap<String, Vec<String>>,
+}
+
+impl HealReport {
+    /// True when nothing is left damaged.
+    pub fn ok(&self) -> bool {
+        self.unrepairable.is_empty()
+    }
+}
+
+/// A pack, index file or snapshot, and its length as listed.
+type Protected = (FileKind, Id, u64);
+
+/// The object names and lengths of the files of each protected kind, and of all parity files.
+/// `parity/` is listed first: a writer publishes a file before its parity and removes parity
+/// before its file, so a parity file seen here without its file was lost, not just written.
+fn listing(repo: &Repository) -> Result<(Vec<Protected>, HashSet<Id>)> {
+    let parity = repo.list_objects(FileType::Parity)?.iter().filter_map(|(n, _)| Id::from_hex(n)).collect();
+    let mut files = Vec::new();
+    for kind in KINDS {
+        for (name, len) in repo.list_objects(protected_type(kind))? {
+            files.extend(Id::from_hex(&name).map(|id| (kind, id, len)));
+        }
+    }
+    Ok((files, parity))
+}
+
+/// The fixed part of a parity file, if it decodes.
+fn parity_fixed(repo: &Repository, id: &Id) -> Option<Fixed> {
+    let head = repo.backend().read_at(FileType::Parity, &id.to_hex(), 0, FIXED_LEN).ok()?;
+    Fixed::decode(&head, "parity file").ok()
+}
+
+enum Heal {
+    Healthy { parity: ParityState },
+    Repaired(FileNote),
+    Unrepairable(FileNote),
+}
+
+enum ParityState {
+    Intact,
+    Absent,
+    Rewritten(FileNote),
+}
+
+/// `arca repair packs`: see the module documentation.
+pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> {
+    let (files, parity) = listing(repo)?;
+    let present: HashSet<Id> = files.iter().map(|(_, id, _)| *id).collect();
+    let bytes_read = AtomicU64::new(0);
+    let outcomes: Vec<Result<Heal>> = files
+        .par_iter()
+        .map(|(kind, id, _)| heal_one(repo, *kind, id, parity.contains(id), opts, &bytes_read))
+        .collect();
+    let mut r = HealReport { files_checked: files.len() as u64, ..Default::default() };
+    let mut lost_packs = HashSet::new();
+    for (o, (kind, id, _)) in outcomes.into_iter().zip(&files) {
+        match o? {
+            Heal::Healthy { parity: ParityState::Intact } => {}
+            Heal::Healthy { parity: ParityState::Absent } => r.unprotected += 1,
+            Heal::Healthy { parity: ParityState::Rewritten(n) } => r.parity_rewritten.push(n),
+            Heal::Repaired(n) => r.repaired.push(n),
+            Heal::Unrepairable(n) => {
+                if *kind == FileKind::Pack {
+                    lost_packs.insert(*id);
+                }
+                r.unrepairable.push(n)
+            }
+        }
+    }
+    // Parity files whose file is gone: the file was lost (writers remove parity first).
+    for id in parity.iter().filter(|id| !present.contains(id)) {
+        let Some(fixed) = parity_fixed(repo, id) else {
+            r.unrepairable.push(FileNote {
+                file: format!("parity file {id}"),
+                detail: "protects a missing file, and its own fixed part is damaged".into(),
+            });
+            continue;
+        };
+        let file = format!("{} {id}", fixed.kind.name());
+        match repo.rebuild(fixed.kind, id, &[], true)? {
+            Assessment::Repairable { bytes, damage, .. } => {
+                if !opts.dry_run {
+                    publish_verified(repo, fixed.kind, id, &bytes)?;
+                    if damage.recovery_shards > 0 {
+                        rewrite_parity(repo, fixed.kind, id, &bytes)?;
+                    }
+                }
+                r.repaired.push(FileNote { file, detail: "was missing; restored whole from its parity".into() });
+            }
+            Assessment::Unrepairable(why) => {
+                if fixed.kind == FileKind::Pack {
+                    lost_packs.insert(*id);
+                }
+                r.unrepairable.push(FileNote { file, detail: format!("missing; its parity cannot restore it: {why}") });
+            }
+            Assessment::Healthy => {}
+        }
+    }
+    r.bytes_read = bytes_read.into_inner();
+    if !lost_packs.is_empty() {
+        r.affected = crate::check::affected_by_packs(repo, &lost_packs)?;
+    }
+    Ok(r)
+}
+
+fn heal_one(
+    repo: &Repository,
+    kind: FileKind,
+    id: &Id,
+    has_parity: bool,
+    opts: HealOptions,
+    bytes_read: &AtomicU64,
+) -> Result<Heal> {
+    let file = format!("{} {id}", kind.name());
+    let (bytes, missing) = match repo.backend().read(protected_type(kind), &id.to_hex()) {
+        Ok(b) => (b, false),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => (Vec::new(), true),
+        Err(Error::Integrity { .. }) => (Vec::new(), false),
+        Err(e) => return Err(e),
+    };
+    bytes_read.fetch_add(bytes.len() as u64, Relaxed);
+    if !missing && Id::of_file_bytes(&bytes) == *id {
+        if !has_parity {
+            return Ok(Heal::Healthy { parity: ParityState::Absent });
+        }
+        let intact = match repo.parity_of(kind, &id.to_hex())? {
+            ParityFile::Present(p) => parity_intact(&p),
+            ParityFile::Absent => return Ok(Heal::Healthy { parity: ParityState::Absent }),
+            ParityFile::Damaged(_) => false,
+        };
+        if intact {
+            return Ok(Heal::Healthy { parity: ParityState::Intact });
+        }
+        if !opts.dry_run {
+            rewrite_parity(repo, kind, id, &bytes)?;
+        }
+        let note = FileNote { file: format!("parity file {id}"), detail: format!("damaged; rewritten from {file}") };
+        return Ok(Heal::Healthy { parity: ParityState::Rewritten(note) });
+    }
+    match repo.rebuild(kind, id, &bytes, missing)? {
+        Assessment::Repairable { bytes: good, damage, .. } => {
+            if !opts.dry_run {
+                publish_verified(repo, kind, id, &good)?;
+                if damage.recovery_shards > 0 {
+                    rewrite_parity(repo, kind, id, &good)?;
+                }
+            }
+            let detail = format!(
+                "rebuilt from parity: {} damaged data shards{}",
+                damage.data_shards,
+                match damage.recovery_shards {
+                    0 => String::new(),
+                    n => format!(" ({n} damaged recovery shards, parity rewritten)"),
+                }
+            );
+            Ok(Heal::Repaired(FileNote { file, detail }))
+        }
+        Assessment::Unrepairable(why) => Ok(Heal::Unrepairable(FileNote { file, detail: why })),
+        Assessment::Healthy => Ok(Heal::Healthy { parity: ParityState::Intact }),
+    }
+}
+
+/// Parity for a file: at the policy's overhead, or, with the policy off, at the default (a
+/// parity file that exists is kept whole).
+fn rewrite_parity(repo: &Repository, kind: FileKind, id: &Id, bytes: &[u8]) -> Result<()> {
+    let bp = match (repo.parity_overhead_for(kind), kind) {
+        (0, FileKind::Snapshot) => crate::format::parity::FULL,
+        (0, _) => crate::format::parity::DEFAULT_OVERHEAD,
+        (bp, _) => bp,
+    };
+    repo.ensure_locks_fresh()?;
+    let p = crate::format::parity::encode_file(kind, id, bytes, bp);
+    repo.backend().replace(FileType::Parity, &id.to_hex(), &p)
+}
+
+/// Publish rebuilt bytes over the damaged file, then read them back: the repair counts only if
+/// storage now returns bytes that hash to the name.
+fn publish_verified(repo: &Repository, kind: FileKind, id: &Id, bytes: &[u8]) -> Result<()> {
+    debug_assert_eq!(Id::of_file_bytes(bytes), *id);
+    let t = protected_type(kind);
+    repo.ensure_locks_fresh()?;
+    repo.backend().replace(t, &id.to_hex(), bytes)?;
+    let back = repo.backend().read(t, &id.to_hex())?;
+    if Id::of_file_bytes(&back) != *id {
+        return Err(Error::integrity(
+            format!("{} {id}", kind.name()),
+            "still damaged after it was rewritten: the storage is failing",
+        ));
+    }
+    Ok(())
+}
+
+/// Files that are missing while their parity files remain — lost, since writers remove parity
+/// first — with their kinds (`None` when the parity file's fixed part is damaged too).
+pub fn lost_files(repo: &Repository) -> Result<Vec<(Option<FileKind>, Id)>> {
+    let (files, parity) = listing(repo)?;
+    let present: HashSet<Id> = files.iter().map(|(_, id, _)| *id).collect();
+    Ok(parity
+        .into_iter()
+        .filter(|id| !present.contains(id))
+        .map(|id| (parity_fixed(repo, &id).map(|f| f.kind), id))
+        .collect())
+}
+
+/// After `repair index`: remove the parity files of missing files that are superseded — every
+/// lost index file (the rebuilt index replaces them all) and any lost file its parity cannot
+/// restore. Parity that restores a lost pack or snapshot is kept for `repair packs`.
+pub fn drop_superseded_parity(repo: &Repository) -> Result<usize> {
+    let mut removed = 0;
+    for (kind, id) in lost_files(repo)? {
+        let drop = match kind {
+            Some(FileKind::Index) | None => true,
+            Some(k) => !matches!(repo.rebuild(k, &id, &[], true)?, Assessment::Repairable { .. }),
+        };
+        if drop {
+            repo.ensure_locks_fresh()?;
+            match repo.backend().remove(FileType::Parity, &id.to_hex()) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                r => r?,
+            }
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+// ---- parity build -------------------------------------------------------------------------------
+
+/// Options of [`build_parity`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuildOptions {
+    /// Also remove parity files whose file is missing (removed on purpose by a writer that does
+    /// not know parity); otherwise they are kept for `repair packs` and reported.
+    pub drop_orphans: bool,
+    /// Report only; write and remove nothing.
+    pub dry_run: bool,
+}
+
+/// What [`build_parity`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BuildReport {
+    /// The policy's pack overhead, basis points.
+    pub overhead: u16,
+    /// Parity files written for files that had none.
+    pub written: u64,
+    /// Parity files rewritten: another geometry than the policy's, or damaged.
+    pub rewritten: u64,
+    /// Files whose parity was already as the policy asks.
+    pub up_to_date: u64,
+    /// Parity files removed (policy off, or orphans with `drop_orphans`).
+    pub removed: u64,
+    /// Bytes of parity written.
+    pub bytes_written: u64,
+    /// Files that do not hash to their names: no parity is made of damage.
+    pub damaged: Vec<FileNote>,
+    /// Parity files whose file is missing, kept.
+    pub orphans: Vec<FileNote>,
+}
+
+/// `arca parity build`: see the module documentation.
+pub fn build_parity(repo: &Repository, opts: BuildOptions) -> Result<BuildReport> {
+    let (files, parity) = listing(repo)?;
+    let present: HashSet<Id> = files.iter().map(|(_, id, _)| *id).collect();
+    let mut r = BuildReport { overhead: repo.parity_overhead(), ..Default::default() };
+    let remove = |id: &Id| -> Result<()> {
+        repo.ensure_locks_fresh()?;
+        match repo.backend().remove(FileType::Parity, &id.to_hex()) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        }
+    };
+    for id in parity.iter().filter(|id| !present.contains(id)) {
+        if opts.drop_orphans || r.overhead == 0 {
+            if !opts.dry_run {
+                remove(id)?;
+            }
+            r.removed += 1;
+        } else {
+            let what = parity_fixed(repo, id).map(|f| f.kind.name()).unwrap_or("file");
+            r.orphans.push(FileNote {
+                file: format!("{what} {id}"),
+                detail: "missing, but its parity file is there: `arca repair packs` restores it if it can; \
+                         `arca parity build --drop-orphans` removes the parity of files removed on purpose"
+                    .into(),
+            });
+        }
+    }
+    if r.overhead == 0 {
+        for (_, id, _) in files.iter().filter(|(_, id, _)| parity.contains(id)) {
+            if !opts.dry_run {
+                remove(id)?;
+            }
+            r.removed += 1;
+        }
+        return Ok(r);
+    }
+    let written = AtomicU64::new(0);
+    let outcomes: Vec<Result<Built>> = files
+        .par_iter()
+        .map(|(kind, id, len)| build_one(repo, *kind, id, *len, parity.contains(id), opts, &written))
+        .collect();
+    for (o, (kind, id, _)) in outcomes.into_iter().zip(&files) {
+        match o? {
+            Built::UpToDate => r.up_to_date += 1,
+            Built::Written => r.written += 1,
+            Built::Rewritten => r.rewritten += 1,
+            Built::Damaged => r.damaged.push(FileNote {
+                file: format!("{} {id}", kind.name()),
+                detail: "does not hash to its name: no parity made of it; run `arca repair packs`".into(),
+            }),
+            Built::Gone => {}
+        }
+    }
+    r.bytes_written = written.into_inner();
+    Ok(r)
+}
+
+enum Built {
+    UpToDate,
+    Written,
+    Rewritten,
+    Damaged,
+    Gone,
+}
+
+fn build_one(
+    repo: &Repository,
+    kind: FileKind,
+    id: &Id,
+    len: u64,
+    has_parity: bool,
+    opts: BuildOptions,
+    written: &AtomicU64,
+) -> Result<Built> {
+    let t = protected_type(kind);
+    let name = id.to_hex();
+    let bp = repo.parity_overhead_for(kind);
+    if has_parity {
+        // Cheap: the fixed part says whether the geometry is the policy's; the table hash and
+        // shards are checked by `check --read-data` and `repair packs`.
+        if let Some(f) = parity_fixed(repo, id) {
+            if f.kind == kind && f.id == *id && f.geometry.len == len && f.geometry == Geometry::plan(len, bp) {
+                return Ok(Built::UpToDate);
+            }
+        }
+    }
+    let bytes = match repo.backend().read(t, &name) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Built::Gone),
+        Err(Error::Integrity { .. }) => return Ok(Built::Damaged),
+        r => r?,
+    };
+    if Id::of_file_bytes(&bytes) != *id {
+        return Ok(Built::Damaged);
+    }
+    if !opts.dry_run {
+        repo.ensure_locks_fresh()?;
+        let p = crate::format::parity::encode_file(kind, id, &bytes, bp);
+        written.fetch_add(p.len() as u64, Relaxed);
+        repo.backend().replace(FileType::Parity, &name, &p)?;
+    }
+    Ok(if has_parity { Built::Rewritten } else { Built::Written })
+}
+
+// ---- parity status ------------------------------------------------------------------------------
+
+/// Protection of one kind of file.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct KindStatus {
+    /// Files of this kind.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files with a parity file.
+    pub protected: u64,
+    /// Bytes of their parity files.
+    pub parity_bytes: u64,
+    /// Protected files whose parity has another geometry than the policy gives now.
+    pub stale: u64,
+}
+
+/// What [`parity_status`] found (from listings and parity files' fixed parts; nothing is
+/// verified).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StatusReport {
+    /// The policy's pack overhead, basis points (0: off); `None` if the policy file is damaged.
+    pub overhead: Option<u16>,
+    /// Whether the repository has a policy file at all.
+    pub policy_file: bool,
+    /// Packs, index files, snapshots.
+    pub packs: KindStatus,
+    /// Index files.
+    pub index: KindStatus,
+    /// Snapshots.
+    pub snapshots: KindStatus,
+    /// Parity files whose file is missing.
+    pub orphans: u64,
+    /// Entries of `parity/` that are not parity files.
+    pub stray: Vec<String>,
+}
+
+/// `arca parity status`.
+pub fn parity_status(repo: &Repository) -> Result<StatusReport> {
+    let policy = repo.load_parity_policy();
+    let mut r = StatusReport {
+        overhead: policy.as_ref().ok().map(|p| p.unwrap_or(0)),
+        policy_file: !matches!(policy, Ok(None)),
+        ..Default::default()
+    };
+    let parity: BTreeMap<String, u64> = repo.backend().list(FileType::Parity)?.into_iter().collect();
+    r.stray = parity.keys().filter(|n| !is_object_name(n)).map(|n| format!("parity/{n}")).collect();
+    let mut present = HashSet::new();
+    for kind in KINDS {
+        let listed = repo.list_objects(protected_type(kind))?;
+        let checks: Vec<(u64, Option<u64>, bool)> = listed
+            .par_iter()
+            .map(|(name, len)| {
+                let Some(&plen) = parity.get(name) else { return (*len, None, false) };
+                let bp = repo.parity_overhead_for(kind);
+                let stale = Id::from_hex(name)
+                    .and_then(|id| parity_fixed(repo, &id))
+                    .is_none_or(|f| f.geometry != Geometry::plan(*len, bp));
+                (*len, Some(plen), stale)
+            })
+            .collect();
+        let s = match kind {
+            FileKind::Pack => &mut r.packs,
+            FileKind::Index => &mut r.index,
+            _ => &mut r.snapshots,
+        };
+        for (len, plen, stale) in checks {
+            s.files += 1;
+            s.bytes += len;
+            if let Some(p) = plen {
+                s.protected += 1;
+                s.parity_bytes += p;
+                s.stale += u64::from(stale);
+            }
+        }
+        present.extend(listed.into_iter().map(|(n, _)| n));
+    }
+    r.orphans = parity.keys().filter(|n| is_object_name(n) && !present.contains(*n)).count() as u64;
+    Ok(r)
+}

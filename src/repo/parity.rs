@@ -1,0 +1,214 @@
+//! Parity in a repository (format-spec/22-parity.md): the policy, writing a parity file after
+//! the file it protects is durable, removing it before that file, and rebuilding a damaged file.
+//!
+//! Parity is never needed to read a healthy repository. Writers make it for every pack and index
+//! file at the policy's overhead, and for every snapshot with as many recovery shards as data
+//! shards (snapshots are small, and nothing else could rebuild one: even a deleted one comes back
+//! byte-identical). A file's parity
+//! is written only once the file itself is durable, so a crash leaves at worst a file without
+//! parity (`arca parity build` adds it), never parity claiming a file that was never complete;
+//! and it is removed before the file, so parity without its file always means the file was lost.
+
+use super::Repository;
+use crate::backend::FileType;
+use crate::error::{Error, Result};
+use crate::format::header::FileKind;
+use crate::format::parity::{self, Parity, FULL};
+use crate::id::Id;
+
+/// The parity state of one protected file, as [`Repository::parity_of`] found it.
+#[derive(Debug)]
+pub enum ParityFile {
+    /// No parity file.
+    Absent,
+    /// A parity file that cannot be used: why.
+    Damaged(String),
+    /// The parity file's bytes (decode with [`Parity::decode`]).
+    Present(Vec<u8>),
+}
+
+/// The kind of file a [`FileType`] holds, if parity protects it.
+pub fn protected_kind(t: FileType) -> Option<FileKind> {
+    match t {
+        FileType::Pack => Some(FileKind::Pack),
+        FileType::Index => Some(FileKind::Index),
+        FileType::Snapshot => Some(FileKind::Snapshot),
+        _ => None,
+    }
+}
+
+/// The directory type of a protected kind.
+pub fn protected_type(kind: FileKind) -> FileType {
+    match kind {
+        FileKind::Pack => FileType::Pack,
+        FileKind::Index => FileType::Index,
+        _ => FileType::Snapshot,
+    }
+}
+
+impl Repository {
+    /// The pack overhead writers use, in basis points (0: parity off). Read from `parity/policy`
+    /// once; a repository without one (made before parity existed) has parity off; a damaged one
+    /// counts as the default, so that damage never turns protection off (`check` reports it).
+    pub fn parity_overhead(&self) -> u16 {
+        *self.parity.lock().unwrap().get_or_insert_with(|| match self.load_parity_policy() {
+            Ok(bp) => bp.unwrap_or(0),
+            Err(_) => parity::DEFAULT_OVERHEAD,
+        })
+    }
+
+    /// Read `parity/policy`: `None` when there is none.
+    pub fn load_parity_policy(&self) -> Result<Option<u16>> {
+        let bytes = match self.backend.read(FileType::ParityPolicy, "policy") {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            r => r?,
+        };
+        let body = self.decrypt_file(FileKind::ParityPolicy, &bytes, "parity policy")?;
+        parity::decode_policy(&body, "parity policy").map(Some)
+    }
+
+    /// Set the pack overhead writers use from now on (0 turns parity off); existing parity files
+    /// keep their geometry until `arca parity build` rewrites them.
+    pub fn set_parity_overhead(&self, bp: u16) -> Result<()> {
+        if bp > FULL {
+            return Err(Error::InvalidArgument(format!("parity overhead {bp} basis points is over 100%")));
+        }
+        let bytes = self.encrypt_file(FileKind::ParityPolicy, &parity::encode_policy(bp))?;
+        self.backend.replace(FileType::ParityPolicy, "policy", &bytes)?;
+        *self.parity.lock().unwrap() = Some(bp);
+        Ok(())
+    }
+
+    /// The overhead, in basis points, that a file of `kind` gets under the current policy:
+    /// the policy's for packs and index files (a lost index file is rebuilt from the packs by
+    /// `repair index`), as many recovery shards as data shards for snapshots (they are small,
+    /// nothing else can rebuild one, and so even a deleted one comes back).
+    pub fn parity_overhead_for(&self, kind: FileKind) -> u16 {
+        match self.parity_overhead() {
+            0 => 0,
+            _ if kind == FileKind::Snapshot => FULL,
+            bp => bp,
+        }
+    }
+
+    /// Write the parity file of `bytes`, the durable file `id` of `kind`, if the policy asks
+    /// for parity; it replaces an older parity file of the same file.
+    pub fn protect(&self, kind: FileKind, id: &Id, bytes: &[u8]) -> Result<()> {
+        let bp = self.parity_overhead_for(kind);
+        if bp == 0 || bytes.is_empty() {
+            return Ok(());
+        }
+        let p = parity::encode_file(kind, id, bytes, bp);
+        self.backend.replace(FileType::Parity, &id.to_hex(), &p)
+    }
+
+    /// [`Repository::protect`] for a file of `len` bytes already in the repository, read back
+    /// from it a piece at a time (a pack is streamed to storage and never held in memory).
+    pub fn protect_stored(&self, kind: FileKind, id: &Id, len: u64) -> Result<()> {
+        let bp = self.parity_overhead_for(kind);
+        if bp == 0 || len == 0 {
+            return Ok(());
+        }
+        // Not hashed again: bytes that changed since the write would only make parity that
+        // cannot repair (a repair is accepted only if it hashes to the name), never wrong data.
+        let (t, name) = (protected_type(kind), id.to_hex());
+        let mut read = |at: u64, n: usize| self.backend.read_at(t, &name, at, n);
+        let p = parity::encode_from(kind, id, parity::Geometry::plan(len, bp), &mut read)?;
+        self.backend.replace(FileType::Parity, &name, &p)
+    }
+
+    /// Remove a repository file, its parity file first (format-spec/22 §22.8), so that parity
+    /// without its file always means the file was lost, never that it was deleted on purpose.
+    pub fn remove_file(&self, t: FileType, name: &str) -> Result<()> {
+        if protected_kind(t).is_some() {
+            match self.backend.remove(FileType::Parity, name) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                r => r?,
+            }
+        }
+        self.backend.remove(t, name)
+    }
+
+    /// The parity file of the file named `name`, read whole and checked (fixed part, length,
+    /// table hash, and that it protects a file of `kind` named `name`).
+    pub fn parity_of(&self, kind: FileKind, name: &str) -> Result<ParityFile> {
+        let bytes = match self.backend.read(FileType::Parity, name) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ParityFile::Absent)
+            }
+            Err(e @ Error::Integrity { .. }) => return Ok(ParityFile::Damaged(e.to_string())),
+            r => r?,
+        };
+        let what = format!("parity file {name}");
+        let decoded = Parity::decode(&bytes, &what).and_then(|p| {
+            if p.fixed.id.to_hex() != name || p.fixed.kind != kind {
+                return Err(Error::integrity(&what, format!("protects {} {}", p.fixed.kind.name(), p.fixed.id)));
+            }
+            Ok(())
+        });
+        Ok(match decoded {
+            Ok(()) => ParityFile::Present(bytes),
+            Err(e) if e.is_integrity() => ParityFile::Damaged(e.to_string()),
+            Err(e) => return Err(e),
+        })
+    }
+}
+
+/// What rebuilding a file from its parity would give (see [`Repository::assess`]).
+#[derive(Debug)]
+pub enum Assessment {
+    /// The file is there and hashes to its name.
+    Healthy,
+    /// The file is damaged or missing and its parity rebuilds it: the rebuilt bytes (verified
+    /// against the name) and the damage found.
+    Repairable {
+        /// The file's bytes, hashing to its name.
+        bytes: Vec<u8>,
+        /// Damaged shards found.
+        damage: parity::Damage,
+        /// The file was missing altogether.
+        missing: bool,
+    },
+    /// The file is damaged or missing and cannot be rebuilt: why.
+    Unrepairable(String),
+}
+
+impl Repository {
+    /// Read the file `id` of `kind` and, if it does not hash to its name (or is missing, or is
+    /// no regular file), try to rebuild it from its parity file, in memory.
+    pub fn assess(&self, kind: FileKind, id: &Id) -> Result<Assessment> {
+        let name = id.to_hex();
+        let (bytes, missing) = match self.backend.read(protected_type(kind), &name) {
+            Ok(b) if Id::of_file_bytes(&b) == *id => return Ok(Assessment::Healthy),
+            Ok(b) => (b, false),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => (Vec::new(), true),
+            // Not a regular file, or longer than any file of its kind: nothing of it is usable.
+            Err(Error::Integrity { .. }) => (Vec::new(), false),
+            Err(e) => return Err(e),
+        };
+        self.rebuild(kind, id, &bytes, missing)
+    }
+
+    /// Rebuild the file `id` of `kind` from `damaged` (its bytes as read) and its parity file.
+    pub fn rebuild(&self, kind: FileKind, id: &Id, damaged: &[u8], missing: bool) -> Result<Assessment> {
+        let pbytes = match self.parity_of(kind, &id.to_hex())? {
+            ParityFile::Absent => return Ok(Assessment::Unrepairable("no parity file".into())),
+            ParityFile::Damaged(why) => {
+                return Ok(Assessment::Unrepairable(format!("its parity file is damaged: {why}")))
+            }
+            ParityFile::Present(b) => b,
+        };
+        let p = Parity::decode(&pbytes, "parity file")?;
+        Ok(match parity::repair(&p, damaged) {
+            (Ok(bytes), damage) => Assessment::Repairable { bytes, damage, missing },
+            (Err(why), _) => Assessment::Unrepairable(why),
+        })
+    }
+}
+
+/// Whether a parity file is whole: it decodes and every recovery shard matches its checksum.
+pub fn parity_intact(bytes: &[u8]) -> bool {
+    let Ok(p) = Parity::decode(bytes, "parity file") else { return false };
+    let g = p.fixed.geometry;
+    (0..g.segments).all(|i| (0..g.recovery).all(|j| p.recovery_shard(i, j).1))
+}
