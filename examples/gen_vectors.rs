@@ -1739,6 +1739,7 @@ pub fn parity_json(p: &fparity::Parity, damaged: Option<&[u8]>) -> Value {
         "segments": segments,
         "recovery_per_segment": g.recovery,
         "file_len": g.file_len(),
+        "table_ok": p.table_ok,
     });
     if let Some(damaged) = damaged {
         let (rebuilt, damage) = fparity::repair(p, damaged);
@@ -1808,7 +1809,7 @@ fn parity_vectors() -> Vec<Vector> {
     // Repairs: the parity file is valid; `damaged` is the protected file as read.
     let repair = |v: &mut Vec<Vector>, name: &str, p: &[u8], damaged: Vec<u8>| {
         let inputs = json!({"damaged": hex(&damaged)});
-        let decoded = parity_json(&fparity::Parity::decode(p, "vector").unwrap(), Some(&damaged));
+        let decoded = parity_json(&fparity::Parity::decode_for_repair(p, "vector").unwrap(), Some(&damaged));
         v.push(ok(&format!("parity repair: {name}"), k, p.to_vec(), inputs, decoded));
     };
     // A 5 000-byte file at 5%: S = 128, 40 shards, 33 recovery shards (the one-sector minimum).
@@ -1831,6 +1832,13 @@ fn parity_vectors() -> Vec<Vector> {
         "34 damaged shards, 33 recovery shards: not repairable",
         &p5k,
         mutate(b5k, |b| b[0..34 * 128].fill(0)),
+    );
+    let table_at = g5k.table_offset() as usize + 16 * 7;
+    repair(
+        &mut v,
+        "a damaged checksum table is still used (section 22.7)",
+        &mutate(&p5k, |b| b[table_at] ^= 1),
+        mutate(b5k, |b| b[3_000] ^= 1),
     );
     let (p192, _) = &files[1];
     repair(&mut v, "a missing snapshot restored whole from 100% parity", p192, Vec::new());
@@ -1884,6 +1892,14 @@ fn parity_vectors() -> Vec<Vector> {
         e("shard size 131072", fixed(&|b| put32(b, 12, 131_072))),
         e("protected length 0", fixed(&|b| put64(b, 48, 0))),
         e("protected length 2^32", fixed(&|b| put64(b, 48, 1 << 32))),
+        e(
+            "an index file longer than an index file can be",
+            fixed(&|b| {
+                b[8] = FileKind::Index as u8;
+                put64(b, 48, fparity::max_protected_len(FileKind::Index) + 1);
+                put32(b, 12, 65_536);
+            }),
+        ),
         e("segments 0", fixed(&|b| put32(b, 56, 0))),
         e("segments 17 for 16 data shards", fixed(&|b| put32(b, 56, 17))),
         e("recovery 0", fixed(&|b| put32(b, 60, 0))),

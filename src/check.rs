@@ -141,6 +141,9 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut r = check_reading(repo, subset.is_some(), &|id| subset.is_some_and(|s| s.selects(id)))?;
     check_journal(repo, &mut r)?;
     check_parity(repo, &mut r)?;
+    if subset == Some(Subset::All) {
+        verify_metadata_parity(repo, &mut r)?;
+    }
     assess_damage(repo, &mut r)?;
     Ok(r)
 }
@@ -364,7 +367,7 @@ fn read_data(
         blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         damaged.lock().unwrap().extend(bad);
         problems.lock().unwrap().extend(errs);
-        if let Some(w) = verify_parity(repo, p) {
+        if let Some(w) = verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()) {
             parity_warnings.lock().unwrap().push(w);
         }
     });
@@ -375,12 +378,24 @@ fn read_data(
     damaged.into_inner().unwrap()
 }
 
-/// A pack's parity file, read whole: a warning if it is damaged (it cannot be relied on to
+/// With all data read: the parity files of index files and snapshots too (those of packs are
+/// read with their packs).
+fn verify_metadata_parity(repo: &Repository, r: &mut CheckReport) -> Result<()> {
+    use crate::format::header::FileKind;
+    let mut files = Vec::new();
+    for (t, kind) in [(FileType::Index, FileKind::Index), (FileType::Snapshot, FileKind::Snapshot)] {
+        files.extend(repo.list_objects(t)?.into_iter().map(|(n, _)| (kind, n)));
+    }
+    let warnings: Vec<Problem> = files.par_iter().filter_map(|(k, n)| verify_parity(repo, *k, n)).collect();
+    r.warnings.extend(warnings);
+    Ok(())
+}
+
+/// A file's parity file, read whole: a warning if it is damaged (it cannot be relied on to
 /// repair the pack; `arca repair packs` rewrites it from the healthy pack).
-fn verify_parity(repo: &Repository, p: &IndexPack) -> Option<Problem> {
+fn verify_parity(repo: &Repository, kind: crate::format::header::FileKind, name: &str) -> Option<Problem> {
     use crate::repo::parity::{parity_intact, ParityFile};
-    let name = p.id.to_hex();
-    let message = match repo.parity_of(crate::format::header::FileKind::Pack, &name) {
+    let message = match repo.parity_of(kind, name) {
         Ok(ParityFile::Present(b)) if parity_intact(&b) => return None,
         Ok(ParityFile::Absent) => return None,
         Ok(ParityFile::Present(_)) => "recovery shards do not match their checksums".to_string(),

@@ -347,8 +347,13 @@ impl Backend for LocalBackend {
         publish_tmp(&tmp, &dest)
     }
 
+    fn sync_name(&self, t: FileType, name: &str) -> Result<()> {
+        sync_dir(self.path(t, name).parent().expect("repository files live in a directory"))
+    }
+
     fn replace(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.path(t, name);
+        self.open_files.lock().unwrap().remove(&dest);
         let (f, tmp) = self.create_tmp(t)?;
         // In fixed blocks like a staged pack (format-spec/18 §18.3).
         let mut w = BlockWriter::new(f);

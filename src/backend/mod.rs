@@ -119,6 +119,13 @@ pub trait Backend: Send + Sync {
     /// which are rewritten, and for a damaged content-addressed file being repaired with bytes
     /// that hash to its name (format-spec/22 §22.7). Readers never see a partial file.
     fn replace(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()>;
+    /// Make the existence of a published file durable (the local backend flushes its
+    /// directory), before writing something that must not outlive it after a crash: another
+    /// process's file can be seen between its rename and its writer's directory flush. Object
+    /// stores have nothing to do.
+    fn sync_name(&self, _t: FileType, _name: &str) -> Result<()> {
+        Ok(())
+    }
     /// Start a file of type `t` whose name is known only at the end (packs are named by their
     /// hash); see [`StagedFile`].
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>>;

@@ -38,8 +38,8 @@ pub struct InitArgs {
     /// Pack target size, MiB (1–1024).
     #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pack_size: u32,
-    /// Parity overhead for packs: a percentage (`5%`, `0.5%`, up to `100%`) or `off`; index
-    /// files and snapshots get 100% when on. Change it later with `arca parity set`.
+    /// Parity overhead for packs and index files: a percentage (`5%`, `0.5%`, up to `100%`) or
+    /// `off`; snapshots get 100% when on. Change it later with `arca parity set`.
     #[arg(long, default_value = "5%", value_name = "P%|off", value_parser = super::parity::parse_overhead)]
     parity: u16,
 }

@@ -8,10 +8,10 @@ use arca::lifecycle::heal::{self, BuildOptions, KindStatus};
 /// `arca parity ...`.
 #[derive(clap::Subcommand, Debug)]
 pub enum ParityCommand {
-    /// Set the parity overhead writers use for packs from now on (index files and snapshots
+    /// Set the parity overhead writers use for packs and index files from now on (snapshots
     /// always get as much parity as data); `arca parity build` applies it to existing files.
     Set {
-        /// Overhead: a percentage of each pack (`5%`, `0.5%`, up to `100%`), or `off`.
+        /// Overhead: a percentage of each file (`5%`, `0.5%`, up to `100%`), or `off`.
         #[arg(long, value_name = "P%|off", value_parser = parse_overhead)]
         overhead: u16,
     },
@@ -109,7 +109,7 @@ pub fn run(g: &Global, c: ParityCommand) -> Result<u8> {
                 (Some(0), false) => "off (no policy: the repository predates parity)".to_string(),
                 (Some(bp), _) => overhead_str(bp),
             };
-            println!("parity for packs: {overhead}; index files and snapshots: 100% when on");
+            println!("parity for packs and index files: {overhead}; snapshots: 100% when on");
             let line = |what: &str, s: &KindStatus| {
                 println!(
                     "  {what:<10} {:>7} files {:>11}   protected {:>7} ({:>5.1}%)   parity {:>11} ({:.1}%){}",

@@ -174,6 +174,18 @@ pub fn protects(kind: FileKind) -> bool {
     matches!(kind, FileKind::Pack | FileKind::Index | FileKind::Snapshot)
 }
 
+/// The longest file of a protected kind (format-spec/19-limits.md): a pack's limit, or an
+/// encrypted file's body limit plus header (8), nonce and tag (40) and method byte (1). A
+/// parity file claiming more is rejected before anything else is read.
+pub fn max_protected_len(kind: FileKind) -> u64 {
+    let sealed = |body: usize| (body + super::header::HEADER_LEN + super::SEAL_OVERHEAD + 1) as u64;
+    match kind {
+        FileKind::Index => sealed(super::index::MAX_INDEX_LEN),
+        FileKind::Snapshot => sealed(super::snapshot::MAX_SNAPSHOT_LEN),
+        _ => MAX_PROTECTED_LEN,
+    }
+}
+
 impl Fixed {
     /// The 64 bytes of the fixed part.
     pub fn encode(&self) -> [u8; FIXED_LEN] {
@@ -209,6 +221,10 @@ impl Fixed {
             recovery: u32_at(60),
         };
         geometry.validate(what)?;
+        if geometry.len > max_protected_len(kind) {
+            let max = max_protected_len(kind);
+            return Err(Error::integrity(what, format!("a {} of {} bytes (at most {max})", kind.name(), geometry.len)));
+        }
         Ok(Fixed { kind, id: Id(bytes[16..48].try_into().unwrap()), geometry })
     }
 }
@@ -226,18 +242,32 @@ pub fn table_hash(fixed: &[u8], table: &[u8]) -> [u8; TABLE_HASH_LEN] {
     *h.finalize().as_bytes()
 }
 
-/// A decoded parity file: its fixed part and checksum table are authentic (the closing hash
-/// matches); its recovery shards are checked one by one when used.
+/// A decoded parity file: its fixed part is valid and its length what the geometry needs; its
+/// recovery shards are checked one by one when used.
 #[derive(Debug)]
 pub struct Parity<'a> {
     /// The fixed part.
     pub fixed: Fixed,
+    /// Whether the closing hash matches the fixed part and checksum table. [`Parity::decode`]
+    /// requires it; [`Parity::decode_for_repair`] does not (see there).
+    pub table_ok: bool,
     bytes: &'a [u8],
 }
 
 impl<'a> Parity<'a> {
     /// Decode a whole parity file (§22.2): the fixed part, the exact length, the closing hash.
     pub fn decode(bytes: &'a [u8], what: &str) -> Result<Parity<'a>> {
+        let p = Parity::decode_for_repair(bytes, what)?;
+        if !p.table_ok {
+            return Err(Error::integrity(what, "checksum table does not match its hash"));
+        }
+        Ok(p)
+    }
+
+    /// [`Parity::decode`] without requiring the closing hash (§22.7): a damaged checksum entry
+    /// only makes its shard count as damaged, and a repair is accepted only if the rebuilt file
+    /// hashes to its name, so a parity file whose table took a hit can still repair.
+    pub fn decode_for_repair(bytes: &'a [u8], what: &str) -> Result<Parity<'a>> {
         let fixed = Fixed::decode(bytes, what)?;
         let g = &fixed.geometry;
         if bytes.len() as u64 != g.file_len() {
@@ -247,10 +277,8 @@ impl<'a> Parity<'a> {
             ));
         }
         let table = &bytes[g.table_offset() as usize..bytes.len() - TABLE_HASH_LEN];
-        if table_hash(&bytes[..FIXED_LEN], table) != bytes[bytes.len() - TABLE_HASH_LEN..] {
-            return Err(Error::integrity(what, "checksum table does not match its hash"));
-        }
-        Ok(Parity { fixed, bytes })
+        let table_ok = table_hash(&bytes[..FIXED_LEN], table) == bytes[bytes.len() - TABLE_HASH_LEN..];
+        Ok(Parity { fixed, table_ok, bytes })
     }
 
     /// Checksum number `n` of the table.
@@ -420,6 +448,8 @@ pub struct Damage {
     pub recovery_shards: u64,
     /// The most shards damaged in one segment, against `m`, the most that can be rebuilt.
     pub worst_segment: u64,
+    /// The parity file's checksum table did not match its hash (it was used regardless).
+    pub table_damaged: bool,
 }
 
 /// Rebuild the protected file from `damaged` (its bytes as read: possibly short, long or
@@ -431,7 +461,7 @@ pub fn repair(parity: &Parity, damaged: &[u8]) -> (std::result::Result<Vec<u8>, 
     let s = g.shard as usize;
     // Not `g.len`: a hostile parity file may claim a length it has no shards for.
     let mut out = Vec::with_capacity(damaged.len().min(g.len as usize));
-    let mut d = Damage::default();
+    let mut d = Damage { table_damaged: !parity.table_ok, ..Damage::default() };
     let mut failure = None;
     for i in 0..g.segments {
         let (first, k) = g.segment(i);
@@ -439,7 +469,8 @@ pub fn repair(parity: &Parity, damaged: &[u8]) -> (std::result::Result<Vec<u8>, 
             let at = ((first + j) * g.shard as u64) as usize;
             damaged.get(at..(at + shard_len(&g, first + j)).min(damaged.len())).unwrap_or(&[])
         };
-        let bad: Vec<u64> = (0..k).filter(|&j| !parity.data_shard_ok(i, j, shard_of(j))).collect();
+        let ok: Vec<bool> = (0..k).map(|j| parity.data_shard_ok(i, j, shard_of(j))).collect();
+        let bad = ok.iter().filter(|o| !**o).count();
         let good_recovery: Vec<(usize, &[u8])> = (0..g.recovery)
             .filter_map(|j| match parity.recovery_shard(i, j) {
                 (shard, true) => Some((j as usize, shard)),
@@ -447,23 +478,22 @@ pub fn repair(parity: &Parity, damaged: &[u8]) -> (std::result::Result<Vec<u8>, 
             })
             .collect();
         let bad_recovery = g.recovery as u64 - good_recovery.len() as u64;
-        d.data_shards += bad.len() as u64;
+        d.data_shards += bad as u64;
         d.recovery_shards += bad_recovery;
-        d.worst_segment = d.worst_segment.max(bad.len() as u64 + bad_recovery);
-        if bad.is_empty() {
+        d.worst_segment = d.worst_segment.max(bad as u64 + bad_recovery);
+        if bad == 0 {
             (0..k).for_each(|j| out.extend_from_slice(shard_of(j)));
             continue;
         }
-        if bad.len() > good_recovery.len() {
+        if bad > good_recovery.len() {
             failure.get_or_insert(format!(
-                "segment {i}: {} damaged data shards but only {} intact recovery shards",
-                bad.len(),
+                "segment {i}: {bad} damaged data shards but only {} intact recovery shards",
                 good_recovery.len()
             ));
             continue;
         }
         let padded_good: Vec<(usize, std::borrow::Cow<[u8]>)> =
-            (0..k).filter(|j| !bad.contains(j)).map(|j| (j as usize, padded(shard_of(j), g.shard))).collect();
+            (0..k).filter(|&j| ok[j as usize]).map(|j| (j as usize, padded(shard_of(j), g.shard))).collect();
         let restored = recover_segment(
             k as usize,
             g.shard,

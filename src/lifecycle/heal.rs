@@ -7,11 +7,15 @@
 //! rebuilt in memory from its parity file (damaged shards are located by their checksums, each
 //! damaged segment decoded), accepted only if the result hashes to the name, and published over
 //! the damaged file atomically (tmp, fsync, rename, fsync dir), then read back and hashed again.
-//! A parity file whose own shards are damaged is rewritten from its (healthy or healed) file. A
-//! parity file whose file is missing restores the file when it holds enough shards (index files
-//! and snapshots always do: they get as many recovery shards as data shards). What cannot be
-//! rebuilt is named, and for packs the snapshot paths that need them are found by a check that
-//! reads exactly those packs.
+//! A parity file whose own shards or table are damaged is rewritten from its (healthy or healed)
+//! file. A parity file whose file is missing restores the file when it holds enough shards
+//! (snapshots always do: they get as many recovery shards as data shards; small files do by the
+//! one-sector minimum) and the file is still wanted: a pack the index names, a snapshot whose
+//! root tree is indexed, an index file whose packs all exist. Anything else was most likely
+//! removed by a writer that does not know parity, and restoring it would bring back references
+//! to deleted data. What cannot be rebuilt is named, and for packs the snapshot paths that need
+//! them are found by a check that reads exactly those packs. A failure that concerns one file
+//! (it cannot be replaced, say) is reported for that file; the run goes on.
 //!
 //! **parity build** writes parity for every file that has none, or whose parity has another
 //! geometry than the policy gives now (after `parity set`), or is damaged; with the policy off it
@@ -120,10 +124,11 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
         .collect();
     let mut r = HealReport { files_checked: files.len() as u64, ..Default::default() };
     let mut lost_packs = HashSet::new();
+    let policy_on = repo.parity_overhead() > 0;
     for (o, (kind, id, _)) in outcomes.into_iter().zip(&files) {
-        match o? {
+        match per_file(o, &format!("{} {id}", kind.name()))? {
             Heal::Healthy { parity: ParityState::Intact } => {}
-            Heal::Healthy { parity: ParityState::Absent } => r.unprotected += 1,
+            Heal::Healthy { parity: ParityState::Absent } => r.unprotected += u64::from(policy_on),
             Heal::Healthy { parity: ParityState::Rewritten(n) } => r.parity_rewritten.push(n),
             Heal::Repaired(n) => r.repaired.push(n),
             Heal::Unrepairable(n) => {
@@ -135,7 +140,9 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
         }
     }
     // Parity files whose file is gone: the file was lost (writers remove parity first).
-    for id in parity.iter().filter(|id| !present.contains(id)) {
+    let orphans: Vec<&Id> = parity.iter().filter(|id| !present.contains(id)).collect();
+    let index = if orphans.is_empty() { None } else { Some(repo.load_index()?) };
+    for id in orphans {
         let Some(fixed) = parity_fixed(repo, id) else {
             r.unrepairable.push(FileNote {
                 file: format!("parity file {id}"),
@@ -144,23 +151,15 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
             continue;
         };
         let file = format!("{} {id}", fixed.kind.name());
-        match repo.rebuild(fixed.kind, id, &[], true)? {
-            Assessment::Repairable { bytes, damage, .. } => {
-                if !opts.dry_run {
-                    publish_verified(repo, fixed.kind, id, &bytes)?;
-                    if damage.recovery_shards > 0 {
-                        rewrite_parity(repo, fixed.kind, id, &bytes)?;
-                    }
-                }
-                r.repaired.push(FileNote { file, detail: "was missing; restored whole from its parity".into() });
-            }
-            Assessment::Unrepairable(why) => {
-                if fixed.kind == FileKind::Pack {
+        let index = index.as_ref().expect("loaded when there are orphans");
+        match per_file(restore_missing(repo, index, fixed.kind, id, opts), &file)? {
+            Ok(note) => r.repaired.push(FileNote { file, detail: note }),
+            Err(why) => {
+                if fixed.kind == FileKind::Pack && index.packs().iter().any(|p| p.id == *id) {
                     lost_packs.insert(*id);
                 }
-                r.unrepairable.push(FileNote { file, detail: format!("missing; its parity cannot restore it: {why}") });
+                r.unrepairable.push(FileNote { file, detail: format!("missing; {why}") });
             }
-            Assessment::Healthy => {}
         }
     }
     r.bytes_read = bytes_read.into_inner();
@@ -168,6 +167,86 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
         r.affected = crate::check::affected_by_packs(repo, &lost_packs)?;
     }
     Ok(r)
+}
+
+/// One file's failure (it cannot be replaced, its parity cannot be read) is reported for that
+/// file and the run goes on; a lost lock stops everything.
+fn per_file<T: From<FileNote>>(r: Result<T>, file: &str) -> Result<T> {
+    match r {
+        Err(e @ Error::Locked(_)) => Err(e),
+        Err(e) => Ok(T::from(FileNote { file: file.to_string(), detail: format!("could not be repaired: {e}") })),
+        ok => ok,
+    }
+}
+
+impl From<FileNote> for Heal {
+    fn from(n: FileNote) -> Heal {
+        Heal::Unrepairable(n)
+    }
+}
+
+impl From<FileNote> for std::result::Result<String, String> {
+    fn from(n: FileNote) -> Self {
+        Err(n.detail)
+    }
+}
+
+/// Restore the missing file `id` of `kind` from its parity, if it can be rebuilt whole and is
+/// still wanted (see the module documentation): `Ok(what was done)` or `Err(why not)`.
+fn restore_missing(
+    repo: &Repository,
+    index: &crate::repo::index::Index,
+    kind: FileKind,
+    id: &Id,
+    opts: HealOptions,
+) -> Result<std::result::Result<String, String>> {
+    let (bytes, damage) = match repo.rebuild(kind, id, &[], true)? {
+        Assessment::Repairable { bytes, damage, .. } => (bytes, damage),
+        Assessment::Unrepairable(why) => return Ok(Err(format!("its parity cannot restore it: {why}"))),
+        Assessment::Healthy => return Ok(Ok("present after all".into())),
+    };
+    if let Some(why) = unwanted(repo, index, kind, id, &bytes)? {
+        return Ok(Err(format!(
+            "its parity could restore it, but {why}: it was most likely removed by a writer that does \
+             not know parity (`arca parity build --drop-orphans` drops such parity)"
+        )));
+    }
+    if !opts.dry_run {
+        publish_verified(repo, kind, id, &bytes)?;
+        if damage.recovery_shards > 0 || damage.table_damaged {
+            rewrite_parity(repo, kind, id, &bytes)?;
+        }
+    }
+    Ok(Ok("was missing; restored whole from its parity".into()))
+}
+
+/// Why a lost file rebuilt from parity is not wanted any more, if it is not.
+fn unwanted(
+    repo: &Repository,
+    index: &crate::repo::index::Index,
+    kind: FileKind,
+    id: &Id,
+    bytes: &[u8],
+) -> Result<Option<String>> {
+    use crate::format::blob::BlobType;
+    Ok(match kind {
+        FileKind::Pack => (!index.packs().iter().any(|p| p.id == *id)).then(|| "no index file names it".to_string()),
+        FileKind::Snapshot => {
+            let what = format!("snapshot {id}");
+            let body = repo.decrypt_file(kind, bytes, &what)?;
+            let snap = crate::format::snapshot::Snapshot::decode(&body, &what)?;
+            (!index.contains(BlobType::Tree, &snap.tree)).then(|| "its root tree is not in the index".to_string())
+        }
+        _ => {
+            let what = format!("index {id}");
+            let packs = crate::format::index::decode(&repo.decrypt_file(kind, bytes, &what)?, &what)?;
+            let present: HashSet<String> = repo.list_objects(FileType::Pack)?.into_iter().map(|(n, _)| n).collect();
+            packs
+                .iter()
+                .find(|p| !present.contains(&p.id.to_hex()))
+                .map(|p| format!("it names pack {}, which is gone", p.id))
+        }
+    })
 }
 
 fn heal_one(
@@ -201,23 +280,26 @@ fn heal_one(
         if !opts.dry_run {
             rewrite_parity(repo, kind, id, &bytes)?;
         }
-        let note = FileNote { file: format!("parity file {id}"), detail: format!("damaged; rewritten from {file}") };
+        let verb = if opts.dry_run { "to rewrite" } else { "rewritten" };
+        let note = FileNote { file: format!("parity file {id}"), detail: format!("damaged; {verb} from {file}") };
         return Ok(Heal::Healthy { parity: ParityState::Rewritten(note) });
     }
     match repo.rebuild(kind, id, &bytes, missing)? {
         Assessment::Repairable { bytes: good, damage, .. } => {
+            let parity_damaged = damage.recovery_shards > 0 || damage.table_damaged;
             if !opts.dry_run {
                 publish_verified(repo, kind, id, &good)?;
-                if damage.recovery_shards > 0 {
+                if parity_damaged {
                     rewrite_parity(repo, kind, id, &good)?;
                 }
             }
             let detail = format!(
                 "rebuilt from parity: {} damaged data shards{}",
                 damage.data_shards,
-                match damage.recovery_shards {
-                    0 => String::new(),
-                    n => format!(" ({n} damaged recovery shards, parity rewritten)"),
+                match (parity_damaged, opts.dry_run) {
+                    (false, _) => String::new(),
+                    (true, false) => format!(" ({} damaged recovery shards; parity rewritten)", damage.recovery_shards),
+                    (true, true) => format!(" ({} damaged recovery shards; parity to rewrite)", damage.recovery_shards),
                 }
             );
             Ok(Heal::Repaired(FileNote { file, detail }))
@@ -342,6 +424,11 @@ pub fn build_parity(repo: &Repository, opts: BuildOptions) -> Result<BuildReport
                 remove(id)?;
             }
             r.removed += 1;
+            let what = parity_fixed(repo, id).map(|f| f.kind.name()).unwrap_or("file");
+            r.orphans.push(FileNote {
+                file: format!("{what} {id}"),
+                detail: "missing; its parity file is removed, so it can no longer be restored".into(),
+            });
         } else {
             let what = parity_fixed(repo, id).map(|f| f.kind.name()).unwrap_or("file");
             r.orphans.push(FileNote {
@@ -421,6 +508,9 @@ fn build_one(
     }
     if !opts.dry_run {
         repo.ensure_locks_fresh()?;
+        // A concurrent writer's file may be renamed but its directory not yet flushed: parity
+        // made durable first would outlive the file in a crash and read as "lost".
+        repo.backend().sync_name(t, &name)?;
         let p = crate::format::parity::encode_file(kind, id, &bytes, bp);
         written.fetch_add(p.len() as u64, Relaxed);
         repo.backend().replace(FileType::Parity, &name, &p)?;
@@ -483,9 +573,10 @@ pub fn parity_status(repo: &Repository) -> Result<StatusReport> {
             .map(|(name, len)| {
                 let Some(&plen) = parity.get(name) else { return (*len, None, false) };
                 let bp = repo.parity_overhead_for(kind);
-                let stale = Id::from_hex(name)
-                    .and_then(|id| parity_fixed(repo, &id))
-                    .is_none_or(|f| f.geometry != Geometry::plan(*len, bp));
+                let stale = bp > 0
+                    && Id::from_hex(name)
+                        .and_then(|id| parity_fixed(repo, &id))
+                        .is_none_or(|f| f.geometry != Geometry::plan(*len, bp));
                 (*len, Some(plen), stale)
             })
             .collect();

@@ -101,6 +101,9 @@ pub fn repair_index(repo: &Repository, opts: IndexRepairOptions) -> Result<Index
     let on_disk: HashSet<Id> = packs.iter().map(|(id, _)| *id).collect();
     r.dropped = old_packs.keys().filter(|id| !on_disk.contains(id)).copied().collect();
     r.dropped.sort();
+    for id in &r.dropped {
+        stop_if_parity_repairs(repo, id)?;
+    }
     let mut runs = IndexRuns::default();
     // Bounded batches: at most this many packs' records are in memory besides the current run.
     for batch in packs.chunks(256) {
@@ -122,6 +125,7 @@ pub fn repair_index(repo: &Repository, opts: IndexRepairOptions) -> Result<Index
                     runs.push(repo, record, &mut r.written)?;
                 }
                 Err(e @ Error::Integrity { .. }) => {
+                    stop_if_parity_repairs(repo, &id)?;
                     let blobs_lost = old_packs.get(&id).copied().unwrap_or(0);
                     r.unreadable.push(BadPack { pack: id, error: e.to_string(), blobs_lost });
                 }
@@ -144,6 +148,19 @@ pub fn repair_index(repo: &Repository, opts: IndexRepairOptions) -> Result<Index
     // Lost index files are superseded too: their parity must not bring them back.
     r.parity_removed = super::heal::drop_superseded_parity(repo)?;
     Ok(r)
+}
+
+/// A damaged or missing pack that its parity rebuilds must not be left out of the index (its
+/// data would then be cut from snapshots and pruned): stop, and say to run `repair packs`. The
+/// index files written so far are complete and valid; the old ones are all still there.
+fn stop_if_parity_repairs(repo: &Repository, id: &Id) -> Result<()> {
+    match repo.assess(crate::format::header::FileKind::Pack, id)? {
+        crate::repo::parity::Assessment::Repairable { .. } => Err(Error::integrity(
+            format!("pack {id}"),
+            "damaged or missing, but its parity rebuilds it: run `arca repair packs` first; repair index stopped and removed nothing",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Blob counts per pack from the old index files that can be read; the others are recorded as

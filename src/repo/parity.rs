@@ -42,7 +42,8 @@ pub fn protected_type(kind: FileKind) -> FileType {
     match kind {
         FileKind::Pack => FileType::Pack,
         FileKind::Index => FileType::Index,
-        _ => FileType::Snapshot,
+        FileKind::Snapshot => FileType::Snapshot,
+        other => unreachable!("parity protects no {} files (format::parity::protects)", other.name()),
     }
 }
 
@@ -109,11 +110,22 @@ impl Repository {
         if bp == 0 || len == 0 {
             return Ok(());
         }
-        // Not hashed again: bytes that changed since the write would only make parity that
-        // cannot repair (a repair is accepted only if it hashes to the name), never wrong data.
+        // Hashed as it is read: parity of bytes that changed since the write could never repair
+        // the file, and the write would look protected when it is not.
         let (t, name) = (protected_type(kind), id.to_hex());
-        let mut read = |at: u64, n: usize| self.backend.read_at(t, &name, at, n);
+        let mut hasher = blake3::Hasher::new();
+        let mut read = |at: u64, n: usize| {
+            let b = self.backend.read_at(t, &name, at, n)?;
+            hasher.update(&b);
+            Ok(b)
+        };
         let p = parity::encode_from(kind, id, parity::Geometry::plan(len, bp), &mut read)?;
+        if Id(*hasher.finalize().as_bytes()) != *id {
+            return Err(Error::integrity(
+                format!("{} {id}", kind.name()),
+                "read back after it was written, it no longer matches its name",
+            ));
+        }
         self.backend.replace(FileType::Parity, &name, &p)
     }
 
@@ -129,18 +141,48 @@ impl Repository {
         self.backend.remove(t, name)
     }
 
-    /// The parity file of the file named `name`, read whole and checked (fixed part, length,
-    /// table hash, and that it protects a file of `kind` named `name`).
-    pub fn parity_of(&self, kind: FileKind, name: &str) -> Result<ParityFile> {
-        let bytes = match self.backend.read(FileType::Parity, name) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ParityFile::Absent)
+    /// A parity file's bytes, read only once its fixed part is valid and its length is what the
+    /// geometry gives (§22.2: a hostile file cannot make a reader allocate more than its
+    /// geometry states). `Ok(None)`: there is none; `Err(why)` inside: it is damaged.
+    fn read_parity_bounded(&self, name: &str) -> Result<std::result::Result<Option<Vec<u8>>, String>> {
+        let t = FileType::Parity;
+        let head = match self.backend.read_at(t, name, 0, parity::FIXED_LEN) {
+            Ok(h) => h,
+            // `read_at` reports a missing file as damage: tell absence apart.
+            Err(e @ Error::Integrity { .. }) => {
+                return Ok(if self.backend.exists(t, name)? { Err(e.to_string()) } else { Ok(None) })
             }
-            Err(e @ Error::Integrity { .. }) => return Ok(ParityFile::Damaged(e.to_string())),
-            r => r?,
+            Err(e) => return Err(e),
+        };
+        let len = match parity::Fixed::decode(&head, &format!("parity file {name}")) {
+            Ok(f) => f.geometry.file_len(),
+            Err(e) if e.is_integrity() || matches!(e, Error::NotARepository(_) | Error::Unsupported(_)) => {
+                return Ok(Err(e.to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes = match self.backend.read_at(t, name, 0, len as usize) {
+            Ok(b) => b,
+            Err(e @ Error::Integrity { .. }) => return Ok(Err(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        if self.backend.read_at(t, name, len, 1).is_ok() {
+            return Ok(Err(format!("parity file {name}: longer than the {len} bytes its geometry gives")));
+        }
+        Ok(Ok(Some(bytes)))
+    }
+
+    /// The parity file of the file named `name`, read and checked (fixed part, length, and that
+    /// it protects a file of `kind` named `name`; the checksum table's hash is not required,
+    /// see [`Parity::decode_for_repair`]).
+    pub fn parity_of(&self, kind: FileKind, name: &str) -> Result<ParityFile> {
+        let bytes = match self.read_parity_bounded(name)? {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(ParityFile::Absent),
+            Err(why) => return Ok(ParityFile::Damaged(why)),
         };
         let what = format!("parity file {name}");
-        let decoded = Parity::decode(&bytes, &what).and_then(|p| {
+        let decoded = Parity::decode_for_repair(&bytes, &what).and_then(|p| {
             if p.fixed.id.to_hex() != name || p.fixed.kind != kind {
                 return Err(Error::integrity(&what, format!("protects {} {}", p.fixed.kind.name(), p.fixed.id)));
             }
@@ -198,7 +240,7 @@ impl Repository {
             }
             ParityFile::Present(b) => b,
         };
-        let p = Parity::decode(&pbytes, "parity file")?;
+        let p = Parity::decode_for_repair(&pbytes, "parity file")?;
         Ok(match parity::repair(&p, damaged) {
             (Ok(bytes), damage) => Assessment::Repairable { bytes, damage, missing },
             (Err(why), _) => Assessment::Unrepairable(why),

@@ -388,6 +388,12 @@ fn repair_index_leaves_out_a_pack_whose_toc_is_damaged_and_drops_missing_packs()
     flip_byte(&bad, len - 10); // inside the sealed TOC's tag
     fs::remove_file(&gone).unwrap();
 
+    // While parity can rebuild the damaged pack, repair index refuses to leave it out.
+    let out = env.run(&["repair", "index"]).code(4);
+    assert!(out.stderr.contains("run `arca repair packs` first"), "{}", out.stderr);
+    // Beyond parity (both parity files gone too), it goes on without them.
+    fs::remove_file(repo_file(&env.repo, FileType::Parity, &bad_id.to_hex())).unwrap();
+    fs::remove_file(repo_file(&env.repo, FileType::Parity, &gone_id.to_hex())).unwrap();
     let out = env.run(&["--json", "repair", "index"]).code(4);
     assert!(out.stderr.contains(&bad_id.to_hex()) && out.stderr.contains("missing now"), "{}", out.stderr);
     let r = out.json();
@@ -410,6 +416,8 @@ fn repair_index_read_all_packs_catches_a_flipped_byte_in_a_blob() {
     let Fixture { env, two, .. } = damaged_fixture();
     let (pack, offset, pack_id) = pack_of(&env, &two.join("r1.bin"));
     flip_byte(&pack, offset as usize + 100);
+    // A pack without parity (one its parity could rebuild stops the repair: tested above).
+    fs::remove_file(repo_file(&env.repo, FileType::Parity, &pack_id.to_hex())).unwrap();
 
     // The TOC is intact: a TOC-only rebuild indexes the pack (check --read-data finds it).
     let r = env.json(&["repair", "index"]);

@@ -108,7 +108,7 @@ fn a_zeroed_sector_and_a_truncated_tail_are_repaired() {
         let len = fs::metadata(p).unwrap().len() as usize;
         if i % 2 == 0 {
             // 4 KiB of zeros at an unaligned offset: two shards (a quarter of a small tree pack).
-            bytes_at(p, (len / 3) + 123, &vec![0u8; 4096.min(len / 4)]);
+            bytes_at(p, len / 3 + 123.min(len / 8), &vec![0u8; 4096.min(len / 4)]);
         } else {
             // The tail lost (a torn write): 30 000 bytes, or 2.5% of a smaller pack (its parity is
             // 5% of it, less the checksums).
@@ -189,6 +189,15 @@ fn damage_in_a_pack_and_in_its_parity_file_is_located_and_both_are_healed() {
     // A flip in the first recovery shard of its parity file (after the 64-byte fixed part).
     let parity = repo_file(&env.repo, FileType::Parity, &name);
     flip_byte(&parity, fparity::FIXED_LEN + 10);
+    let r = assert_healed(&env, &before, 1);
+    assert!(r["repaired"][0]["detail"].as_str().unwrap().contains("parity rewritten"), "{r}");
+
+    // A flip in the parity file's checksum table (its hash no longer matches): the table is
+    // still used, the result is still checked against the name, and the parity is rewritten.
+    let before = files(&env.repo);
+    flip_byte(p, 9000);
+    let plen = fs::metadata(&parity).unwrap().len() as usize;
+    flip_byte(&parity, plen - fparity::TABLE_HASH_LEN - 40);
     let r = assert_healed(&env, &before, 1);
     assert!(r["repaired"][0]["detail"].as_str().unwrap().contains("parity rewritten"), "{r}");
 
@@ -406,4 +415,50 @@ fn parity_build_beside_running_backups_loses_nothing() {
         assert_eq!(status[k]["protected"], status[k]["files"], "{status}");
     }
     env.run(&["check", "--read-data"]).ok();
+}
+
+/// A storage attacker (no password) plants parity files for names that do not exist: a
+/// "snapshot" it cannot seal, and a pack no index names. Neither is restored.
+#[test]
+fn forged_parity_for_missing_files_plants_nothing() {
+    let (env, _) = scene();
+    let before = files(&env.repo);
+    let mut planted = Vec::new();
+    for (kind, bytes) in
+        [(FileKind::Snapshot, b"not a sealed snapshot".to_vec()), (FileKind::Pack, random_bytes(5, 3000))]
+    {
+        let id = arca::Id::of_file_bytes(&bytes);
+        let p = repo_file(&env.repo, FileType::Parity, &id.to_hex());
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, fparity::encode_file(kind, &id, &bytes, fparity::FULL)).unwrap();
+        planted.push((kind, id));
+    }
+    let out = env.run(&["--json", "repair", "packs"]).code(4);
+    let r = out.json();
+    assert!(r["repaired"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(r["unrepairable"].as_array().unwrap().len(), 2, "{r}");
+    assert!(out.all().contains("no index file names it"), "{}", out.all());
+    for (kind, id) in planted {
+        let t = if kind == FileKind::Pack { FileType::Pack } else { FileType::Snapshot };
+        assert!(!repo_file(&env.repo, t, &id.to_hex()).exists(), "{kind:?} planted");
+        fs::remove_file(repo_file(&env.repo, FileType::Parity, &id.to_hex())).unwrap();
+    }
+    assert_eq!(files(&env.repo), before);
+}
+
+/// Ranged reads go through a cache of open descriptors: after a file is replaced (a repair),
+/// they must return the new bytes, not the old file's.
+#[test]
+fn ranged_reads_after_a_replace_see_the_new_file() {
+    use arca::backend::Backend;
+    let (env, _) = scene();
+    let p = &packs(&env)[0];
+    let name = p.file_name().unwrap().to_str().unwrap().to_string();
+    let good = fs::read(p).unwrap();
+    let b = arca::backend::local::LocalBackend::new(&env.repo);
+    flip_byte(p, 50);
+    let damaged = b.read_at(FileType::Pack, &name, 40, 20).unwrap();
+    assert_ne!(damaged, good[40..60]);
+    b.replace(FileType::Pack, &name, &good).unwrap();
+    assert_eq!(b.read_at(FileType::Pack, &name, 40, 20).unwrap(), good[40..60]);
 }
