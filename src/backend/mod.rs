@@ -4,6 +4,7 @@
 //! ranged reads, listing and removal — so that an object store can implement it later.
 
 pub mod local;
+pub mod s3;
 
 use crate::error::Result;
 use std::io::Write;

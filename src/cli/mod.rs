@@ -221,6 +221,10 @@ impl Global {
             .repo
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no repository given: use -r DIR or set ARCA_REPOSITORY"))?;
+        if let Some(s) = dir.to_str().filter(|s| s.starts_with("s3:")) {
+            let loc = arca::backend::s3::S3Location::parse(s)?;
+            return Ok(std::sync::Arc::new(arca::backend::s3::S3Backend::new(loc)?));
+        }
         Ok(std::sync::Arc::new(arca::backend::local::LocalBackend::new(dir)))
     }
 

@@ -619,7 +619,7 @@ mod tests {
             let got: u64 = ix.iter().map(|&i| sizes[i]).sum();
             assert!(got >= total / 20 && got < total / 20 + LARGE_FILE + 1100, "{got} of {total}");
         }
-        assert_eq!(choose_strata(&[], &s), [vec![], vec![]]);
+        assert_eq!(choose_strata(&[], &s), [Vec::<usize>::new(), Vec::new()]);
     }
 
     #[test]

@@ -21,4 +21,5 @@ mod ops_status;
 mod parity;
 mod repo;
 mod review;
+mod s3;
 mod vectors;

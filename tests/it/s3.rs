@@ -1,0 +1,186 @@
+//! A repository on S3-compatible object storage, against a real S3 server the test starts:
+//! `s3s-fs` (crates.io; `.ci/run` installs it), on a free loopback port, stopped when done.
+//! The server binary is `$ARCA_TEST_S3S_FS`, else `s3s-fs` on `PATH`, else the one the tests
+//! build once into the target directory (`cargo install s3s-fs@0.14.1`, about two minutes), so
+//! that `cargo test --locked` works on a fresh machine; they never skip.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ACCESS_KEY: &str = "arca-test";
+const SECRET_KEY: &str = "arca-test-secret";
+
+/// A running `s3s-fs` serving a temporary directory; killed on drop.
+pub struct S3Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// The directory it serves (one subdirectory per bucket).
+    pub root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The pinned server: 0.14.1 is the newest that builds with this project's Rust (1.95).
+const S3S_FS: &str = "s3s-fs@0.14.1";
+
+fn server_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("ARCA_TEST_S3S_FS") {
+            return PathBuf::from(p);
+        }
+        let on_path = std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).map(|d| d.join("s3s-fs")).find(|b| b.is_file()));
+        if let Some(b) = on_path {
+            return b;
+        }
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let root = target.join("s3s-fs");
+        let bin = root.join("bin").join("s3s-fs");
+        if !bin.is_file() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["install", S3S_FS, "--features", "binary", "--locked", "--quiet", "--root"])
+                .arg(&root)
+                .status()
+                .expect("run cargo install");
+            assert!(status.success(), "cargo install {S3S_FS} failed: the S3 tests need a real S3 server");
+        }
+        bin
+    })
+    .clone()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl S3Server {
+    /// Start a server with one bucket, `bucket`, and wait until it accepts connections.
+    pub fn start(bucket: &str) -> S3Server {
+        let dir = tempfile::Builder::new().prefix("arca-s3-").tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join(bucket)).unwrap();
+        let port = free_port();
+        let child = Command::new(server_binary())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start the S3 test server {:?} ({e}): run .ci/run, or set ARCA_TEST_S3S_FS",
+                    server_binary()
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the S3 test server did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server { child, endpoint: format!("http://127.0.0.1:{port}"), root, _dir: dir }
+    }
+
+    /// An `arca` command for the repository `s3:ENDPOINT/bucket/prefix`.
+    pub fn cmd(&self, bucket: &str, prefix: &str) -> assert_cmd::Command {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", format!("s3:{}/{bucket}/{prefix}", self.endpoint))
+            .env("ARCA_PASSWORD", PASSWORD)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION");
+        c
+    }
+
+    /// Run `arca ARGS` against `bucket/prefix`.
+    pub fn run(&self, bucket: &str, prefix: &str, args: &[&str]) -> Out {
+        self.cmd(bucket, prefix).args(args).output().unwrap().into()
+    }
+}
+
+fn tree(dir: &Path) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for i in 0..12u64 {
+        write_random_file(&dir.join(format!("f{i}")), 300 + i, 50_000 + i * 40_000);
+    }
+    write_random_file(&dir.join("sub").join("big"), 9, 3 << 20);
+    std::fs::write(dir.join("sub").join("small"), b"hello").unwrap();
+}
+
+#[test]
+fn the_repository_lifecycle_works_on_a_real_s3_server() {
+    let s3 = S3Server::start("bkt");
+    let env = Env::bare();
+    let src = env.mkdir("src");
+    tree(&src);
+    let run = |args: &[&str]| s3.run("bkt", "team/repo", args);
+    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
+    // A second init on the same prefix is refused.
+    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).code(2);
+    let first = run(&["--json", "backup", src.to_str().unwrap()]).ok().json();
+    write_random_file(&src.join("f0"), 777, 120_000);
+    run(&["backup", src.to_str().unwrap()]).ok();
+    run(&["check", "--read-data"]).ok();
+    let out = env.path("out");
+    run(&["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(hash_file(&under(&out, &src.join("sub/big"))), hash_file(&src.join("sub/big")));
+    assert_eq!(hash_file(&under(&out, &src.join("f0"))), hash_file(&src.join("f0")));
+    // Retention and reclaiming space, then the repository still checks clean.
+    run(&["forget", first["snapshot"].as_str().unwrap()]).ok();
+    run(&["prune", "--max-unused", "0"]).ok();
+    run(&["check", "--read-data"]).ok();
+    let listed = run(&["--json", "snapshots"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // Objects live under the prefix, with the local layout's names.
+    assert!(s3.root.join("bkt/team/repo/config").is_file());
+    assert!(s3.root.join("bkt/team/repo/parity/policy").is_file());
+}
+
+#[test]
+fn damage_on_s3_is_found_and_repaired_from_parity() {
+    let s3 = S3Server::start("bkt");
+    let env = Env::bare();
+    let src = env.mkdir("src");
+    tree(&src);
+    let run = |args: &[&str]| s3.run("bkt", "r", args);
+    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
+    run(&["backup", src.to_str().unwrap()]).ok();
+    // Corrupt one pack on the server's disk (s3s-fs stores object `K` of bucket `B` as the file
+    // `ROOT/B/K`): a flipped byte, as bit rot on the server would leave it.
+    let data = s3.root.join("bkt").join("r").join("data");
+    let mut objects: Vec<PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap().map(|e| e.unwrap().path()))
+        .collect();
+    objects.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    assert!(!objects.is_empty(), "no pack object under {}", data.display());
+    flip_byte(&objects[0], 1000);
+    run(&["check", "--read-data"]).code(4);
+    run(&["repair", "packs"]).ok();
+    run(&["check", "--read-data"]).ok();
+}
+
+#[test]
+fn a_wrong_secret_or_an_unknown_bucket_is_a_clear_error() {
+    let s3 = S3Server::start("bkt");
+    let out =
+        s3.cmd("bkt", "x").env("AWS_SECRET_ACCESS_KEY", "wrong").args(["init", "--kdf-memory", "8"]).output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let out = s3.run("nobucket", "x", &["snapshots"]);
+    assert_ne!(out.code, 0);
+    assert!(!out.stderr.is_empty());
+}
