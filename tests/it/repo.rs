@@ -712,3 +712,49 @@ fn index_lookup_finds_every_blob_and_no_other_among_many_and_clustered_ids() {
         assert!(index.lookup(other, id).is_none(), "blob {i} found under the wrong type");
     }
 }
+
+/// A repository copied by a tool that drops empty directories (rclone, an object-store sync)
+/// lacks `locks/`, `tmp/`, `snapshots/`, shard directories…: every command still works, and
+/// writers recreate what they need (format-spec/04 §4.1).
+#[test]
+fn a_repository_copied_without_its_empty_directories_can_be_written_to() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    write_random_file(&src.join("a"), 1, 300_000);
+    let first = env.backup(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    env.run(&["forget", &first]).ok();
+    env.run(&["prune"]).ok();
+    // What the copy leaves: every empty directory gone, deepest first.
+    let mut dirs: Vec<std::path::PathBuf> = walk_dirs(&env.repo);
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        let _ = fs::remove_dir(&d); // fails, as it should, on a directory that is not empty
+    }
+    for d in ["locks", "tmp", "snapshots"] {
+        assert!(!env.repo.join(d).exists(), "{d}/ was empty and is gone");
+    }
+    assert_eq!(env.json(&["snapshots"]).as_array().unwrap().len(), 0);
+    env.run(&["check"]).ok();
+    write_random_file(&src.join("b"), 2, 200_000);
+    env.backup(&[&src], &[]);
+    env.run(&["check", "--read-data"]).ok();
+    let out = env.path("out");
+    env.restore("latest", &out, &[]);
+    assert_eq!(hash_file(&under(&out, &src.join("b"))), hash_file(&src.join("b")));
+}
+
+/// Every directory below `root` (not `root` itself).
+fn walk_dirs(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.push(p.clone());
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
