@@ -179,28 +179,21 @@ fn check_parity(repo: &Repository, r: &mut CheckReport) -> Result<()> {
             crate::format::parity::DEFAULT_OVERHEAD
         }
     };
-    let parity: HashSet<String> = repo.list_objects(FileType::Parity)?.into_iter().map(|(n, _)| n).collect();
-    let (mut files, mut unprotected) = (0, 0);
-    let mut present = HashSet::new();
-    for t in [FileType::Pack, FileType::Index, FileType::Snapshot] {
-        for (name, _) in repo.list_objects(t)? {
-            files += 1;
-            unprotected += u64::from(!parity.contains(&name));
-            present.insert(name);
-        }
-    }
+    let (files, parity) = repo.parity_listing()?;
+    let unprotected = files.iter().filter(|(_, id, _)| !parity.contains(id)).count();
     if bp > 0 && unprotected > 0 {
         r.warnings.push(Problem {
             object: "parity".into(),
-            message: format!("{unprotected} of {files} packs, index files and snapshots have no parity file; `arca parity build` writes them"),
+            message: format!(
+                "{unprotected} of {} packs, index files and snapshots have no parity file; `arca parity build` writes them",
+                files.len()
+            ),
         });
     }
-    for name in parity.iter().filter(|n| !present.contains(*n)) {
-        let head = repo.backend().read_at(FileType::Parity, name, 0, crate::format::parity::FIXED_LEN);
-        let kind = head.ok().and_then(|h| crate::format::parity::Fixed::decode(&h, "parity file").ok()).map(|f| f.kind);
+    for (kind, id) in repo.lost_among(&files, &parity) {
         let object = match kind {
-            Some(k) => format!("{} {name}", k.name()),
-            None => format!("parity file {name}"),
+            Some(k) => format!("{} {id}", k.name()),
+            None => format!("parity file {id}"),
         };
         r.error(
             object,

@@ -134,7 +134,9 @@ pub trait Backend: Send + Sync {
     /// directory `data/xx/` (`parity/xx/`) that is not an object name beginning with `xx` is listed as `xx/name` (so it is
     /// not an object name either: readers skip it, `check` reports it as stray).
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>>;
-    /// Remove a file.
+    /// Remove a file. A file that is already gone is an I/O error of kind `NotFound` where the
+    /// storage can tell (a directory), or success where it cannot (S3 deletes are idempotent):
+    /// callers treat both as "removed".
     fn remove(&self, t: FileType, name: &str) -> Result<()>;
     /// Entries that are no repository file and that [`Backend::list`] never returns: at the top
     /// level, names other than `config` and the repository's directories; in `data/`, names

@@ -256,14 +256,33 @@ impl Backend for S3Backend {
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<()> {
+        // One request: S3 answers a delete of a missing object with success, which every caller
+        // treats like "not found" anyway (already gone).
         let key = Self::key(t, name);
-        // S3 deletes are idempotent; a missing object must still read as "not found".
-        if self.len_of(&key)?.is_none() {
-            return Err(Error::Io {
-                path: key.into(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
-            });
-        }
         self.op.delete(&key).map_err(|e| io_err(&key, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_parse_like_restic_and_bad_ones_are_usage_errors() {
+        let l = S3Location::parse("s3:https://minio.example:9000/bkt/team/repo/").unwrap();
+        assert_eq!(
+            (l.endpoint.as_str(), l.bucket.as_str(), l.prefix.as_str()),
+            ("https://minio.example:9000", "bkt", "team/repo")
+        );
+        let l = S3Location::parse("s3:s3.amazonaws.com/bkt").unwrap();
+        assert_eq!(
+            (l.endpoint.as_str(), l.bucket.as_str(), l.prefix.as_str()),
+            ("https://s3.amazonaws.com", "bkt", "")
+        );
+        for bad in ["s3:", "s3:https://host", "s3:https:///bkt", "s3:ftp://h/b", "/tmp/repo"] {
+            assert!(matches!(S3Location::parse(bad), Err(Error::InvalidArgument(_))), "{bad}");
+        }
+        assert_eq!(S3Backend::key(FileType::Pack, "3fab"), "data/3f/3fab");
+        assert_eq!(S3Backend::key(FileType::ParityPolicy, "policy"), "parity/policy");
     }
 }

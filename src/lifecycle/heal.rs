@@ -25,16 +25,14 @@
 use crate::backend::{is_object_name, FileType};
 use crate::error::{Error, Result};
 use crate::format::header::FileKind;
-use crate::format::parity::{Fixed, Geometry, FIXED_LEN};
+use crate::format::parity::Geometry;
 use crate::id::Id;
-use crate::repo::parity::{parity_intact, protected_type, Assessment, ParityFile};
+use crate::repo::parity::{parity_intact, protected_type, Assessment, ParityFile, PROTECTED_KINDS};
 use crate::repo::Repository;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-
-const KINDS: [FileKind; 3] = [FileKind::Pack, FileKind::Index, FileKind::Snapshot];
 
 /// A protected file and what happened to it.
 #[derive(Clone, Debug, Serialize)]
@@ -78,29 +76,6 @@ impl HealReport {
     }
 }
 
-/// A pack, index file or snapshot, and its length as listed.
-type Protected = (FileKind, Id, u64);
-
-/// The object names and lengths of the files of each protected kind, and of all parity files.
-/// `parity/` is listed first: a writer publishes a file before its parity and removes parity
-/// before its file, so a parity file seen here without its file was lost, not just written.
-fn listing(repo: &Repository) -> Result<(Vec<Protected>, HashSet<Id>)> {
-    let parity = repo.list_objects(FileType::Parity)?.iter().filter_map(|(n, _)| Id::from_hex(n)).collect();
-    let mut files = Vec::new();
-    for kind in KINDS {
-        for (name, len) in repo.list_objects(protected_type(kind))? {
-            files.extend(Id::from_hex(&name).map(|id| (kind, id, len)));
-        }
-    }
-    Ok((files, parity))
-}
-
-/// The fixed part of a parity file, if it decodes.
-fn parity_fixed(repo: &Repository, id: &Id) -> Option<Fixed> {
-    let head = repo.backend().read_at(FileType::Parity, &id.to_hex(), 0, FIXED_LEN).ok()?;
-    Fixed::decode(&head, "parity file").ok()
-}
-
 enum Heal {
     Healthy { parity: ParityState },
     Repaired(FileNote),
@@ -115,8 +90,7 @@ enum ParityState {
 
 /// `arca repair packs`: see the module documentation.
 pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> {
-    let (files, parity) = listing(repo)?;
-    let present: HashSet<Id> = files.iter().map(|(_, id, _)| *id).collect();
+    let (files, parity) = repo.parity_listing()?;
     let bytes_read = AtomicU64::new(0);
     let outcomes: Vec<Result<Heal>> = files
         .par_iter()
@@ -140,22 +114,22 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
         }
     }
     // Parity files whose file is gone: the file was lost (writers remove parity first).
-    let orphans: Vec<&Id> = parity.iter().filter(|id| !present.contains(id)).collect();
-    let index = if orphans.is_empty() { None } else { Some(repo.load_index()?) };
-    for id in orphans {
-        let Some(fixed) = parity_fixed(repo, id) else {
+    let lost = repo.lost_among(&files, &parity);
+    let index = if lost.is_empty() { None } else { Some(repo.load_index()?) };
+    for (kind, id) in &lost {
+        let Some(kind) = *kind else {
             r.unrepairable.push(FileNote {
                 file: format!("parity file {id}"),
                 detail: "protects a missing file, and its own fixed part is damaged".into(),
             });
             continue;
         };
-        let file = format!("{} {id}", fixed.kind.name());
-        let index = index.as_ref().expect("loaded when there are orphans");
-        match per_file(restore_missing(repo, index, fixed.kind, id, opts), &file)? {
+        let file = format!("{} {id}", kind.name());
+        let index = index.as_ref().expect("loaded when there are lost files");
+        match per_file(restore_missing(repo, index, kind, id, opts), &file)? {
             Ok(note) => r.repaired.push(FileNote { file, detail: note }),
             Err(why) => {
-                if fixed.kind == FileKind::Pack && index.packs().iter().any(|p| p.id == *id) {
+                if kind == FileKind::Pack && index.packs().iter().any(|p| p.id == *id) {
                     lost_packs.insert(*id);
                 }
                 r.unrepairable.push(FileNote { file, detail: format!("missing; {why}") });
@@ -339,24 +313,12 @@ fn publish_verified(repo: &Repository, kind: FileKind, id: &Id, bytes: &[u8]) ->
     Ok(())
 }
 
-/// Files that are missing while their parity files remain — lost, since writers remove parity
-/// first — with their kinds (`None` when the parity file's fixed part is damaged too).
-pub fn lost_files(repo: &Repository) -> Result<Vec<(Option<FileKind>, Id)>> {
-    let (files, parity) = listing(repo)?;
-    let present: HashSet<Id> = files.iter().map(|(_, id, _)| *id).collect();
-    Ok(parity
-        .into_iter()
-        .filter(|id| !present.contains(id))
-        .map(|id| (parity_fixed(repo, &id).map(|f| f.kind), id))
-        .collect())
-}
-
 /// After `repair index`: remove the parity files of missing files that are superseded — every
 /// lost index file (the rebuilt index replaces them all) and any lost file its parity cannot
 /// restore. Parity that restores a lost pack or snapshot is kept for `repair packs`.
 pub fn drop_superseded_parity(repo: &Repository) -> Result<usize> {
     let mut removed = 0;
-    for (kind, id) in lost_files(repo)? {
+    for (kind, id) in repo.lost_files()? {
         let drop = match kind {
             Some(FileKind::Index) | None => true,
             Some(k) => !matches!(repo.rebuild(k, &id, &[], true)?, Assessment::Repairable { .. }),
@@ -408,8 +370,7 @@ pub struct BuildReport {
 
 /// `arca parity build`: see the module documentation.
 pub fn build_parity(repo: &Repository, opts: BuildOptions) -> Result<BuildReport> {
-    let (files, parity) = listing(repo)?;
-    let present: HashSet<Id> = files.iter().map(|(_, id, _)| *id).collect();
+    let (files, parity) = repo.parity_listing()?;
     let mut r = BuildReport { overhead: repo.parity_overhead(), ..Default::default() };
     let remove = |id: &Id| -> Result<()> {
         repo.ensure_locks_fresh()?;
@@ -418,26 +379,24 @@ pub fn build_parity(repo: &Repository, opts: BuildOptions) -> Result<BuildReport
             r => r,
         }
     };
-    for id in parity.iter().filter(|id| !present.contains(id)) {
-        if opts.drop_orphans || r.overhead == 0 {
+    for (kind, id) in repo.lost_among(&files, &parity) {
+        let drop = opts.drop_orphans || r.overhead == 0;
+        if drop {
             if !opts.dry_run {
-                remove(id)?;
+                remove(&id)?;
             }
             r.removed += 1;
-            let what = parity_fixed(repo, id).map(|f| f.kind.name()).unwrap_or("file");
-            r.orphans.push(FileNote {
-                file: format!("{what} {id}"),
-                detail: "missing; its parity file is removed, so it can no longer be restored".into(),
-            });
-        } else {
-            let what = parity_fixed(repo, id).map(|f| f.kind.name()).unwrap_or("file");
-            r.orphans.push(FileNote {
-                file: format!("{what} {id}"),
-                detail: "missing, but its parity file is there: `arca repair packs` restores it if it can; \
-                         `arca parity build --drop-orphans` removes the parity of files removed on purpose"
-                    .into(),
-            });
         }
+        r.orphans.push(FileNote {
+            file: format!("{} {id}", kind.map(|k| k.name()).unwrap_or("file")),
+            detail: if drop {
+                "missing; its parity file is removed, so it can no longer be restored".into()
+            } else {
+                "missing, but its parity file is there: `arca repair packs` restores it if it can; \
+                 `arca parity build --drop-orphans` removes the parity of files removed on purpose"
+                    .into()
+            },
+        });
     }
     if r.overhead == 0 {
         for (_, id, _) in files.iter().filter(|(_, id, _)| parity.contains(id)) {
@@ -492,7 +451,7 @@ fn build_one(
     if has_parity {
         // Cheap: the fixed part says whether the geometry is the policy's; the table hash and
         // shards are checked by `check --read-data` and `repair packs`.
-        if let Some(f) = parity_fixed(repo, id) {
+        if let Some(f) = repo.parity_fixed(id) {
             if f.kind == kind && f.id == *id && f.geometry.len == len && f.geometry == Geometry::plan(len, bp) {
                 return Ok(Built::UpToDate);
             }
@@ -566,7 +525,7 @@ pub fn parity_status(repo: &Repository) -> Result<StatusReport> {
     let parity: BTreeMap<String, u64> = repo.backend().list(FileType::Parity)?.into_iter().collect();
     r.stray = parity.keys().filter(|n| !is_object_name(n)).map(|n| format!("parity/{n}")).collect();
     let mut present = HashSet::new();
-    for kind in KINDS {
+    for kind in PROTECTED_KINDS {
         let listed = repo.list_objects(protected_type(kind))?;
         let checks: Vec<(u64, Option<u64>, bool)> = listed
             .par_iter()
@@ -575,7 +534,7 @@ pub fn parity_status(repo: &Repository) -> Result<StatusReport> {
                 let bp = repo.parity_overhead_for(kind);
                 let stale = bp > 0
                     && Id::from_hex(name)
-                        .and_then(|id| parity_fixed(repo, &id))
+                        .and_then(|id| repo.parity_fixed(&id))
                         .is_none_or(|f| f.geometry != Geometry::plan(*len, bp));
                 (*len, Some(plen), stale)
             })

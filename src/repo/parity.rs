@@ -27,6 +27,12 @@ pub enum ParityFile {
     Present(Vec<u8>),
 }
 
+/// The kinds of file parity protects.
+pub const PROTECTED_KINDS: [FileKind; 3] = [FileKind::Pack, FileKind::Index, FileKind::Snapshot];
+
+/// A pack, index file or snapshot, and its length as listed.
+pub type Protected = (FileKind, Id, u64);
+
 /// The kind of file a [`FileType`] holds, if parity protects it.
 pub fn protected_kind(t: FileType) -> Option<FileKind> {
     match t {
@@ -127,6 +133,45 @@ impl Repository {
             ));
         }
         self.backend.replace(FileType::Parity, &name, &p)
+    }
+
+    /// The object names and lengths of the files of each protected kind, and of all parity
+    /// files. `parity/` is listed first: a writer publishes a file before its parity and removes
+    /// parity before its file, so a parity file seen here without its file was lost, not just
+    /// being written (format-spec/22 §22.8, listing order).
+    pub fn parity_listing(&self) -> Result<(Vec<Protected>, std::collections::HashSet<Id>)> {
+        let parity = self.list_objects(FileType::Parity)?.iter().filter_map(|(n, _)| Id::from_hex(n)).collect();
+        let mut files = Vec::new();
+        for kind in PROTECTED_KINDS {
+            for (name, len) in self.list_objects(protected_type(kind))? {
+                files.extend(Id::from_hex(&name).map(|id| (kind, id, len)));
+            }
+        }
+        Ok((files, parity))
+    }
+
+    /// The fixed part of a parity file, if it decodes.
+    pub fn parity_fixed(&self, id: &Id) -> Option<parity::Fixed> {
+        let head = self.backend.read_at(FileType::Parity, &id.to_hex(), 0, parity::FIXED_LEN).ok()?;
+        parity::Fixed::decode(&head, "parity file").ok()
+    }
+
+    /// Files that are missing while their parity files remain — lost, since writers remove
+    /// parity first — with their kinds (`None` when the parity file's fixed part is damaged too).
+    pub fn lost_files(&self) -> Result<Vec<(Option<FileKind>, Id)>> {
+        let (files, parity) = self.parity_listing()?;
+        Ok(self.lost_among(&files, &parity))
+    }
+
+    /// [`Repository::lost_files`] from a [`Repository::parity_listing`] already taken.
+    pub fn lost_among(
+        &self,
+        files: &[Protected],
+        parity: &std::collections::HashSet<Id>,
+    ) -> Vec<(Option<FileKind>, Id)> {
+        let present: std::collections::HashSet<&Id> = files.iter().map(|(_, id, _)| id).collect();
+        let lost = parity.iter().filter(|id| !present.contains(id));
+        lost.map(|id| (self.parity_fixed(id).map(|f| f.kind), *id)).collect()
     }
 
     /// Remove a repository file, its parity file first (format-spec/22 §22.8), so that parity

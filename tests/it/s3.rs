@@ -112,6 +112,17 @@ impl S3Server {
     }
 }
 
+/// A server with bucket `bkt`, a scratch directory with a source tree `src/`, and a new
+/// repository of 1 MiB packs at `s3:…/bkt/PREFIX`.
+fn scene(prefix: &str) -> (S3Server, Env, PathBuf) {
+    let s3 = S3Server::start("bkt");
+    let env = Env::bare();
+    let src = env.mkdir("src");
+    tree(&src);
+    s3.run("bkt", prefix, &["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
+    (s3, env, src)
+}
+
 fn tree(dir: &Path) {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     for i in 0..12u64 {
@@ -123,12 +134,8 @@ fn tree(dir: &Path) {
 
 #[test]
 fn the_repository_lifecycle_works_on_a_real_s3_server() {
-    let s3 = S3Server::start("bkt");
-    let env = Env::bare();
-    let src = env.mkdir("src");
-    tree(&src);
+    let (s3, env, src) = scene("team/repo");
     let run = |args: &[&str]| s3.run("bkt", "team/repo", args);
-    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
     // A second init on the same prefix is refused.
     run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).code(2);
     let first = run(&["--json", "backup", src.to_str().unwrap()]).ok().json();
@@ -152,12 +159,8 @@ fn the_repository_lifecycle_works_on_a_real_s3_server() {
 
 #[test]
 fn damage_on_s3_is_found_and_repaired_from_parity() {
-    let s3 = S3Server::start("bkt");
-    let env = Env::bare();
-    let src = env.mkdir("src");
-    tree(&src);
+    let (s3, _env, src) = scene("r");
     let run = |args: &[&str]| s3.run("bkt", "r", args);
-    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
     run(&["backup", src.to_str().unwrap()]).ok();
     // Corrupt one pack on the server's disk (s3s-fs stores object `K` of bucket `B` as the file
     // `ROOT/B/K`): a flipped byte, as bit rot on the server would leave it.

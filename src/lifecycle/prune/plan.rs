@@ -159,7 +159,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
 /// prune would delete: stop until it is restored or its loss acknowledged (format-spec/22 §22.8).
 fn refuse_lost_files(repo: &Repository) -> Result<()> {
     use crate::format::header::FileKind;
-    for (kind, id) in crate::lifecycle::heal::lost_files(repo)? {
+    for (kind, id) in repo.lost_files()? {
         if let Some(k @ (FileKind::Index | FileKind::Snapshot)) = kind {
             return Err(Error::integrity(
                 format!("{} {id}", k.name()),
