@@ -45,10 +45,15 @@ fn packs(env: &Env) -> Vec<PathBuf> {
     all
 }
 
+/// The geometry of a file's parity.
+fn geometry_of(env: &Env, name: &str) -> fparity::Geometry {
+    let bytes = fs::read(repo_file(&env.repo, FileType::Parity, name)).unwrap();
+    fparity::Fixed::decode(&bytes, "test").unwrap().geometry
+}
+
 /// `m`, the recovery shards per segment of a file's parity.
 fn recovery_of(env: &Env, name: &str) -> u32 {
-    let bytes = fs::read(repo_file(&env.repo, FileType::Parity, name)).unwrap();
-    fparity::Fixed::decode(&bytes, "test").unwrap().geometry.recovery
+    geometry_of(env, name).recovery
 }
 
 fn bytes_at(path: &Path, offset: usize, new: &[u8]) {
@@ -110,10 +115,13 @@ fn a_zeroed_sector_and_a_truncated_tail_are_repaired() {
             // 4 KiB of zeros at an unaligned offset: two shards (a quarter of a small tree pack).
             bytes_at(p, len / 3 + 123.min(len / 8), &vec![0u8; 4096.min(len / 4)]);
         } else {
-            // The tail lost (a torn write): 30 000 bytes, or 2.5% of a smaller pack (its parity is
-            // 5% of it, less the checksums).
+            // The tail lost (a torn write): 30 000 bytes, or less where the pack's parity has
+            // fewer shards: a cut of (m − 1)·S bytes touches at most m shards.
+            let name = p.file_name().unwrap().to_str().unwrap();
+            let g = geometry_of(&env, name);
+            let cut = 30_000.min((g.recovery as usize - 1) * g.shard as usize).max(1);
             let b = fs::read(p).unwrap();
-            write_over(p, &b[..len - 30_000.min(len / 40)]);
+            write_over(p, &b[..len - cut]);
         }
     }
     assert_healed(&env, &before, all.len());
