@@ -355,14 +355,16 @@ fn read_data(
     let parity_warnings = Mutex::new(Vec::new());
     let blobs_read = std::sync::atomic::AtomicU64::new(0);
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
-    selected.par_iter().for_each(|p| {
-        let (bad, n, errs) = verify_pack(repo, p, &bytes_read);
-        blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        damaged.lock().unwrap().extend(bad);
-        problems.lock().unwrap().extend(errs);
-        if let Some(w) = verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()) {
-            parity_warnings.lock().unwrap().push(w);
-        }
+    repo.io_scope(|| {
+        selected.par_iter().for_each(|p| {
+            let (bad, n, errs) = verify_pack(repo, p, &bytes_read);
+            blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            damaged.lock().unwrap().extend(bad);
+            problems.lock().unwrap().extend(errs);
+            if let Some(w) = verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()) {
+                parity_warnings.lock().unwrap().push(w);
+            }
+        })
     });
     r.warnings.extend(parity_warnings.into_inner().unwrap());
     r.blobs_read = blobs_read.into_inner();

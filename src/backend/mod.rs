@@ -90,6 +90,17 @@ pub fn is_object_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The backend for a repository location: `s3:https://host/bucket/prefix` for S3-compatible
+/// object storage (with `connections` requests in flight each way), anything else a local
+/// directory.
+pub fn open(location: &std::path::Path, connections: usize) -> Result<std::sync::Arc<dyn Backend>> {
+    if let Some(s) = location.to_str().filter(|s| s.starts_with("s3:")) {
+        let opts = s3::S3Options { connections };
+        return Ok(std::sync::Arc::new(s3::S3Backend::new(s3::S3Location::parse(s)?, opts)?));
+    }
+    Ok(std::sync::Arc::new(local::LocalBackend::new(location.to_path_buf())))
+}
+
 /// A file being written that becomes visible only when published.
 pub trait StagedFile: std::io::Write + Send {
     /// Make the bytes durable and publish them atomically under `name`. Dropping a staged file
@@ -144,6 +155,18 @@ pub trait Backend: Send + Sync {
     /// ignore them; `check` reports them (format-spec/04 §4.2).
     fn stray_entries(&self) -> Result<Vec<String>> {
         Ok(vec![])
+    }
+    /// How many reads of packs a caller should keep in flight to use this storage well: 0 for
+    /// "as many as there are CPU threads" (a local disk), the connection count for a remote store.
+    fn read_parallelism(&self) -> usize {
+        0
+    }
+    /// Wait until everything published so far is durable, and fail if any of it could not be
+    /// stored. Backends that publish in the background (S3 uploads packs while the next ones are
+    /// filled) do this themselves before writing any file that can name a pack; a command
+    /// calls it before reporting success for files it published last.
+    fn settle(&self) -> Result<()> {
+        Ok(())
     }
     /// Remove temporary files left behind by crashed writers; returns how many.
     fn clean_tmp(&self, _max_age: std::time::Duration) -> Result<usize> {

@@ -4,7 +4,6 @@ use super::output::escape_str;
 use super::select::{self, SelectArgs};
 use super::{code, human, password, Global};
 use anyhow::{Context, Result};
-use arca::backend::local::LocalBackend;
 use arca::backend::{Backend, FileType};
 use arca::lifecycle::copy::{self, CopiedSnapshot, CopyOptions, CopyReport, Outcome};
 use arca::ops::journal::{self, set_label, set_metric, Op};
@@ -19,7 +18,7 @@ pub struct CopyArgs {
     /// Snapshots to copy: ID prefixes or `latest` (default: every snapshot the --host, --tag and
     /// --path filters select).
     snapshots: Vec<String>,
-    /// The destination repository (a directory); it has its own password and keys.
+    /// The destination repository (a directory or `s3:…` location); it has its own password and keys.
     #[arg(long = "to", env = "ARCA_TO_REPOSITORY", value_name = "DIR")]
     to: Option<PathBuf>,
     /// Read the destination's password from the first line of this file. Without this or
@@ -51,7 +50,7 @@ fn open_destination(g: &Global, a: &CopyArgs) -> Result<Repository> {
         }
     }
     let name = || format!("destination repository {}", dir.display());
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.clone()));
+    let backend: Arc<dyn Backend> = arca::backend::open(&dir, g.connections as usize).with_context(name)?;
     // Check for a repository before asking for its password.
     if !backend.exists(FileType::Config, "config").with_context(name)? {
         let e = arca::Error::NotARepository(format!("{}: no config file", backend.location()));

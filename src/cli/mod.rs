@@ -85,9 +85,16 @@ pub fn error_text(e: &anyhow::Error) -> String {
 #[derive(Parser, Debug)]
 #[command(name = "arca", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Repository location (a directory).
+    /// Repository location: a directory, or `s3:https://host:port/bucket/prefix` for
+    /// S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
+    /// ~/.aws/credentials).
     #[arg(short = 'r', long = "repo", global = true, env = "ARCA_REPOSITORY", value_name = "DIR")]
     repo: Option<PathBuf>,
+    /// Requests in flight at once to a remote repository (S3), each way: pack uploads, and
+    /// read-ahead of packs.
+    #[arg(long, global = true, env = "ARCA_CONNECTIONS", value_name = "N", default_value_t = arca::backend::s3::DEFAULT_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=arca::backend::s3::MAX_CONNECTIONS as u64))]
+    connections: u64,
     #[command(flatten)]
     password: PasswordArgs,
     /// Configuration file with profiles (default: ARCA_CONFIG, else
@@ -190,6 +197,8 @@ pub struct Global {
     json: bool,
     quiet: bool,
     retry_lock: std::time::Duration,
+    /// `--connections`: requests in flight to a remote repository.
+    connections: u64,
     /// `--config`: the configuration file with profiles.
     config: Option<PathBuf>,
     /// The running command's journal record (format-spec/21-journal.md).
@@ -221,11 +230,7 @@ impl Global {
             .repo
             .clone()
             .ok_or_else(|| anyhow::anyhow!("no repository given: use -r DIR or set ARCA_REPOSITORY"))?;
-        if let Some(s) = dir.to_str().filter(|s| s.starts_with("s3:")) {
-            let loc = arca::backend::s3::S3Location::parse(s)?;
-            return Ok(std::sync::Arc::new(arca::backend::s3::S3Backend::new(loc)?));
-        }
-        Ok(std::sync::Arc::new(arca::backend::local::LocalBackend::new(dir)))
+        Ok(arca::backend::open(&dir, self.connections as usize)?)
     }
 
     /// Open the repository with the configured password.
@@ -266,6 +271,7 @@ pub fn run() -> Result<u8> {
         json: cli.json,
         quiet: cli.quiet,
         retry_lock: cli.retry_lock,
+        connections: cli.connections,
         config: cli.config,
         journal: journal::begin(cli.command.journal_op()),
     };

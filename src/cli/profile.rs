@@ -58,6 +58,7 @@ fn with_repository(g: &Global, repo: Option<&RepositorySettings>, op: Option<Op>
         json: g.json,
         quiet: g.quiet,
         retry_lock: g.retry_lock,
+        connections: g.connections,
         config: g.config.clone(),
         journal: super::journal::begin(op),
     }

@@ -105,6 +105,8 @@ pub struct Repository {
     held: Mutex<Vec<lock::WeakFreshness>>,
     /// The parity policy's pack overhead in basis points, once read (see [`parity`]).
     parity: Mutex<Option<u16>>,
+    /// Threads for reading packs from a remote store, made on first use (see [`Repository::io_scope`]).
+    io_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
 }
 
 /// The in-memory index and the index files that could not be used.
@@ -147,6 +149,7 @@ impl Repository {
             index_problems: Mutex::default(),
             held: Mutex::default(),
             parity: Mutex::default(),
+            io_pool: Default::default(),
         };
         repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
         repo.set_parity_overhead(opts.parity_overhead)?;
@@ -223,6 +226,7 @@ impl Repository {
                 index_problems: Mutex::default(),
                 held: Mutex::default(),
                 parity: Mutex::default(),
+                io_pool: Default::default(),
             });
         }
         if !foreign.is_empty() {
@@ -596,6 +600,23 @@ impl Repository {
                 e => e,
             }
         })
+    }
+
+    /// Run `f`, whose parallel iterators read packs, on as many threads as the storage wants
+    /// reads in flight ([`Backend::read_parallelism`]) when that is more than the CPU threads:
+    /// on a remote store a thread mostly waits for its round trip.
+    pub fn io_scope<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let want = self.backend.read_parallelism();
+        if want <= rayon::current_num_threads() {
+            return f();
+        }
+        let pool = self
+            .io_pool
+            .get_or_init(|| rayon::ThreadPoolBuilder::new().num_threads(want).stack_size(64 << 20).build().ok());
+        match pool {
+            Some(p) => p.install(f),
+            None => f(),
+        }
     }
 
     /// Read and decode a tree blob.

@@ -813,7 +813,8 @@ impl Restorer<'_> {
     fn flush(&mut self) {
         let mut files = std::mem::take(&mut self.files);
         files.sort_by_key(|f| f.order);
-        let outcomes: Vec<Option<Outcome>> = files.par_iter().map(|f| self.file(f)).collect();
+        let me = &*self;
+        let outcomes: Vec<Option<Outcome>> = self.repo.io_scope(|| files.par_iter().map(|f| me.file(f)).collect());
         for (f, o) in files.iter().zip(&outcomes) {
             self.count(o);
             if let (Some(key), Some(Outcome::Written(_, ino) | Outcome::UpToDate(ino))) = (f.hard_key, o) {

@@ -1,19 +1,53 @@
 //! A repository on S3-compatible object storage (AWS S3, MinIO, Garage, Ceph RGW, B2, Wasabi),
-//! through Apache OpenDAL's S3 service driven by its blocking API on a private tokio runtime.
+//! through Apache OpenDAL's S3 service on a private tokio runtime.
 //!
 //! Objects mirror the local layout under a prefix: `config`, `keys/<id>`, `data/xx/<id>`,
 //! `index/<id>`, …, `parity/xx/<id>`, `parity/policy`. An object store has no rename and no
 //! directories: a PUT is atomic (the object appears whole or not at all), so a file is published
-//! by one PUT of its complete bytes, and there is no `tmp/` (a failed upload leaves nothing, or a
-//! multipart upload the store expires). Listing is strongly consistent on the stores named
-//! above (AWS since 2020).
+//! by one PUT of its complete bytes, sent with its MD5 so the store rejects a body damaged on the
+//! way, and there is no `tmp/`. Listing is strongly consistent on the stores named above (AWS
+//! since 2020). Transient failures (5xx, throttling, dropped connections) are retried by
+//! OpenDAL's retry layer: [`RETRIES`] attempts with exponential back-off and jitter.
 //!
-//! Status: a first cut (branch `s3`): every `Backend` method, no retries tuned, no upload
-//! pipelining beyond what callers already run in parallel.
+//! Round trips are what a remote store costs, so both directions are pipelined, with at most
+//! `connections` requests of each kind in flight ([`S3Options`]):
+//! - packs are uploaded in the background ([`uploads`]), and every write of a file that can name
+//!   a pack (index, snapshot, …) first waits for all of them to be confirmed;
+//! - ranged pack reads go through a read-ahead window cache ([`readahead`]).
+
+mod readahead;
+mod uploads;
 
 use super::{is_object_name, Backend, FileType, StagedFile};
 use crate::error::{Error, Result};
+use bytes::Bytes;
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+pub use readahead::WINDOW;
+
+/// Attempts the retry layer makes for one request before the error reaches the caller.
+pub const RETRIES: usize = 6;
+
+/// Tuning of the S3 backend.
+#[derive(Clone, Copy, Debug)]
+pub struct S3Options {
+    /// Requests in flight at once in each direction: pack uploads, and read-ahead windows.
+    pub connections: usize,
+}
+
+impl Default for S3Options {
+    fn default() -> S3Options {
+        S3Options { connections: DEFAULT_CONNECTIONS }
+    }
+}
+
+/// Default of [`S3Options::connections`] (`--connections`).
+pub const DEFAULT_CONNECTIONS: usize = 8;
+
+/// Most connections `--connections` accepts.
+pub const MAX_CONNECTIONS: usize = 128;
 
 /// A parsed `s3:` repository location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,8 +84,13 @@ fn bad(s: &str, why: &str) -> Error {
 
 /// The S3 backend.
 pub struct S3Backend {
-    // Dropped before the runtime it runs on.
+    // Dropped before the runtime they run on.
     op: opendal::blocking::Operator,
+    uploads: Arc<uploads::Uploads>,
+    ahead: Arc<readahead::ReadAhead>,
+    /// Lengths of packs already asked for (packs never change length; dropped on replace).
+    sizes: Mutex<HashMap<String, u64>>,
+    connections: usize,
     _rt: tokio::runtime::Runtime,
     loc: S3Location,
 }
@@ -61,7 +100,8 @@ impl S3Backend {
     /// from the usual AWS environment variables and files (`AWS_ACCESS_KEY_ID`,
     /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `~/.aws/credentials`); the region defaults to
     /// `us-east-1`, which S3-compatible servers accept.
-    pub fn new(loc: S3Location) -> Result<S3Backend> {
+    pub fn new(loc: S3Location, opts: S3Options) -> Result<S3Backend> {
+        let connections = opts.connections.clamp(1, MAX_CONNECTIONS);
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
             .enable_all()
@@ -72,16 +112,19 @@ impl S3Backend {
             .endpoint(&loc.endpoint)
             .bucket(&loc.bucket)
             .root(&format!("/{}", loc.prefix))
-            .region(region.as_deref().unwrap_or("us-east-1"));
-        let op = opendal::Operator::new(builder)
+            .region(region.as_deref().unwrap_or("us-east-1"))
+            .checksum_algorithm("md5");
+        let aop = opendal::Operator::new(builder)
             .map_err(|e| io_err(&loc.endpoint, e))?
-            .layer(opendal::layers::RetryLayer::new().with_max_times(5).with_jitter())
+            .layer(opendal::layers::RetryLayer::new().with_max_times(RETRIES - 1).with_jitter())
             .finish();
         let op = {
             let _guard = rt.enter();
-            opendal::blocking::Operator::new(op).map_err(|e| io_err(&loc.endpoint, e))?
+            opendal::blocking::Operator::new(aop.clone()).map_err(|e| io_err(&loc.endpoint, e))?
         };
-        Ok(S3Backend { op, _rt: rt, loc })
+        let uploads = uploads::Uploads::new(aop.clone(), rt.handle().clone(), connections);
+        let ahead = readahead::ReadAhead::new(aop, rt.handle().clone(), connections);
+        Ok(S3Backend { op, uploads, ahead, sizes: Mutex::default(), connections, _rt: rt, loc })
     }
 
     /// The object key of a repository file.
@@ -91,6 +134,34 @@ impl S3Backend {
             FileType::Pack | FileType::Parity => format!("{}/{}/{name}", t.dir(), name.get(..2).unwrap_or("00")),
             FileType::ParityPolicy => "parity/policy".into(),
             _ => format!("{}/{name}", t.dir()),
+        }
+    }
+
+    /// The length of pack `key`, asked of the store once.
+    fn pack_len(&self, key: &str) -> Result<Option<u64>> {
+        if let Some(n) = self.sizes.lock().unwrap().get(key) {
+            return Ok(Some(*n));
+        }
+        let n = self.len_of(key)?;
+        if let Some(n) = n {
+            self.sizes.lock().unwrap().insert(key.to_string(), n);
+        }
+        Ok(n)
+    }
+
+    /// Before `key` is replaced or removed: let its upload finish and forget what is cached.
+    fn forget(&self, key: &str) {
+        self.uploads.wait_for(key);
+        self.sizes.lock().unwrap().remove(key);
+        self.ahead.forget(key);
+    }
+
+    /// Before writing a file of type `t`: a file that can name packs waits until every pack
+    /// uploaded so far is confirmed (and fails if one was not).
+    fn order_after_uploads(&self, t: FileType) -> Result<()> {
+        match t {
+            FileType::Lock | FileType::Parity => Ok(()),
+            _ => self.uploads.settle(),
         }
     }
 
@@ -119,7 +190,7 @@ fn content_addressed(t: FileType) -> bool {
 
 /// A file collected in memory and uploaded whole (one atomic PUT) when published.
 struct S3Staged {
-    op: opendal::blocking::Operator,
+    uploads: Arc<uploads::Uploads>,
     t: FileType,
     buf: Vec<u8>,
 }
@@ -136,8 +207,8 @@ impl Write for S3Staged {
 
 impl StagedFile for S3Staged {
     fn publish(self: Box<Self>, name: &str) -> Result<()> {
-        let key = S3Backend::key(self.t, name);
-        self.op.write(&key, self.buf).map(|_| ()).map_err(|e| io_err(&key, e))
+        // In the background: see `uploads` for what waits for it.
+        self.uploads.start(S3Backend::key(self.t, name), Bytes::from(self.buf))
     }
 }
 
@@ -162,11 +233,15 @@ impl Backend for S3Backend {
     }
 
     fn exists(&self, t: FileType, name: &str) -> Result<bool> {
-        Ok(self.len_of(&Self::key(t, name))?.is_some())
+        let key = Self::key(t, name);
+        Ok(self.uploads.in_flight(&key).is_some() || self.len_of(&key)?.is_some())
     }
 
     fn read(&self, t: FileType, name: &str) -> Result<Vec<u8>> {
         let key = Self::key(t, name);
+        if let Some(b) = self.uploads.in_flight(&key) {
+            return Ok(b.to_vec());
+        }
         let len = self.len_of(&key)?.ok_or_else(|| Error::Io {
             path: key.clone().into(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
@@ -185,6 +260,25 @@ impl Backend for S3Backend {
 
     fn read_at(&self, t: FileType, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         let key = Self::key(t, name);
+        let truncated = |have: u64| {
+            Error::integrity(t.describe(name), format!("truncated: {have} bytes, {len} wanted at offset {offset}"))
+        };
+        if let Some(b) = self.uploads.in_flight(&key) {
+            let at = usize::try_from(offset).unwrap_or(usize::MAX);
+            return b.get(at..at.saturating_add(len)).map(<[u8]>::to_vec).ok_or_else(|| truncated(b.len() as u64));
+        }
+        if t == FileType::Pack {
+            let size = self
+                .pack_len(&key)?
+                .ok_or_else(|| Error::integrity(t.describe(name), "missing from the repository"))?;
+            if offset.saturating_add(len as u64) > size {
+                return Err(truncated(size.saturating_sub(offset)));
+            }
+            return self.ahead.read(&key, size, offset, len).map_err(|(kind, msg)| match kind {
+                opendal::ErrorKind::NotFound => Error::integrity(t.describe(name), "missing from the repository"),
+                _ => Error::Io { path: key.clone().into(), source: std::io::Error::other(msg) },
+            });
+        }
         let opts = opendal::options::ReadOptions { range: (offset..offset + len as u64).into(), ..Default::default() };
         let buf = match self.op.read_options(&key, opts) {
             Ok(b) => b.to_vec(),
@@ -215,11 +309,20 @@ impl Backend for S3Backend {
 
     fn replace(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
         let key = Self::key(t, name);
+        if t == FileType::Parity {
+            // Behind the upload of the file it protects, if that is still in flight (only packs
+            // are uploaded in the background).
+            if self.uploads.after(&Self::key(FileType::Pack, name), key.clone(), Bytes::copy_from_slice(bytes))? {
+                return Ok(());
+            }
+        }
+        self.order_after_uploads(t)?;
+        self.forget(&key);
         self.op.write(&key, bytes.to_vec()).map(|_| ()).map_err(|e| io_err(&key, e))
     }
 
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>> {
-        Ok(Box::new(S3Staged { op: self.op.clone(), t, buf: Vec::new() }))
+        Ok(Box::new(S3Staged { uploads: self.uploads.clone(), t, buf: Vec::new() }))
     }
 
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
@@ -259,7 +362,24 @@ impl Backend for S3Backend {
         // One request: S3 answers a delete of a missing object with success, which every caller
         // treats like "not found" anyway (already gone).
         let key = Self::key(t, name);
+        self.forget(&key);
         self.op.delete(&key).map_err(|e| io_err(&key, e))
+    }
+
+    fn read_parallelism(&self) -> usize {
+        self.connections
+    }
+
+    fn settle(&self) -> Result<()> {
+        self.uploads.settle()
+    }
+}
+
+impl Drop for S3Backend {
+    /// Uploads still running are finished, not cancelled with the runtime: a command that ends
+    /// early has already reported why, and what it sent is then complete.
+    fn drop(&mut self) {
+        let _ = self.uploads.settle();
     }
 }
 
