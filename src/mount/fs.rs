@@ -115,7 +115,8 @@ impl Table {
             _ => Vec::new(),
         };
         let broken = dir.is_some_and(|tree| {
-            let why = if depth > MAX_DEPTH {
+            // Its entries would lie deeper than the limit (the root's entries are at depth 1).
+            let why = if depth >= MAX_DEPTH {
                 Some(format!("directories nested deeper than {MAX_DEPTH} levels"))
             } else {
                 self.is_ancestor(parent, &tree).then(|| "the directory's tree is its own ancestor (a loop)".to_string())
@@ -385,7 +386,8 @@ impl Fs {
             let blob = self.fetch(ino, &c)?;
             let from = offset.saturating_sub(start) as usize;
             let to = (end - start).min(u64::from(c.len)) as usize;
-            out.extend_from_slice(&blob[from..to]);
+            // `fetch` checked the length; `get` keeps a miscounted range from panicking all the same.
+            out.extend_from_slice(blob.get(from..to).unwrap_or_default());
         }
         Ok(out)
     }

@@ -30,9 +30,11 @@
 //! reported once per failed read through the caller's reporter; the mount goes on.
 //!
 //! **Hostile trees.** Names come from validated trees (`Tree::decode`: no `/`, NUL, `.` or
-//! `..`) and are passed as bytes. A directory whose tree is one of its own ancestors, or that
-//! lies deeper than [`crate::repo::walk::MAX_DEPTH`], fails with EIO (reported when it is
-//! first listed), so a `find` over a looping tree ends. Nothing recorded in a snapshot is
+//! `..`) and are passed as bytes. A directory whose tree is one of its own ancestors, or whose
+//! entries would lie deeper than [`crate::repo::walk::MAX_DEPTH`], fails with EIO (reported
+//! when it is first listed), so a `find` over a looping or endless chain ends. A tree bomb (a
+//! few trees naming each other many times) is browsed path by path like any tree; only what is
+//! looked at costs memory. Nothing recorded in a snapshot is
 //! followed on the host: symlinks are returned as their bytes, and the mount is `nosuid` and
 //! `nodev`, so recorded set-user-ID bits and device nodes have no effect.
 //!
