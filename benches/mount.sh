@@ -43,7 +43,11 @@ mounted() { awk -v p="$1" '$5 == p { found = 1 } END { exit !found }' /proc/self
 mount_start() { # tool: mounts at $work/$tool/mnt, sets $mpid
     local t=$1 m=$work/$1/mnt i
     mkdir -p "$m"
-    run "$t" mount "$m" > "$work/$t/mount.log" 2>&1 &
+    # Started directly (not through `run`, a function: its subshell would get the signal).
+    case $t in
+        arca) "$ARCA" -r "$work/arca/repo" mount "$m" > "$work/$t/mount.log" 2>&1 & ;;
+        restic) restic -r "$work/restic/repo" --cache-dir "$work/restic/cache" mount "$m" > "$work/$t/mount.log" 2>&1 & ;;
+    esac
     mpid=$!
     for ((i = 0; i < 600; i++)); do
         mounted "$m" && [ -e "$m/tags/tree/latest/" ] && return 0
@@ -90,6 +94,6 @@ for t in $tools; do
     f=$(awk -v t="$t" '$1 == t && $2 == "find" { print $5 }' "$results" | median)
     c=$(awk -v t="$t" '$1 == t && $2 == "cat" { print $5 }' "$results" | median)
     bad=$(awk -v t="$t" '$1 == t && $4 != 0' "$results" | wc -l)
-    printf '%-8s %10.2f %10.2f %10.0f%s\n' "$t" "$f" "$c" "$(echo "$big_mib / $c" | bc -l)" \
+    printf '%-8s %10.3f %10.3f %10.0f%s\n' "$t" "$f" "$c" "$(echo "$big_mib / $c" | bc -l)" \
         "$([ "$bad" -gt 0 ] && echo "  ($bad failed runs)")"
 done
