@@ -10,7 +10,7 @@
 //! - [`backend`]: where files live (a local directory);
 //! - [`repo`]: an open repository: index, packer, locks;
 //! - [`archiver`]: backup (with an I/O thread pool beside rayon's, `iopool`); [`restore`];
-//!   [`check`]; [`browse`]: ls, find, diff, dump;
+//!   [`check`]; [`browse`]: ls, find, diff, dump; [`mount`]: snapshots as a FUSE filesystem;
 //! - [`lifecycle`]: forget, prune, tag, repair;
 //! - [`ops`]: disaster-recovery operations: the journal, profiles, drills, status.
 //!
@@ -29,6 +29,7 @@ pub mod fuzz_targets;
 pub mod id;
 pub(crate) mod iopool;
 pub mod lifecycle;
+pub mod mount;
 pub mod ops;
 pub mod repo;
 pub mod restore;

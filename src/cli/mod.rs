@@ -7,6 +7,7 @@ mod forget;
 mod generate;
 mod journal;
 mod localtime;
+mod mount;
 mod output;
 mod parity;
 mod password;
@@ -140,6 +141,8 @@ enum Command {
     Dump(snap::DumpArgs),
     /// Restore a snapshot or part of it: `arca restore SNAP[:PATH] --target DIR`.
     Restore(snap::RestoreArgs),
+    /// Browse snapshots as a read-only filesystem (FUSE) until Ctrl-C: `arca mount DIR`.
+    Mount(mount::MountArgs),
     /// Compare a directory with a snapshot (content, type, mode, owner, mtime): `arca verify SNAP[:PATH] DIR`.
     Verify(verify::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
@@ -293,6 +296,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Diff(a) => snap::diff(g, a),
         Command::Dump(a) => snap::dump(g, a),
         Command::Restore(a) => snap::restore(g, a),
+        Command::Mount(a) => mount::run(g, a),
         Command::Verify(a) => verify::verify(g, a),
         Command::Check(a) => snap::check(g, a),
         Command::Forget(a) => forget::forget(g, a),

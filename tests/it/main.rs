@@ -13,6 +13,7 @@ mod hardening_restore;
 mod lifecycle_forget;
 mod lifecycle_prune;
 mod lifecycle_repair;
+mod mount;
 mod ops_copy;
 mod ops_drill;
 mod ops_journal;
