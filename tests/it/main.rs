@@ -23,4 +23,5 @@ mod parity;
 mod repo;
 mod review;
 mod s3;
+mod s3_faults;
 mod vectors;

@@ -7,7 +7,8 @@
 //! by one PUT of its complete bytes, sent with its MD5 so the store rejects a body damaged on the
 //! way, and there is no `tmp/`. Listing is strongly consistent on the stores named above (AWS
 //! since 2020). Transient failures (5xx, throttling, dropped connections) are retried by
-//! OpenDAL's retry layer: [`RETRIES`] attempts with exponential back-off and jitter.
+//! OpenDAL's retry layer: [`RETRIES`] attempts, back-off doubling from 250 ms (about 8 s in
+//! all), with jitter.
 //!
 //! Round trips are what a remote store costs, so both directions are pipelined, with at most
 //! `connections` requests of each kind in flight ([`S3Options`]):
@@ -116,7 +117,13 @@ impl S3Backend {
             .checksum_algorithm("md5");
         let aop = opendal::Operator::new(builder)
             .map_err(|e| io_err(&loc.endpoint, e))?
-            .layer(opendal::layers::RetryLayer::new().with_max_times(RETRIES - 1).with_jitter())
+            .layer(
+                opendal::layers::RetryLayer::new()
+                    .with_max_times(RETRIES - 1)
+                    .with_min_delay(std::time::Duration::from_millis(250))
+                    .with_max_delay(std::time::Duration::from_secs(8))
+                    .with_jitter(),
+            )
             .finish();
         let op = {
             let _guard = rt.enter();
