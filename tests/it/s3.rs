@@ -35,7 +35,7 @@ const S3S_FS: &str = "s3s-fs@0.14.1";
 fn server_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("ARCA_TEST_S3S_FS") {
+        if let Some(p) = std::env::var_os("ARCA_TEST_S3S_FS").filter(|p| !p.is_empty()) {
             return PathBuf::from(p);
         }
         let on_path = std::env::var_os("PATH")
