@@ -277,7 +277,8 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
     for name in repo.stray_files()? {
         r.warnings.push(Problem { object: name, message: "stray file (not a repository file name); ignored".into() });
     }
-    let loaded: Vec<(Id, Result<Vec<IndexPack>>)> = ids.par_iter().map(|id| (*id, repo.load_index_file(id))).collect();
+    let loaded: Vec<(Id, Result<Vec<IndexPack>>)> =
+        repo.io_scope(|| ids.par_iter().map(|id| (*id, repo.load_index_file(id))).collect());
     let mut packs: HashMap<Id, IndexPack> = HashMap::new();
     for (id, res) in loaded {
         match res {
@@ -381,7 +382,8 @@ fn verify_metadata_parity(repo: &Repository, r: &mut CheckReport) -> Result<()> 
     for (t, kind) in [(FileType::Index, FileKind::Index), (FileType::Snapshot, FileKind::Snapshot)] {
         files.extend(repo.list_objects(t)?.into_iter().map(|(n, _)| (kind, n)));
     }
-    let warnings: Vec<Problem> = files.par_iter().filter_map(|(k, n)| verify_parity(repo, *k, n)).collect();
+    let warnings: Vec<Problem> =
+        repo.io_scope(|| files.par_iter().filter_map(|(k, n)| verify_parity(repo, *k, n)).collect());
     r.warnings.extend(warnings);
     Ok(())
 }
@@ -563,13 +565,15 @@ fn summarize(
 fn load_snapshots(repo: &Repository, r: &mut CheckReport) -> Result<Vec<(Id, crate::format::snapshot::Snapshot)>> {
     let names = repo.list_objects(FileType::Snapshot)?;
     r.snapshots = names.len();
-    let loaded: Vec<(String, Result<(Id, crate::format::snapshot::Snapshot)>)> = names
-        .par_iter()
-        .map(|(name, _)| {
-            let id = Id::from_hex(name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad name"));
-            (name.clone(), id.and_then(|id| repo.load_snapshot(&id).map(|s| (id, s))))
-        })
-        .collect();
+    let loaded: Vec<(String, Result<(Id, crate::format::snapshot::Snapshot)>)> = repo.io_scope(|| {
+        names
+            .par_iter()
+            .map(|(name, _)| {
+                let id = Id::from_hex(name).ok_or_else(|| Error::integrity(format!("snapshot {name}"), "bad name"));
+                (name.clone(), id.and_then(|id| repo.load_snapshot(&id).map(|s| (id, s))))
+            })
+            .collect()
+    });
     let mut snaps = Vec::new();
     for (name, res) in loaded {
         match res {

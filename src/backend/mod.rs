@@ -163,8 +163,8 @@ pub trait Backend: Send + Sync {
     }
     /// Wait until everything published so far is durable, and fail if any of it could not be
     /// stored. Backends that publish in the background (S3 uploads packs while the next ones are
-    /// filled) do this themselves before writing any file that can name a pack; a command
-    /// calls it before reporting success for files it published last.
+    /// filled) do this themselves before writing any file that can name a pack; the repository
+    /// also calls it before it checks its locks ahead of an index file, a snapshot or a removal.
     fn settle(&self) -> Result<()> {
         Ok(())
     }

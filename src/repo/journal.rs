@@ -89,7 +89,7 @@ pub fn append(repo: &Repository, record: &Record) -> Result<Id> {
 pub fn load(repo: &Repository) -> Result<Journal> {
     let names = repo.list_objects(FileType::Journal)?;
     let loaded: Vec<(String, Result<Vec<Record>>)> =
-        names.into_par_iter().map(|(name, _)| (name.clone(), read_file(repo, &name))).collect();
+        repo.io_scope(|| names.into_par_iter().map(|(name, _)| (name.clone(), read_file(repo, &name))).collect());
     let mut j = Journal::default();
     let mut seen = HashSet::new();
     for (name, r) in loaded {

@@ -323,6 +323,9 @@ impl Repository {
     /// (format-spec/17-consistency.md §17.5 rule 3): called before every index file and
     /// snapshot is written, and before deleting operations remove a file.
     pub fn ensure_locks_fresh(&self) -> Result<()> {
+        // Uploads still in flight are confirmed first: the write that follows would wait for
+        // them anyway, and the lock must still be fresh when it happens, not only before.
+        self.backend().settle()?;
         let mut held = self.held.lock().unwrap();
         held.retain(|w| w.0.strong_count() > 0);
         for w in held.iter() {

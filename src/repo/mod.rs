@@ -407,14 +407,16 @@ impl Repository {
     /// be read.
     pub fn list_snapshots_and_damage(&self) -> Result<SnapshotListing> {
         let names = self.list_objects(FileType::Snapshot)?;
-        let loaded: Vec<(String, Result<(Id, Snapshot)>)> = names
-            .into_par_iter()
-            .map(|(n, _)| {
-                let id = Id::from_hex(&n).ok_or_else(|| Error::integrity(format!("snapshot {n}"), "bad file name"));
-                let loaded = id.and_then(|id| Ok((id, self.load_snapshot(&id)?)));
-                (n, loaded)
-            })
-            .collect();
+        let loaded: Vec<(String, Result<(Id, Snapshot)>)> = self.io_scope(|| {
+            names
+                .into_par_iter()
+                .map(|(n, _)| {
+                    let id = Id::from_hex(&n).ok_or_else(|| Error::integrity(format!("snapshot {n}"), "bad file name"));
+                    let loaded = id.and_then(|id| Ok((id, self.load_snapshot(&id)?)));
+                    (n, loaded)
+                })
+                .collect()
+        });
         let (mut good, mut bad) = (Vec::new(), Vec::new());
         for (name, r) in loaded {
             match r {
@@ -449,10 +451,13 @@ impl Repository {
     /// the journal's own check; `tmp/` holds writers' temporary files and is never reported.
     pub fn stray_files(&self) -> Result<Vec<String>> {
         let mut out = self.backend.stray_entries()?;
-        for t in [FileType::Key, FileType::Pack, FileType::Index, FileType::Snapshot, FileType::Lock, FileType::Parity]
-        {
-            let names = self.backend.list(t)?;
-            out.extend(names.into_iter().filter(|(n, _)| !is_object_name(n)).map(|(n, _)| format!("{}/{n}", t.dir())));
+        let types =
+            [FileType::Key, FileType::Pack, FileType::Index, FileType::Snapshot, FileType::Lock, FileType::Parity];
+        // The listings at once: on a remote store each is a round trip or more.
+        let lists: Vec<Result<Vec<(String, u64)>>> =
+            self.io_scope(|| types.par_iter().map(|&t| self.backend.list(t)).collect());
+        for (t, names) in types.into_iter().zip(lists) {
+            out.extend(names?.into_iter().filter(|(n, _)| !is_object_name(n)).map(|(n, _)| format!("{}/{n}", t.dir())));
         }
         Ok(out)
     }
@@ -474,8 +479,9 @@ impl Repository {
     /// reads as missing (an integrity error). I/O errors still fail the load. Code that deletes
     /// data must refuse when the list is not empty.
     pub fn load_index_reporting(&self) -> Result<IndexReport> {
+        let ids = self.index_ids()?;
         let loaded: Vec<Result<Vec<findex::IndexPack>>> =
-            self.index_ids()?.par_iter().map(|id| self.load_index_file(id)).collect();
+            self.io_scope(|| ids.par_iter().map(|id| self.load_index_file(id)).collect());
         let (mut packs, mut problems) = (Vec::new(), Vec::new());
         for r in loaded {
             match r {

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::format::header::FileKind;
 use crate::format::parity::{self, Parity, FULL};
 use crate::id::Id;
+use rayon::prelude::*;
 
 /// The parity state of one protected file, as [`Repository::parity_of`] found it.
 #[derive(Debug)]
@@ -141,9 +142,12 @@ impl Repository {
     /// being written (format-spec/22 §22.8, listing order).
     pub fn parity_listing(&self) -> Result<(Vec<Protected>, std::collections::HashSet<Id>)> {
         let parity = self.list_objects(FileType::Parity)?.iter().filter_map(|(n, _)| Id::from_hex(n)).collect();
+        // Parity first (writers remove it first), then the protected files, those at once.
+        let lists: Vec<Result<Vec<(String, u64)>>> =
+            self.io_scope(|| PROTECTED_KINDS.par_iter().map(|&kind| self.list_objects(protected_type(kind))).collect());
         let mut files = Vec::new();
-        for kind in PROTECTED_KINDS {
-            for (name, len) in self.list_objects(protected_type(kind))? {
+        for (kind, listed) in PROTECTED_KINDS.into_iter().zip(lists) {
+            for (name, len) in listed? {
                 files.extend(Id::from_hex(&name).map(|id| (kind, id, len)));
             }
         }

@@ -103,8 +103,10 @@ impl S3Backend {
     /// `us-east-1`, which S3-compatible servers accept.
     pub fn new(loc: S3Location, opts: S3Options) -> Result<S3Backend> {
         let connections = opts.connections.clamp(1, MAX_CONNECTIONS);
+        quiet_runtime_panics();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(4)
+            .thread_name(RUNTIME_THREAD)
             .enable_all()
             .build()
             .map_err(|e| Error::Io { path: "tokio runtime".into(), source: e })?;
@@ -144,8 +146,8 @@ impl S3Backend {
         }
     }
 
-    /// The length of pack `key`, asked of the store once.
-    fn pack_len(&self, key: &str) -> Result<Option<u64>> {
+    /// The length of file `key`, asked of the store once (or known from a listing).
+    fn len_cached(&self, key: &str) -> Result<Option<u64>> {
         if let Some(n) = self.sizes.lock().unwrap().get(key) {
             return Ok(Some(*n));
         }
@@ -181,6 +183,35 @@ impl S3Backend {
     }
 }
 
+/// Name of the S3 runtime's threads.
+const RUNTIME_THREAD: &str = "arca-s3";
+
+/// Keep the default panic message off stderr for the S3 runtime's threads. A panic there is in
+/// OpenDAL, reached by what a store sent (0.57 panics on a body longer than the range asked
+/// for); the task's watcher turns it into an error naming the object, which is what the user
+/// should see, not a backtrace. Panics anywhere else print as before.
+fn quiet_runtime_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(RUNTIME_THREAD) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Why a runtime task ended without a result, in words for the user.
+fn task_failure(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return "the request was cancelled".into();
+    }
+    let payload = e.into_panic();
+    let what = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+    format!("the S3 client failed on the store's answer ({})", what.unwrap_or("no message"))
+}
+
 /// An OpenDAL error as an I/O error on `what`, keeping "not found" recognisable.
 fn io_err(what: &str, e: opendal::Error) -> Error {
     let kind = match e.kind() {
@@ -214,8 +245,15 @@ impl Write for S3Staged {
 
 impl StagedFile for S3Staged {
     fn publish(self: Box<Self>, name: &str) -> Result<()> {
-        // In the background: see `uploads` for what waits for it.
-        self.uploads.start(S3Backend::key(self.t, name), Bytes::from(self.buf))
+        // In the background: see `uploads` for what waits for it. Only packs: anything else
+        // may name packs, so it goes after every upload and is confirmed before this returns.
+        let key = S3Backend::key(self.t, name);
+        if self.t == FileType::Pack {
+            return self.uploads.start(key, Bytes::from(self.buf));
+        }
+        self.uploads.settle()?;
+        self.uploads.start(key, Bytes::from(self.buf))?;
+        self.uploads.settle()
     }
 }
 
@@ -249,20 +287,23 @@ impl Backend for S3Backend {
         if let Some(b) = self.uploads.in_flight(&key) {
             return Ok(b.to_vec());
         }
-        let len = self.len_of(&key)?.ok_or_else(|| Error::Io {
-            path: key.clone().into(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
-        })?;
-        if len > t.max_len() {
-            return Err(Error::integrity(
-                t.describe(name),
-                format!("{len} bytes, longer than the {} allowed", t.max_len()),
-            ));
+        // One request (no stat first), streamed and cut after `max_len + 1` bytes: bounded
+        // whatever length the store claims, and a longer file is still recognised.
+        let max = t.max_len();
+        // (A bytes stream: unlike a reader, it does not stat the object first.)
+        let mut buf = Vec::new();
+        let parts = self.op.reader(&key).and_then(|r| r.into_bytes_iterator(0..)).map_err(|e| io_err(&key, e))?;
+        for part in parts {
+            let part = part.map_err(|e| Error::Io { path: key.clone().into(), source: e })?;
+            buf.extend_from_slice(&part[..part.len().min((max + 1) as usize - buf.len())]);
+            if buf.len() as u64 > max {
+                break;
+            }
         }
-        // Bounded even if the object is replaced by a longer one between stat and read.
-        let opts = opendal::options::ReadOptions { range: (0..len).into(), ..Default::default() };
-        let buf = self.op.read_options(&key, opts).map_err(|e| io_err(&key, e))?;
-        Ok(buf.to_vec())
+        if buf.len() as u64 > max {
+            return Err(Error::integrity(t.describe(name), format!("longer than the {max} bytes allowed")));
+        }
+        Ok(buf)
     }
 
     fn read_at(&self, t: FileType, name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
@@ -274,37 +315,27 @@ impl Backend for S3Backend {
             let at = usize::try_from(offset).unwrap_or(usize::MAX);
             return b.get(at..at.saturating_add(len)).map(<[u8]>::to_vec).ok_or_else(|| truncated(b.len() as u64));
         }
-        if t == FileType::Pack {
-            let size = self
-                .pack_len(&key)?
-                .ok_or_else(|| Error::integrity(t.describe(name), "missing from the repository"))?;
-            if offset.saturating_add(len as u64) > size {
-                return Err(truncated(size.saturating_sub(offset)));
-            }
-            return self.ahead.read(&key, size, offset, len).map_err(|(kind, msg)| match kind {
-                opendal::ErrorKind::NotFound => Error::integrity(t.describe(name), "missing from the repository"),
-                _ => Error::Io { path: key.clone().into(), source: std::io::Error::other(msg) },
-            });
+        // Every ranged read goes through the read-ahead windows: packs and parity files are
+        // read piece by piece, mostly front to back (blobs; parity header, then shards), and
+        // a fetch runs on the runtime, where a failure of any kind comes back as an error.
+        let size =
+            self.len_cached(&key)?.ok_or_else(|| Error::integrity(t.describe(name), "missing from the repository"))?;
+        if offset.saturating_add(len as u64) > size {
+            return Err(truncated(size.saturating_sub(offset)));
         }
-        let opts = opendal::options::ReadOptions { range: (offset..offset + len as u64).into(), ..Default::default() };
-        let buf = match self.op.read_options(&key, opts) {
-            Ok(b) => b.to_vec(),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
-                return Err(Error::integrity(t.describe(name), "missing from the repository"))
-            }
-            Err(e) if e.kind() == opendal::ErrorKind::RangeNotSatisfied => Vec::new(),
-            Err(e) => return Err(io_err(&key, e)),
-        };
-        if buf.len() != len {
-            return Err(Error::integrity(
-                t.describe(name),
-                format!("truncated: {} bytes where {len} are wanted at offset {offset}", buf.len()),
-            ));
-        }
-        Ok(buf)
+        self.ahead.read(&key, size, offset, len).map_err(|(kind, msg)| match kind {
+            opendal::ErrorKind::NotFound => Error::integrity(t.describe(name), "missing from the repository"),
+            _ => Error::Io { path: key.clone().into(), source: std::io::Error::other(msg) },
+        })
     }
 
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
+        // A file named by the hash of its bytes (keys, index files, snapshots, locks, journal
+        // entries) can only exist with these very bytes: write it without asking first (a round
+        // trip saved; an overwrite changes nothing).
+        if crate::id::Id::of_file_bytes(bytes).to_hex() == name {
+            return self.replace(t, name, bytes);
+        }
         if self.exists(t, name)? {
             if content_addressed(t) {
                 return Ok(());
@@ -362,6 +393,14 @@ impl Backend for S3Backend {
             }
         }
         out.sort();
+        if sharded {
+            // Packs and parity files are read by range after a listing (check, prune, repair):
+            // their lengths are known now, not worth a HEAD each (replace and remove forget them).
+            let mut sizes = self.sizes.lock().unwrap();
+            for (name, len) in &out {
+                sizes.insert(Self::key(t, name), *len);
+            }
+        }
         Ok(out)
     }
 

@@ -1,19 +1,27 @@
-//! Read-ahead for packs on object storage: ranged reads are served from aligned windows of
-//! [`WINDOW`] bytes, fetched whole and kept in a bounded cache.
+//! Read-ahead for ranged reads on object storage (packs, parity files, parts of index files):
+//! reads are served from aligned windows of [`WINDOW`] bytes, fetched whole and kept in a
+//! bounded cache.
 //!
 //! Every round trip to a remote store costs 20–100 ms, and the readers of packs (restore, dump,
 //! mount, the tree walks) ask for one blob at a time, often only a few KiB. Blobs were appended
 //! to packs in the order the backup read them, so a reader going through a snapshot in order
 //! reads each pack mostly front to back. A miss fetches the blob's window and the next one; a
 //! hit (the access is sequential) keeps up to `depth` windows in flight ahead of the reader, so
-//! a single reader streams at the link's rate instead of one blob per round trip. Packs are
-//! immutable, so cached windows never go stale (a repaired pack is re-written with the same
-//! bytes, and its windows are dropped anyway).
+//! a single reader streams at the link's rate instead of one blob per round trip.
 //!
-//! Memory is bounded: at most `capacity` windows are kept, loading ones included.
+//! Each fetch carries a ticket. Forgetting a key (it is being replaced or removed) drops its
+//! windows, loading ones included, and a fetch that finds its ticket gone discards what it
+//! read: bytes fetched before a replace never enter the cache after it. A window is accepted
+//! only if the store sent exactly the bytes of its range (a server that ignores `Range` would
+//! otherwise shift every blob).
+//!
+//! Memory is bounded: once more than `capacity` windows are held, arrivals evict settled ones,
+//! windows a reader has used first (least recently used first), then prefetched ones nobody has
+//! read yet (oldest first). Loading windows are never evicted; they number at most `depth`
+//! prefetches plus one per waiting reader.
 
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// Size of a read-ahead window; reads are aligned to it.
@@ -23,19 +31,39 @@ pub const WINDOW: u64 = 4 << 20;
 /// and its message.
 pub(super) type Failure = (opendal::ErrorKind, String);
 
-enum Slot {
+/// A window: object key and window number.
+type Id = (String, u64);
+
+enum Fill {
     Loading,
     Ready(Bytes),
     Failed(Failure),
 }
 
+struct Slot {
+    /// The fetch that fills this slot.
+    ticket: u64,
+    fill: Fill,
+    /// Whether a reader has taken bytes from it.
+    used: bool,
+    /// Clock at arrival or last use, for eviction.
+    last: u64,
+}
+
 #[derive(Default)]
 struct State {
-    windows: HashMap<(String, u64), Slot>,
-    /// Insertion order, for eviction (oldest first).
-    order: VecDeque<(String, u64)>,
+    windows: HashMap<Id, Slot>,
     /// Fetches running in the background.
     loading: usize,
+    /// Ticket and use clock.
+    clock: u64,
+}
+
+impl State {
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
 }
 
 /// The window cache of one backend.
@@ -90,15 +118,21 @@ impl ReadAhead {
         let mut st = self.state.lock().unwrap();
         let mut hit = true;
         loop {
-            match st.windows.get(&id) {
-                Some(Slot::Ready(b)) => return Ok((b.clone(), hit)),
-                Some(Slot::Failed(f)) => {
+            let now = st.clock + 1;
+            match st.windows.get_mut(&id) {
+                Some(Slot { fill: Fill::Ready(b), used, last, .. }) => {
+                    let b = b.clone();
+                    (*used, *last) = (true, now);
+                    st.clock = now;
+                    return Ok((b, hit));
+                }
+                Some(Slot { fill: Fill::Failed(f), .. }) => {
                     let f = f.clone();
                     // The next reader tries again (the retry layer already did, within a request).
                     st.windows.remove(&id);
                     return Err(f);
                 }
-                Some(Slot::Loading) => st = self.changed.wait(st).unwrap(),
+                Some(Slot { fill: Fill::Loading, .. }) => st = self.changed.wait(st).unwrap(),
                 None => {
                     hit = false;
                     self.spawn(&mut st, id.clone(), size);
@@ -122,48 +156,71 @@ impl ReadAhead {
         true
     }
 
-    fn spawn(self: &Arc<Self>, st: &mut State, id: (String, u64), size: u64) {
-        st.windows.insert(id.clone(), Slot::Loading);
-        st.order.push_back(id.clone());
+    fn spawn(self: &Arc<Self>, st: &mut State, id: Id, size: u64) {
+        let ticket = st.tick();
+        st.windows.insert(id.clone(), Slot { ticket, fill: Fill::Loading, used: false, last: ticket });
         st.loading += 1;
+        let start = id.1 * WINDOW;
+        let range = start..(start + WINDOW).min(size);
+        let (me, key) = (self.clone(), id.0.clone());
+        let task = self.rt.spawn(async move {
+            let opts = opendal::options::ReadOptions { range: range.clone().into(), ..Default::default() };
+            match me.op.read_options(&key, opts).await {
+                Ok(b) if b.len() as u64 == range.end - range.start => Fill::Ready(b.to_bytes()),
+                Ok(b) => Fill::Failed((
+                    opendal::ErrorKind::Unexpected,
+                    format!(
+                        "{key}: the store sent {} bytes for the {} of range {range:?}",
+                        b.len(),
+                        range.end - range.start
+                    ),
+                )),
+                Err(e) => Fill::Failed((e.kind(), e.to_string())),
+            }
+        });
+        // A fetch that panics or is cancelled still settles its slot, so no reader waits forever.
         let me = self.clone();
         self.rt.spawn(async move {
-            let start = id.1 * WINDOW;
-            let range = start..(start + WINDOW).min(size);
-            let opts = opendal::options::ReadOptions { range: range.into(), ..Default::default() };
-            let slot = match me.op.read_options(&id.0, opts).await {
-                Ok(b) => Slot::Ready(b.to_bytes()),
-                Err(e) => Slot::Failed((e.kind(), e.to_string())),
-            };
-            let mut st = me.state.lock().unwrap();
-            st.loading -= 1;
-            st.windows.insert(id.clone(), slot);
-            me.evict(&mut st, &id);
-            me.changed.notify_all();
+            let fill =
+                task.await.unwrap_or_else(|e| Fill::Failed((opendal::ErrorKind::Unexpected, super::task_failure(e))));
+            me.settle(id, ticket, fill);
         });
     }
 
-    /// Drop the oldest settled windows beyond the capacity; a loading one is kept (a reader
-    /// waits for it), and so is `keep`, which has just arrived for its readers.
-    fn evict(&self, st: &mut State, keep: &(String, u64)) {
-        let mut passes = st.order.len();
-        while st.windows.len() > self.capacity && passes > 0 {
-            passes -= 1;
-            let Some(id) = st.order.pop_front() else { break };
-            match st.windows.get(&id) {
-                Some(Slot::Loading) => st.order.push_back(id),
-                Some(_) if id == *keep => st.order.push_back(id),
-                Some(_) => {
-                    st.windows.remove(&id);
-                }
-                None => {}
-            }
+    /// A fetch finished: fill its slot unless the slot was forgotten or fetched again since.
+    fn settle(&self, id: Id, ticket: u64, fill: Fill) {
+        let mut st = self.state.lock().unwrap();
+        st.loading -= 1;
+        let now = st.tick();
+        if let Some(slot) = st.windows.get_mut(&id).filter(|s| s.ticket == ticket) {
+            (slot.fill, slot.last) = (fill, now);
+            self.evict(&mut st, &id);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Drop settled windows beyond the capacity (see the module comment for which); `keep` has
+    /// just arrived for its readers and stays.
+    fn evict(&self, st: &mut State, keep: &Id) {
+        while st.windows.len() > self.capacity {
+            let victim = st
+                .windows
+                .iter()
+                .filter(|(id, s)| *id != keep && !matches!(s.fill, Fill::Loading))
+                .min_by_key(|(_, s)| (!s.used, s.last))
+                .map(|(id, _)| id.clone());
+            match victim {
+                Some(id) => st.windows.remove(&id),
+                None => break,
+            };
         }
     }
 
-    /// Forget the windows of `key` (it is being replaced or removed).
+    /// Forget the windows of `key` (it is being replaced or removed), fetches in flight included.
     pub(super) fn forget(&self, key: &str) {
         let mut st = self.state.lock().unwrap();
-        st.windows.retain(|(k, _), s| k != key || matches!(s, Slot::Loading));
+        st.windows.retain(|(k, _), _| k != key);
+        // Readers waiting on a dropped slot fetch it again.
+        self.changed.notify_all();
     }
 }

@@ -5,10 +5,12 @@
 //! - A pack being uploaded is readable from memory by this process (the parity writer reads a
 //!   pack back right after publishing it), and counts as existing.
 //! - A parity file of a pack still in flight is queued behind that pack's upload on the same
-//!   task, so parity never reaches the store before the file it protects.
+//!   task, so parity never reaches the store before the file it protects; until it is sent it
+//!   too is readable from memory, and removing or replacing it waits for it.
 //! - [`Uploads::settle`] waits for every upload and fails if any of them failed; the backend
 //!   calls it before writing an index file, a snapshot or anything else that names packs, so
 //!   nothing is ever published that refers to a pack the store has not confirmed.
+//! - A task that panics or is cancelled ends its chain as a failure, so no waiter is left.
 //! - A failure is sticky for the life of the backend: once a pack could not be stored (after
 //!   the retry layer's attempts), every later write that could name it fails too.
 
@@ -17,19 +19,43 @@ use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// One object waiting to be sent, with the objects queued behind it.
-struct Pending {
-    bytes: Bytes,
+/// One upload task's work: the object it is sending, then the objects queued behind it.
+struct Chain {
+    sending: (String, Bytes),
     then: VecDeque<(String, Bytes)>,
+}
+
+impl Chain {
+    /// The bytes of `key` if this chain has yet to confirm it.
+    fn holds(&self, key: &str) -> Option<&Bytes> {
+        std::iter::once(&self.sending).chain(&self.then).find(|(k, _)| k == key).map(|(_, b)| b)
+    }
 }
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<String, Pending>,
-    /// Upload tasks running (each may send several objects in turn).
-    running: usize,
+    /// The running upload tasks, by number.
+    chains: HashMap<u64, Chain>,
+    next: u64,
     /// The first upload that failed, as a message naming its object.
     failed: Option<String>,
+}
+
+impl State {
+    fn holds(&self, key: &str) -> Option<&Bytes> {
+        self.chains.values().find_map(|c| c.holds(key))
+    }
+
+    /// Record why chain `id` stopped and drop it with what was queued behind it.
+    fn fail(&mut self, id: u64, why: impl std::fmt::Display) {
+        if let Some(c) = self.chains.remove(&id) {
+            let also = match c.then.len() {
+                0 => String::new(),
+                n => format!(" ({n} file(s) queued behind it not sent)"),
+            };
+            self.failed.get_or_insert(format!("upload of {} failed: {why}{also}", c.sending.0));
+        }
+    }
 }
 
 /// The background uploads of one backend.
@@ -46,21 +72,33 @@ impl Uploads {
         Arc::new(Uploads { op, rt, limit: limit.max(1), state: Mutex::default(), changed: Condvar::new() })
     }
 
-    /// Start uploading `bytes` as `key`, waiting first while `limit` uploads are running.
+    /// Start uploading `bytes` as `key`, waiting first while `limit` uploads are running (or
+    /// an earlier upload of the same key is).
     pub(super) fn start(self: &Arc<Self>, key: String, bytes: Bytes) -> Result<()> {
-        {
+        let id = {
             let mut st = self.state.lock().unwrap();
-            while st.running >= self.limit && st.failed.is_none() {
+            while (st.chains.len() >= self.limit || st.holds(&key).is_some()) && st.failed.is_none() {
                 st = self.changed.wait(st).unwrap();
             }
             if let Some(f) = &st.failed {
                 return Err(Error::WriteFailed(f.clone()));
             }
-            st.running += 1;
-            st.pending.insert(key.clone(), Pending { bytes: bytes.clone(), then: VecDeque::new() });
-        }
+            st.next += 1;
+            let id = st.next;
+            st.chains.insert(id, Chain { sending: (key, bytes), then: VecDeque::new() });
+            id
+        };
         let me = self.clone();
-        self.rt.spawn(async move { me.run(key, bytes).await });
+        let task = self.rt.spawn(async move { me.run(id).await });
+        // A task that panics or is cancelled still ends its chain, so nothing waits forever.
+        let me = self.clone();
+        self.rt.spawn(async move {
+            if let Err(e) = task.await {
+                let mut st = me.state.lock().unwrap();
+                st.fail(id, super::task_failure(e));
+                me.changed.notify_all();
+            }
+        });
         Ok(())
     }
 
@@ -71,60 +109,45 @@ impl Uploads {
         if let Some(f) = &st.failed {
             return Err(Error::WriteFailed(f.clone()));
         }
-        match st.pending.get_mut(after) {
-            Some(p) => {
-                p.then.push_back((key, bytes));
+        match st.chains.values_mut().find(|c| c.holds(after).is_some()) {
+            Some(c) => {
+                c.then.push_back((key, bytes));
                 Ok(true)
             }
             None => Ok(false),
         }
     }
 
-    async fn run(self: Arc<Self>, first: String, bytes: Bytes) {
-        let mut key = first.clone();
-        let mut result = self.put(&key, bytes).await;
+    /// Send chain `id`'s objects in turn; the first failure ends it.
+    async fn run(self: Arc<Self>, id: u64) {
         loop {
-            let next = {
-                let mut st = self.state.lock().unwrap();
-                match result {
-                    Err(e) => {
-                        let queued = st.pending.get(&first).map_or(0, |p| p.then.len());
-                        let also = if queued > 0 {
-                            format!(" ({queued} file(s) queued behind it not sent)")
-                        } else {
-                            String::new()
-                        };
-                        st.failed.get_or_insert(format!("upload of {key} failed: {e}{also}"));
-                        None
-                    }
-                    Ok(()) => st.pending.get_mut(&first).and_then(|p| p.then.pop_front()),
-                }
-                .or_else(|| {
-                    st.pending.remove(&first);
-                    st.running -= 1;
-                    self.changed.notify_all();
-                    None
-                })
-            };
-            let Some((k, b)) = next else { return };
-            key = k;
-            result = self.put(&key, b).await;
+            // (Not in a `while let`: its guard would live across the write.)
+            let next = self.state.lock().unwrap().chains.get(&id).map(|c| c.sending.clone());
+            let Some((key, bytes)) = next else { return };
+            let result = self.op.write(&key, bytes).await;
+            let mut st = self.state.lock().unwrap();
+            match (result, st.chains.get_mut(&id)) {
+                (Err(e), _) => st.fail(id, e),
+                (Ok(_), Some(c)) => match c.then.pop_front() {
+                    Some(next) => c.sending = next,
+                    None => drop(st.chains.remove(&id)),
+                },
+                (Ok(_), None) => {}
+            }
+            // Waiters for the object just confirmed (or for the end of the chain) go on.
+            self.changed.notify_all();
         }
     }
 
-    async fn put(&self, key: &str, bytes: Bytes) -> std::result::Result<(), opendal::Error> {
-        self.op.write(key, bytes).await.map(|_| ())
-    }
-
-    /// The bytes of `key` if it is being uploaded.
+    /// The bytes of `key` if it is being uploaded or queued behind an upload.
     pub(super) fn in_flight(&self, key: &str) -> Option<Bytes> {
-        self.state.lock().unwrap().pending.get(key).map(|p| p.bytes.clone())
+        self.state.lock().unwrap().holds(key).cloned()
     }
 
     /// Wait until `key` is no longer in flight (before it is removed or replaced).
     pub(super) fn wait_for(&self, key: &str) {
         let mut st = self.state.lock().unwrap();
-        while st.pending.contains_key(key) {
+        while st.holds(key).is_some() {
             st = self.changed.wait(st).unwrap();
         }
     }
@@ -132,7 +155,7 @@ impl Uploads {
     /// Wait for every upload; an error if any failed (now or earlier).
     pub(super) fn settle(&self) -> Result<()> {
         let mut st = self.state.lock().unwrap();
-        while st.running > 0 {
+        while !st.chains.is_empty() {
             st = self.changed.wait(st).unwrap();
         }
         match &st.failed {
