@@ -32,7 +32,10 @@ if [ "$RTT" != 0 ]; then
   "$DELAY_PROXY" $EP $PORT "$RTT" &
   PROXY=$!
 fi
-sleep 1
+# Until the server (and the proxy) accept connections.
+for port in $PORT $EP; do
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.2; done
+done
 export AWS_ACCESS_KEY_ID=k AWS_SECRET_ACCESS_KEY=secretkey AWS_DEFAULT_REGION=us-east-1
 export ARCA_PASSWORD=x RESTIC_PASSWORD=x
 A="s3:http://127.0.0.1:$EP/bkt/arca"; R="s3:http://127.0.0.1:$EP/bkt/restic"

@@ -168,6 +168,11 @@ pub trait Backend: Send + Sync {
     fn settle(&self) -> Result<()> {
         Ok(())
     }
+    /// The length a file is said to have (a pack's, by the index that lists it), so that a
+    /// remote store can read ranges of it without asking for its length first. Only a hint:
+    /// a store that finds the file shorter or longer reports the read as failed, and a listing's
+    /// length wins. Local directories ignore it.
+    fn size_hint(&self, _t: FileType, _name: &str, _len: u64) {}
     /// Remove temporary files left behind by crashed writers; returns how many.
     fn clean_tmp(&self, _max_age: std::time::Duration) -> Result<usize> {
         Ok(0)

@@ -64,16 +64,7 @@ pub fn run(g: &Global, a: MountArgs) -> Result<u8> {
     }
     let repo = g.open()?;
     // A shared lock for as long as the mount lives, so that prune does not remove packs under it.
-    let _lock = match g.lock(&repo, false) {
-        Ok(l) => Some(l),
-        Err(e) if matches!(e.downcast_ref::<arca::Error>(), Some(arca::Error::Io { .. })) => {
-            if !g.quiet {
-                eprintln!("warning: cannot take a lock ({}); reading without one", super::error_text(&e));
-            }
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let _lock = super::snap::shared_lock_for_reading(g, &repo)?;
     let index = g.load_index(&repo)?;
     let (mut snaps, damaged) = repo.list_snapshots_and_damage()?;
     for (name, e) in &damaged {

@@ -337,6 +337,24 @@ pub(super) fn locate(g: &Global, r: &str, sel: &SelectArgs) -> Result<Located> {
     locate_in(g, repo, r, sel)
 }
 
+/// A shared lock for a long read, so that a prune's commit waits for it; none, with a warning,
+/// when `locks/` cannot be written (read-only media).
+pub(super) fn shared_lock_for_reading(
+    g: &Global,
+    repo: &arca::repo::Repository,
+) -> Result<Option<arca::repo::lock::LockGuard>> {
+    match g.lock(repo, false) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if matches!(e.downcast_ref::<arca::Error>(), Some(arca::Error::Io { .. })) => {
+            if !g.quiet {
+                eprintln!("warning: cannot take a lock ({}); reading without one", super::error_text(&e));
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// [`locate`] for a long read (restore, dump, verify): a shared lock is taken first, so a
 /// prune's commit waits for the read instead of removing packs under it. A repository whose
 /// `locks/` cannot be written (read-only media) is read without one.
@@ -346,16 +364,7 @@ pub(super) fn locate_locked(
     sel: &SelectArgs,
 ) -> Result<(Located, Option<arca::repo::lock::LockGuard>)> {
     let repo = g.open()?;
-    let lock = match g.lock(&repo, false) {
-        Ok(l) => Some(l),
-        Err(e) if matches!(e.downcast_ref::<arca::Error>(), Some(arca::Error::Io { .. })) => {
-            if !g.quiet {
-                eprintln!("warning: cannot take a lock ({}); reading without one", super::error_text(&e));
-            }
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let lock = shared_lock_for_reading(g, &repo)?;
     let located = locate_in(g, repo, r, sel)?;
     g.journal(|rec| {
         rec.snapshots.push(located.2);

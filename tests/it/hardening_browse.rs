@@ -23,7 +23,7 @@ fn n(v: &Value) -> u64 {
 
 /// Encrypt, pack and index tree blobs built bottom-up by `build`, then save a snapshot whose root
 /// is the last tree `build` returns. Returns the snapshot ID.
-fn hostile_snapshot(repo: &Repository, build: impl FnOnce(&mut dyn FnMut(Tree) -> Id) -> Id) -> Id {
+pub(crate) fn hostile_snapshot(repo: &Repository, build: impl FnOnce(&mut dyn FnMut(Tree) -> Id) -> Id) -> Id {
     let index = Index::default();
     let packer = Packer::new(repo);
     let root = build(&mut |tree: Tree| {
@@ -50,7 +50,8 @@ fn hostile_snapshot(repo: &Repository, build: impl FnOnce(&mut dyn FnMut(Tree) -
     repo.save_snapshot(&snap).unwrap()
 }
 
-fn symlink_leaf() -> Tree {
+/// A tree of one symlink named `leaf`.
+pub(crate) fn symlink_leaf() -> Tree {
     let mut n = Node::bare_dir(b"leaf", Id([0; 32]));
     n.kind = NodeKind::Symlink { target: b"x".to_vec() };
     Tree { nodes: vec![n] }

@@ -6,6 +6,7 @@
 //! `fusermount3` (`.ci/run` installs Debian's fuse3).
 
 use crate::common::*;
+use crate::hardening_browse::{hostile_snapshot, symlink_leaf};
 use arca::format::blob::BlobType;
 use arca::format::tree::{Node, NodeKind, Tree};
 use std::collections::BTreeSet;
@@ -370,41 +371,6 @@ fn damaged_data_fails_that_read_with_eio_and_the_mount_goes_on() {
     assert!(fs::read_dir(m.point.join("ids")).unwrap().count() == 1);
 }
 
-/// A snapshot of hostile but valid trees written through the library: `build` stores trees
-/// bottom-up and returns the root.
-fn hostile_snapshot(repo: &arca::repo::Repository, build: impl FnOnce(&mut dyn FnMut(Tree) -> arca::Id) -> arca::Id) {
-    let index = arca::repo::index::Index::default();
-    let packer = arca::repo::packer::Packer::new(repo);
-    let tree = build(&mut |t| {
-        let plain = t.encode();
-        let id = repo.keys().blob_id(&plain);
-        packer.store(&index, BlobType::Tree, &id, &plain).unwrap();
-        id
-    });
-    packer.finish().unwrap();
-    let snap = arca::format::snapshot::Snapshot {
-        time: 1_700_000_000_000_000_000,
-        tree,
-        paths: vec![b"/".to_vec()],
-        hostname: "evil".into(),
-        username: "mallory".into(),
-        uid: 0,
-        gid: 0,
-        tags: vec![],
-        parent: None,
-        program: "test".into(),
-        summary: Default::default(),
-        original: None,
-    };
-    repo.save_snapshot(&snap).unwrap();
-}
-
-fn leaf() -> Tree {
-    let mut n = Node::bare_dir(b"leaf", arca::Id([0; 32]));
-    n.kind = NodeKind::Symlink { target: b"x".to_vec() };
-    Tree { nodes: vec![n] }
-}
-
 #[test]
 fn a_tree_too_deep_fails_with_eio_and_find_ends() {
     require_fuse!();
@@ -412,7 +378,7 @@ fn a_tree_too_deep_fails_with_eio_and_find_ends() {
     // 4100 directories deep: the one at depth 4096, whose entries would break the limit, is
     // listed but reading it fails with EIO.
     hostile_snapshot(&repo, |store| {
-        let mut id = store(leaf());
+        let mut id = store(symlink_leaf());
         for _ in 0..4100 {
             id = store(Tree { nodes: vec![Node::bare_dir(b"d", id)] });
         }
@@ -432,7 +398,7 @@ fn a_tree_bomb_is_browsed_path_by_path() {
     let (env, repo) = Env::with_lib_repo();
     // 13 distinct trees, 2^12 paths to the leaf: each path is its own entry in the mount.
     hostile_snapshot(&repo, |store| {
-        let mut id = store(leaf());
+        let mut id = store(symlink_leaf());
         for _ in 0..12 {
             id = store(Tree { nodes: vec![Node::bare_dir(b"a", id), Node::bare_dir(b"b", id)] });
         }

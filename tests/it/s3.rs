@@ -159,7 +159,7 @@ fn the_repository_lifecycle_works_on_a_real_s3_server() {
 
 #[test]
 fn damage_on_s3_is_found_and_repaired_from_parity() {
-    let (s3, _env, src) = scene("r");
+    let (s3, env, src) = scene("r");
     let run = |args: &[&str]| s3.run("bkt", "r", args);
     run(&["backup", src.to_str().unwrap()]).ok();
     // Corrupt one pack on the server's disk (s3s-fs stores object `K` of bucket `B` as the file
@@ -175,6 +175,13 @@ fn damage_on_s3_is_found_and_repaired_from_parity() {
     run(&["check", "--read-data"]).code(4);
     run(&["repair", "packs"]).ok();
     run(&["check", "--read-data"]).ok();
+    // A pack cut short on the server: a restore reads ranges at the length the index gives,
+    // finds less, and reports the pack as truncated (damage), not as a network error.
+    let f = std::fs::OpenOptions::new().write(true).open(&objects[1]).unwrap();
+    f.set_len(f.metadata().unwrap().len() / 2).unwrap();
+    let out = run(&["restore", "latest", "--target", env.path("out").to_str().unwrap()]);
+    assert_ne!(out.code, 0, "a restore from a truncated pack succeeded");
+    assert!(out.stderr.contains("truncated"), "the damage is not named: {}", out.stderr);
 }
 
 #[test]

@@ -318,15 +318,32 @@ impl Backend for S3Backend {
         // Every ranged read goes through the read-ahead windows: packs and parity files are
         // read piece by piece, mostly front to back (blobs; parity header, then shards), and
         // a fetch runs on the runtime, where a failure of any kind comes back as an error.
-        let size =
-            self.len_cached(&key)?.ok_or_else(|| Error::integrity(t.describe(name), "missing from the repository"))?;
-        if offset.saturating_add(len as u64) > size {
-            return Err(truncated(size.saturating_sub(offset)));
+        let missing = || Error::integrity(t.describe(name), "missing from the repository");
+        let mut size = self.len_cached(&key)?.ok_or_else(missing)?;
+        let mut asked = false;
+        loop {
+            if offset.saturating_add(len as u64) > size {
+                return Err(truncated(size.saturating_sub(offset)));
+            }
+            let msg = match self.ahead.read(&key, size, offset, len) {
+                Ok(b) => return Ok(b),
+                Err((opendal::ErrorKind::NotFound, _)) => return Err(missing()),
+                Err((_, msg)) => msg,
+            };
+            // The length came from a hint or an earlier listing: if the store now says otherwise,
+            // the file is damaged (truncated) or was replaced; ask once.
+            if !asked {
+                asked = true;
+                self.sizes.lock().unwrap().remove(&key);
+                let now = self.len_cached(&key)?.ok_or_else(missing)?;
+                if now != size {
+                    self.ahead.forget(&key);
+                    size = now;
+                    continue;
+                }
+            }
+            return Err(Error::Io { path: key.clone().into(), source: std::io::Error::other(msg) });
         }
-        self.ahead.read(&key, size, offset, len).map_err(|(kind, msg)| match kind {
-            opendal::ErrorKind::NotFound => Error::integrity(t.describe(name), "missing from the repository"),
-            _ => Error::Io { path: key.clone().into(), source: std::io::Error::other(msg) },
-        })
     }
 
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
@@ -418,6 +435,10 @@ impl Backend for S3Backend {
 
     fn settle(&self) -> Result<()> {
         self.uploads.settle()
+    }
+
+    fn size_hint(&self, t: FileType, name: &str, len: u64) {
+        self.sizes.lock().unwrap().entry(Self::key(t, name)).or_insert(len);
     }
 }
 
