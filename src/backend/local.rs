@@ -223,12 +223,14 @@ impl Drop for LocalStaged {
 fn publish_tmp(tmp: &Path, dest: &Path) -> Result<()> {
     let dir = dest.parent().expect("repository files live in a directory");
     if let Err(e) = fs::rename(tmp, dest) {
-        if e.kind() != std::io::ErrorKind::NotFound || dir.exists() {
+        if e.kind() != std::io::ErrorKind::NotFound {
             let _ = fs::remove_file(tmp);
             return Err(Error::Io { path: dest.to_path_buf(), source: e });
         }
         // A missing shard (`data/xx`, `parity/xx`), or `parity/` itself in a repository made
-        // before parity existed: create it and flush the directories above.
+        // before parity existed: create it and flush the directories above. Another writer may
+        // have created it since this rename failed (parallel packers publishing into one new
+        // shard): then creating is a no-op and the rename is simply tried again.
         let parent = dir.parent().expect("shards live in a directory");
         let created_parent = !parent.exists();
         let retry = make_private_dir(dir)

@@ -758,3 +758,24 @@ fn walk_dirs(root: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn writers_racing_into_a_new_shard_all_publish() {
+    // Parallel packers publish packs and parity files into shards (`parity/xx`) created on
+    // first use: every writer that found the shard missing must succeed, whichever created it.
+    let env = Env::bare();
+    let b = arca::backend::open(&env.path("repo"), 0).unwrap();
+    b.create().unwrap();
+    for shard in 0..32u8 {
+        std::thread::scope(|s| {
+            for t in 0..8u8 {
+                let b = &b;
+                s.spawn(move || {
+                    let name = format!("{shard:02x}{t:062x}");
+                    b.write(FileType::Parity, &name, &[t]).unwrap_or_else(|e| panic!("{name}: {e}"));
+                });
+            }
+        });
+        assert_eq!(std::fs::read_dir(env.path("repo").join(format!("parity/{shard:02x}"))).unwrap().count(), 8);
+    }
+}
