@@ -492,11 +492,9 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        if self.backend.read_parallelism() > 0 {
-            // A remote store then reads blobs without a length request per pack first.
-            for p in packs.iter().flatten() {
-                self.backend.size_hint(FileType::Pack, &p.id.to_hex(), p.size.into());
-            }
+        // A remote store then reads blobs without a length request per pack first.
+        for p in packs.iter().flatten() {
+            self.backend.size_hint(FileType::Pack, &p.id.to_hex(), p.size.into());
         }
         Ok((Index::from_packs(packs.into_iter().flatten()), problems))
     }

@@ -287,10 +287,10 @@ impl Backend for S3Backend {
         if let Some(b) = self.uploads.in_flight(&key) {
             return Ok(b.to_vec());
         }
-        // One request (no stat first), streamed and cut after `max_len + 1` bytes: bounded
-        // whatever length the store claims, and a longer file is still recognised.
+        // One request, streamed (unlike OpenDAL's reader, a bytes stream sends no stat first)
+        // and cut after `max_len + 1` bytes: bounded whatever length the store claims, and a
+        // longer file is still recognised.
         let max = t.max_len();
-        // (A bytes stream: unlike a reader, it does not stat the object first.)
         let mut buf = Vec::new();
         let parts = self.op.reader(&key).and_then(|r| r.into_bytes_iterator(0..)).map_err(|e| io_err(&key, e))?;
         for part in parts {
@@ -347,10 +347,12 @@ impl Backend for S3Backend {
     }
 
     fn write(&self, t: FileType, name: &str, bytes: &[u8]) -> Result<()> {
-        // A file named by the hash of its bytes (keys, index files, snapshots, locks, journal
-        // entries) can only exist with these very bytes: write it without asking first (a round
-        // trip saved; an overwrite changes nothing).
-        if crate::id::Id::of_file_bytes(bytes).to_hex() == name {
+        // A file named by the hash of its bytes (format-spec/04 §4.2: keys, index files,
+        // snapshots, locks, journal files) can only exist with these very bytes: write it without
+        // asking first (a round trip saved; an overwrite changes nothing). Parity files and the
+        // fixed names are not hashed for nothing.
+        let hash_named = content_addressed(t) || matches!(t, FileType::Lock | FileType::Journal);
+        if hash_named && crate::id::Id::of_file_bytes(bytes).to_hex() == name {
             return self.replace(t, name, bytes);
         }
         if self.exists(t, name)? {
