@@ -1256,6 +1256,31 @@ pub fn valid_journal() -> Vec<Record> {
     vec![drill, future]
 }
 
+/// Records of the values added with section 21.6: a `tag` record (op 11) pairing a replaced
+/// snapshot with its replacement, and the outcomes differs (4), refused (5) and missed (6).
+pub fn interpretation_journal() -> Vec<Record> {
+    let base = valid_journal().remove(0);
+    let record = |id: u8, op: Op, outcome: Outcome, exit_code: u8, snapshots: Vec<Id>| Record {
+        id: [id; 16],
+        time: TIME_NS + i64::from(id),
+        op,
+        outcome,
+        exit_code,
+        snapshots,
+        labels: vec![],
+        metrics: vec![],
+        ..base.clone()
+    };
+    let mut drill = record(0x47, Op::Drill, Outcome::Missed, 6, vec![Id([0x55; 32])]);
+    drill.metrics = vec![("rto_full_ns".into(), 7_200_000_000_000), ("max_rto_ns".into(), 3_600_000_000_000)];
+    vec![
+        record(0x44, Op::Tag, Outcome::Ok, 0, vec![Id([0x22; 32]), Id([0x55; 32])]),
+        record(0x45, Op::Verify, Outcome::Differs, 5, vec![Id([0x55; 32])]),
+        record(0x46, Op::Restore, Outcome::Refused, 2, vec![Id([0x55; 32])]),
+        drill,
+    ]
+}
+
 fn journal_vectors() -> Vec<Vector> {
     let k = "journal";
     let kind = FileKind::Journal;
@@ -1280,6 +1305,15 @@ fn journal_vectors() -> Vec<Vector> {
         seal_file(kind, &f, "journal: zstd"),
         file_inputs(&f),
         journal_json(&records[..1]),
+    ));
+    let newer = interpretation_journal();
+    let f = raw(&journal::encode(&newer));
+    v.push(ok(
+        "journal: valid, a tag record (op 11) and the outcomes differs, refused and missed (section 21.6)",
+        k,
+        seal_file(kind, &f, "journal: tag and outcomes"),
+        file_inputs(&f),
+        journal_json(&newer),
     ));
     header_failures(&mut v, k, &valid, &inputs, kind);
     sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);

@@ -34,7 +34,7 @@ fn main() {
         r.hostname = s.hostname.clone();
         r.snapshots.push(id);
         journal::set_label(&mut r, "paths", String::from_utf8_lossy(&s.paths[0]).into_owned());
-        journal::finish(&mut r, 0);
+        journal::finish(&mut r, arca::ops::Outcome::Ok);
         r.time = s.time;
         journal::append(&repo, &r).expect("append");
         if i + hosts >= count {

@@ -21,8 +21,9 @@ pub fn walk(
     recursive: bool,
     f: &mut dyn FnMut(&[u8], &Node) -> Result<()>,
 ) -> Result<()> {
-    walk::measure(repo, index, tree)?;
-    walk::walk(repo, index, tree, prefix, &mut |p, n| f(p, n).map(|()| recursive))
+    let trees = walk::Trees::new(repo, index);
+    trees.measure(tree)?;
+    trees.walk(tree, prefix, &mut |p, n| f(p, n).map(|()| recursive))
 }
 
 /// How an entry differs between two snapshots.
@@ -62,17 +63,64 @@ pub fn diff(
     prefix: &[u8],
     f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
 ) -> Result<()> {
+    let trees = walk::Trees::new(repo, index);
     for root in [a, b].into_iter().flatten() {
-        walk::measure(repo, index, root)?;
+        trees.measure(root)?;
     }
     if a == b {
         return Ok(());
     }
+    let pairs = pair_up(&trees, a, b)?;
+    diff_pairs(&trees, pairs, prefix, a.or(b), f)
+}
+
+/// Differences between two entries — `SNAP:PATH` of each side, which may be files or
+/// directories and need not have the same name —, reported as [`diff`] does, the entries
+/// themselves under `prefix` (their own names are not added).
+pub fn diff_nodes(
+    repo: &Repository,
+    index: &Index,
+    a: &Node,
+    b: &Node,
+    prefix: &[u8],
+    f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
+) -> Result<()> {
+    if let (Some(sa), Some(sb)) = (a.subtree(), b.subtree()) {
+        if let Some(change) = classify(Some(a), Some(&Node { name: a.name.clone(), ..b.clone() })) {
+            f(change, prefix)?;
+        }
+        return diff(repo, index, Some(sa), Some(sb), prefix, f);
+    }
+    let trees = walk::Trees::new(repo, index);
+    for root in [a.subtree(), b.subtree()].into_iter().flatten() {
+        trees.measure(root)?;
+    }
+    // One side is not a directory: the entry itself changed, and what was below a directory
+    // went or came. Both are named by the last component of `prefix`.
     let mut path = prefix.to_vec();
     while path.last() == Some(&b'/') {
         path.pop();
     }
-    let mut stack = vec![DiffFrame { pairs: pair_up(repo, index, a, b)?.into_iter(), path_len: path.len() }];
+    let cut = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
+    let name = path[(cut + 1).min(path.len())..].to_vec();
+    let pair = (Some(Node { name: name.clone(), ..a.clone() }), Some(Node { name, ..b.clone() }));
+    diff_pairs(&trees, vec![pair], &path[..cut], a.subtree().or(b.subtree()), f)
+}
+
+/// The walk of [`diff`] from matched pairs of entries below `prefix`; `root` names the tree
+/// in a depth error.
+fn diff_pairs(
+    trees: &walk::Trees,
+    pairs: Vec<(Option<Node>, Option<Node>)>,
+    prefix: &[u8],
+    root: Option<Id>,
+    f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut path = prefix.to_vec();
+    while path.last() == Some(&b'/') {
+        path.pop();
+    }
+    let mut stack = vec![DiffFrame { pairs: pairs.into_iter(), path_len: path.len() }];
     while let Some(top) = stack.last_mut() {
         let Some((x, y)) = top.pairs.next() else {
             stack.pop();
@@ -87,10 +135,10 @@ pub fn diff(
         // Below a directory that came, went, changed, or was replaced by a file (or the reverse).
         let (sa, sb) = (x.as_ref().and_then(Node::subtree), y.as_ref().and_then(Node::subtree));
         if (sa.is_some() || sb.is_some()) && sa != sb {
-            let pairs = pair_up(repo, index, sa, sb)?;
+            let pairs = pair_up(trees, sa, sb)?;
             // Both roots were measured; this only guards the stack if a caller skipped that.
             if !pairs.is_empty() && stack.len() as u32 >= walk::MAX_DEPTH {
-                let root = crate::format::blob::describe(BlobType::Tree, &a.or(b).expect("they differ"));
+                let root = crate::format::blob::describe(BlobType::Tree, &root.or(sa).or(sb).expect("they differ"));
                 return Err(Error::integrity(
                     root,
                     format!("directories nested deeper than {} levels", walk::MAX_DEPTH),
@@ -109,15 +157,10 @@ struct DiffFrame {
 }
 
 /// The entries of trees `a` and `b` matched by name (both are sorted by name).
-fn pair_up(
-    repo: &Repository,
-    index: &Index,
-    a: Option<Id>,
-    b: Option<Id>,
-) -> Result<Vec<(Option<Node>, Option<Node>)>> {
+fn pair_up(trees: &walk::Trees, a: Option<Id>, b: Option<Id>) -> Result<Vec<(Option<Node>, Option<Node>)>> {
     let load = |t: Option<Id>| -> Result<Vec<Node>> {
         Ok(match t {
-            Some(t) => repo.read_tree(index, &t)?.nodes,
+            Some(t) => trees.nodes(&t)?,
             None => vec![],
         })
     };
@@ -220,15 +263,16 @@ impl Read for ContentReader<'_> {
 /// Names are raw bytes: a name or link target that is not UTF-8 goes into the archive unchanged.
 /// A directory is measured first (format-spec 19.1) and walked iteratively.
 pub fn dump_tar(repo: &Repository, index: &Index, node: &Node, name: &[u8], w: &mut dyn Write) -> Result<()> {
+    let trees = walk::Trees::new(repo, index);
     if let NodeKind::Dir { subtree } = node.kind {
-        walk::measure(repo, index, subtree)?;
+        trees.measure(subtree)?;
     }
     let mut tar = tar::Builder::new(w);
     tar.mode(tar::HeaderMode::Complete);
     tar.follow_symlinks(false);
     append_tar(repo, index, node, name, &mut tar)?;
     if let NodeKind::Dir { subtree } = node.kind {
-        walk::walk(repo, index, subtree, name, &mut |path, n| {
+        trees.walk(subtree, name, &mut |path, n| {
             append_tar(repo, index, n, path, &mut tar)?;
             Ok(true)
         })?;

@@ -48,6 +48,18 @@ pub enum Error {
     /// start) or gave nothing: no snapshot was written.
     #[error("{0}; no snapshot was written")]
     StreamRejected(String),
+    /// A command arca runs for the user (a hook, a restore or verify command, an alert) could
+    /// not start or did not succeed.
+    #[error("{0}")]
+    CommandFailed(String),
+    /// An operation declined to do what it was asked because it would lose data (a retention
+    /// policy that would remove every snapshot of a group); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// An error about something the message names (`destination repository /mnt/x: wrong
+    /// password`); it means what the inner error means.
+    #[error("{0}: {1}")]
+    Within(String, Box<Error>),
     /// A caller-supplied value is out of range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -64,7 +76,20 @@ impl Error {
 
     /// True for failures that mean stored data is damaged or forged.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, Error::Integrity { .. })
+        matches!(self.innermost(), Error::Integrity { .. })
+    }
+
+    /// `self` with what it is about: `what: self`.
+    pub fn within(self, what: impl Into<String>) -> Error {
+        Error::Within(what.into(), Box::new(self))
+    }
+
+    /// The error a [`Error::Within`] chain wraps.
+    pub fn innermost(&self) -> &Error {
+        match self {
+            Error::Within(_, e) => e.innermost(),
+            e => e,
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //! - [`archiver`]: backup (with an I/O thread pool beside rayon's, `iopool`); [`restore`];
 //!   [`check`]; [`browse`]: ls, find, diff, dump; [`mount`]: snapshots as a FUSE filesystem;
 //! - [`lifecycle`]: forget, prune, tag, repair;
-//! - [`ops`]: disaster-recovery operations: the journal, profiles, drills, status.
+//! - [`ops`]: the operations every front end calls (backup, restore, check, drill, status, …),
+//!   with scopes (profiles and components), one outcome table and the journal.
 //!
 //! Errors are one [`Error`] enum; integrity failures are their own variant.
 #![deny(missing_docs)]
@@ -29,11 +30,13 @@ pub mod fuzz_targets;
 pub mod id;
 pub(crate) mod iopool;
 pub mod lifecycle;
+pub mod localtime;
 pub mod mount;
 pub mod ops;
 pub mod repo;
 pub mod restore;
 pub mod sys;
+pub mod text;
 
 pub use error::{Error, Result};
 pub use id::Id;

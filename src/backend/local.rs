@@ -262,6 +262,12 @@ impl Backend for LocalBackend {
         self.root.display().to_string()
     }
 
+    fn free_space(&self) -> Result<Option<(u64, u64)>> {
+        let st = rustix::fs::statvfs(&self.root).map_err(|e| Error::Io { path: self.root.clone(), source: e.into() })?;
+        let unit = st.f_frsize.max(1);
+        Ok(Some((st.f_bavail.saturating_mul(unit), st.f_blocks.saturating_mul(unit))))
+    }
+
     fn create(&self) -> Result<()> {
         // Only a regular `config` makes a repository; anything else there (a `config/`
         // directory) is just a non-empty directory.

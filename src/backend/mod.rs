@@ -98,7 +98,28 @@ pub fn open(location: &std::path::Path, connections: usize) -> Result<std::sync:
         let opts = s3::S3Options { connections };
         return Ok(std::sync::Arc::new(s3::S3Backend::new(s3::S3Location::parse(s)?, opts)?));
     }
+    if let Some(scheme) = scheme_of(location) {
+        return Err(crate::Error::InvalidArgument(format!(
+            "{}: repositories of kind `{scheme}:` are not supported; arca stores repositories in a local \
+             directory (a mount: NFS, SMB, sshfs, rclone mount) or in S3-compatible object storage \
+             (`s3:https://host/bucket/prefix`). A local directory whose name holds a colon is \
+             written `./{}`",
+            location.display(),
+            location.display()
+        )));
+    }
     Ok(std::sync::Arc::new(local::LocalBackend::new(location.to_path_buf())))
+}
+
+/// The `word` of a location written `word:…` (a URL-like scheme: a letter, then letters,
+/// digits, `+`, `-` or `.`); `None` for paths (`/srv/repo`, `./sftp:x`, `repo`).
+pub fn scheme_of(location: &std::path::Path) -> Option<&str> {
+    let s = location.to_str()?;
+    let (word, _) = s.split_once(':')?;
+    let mut chars = word.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    ok.then_some(word)
 }
 
 /// A file being written that becomes visible only when published.
@@ -176,6 +197,11 @@ pub trait Backend: Send + Sync {
     /// Remove temporary files left behind by crashed writers; returns how many.
     fn clean_tmp(&self, _max_age: std::time::Duration) -> Result<usize> {
         Ok(0)
+    }
+    /// Bytes free for writing and the size of the storage the repository is on, where that is
+    /// known (a local filesystem); `None` for object stores, whose room is a bill.
+    fn free_space(&self) -> Result<Option<(u64, u64)>> {
+        Ok(None)
     }
 }
 

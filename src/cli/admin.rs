@@ -1,15 +1,19 @@
-//! `init`, `key`, `cat`, `repoinfo`.
+//! `init`, `key`, `cat`, `repoinfo`, `check`, `unlock`, `parity`, `repair`.
 
-use super::{code, password, Global};
-use anyhow::{bail, Context, Result};
-use arca::backend::FileType;
-use arca::format::blob::BlobType;
-use arca::format::header::FileKind;
-use arca::format::key::{KdfParams, KeyFile};
-use arca::format::pack;
-use arca::repo::{InitOptions, Repository};
-use arca::Id;
+use super::output::{escape, escape_str};
+use super::select::SelectArgs;
+use super::{human, short, time_str, Global};
+use anyhow::Result;
+use arca::format::key::KdfParams;
+use arca::lifecycle::heal::{BuildOptions, KindStatus};
+use arca::lifecycle::repair::{Cut, IndexRepairOptions, SnapshotRepairOptions};
+use arca::ops::admin::{self, Cat, KeyAction, KeyResult};
+use arca::ops::check::CheckRequest;
+use arca::ops::{HasOutcome, Outcome, PasswordSource};
+use arca::repo::lock::LockState;
+use arca::repo::InitOptions;
 use serde_json::json;
+use std::io::Write;
 
 /// Key-derivation cost options.
 #[derive(clap::Args, Debug, Clone)]
@@ -40,13 +44,11 @@ pub struct InitArgs {
     pack_size: u32,
     /// Parity overhead for packs and index files: a percentage (`5%`, `0.5%`, up to `100%`) or
     /// `off`; snapshots get 100% when on. Change it later with `arca parity set`.
-    #[arg(long, default_value = "5%", value_name = "P%|off", value_parser = super::parity::parse_overhead)]
+    #[arg(long, default_value = "5%", value_name = "P%|off", value_parser = parse_overhead)]
     parity: u16,
 }
 
 pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
-    let backend = g.backend()?;
-    let pw = g.password.get(true)?;
     let opts = InitOptions {
         kdf: a.kdf.params(),
         compression_level: a.compression,
@@ -54,16 +56,14 @@ pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
         parity_overhead: a.parity,
         ..InitOptions::default()
     };
-    let repo = Repository::init(backend.clone(), &pw, &opts)?;
+    let c = admin::init(&g.scope, &opts)?;
     if g.json {
-        g.print_json(
-            &json!({"repository": backend.location(), "id": arca::id::hex(repo.repo_id()), "key": repo.key_name()}),
-        )?;
+        g.print_json(&c)?;
     } else if !g.quiet {
-        println!("created repository {} at {}", &arca::id::hex(repo.repo_id())[..16], backend.location());
+        println!("created repository {} at {}", &c.id[..16], escape_str(&c.repository));
         println!("Keep the password safe: without it the data cannot be recovered.");
     }
-    Ok(code::OK)
+    Ok(0)
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -96,68 +96,62 @@ pub enum KeyCommand {
     },
 }
 
-pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
-    let mut repo = g.open()?;
-    match k {
-        KeyCommand::Add { kdf, new_password_file, label } => {
-            let pw = password::new_password(new_password_file.as_deref())?;
-            let label = label.unwrap_or_else(arca::repo::default_label);
-            let name = repo.add_key(&pw, kdf.params(), &label)?;
-            if g.json {
-                g.print_json(&json!({"added": name}))?;
-            } else {
-                println!("added key {}", super::short(&name));
-            }
-        }
-        KeyCommand::List => {
-            let keys = repo.list_keys()?;
-            if g.json {
-                let v: Vec<_> = keys.iter().map(|k| key_json(&k.name, &k.file, k.current)).collect();
-                g.print_json(&v)?;
-            } else {
-                println!("{:<2} {:<16} {:<20} {:<30} KDF", "", "ID", "created", "label");
-                for k in keys {
-                    let f = &k.file;
-                    println!(
-                        "{:<2} {:<16} {:<20} {:<30} argon2id m={}MiB t={} p={}",
-                        if k.current { "*" } else { "" },
-                        super::short(&k.name),
-                        super::time_str(f.created.saturating_mul(1_000_000_000)),
-                        f.label,
-                        f.kdf.memory_kib / 1024,
-                        f.kdf.time_cost,
-                        f.kdf.lanes
-                    );
-                }
-            }
-        }
-        KeyCommand::Remove { id } => {
-            let name = repo.remove_key(&id)?;
-            if g.json {
-                g.print_json(&json!({"removed": name}))?;
-            } else {
-                println!("removed key {}", super::short(&name));
-            }
-        }
-        KeyCommand::Passwd { kdf, new_password_file } => {
-            let pw = password::new_password(new_password_file.as_deref())?;
-            let name = repo.change_password(&pw, kdf.params(), &arca::repo::default_label())?;
-            if g.json {
-                g.print_json(&json!({"key": name}))?;
-            } else {
-                println!("password changed; new key {}", super::short(&name));
-            }
-        }
+/// A new password: `--new-password-file`, `ARCA_NEW_PASSWORD`, or a prompt (twice).
+fn new_password(file: Option<std::path::PathBuf>) -> PasswordSource {
+    PasswordSource {
+        file,
+        env: Some("ARCA_NEW_PASSWORD"),
+        flags: ["--new-password-command", "--new-password-file"],
+        what: "new key",
+        prompt: Some(std::sync::Arc::new(super::prompt)),
+        ..Default::default()
     }
-    Ok(code::OK)
 }
 
-fn key_json(name: &str, f: &KeyFile, current: bool) -> serde_json::Value {
-    json!({
-        "id": name, "current": current, "created": f.created, "label": f.label,
-        "kdf": {"algorithm": "argon2id", "memory_kib": f.kdf.memory_kib, "iterations": f.kdf.time_cost, "lanes": f.kdf.lanes},
-        "salt": arca::id::hex(&f.salt),
-    })
+pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
+    let action = match k {
+        KeyCommand::Add { kdf, new_password_file, label } => {
+            KeyAction::Add(new_password(new_password_file), kdf.params(), label.unwrap_or_else(arca::repo::default_label))
+        }
+        KeyCommand::List => KeyAction::List,
+        KeyCommand::Remove { id } => KeyAction::Remove(id),
+        KeyCommand::Passwd { kdf, new_password_file } => KeyAction::Passwd(new_password(new_password_file), kdf.params()),
+    };
+    let (verb, name) = match admin::key(&g.scope, action)? {
+        KeyResult::Listed(keys) => return list_keys(g, keys),
+        KeyResult::Added(n) => ("added", n),
+        KeyResult::Removed(n) => ("removed", n),
+        KeyResult::Changed(n) => ("key", n),
+    };
+    match (g.json, verb) {
+        (true, _) => g.print_json(&json!({ verb: name }))?,
+        (false, "key") => println!("password changed; new key {}", short(&name)),
+        (false, _) => println!("{verb} key {}", short(&name)),
+    }
+    Ok(0)
+}
+
+fn list_keys(g: &Global, keys: Vec<arca::repo::KeyInfo>) -> Result<u8> {
+    if g.json {
+        let v: Vec<_> = keys.iter().map(|k| admin::key_json(&k.name, &k.file, k.current)).collect();
+        g.print_json(&v)?;
+        return Ok(0);
+    }
+    println!("{:<2} {:<16} {:<20} {:<30} KDF", "", "ID", "created", "label");
+    for k in keys {
+        let f = &k.file;
+        println!(
+            "{:<2} {:<16} {:<20} {:<30} argon2id m={}MiB t={} p={}",
+            if k.current { "*" } else { "" },
+            short(&k.name),
+            time_str(f.created.saturating_mul(1_000_000_000)),
+            escape_str(&f.label),
+            f.kdf.memory_kib / 1024,
+            f.kdf.time_cost,
+            f.kdf.lanes
+        );
+    }
+    Ok(0)
 }
 
 #[derive(clap::Args, Debug)]
@@ -169,129 +163,469 @@ pub struct CatArgs {
     id: Option<String>,
 }
 
-fn resolve(repo: &Repository, t: FileType, prefix: &str) -> Result<String> {
-    let names: Vec<String> = repo.list_objects(t)?.into_iter().map(|(n, _)| n).collect();
-    Ok(arca::repo::unique_prefix(&names, prefix, t.dir())?)
-}
-
 pub fn cat(g: &Global, a: CatArgs) -> Result<u8> {
-    let repo = g.open()?;
-    let need = || a.id.clone().context("this object needs an ID");
-    let v = match a.what.as_str() {
-        "config" => serde_json::to_value(repo.config())?,
-        "key" => {
-            let name = resolve(&repo, FileType::Key, &need()?)?;
-            let f = KeyFile::decode(&repo.read_named(FileType::Key, &name)?)?;
-            key_json(&name, &f, name == repo.key_name())
-        }
-        "index" => {
-            let name = resolve(&repo, FileType::Index, &need()?)?;
-            let packs = repo.load_index_file(&Id::from_hex(&name).context("bad name")?)?;
-            let v: Vec<_> = packs
-                .iter()
-                .map(|p| {
-                    let blobs: Vec<_> = p.blobs.iter().map(|b| json!({"type": b.blob_type.name(), "id": b.id, "offset": b.offset, "stored_len": b.stored_len, "plain_len": b.plain_len})).collect();
-                    json!({"pack": p.id, "size": p.size, "blobs": blobs})
-                })
-                .collect();
-            json!({"id": name, "packs": v})
-        }
-        "snapshot" => {
-            let (id, s) = repo.find_snapshot(&need()?)?;
-            let mut v = serde_json::to_value(&s)?;
-            v["id"] = json!(id);
-            // Field 12 is left out of the encoding when absent; the JSON always shows it.
-            v["original"] = json!(s.original);
-            v["paths"] = json!(s.paths.iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>());
-            v
-        }
-        "pack" => {
-            let name = resolve(&repo, FileType::Pack, &need()?)?;
-            let bytes = repo.read_named(FileType::Pack, &name)?;
-            let what = format!("pack {name}");
-            pack::check_header(&bytes, &what)?;
-            let trailer = bytes[bytes.len().saturating_sub(4)..]
-                .try_into()
-                .map_err(|_| arca::Error::integrity(&what, "truncated"))?;
-            let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, &what)?;
-            let toc = repo.keys().open(
-                &bytes[at as usize..(at + len as u64) as usize],
-                &pack::toc_ad(repo.repo_id()),
-                &what,
-            )?;
-            let entries = pack::decode_toc(&toc, at - 8, &what)?;
-            let v: Vec<_> = pack::locate_blobs(&entries)
-                .iter()
-                .map(|b| json!({"type": b.blob_type.name(), "id": b.id, "offset": b.offset, "stored_len": b.stored_len, "plain_len": b.plain_len}))
-                .collect();
-            json!({"id": name, "size": bytes.len(), "blobs": v})
-        }
-        "blob" => {
-            let id = Id::from_hex(&need()?).context("blob needs the full 64-digit ID")?;
-            let index = g.load_index(&repo)?;
-            if index.contains(BlobType::Tree, &id) {
-                let t = repo.read_tree(&index, &id)?;
-                serde_json::to_value(&t)?
-            } else {
-                let data = repo.read_blob(&index, BlobType::Data, &id)?;
-                use std::io::Write;
-                std::io::stdout().write_all(&data)?;
-                return Ok(code::OK);
-            }
-        }
-        _ => bail!("unknown object"),
-    };
-    g.print_json(&v)?;
-    Ok(code::OK)
+    match admin::cat(&g.scope, &a.what, a.id.as_deref())? {
+        Cat::Json(v) => g.print_json(&v)?,
+        Cat::Bytes(b) => std::io::stdout().write_all(&b)?,
+    }
+    Ok(0)
 }
 
 pub fn repoinfo(g: &Global) -> Result<u8> {
-    let repo = g.open()?;
-    let mut packs = 0u64;
-    let mut stored = [0u64; 2];
-    let mut plain = [0u64; 2];
-    let mut blobs = [0u64; 2];
-    let mut seen = std::collections::HashSet::new();
-    for id in repo.index_ids()? {
-        // Damaged index files are reported by the load_index below.
-        for p in repo.load_index_file(&id).unwrap_or_default() {
-            if !seen.insert(p.id) {
-                continue;
-            }
-            packs += 1;
-            for b in p.blobs {
-                let t = b.blob_type as usize;
-                blobs[t] += 1;
-                stored[t] += b.stored_len as u64;
-                plain[t] += b.plain_len as u64;
-            }
+    let i = admin::repoinfo(&g.scope)?;
+    if g.json {
+        g.print_json(&i)?;
+        return Ok(0);
+    }
+    println!("repository   {} ({})", escape_str(&i.repository), &i.id[..16]);
+    println!("snapshots    {}\nkeys         {}\npacks        {} ({})", i.snapshots, i.keys, i.packs, human(i.pack_bytes));
+    println!("data blobs   {} ({} plain, {} stored)", i.data_blobs, human(i.data_plain_bytes), human(i.data_stored_bytes));
+    println!("tree blobs   {} ({} plain, {} stored)", i.tree_blobs, human(i.tree_plain_bytes), human(i.tree_stored_bytes));
+    println!("compression  {:.2}x\nindex memory {}", i.compression_ratio, human(i.index_memory_bytes as u64));
+    Ok(0)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Also decrypt and verify every blob.
+    #[arg(long)]
+    read_data: bool,
+    /// Verify only a subset of packs: N/M or P%.
+    #[arg(long, value_name = "N/M|P%")]
+    read_data_subset: Option<String>,
+}
+
+pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
+    let req = CheckRequest { read_data: a.read_data, read_data_subset: a.read_data_subset };
+    let c = arca::ops::check::check(&g.scope, &req)?;
+    let r = &c.report;
+    if g.json {
+        g.print_json(r)?;
+        return Ok(c.outcome().exit_code());
+    }
+    for w in &r.warnings {
+        eprintln!("warning: {}: {}", escape_str(&w.object), escape_str(&w.message));
+    }
+    if c.none_read {
+        eprintln!(
+            "warning: --read-data-subset {} selected none of the {} packs: no data was read",
+            req.read_data_subset.as_deref().unwrap_or_default(),
+            r.packs
+        );
+    }
+    for e in &r.errors {
+        println!("error: {}: {}", escape_str(&e.object), escape_str(&e.message));
+    }
+    for (snap, paths) in &r.affected {
+        println!("snapshot {} is damaged; affected paths:", &snap[..8.min(snap.len())]);
+        for p in paths {
+            println!("  {}", escape_str(p));
         }
     }
-    let on_disk: u64 = repo.list_objects(FileType::Pack)?.iter().map(|(_, l)| l).sum();
-    let snapshots = repo.list_objects(FileType::Snapshot)?.len();
-    let keys = repo.list_objects(FileType::Key)?.len();
-    let index = g.load_index(&repo)?;
-    let ratio =
-        if stored[0] + stored[1] > 0 { (plain[0] + plain[1]) as f64 / (stored[0] + stored[1]) as f64 } else { 1.0 };
-    let v = json!({
-        "repository": repo.backend().location(),
-        "id": arca::id::hex(repo.repo_id()),
-        "snapshots": snapshots, "keys": keys, "packs": packs, "pack_bytes": on_disk,
-        "data_blobs": blobs[0], "tree_blobs": blobs[1],
-        "data_plain_bytes": plain[0], "data_stored_bytes": stored[0],
-        "tree_plain_bytes": plain[1], "tree_stored_bytes": stored[1],
-        "compression_ratio": ratio,
-        "index_memory_bytes": index.resident_bytes(),
-        "config": repo.config(),
-    });
-    if g.json {
-        return g.print_json(&v).map(|_| code::OK);
+    for d in &r.damaged_files {
+        let verdict = if d.repairable { "REPAIRABLE from parity" } else { "NOT repairable from parity" };
+        println!("{}: {verdict}: {}", escape_str(&d.object), escape_str(&d.detail));
     }
-    println!("repository   {} ({})", repo.backend().location(), &arca::id::hex(repo.repo_id())[..16]);
-    println!("snapshots    {snapshots}\nkeys         {keys}\npacks        {packs} ({})", super::human(on_disk));
-    println!("data blobs   {} ({} plain, {} stored)", blobs[0], super::human(plain[0]), super::human(stored[0]));
-    println!("tree blobs   {} ({} plain, {} stored)", blobs[1], super::human(plain[1]), super::human(stored[1]));
-    println!("compression  {ratio:.2}x\nindex memory {}", super::human(index.resident_bytes() as u64));
-    let _ = FileKind::Config;
-    Ok(code::OK)
+    if r.damaged_files.iter().any(|d| d.repairable) {
+        println!("run `arca repair packs` to rebuild the repairable files");
+    }
+    if !g.quiet {
+        let data = match req.subset()? {
+            None => "data not read".to_string(),
+            Some(_) => format!(
+                "data of {} of {} packs read ({}), {} blobs verified",
+                r.packs_read,
+                r.packs,
+                human(r.bytes_read),
+                r.blobs_read
+            ),
+        };
+        let verdict = if r.ok() { "no errors" } else { "ERRORS FOUND" };
+        println!("checked {} snapshots, {} trees, {} packs; {data}: {verdict}", r.snapshots, r.trees, r.packs);
+    }
+    Ok(c.outcome().exit_code())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct UnlockArgs {
+    /// Remove every lock, also live ones of running processes and unreadable ones. Only when no
+    /// arca process uses the repository: a removed live lock no longer protects its holder.
+    #[arg(long)]
+    remove_all: bool,
+}
+
+/// `exclusive lock of user@host (pid N), refreshed TIME`, names escaped.
+fn describe(l: &arca::format::lock::Lock) -> String {
+    let kind = if l.exclusive { "exclusive" } else { "shared" };
+    let (user, host) = (escape_str(&l.username), escape_str(&l.hostname));
+    format!("{kind} lock of {user}@{host} (pid {}), refreshed {}", l.pid, time_str(l.time))
+}
+
+/// Run `arca unlock`. Exit 4 when an unreadable lock file is left in place (it blocks every
+/// command that locks).
+pub fn unlock(g: &Global, a: UnlockArgs) -> Result<u8> {
+    let outcomes = admin::unlock(&g.scope, a.remove_all)?;
+    let state = |s: &LockState| match s {
+        LockState::Live(_) => "live",
+        LockState::Stale(_) => "stale",
+        LockState::Unreadable(_) => "unreadable",
+    };
+    let kept_unreadable = outcomes.iter().any(|o| !o.removed && matches!(o.file.state, LockState::Unreadable(_)));
+    let status = if kept_unreadable { Outcome::Damage } else { Outcome::Ok }.exit_code();
+    for o in &outcomes {
+        match (&o.file.state, o.removed) {
+            (LockState::Live(l), true) => eprintln!(
+                "warning: removed the live {}: if that process still runs, the repository no longer protects it \
+                 from conflicting operations",
+                describe(l)
+            ),
+            (LockState::Unreadable(e), true) => {
+                eprintln!("warning: removed unreadable lock {}: {}", o.file.name, escape_str(&e.to_string()))
+            }
+            (LockState::Unreadable(e), false) if !g.json => eprintln!(
+                "error: {}; kept (remove it with --remove-all once no arca process uses the repository)",
+                escape_str(&e.to_string())
+            ),
+            _ => {}
+        }
+    }
+    if g.json {
+        let locks: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                let mut v = json!({"name": o.file.name, "state": state(&o.file.state), "removed": o.removed});
+                match &o.file.state {
+                    LockState::Live(l) | LockState::Stale(l) => {
+                        v["lock"] = json!({"time": l.time, "exclusive": l.exclusive, "hostname": l.hostname,
+                                           "username": l.username, "pid": l.pid})
+                    }
+                    LockState::Unreadable(e) => v["error"] = json!(e.to_string()),
+                }
+                v
+            })
+            .collect();
+        g.print_json(&json!({ "locks": locks }))?;
+        return Ok(status);
+    }
+    if g.quiet {
+        return Ok(status);
+    }
+    for o in &outcomes {
+        match (&o.file.state, o.removed) {
+            (LockState::Live(l), false) => {
+                println!("kept lock {}: live {} (--remove-all removes it)", short(&o.file.name), describe(l))
+            }
+            (LockState::Live(l) | LockState::Stale(l), true) => {
+                println!("removed lock {}: {} {}", short(&o.file.name), state(&o.file.state), describe(l))
+            }
+            (LockState::Unreadable(_), true) => println!("removed lock {}: unreadable", short(&o.file.name)),
+            _ => {}
+        }
+    }
+    match outcomes.iter().filter(|o| o.removed).count() {
+        0 => println!("no lock removed"),
+        n => println!("{n} lock{} removed", if n == 1 { "" } else { "s" }),
+    }
+    Ok(status)
+}
+
+/// `arca parity ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum ParityCommand {
+    /// Set the parity overhead writers use for packs and index files from now on (snapshots
+    /// always get as much parity as data); `arca parity build` applies it to existing files.
+    Set {
+        /// Overhead: a percentage of each file (`5%`, `0.5%`, up to `100%`), or `off`.
+        #[arg(long, value_name = "P%|off", value_parser = parse_overhead)]
+        overhead: u16,
+    },
+    /// Write parity for files that have none or whose parity predates the current setting;
+    /// with parity off, remove all parity files.
+    Build {
+        /// Also remove parity files of missing files (removed on purpose by a writer that does
+        /// not know parity); by default they are kept for `arca repair packs`.
+        #[arg(long)]
+        drop_orphans: bool,
+        /// Report what would be written or removed; change nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
+    /// How much of the repository parity protects, and at what overhead.
+    Status,
+}
+
+/// `5%`, `0.25%` or `off` as basis points (0 = off), at most 100%.
+pub fn parse_overhead(s: &str) -> std::result::Result<u16, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") || t == "0" || t == "0%" {
+        return Ok(0);
+    }
+    let num = t.strip_suffix('%').ok_or_else(|| format!("{s:?}: give a percentage such as 5% or 0.5%, or off"))?;
+    let p: f64 = num.trim().parse().map_err(|_| format!("{s:?}: not a percentage"))?;
+    if !(0.01..=100.0).contains(&p) {
+        return Err(format!("{s:?}: between 0.01% and 100%, or off"));
+    }
+    Ok((p * 100.0).round() as u16)
+}
+
+/// `5%`, `0.5%`, `off`.
+fn overhead_str(bp: u16) -> String {
+    match bp {
+        0 => "off".into(),
+        bp if bp % 100 == 0 => format!("{}%", bp / 100),
+        bp => format!("{}%", bp as f64 / 100.0),
+    }
+}
+
+pub fn parity(g: &Global, c: ParityCommand) -> Result<u8> {
+    match c {
+        ParityCommand::Set { overhead } => {
+            admin::parity_set(&g.scope, overhead)?;
+            if g.json {
+                g.print_json(&json!({ "overhead_basis_points": overhead }))?;
+            } else if !g.quiet {
+                let o = overhead_str(overhead);
+                println!("parity overhead for packs set to {o}; run `arca parity build` to apply it to existing files");
+            }
+            Ok(0)
+        }
+        ParityCommand::Build { drop_orphans, dry_run } => {
+            let r = admin::parity_build(&g.scope, BuildOptions { drop_orphans, dry_run })?;
+            for d in &r.damaged {
+                eprintln!("error: {}: {}", escape_str(&d.file), escape_str(&d.detail));
+            }
+            for o in &r.orphans {
+                eprintln!("warning: {}: {}", escape_str(&o.file), escape_str(&o.detail));
+            }
+            if g.json {
+                g.print_json(&r)?;
+            } else if !g.quiet {
+                println!(
+                    "parity {}: {} {} new and {} rewritten parity files ({}), {} up to date, {} removed",
+                    overhead_str(r.overhead),
+                    if dry_run { "would write" } else { "wrote" },
+                    r.written,
+                    r.rewritten,
+                    human(r.bytes_written),
+                    r.up_to_date,
+                    r.removed
+                );
+            }
+            Ok(if r.damaged.is_empty() { Outcome::Ok } else { Outcome::Damage }.exit_code())
+        }
+        ParityCommand::Status => {
+            let r = admin::parity_status(&g.scope)?;
+            if g.json {
+                g.print_json(&r)?;
+                return Ok(0);
+            }
+            let overhead = match (r.overhead, r.policy_file) {
+                (None, _) => "policy file damaged (writers use 5%)".to_string(),
+                (Some(0), false) => "off (no policy: the repository predates parity)".to_string(),
+                (Some(bp), _) => overhead_str(bp),
+            };
+            println!("parity for packs and index files: {overhead}; snapshots: 100% when on");
+            let pct = |a: u64, b: u64, none: f64| if b == 0 { none } else { 100.0 * a as f64 / b as f64 };
+            let line = |what: &str, s: &KindStatus| {
+                println!(
+                    "  {what:<10} {:>7} files {:>11}   protected {:>7} ({:>5.1}%)   parity {:>11} ({:.1}%){}",
+                    s.files,
+                    human(s.bytes),
+                    s.protected,
+                    pct(s.protected, s.files, 100.0),
+                    human(s.parity_bytes),
+                    pct(s.parity_bytes, s.bytes, 0.0),
+                    if s.stale == 0 { String::new() } else { format!("   {} at an older setting", s.stale) }
+                );
+            };
+            line("packs", &r.packs);
+            line("index", &r.index);
+            line("snapshots", &r.snapshots);
+            if r.orphans > 0 {
+                println!("  {} parity files protect missing files: `arca repair packs` restores what it can", r.orphans);
+            }
+            for s in &r.stray {
+                eprintln!("warning: {}: stray file (not a repository file name); ignored", escape_str(s));
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `arca repair ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RepairCommand {
+    /// Rebuild damaged or lost packs, index files and snapshots from their parity files
+    /// (reads everything); exit 4 if something could not be rebuilt.
+    Packs {
+        /// Find and rebuild in memory, report, but write nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+    },
+    /// Rebuild the index from the packs' own tables of contents (after index files were damaged
+    /// or lost, or packs went missing); exit 4 if a pack cannot be indexed.
+    Index {
+        /// Read every pack whole and index it only if it hashes to its name and every blob in it
+        /// authenticates (slow: reads all data); otherwise only tables of contents are read.
+        #[arg(long)]
+        read_all_packs: bool,
+    },
+    /// Rewrite damaged snapshots without what they lost: unreadable directories become empty,
+    /// files keep the chunks that remain. Run `repair index` first.
+    Snapshots {
+        /// Snapshots to repair: ID prefixes or `latest` (default: every snapshot the filters select).
+        snapshots: Vec<String>,
+        /// Remove each damaged snapshot once its repaired replacement is written.
+        #[arg(long)]
+        forget: bool,
+        /// Show what would be cut; write and remove nothing.
+        #[arg(short = 'n', long)]
+        dry_run: bool,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+}
+
+/// `1 pack`, `2 packs`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+pub fn repair(g: &Global, c: RepairCommand) -> Result<u8> {
+    let damaged = |bad: bool| if bad { Outcome::Damage } else { Outcome::Ok }.exit_code();
+    match c {
+        RepairCommand::Packs { dry_run } => {
+            let r = admin::repair_packs(&g.scope, dry_run)?;
+            for n in &r.unrepairable {
+                eprintln!("error: {}: cannot be repaired: {}", escape_str(&n.file), escape_str(&n.detail));
+            }
+            if g.json {
+                g.print_json(&r)?;
+                return Ok(damaged(!r.ok()));
+            }
+            for (snap, paths) in &r.affected {
+                println!("snapshot {} is damaged; affected paths:", &snap[..8.min(snap.len())]);
+                for p in paths {
+                    println!("  {}", escape(p.as_bytes()));
+                }
+            }
+            if !g.quiet {
+                let (verb, reverb) = if dry_run { ("would rebuild", "would rewrite") } else { ("rebuilt", "rewrote") };
+                for n in &r.repaired {
+                    println!("{verb} {}: {}", escape_str(&n.file), escape_str(&n.detail));
+                }
+                for n in &r.parity_rewritten {
+                    println!("{reverb} {}: {}", escape_str(&n.file), escape_str(&n.detail));
+                }
+                let unprotected = match r.unprotected {
+                    0 => String::new(),
+                    n => format!("; {n} healthy files have no parity (`arca parity build`)"),
+                };
+                println!(
+                    "read {} files ({}): {verb} {}, {} not repairable{unprotected}",
+                    r.files_checked,
+                    human(r.bytes_read),
+                    count(r.repaired.len(), "file"),
+                    r.unrepairable.len()
+                );
+                if !r.unrepairable.is_empty() {
+                    println!("next: `arca repair index` for lost packs or index files, then `arca repair snapshots`");
+                }
+            }
+            Ok(damaged(!r.ok()))
+        }
+        RepairCommand::Index { read_all_packs } => {
+            let r = admin::repair_index(&g.scope, IndexRepairOptions { read_all_packs })?;
+            for e in &r.damaged_index_files {
+                eprintln!("warning: {}; replaced", escape_str(e));
+            }
+            for b in &r.unreadable {
+                let lost = match b.blobs_lost {
+                    0 => "any blobs it holds are missing now".to_string(),
+                    n => format!("the {n} blobs the old index listed in it are missing now"),
+                };
+                eprintln!("error: {}; left out of the index: {lost} (run `arca repair snapshots`)", escape_str(&b.error));
+            }
+            if g.json {
+                g.print_json(&r)?;
+            } else if !g.quiet {
+                let (packs, files) = (count(r.packs, "pack"), count(r.written.len(), "new index file"));
+                println!("indexed {packs} ({} blobs) in {files}; removed {}", r.blobs, count(r.removed, "old index file"));
+                if !r.adopted.is_empty() {
+                    println!("adopted {} that no readable index file named", count(r.adopted.len(), "pack"));
+                }
+                if !r.dropped.is_empty() {
+                    let n = count(r.dropped.len(), "pack");
+                    println!("dropped the entries of {n} the old index named but that do not exist:");
+                    for id in &r.dropped {
+                        println!("  {id}");
+                    }
+                }
+            }
+            Ok(damaged(!r.unreadable.is_empty()))
+        }
+        RepairCommand::Snapshots { snapshots, forget, dry_run, select } => {
+            let opts = SnapshotRepairOptions { dry_run, forget };
+            let done = admin::repair_snapshots(&g.scope, &snapshots, &select.filter(), opts)?;
+            let r = &done.report;
+            for (_, e) in &done.damaged {
+                let e = escape_str(&e.to_string());
+                eprintln!("error: {e}; it cannot be repaired (remove the file once `arca check` has named it)");
+            }
+            for (id, why) in &r.failed {
+                eprintln!("error: snapshot {}: {}; left as it is", id.short(), escape_str(why));
+            }
+            if g.json {
+                let cut = |c: &arca::lifecycle::repair::CutPath| {
+                    let mut v = serde_json::to_value(&c.cut).unwrap_or_default();
+                    v["path"] = json!(String::from_utf8_lossy(&c.path));
+                    v
+                };
+                let repaired: Vec<_> = r
+                    .repaired
+                    .iter()
+                    .map(|s| json!({"old": s.old, "new": s.new, "forgotten": s.forgotten,
+                                    "cuts": s.cuts.iter().map(cut).collect::<Vec<_>>(), "more_cuts": s.more_cuts}))
+                    .collect();
+                let failed: Vec<_> = r.failed.iter().map(|(id, why)| json!({"snapshot": id, "error": why})).collect();
+                g.print_json(&json!({"dry_run": dry_run, "repaired": repaired, "intact": r.intact, "failed": failed}))?;
+            } else if !g.quiet {
+                for s in &r.repaired {
+                    match s.new {
+                        Some(new) => println!(
+                            "snapshot {} -> {} (tagged {})",
+                            s.old.short(),
+                            new.short(),
+                            arca::lifecycle::repair::REPAIRED_TAG
+                        ),
+                        None => println!("snapshot {} would be rewritten", s.old.short()),
+                    }
+                    for c in &s.cuts {
+                        match &c.cut {
+                            Cut::EmptiedDir { error } => {
+                                println!("  dir  {}: unreadable, now empty ({})", escape(&c.path), escape_str(error))
+                            }
+                            Cut::FileContent { missing, chunks, lost_bytes } => println!(
+                                "  file {}: {missing} of {chunks} chunks missing ({}), dropped from its content",
+                                escape(&c.path),
+                                human(*lost_bytes)
+                            ),
+                        }
+                    }
+                    if s.more_cuts > 0 {
+                        println!("  … and {} more", s.more_cuts);
+                    }
+                    if s.forgotten {
+                        println!("  removed damaged snapshot {}", s.old.short());
+                    } else if dry_run && forget {
+                        println!("  would remove damaged snapshot {}", s.old.short());
+                    }
+                }
+                let n = r.repaired.len();
+                let verb = if dry_run { "would repair" } else { "repaired" };
+                println!("{verb} {n} snapshot{}, {} intact", if n == 1 { "" } else { "s" }, r.intact);
+            }
+            Ok(damaged(!done.damaged.is_empty() || !r.failed.is_empty()))
+        }
+    }
 }

@@ -3,16 +3,15 @@
 
 use super::output::{escape, escape_str};
 use super::select::SelectArgs;
-use super::{code, human, snap, time_str, Global};
-use anyhow::{anyhow, Result};
-use arca::archiver::Progress;
-use arca::ops::drill::{self, DrillOptions, DrillReport, Sample, SampleBy, Scratch};
+use super::{human, time_str, Global, Spinner};
+use anyhow::Result;
+use arca::ops::drill::{self, DrillOptions, DrillRequest, Drilled, Sample, SampleBy};
 use arca::restore::MetaOptions;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct DrillArgs {
@@ -38,11 +37,12 @@ pub struct DrillArgs {
     /// Do not restore or compare ownership (it is only done as root anyway).
     #[arg(long)]
     no_owner: bool,
+    /// Recovery time objective: the drill fails (exit 6) when the full-restore time it measures
+    /// or extrapolates is longer (default: each component's max-rto).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    max_rto: Option<std::time::Duration>,
     #[command(flatten)]
     select: SelectArgs,
-    /// With --profile: drill the snapshot (`latest`, or an ID) of each component.
-    #[command(flatten)]
-    profile: super::profile::ProfileArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -55,8 +55,6 @@ fn parse_share(s: &str) -> Result<f64, String> {
     Sample::parse_share(s).map_err(|e| e.to_string())
 }
 
-/// The scratch directory to remove if a signal ends the drill (`None` when kept or done).
-static SCRATCH: Mutex<Option<PathBuf>> = Mutex::new(None);
 /// The signal received, 0 for none.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
@@ -81,11 +79,7 @@ fn watch_signals() {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let sig = SIGNAL.load(Ordering::SeqCst);
         if sig != 0 {
-            if let Some(p) = SCRATCH.lock().unwrap().take() {
-                // Restore threads may still be adding entries: try twice.
-                if drill::remove_tree(&p).is_err() {
-                    let _ = drill::remove_tree(&p);
-                }
+            if let Some(p) = drill::remove_active_scratch() {
                 eprintln!("interrupted; removed the scratch directory {}", p.display());
             }
             std::process::exit(128 + sig);
@@ -99,25 +93,30 @@ fn watch_signals() {
 /// `=pause` creates `drill-paused` next to the scratch directory once all is restored and sleeps,
 /// so a test can signal a drill in progress.
 fn set_test_hooks(opts: &mut DrillOptions) {
+    let once = |f: fn(&std::fs::File)| {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        Some(Arc::new(move |file: &std::fs::File, _: &Path| {
+            if !done.swap(true, Ordering::SeqCst) {
+                f(file)
+            }
+        }) as arca::restore::VerifyHook)
+    };
     match std::env::var("ARCA_TEST_DRILL_HOOK").as_deref() {
         Ok("corrupt") => {
             let done = std::sync::atomic::AtomicBool::new(false);
-            opts.before_verify = Some(std::sync::Arc::new(move |f: &std::fs::File, _: &Path| {
+            opts.before_verify = Some(Arc::new(move |f: &std::fs::File, _: &Path| {
                 if f.metadata().is_ok_and(|m| m.len() > 0) && !done.swap(true, Ordering::SeqCst) {
                     corrupt(f);
                 }
             }));
         }
         Ok("chmod") => {
-            let done = std::sync::atomic::AtomicBool::new(false);
-            opts.before_verify = Some(std::sync::Arc::new(move |f: &std::fs::File, _: &Path| {
+            opts.before_verify = once(|f| {
                 use std::os::unix::fs::PermissionsExt;
-                if !done.swap(true, Ordering::SeqCst) {
-                    if let Ok(md) = f.metadata() {
-                        let _ = f.set_permissions(std::fs::Permissions::from_mode(md.mode() ^ 0o002));
-                    }
+                if let Ok(md) = f.metadata() {
+                    let _ = f.set_permissions(std::fs::Permissions::from_mode(md.mode() ^ 0o002));
                 }
-            }));
+            })
         }
         Ok("pause") => {
             opts.after_restore = Some(Box::new(|root: &Path| {
@@ -144,24 +143,6 @@ fn corrupt(f: &std::fs::File) {
 }
 
 pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
-    if a.profile.is_set() {
-        return super::profile::each_component(g, &a.profile, Some(arca::ops::journal::Op::Drill), |g, t| {
-            let sel = a.select.clone().with_tags(&t.filter.tags);
-            drill_selected(g, &a.snapshot, &sel, &a)
-        });
-    }
-    let (status, doc) = drill_selected(g, &a.snapshot, &a.select, &a)?;
-    if g.json {
-        g.print_json(&doc)?;
-    }
-    Ok(status)
-}
-
-/// Drill `reference` among the snapshots `sel` selects, with the settings of `a` (its own
-/// `snapshot` and `select` are not used): a component's drill passes a tag filter here. Prints
-/// the text report; returns the exit code and the JSON report.
-fn drill_selected(g: &Global, reference: &str, sel: &SelectArgs, a: &DrillArgs) -> Result<(u8, serde_json::Value)> {
-    let ((repo, index, id, snapshot, node, path), _lock) = snap::locate_locked(g, reference, sel)?;
     let sample = a.sample.map(|share| Sample {
         share,
         by: match a.sample_by {
@@ -170,67 +151,24 @@ fn drill_selected(g: &Global, reference: &str, sel: &SelectArgs, a: &DrillArgs) 
         },
         seed: a.seed.unwrap_or_else(drill::random_seed),
     });
-    let parent = a.scratch.clone().unwrap_or_else(std::env::temp_dir);
-    let mut scratch = Scratch::create(&parent).map_err(|e| {
-        anyhow!("cannot create a scratch directory in {}: {}", parent.display(), super::error_text(&e.into()))
-    })?;
-    if a.keep {
-        scratch.keep();
-    } else {
-        *SCRATCH.lock().unwrap() = Some(scratch.path().to_path_buf());
-    }
-    watch_signals();
-    let mut opts = DrillOptions {
-        scratch: scratch.path().to_path_buf(),
+    let mut options = DrillOptions { meta: MetaOptions { no_owner: a.no_owner, ..Default::default() }, ..Default::default() };
+    set_test_hooks(&mut options);
+    let mut req = DrillRequest {
+        reference: a.snapshot,
+        filter: a.select.filter(),
         sample,
-        meta: MetaOptions { no_owner: a.no_owner, ..Default::default() },
-        ..Default::default()
+        scratch: a.scratch.unwrap_or_else(std::env::temp_dir),
+        keep: a.keep,
+        max_rto: a.max_rto,
+        options,
     };
-    set_test_hooks(&mut opts);
-    let progress: &'static Progress = Box::leak(Box::default());
-    let bar = snap::progress_bar(g, progress);
-    let res = drill::drill(&repo, &index, id, &snapshot, &node, &path, &opts, progress);
-    if let Some((b, h)) = bar {
-        b.finish_and_clear();
-        let _ = h.join();
-    }
-    // From here the scratch directory is removed by this thread (or kept), not by a signal.
-    SCRATCH.lock().unwrap().take();
-    let kept = a.keep.then(|| scratch.path().to_path_buf());
-    let removal = if a.keep { Ok(()) } else { scratch.remove() };
-    let report = res?;
-    g.journal(|r| journal_drill(r, &report));
-    if let Err(e) = removal {
-        eprintln!("warning: could not remove the scratch directory: {e}");
-    }
-    let doc = print(g, &report, kept.as_deref())?;
-    let status = if report.damage.is_empty() && report.mismatches.is_empty() && !report.errors.is_empty() {
-        code::ERROR
-    } else if report.ok() {
-        code::OK
-    } else {
-        code::INTEGRITY
+    watch_signals();
+    let progress = Arc::new(arca::archiver::Progress::default());
+    let runs = {
+        let _bar = Spinner::files(g, &progress);
+        drill::drill(&g.scope, &mut req, &progress)?
     };
-    Ok((status, doc))
-}
-
-/// The drill's journal record (format-spec 21.2: labels `path`, `sample`, `seed`; metrics
-/// `rto_ns`, `rto_full_ns`, `bytes_per_sec`, `sample_permille`).
-fn journal_drill(r: &mut arca::ops::journal::Record, d: &DrillReport) {
-    use arca::ops::journal::{set_label, set_metric};
-    // The snapshot and `path` are already on the record (`locate_locked`).
-    (r.bytes, r.files) = (d.drilled.bytes, d.drilled.files);
-    r.errors.extend(d.damage.iter().chain(&d.errors).cloned());
-    r.errors.extend(d.mismatches.iter().map(|m| format!("{}: {} differs", m.path.display(), m.kind)));
-    if let Some(s) = &d.sample {
-        let by = if s.by == SampleBy::Files { "files" } else { "bytes" };
-        set_label(r, "sample", format!("{}% {by}", s.share * 100.0));
-        set_label(r, "seed", s.seed.to_string());
-        set_metric(r, "sample_permille", s.permille());
-    }
-    set_metric(r, "rto_ns", d.rto_measured_ns);
-    set_metric(r, "rto_full_ns", d.rto_extrapolated_ns);
-    set_metric(r, "bytes_per_sec", d.bytes_per_sec);
+    super::restore::render(g, runs, show)
 }
 
 fn secs(ns: u64) -> String {
@@ -242,25 +180,28 @@ fn secs(ns: u64) -> String {
     }
 }
 
-/// Print the text report (errors to stderr in any case); return the JSON report.
-fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<serde_json::Value> {
-    for d in &r.damage {
-        eprintln!("damage: {}", escape_str(d));
+/// Print the text report (problems to stderr in any case); return the JSON report.
+fn show(g: &Global, d: &Drilled) -> serde_json::Value {
+    let r = &d.report;
+    for x in &r.damage {
+        eprintln!("damage: {}", escape_str(x));
     }
     for e in &r.errors {
         eprintln!("error: {}", escape_str(e));
     }
-    let mut v = serde_json::to_value(r)?;
-    v["ok"] = serde_json::json!(r.ok());
-    v["scratch_kept"] = serde_json::json!(kept);
+    if let Some(c) = d.verify_command.as_ref().filter(|c| !c.ok) {
+        eprintln!("error: verify-command: {}", escape_str(c.error.as_deref().unwrap_or("failed")));
+    }
+    let mut v = serde_json::to_value(d).unwrap_or_default();
+    v["ok"] = serde_json::json!(r.ok() && d.verify_command.as_ref().is_none_or(|c| c.ok));
     if g.json {
-        return Ok(v);
+        return v;
     }
     for m in &r.mismatches {
         println!("mismatch {}: {}", m.kind, escape(m.path.as_os_str().as_bytes()));
     }
     if g.quiet {
-        return Ok(v);
+        return v;
     }
     let what = match &r.sample {
         None => "all".to_string(),
@@ -271,12 +212,7 @@ fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<serde_json:
             s.seed
         ),
     };
-    println!(
-        "drill of snapshot {} {} ({}), {what}",
-        r.snapshot.short(),
-        escape_str(&r.path),
-        time_str(r.snapshot_time)
-    );
+    println!("drill of snapshot {} {} ({}), {what}", r.snapshot.short(), escape_str(&r.path), time_str(r.snapshot_time));
     println!(
         "restored {} files, {} other entries, {} in {} ({}/s); verified in {}",
         r.drilled.files,
@@ -286,26 +222,32 @@ fn print(g: &Global, r: &DrillReport, kept: Option<&Path>) -> Result<serde_json:
         human(r.bytes_per_sec),
         secs(r.verify_ns)
     );
-    if r.sample.is_some() {
-        println!(
-            "RTO: {} for the full {} in {} files (extrapolated, {} model)",
+    let objective = match (d.max_rto_ns, d.rto_met) {
+        (Some(m), Some(true)) => format!(", within max-rto {}", secs(m)),
+        (Some(m), _) => format!(", MISSES max-rto {}", secs(m)),
+        _ => String::new(),
+    };
+    match r.sample {
+        Some(_) => println!(
+            "RTO: {} for the full {} in {} files (extrapolated, {} model){objective}",
             secs(r.rto_extrapolated_ns),
             human(r.scope.bytes),
             r.scope.files,
             r.model.kind
-        );
-    } else {
-        println!("RTO: {} (measured)", secs(r.rto_measured_ns));
+        ),
+        None => println!("RTO: {} (measured){objective}", secs(r.rto_measured_ns)),
     }
     println!("RPO: snapshot age {}", secs(r.age_ns));
-    if let Some(p) = kept {
+    if let Some(c) = &d.verify_command {
+        println!("verify-command `{}`: {}", escape_str(&c.command), if c.ok { "passed" } else { "FAILED" });
+    }
+    if let Some(p) = &d.scratch_kept {
         println!("scratch directory kept: {} (the restore is in {}/)", p.display(), drill::RESTORE_DIR);
     }
-    let problems = r.damage.len() + r.errors.len() + r.mismatches.len();
-    if problems == 0 {
-        println!("drill passed: every byte and all metadata match the snapshot");
-    } else {
-        println!("drill FAILED: {problems} problem(s)");
+    let problems = r.damage.len() + r.errors.len() + r.mismatches.len() + usize::from(!v["ok"].as_bool().unwrap_or(true) && r.ok());
+    match problems {
+        0 => println!("drill passed: every byte and all metadata match the snapshot"),
+        n => println!("drill FAILED: {n} problem(s)"),
     }
-    Ok(v)
+    v
 }

@@ -1,14 +1,19 @@
 //! `arca forget`: remove snapshots by ID or by a retention policy (restic's rules), then
-//! optionally `prune`.
+//! optionally `prune`; and `arca prune`.
 
-use super::localtime::{self, Local};
 use super::output::{escape, escape_str};
 use super::select::SelectArgs;
-use super::{code, time_str, Global};
+use super::{human, time_str, Global, Spinner};
 use anyhow::Result;
-use arca::lifecycle::forget::{self, Decision, Entry, ForgetOptions, GroupBy, Kept};
+use arca::lifecycle::forget::{Decision, Entry, ForgetOptions, GroupBy, Kept};
 use arca::lifecycle::policy::{Count, KeepPolicy, Span};
+use arca::lifecycle::prune::{self, MaxUnused, PlanStats, PruneReport, Step};
+use arca::localtime;
+use arca::ops::forget::{self, ForgetRequest, Forgotten, PruneRequest, Pruned};
+use arca::ops::HasOutcome;
 use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 const RULES: &str = "\
 Snapshots are grouped (--group-by, default host,paths) and the policy is applied to each group on
@@ -91,11 +96,7 @@ pub struct ForgetArgs {
     #[arg(long)]
     prune: bool,
     #[command(flatten)]
-    prune_opts: super::prune::PruneOpts,
-    /// With --profile: apply each component's retention (its keep-* keys) to its snapshots only,
-    /// grouped by host.
-    #[command(flatten)]
-    profile: super::profile::ProfileArgs,
+    prune_opts: PruneOpts,
 }
 
 impl ForgetArgs {
@@ -133,102 +134,198 @@ impl ForgetArgs {
     }
 }
 
-/// Run `arca forget`.
-pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
-    if a.profile.is_set() {
-        return forget_profile(g, a);
-    }
-    let opts = a.options();
-    // Usage errors before a password is asked for.
-    forget::validate(&opts)?;
-    if a.dry_run {
-        g.journal_skip();
-    }
-    let repo = g.open()?;
-    let (status, doc, removed) = decide_and_remove(g, &a, &opts, &repo)?;
-    if let Some(doc) = doc {
-        g.print_json(&doc)?;
-    }
-    prune_after(g, &a, &repo, status, removed)
+/// How much to repack; shared by `arca prune` and `arca forget --prune`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PruneOpts {
+    /// Unused space to tolerate after prune: a percentage of the repository (`5%`), a size
+    /// (`200M`), `0` to repack every partly used pack, or `unlimited` to repack nothing.
+    #[arg(long, value_name = "LIMIT", default_value = "5%", value_parser = parse_max_unused)]
+    max_unused: MaxUnused,
+    /// Read at most this much of partly used packs for repacking (e.g. `2G`).
+    #[arg(long, value_name = "SIZE", value_parser = prune::parse_size)]
+    max_repack_size: Option<u64>,
 }
 
-/// `forget --profile`: each selected component's retention on its own snapshots, then one prune.
-fn forget_profile(g: &Global, a: ForgetArgs) -> Result<u8> {
-    if !a.ids.is_empty() || !a.options().policy.is_empty() {
-        let msg = "--profile takes each component's retention from the configuration: give no IDs or --keep-* rules";
-        return Err(arca::Error::InvalidArgument(msg.into()).into());
+fn parse_max_unused(s: &str) -> std::result::Result<MaxUnused, String> {
+    MaxUnused::parse(s).map_err(|e| e.to_string())
+}
+
+impl PruneOpts {
+    fn request(&self) -> PruneRequest {
+        PruneRequest { max_unused: self.max_unused, max_repack_size: self.max_repack_size, after_step: crash_hook() }
     }
-    let (_, pg) = super::profile::resolve(g, &a.profile)?;
-    let repo = pg.open()?;
-    let mut removed = 0;
-    let op = (!a.dry_run).then_some(arca::ops::journal::Op::Forget);
-    let status = super::profile::each_component(g, &a.profile, op, |g, t| {
-        if t.component.retention.is_empty() {
-            if !g.quiet && !g.json {
-                println!("no keep-* rules: every snapshot kept");
-            }
-            return Ok((code::OK, json!({"skipped": "no retention rules"})));
+}
+
+/// Test hook: `ARCA_TEST_PRUNE_CRASH_AFTER=<step>` aborts the process right after that step,
+/// leaving what a crash (kill -9, power loss after fsync) would leave, lock file included.
+fn crash_hook() -> Option<prune::StepHook> {
+    let step = Step::from_name(&std::env::var("ARCA_TEST_PRUNE_CRASH_AFTER").ok()?)?;
+    Some(Arc::new(move |s| {
+        if s == step {
+            std::process::abort();
         }
-        let mut opts = a.options();
-        opts.policy = t.component.retention.clone();
-        opts.group_by = "host".parse().expect("a valid grouping");
-        opts.filter.tags = t.filter.tags.clone();
-        g.journal_attach(&repo);
-        let (status, doc, n) = decide_and_remove(g, &a, &opts, &repo)?;
-        removed += n;
-        Ok((status, doc.unwrap_or(Value::Null)))
-    })?;
-    prune_after(&pg, &a, &repo, status, removed)
+        Ok(())
+    }))
 }
 
-/// Plan, refuse an emptied group, remove, print the text report; returns the exit status, the
-/// JSON report (with `--json`) and how many snapshots were removed.
-fn decide_and_remove(
-    g: &Global,
-    a: &ForgetArgs,
-    opts: &ForgetOptions,
-    repo: &arca::repo::Repository,
-) -> Result<(u8, Option<Value>, usize)> {
-    // Exclusive, and taken before listing: no backup may add a snapshot the decision did not see.
-    let guard = if a.dry_run { None } else { Some(g.lock(repo, true)?) };
-    let decision = forget::plan(repo, opts, &Local)?;
-    decision.check()?;
-    for d in &decision.damaged {
+/// Options of `arca prune`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    opts: PruneOpts,
+    /// Show what would be deleted and repacked; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Run `arca prune`.
+pub fn prune(g: &Global, a: PruneArgs) -> Result<u8> {
+    let progress = Arc::new(prune::Progress::default());
+    let p = progress.clone();
+    let bar = Spinner::new(g, move || {
+        let phase = *p.phase.lock().unwrap();
+        format!(
+            "{phase}: {} snapshots, {} trees, {} repacked, {} files removed",
+            p.snapshots.load(Relaxed),
+            p.trees.load(Relaxed),
+            human(p.repack_bytes.load(Relaxed)),
+            p.removed.load(Relaxed)
+        )
+    });
+    let pruned = forget::prune(&g.scope, &a.opts.request(), a.dry_run, &progress);
+    drop(bar);
+    let pruned = pruned?;
+    show_pruned(g, &pruned)?;
+    Ok(pruned.outcome().exit_code())
+}
+
+fn show_pruned(g: &Global, p: &Pruned) -> Result<()> {
+    if g.json {
+        return g.print_json(&json!({"dry_run": p.dry_run, "plan": p.stats, "done": p.report}));
+    }
+    if !g.quiet {
+        print_plan(&p.stats, p.dry_run);
+        if let Some(r) = &p.report {
+            print_report(r);
+        }
+    }
+    Ok(())
+}
+
+fn print_plan(s: &PlanStats, dry_run: bool) {
+    println!(
+        "{} snapshots, {} index files, {} blobs indexed, {} used",
+        s.snapshots, s.index_files, s.blobs, s.blobs_used
+    );
+    println!(
+        "packs: {} ({}): keep {} ({}), repack {} ({}, {} of it used), delete {} ({}), unindexed {} ({})",
+        s.packs,
+        human(s.pack_bytes),
+        s.keep_packs,
+        human(s.keep_bytes),
+        s.repack_packs,
+        human(s.repack_bytes),
+        human(s.repack_used_bytes),
+        s.delete_packs,
+        human(s.delete_bytes),
+        s.unindexed_packs,
+        human(s.unindexed_bytes)
+    );
+    println!(
+        "unused space: {} before, {} after; {} {}",
+        human(s.unused_before),
+        human(s.unused_after),
+        if dry_run { "would free" } else { "frees" },
+        human(s.freed_bytes)
+    );
+    if dry_run {
+        println!("dry run: nothing changed");
+    }
+}
+
+fn print_report(r: &PruneReport) {
+    if r.snapshots_added_meanwhile > 0 {
+        println!(
+            "{} snapshot(s) were written meanwhile; {} pack(s) they need were kept",
+            r.snapshots_added_meanwhile, r.packs_rescued
+        );
+    }
+    println!(
+        "removed {} pack(s) ({}), wrote {} ({}) with {} repacked blobs; index files: {} written, {} removed",
+        r.packs_removed,
+        human(r.bytes_removed),
+        r.packs_written,
+        human(r.bytes_written),
+        r.blobs_repacked,
+        r.index_files_written,
+        r.index_files_removed
+    );
+}
+
+/// Run `arca forget` (with --profile: each component's retention, its keep-* keys, on its own
+/// snapshots, grouped by host).
+pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
+    let req = ForgetRequest {
+        options: a.options(),
+        dry_run: a.dry_run,
+        prune: a.prune.then(|| a.prune_opts.request()),
+    };
+    let report = forget::forget(&g.scope, &req)?;
+    let code = report.outcome().exit_code();
+    let mut docs = Vec::new();
+    for run in report.runs {
+        let f = match run.result {
+            Ok(f) => f,
+            Err(e) if !g.scope.has_profile() => return Err(e.into()),
+            Err(e) => {
+                let mut doc = super::component_error(g, run.component.as_deref(), &e);
+                doc["component"] = json!(run.component);
+                docs.push(doc);
+                continue;
+            }
+        };
+        docs.push(show_forgotten(g, &f, run.component.as_deref(), &req.options.policy)?);
+    }
+    if a.prune && g.talk() && report.prune.is_none() {
+        println!("no snapshots removed: prune not run");
+    }
+    if let Some(p) = &report.prune {
+        match p {
+            Ok(p) => show_pruned(g, p)?,
+            Err(e) => eprintln!("arca: prune: {}", escape_str(&e.to_string())),
+        }
+    }
+    if g.json {
+        match (&g.scope.profile, &docs[..]) {
+            (None, [doc]) => g.print_json(doc)?,
+            (p, _) => g.print_json(&json!({"profile": p.as_ref().map(|p| &p.name), "components": docs}))?,
+        }
+    }
+    Ok(code)
+}
+
+/// Print one decision and what was removed; its JSON document.
+fn show_forgotten(g: &Global, f: &Forgotten, component: Option<&str>, policy: &KeepPolicy) -> Result<Value> {
+    if let Some(why) = f.skipped {
+        if g.talk() {
+            println!("{why}");
+        }
+        return Ok(json!({"component": component, "skipped": why}));
+    }
+    for d in &f.decision.damaged {
         eprintln!("warning: snapshot {} cannot be read ({}); left alone", escape_str(&d.name), escape_str(&d.error));
     }
-    let outcome = match a.dry_run {
-        true => None,
-        false => Some(forget::execute(repo, &decision)?),
-    };
-    drop(guard);
-    let removed = outcome.as_ref().map_or(Vec::new(), |o| o.removed.clone());
-    g.journal(|r| r.snapshots.extend(removed.iter().copied()));
-    let doc = if g.json { Some(decision_json(&decision, a.dry_run, &removed)?) } else { None };
-    if !g.json && !g.quiet {
-        print_decision(&decision, &opts.policy, a.dry_run);
+    for (id, e) in &f.failed {
+        eprintln!("arca: could not remove snapshot {}: {}", id.short(), escape_str(e));
     }
-    if let Some(o) = outcome.as_ref().filter(|o| !o.failed.is_empty()) {
-        for (id, e) in &o.failed {
-            eprintln!("arca: could not remove snapshot {}: {}", id.short(), escape_str(&e.to_string()));
-        }
-        anyhow::bail!("{} of {} snapshots could not be removed", o.failed.len(), o.failed.len() + o.removed.len());
+    if g.talk() {
+        print_decision(&f.decision, policy, f.dry_run);
     }
-    let status = if decision.damaged.is_empty() { code::OK } else { code::INTEGRITY };
-    Ok((status, doc, decision.to_remove().len()))
-}
-
-/// `--prune`: run prune if snapshots were (or, dry, would be) removed.
-fn prune_after(g: &Global, a: &ForgetArgs, repo: &arca::repo::Repository, status: u8, removed: usize) -> Result<u8> {
-    if !a.prune {
-        return Ok(status);
+    let mut doc = decision_json(&f.decision, f.dry_run, &f.removed)?;
+    if component.is_some() {
+        doc["component"] = json!(component);
     }
-    if removed == 0 {
-        if !g.quiet && !g.json {
-            println!("no snapshots removed: prune not run");
-        }
-        return Ok(status);
-    }
-    Ok(status.max(super::prune::run(g, repo, &a.prune_opts, a.dry_run)?))
+    Ok(doc)
 }
 
 /// The decision as JSON, each snapshot with its short ID and UTC time (as `snapshots --json`

@@ -1,90 +1,20 @@
-//! The journal from the command line: every journaled command gets a record that the
-//! dispatcher writes when the command ends (whatever its outcome), and `arca journal` lists,
-//! filters and compacts the records.
-//!
-//! A command adds what it knows (snapshots, bytes, labels) with [`Global::journal`]; the
-//! repository it opens through [`Global::open`] is where the record goes. Failing to write the
-//! record is a warning: the journal must never turn a good backup into a failed one.
-//!
-//! To journal a new command: map its `Command` variant to an [`Op`] in `Command::journal_op`
-//! (src/cli/mod.rs); open the repository with `g.open()`; fill the record with
-//! `g.journal(|r| { r.snapshots.push(id); r.bytes = …; set_label(r, "k", v); set_metric(r, "k", n) })`
-//! (`arca::ops::journal::{set_label, set_metric}`); call `g.journal_skip()` for a dry run. The
-//! dispatcher sets time, duration, exit code, outcome and the error text. A record for another
-//! repository (copy's destination): `arca::ops::journal::start(op)`, fill it,
-//! `arca::ops::journal::finish(&mut r, exit_code)`, `arca::ops::journal::append(&repo, &r)` and
-//! warn on error.
+//! `arca journal`: list, filter and compact the operations journal.
 
 use super::output::escape_str;
-use super::{code, human, localtime, Global};
+use super::{duration_str, human, Global};
 use anyhow::Result;
-use arca::ops::journal::{self, Op, Outcome, Record};
-use arca::repo::journal::Appender;
+use arca::localtime;
+use arca::ops::journal::{self, Op, Query, Record};
+use arca::ops::Outcome;
 use serde_json::json;
-use std::cell::RefCell;
-
-/// The record of the running command, and where to write it once a repository is open.
-#[derive(Default)]
-pub struct Pending {
-    record: Option<Record>,
-    appender: Option<Appender>,
-}
-
-/// The dispatcher's per-command journal state.
-pub type Slot = RefCell<Pending>;
-
-/// Begin a record for `op` (none for commands that are not journaled or write nothing).
-pub fn begin(op: Option<Op>) -> Slot {
-    RefCell::new(Pending { record: op.map(journal::start), appender: None })
-}
-
-impl Global {
-    /// Add to the running command's record (nothing when the command is not journaled).
-    pub fn journal(&self, f: impl FnOnce(&mut Record)) {
-        if let Some(r) = self.journal.borrow_mut().record.as_mut() {
-            f(r);
-        }
-    }
-
-    /// Write the record to `repo` rather than the repository opened first (for `copy`'s
-    /// destination side the command writes its own record).
-    pub(super) fn journal_attach(&self, repo: &arca::repo::Repository) {
-        let mut p = self.journal.borrow_mut();
-        if p.record.is_some() && p.appender.is_none() {
-            p.appender = Some(repo.journal_appender());
-        }
-    }
-
-    /// Do not write a record for this run (a dry run writes nothing).
-    pub fn journal_skip(&self) {
-        self.journal.borrow_mut().record = None;
-    }
-}
-
-/// Finish and write the record of a command that ended with `result`.
-pub fn end(g: &Global, result: &Result<u8>) {
-    let mut p = g.journal.borrow_mut();
-    let (Some(mut r), Some(appender)) = (p.record.take(), p.appender.take()) else { return };
-    let exit = match result {
-        Ok(c) => *c,
-        Err(e) => {
-            r.errors.push(super::error_text(e));
-            super::exit_code(e)
-        }
-    };
-    journal::finish(&mut r, exit);
-    if let Err(e) = appender.append(&r) {
-        eprintln!("warning: could not write the journal record of this {}: {e}", r.op.name());
-    }
-}
 
 #[derive(clap::Args, Debug)]
 pub struct JournalArgs {
     /// Only these operations (comma-separated or repeated): backup, check, drill, restore, dump,
-    /// copy-from, copy-to, forget, prune, verify.
+    /// copy-from, copy-to, forget, prune, verify, tag.
     #[arg(long = "op", value_name = "OP", value_delimiter = ',', value_parser = parse_op)]
     ops: Vec<Op>,
-    /// Only records that did not succeed (outcome partial, failed or damage).
+    /// Only records that did not succeed (any outcome but ok).
     #[arg(long)]
     failed: bool,
     /// Only records that started at or after TIME ('YYYY-MM-DD[ HH:MM:SS]', RFC 3339) or within
@@ -120,43 +50,33 @@ fn parse_since(s: &str) -> std::result::Result<i64, String> {
     localtime::parse_time(s).map_err(|e| format!("{e}, or a duration such as 7d or 12h"))
 }
 
-/// `arca journal`.
+/// `arca journal` (with --profile: the records of its selected components).
 pub fn run(g: &Global, a: JournalArgs) -> Result<u8> {
-    let repo = g.open()?;
-    if a.compact {
-        let lock = g.lock(&repo, true)?;
-        let c = journal::compact(&repo)?;
-        drop(lock);
-        if !g.quiet && !g.json {
-            eprintln!(
-                "compacted the journal: {} files read, {} written, {} removed, {} records",
-                c.files_read, c.files_written, c.files_removed, c.records
-            );
-        }
+    let q = Query {
+        ops: a.ops,
+        failed: a.failed,
+        since: a.since,
+        host: a.host,
+        snapshot: a.snapshot,
+        last: a.last,
+        compact: a.compact,
+    };
+    let j = journal::query(&g.scope, &q)?;
+    if let (Some(c), true) = (&j.compaction, g.talk()) {
+        eprintln!(
+            "compacted the journal: {} files read, {} written, {} removed, {} records",
+            c.files_read, c.files_written, c.files_removed, c.records
+        );
     }
-    let j = journal::load(&repo)?;
     for (name, e) in &j.damaged {
-        eprintln!("warning: journal file {name} skipped: {e}");
-    }
-    let prefix = a.snapshot.as_deref().map(str::to_ascii_lowercase);
-    let mut rows: Vec<&Record> = j
-        .records
-        .iter()
-        .filter(|r| a.ops.is_empty() || a.ops.contains(&r.op))
-        .filter(|r| !a.failed || r.outcome != Outcome::Ok)
-        .filter(|r| a.since.is_none_or(|t| r.time >= t))
-        .filter(|r| a.host.as_deref().is_none_or(|h| r.hostname == h))
-        .filter(|r| prefix.as_deref().is_none_or(|p| r.snapshots.iter().any(|s| s.to_hex().starts_with(p))))
-        .collect();
-    if let Some(n) = a.last {
-        rows.drain(..rows.len().saturating_sub(n));
+        eprintln!("warning: journal file {name} skipped: {}", escape_str(&e.to_string()));
     }
     if g.json {
-        g.print_json(&rows.iter().map(|r| record_json(r)).collect::<Vec<_>>())?;
+        g.print_json(&j.records.iter().map(record_json).collect::<Vec<_>>())?;
     } else {
-        print_table(&rows);
+        print_table(&j.records);
     }
-    Ok(if j.damaged.is_empty() { code::OK } else { code::INTEGRITY })
+    Ok(if j.damaged.is_empty() { Outcome::Ok } else { Outcome::Damage }.exit_code())
 }
 
 /// A record as JSON.
@@ -189,7 +109,7 @@ fn first_wins<'a>(pairs: impl Iterator<Item = (&'a String, serde_json::Value)>) 
     serde_json::Value::Object(m)
 }
 
-fn print_table(rows: &[&Record]) {
+fn print_table(rows: &[Record]) {
     if rows.is_empty() {
         println!("no journal records");
         return;
@@ -216,17 +136,6 @@ fn print_table(rows: &[&Record]) {
             r.files,
             escape_str(&note(r)),
         );
-    }
-}
-
-/// A short duration: `850ms`, `12.3s`, `4m05s`, `2h10m`.
-pub fn duration_str(ns: u64) -> String {
-    let s = ns / 1_000_000_000;
-    match s {
-        0 => format!("{}ms", ns / 1_000_000),
-        1..=59 => format!("{:.1}s", ns as f64 / 1e9),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
 

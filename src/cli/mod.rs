@@ -1,70 +1,35 @@
-//! Command-line interface: argument parsing, output and progress. The only layer that prints.
+//! Command-line interface: parses arguments into the requests of [`arca::ops`], runs them and
+//! renders their reports (text, JSON, progress). The only layer that prints; it opens, locks
+//! and records nothing itself.
 
 mod admin;
+mod backup;
+mod browse;
 mod copy;
 mod drill;
 mod forget;
 mod generate;
 mod journal;
-mod localtime;
 mod mount;
 mod output;
-mod parity;
-mod password;
-mod profile;
-mod prune;
-mod repair;
+mod restore;
 mod select;
-mod snap;
 mod status;
 mod tag;
-mod unlock;
-mod verify;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
-use password::PasswordArgs;
+use arca::ops::{Context, Notices, Outcome, PasswordSource, Scope};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use output::escape_str;
+use std::io::IsTerminal;
 use std::path::PathBuf;
-
-/// Exit codes (documented in the README).
-pub mod code {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// Fatal error.
-    pub const ERROR: u8 = 1;
-    /// Usage error: a bad option, argument or password (also clap's code for parse errors).
-    pub const USAGE: u8 = 2;
-    /// Backup finished, but some files could not be read (the snapshot was written).
-    pub const PARTIAL: u8 = 3;
-    /// Damage found: an integrity error, or `check` found problems.
-    pub const INTEGRITY: u8 = 4;
-    /// `verify`: the directory differs from the snapshot.
-    pub const DIFFERS: u8 = 5;
-    /// `status`: a recovery point objective is missed (a group older than its maximum age, or
-    /// an objective without snapshots).
-    pub const OBJECTIVE_MISSED: u8 = 6;
-    /// `status`: a snapshot's size looks wrong (shrank past the threshold, or an empty stream).
-    pub const ANOMALY: u8 = 7;
-    /// No repository at the given location.
-    pub const NO_REPO: u8 = 10;
-    /// The repository is locked by another process.
-    pub const LOCKED: u8 = 11;
-    /// Wrong password.
-    pub const WRONG_PASSWORD: u8 = 12;
-}
+use std::sync::Arc;
 
 pub use output::print_error;
 
-/// Map an error to its exit code.
+/// Map an error to its exit code (the table in `arca::ops::outcome`).
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<arca::Error>() {
-        Some(arca::Error::NotARepository(_)) => code::NO_REPO,
-        Some(arca::Error::Locked(_)) => code::LOCKED,
-        Some(arca::Error::WrongPassword) => code::WRONG_PASSWORD,
-        Some(arca::Error::Integrity { .. }) => code::INTEGRITY,
-        Some(arca::Error::InvalidArgument(_)) => code::USAGE,
-        _ => code::ERROR,
-    }
+    e.downcast_ref::<arca::Error>().map_or(Outcome::Failed, Outcome::of_error).exit_code()
 }
 
 /// The message of an error and its causes, each said once: `arca::Error::Io` already shows its
@@ -88,7 +53,8 @@ pub fn error_text(e: &anyhow::Error) -> String {
 pub struct Cli {
     /// Repository location: a directory, or `s3:https://host:port/bucket/prefix` for
     /// S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
-    /// ~/.aws/credentials).
+    /// ~/.aws/credentials). Optional with --profile, or when the configuration names one
+    /// repository.
     #[arg(short = 'r', long = "repo", global = true, env = "ARCA_REPOSITORY", value_name = "DIR")]
     repo: Option<PathBuf>,
     /// Requests in flight at once to a remote repository (S3), each way: pack uploads, and
@@ -96,12 +62,24 @@ pub struct Cli {
     #[arg(long, global = true, env = "ARCA_CONNECTIONS", value_name = "N", default_value_t = arca::backend::s3::DEFAULT_CONNECTIONS as u64,
           value_parser = clap::value_parser!(u64).range(1..=arca::backend::s3::MAX_CONNECTIONS as u64))]
     connections: u64,
-    #[command(flatten)]
-    password: PasswordArgs,
+    /// Read the password from the first line of this file. Without this or --password-command,
+    /// the password is the value of ARCA_PASSWORD, or is asked for on the terminal.
+    #[arg(long, global = true, env = "ARCA_PASSWORD_FILE", value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and use the first line it prints as the password.
+    #[arg(long, global = true, env = "ARCA_PASSWORD_COMMAND", value_name = "CMD")]
+    password_command: Option<String>,
     /// Configuration file with profiles (default: ARCA_CONFIG, else
     /// $XDG_CONFIG_HOME/arca/config.toml or ~/.config/arca/config.toml).
     #[arg(long, global = true, env = "ARCA_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Use this profile of the configuration file: its repository and password, and its
+    /// components (each command acts on each of them, or on their snapshots).
+    #[arg(long, global = true, value_name = "NAME")]
+    profile: Option<String>,
+    /// Only these components of the profile (comma-separated or repeated; default: all).
+    #[arg(long = "component", global = true, value_name = "NAME[,NAME...]", value_delimiter = ',', requires = "profile")]
+    components: Vec<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -127,85 +105,60 @@ enum Command {
     Cat(admin::CatArgs),
     /// Sizes, counts and compression ratio.
     Repoinfo,
-    /// Back up files and directories, or a stream with --stdin.
-    Backup(snap::BackupArgs),
-    /// List snapshots.
-    Snapshots(snap::SnapshotsArgs),
+    /// Back up files and directories, a stream with --stdin, or a profile's components.
+    Backup(backup::BackupArgs),
+    /// List snapshots (`--latest`: the newest of each component or host and paths).
+    Snapshots(browse::SnapshotsArgs),
     /// List files in a snapshot: `arca ls SNAP[:PATH]`.
-    Ls(snap::LsArgs),
+    Ls(browse::LsArgs),
     /// Find files matching a pattern across snapshots.
-    Find(snap::FindArgs),
-    /// Show what changed between two snapshots.
-    Diff(snap::DiffArgs),
+    Find(browse::FindArgs),
+    /// Show what changed between two snapshots (or paths in them), each with its own filters.
+    Diff(browse::DiffArgs),
     /// Write a file to stdout, or a directory as a tar archive: `arca dump SNAP:PATH`.
-    Dump(snap::DumpArgs),
-    /// Restore a snapshot or part of it: `arca restore SNAP[:PATH] --target DIR`.
-    Restore(snap::RestoreArgs),
+    Dump(browse::DumpArgs),
+    /// Restore a snapshot or part of it: `arca restore SNAP[:PATH] --target DIR` (or `--in-place`).
+    Restore(restore::RestoreArgs),
     /// Browse snapshots as a read-only filesystem (FUSE) until Ctrl-C: `arca mount DIR`.
     Mount(mount::MountArgs),
-    /// Compare a directory with a snapshot (content, type, mode, owner, mtime): `arca verify SNAP[:PATH] DIR`.
-    Verify(verify::VerifyArgs),
+    /// Compare a directory (default: the live files) with a snapshot: `arca verify SNAP[:PATH] [DIR]`.
+    Verify(restore::VerifyArgs),
     /// Verify the repository's structure and, with --read-data, every byte.
-    Check(snap::CheckArgs),
+    Check(admin::CheckArgs),
     /// Restore into a scratch directory, verify it, measure RTO and RPO: `arca drill [SNAP[:PATH]]`.
     Drill(drill::DrillArgs),
     /// Remove snapshots by ID or by a retention policy (--keep-daily 7 …), restic's rules.
     Forget(forget::ForgetArgs),
     /// Reclaim space: delete data no snapshot uses, repack partly used packs.
-    Prune(prune::PruneArgs),
+    Prune(forget::PruneArgs),
     /// Add, remove or set snapshot tags, or move a label to one snapshot (--move).
     Tag(tag::TagArgs),
     /// Remove stale locks (or, with --remove-all, every lock).
-    Unlock(unlock::UnlockArgs),
+    Unlock(admin::UnlockArgs),
     /// Copy snapshots to another repository (with its own keys): `arca copy --to DIR`.
     Copy(copy::CopyArgs),
     /// Reed-Solomon parity that lets `arca repair packs` rebuild damaged files: set, build, status.
     #[command(subcommand)]
-    Parity(parity::ParityCommand),
+    Parity(admin::ParityCommand),
     /// Repair a damaged repository: `repair packs` (from parity), `repair index`, `repair snapshots`.
     #[command(subcommand)]
-    Repair(repair::RepairCommand),
+    Repair(admin::RepairCommand),
     /// Generate systemd units for a profile, shell completions, or the manual page.
     #[command(subcommand)]
     Generate(generate::GenerateCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
     Journal(journal::JournalArgs),
-    /// One line per backup group: newest snapshot and age against --max-age, size anomalies, last check and drill.
+    /// One line per backup group: newest snapshot and age against --max-age, drills against
+    /// max-rto, size anomalies, damage, failures, storage; the alert path.
     Status(status::StatusArgs),
 }
 
-impl Command {
-    /// The journal operation this command records, if any (dry runs opt out themselves).
-    fn journal_op(&self) -> Option<arca::ops::journal::Op> {
-        use arca::ops::journal::Op;
-        Some(match self {
-            Command::Backup(_) => Op::Backup,
-            Command::Check(_) => Op::Check,
-            Command::Restore(_) => Op::Restore,
-            Command::Dump(_) => Op::Dump,
-            Command::Verify(_) => Op::Verify,
-            Command::Forget(_) => Op::Forget,
-            Command::Prune(_) => Op::Prune,
-            Command::Copy(_) => Op::CopyFrom,
-            Command::Drill(_) => Op::Drill,
-            _ => return None,
-        })
-    }
-}
-
-/// Global context for commands.
+/// What every command gets: the resolved scope and how to print.
 pub struct Global {
-    repo: Option<PathBuf>,
-    password: PasswordArgs,
+    /// The repository, password and components the command acts on.
+    scope: Scope,
     json: bool,
     quiet: bool,
-    retry_lock: std::time::Duration,
-    /// `--connections`: requests in flight to a remote repository.
-    connections: u64,
-    /// `--config`: the configuration file with profiles.
-    config: Option<PathBuf>,
-    /// The running command's journal record (format-spec/21-journal.md).
-    journal: journal::Slot,
 }
 
 /// A duration such as `90s`, `10m`, `1h 30m` (humantime), or `0`.
@@ -216,71 +169,73 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 30s, 10m, 2h)"))
 }
 
-impl Global {
-    /// Take a lock, waiting up to `--retry-lock` for others to release theirs.
-    fn lock(&self, repo: &arca::repo::Repository, exclusive: bool) -> Result<arca::repo::lock::LockGuard> {
-        let quiet = self.quiet;
-        let wait = self.retry_lock;
-        Ok(repo.lock_wait(exclusive, wait, &|e| {
-            if !quiet {
-                eprintln!("{e}; waiting up to {} (--retry-lock)", humantime::format_duration(wait));
-            }
-        })?)
+/// What the operations tell the command line while they run.
+struct Shown {
+    quiet: bool,
+    json: bool,
+}
+
+impl Notices for Shown {
+    fn warn(&self, message: &str) {
+        eprintln!("warning: {}", escape_str(message));
     }
 
-    fn backend(&self) -> Result<std::sync::Arc<dyn arca::backend::Backend>> {
-        let dir = self
-            .repo
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no repository given: use -r DIR or set ARCA_REPOSITORY"))?;
-        Ok(arca::backend::open(&dir, self.connections as usize)?)
-    }
-
-    /// Open the repository with the configured password.
-    fn open(&self) -> Result<arca::repo::Repository> {
-        let backend = self.backend()?;
-        // Check for a repository before asking for a password.
-        if !backend.exists(arca::backend::FileType::Config, "config")? {
-            return Err(arca::Error::NotARepository(format!("{}: no config file", backend.location())).into());
+    fn waiting(&self, why: &arca::Error, patience: std::time::Duration) {
+        if !self.quiet {
+            eprintln!("{}; waiting up to {} (--retry-lock)", escape_str(&why.to_string()), humantime::format_duration(patience));
         }
-        let pw = self.password.get(false)?;
-        let repo = arca::repo::Repository::open(backend, &pw)?;
-        self.journal_attach(&repo);
-        Ok(repo)
     }
 
-    /// Load the index, warning about each index file that had to be skipped.
-    fn load_index(&self, repo: &arca::repo::Repository) -> Result<arca::repo::index::Index> {
-        let index = repo.load_index()?;
-        warn_index_problems(repo);
-        Ok(index)
+    fn component(&self, name: &str) {
+        if !self.quiet && !self.json {
+            println!("component {name}:");
+        }
     }
+}
 
-    fn print_json(&self, v: &impl serde::Serialize) -> Result<()> {
-        println!("{}", serde_json::to_string_pretty(v)?);
-        Ok(())
+/// Ask on the terminal, when there is one.
+fn prompt(text: &str, confirm: bool) -> Option<std::io::Result<zeroize::Zeroizing<Vec<u8>>>> {
+    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        return None;
     }
+    let read = || rpassword::prompt_password(text).map(zeroize::Zeroizing::new);
+    Some((|| {
+        let p = read()?;
+        if confirm && *rpassword::prompt_password("enter it again: ").map(zeroize::Zeroizing::new)? != *p {
+            return Err(std::io::Error::other("passwords do not match"));
+        }
+        Ok(zeroize::Zeroizing::new(p.as_bytes().to_vec()))
+    })())
 }
 
 /// Parse arguments and run the command; returns the exit code.
 pub fn run() -> Result<u8> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    if let (Command::Diff(d), Some(("diff", m))) = (&mut cli.command, matches.subcommand()) {
+        d.split_sides(m);
+    }
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let g = Global {
-        repo: cli.repo,
-        password: cli.password,
-        json: cli.json,
-        quiet: cli.quiet,
+    let password = PasswordSource::repository(cli.password_command, cli.password_file, Some(Arc::new(prompt)));
+    let ctx = Context {
+        location: cli.repo,
+        password,
+        connections: cli.connections as usize,
         retry_lock: cli.retry_lock,
-        connections: cli.connections,
-        config: cli.config,
-        journal: journal::begin(cli.command.journal_op()),
+        notices: Arc::new(Shown { quiet: cli.quiet, json: cli.json }),
     };
-    let result = dispatch(&g, cli.command);
-    journal::end(&g, &result);
-    result
+    let choice = arca::ops::scope::ProfileChoice { config: cli.config, profile: cli.profile, components: cli.components };
+    // Completions and the manual page need no repository or configuration.
+    if let Command::Generate(c @ (generate::GenerateCommand::Completions { .. } | generate::GenerateCommand::Man { .. })) =
+        &cli.command
+    {
+        return generate::static_output(c);
+    }
+    let scope = Scope::resolve(ctx, &choice)?;
+    let g = Global { scope, json: cli.json, quiet: cli.quiet };
+    dispatch(&g, cli.command)
 }
 
 fn dispatch(g: &Global, command: Command) -> Result<u8> {
@@ -289,22 +244,22 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Key(k) => admin::key(g, k),
         Command::Cat(a) => admin::cat(g, a),
         Command::Repoinfo => admin::repoinfo(g),
-        Command::Backup(a) => snap::backup(g, a),
-        Command::Snapshots(a) => snap::snapshots(g, a),
-        Command::Ls(a) => snap::ls(g, a),
-        Command::Find(a) => snap::find(g, a),
-        Command::Diff(a) => snap::diff(g, a),
-        Command::Dump(a) => snap::dump(g, a),
-        Command::Restore(a) => snap::restore(g, a),
+        Command::Backup(a) => backup::run(g, a),
+        Command::Snapshots(a) => browse::snapshots(g, a),
+        Command::Ls(a) => browse::ls(g, a),
+        Command::Find(a) => browse::find(g, a),
+        Command::Diff(a) => browse::diff(g, a),
+        Command::Dump(a) => browse::dump(g, a),
+        Command::Restore(a) => restore::restore(g, a),
         Command::Mount(a) => mount::run(g, a),
-        Command::Verify(a) => verify::verify(g, a),
-        Command::Check(a) => snap::check(g, a),
+        Command::Verify(a) => restore::verify(g, a),
+        Command::Check(a) => admin::check(g, a),
         Command::Forget(a) => forget::forget(g, a),
-        Command::Prune(a) => prune::prune(g, a),
+        Command::Prune(a) => forget::prune(g, a),
         Command::Tag(a) => tag::run(g, a),
-        Command::Unlock(a) => unlock::run(g, a),
-        Command::Repair(c) => repair::run(g, c),
-        Command::Parity(c) => parity::run(g, c),
+        Command::Unlock(a) => admin::unlock(g, a),
+        Command::Repair(c) => admin::repair(g, c),
+        Command::Parity(c) => admin::parity(g, c),
         Command::Journal(a) => journal::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Copy(a) => copy::run(g, a),
@@ -313,12 +268,69 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
     }
 }
 
-/// Warn about index files the repository skipped (damaged, or copied from another repository):
-/// the command goes on with the rest, and a blob only they listed reads as missing (exit 4).
-pub fn warn_index_problems(repo: &arca::repo::Repository) {
-    for e in repo.take_index_problems() {
-        eprintln!("warning: {e}; skipped it and used the rest of the index (run `arca check`)");
+impl Global {
+    fn print_json(&self, v: &impl serde::Serialize) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        Ok(())
     }
+
+    /// Whether text summaries are printed.
+    fn talk(&self) -> bool {
+        !self.json && !self.quiet
+    }
+}
+
+/// A live progress line on stderr (only on a terminal, and not with `--quiet` or `--json`),
+/// its message from `msg` five times a second, until dropped.
+struct Spinner(Option<(indicatif::ProgressBar, std::thread::JoinHandle<()>)>);
+
+impl Spinner {
+    fn new(g: &Global, msg: impl Fn() -> String + Send + 'static) -> Spinner {
+        if g.quiet || g.json || !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap());
+        let b = bar.clone();
+        let h = std::thread::spawn(move || {
+            while !b.is_finished() {
+                b.set_message(msg());
+                b.tick();
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        Spinner(Some((bar, h)))
+    }
+
+    /// Files, directories and bytes of a backup, restore or drill.
+    fn files(g: &Global, p: &Arc<arca::archiver::Progress>) -> Spinner {
+        use std::sync::atomic::Ordering::Relaxed;
+        let p = p.clone();
+        Spinner::new(g, move || {
+            format!("{} files, {} dirs, {}", p.files.load(Relaxed), p.dirs.load(Relaxed), human(p.bytes.load(Relaxed)))
+        })
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some((b, h)) = self.0.take() {
+            b.finish_and_clear();
+            let _ = h.join();
+        }
+    }
+}
+
+/// Print the error of a component that failed (the others go on).
+fn component_error(g: &Global, name: Option<&str>, e: &arca::Error) -> serde_json::Value {
+    let code = Outcome::of_error(e).exit_code();
+    if !g.json {
+        match name {
+            Some(n) => eprintln!("arca: component {n}: {}", escape_str(&e.to_string())),
+            None => eprintln!("arca: {}", escape_str(&e.to_string())),
+        }
+    }
+    serde_json::json!({"error": e.to_string(), "code": code})
 }
 
 /// The first 16 characters of a file name, for display (names in `keys/` are not trusted to be
@@ -348,4 +360,15 @@ pub fn time_str(ns: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns.max(0) as u64);
     let s = humantime::format_rfc3339_seconds(t).to_string();
     s.trim_end_matches('Z').replacen('T', " ", 1)
+}
+
+/// A short duration: `850ms`, `12.3s`, `4m05s`, `2h10m`.
+pub fn duration_str(ns: u64) -> String {
+    let s = ns / 1_000_000_000;
+    match s {
+        0 => format!("{}ms", ns / 1_000_000),
+        1..=59 => format!("{:.1}s", ns as f64 / 1e9),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
 }

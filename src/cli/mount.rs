@@ -3,7 +3,7 @@
 
 use super::output::escape_str;
 use super::select::SelectArgs;
-use super::{code, Global};
+use super::Global;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,24 +55,6 @@ fn catch_signals() -> Result<()> {
 }
 
 pub fn run(g: &Global, a: MountArgs) -> Result<u8> {
-    match std::fs::metadata(&a.mountpoint) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(arca::Error::InvalidArgument(format!("{} is not a directory", a.mountpoint.display())).into())
-        }
-        Err(e) => return Err(arca::Error::Io { path: a.mountpoint.clone(), source: e }.into()),
-    }
-    let repo = g.open()?;
-    // A shared lock for as long as the mount lives, so that prune does not remove packs under it.
-    let _lock = super::snap::shared_lock_for_reading(g, &repo)?;
-    let index = g.load_index(&repo)?;
-    let (mut snaps, damaged) = repo.list_snapshots_and_damage()?;
-    for (name, e) in &damaged {
-        eprintln!("warning: snapshot {name} left out: {e}");
-    }
-    let filter = a.select.filter();
-    snaps.retain(|(_, s)| filter.matches(s));
-    catch_signals()?;
     let opts = arca::mount::MountOptions {
         allow_other: a.allow_other,
         default_permissions: a.allow_other && !a.no_default_permissions,
@@ -80,33 +62,26 @@ pub fn run(g: &Global, a: MountArgs) -> Result<u8> {
         ..Default::default()
     };
     let report: arca::mount::Report = Arc::new(|m: &str| eprintln!("error: {}", escape_str(m)));
-    let count = snaps.len();
-    let mounted = arca::mount::mount(
-        Arc::new(repo),
-        Arc::new(index),
-        &snaps,
-        &a.mountpoint,
-        &opts,
-        &super::localtime::Local,
-        report,
-    )?;
-    let shown = escape_str(&a.mountpoint.display().to_string());
+    catch_signals()?;
+    let m = arca::ops::mount::mount(&g.scope, &a.mountpoint, &a.select.filter(), &opts, report)?;
+    let shown = escape_str(&m.at.display().to_string());
+    let count = m.snapshots;
     eprintln!(
         "mounted {count} snapshot{} at {shown}; Ctrl-C or `fusermount3 -u {shown}` to unmount",
         if count == 1 { "" } else { "s" }
     );
     while !STOP.load(Ordering::SeqCst) {
-        if mounted.finished() {
+        if m.mounted.finished() {
             // Unmounted from outside.
-            mounted.unmount(Duration::ZERO)?;
-            return Ok(code::OK);
+            m.mounted.unmount(Duration::ZERO)?;
+            return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if mounted.unmount(Duration::from_secs(5))? {
+    if m.mounted.unmount(Duration::from_secs(5))? {
         eprintln!("warning: {shown} was busy; it is detached and ends when the last file in it is closed");
     } else if !g.quiet {
         eprintln!("unmounted {shown}");
     }
-    Ok(code::OK)
+    Ok(0)
 }

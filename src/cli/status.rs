@@ -1,30 +1,31 @@
 //! `arca status`: one line per backup group against its recovery objectives, as a table, JSON
-//! or Prometheus text (for node_exporter's textfile collector). Not journaled: it only reads.
-//!
-//! Exit codes (README "Exit codes"): 0 all objectives met and no anomaly; 6 an objective missed;
-//! 4 a snapshot or journal file could not be read (the rest is still reported); 7 a size
-//! anomaly. When several apply, the first in that order wins.
+//! or Prometheus text (for node_exporter's textfile collector); and the alert path. Not
+//! journaled: it only reads. Its exit code is [`arca::ops::status::Status::outcome`]'s.
 
-use super::journal::duration_str;
 use super::output::{escape, escape_str};
 use super::select::SelectArgs;
-use super::{code, human, localtime, Global};
+use super::{duration_str, human, Global};
 use anyhow::{Context, Result};
-use arca::lifecycle::group::{GroupBy, GroupKey};
-use arca::ops::status::{self, Anomaly, GroupStatus, Status, StatusOptions};
-use serde_json::json;
+use arca::lifecycle::group::GroupBy;
+use arca::localtime;
+use arca::ops::alert::{self, AlertRequest};
+use arca::ops::metrics::{self, group_name, verdict};
+use arca::ops::profile::FreeSpace;
+use arca::ops::status::{self, GroupStatus, Status, StatusOptions};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 const ABOUT: &str = "\
-Each group (--group-by, default host,paths,tags) shows its newest snapshot, its age against
---max-age, the sizes of the newest two snapshots (an anomaly when the newest shrank by more than
---shrink-threshold, or is an empty stream), the last successful check and drill from the
-journal with the drill's measured RTO, and the last failure not followed by a success.
+Each group (--group-by, default host,paths,tags; with --profile one per component, by host)
+shows its newest snapshot, its age against --max-age (the recovery point objective), the sizes
+of the newest two snapshots (an anomaly when the newest shrank by more than --shrink-threshold,
+or is an empty stream), the last check and drill from the journal with the drill's RTO against
+the component's max-rto, a backup that failed with none succeeding since, and damage no check
+or drill has cleared (format-spec 21.6).
 
-Exit codes: 0 every objective met, no anomaly; 6 an objective missed (a group older than
---max-age); 4 a snapshot or journal file cannot be read (the rest is reported); 7 a size
-anomaly. The first that applies in that order wins.";
+Exit codes: 6 an objective missed (RPO, RTO, free space) or a group failing; 4 damage, or a
+snapshot or journal file that cannot be read (the rest is reported); 7 a size anomaly; 0
+otherwise. The first that applies in that order wins.";
 
 /// Options of `arca status`.
 #[derive(clap::Args, Debug)]
@@ -32,21 +33,21 @@ anomaly. The first that applies in that order wins.";
 pub struct StatusArgs {
     #[command(flatten)]
     select: SelectArgs,
-    /// With --profile: one line per component of the profile, each against its `max-age`
-    /// (--max-age gives the default), grouped by host.
-    #[command(flatten)]
-    profile: super::profile::ProfileArgs,
     /// Group snapshots by these fields: host, paths, tags (comma-separated), or none.
     #[arg(short = 'g', long, value_name = "FIELDS", default_value = "host,paths,tags")]
     group_by: GroupBy,
     /// Recovery point objective: the newest snapshot of each group may be at most this old
-    /// (e.g. 1h, 26h, 7d).
+    /// (e.g. 1h, 26h, 7d; with --profile, for components without a max-age).
     #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
     max_age: Option<std::time::Duration>,
     /// Flag a snapshot that is smaller than the previous one by more than this (1%..100%;
     /// 100% turns the check off).
     #[arg(long, value_name = "PERCENT", default_value = "50%", value_parser = status::parse_percent)]
     shrink_threshold: u8,
+    /// The storage must keep at least this free (a size such as 20G, or a percentage of the
+    /// filesystem such as 10%); default: the profile's min-free.
+    #[arg(long, value_name = "SIZE|P%")]
+    min_free: Option<FreeSpace>,
     /// Print Prometheus text exposition format (0.0.4) instead of the table (or --json).
     #[arg(long)]
     prometheus: bool,
@@ -54,6 +55,17 @@ pub struct StatusArgs {
     /// collector: the file name must end in .prom).
     #[arg(long, value_name = "FILE")]
     prometheus_file: Option<PathBuf>,
+    /// With --profile: when something is wrong (or --failed-unit is given), run the profile's
+    /// alert command with the status as JSON on its standard input.
+    #[arg(long, requires = "profile")]
+    alert: bool,
+    /// With --alert: the systemd unit that failed (the generated OnFailure= template gives it).
+    #[arg(long, value_name = "UNIT", requires = "alert")]
+    failed_unit: Option<String>,
+    /// With --profile: fire the alert command once, its payload marked as a test, whatever the
+    /// status (exit 0 when the command succeeded).
+    #[arg(long, requires = "profile", conflicts_with = "alert")]
+    test_alert: bool,
 }
 
 /// Run `arca status`.
@@ -63,75 +75,46 @@ pub fn run(g: &Global, a: StatusArgs) -> Result<u8> {
         filter: a.select.filter(),
         default_max_age: a.max_age,
         shrink_percent: a.shrink_threshold,
+        min_free: a.min_free.or(g.scope.profile.as_ref().and_then(|p| p.min_free)),
         ..StatusOptions::default()
     };
-    let profile_context;
-    let g = match a.profile.is_set() {
-        true => {
-            let (r, pg) = super::profile::resolve(g, &a.profile)?;
-            opts = status::for_components(&r.targets, opts);
-            profile_context = pg;
-            &profile_context
-        }
-        false => g,
-    };
-    let repo = g.open()?;
+    if g.scope.has_profile() {
+        opts = status::for_components(&g.scope.targets, opts);
+    }
+    let repo = g.scope.ctx.open()?;
     let st = status::status(&repo, &opts)?;
-    super::warn_index_problems(&repo);
+    g.scope.ctx.warn_index_problems(&repo);
     for (name, e) in &st.damaged_snapshots {
         eprintln!("warning: snapshot {} cannot be read: {}", escape_str(name), escape_str(&e.to_string()));
     }
     for (name, e) in &st.damaged_journal {
         eprintln!("warning: journal file {} skipped: {}", escape_str(name), escape_str(&e.to_string()));
     }
-    let exit = exit_code(&st);
+    if a.alert || a.test_alert {
+        let req = AlertRequest { failed_unit: a.failed_unit.clone(), test: a.test_alert };
+        let fired = alert::alert(&g.scope, &st, &req)?;
+        if g.talk() {
+            let s = alert::summary(&st, req.failed_unit.as_deref());
+            match fired {
+                true => println!("alert sent{}: {s}", if req.test { " (test)" } else { "" }),
+                false => println!("no alert: {s}"),
+            }
+        }
+        if a.test_alert {
+            return Ok(0);
+        }
+    }
     if let Some(path) = &a.prometheus_file {
-        write_atomically(path, &prometheus(&st, exit))?;
+        write_atomically(path, &metrics::prometheus(&st))?;
     }
     if a.prometheus {
-        print!("{}", prometheus(&st, exit));
+        print!("{}", metrics::prometheus(&st));
     } else if g.json {
-        g.print_json(&status_json(&st, exit))?;
-    } else if !g.quiet {
+        g.print_json(&metrics::status_json(&st))?;
+    } else if !g.quiet && !a.alert {
         print_table(&st);
     }
-    Ok(exit)
-}
-
-/// The exit code `st` stands for.
-fn exit_code(st: &Status) -> u8 {
-    if st.objective_missed() || st.failed() && !st.damaged() {
-        code::OBJECTIVE_MISSED
-    } else if st.damaged() {
-        code::INTEGRITY
-    } else if st.anomaly() {
-        code::ANOMALY
-    } else {
-        code::OK
-    }
-}
-
-/// What a group is, for a person: `db (host h)` for a component, else its key.
-fn group_name(g: &GroupStatus) -> String {
-    let key = g.key.to_string();
-    match (&g.component, g.key.is_everything()) {
-        (Some(c), true) => format!("component {c}"),
-        (Some(c), false) => format!("component {c}: {key}"),
-        (None, _) => key,
-    }
-}
-
-fn verdict(g: &GroupStatus) -> String {
-    match (&g.objective_met, &g.anomaly) {
-        (Some(false), _) if g.newest.is_none() => "MISSED (no snapshot)".into(),
-        (Some(false), _) => "MISSED".into(),
-        (_, Some(Anomaly::EmptyStream)) => "ANOMALY (empty stream)".into(),
-        (_, Some(Anomaly::Shrank { percent, .. })) => format!("ANOMALY (shrank {percent}%)"),
-        _ if g.failure_is_damage() => "DAMAGE (see last failure)".into(),
-        _ if g.last_failure.is_some() => "FAILING (see last failure)".into(),
-        (Some(true), None) => "ok".into(),
-        (None, None) => "ok (no objective)".into(),
-    }
+    Ok(st.outcome().exit_code())
 }
 
 /// How long before `now` a time was: `3h05m ago`.
@@ -142,7 +125,6 @@ fn ago(now: i64, t: i64) -> String {
 fn print_table(st: &Status) {
     if st.groups.is_empty() {
         println!("no snapshots");
-        return;
     }
     let header = ["snapshot", "age", "max-age", "count", "size", "change", "checked", "drilled", "RTO", "status"];
     let rows: Vec<Vec<String>> = st.groups.iter().map(|g| row(st.now, g)).collect();
@@ -152,24 +134,35 @@ fn print_table(st: &Status) {
     let line = |cells: &[String]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            let right = matches!(i, 1..=5 | 8);
-            let _ = match right {
+            let _ = match matches!(i, 1..=5 | 8) {
                 true => write!(s, "{c:>w$}  ", w = widths[i]),
                 false => write!(s, "{c:<w$}  ", w = widths[i]),
             };
         }
         s
     };
-    println!("{}group", line(&header.map(String::from)));
+    if !st.groups.is_empty() {
+        println!("{}group", line(&header.map(String::from)));
+    }
     for (g, r) in st.groups.iter().zip(&rows) {
         println!("{}{}", line(r), escape_str(&group_name(g)));
+        let err = |f: &status::FailureInfo| f.error.as_deref().map(|e| format!(": {}", escape_str(e))).unwrap_or_default();
         if let Some(f) = &g.last_failure {
-            let err = f.error.as_deref().map(|e| format!(": {}", escape_str(e))).unwrap_or_default();
-            println!("  last {} {} {} ago (exit {}){err}", f.op, f.outcome, ago(st.now, f.time_ns), f.exit_code);
+            println!("  last {} {} {} ago (exit {}){}", f.op, f.outcome, ago(st.now, f.time_ns), f.exit_code, err(f));
+        }
+        if let Some(f) = &g.damage {
+            println!("  damage found by {} {} ago (exit {}){}", f.op, ago(st.now, f.time_ns), f.exit_code, err(f));
+        }
+        if let (Some(m), Some(false)) = (g.max_rto_ns, g.rto_met) {
+            let measured = g.last_drill.as_ref().and_then(|d| d.rto_full_ns).map_or("no drill on record".into(), duration_str);
+            println!("  RTO objective {} missed: {measured}", duration_str(m));
         }
     }
-    let check = st.groups.iter().find_map(|g| g.last_check.as_ref());
-    match check {
+    if let Some(f) = &st.repository_damage {
+        let err = f.error.as_deref().map(|e| format!(": {}", escape_str(e))).unwrap_or_default();
+        println!("repository DAMAGE: {} found damage {} ago{err}", f.op, ago(st.now, f.time_ns));
+    }
+    match &st.last_check {
         Some(c) => println!(
             "last check: {} ({} ago), read data: {}",
             localtime::format(c.time_ns),
@@ -178,6 +171,13 @@ fn print_table(st: &Status) {
         ),
         None => println!("last check: never"),
     }
+    let s = &st.storage;
+    let free = match (s.free_bytes, s.total_bytes) {
+        (Some(f), Some(t)) => format!(", {} free of {}", human(f), human(t)),
+        _ => String::new(),
+    };
+    let low = if s.free_ok == Some(false) { " — BELOW min-free" } else { "" };
+    println!("storage: repository {}{free}{low}", human(s.repository_bytes));
 }
 
 fn row(now: i64, g: &GroupStatus) -> Vec<String> {
@@ -201,173 +201,6 @@ fn row(now: i64, g: &GroupStatus) -> Vec<String> {
         g.last_drill.as_ref().and_then(|d| d.rto_full_ns).map_or_else(dash, duration_str),
         verdict(g),
     ]
-}
-
-fn status_json(st: &Status, exit: u8) -> serde_json::Value {
-    let groups: Vec<serde_json::Value> = st
-        .groups
-        .iter()
-        .map(|g| {
-            let mut v = serde_json::to_value(g).unwrap_or_default();
-            v["ok"] = json!(g.ok());
-            v["group"] = json!(group_name(g));
-            if let Some(n) = &g.newest {
-                v["newest"]["short_id"] = json!(n.id.short());
-                v["newest"]["time"] = json!(localtime::format(n.time_ns));
-            }
-            v
-        })
-        .collect();
-    let damaged = |list: &[(String, arca::Error)]| -> Vec<serde_json::Value> {
-        list.iter().map(|(n, e)| json!({"name": n, "error": e.to_string()})).collect()
-    };
-    json!({
-        "now_ns": st.now,
-        "group_by": st.group_by.to_string(),
-        "groups": groups,
-        "objective_missed": st.objective_missed(),
-        "anomaly": st.anomaly(),
-        "damaged_snapshots": damaged(&st.damaged_snapshots),
-        "damaged_journal": damaged(&st.damaged_journal),
-        "exit_code": exit,
-    })
-}
-
-/// A Prometheus label value: backslash, double quote and newline escaped (format 0.0.4).
-pub fn prom_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-/// The labels of a group: host, paths, tags, component (empty when not grouped by it).
-fn prom_labels(g: &GroupStatus) -> String {
-    let GroupKey { host, paths, tags } = &g.key;
-    let paths: Vec<String> = paths.iter().flatten().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
-    let pairs = [
-        ("host", host.clone().unwrap_or_default()),
-        ("paths", paths.join(",")),
-        ("tags", tags.as_ref().map(|t| t.join(",")).unwrap_or_default()),
-        ("component", g.component.clone().unwrap_or_default()),
-    ];
-    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{}\"", prom_escape(v))).collect();
-    inner.join(",")
-}
-
-/// One metric family: HELP, TYPE, then a sample per group that has a value.
-struct Family<'a> {
-    out: &'a mut String,
-}
-
-impl Family<'_> {
-    fn gauge(&mut self, name: &str, help: &str, samples: impl IntoIterator<Item = (String, f64)>) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (labels, v) in samples {
-            let _ = match labels.is_empty() {
-                true => writeln!(self.out, "{name} {v}"),
-                false => writeln!(self.out, "{name}{{{labels}}} {v}"),
-            };
-        }
-    }
-}
-
-fn secs(ns: i64) -> f64 {
-    ns as f64 / 1e9
-}
-
-/// The status in Prometheus text exposition format 0.0.4.
-fn prometheus(st: &Status, exit: u8) -> String {
-    let mut out = String::new();
-    let mut f = Family { out: &mut out };
-    let gs: Vec<(String, &GroupStatus)> = st.groups.iter().map(|g| (prom_labels(g), g)).collect();
-    let per = |pick: &dyn Fn(&GroupStatus) -> Option<f64>| -> Vec<(String, f64)> {
-        gs.iter().filter_map(|(l, g)| pick(g).map(|v| (l.clone(), v))).collect()
-    };
-    let b = |x: bool| if x { 1.0 } else { 0.0 };
-    f.gauge(
-        "arca_snapshot_newest_timestamp_seconds",
-        "Time of the newest snapshot of the group, Unix seconds.",
-        per(&|g| g.newest.as_ref().map(|n| secs(n.time_ns))),
-    );
-    f.gauge(
-        "arca_snapshot_age_seconds",
-        "Age of the newest snapshot of the group.",
-        per(&|g| g.age_ns.map(|a| a as f64 / 1e9)),
-    );
-    f.gauge(
-        "arca_rpo_objective_seconds",
-        "Maximum age allowed for the newest snapshot (recovery point objective).",
-        per(&|g| g.max_age_ns.map(|a| a as f64 / 1e9)),
-    );
-    f.gauge(
-        "arca_rpo_met",
-        "1 if the group's newest snapshot is within its objective.",
-        per(&|g| g.objective_met.map(b)),
-    );
-    f.gauge("arca_snapshots", "Number of snapshots in the group.", per(&|g| Some(g.snapshots as f64)));
-    let mut sizes = Vec::new();
-    for (l, g) in &gs {
-        for (which, s) in [("newest", &g.newest), ("previous", &g.previous)] {
-            if let Some(size) = s.as_ref().and_then(|s| s.size) {
-                sizes.push((format!("{l},snapshot=\"{which}\""), size as f64));
-            }
-        }
-    }
-    f.gauge("arca_snapshot_size_bytes", "File content bytes of the newest and previous snapshot.", sizes);
-    f.gauge(
-        "arca_snapshot_size_anomaly",
-        "1 if the newest snapshot shrank by more than the threshold or is an empty stream.",
-        per(&|g| Some(b(g.anomaly.is_some()))),
-    );
-    f.gauge(
-        "arca_snapshot_verified",
-        "1 if the newest snapshot was drilled whole or fully read by a check since it was written.",
-        per(&|g| g.newest.as_ref().map(|_| b(g.newest_verified))),
-    );
-    let check = st.groups.iter().find_map(|g| g.last_check.as_ref());
-    f.gauge(
-        "arca_last_check_timestamp_seconds",
-        "Time of the repository's last successful check, Unix seconds.",
-        check.map(|c| (String::new(), secs(c.time_ns))),
-    );
-    f.gauge(
-        "arca_last_check_read_all_data",
-        "1 if the last successful check read all data.",
-        check.map(|c| (String::new(), b(c.read_all_data))),
-    );
-    f.gauge(
-        "arca_last_drill_timestamp_seconds",
-        "Time of the last successful drill of a snapshot of the group, Unix seconds.",
-        per(&|g| g.last_drill.as_ref().map(|d| secs(d.time_ns))),
-    );
-    f.gauge(
-        "arca_drill_rto_seconds",
-        "Full-restore time measured (extrapolated) by the group's last drill.",
-        per(&|g| g.last_drill.as_ref().and_then(|d| d.rto_full_ns).map(|n| n as f64 / 1e9)),
-    );
-    f.gauge(
-        "arca_last_failure_timestamp_seconds",
-        "Time of the group's last failed operation not followed by a success, Unix seconds.",
-        per(&|g| g.last_failure.as_ref().map(|x| secs(x.time_ns))),
-    );
-    f.gauge(
-        "arca_status_ok",
-        "1 if the group meets its objective, has no size anomaly and no unresolved failure.",
-        per(&|g| Some(b(g.ok()))),
-    );
-    f.gauge(
-        "arca_status_damaged_files",
-        "Snapshot and journal files that could not be read.",
-        [
-            ("kind=\"snapshot\"".to_string(), st.damaged_snapshots.len() as f64),
-            ("kind=\"journal\"".to_string(), st.damaged_journal.len() as f64),
-        ],
-    );
-    f.gauge("arca_status_exit_code", "The exit code of arca status.", [(String::new(), f64::from(exit))]);
-    f.gauge(
-        "arca_status_timestamp_seconds",
-        "When this status was computed, Unix seconds.",
-        [(String::new(), secs(st.now))],
-    );
-    out
 }
 
 /// Write `text` to `path` through a temporary file in the same directory and a rename, so the
@@ -396,14 +229,4 @@ fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
         return Err(e).with_context(|| format!("writing {shown}"));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prom_escape;
-
-    #[test]
-    fn label_values_escape_backslash_quote_newline() {
-        assert_eq!(prom_escape("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-    }
 }

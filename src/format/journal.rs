@@ -48,11 +48,13 @@ pub enum Op {
     Prune,
     /// `arca verify`.
     Verify,
+    /// `arca tag`: `snapshots` lists each replaced snapshot followed by its replacement.
+    Tag,
     /// A value this version does not know (0 is rejected on decoding).
     Other(u8),
 }
 
-const OPS: [(Op, u8, &str); 10] = [
+const OPS: [(Op, u8, &str); 11] = [
     (Op::Backup, 1, "backup"),
     (Op::Check, 2, "check"),
     (Op::Drill, 3, "drill"),
@@ -63,6 +65,7 @@ const OPS: [(Op, u8, &str); 10] = [
     (Op::Forget, 8, "forget"),
     (Op::Prune, 9, "prune"),
     (Op::Verify, 10, "verify"),
+    (Op::Tag, 11, "tag"),
 ];
 
 impl From<u8> for Op {
@@ -107,8 +110,15 @@ pub enum Outcome {
     Partial,
     /// Failed: nothing usable was produced.
     Failed,
-    /// Damage or a mismatch was found (exit codes 4 and 5).
+    /// Damage was found: stored data failed to authenticate, or restored data differs from the
+    /// snapshot (exit code 4).
     Damage,
+    /// `verify`: the live files differ from the snapshot; nothing is damaged (exit code 5).
+    Differs,
+    /// Refused before it did anything: a usage error, or a request that named nothing (exit code 2).
+    Refused,
+    /// Completed, but an objective was missed (a drill slower than its `max-rto`, exit code 6).
+    Missed,
     /// A value this version does not know.
     Other(u8),
 }
@@ -120,6 +130,9 @@ impl From<u8> for Outcome {
             1 => Outcome::Partial,
             2 => Outcome::Failed,
             3 => Outcome::Damage,
+            4 => Outcome::Differs,
+            5 => Outcome::Refused,
+            6 => Outcome::Missed,
             b => Outcome::Other(b),
         }
     }
@@ -132,6 +145,9 @@ impl From<Outcome> for u8 {
             Outcome::Partial => 1,
             Outcome::Failed => 2,
             Outcome::Damage => 3,
+            Outcome::Differs => 4,
+            Outcome::Refused => 5,
+            Outcome::Missed => 6,
             Outcome::Other(b) => b,
         }
     }
@@ -145,6 +161,9 @@ impl Outcome {
             Outcome::Partial => "partial".into(),
             Outcome::Failed => "failed".into(),
             Outcome::Damage => "damage".into(),
+            Outcome::Differs => "differs".into(),
+            Outcome::Refused => "refused".into(),
+            Outcome::Missed => "missed".into(),
             Outcome::Other(b) => format!("outcome {b}"),
         }
     }

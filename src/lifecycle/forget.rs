@@ -129,6 +129,11 @@ fn describe(groups: &[GroupKey]) -> String {
 }
 
 impl Decision {
+    /// A decision that keeps and removes nothing.
+    pub fn empty() -> Decision {
+        Decision { groups: vec![], named: vec![], damaged: vec![], allow_remove_all: false }
+    }
+
     /// Every snapshot to be removed.
     pub fn to_remove(&self) -> Vec<Id> {
         let by_policy = self.groups.iter().flat_map(|g| g.remove.iter());

@@ -99,16 +99,25 @@ pub fn tag(repo: &Repository, all: &[(Id, Snapshot)], targets: &[Id], action: &T
     retag(repo, all, &plan)
 }
 
-/// Give `label` to snapshot `target` and take it from every other snapshot in `all`. The
-/// target is rewritten first, so that a crash part-way leaves the label on two snapshots (a
-/// rerun finishes the move), never on none.
-pub fn move_label(repo: &Repository, all: &[(Id, Snapshot)], target: &Id, label: &str) -> Result<TagReport> {
+/// Give `label` to snapshot `target` and take it from every other snapshot in `all` that
+/// `within` selects (a component's snapshots: a label such as `last-good` is per component;
+/// an empty filter: the whole repository). The target is rewritten first, so that a crash
+/// part-way leaves the label on two snapshots (a rerun finishes the move), never on none.
+pub fn move_label(
+    repo: &Repository,
+    all: &[(Id, Snapshot)],
+    target: &Id,
+    label: &str,
+    within: &crate::repo::select::SnapshotFilter,
+) -> Result<TagReport> {
     validate_tag(label)?;
     let add = TagAction::Change { add: vec![label.to_string()], remove: vec![] };
     let remove = TagAction::Change { add: vec![], remove: vec![label.to_string()] };
     let mut plan = vec![(*target, &add)];
     plan.extend(
-        all.iter().filter(|(id, s)| id != target && s.tags.iter().any(|t| t == label)).map(|(id, _)| (*id, &remove)),
+        all.iter()
+            .filter(|(id, s)| id != target && within.matches(s) && s.tags.iter().any(|t| t == label))
+            .map(|(id, _)| (*id, &remove)),
     );
     retag(repo, all, &plan)
 }

@@ -97,10 +97,100 @@ pub struct Profile {
     pub host: Option<String>,
     /// Recovery point objective for components that set none.
     pub max_age: Option<Duration>,
+    /// Recovery time objective for components that set none: the longest a full restore may
+    /// take, as drills measure it.
+    pub max_rto: Option<Duration>,
+    /// When components that set no schedule of their own are backed up.
+    pub schedule: Option<Schedule>,
+    /// When the profile's maintenance runs (units of `generate systemd`).
+    pub timers: Timers,
+    /// The alert command: run by `status --alert` when something is wrong (and by `status
+    /// --test-alert`), with the status as JSON on its standard input.
+    pub alert: Option<Vec<String>>,
+    /// Free space the repository's storage must keep (`status` misses its objective below it).
+    pub min_free: Option<FreeSpace>,
     /// Commands run around `backup --profile`.
     pub hooks: Hooks,
     /// Components, by name (sorted).
     pub components: Vec<Component>,
+}
+
+/// When something runs: every so long (`4h`), or a systemd calendar expression (`daily`,
+/// `Mon *-*-* 02:00`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Every this long.
+    Every(Duration),
+    /// A calendar expression, for systemd's `OnCalendar=`.
+    Calendar(String),
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::Every(d) => write!(f, "every {}", humantime::format_duration(*d)),
+            Schedule::Calendar(c) => f.write_str(c),
+        }
+    }
+}
+
+impl std::str::FromStr for Schedule {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Schedule, String> {
+        let t = s.trim();
+        if let Ok(d) = humantime::parse_duration(t) {
+            if d.as_secs() < 60 || d.subsec_nanos() != 0 || d.as_secs() % 60 != 0 {
+                return Err(format!("{s:?}: a period is whole minutes, at least 1m"));
+            }
+            return Ok(Schedule::Every(d));
+        }
+        let ok = !t.is_empty() && t.len() <= 256 && t.chars().all(|c| c.is_ascii_graphic() || c == ' ');
+        match ok && !t.contains('%') && !t.contains('\\') {
+            true => Ok(Schedule::Calendar(t.to_string())),
+            false => Err(format!("{s:?}: give a period (4h, 30m) or a systemd calendar expression (daily, Mon 02:00)")),
+        }
+    }
+}
+
+/// The schedules of a profile's maintenance, for `generate systemd`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timers {
+    /// `forget --profile P --prune` (each component's retention).
+    pub forget: Option<Schedule>,
+    /// `check --read-data-subset`.
+    pub check: Option<Schedule>,
+    /// What the scheduled check reads (`1/7`, `10%`; default all of it).
+    pub check_read_data_subset: Option<String>,
+    /// `drill --profile P`.
+    pub drill: Option<Schedule>,
+    /// The scheduled drill's sample (`5%`; default a whole drill).
+    pub drill_sample: Option<String>,
+    /// `status --profile P` (with the alert on failure).
+    pub status: Option<Schedule>,
+}
+
+/// A free-space threshold: bytes, or a percentage of the filesystem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreeSpace {
+    /// At least this many bytes free.
+    Bytes(u64),
+    /// At least this share free, in percent.
+    Percent(u8),
+}
+
+impl std::str::FromStr for FreeSpace {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<FreeSpace, String> {
+        let t = s.trim();
+        if let Some(p) = t.strip_suffix('%') {
+            return match p.trim().parse::<u8>() {
+                Ok(p) if (1..=99).contains(&p) => Ok(FreeSpace::Percent(p)),
+                _ => Err(format!("{s:?}: a percentage from 1% to 99%")),
+            };
+        }
+        crate::lifecycle::prune::parse_size(t).map(FreeSpace::Bytes).map_err(|e| format!("{s:?}: {e} (or a percentage, 10%)"))
+    }
 }
 
 /// Commands run by `backup --profile`, each an argument vector run without a shell, with
@@ -129,6 +219,16 @@ pub struct Component {
     pub retention: KeepPolicy,
     /// Recovery point objective: the newest snapshot may be at most this old.
     pub max_age: Option<Duration>,
+    /// Recovery time objective: a full restore may take at most this long, as drills measure it.
+    pub max_rto: Option<Duration>,
+    /// When it is backed up (default: the profile's schedule).
+    pub schedule: Option<Schedule>,
+    /// For a stream: the command `restore --in-place` pipes it into (no shell), e.g.
+    /// `["pg_restore", "--clean", "-d", "app"]`.
+    pub restore_command: Option<Vec<String>>,
+    /// For a stream: the command a drill runs on the restored stream (on its standard input,
+    /// and its path in `ARCA_DRILL_FILE`) to prove it loads; a non-zero exit fails the drill.
+    pub verify_command: Option<Vec<String>>,
 }
 
 /// What a component backs up.
@@ -179,6 +279,8 @@ pub struct Target {
     pub filter: SnapshotFilter,
     /// Its objective: the component's `max-age`, else the profile's.
     pub max_age: Option<Duration>,
+    /// Its restore time objective: the component's `max-rto`, else the profile's.
+    pub max_rto: Option<Duration>,
     /// Its definition.
     pub component: Component,
 }
@@ -290,6 +392,7 @@ impl Profile {
                 name: c.name.clone(),
                 filter: component_filter(&self.name, &c.name),
                 max_age: c.max_age.or(self.max_age),
+                max_rto: c.max_rto.or(self.max_rto),
                 component: c.clone(),
             })
             .collect())
@@ -321,23 +424,47 @@ pub fn component_filter(profile: &str, component: &str) -> SnapshotFilter {
 /// output goes to our standard error (standard output may be `--json`), its input is empty. An
 /// error says which command failed and how.
 pub fn run_hook(argv: &[String], env: &[(&str, String)]) -> Result<()> {
+    run(argv, env, None).map(|_| ())
+}
+
+/// [`run_hook`] with `input` copied to the command's standard input; returns the bytes given.
+/// A command that exits before reading everything is judged by its exit status.
+pub fn run_with_input(argv: &[String], env: &[(&str, String)], input: &mut dyn std::io::Read) -> Result<u64> {
+    run(argv, env, Some(input))
+}
+
+fn run(argv: &[String], env: &[(&str, String)], input: Option<&mut dyn std::io::Read>) -> Result<u64> {
+    use std::process::Stdio;
     let Some((program, args)) = argv.split_first() else {
-        return Err(Error::InvalidArgument("empty hook command".into()));
+        return Err(Error::InvalidArgument("empty command".into()));
     };
     let line = crate::archiver::command_line(&argv.iter().map(Into::into).collect::<Vec<_>>());
     let mut cmd = std::process::Command::new(program);
     crate::sys::without_secrets(&mut cmd);
-    let status = cmd
+    let mut child = cmd
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(std::process::Stdio::null())
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(std::io::stderr())
-        .status()
-        .map_err(|e| Error::InvalidArgument(format!("hook `{line}` could not start: {e}")))?;
+        .spawn()
+        .map_err(|e| Error::CommandFailed(format!("command `{line}` could not start: {e}")))?;
+    let mut copied = Ok(0);
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        copied = std::io::copy(input, &mut stdin);
+    }
+    let status = child.wait().map_err(|e| Error::Io { path: PathBuf::from(program), source: e })?;
+    let failed = |what: String| Error::CommandFailed(format!("command `{line}` {what}"));
     match status.code() {
-        Some(0) => Ok(()),
-        Some(c) => Err(Error::InvalidArgument(format!("hook `{line}` exited with status {c}"))),
-        None => Err(Error::InvalidArgument(format!("hook `{line}` ended with {status}"))),
+        Some(0) => {}
+        Some(c) => return Err(failed(format!("exited with status {c}"))),
+        None => return Err(failed(format!("ended with {status}"))),
+    }
+    // A clean exit that did not read everything (a broken pipe) is the command's choice; any
+    // other failure to feed it, such as damaged data, is ours to report.
+    match copied {
+        Ok(n) => Ok(n),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(crate::browse::from_io(e, &line)),
     }
 }
 
@@ -413,10 +540,53 @@ fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositoryS
             return Err((None, format!("profile {name}: host must not be empty")));
         }
     }
-    Ok(Profile { name: name.into(), repository, host: p.host, max_age: p.max_age.map(|d| d.0), hooks, components })
+    let alert = match p.alert {
+        Some(a) if a.get_ref().is_empty() || a.get_ref()[0].is_empty() => {
+            return Err((Some(a.span()), format!("profile {name}: alert is a non-empty list: [\"program\", \"arg\", ...]")))
+        }
+        a => a.map(Spanned::into_inner),
+    };
+    let t = p.timers.unwrap_or_default();
+    if let Some(s) = &t.check_read_data_subset {
+        crate::check::Subset::parse(s).map_err(|e| (None, format!("profile {name}: timers.check-read-data-subset: {e}")))?;
+    }
+    if let Some(s) = &t.drill_sample {
+        crate::ops::drill::Sample::parse_share(s).map_err(|e| (None, format!("profile {name}: timers.drill-sample: {e}")))?;
+    }
+    let timers = Timers {
+        forget: t.forget.map(|s| s.0),
+        check: t.check.map(|s| s.0),
+        check_read_data_subset: t.check_read_data_subset,
+        drill: t.drill.map(|s| s.0),
+        drill_sample: t.drill_sample,
+        status: t.status.map(|s| s.0),
+    };
+    Ok(Profile {
+        name: name.into(),
+        repository,
+        host: p.host,
+        max_age: p.max_age.map(|d| d.0),
+        max_rto: p.max_rto.map(|d| d.0),
+        schedule: p.schedule.map(|s| s.0),
+        timers,
+        alert,
+        min_free: p.min_free.map(|s| s.0),
+        hooks,
+        components,
+    })
 }
 
 fn build_component(name: &str, c: RawComponent) -> std::result::Result<Component, String> {
+    let commands = [("restore-command", &c.restore_command), ("verify-command", &c.verify_command)];
+    for (key, argv) in commands {
+        match argv {
+            Some(a) if c.command.is_none() => return Err(format!("{key} goes with command, not paths: {a:?}")),
+            Some(a) if a.is_empty() || a[0].is_empty() => {
+                return Err(format!("{key} is a non-empty list: [\"program\", \"arg\", ...]"))
+            }
+            _ => {}
+        }
+    }
     let source = match (c.paths, c.command) {
         (Some(_), Some(_)) => return Err("give paths or command, not both".into()),
         (None, None) => return Err("give paths = [...] or command = [...]".into()),
@@ -477,7 +647,17 @@ fn build_component(name: &str, c: RawComponent) -> std::result::Result<Component
         within_yearly: span(c.keep_within_yearly),
         tags: c.keep_tag.iter().map(|l| l.split(',').filter(|t| !t.is_empty()).map(String::from).collect()).collect(),
     };
-    Ok(Component { name: name.into(), source, tags: c.tags, retention, max_age: c.max_age.map(|d| d.0) })
+    Ok(Component {
+        name: name.into(),
+        source,
+        tags: c.tags,
+        retention,
+        max_age: c.max_age.map(|d| d.0),
+        max_rto: c.max_rto.map(|d| d.0),
+        schedule: c.schedule.map(|s| s.0),
+        restore_command: c.restore_command,
+        verify_command: c.verify_command,
+    })
 }
 
 #[derive(Deserialize)]
@@ -503,9 +683,25 @@ struct RawProfile {
     repository: Option<Spanned<String>>,
     host: Option<String>,
     max_age: Option<DurationDe>,
+    max_rto: Option<DurationDe>,
+    schedule: Option<Parsed<Schedule>>,
+    timers: Option<RawTimers>,
+    alert: Option<Spanned<Vec<String>>>,
+    min_free: Option<Parsed<FreeSpace>>,
     hooks: Option<RawHooks>,
     #[serde(default)]
     component: BTreeMap<String, Spanned<RawComponent>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawTimers {
+    forget: Option<Parsed<Schedule>>,
+    check: Option<Parsed<Schedule>>,
+    check_read_data_subset: Option<String>,
+    drill: Option<Parsed<Schedule>>,
+    drill_sample: Option<String>,
+    status: Option<Parsed<Schedule>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -536,6 +732,10 @@ struct RawComponent {
     #[serde(default)]
     tags: Vec<String>,
     max_age: Option<DurationDe>,
+    max_rto: Option<DurationDe>,
+    schedule: Option<Parsed<Schedule>>,
+    restore_command: Option<Vec<String>>,
+    verify_command: Option<Vec<String>>,
     keep_last: Option<CountDe>,
     keep_hourly: Option<CountDe>,
     keep_daily: Option<CountDe>,
@@ -550,6 +750,15 @@ struct RawComponent {
     keep_within_yearly: Option<SpanDe>,
     #[serde(default)]
     keep_tag: Vec<String>,
+}
+
+/// A string value parsed with `T`'s `FromStr`, its message naming the value.
+struct Parsed<T>(T);
+
+impl<'de, T: std::str::FromStr<Err = String>> Deserialize<'de> for Parsed<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map(Parsed).map_err(de::Error::custom)
+    }
 }
 
 /// `max-age = "26h"` (humantime), more than zero.

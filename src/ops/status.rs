@@ -1,38 +1,48 @@
 //! Status against recovery objectives: for each backup group, its newest snapshot and age
 //! against a maximum age (the recovery point objective), the size change from the previous
-//! snapshot with an anomaly flag, and what the operations journal says about it (last check,
-//! last drill and its measured RTO, last failure).
+//! snapshot with an anomaly flag, the last drill's restore time against a maximum (the
+//! recovery time objective), the storage's free space — and what the operations journal says
+//! about it, read by the rules of format-spec 21.6 so that status neither cries wolf nor goes
+//! green after a failure:
+//!
+//! - a group is **failing** when its newest backup record did not succeed and no backup of it
+//!   has succeeded since (a failed `after` hook is a failed backup); a restore, dump or verify
+//!   that failed, or a typo in one, is not a backup failure;
+//! - **damage** found by a check stays until a later check that read at least as much
+//!   passes; damage found reading a snapshot stays until that snapshot is drilled whole or
+//!   fully checked (or is gone); a drill whose `verify-command` failed stays until a later
+//!   drill of the group passes. A `verify` that finds live files differing is not damage;
+//! - a snapshot is **verified** by a successful whole drill or full `check --read-data` of it
+//!   or of a snapshot of the same content ([`super::journal::Lineage`]: tag changes keep it).
 //!
 //! The cost is bounded for monitoring that runs every few minutes: snapshot files and journal
-//! files are read in parallel (and both at once), and only the newest two snapshots of each group
-//! have their trees read, each distinct tree once ([`crate::repo::walk::content_sizes`]). The
-//! journal is scanned once, with records matched to groups through hash maps, so 10 000
+//! files are read in parallel (and both at once), and only the newest two snapshots of each
+//! group have their trees read, each distinct tree once ([`crate::repo::walk::content_sizes`]).
+//! The journal is scanned once, with records matched to groups through hash maps, so 10 000
 //! snapshots and 10 000 records take well under a second.
 //!
 //! Objectives are per group: an [`Objective`] (from a profile's component, or the command line)
-//! selects snapshots with a filter and gives them a maximum age; snapshots no objective selects
-//! fall back to [`StatusOptions::default_max_age`]. An objective that selects no snapshot at all
-//! is reported as a group without a snapshot, and missed.
-//!
-//! A profile's components become objectives one to one ([`for_components`]): grouped by host
-//! only, as `forget --profile` does, so an edited path list does not start a second history, and
-//! without snapshots of no component.
+//! selects snapshots with a filter and gives them a maximum age and restore time; snapshots no
+//! objective selects fall back to the defaults. An objective that selects no snapshot at all is
+//! reported as a group without a snapshot, and missed.
 
+use super::journal::{Lineage, Op, Outcome as Recorded, Record};
+use super::outcome::Outcome;
+use super::profile::FreeSpace;
 use crate::error::{Error, Result};
-use crate::format::journal::{Op, Outcome, Record};
 use crate::format::snapshot::Snapshot;
 use crate::id::Id;
 use crate::lifecycle::group::{self, GroupBy, GroupKey};
 use crate::repo::select::SnapshotFilter;
 use crate::repo::Repository;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Tag prefix naming a snapshot's component (`component=db`), as profiles tag them.
 pub const COMPONENT_TAG: &str = "component=";
 
-/// A recovery point objective for some snapshots.
+/// Recovery objectives for some snapshots.
 #[derive(Clone, Debug, Default)]
 pub struct Objective {
     /// The component's name (shown, and the `component` label in Prometheus output).
@@ -41,6 +51,9 @@ pub struct Objective {
     pub filter: SnapshotFilter,
     /// How old the newest of them may be; `None` takes the default.
     pub max_age: Option<Duration>,
+    /// How long a full restore of them may take, as the last drill measured it; `None`: no
+    /// restore time objective.
+    pub max_rto: Option<Duration>,
 }
 
 /// What `status` reports on.
@@ -60,6 +73,8 @@ pub struct StatusOptions {
     /// A snapshot whose size fell by more than this percentage of the previous one is an
     /// anomaly (1 ..= 100; 100 disables the check).
     pub shrink_percent: u8,
+    /// Free space the repository's storage must keep.
+    pub min_free: Option<FreeSpace>,
     /// "Now", Unix nanoseconds.
     pub now: i64,
 }
@@ -73,6 +88,7 @@ impl Default for StatusOptions {
             default_max_age: None,
             only_objectives: false,
             shrink_percent: 50,
+            min_free: None,
             now: crate::sys::now_nanos(),
         }
     }
@@ -119,7 +135,7 @@ pub struct CheckInfo {
     pub read_all_data: bool,
 }
 
-/// The newest successful drill of a snapshot of the group.
+/// The newest drill of a snapshot of the group that restored everything it tried.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct DrillInfo {
     /// When it started, Unix nanoseconds.
@@ -136,12 +152,12 @@ pub struct DrillInfo {
     pub path: Option<String>,
 }
 
-/// The newest failed operation of the group, when no success of the same operation followed.
+/// A failed operation (a backup, or one that found damage) that nothing has resolved yet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FailureInfo {
     /// When it started, Unix nanoseconds.
     pub time_ns: i64,
-    /// The operation (`backup`, `drill`, ...).
+    /// The operation (`backup`, `drill`, `check`, ...).
     pub op: String,
     /// Its outcome (`failed` or `damage`).
     pub outcome: String,
@@ -149,6 +165,21 @@ pub struct FailureInfo {
     pub exit_code: u8,
     /// Its first error, if recorded.
     pub error: Option<String>,
+    /// The snapshot it found damaged, if it names one.
+    pub snapshot: Option<Id>,
+}
+
+impl FailureInfo {
+    fn of(r: &Record, snapshot: Option<Id>) -> FailureInfo {
+        FailureInfo {
+            time_ns: r.time,
+            op: r.op.name(),
+            outcome: r.outcome.name(),
+            exit_code: r.exit_code,
+            error: r.errors.first().cloned(),
+            snapshot,
+        }
+    }
 }
 
 /// One group's status.
@@ -166,35 +197,56 @@ pub struct GroupStatus {
     pub previous: Option<SnapshotInfo>,
     /// Age of the newest snapshot, nanoseconds (0 for one dated in the future).
     pub age_ns: Option<u64>,
-    /// The objective: maximum age, nanoseconds.
+    /// The recovery point objective: maximum age, nanoseconds.
     pub max_age_ns: Option<u64>,
-    /// Whether the objective is met; `None` without an objective.
+    /// Whether the recovery point objective is met; `None` without one.
     pub objective_met: Option<bool>,
+    /// The recovery time objective, nanoseconds.
+    pub max_rto_ns: Option<u64>,
+    /// Whether the last drill's full-restore time is within it (`false` when no drill is on
+    /// record); `None` without one.
+    pub rto_met: Option<bool>,
     /// Newest size minus previous size, bytes.
     pub size_change: Option<i64>,
     /// A size that looks wrong.
     pub anomaly: Option<Anomaly>,
-    /// Whether the newest snapshot is verified: a whole-snapshot drill of it, or a full
-    /// `check --read-data` after it was written.
+    /// Whether the newest snapshot is verified (a whole drill or a full `check --read-data` of
+    /// it, or of a snapshot of the same content).
     pub newest_verified: bool,
     /// The repository's newest successful check.
     pub last_check: Option<CheckInfo>,
-    /// The newest successful drill of a snapshot of this group.
+    /// The newest drill of a snapshot of this group that restored everything.
     pub last_drill: Option<DrillInfo>,
-    /// The newest failure of an operation on this group that no success has followed.
+    /// The newest backup of this group that failed, when none has succeeded since.
     pub last_failure: Option<FailureInfo>,
+    /// Damage found in a snapshot of this group that nothing has cleared.
+    pub damage: Option<FailureInfo>,
 }
 
 impl GroupStatus {
-    /// Objective met (or none), no anomaly, and no unresolved failure.
+    /// Objectives met (or none), no anomaly, no unresolved failure or damage.
     pub fn ok(&self) -> bool {
-        self.objective_met != Some(false) && self.anomaly.is_none() && self.last_failure.is_none()
+        self.objective_met != Some(false)
+            && self.rto_met != Some(false)
+            && self.anomaly.is_none()
+            && self.last_failure.is_none()
+            && self.damage.is_none()
     }
+}
 
-    /// The unresolved failure found damage or a mismatch (a drill or check that exited 4 or 5).
-    pub fn failure_is_damage(&self) -> bool {
-        self.last_failure.as_ref().is_some_and(|f| f.outcome == Outcome::Damage.name())
-    }
+/// Where the repository lives: its size and the room left there.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Storage {
+    /// Bytes of every repository file.
+    pub repository_bytes: u64,
+    /// Bytes free for the repository's writer on its filesystem (`None`: not known, e.g. S3).
+    pub free_bytes: Option<u64>,
+    /// Size of that filesystem.
+    pub total_bytes: Option<u64>,
+    /// The free-space threshold.
+    pub min_free: Option<FreeSpace>,
+    /// Whether the threshold is met (`None` without a threshold or a free-space figure).
+    pub free_ok: Option<bool>,
 }
 
 /// The status of every group.
@@ -206,16 +258,23 @@ pub struct Status {
     pub group_by: GroupBy,
     /// Groups: objectives first (in their order), then the rest by key.
     pub groups: Vec<GroupStatus>,
+    /// Damage a check found that no later check covering it has cleared.
+    pub repository_damage: Option<FailureInfo>,
+    /// The repository's newest successful check.
+    pub last_check: Option<CheckInfo>,
     /// Snapshot files that could not be read.
     pub damaged_snapshots: Vec<(String, Error)>,
     /// Journal files that could not be read (or the journal could not be listed: name `journal/`).
     pub damaged_journal: Vec<(String, Error)>,
+    /// Size and free space.
+    pub storage: Storage,
 }
 
 impl Status {
-    /// Some group misses its objective.
+    /// Some group misses an objective, or the storage its free-space threshold.
     pub fn objective_missed(&self) -> bool {
-        self.groups.iter().any(|g| g.objective_met == Some(false))
+        self.groups.iter().any(|g| g.objective_met == Some(false) || g.rto_met == Some(false))
+            || self.storage.free_ok == Some(false)
     }
 
     /// Some group has a size anomaly.
@@ -223,26 +282,41 @@ impl Status {
         self.groups.iter().any(|g| g.anomaly.is_some())
     }
 
-    /// Some snapshot or journal file could not be read.
+    /// Damage on record, or a snapshot or journal file that cannot be read.
     pub fn damaged(&self) -> bool {
         !self.damaged_snapshots.is_empty()
             || !self.damaged_journal.is_empty()
-            || self.groups.iter().any(GroupStatus::failure_is_damage)
+            || self.repository_damage.is_some()
+            || self.groups.iter().any(|g| g.damage.is_some())
     }
 
-    /// Some group's last backup, drill or other operation failed and nothing has succeeded since.
+    /// Some group's last backup failed and none has succeeded since.
     pub fn failed(&self) -> bool {
         self.groups.iter().any(|g| g.last_failure.is_some())
+    }
+
+    /// What the status stands for, first match: a missed objective or a failing group
+    /// (without damage) [`Outcome::Missed`], damage, an anomaly, else ok.
+    pub fn outcome(&self) -> Outcome {
+        if self.objective_missed() || self.failed() && !self.damaged() {
+            Outcome::Missed
+        } else if self.damaged() {
+            Outcome::Damage
+        } else if self.anomaly() {
+            Outcome::Anomaly
+        } else {
+            Outcome::Ok
+        }
     }
 }
 
 /// `base` turned to a profile's components: one objective per component (its `max-age`, else
-/// `base.default_max_age`), grouped by host only, other snapshots left out.
-pub fn for_components(targets: &[crate::ops::profile::Target], base: StatusOptions) -> StatusOptions {
+/// `base.default_max_age`; its `max-rto`), grouped by host only, other snapshots left out.
+pub fn for_components(targets: &[super::profile::Target], base: StatusOptions) -> StatusOptions {
     StatusOptions {
         objectives: targets
             .iter()
-            .map(|t| Objective { name: t.name.clone(), filter: t.filter.clone(), max_age: t.max_age })
+            .map(|t| Objective { name: t.name.clone(), filter: t.filter.clone(), max_age: t.max_age, max_rto: t.max_rto })
             .collect(),
         group_by: GroupBy { host: true, paths: false, tags: false },
         only_objectives: true,
@@ -268,15 +342,16 @@ pub fn is_stream(s: &Snapshot) -> bool {
 /// Compute the status of `repo`. Only failing to list snapshots is an error; unreadable
 /// snapshot and journal files are reported in the result.
 pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
-    let (listing, (journal, index)) = rayon::join(
+    let (listing, (journal, (index, storage))) = rayon::join(
         || repo.list_snapshots_and_damage(),
-        || rayon::join(|| crate::repo::journal::load(repo), || repo.load_index()),
+        || rayon::join(|| crate::repo::journal::load(repo), || rayon::join(|| repo.load_index(), || storage(repo, opts))),
     );
     let (all, mut damaged_snapshots) = listing?;
     let (records, damaged_journal) = match journal {
         Ok(j) => (j.records, j.damaged),
         Err(e) => (Vec::new(), vec![("journal/".to_string(), e)]),
     };
+    let lineage = Lineage::new(&records, &all);
     let mut groups = build_groups(all, opts);
     let index = index.map_err(|e| damaged_snapshots.push(("index".to_string(), e))).ok();
     fill_sizes(repo, index.as_ref(), &mut groups);
@@ -289,8 +364,47 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
         }
     }
     let mut out: Vec<GroupStatus> = groups.iter().map(|g| judge(g, opts)).collect();
-    apply_journal(&mut out, &groups, &records, opts.group_by);
-    Ok(Status { now: opts.now, group_by: opts.group_by, groups: out, damaged_snapshots, damaged_journal })
+    let (last_check, repository_damage) = apply_journal(&mut out, &groups, &records, opts.group_by, &lineage);
+    for (g, b) in out.iter_mut().zip(&groups) {
+        let max = b.max_rto.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        g.max_rto_ns = max;
+        g.rto_met = max.map(|m| g.last_drill.as_ref().and_then(|d| d.rto_full_ns).is_some_and(|t| t <= m));
+    }
+    Ok(Status {
+        now: opts.now,
+        group_by: opts.group_by,
+        groups: out,
+        repository_damage,
+        last_check,
+        damaged_snapshots,
+        damaged_journal,
+        storage,
+    })
+}
+
+/// The repository's size (every file listed) and the free space where it lives.
+fn storage(repo: &Repository, opts: &StatusOptions) -> Storage {
+    use crate::backend::FileType::*;
+    let kinds = [Config, Key, Pack, Index, Snapshot, Lock, Journal, Parity];
+    let repository_bytes = kinds
+        .iter()
+        .filter_map(|t| repo.backend().list(*t).ok())
+        .flatten()
+        .map(|(_, len)| len)
+        .sum();
+    let space = repo.backend().free_space().ok().flatten();
+    let free_ok = match (opts.min_free, space) {
+        (Some(FreeSpace::Bytes(b)), Some((free, _))) => Some(free >= b),
+        (Some(FreeSpace::Percent(p)), Some((free, total))) => Some(u128::from(free) * 100 >= u128::from(total) * u128::from(p)),
+        _ => None,
+    };
+    Storage {
+        repository_bytes,
+        free_bytes: space.map(|s| s.0),
+        total_bytes: space.map(|s| s.1),
+        min_free: opts.min_free,
+        free_ok,
+    }
 }
 
 /// A group while it is being judged: its snapshots oldest first, sizes of the newest two.
@@ -298,6 +412,7 @@ struct Bucket {
     key: GroupKey,
     component: Option<String>,
     max_age: Option<Duration>,
+    max_rto: Option<Duration>,
     snapshots: Vec<(Id, Snapshot)>,
     sizes: [Option<u64>; 2],
 }
@@ -316,30 +431,30 @@ fn build_groups(all: Vec<(Id, Snapshot)>, opts: &StatusOptions) -> Vec<Bucket> {
     for (o, snaps) in opts.objectives.iter().zip(per_objective) {
         let max_age = o.max_age.or(opts.default_max_age);
         if snaps.is_empty() {
-            out.push(Bucket {
-                key: GroupKey::default(),
-                component: Some(o.name.clone()),
-                max_age,
-                snapshots: vec![],
-                sizes: [None; 2],
-            });
+            out.push(bucket(GroupKey::default(), Some(o.name.clone()), max_age, o.max_rto, vec![]));
         }
         for (key, s) in group::group(snaps, opts.group_by) {
-            out.push(bucket(key, Some(o.name.clone()), max_age, s));
+            out.push(bucket(key, Some(o.name.clone()), max_age, o.max_rto, s));
         }
     }
     if !opts.only_objectives {
         for (key, s) in group::group(rest, opts.group_by) {
             let component = s.iter().max_by_key(|(_, s)| s.time).and_then(|(_, s)| component_of(s));
-            out.push(bucket(key, component, opts.default_max_age, s));
+            out.push(bucket(key, component, opts.default_max_age, None, s));
         }
     }
     out
 }
 
-fn bucket(key: GroupKey, component: Option<String>, max_age: Option<Duration>, mut s: Vec<(Id, Snapshot)>) -> Bucket {
+fn bucket(
+    key: GroupKey,
+    component: Option<String>,
+    max_age: Option<Duration>,
+    max_rto: Option<Duration>,
+    mut s: Vec<(Id, Snapshot)>,
+) -> Bucket {
     s.sort_by_key(|(id, s)| (s.time, *id));
-    Bucket { key, component, max_age, snapshots: s, sizes: [None; 2] }
+    Bucket { key, component, max_age, max_rto, snapshots: s, sizes: [None; 2] }
 }
 
 fn component_of(s: &Snapshot) -> Option<String> {
@@ -379,12 +494,15 @@ fn judge(g: &Bucket, opts: &StatusOptions) -> GroupStatus {
         age_ns,
         max_age_ns,
         objective_met,
+        max_rto_ns: None,
+        rto_met: None,
         size_change,
         anomaly,
         newest_verified: false,
         last_check: None,
         last_drill: None,
         last_failure: None,
+        damage: None,
     }
 }
 
@@ -412,13 +530,41 @@ fn compare(
     (Some(change), anomaly)
 }
 
-/// One pass over the journal (oldest first): the repository's last check, each group's last
-/// drill, whether its newest snapshot is verified, and its last unresolved failure.
-fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record], by: GroupBy) {
+/// How much of the data a check read, ordered: `none` < a subset < `all` (format-spec 21.6).
+fn read_rank(r: &Record) -> u8 {
+    match r.label("read_data") {
+        Some("all") => 2,
+        Some("none") | None => 0,
+        Some(_) => 1,
+    }
+}
+
+/// Whether a record reports damage (format-spec 21.6): outcome `damage`, except a `verify`
+/// written before outcome `differs` existed, which recorded a difference as damage with exit
+/// code 5.
+fn is_damage(r: &Record) -> bool {
+    r.outcome == Recorded::Damage && !(r.op == Op::Verify && r.exit_code == 5)
+}
+
+/// Whether a drill's damage is only its `verify-command` failing (the bytes matched).
+fn only_command_failed(r: &Record) -> bool {
+    r.op == Op::Drill && r.label("verify_command") == Some("failed") && r.metric("problems") == Some(0)
+}
+
+/// One pass over the journal (oldest first): the repository's last check and unresolved check
+/// damage, each group's last drill, whether its newest snapshot is verified, its last
+/// unresolved backup failure and damage. Returns the last check and the repository's damage.
+fn apply_journal(
+    out: &mut [GroupStatus],
+    groups: &[Bucket],
+    records: &[Record],
+    by: GroupBy,
+    lineage: &Lineage,
+) -> (Option<CheckInfo>, Option<FailureInfo>) {
     let mut of_snapshot: HashMap<Id, usize> = HashMap::new();
     let mut of_key: HashMap<GroupKey, Vec<usize>> = HashMap::new();
     for (i, g) in groups.iter().enumerate() {
-        of_snapshot.extend(g.snapshots.iter().map(|(id, _)| (*id, i)));
+        of_snapshot.extend(g.snapshots.iter().map(|(id, _)| (lineage.root(*id), i)));
         if !g.snapshots.is_empty() {
             of_key.entry(g.key.clone()).or_default().push(i);
         }
@@ -430,40 +576,53 @@ fn apply_journal(out: &mut [GroupStatus], groups: &[Bucket], records: &[Record],
         }
     }
     let mut last_check: Option<&Record> = None;
-    let mut fully_checked: std::collections::HashSet<Id> = std::collections::HashSet::new();
-    let mut drilled_whole: HashMap<Id, ()> = HashMap::new();
+    let mut check_damage: Option<&Record> = None;
+    let mut verified: HashSet<Id> = HashSet::new();
     for r in records {
-        if r.op == Op::Check && r.outcome == Outcome::Ok {
-            last_check = Some(r);
-            if crate::ops::journal::is_full_verification(r) {
-                fully_checked.extend(r.snapshots.iter().copied());
+        match r.op {
+            Op::Check if r.outcome == Recorded::Ok => {
+                last_check = Some(r);
+                if check_damage.is_some_and(|d| read_rank(r) >= read_rank(d)) {
+                    check_damage = None;
+                }
             }
+            Op::Check if is_damage(r) => check_damage = Some(r),
+            _ => {}
         }
-        let mut targets: Vec<usize> = r.snapshots.iter().filter_map(|id| of_snapshot.get(id).copied()).collect();
+        let verifies = super::journal::is_verification(r);
+        if verifies {
+            verified.extend(r.snapshots.iter().map(|id| lineage.root(*id)));
+        }
+        let mut targets: Vec<(usize, Option<Id>)> = r
+            .snapshots
+            .iter()
+            .filter_map(|id| of_snapshot.get(&lineage.root(*id)).map(|&g| (g, Some(*id))))
+            .collect();
         if r.op == Op::Backup {
-            targets.extend(backup_groups(r, by, out, &of_key, &of_component));
+            targets.extend(backup_groups(r, by, out, &of_key, &of_component).into_iter().map(|g| (g, None)));
         }
         targets.sort_unstable();
-        targets.dedup();
-        for &i in &targets {
-            note(&mut out[i], r, &mut drilled_whole);
+        targets.dedup_by_key(|t| t.0);
+        for (g, snapshot) in targets {
+            note(&mut out[g], r, snapshot, lineage);
         }
     }
     let check = last_check.map(|r| CheckInfo {
         time_ns: r.time,
         read_data: r.label("read_data").map(String::from),
-        read_all_data: crate::ops::journal::is_full_verification(r),
+        read_all_data: super::journal::is_full_verification(r),
     });
     for g in out.iter_mut() {
         g.last_check = check.clone();
         if let Some(n) = &g.newest {
-            g.newest_verified = drilled_whole.contains_key(&n.id) || fully_checked.contains(&n.id);
+            g.newest_verified = verified.contains(&lineage.root(n.id));
             // A backup failure before the newest snapshot is resolved by it.
-            if g.last_failure.as_ref().is_some_and(|f| f.op == Op::Backup.name() && f.time_ns < n.time_ns) {
+            if g.last_failure.as_ref().is_some_and(|f| f.time_ns < n.time_ns) {
                 g.last_failure = None;
             }
         }
     }
+    (check, check_damage.map(|r| FailureInfo::of(r, None)))
 }
 
 /// The groups a backup record is about: a profile's backup names its component (which may have
@@ -482,37 +641,55 @@ fn backup_groups(
     backup_key(r, by).and_then(|k| of_key.get(&k)).cloned().unwrap_or_default()
 }
 
-/// Record `r`, which concerns group `g`, in its status.
-fn note(g: &mut GroupStatus, r: &Record, drilled_whole: &mut HashMap<Id, ()>) {
-    let failed = matches!(r.outcome, Outcome::Failed | Outcome::Damage);
-    if failed {
-        g.last_failure = Some(FailureInfo {
-            time_ns: r.time,
-            op: r.op.name(),
-            outcome: r.outcome.name(),
-            exit_code: r.exit_code,
-            error: r.errors.first().cloned(),
-        });
-        return;
-    }
-    if r.outcome != Outcome::Ok {
-        return;
-    }
-    if g.last_failure.as_ref().is_some_and(|f| f.op == r.op.name()) {
-        g.last_failure = None;
-    }
-    if r.op == Op::Drill {
-        if crate::ops::journal::is_whole_drill(r) {
-            drilled_whole.extend(r.snapshots.iter().map(|id| (*id, ())));
+/// Record `r`, which concerns group `g` (and its `snapshot`, when the record names one), in its
+/// status, by the rules of format-spec 21.6.
+fn note(g: &mut GroupStatus, r: &Record, snapshot: Option<Id>, lineage: &Lineage) {
+    let same = |a: Option<Id>, b: Option<Id>| match (a, b) {
+        (Some(a), Some(b)) => lineage.root(a) == lineage.root(b),
+        _ => false,
+    };
+    match r.op {
+        // Any backup that did not save its snapshot fails the group, refused ones too: a
+        // scheduled backup whose path vanished or whose options are wrong saved nothing.
+        Op::Backup => match r.outcome {
+            Recorded::Ok | Recorded::Partial => g.last_failure = None,
+            _ => g.last_failure = Some(FailureInfo::of(r, None)),
+        },
+        // A check's damage is the repository's (see `apply_journal`); a full check that
+        // passed clears damage found in a snapshot it read.
+        Op::Check => {
+            let covers = |d: &FailureInfo| r.snapshots.iter().any(|id| same(Some(*id), d.snapshot));
+            if super::journal::is_full_verification(r) && g.damage.as_ref().is_some_and(|d| d.outcome != "command" && covers(d)) {
+                g.damage = None;
+            }
         }
-        g.last_drill = Some(DrillInfo {
-            time_ns: r.time,
-            snapshot: r.snapshots.first().copied(),
-            rto_ns: r.metric("rto_ns"),
-            rto_full_ns: r.metric("rto_full_ns"),
-            sample: r.label("sample").map(String::from),
-            path: r.label("path").map(String::from),
-        });
+        Op::Drill if r.outcome == Recorded::Ok || r.outcome == Recorded::Missed => {
+            let whole = super::journal::is_whole_drill(r);
+            let clears = g.damage.as_ref().is_some_and(|d| match d.outcome.as_str() {
+                // The dump did not load: any later drill of the group that passes clears it.
+                "command" => true,
+                _ => whole && same(d.snapshot, snapshot),
+            });
+            if clears {
+                g.damage = None;
+            }
+            g.last_drill = Some(DrillInfo {
+                time_ns: r.time,
+                snapshot,
+                rto_ns: r.metric("rto_ns"),
+                rto_full_ns: r.metric("rto_full_ns"),
+                sample: r.label("sample").map(String::from),
+                path: r.label("path").map(String::from),
+            });
+        }
+        _ if is_damage(r) => {
+            let mut f = FailureInfo::of(r, snapshot);
+            if only_command_failed(r) {
+                f.outcome = "command".into();
+            }
+            g.damage = Some(f);
+        }
+        _ => {}
     }
 }
 

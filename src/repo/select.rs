@@ -21,25 +21,40 @@ pub struct SnapshotFilter {
     pub tags: Vec<Vec<String>>,
     /// Paths; a snapshot matches when its paths include all of them.
     pub paths: Vec<Vec<u8>>,
+    /// A second tag filter, as `tags`, that must match too: the components of a profile (a
+    /// snapshot of one of them), whatever `--tag` says.
+    pub scope: Vec<Vec<String>>,
+    /// Only snapshots taken at or before this time (Unix ns): `--as-of`, `--before`.
+    pub until: Option<i64>,
 }
 
 impl SnapshotFilter {
     /// True when the filter selects every snapshot.
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
+        self.hosts.is_empty()
+            && self.tags.is_empty()
+            && self.paths.is_empty()
+            && self.scope.is_empty()
+            && self.until.is_none()
     }
 
     /// Whether snapshot `s` is selected.
     pub fn matches(&self, s: &Snapshot) -> bool {
         let host = self.hosts.is_empty() || self.hosts.contains(&s.hostname);
-        let tags = self.tags.is_empty()
-            || self.tags.iter().any(|list| match list.is_empty() {
-                true => s.tags.is_empty(),
-                false => list.iter().all(|t| s.tags.contains(t)),
-            });
         let paths = self.paths.iter().all(|p| s.paths.iter().any(|sp| same_path(sp, p)));
-        host && tags && paths
+        let until = self.until.is_none_or(|t| s.time <= t);
+        host && tags_match(&self.tags, &s.tags) && tags_match(&self.scope, &s.tags) && paths && until
     }
+}
+
+/// Whether `tags` has every tag of one of `lists` (any, when there are no lists; an empty list
+/// matches no tags at all).
+fn tags_match(lists: &[Vec<String>], tags: &[String]) -> bool {
+    lists.is_empty()
+        || lists.iter().any(|list| match list.is_empty() {
+            true => tags.is_empty(),
+            false => list.iter().all(|t| tags.contains(t)),
+        })
 }
 
 /// Paths equal up to trailing slashes (`/srv/` names the same directory as `/srv`).
@@ -60,12 +75,28 @@ pub fn is_latest(reference: &str) -> bool {
     reference.eq_ignore_ascii_case("latest")
 }
 
-/// Resolve `reference` (`latest`, or a unique prefix of a snapshot ID) among the snapshots
-/// `filter` selects. An ID that names a snapshot the filter does not select is refused rather
-/// than used. For `latest`, an unreadable snapshot that might be newer than the newest readable
-/// match is an integrity error naming it, never a reason to fall back to an older snapshot.
+/// `N` for `latest~N` (`0` for `latest`), any case; `None` for other references. A bad `N` is a
+/// usage error.
+pub fn latest_offset(reference: &str) -> Result<Option<usize>> {
+    if is_latest(reference) {
+        return Ok(Some(0));
+    }
+    let Some((head, n)) = reference.split_once('~') else { return Ok(None) };
+    if !is_latest(head) {
+        return Ok(None);
+    }
+    n.parse().map(Some).map_err(|_| {
+        Error::InvalidArgument(format!("{reference:?}: `latest~N` takes a number of snapshots back, e.g. latest~1"))
+    })
+}
+
+/// Resolve `reference` (`latest`, `latest~N` — the Nth before the latest —, or a unique prefix
+/// of a snapshot ID) among the snapshots `filter` selects. An ID that names a snapshot the
+/// filter does not select is refused rather than used. For `latest~N`, an unreadable snapshot
+/// that might be newer than the match is an integrity error naming it, never a reason to fall
+/// back to an older snapshot.
 pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> Result<(Id, Snapshot)> {
-    if !is_latest(reference) {
+    let Some(back) = latest_offset(reference)? else {
         let names: Vec<String> =
             repo.list_objects(crate::backend::FileType::Snapshot)?.into_iter().map(|(n, _)| n).collect();
         let name = super::unique_prefix(&names, reference, "snapshot")?;
@@ -78,9 +109,10 @@ pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> R
             )));
         }
         return Ok((id, s));
-    }
+    };
     let (good, damaged) = repo.list_snapshots_and_damage()?;
-    let candidate = good.iter().rposition(|(_, s)| filter.matches(s));
+    let matching: Vec<usize> = (0..good.len()).filter(|&i| filter.matches(&good[i].1)).collect();
+    let candidate = matching.len().checked_sub(back + 1).map(|k| matching[k]);
     // Damaged files that may be newer than the candidate: not provably older through a parent link.
     let known_older = |name: &str| match (Id::from_hex(name), candidate) {
         (Some(d), Some(c)) => good[..=c].iter().any(|(_, s)| s.parent == Some(d)),
@@ -101,7 +133,11 @@ pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> R
     }
     match candidate {
         Some(c) => Ok(good[c].clone()),
+        None if back > 0 && !matching.is_empty() => Err(Error::NotFound(format!(
+            "{reference}: only {} snapshot(s) match, so there is none {back} before the latest",
+            matching.len()
+        ))),
         None if filter.is_empty() => Err(Error::NotFound("no snapshots".into())),
-        None => Err(Error::NotFound("no snapshot matches the --host/--tag/--path filters".into())),
+        None => Err(Error::NotFound("no snapshot matches the filters (--host/--tag/--path/--before, or the component)".into())),
     }
 }

@@ -12,11 +12,13 @@
 
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
-use crate::format::tree::NodeKind;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::Id;
 use crate::repo::index::Index;
 use crate::repo::Repository;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
 /// Deepest directory nesting below a snapshot root (the root's entries are at depth 1).
 pub const MAX_DEPTH: u32 = 4096;
@@ -47,14 +49,103 @@ struct Frame {
 /// integrity error naming the root. A tree that cannot be read counts as empty here: the walk
 /// that follows meets it again and reports it where it is.
 pub fn measure(repo: &Repository, index: &Index, root: Id) -> Result<Measure> {
-    let mut memo = HashMap::new();
-    measure_with(root, &mut memo, &mut |id| match repo.read_tree(index, id) {
-        Ok(tree) => {
-            let dirs = tree.nodes.iter().filter_map(|n| n.subtree()).collect();
-            (tree.nodes.len() as u64, dirs)
+    Trees::new(repo, index).measure(root)
+}
+
+/// Decoded trees for one operation, each read from storage once while they fit a memory
+/// budget: a restore measures a snapshot (format-spec 19) and then walks it, a drill takes a
+/// census and then restores in passes, and all of them read the same trees. Trees beyond the
+/// budget ([`TREE_CACHE_BYTES`], counted by their plaintext size) are read again when needed,
+/// so memory stays bounded whatever the snapshot's size.
+pub struct Trees<'a> {
+    repo: &'a Repository,
+    index: &'a Index,
+    cache: Mutex<HashMap<Id, Arc<Tree>>>,
+    used: AtomicUsize,
+    budget: usize,
+}
+
+/// Plaintext bytes of trees a [`Trees`] keeps.
+pub const TREE_CACHE_BYTES: usize = 64 << 20;
+
+impl<'a> Trees<'a> {
+    /// An empty cache over `repo`'s trees, as `index` finds them.
+    pub fn new(repo: &'a Repository, index: &'a Index) -> Trees<'a> {
+        Trees { repo, index, cache: Mutex::new(HashMap::new()), used: AtomicUsize::new(0), budget: TREE_CACHE_BYTES }
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &'a Repository {
+        self.repo
+    }
+
+    /// The index.
+    pub fn index(&self) -> &'a Index {
+        self.index
+    }
+
+    /// The tree `id`, from the cache or read (and kept, while the budget allows).
+    pub fn get(&self, id: &Id) -> Result<Arc<Tree>> {
+        if let Some(t) = self.cache.lock().unwrap().get(id) {
+            return Ok(t.clone());
         }
-        Err(_) => (0, vec![]),
-    })
+        let plain = self.repo.read_blob(self.index, BlobType::Tree, id)?;
+        let tree = Arc::new(Tree::decode(&plain, &blob::describe(BlobType::Tree, id))?);
+        if self.used.fetch_add(plain.len(), Relaxed) + plain.len() <= self.budget {
+            self.cache.lock().unwrap().insert(*id, tree.clone());
+        } else {
+            self.used.fetch_sub(plain.len(), Relaxed);
+        }
+        Ok(tree)
+    }
+
+    /// The entries of tree `id`, owned.
+    pub fn nodes(&self, id: &Id) -> Result<Vec<Node>> {
+        Ok(match Arc::try_unwrap(self.get(id)?) {
+            Ok(t) => t.nodes,
+            Err(shared) => shared.nodes.clone(),
+        })
+    }
+
+    /// [`measure`] through this cache.
+    pub fn measure(&self, root: Id) -> Result<Measure> {
+        let mut memo = HashMap::new();
+        measure_with(root, &mut memo, &mut |id| match self.get(id) {
+            Ok(tree) => {
+                let dirs = tree.nodes.iter().filter_map(|n| n.subtree()).collect();
+                (tree.nodes.len() as u64, dirs)
+            }
+            Err(_) => (0, vec![]),
+        })
+    }
+
+    /// [`walk`] through this cache.
+    pub fn walk(&self, root: Id, prefix: &[u8], f: &mut dyn FnMut(&[u8], &Node) -> Result<bool>) -> Result<()> {
+        let mut path = prefix.to_vec();
+        while path.last() == Some(&b'/') {
+            path.pop();
+        }
+        let mut stack = vec![WalkFrame { nodes: self.nodes(&root)?.into_iter(), path_len: path.len() }];
+        while let Some(top) = stack.last_mut() {
+            let Some(node) = top.nodes.next() else {
+                stack.pop();
+                continue;
+            };
+            path.truncate(top.path_len);
+            path.push(b'/');
+            path.extend_from_slice(&node.name);
+            let descend = f(&path, &node)?;
+            if let (true, NodeKind::Dir { subtree }) = (descend, &node.kind) {
+                let nodes = self.nodes(subtree)?;
+                // Entries of the new frame sit at depth `stack.len() + 1`.
+                if !nodes.is_empty() && stack.len() as u32 >= MAX_DEPTH {
+                    return Err(too_deep(root));
+                }
+                stack.push(WalkFrame { nodes: nodes.into_iter(), path_len: path.len() });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// [`measure`] over trees the caller has already read: `children(id)` gives a tree's number of
@@ -119,7 +210,7 @@ fn too_deep(root: Id) -> Error {
 
 /// One directory being walked: its remaining entries and the length of its path.
 struct WalkFrame {
-    nodes: std::vec::IntoIter<crate::format::tree::Node>,
+    nodes: std::vec::IntoIter<Node>,
     path_len: usize,
 }
 
@@ -130,39 +221,17 @@ struct WalkFrame {
 ///
 /// The walk is iterative (an explicit stack, one path buffer), so its stack use does not grow
 /// with depth and its memory grows linearly with it. It refuses to go deeper than [`MAX_DEPTH`];
-/// callers that print or write what they meet call [`measure`] on the root first, so that an
-/// oversized tree is refused before anything is produced.
+/// callers that print or write what they meet call [`measure`] on the root first (through the
+/// same [`Trees`], so each tree is read once), so that an oversized tree is refused before
+/// anything is produced.
 pub fn walk(
     repo: &Repository,
     index: &Index,
     root: Id,
     prefix: &[u8],
-    f: &mut dyn FnMut(&[u8], &crate::format::tree::Node) -> Result<bool>,
+    f: &mut dyn FnMut(&[u8], &Node) -> Result<bool>,
 ) -> Result<()> {
-    let mut path = prefix.to_vec();
-    while path.last() == Some(&b'/') {
-        path.pop();
-    }
-    let mut stack = vec![WalkFrame { nodes: repo.read_tree(index, &root)?.nodes.into_iter(), path_len: path.len() }];
-    while let Some(top) = stack.last_mut() {
-        let Some(node) = top.nodes.next() else {
-            stack.pop();
-            continue;
-        };
-        path.truncate(top.path_len);
-        path.push(b'/');
-        path.extend_from_slice(&node.name);
-        let descend = f(&path, &node)?;
-        if let (true, NodeKind::Dir { subtree }) = (descend, &node.kind) {
-            let nodes = repo.read_tree(index, subtree)?.nodes;
-            // Entries of the new frame sit at depth `stack.len() + 1`.
-            if !nodes.is_empty() && stack.len() as u32 >= MAX_DEPTH {
-                return Err(too_deep(root));
-            }
-            stack.push(WalkFrame { nodes: nodes.into_iter(), path_len: path.len() });
-        }
-    }
-    Ok(())
+    Trees::new(repo, index).walk(root, prefix, f)
 }
 
 /// A tree read for sizing: its own files' bytes and its subtrees (`None`: unreadable).

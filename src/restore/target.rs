@@ -6,7 +6,8 @@
 //! - a directory is entered with `openat(O_DIRECTORY|O_NOFOLLOW)`, so a symlink in its place is a
 //!   conflict, never followed; a directory restore created is made `0700` and owned by the
 //!   restoring user until its metadata is set last, so nobody else can add entries while the
-//!   restore writes into it; root takes an existing directory over the same way;
+//!   restore writes into it; root takes an existing directory over the same way when another
+//!   user could write into it, and leaves alone one only root, it or the snapshot's owner can;
 //! - a file is created with `O_CREAT|O_EXCL|O_NOFOLLOW` and everything after that goes through
 //!   its descriptor; an existing inode is never written into;
 //! - only non-directories are unlinked to make room; a directory in the way is a conflict unless
@@ -94,35 +95,98 @@ pub(crate) fn open_dir(dir: impl AsFd, name: &CString) -> io::Result<OwnedFd> {
     Ok(rfs::openat(dir, name.as_c_str(), flags, Mode::empty())?)
 }
 
-/// Create (or take over) the directory `name` and open it. A new directory is `0700`; an
-/// existing one is made `0700` and owned by us too, so that until its final metadata is set no
-/// other user can add or swap entries in it.
-pub(crate) fn make_dir(dir: impl AsFd, name: &CString) -> io::Result<OwnedFd> {
+/// A directory restore made or found, opened.
+pub(crate) struct Made {
+    pub fd: OwnedFd,
+    /// Restore created it.
+    pub created: bool,
+    /// It existed and restore took it over: what it was before.
+    pub before: Option<Before>,
+}
+
+/// A directory's owner, mode and ACLs before restore took it over, to put back on a directory
+/// that is not the snapshot's own (an ancestor of its paths).
+pub(crate) struct Before {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    acls: Vec<(&'static std::ffi::CStr, Vec<u8>)>,
+}
+
+const ACL_NAMES: [&std::ffi::CStr; 2] = [c"system.posix_acl_access", c"system.posix_acl_default"];
+
+/// Create the directory `name`, or open the one there, and make sure no other user can add or
+/// swap entries in it while restore writes into it. A new directory is `0700`. An existing one
+/// is left as it is when only root, we or `owner` (the snapshot's owner of it) can write it and
+/// it has no default ACL (which new entries would inherit) —
+/// `/etc` stays `0755` during a restore to `/`, even if the restore is killed; otherwise (group-
+/// or world-writable, or someone else's) it is taken over like a new one: owned by us, `0700`,
+/// ACLs removed, and what it was is returned so that restore can put it back where the
+/// snapshot's own metadata does not apply.
+pub(crate) fn make_dir(dir: impl AsFd, name: &CString, owner: u32) -> io::Result<Made> {
     let d = dir.as_fd();
-    match rfs::mkdirat(d, name.as_c_str(), Mode::from_raw_mode(0o700)) {
-        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+    let created = match rfs::mkdirat(d, name.as_c_str(), Mode::from_raw_mode(0o700)) {
+        Ok(()) => true,
+        Err(rustix::io::Errno::EXIST) => false,
         Err(e) => return Err(e.into()),
-    }
+    };
     let fd = open_dir(d, name).map_err(|e| match e.raw_os_error() {
         Some(libc::ELOOP) | Some(libc::ENOTDIR) => conflict("a non-directory is in the way of a directory"),
         _ => e,
     })?;
     let st = rfs::fstat(&fd)?;
     let (uid, _) = crate::sys::ids();
+    // A default ACL is a grant to whoever it names on everything created inside.
+    let trusted = [0, uid, owner].contains(&st.st_uid) && st.st_mode & 0o022 == 0 && !has_default_acl(&fd);
+    if !created && trusted {
+        return Ok(Made { fd, created, before: None });
+    }
     // Root takes over a directory someone else owns; an unprivileged user cannot, and can only
     // restore into it as far as its permissions allow.
     let owned = st.st_uid == uid;
-    if !owned && uid == 0 {
+    if !owned && uid != 0 {
+        return Ok(Made { fd, created, before: None });
+    }
+    let before = (!created).then(|| Before {
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mode: st.st_mode & 0o7777,
+        acls: ACL_NAMES.iter().filter_map(|n| read_xattr(&fd, n).map(|v| (*n, v))).collect(),
+    });
+    if !owned {
         // A directory root cannot take over (root-squashed NFS) stays writable by its owner.
         rfs::fchown(&fd, Some(rfs::Uid::from_raw(uid)), None)?;
     }
-    if owned || uid == 0 {
-        strip_acls(&fd)?;
-        if st.st_mode & 0o7777 != 0o700 {
-            rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    strip_acls(&fd)?;
+    if st.st_mode & 0o7777 != 0o700 {
+        rfs::fchmod(&fd, Mode::from_raw_mode(0o700))?;
+    }
+    Ok(Made { fd, created, before })
+}
+
+/// Put back what [`make_dir`] took over.
+pub(crate) fn put_back(fd: &OwnedFd, b: &Before) -> io::Result<()> {
+    if crate::sys::ids().0 == 0 {
+        rfs::fchown(fd, Some(rfs::Uid::from_raw(b.uid)), Some(rfs::Gid::from_raw(b.gid)))?;
+    }
+    for (name, value) in &b.acls {
+        match rfs::fsetxattr(fd, *name, value, rfs::XattrFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOTSUP) => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(fd)
+    // Mode after owner: chown clears set-ID bits.
+    rfs::fchmod(fd, Mode::from_raw_mode(b.mode))?;
+    Ok(())
+}
+
+/// An extended attribute's value, `None` when absent (or unreadable).
+fn read_xattr(fd: &OwnedFd, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+    let len = rfs::fgetxattr(fd, name, &mut [0u8; 0][..]).ok()?;
+    let mut buf = vec![0u8; len];
+    let n = rfs::fgetxattr(fd, name, &mut buf).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// A conflict: something restore will not remove is in the way.

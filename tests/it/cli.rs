@@ -34,7 +34,7 @@ fn small_tree(env: &Env, name: &str) -> PathBuf {
 
 #[test]
 fn without_a_repository_argument_the_error_says_how_to_give_one() {
-    let out = Out::from(arca_cmd().env("ARCA_PASSWORD", PASSWORD).args(["snapshots"]).output().unwrap()).code(1);
+    let out = Out::from(arca_cmd().env("ARCA_PASSWORD", PASSWORD).args(["snapshots"]).output().unwrap()).code(2);
     assert!(out.stderr.contains("-r DIR") || out.stderr.contains("ARCA_REPOSITORY"), "{}", out.stderr);
     // Bad usage is reported by the argument parser, not as success.
     assert_ne!(Out::from(arca_cmd().args(["frobnicate"]).output().unwrap()).code, 0);
@@ -179,7 +179,7 @@ fn repoinfo_and_cat() {
     assert_eq!(env.run(&["cat", "blob", &id.to_hex()]).ok().stdout, b"alpha");
     // Unknown or ambiguous prefixes fail.
     assert_eq!(env.run(&["cat", "snapshot", "zzzz"]).code, 1);
-    assert_eq!(env.run(&["cat", "index"]).code, 1);
+    assert_eq!(env.run(&["cat", "index"]).code, 2, "an object without its ID is a usage error");
 }
 
 #[test]
@@ -380,7 +380,7 @@ fn dump_writes_files_raw_and_directories_as_tar() {
     fifo_and_empty(&src);
     env.backup(&[&src], &[]);
     assert_eq!(env.run(&["dump", &sref("latest", &src.join("sub/b.txt"))]).ok().stdout, b"bravo");
-    let out = env.run(&["dump", &sref("latest", &src)]).code(1);
+    let out = env.run(&["dump", &sref("latest", &src)]).code(2);
     assert!(out.stderr.contains("--archive"), "{}", out.stderr);
 
     let tar_bytes = env.run(&["dump", &sref("latest", &src), "--archive", "tar"]).ok().stdout;

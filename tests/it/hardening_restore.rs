@@ -200,7 +200,8 @@ fn include_patterns_are_relative_and_must_match() {
     env.restore(&r, &t, &["-i", "/config"]);
     assert_eq!(file_list(&t), vec!["config/app.toml"]);
     let t2 = env.path("t2");
-    let out = env.run(&["restore", &r, "--target", t2.to_str().unwrap(), "-i", "/srv/app/config"]).code(1);
+    // A mistyped pattern is a usage error (exit 2), never a failed restore.
+    let out = env.run(&["restore", &r, "--target", t2.to_str().unwrap(), "-i", "/srv/app/config"]).code(2);
     assert!(out.stderr.contains("matched nothing"), "{}", out.stderr);
 }
 

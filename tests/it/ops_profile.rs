@@ -355,25 +355,41 @@ fn unit_value(keys: &[(String, String)], key: &str) -> Option<String> {
     keys.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
 }
 
+/// `systemd-analyze verify` of unit files, when systemd's tools are installed (CI installs them).
+fn systemd_verify(files: &[std::path::PathBuf]) {
+    if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let out = std::process::Command::new("systemd-analyze").arg("verify").args(files).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("rror"), "systemd-analyze verify:\n{err}");
+}
+
 #[test]
 fn generate_systemd_writes_a_service_that_backs_up_the_profile_and_a_persistent_timer() {
     let env = Env::new();
     let cfg = web_app(&env, &cat_db(&env), "");
     let dir = env.mkdir("units");
     run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "4h", "--dir", dir.to_str().unwrap()]).ok();
-    let service = fs::read_to_string(dir.join("arca-app.service")).unwrap();
-    let timer = fs::read_to_string(dir.join("arca-app.timer")).unwrap();
+    let service = fs::read_to_string(dir.join("arca-app-backup.service")).unwrap();
+    let timer = fs::read_to_string(dir.join("arca-app-backup.timer")).unwrap();
     let s = unit_keys(&service);
     let t = unit_keys(&timer);
     assert_eq!(unit_value(&s, "Type").as_deref(), Some("oneshot"));
     let exec = unit_value(&s, "ExecStart").unwrap();
     let want = format!("--config {} backup --profile app", cfg.display());
     assert!(exec.contains(&want), "{exec}");
-    assert!(service.contains("status --profile app"), "mentions status for alerting:\n{service}");
+    assert!(exec.starts_with('/'), "the binary by its absolute path: {exec}");
     assert_eq!(unit_value(&t, "OnCalendar").as_deref(), Some("*-*-* 00/4:00:00"));
     assert_eq!(unit_value(&t, "Persistent").as_deref(), Some("true"));
-    assert_eq!(unit_value(&t, "Unit").as_deref(), Some("arca-app.service"));
+    assert_eq!(unit_value(&t, "Unit").as_deref(), Some("arca-app-backup.service"));
     assert_eq!(unit_value(&t, "WantedBy").as_deref(), Some("timers.target"));
+    // Status runs every 5 minutes whatever the profile says.
+    let status = fs::read_to_string(dir.join("arca-app-status.service")).unwrap();
+    assert!(status.contains("status --profile app"), "{status}");
+    let files: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    systemd_verify(&files);
 
     // What the service runs works: it backs up every component (paths here have no spaces).
     let words: Vec<&str> = exec.split(' ').collect();
@@ -381,21 +397,22 @@ fn generate_systemd_writes_a_service_that_backs_up_the_profile_and_a_persistent_
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(snapshot_count(&env), 4);
 
-    // A period that does not divide a day is a monotonic timer; printed, both units are shown.
+    // A period that does not divide a day is a monotonic timer; printed, the units are shown.
     let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "5h"]).ok().text();
-    assert!(out.contains("# arca-app.service") && out.contains("# arca-app.timer"), "{out}");
-    assert!(out.contains("OnUnitActiveSec=300min") && !out.contains("OnCalendar"), "{out}");
+    assert!(out.contains("# arca-app-backup.service") && out.contains("# arca-app-backup.timer"), "{out}");
+    assert!(out.contains("OnUnitActiveSec=300min"), "{out}");
     let out =
         run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--on-calendar", "Mon *-*-* 02:00"]).ok().text();
     assert!(out.contains("OnCalendar=Mon *-*-* 02:00\nPersistent=true"), "{out}");
 
-    // Bad input: a profile typo (nothing written), a period below a minute, no period.
+    // Bad input: a profile typo (nothing written), a period below a minute, no schedule at all.
     let other = env.mkdir("other");
     let o = other.to_str().unwrap();
     let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "ap", "--every", "4h", "--dir", o]).code(2);
     assert!(out.stderr.contains("profiles: app"), "{}", out.stderr);
     run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--every", "10s", "--dir", o]).code(2);
-    run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--dir", o]).code(2);
+    let out = run_cfg(&cfg, &["generate", "systemd", "--profile", "app", "--dir", o]).code(2);
+    assert!(out.stderr.contains("has no schedule"), "{}", out.stderr);
     assert_eq!(fs::read_dir(&other).unwrap().count(), 0);
 }
 
@@ -415,8 +432,11 @@ fn generate_completions_and_man() {
     assert!(dir.path().join("arca.1").exists());
 }
 
+/// Defect: a leftover `ARCA_REPOSITORY` (or `-r`) silently sent a profile's backups to another
+/// repository. Now a repository other than the profile's is a usage error naming both; the
+/// profile's own repository given again is fine.
 #[test]
-fn the_profiles_password_command_is_used_and_dash_r_overrides_the_repository() {
+fn the_profiles_password_command_is_used_and_another_repository_is_refused() {
     let env = Env::new();
     let cfg = web_app(&env, &cat_db(&env), "");
     let text = fs::read_to_string(&cfg).unwrap();
@@ -426,20 +446,17 @@ fn the_profiles_password_command_is_used_and_dash_r_overrides_the_repository() {
     fs::write(&cfg, &text).unwrap();
     run_cfg(&cfg, &["backup", "--profile", "app", "--component", "config"]).ok();
     assert_eq!(snapshot_count(&env), 1);
-    // -r names another repository: the profile's password source is not used for it.
     let other = Env::new();
-    let out = Out::from(
-        arca_cmd()
-            .arg("--config")
-            .arg(&cfg)
-            .args(["-r", other.repo.to_str().unwrap(), "backup", "--profile", "app", "--component", "db"])
-            .env("ARCA_PASSWORD", PASSWORD)
-            .output()
-            .unwrap(),
-    );
-    out.ok();
-    assert_eq!(snapshot_count(&other), 1);
-    assert_eq!(snapshot_count(&env), 1);
+    let with_repo = |repo: &std::path::Path, args: &[&str]| {
+        Out::from(arca_cmd().arg("--config").arg(&cfg).env("ARCA_REPOSITORY", repo).args(args).output().unwrap())
+    };
+    let out = with_repo(&other.repo, &["backup", "--profile", "app", "--component", "db"]).code(2);
+    assert!(out.stderr.contains(other.repo.to_str().unwrap()) && out.stderr.contains("repository main"), "{}", out.stderr);
+    assert_eq!((snapshot_count(&other), snapshot_count(&env)), (0, 1), "nothing was backed up anywhere");
+    // The same repository, written another way, is no conflict.
+    let same = env.dir.path().join(".").join("repo");
+    with_repo(&same, &["backup", "--profile", "app", "--component", "db"]).ok();
+    assert_eq!(snapshot_count(&env), 2);
     // Usage errors: --component without --profile, --stdin with --stdin-from-command.
     env.run(&["backup", "--component", "db"]).code(2);
     env.run(&["backup", "--stdin", "--stdin-from-command", "--", "true"]).code(2);

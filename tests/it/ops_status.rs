@@ -170,13 +170,13 @@ fn last_check_drill_rto_and_failures_come_from_the_journal() {
     journal::set_label(&mut d, "sample", "5% files");
     journal::set_metric(&mut d, "rto_ns", 1_500_000_000);
     journal::set_metric(&mut d, "rto_full_ns", 30_000_000_000);
-    journal::finish(&mut d, 0);
+    journal::finish(&mut d, arca::ops::Outcome::Ok);
     journal::append(&repo, &d).unwrap();
     // A failed drill of the other group's snapshot.
     let mut f = journal::start(Op::Drill);
     f.snapshots.push(arca::Id::from_hex(&other_snap).unwrap());
     f.errors.push("mismatch in /x".into());
-    journal::finish(&mut f, 4);
+    journal::finish(&mut f, arca::ops::Outcome::Damage);
     assert_eq!(f.outcome, Outcome::Damage);
     journal::append(&repo, &f).unwrap();
 
@@ -193,9 +193,11 @@ fn last_check_drill_rto_and_failures_come_from_the_journal() {
     assert_eq!(g["last_failure"], Value::Null);
     let o = by_path(&v, &other);
     assert_eq!(o["last_drill"], Value::Null);
-    assert_eq!(o["last_failure"]["op"], "drill");
-    assert_eq!(o["last_failure"]["outcome"], "damage");
-    assert_eq!(o["last_failure"]["error"], "mismatch in /x");
+    // Damage a drill found is the group's damage, not a failed backup (format-spec 21.6).
+    assert_eq!(o["last_failure"], Value::Null);
+    assert_eq!(o["damage"]["op"], "drill");
+    assert_eq!(o["damage"]["outcome"], "damage");
+    assert_eq!(o["damage"]["error"], "mismatch in /x");
     // The damage the drill found is unresolved: exit 4, in every output.
     let prom = env.run(&["status", "--prometheus"]).code(4).text();
     assert!(prom.lines().any(|l| l.starts_with("arca_drill_rto_seconds{") && l.ends_with(" 30")), "{prom}");
@@ -208,8 +210,9 @@ fn last_check_drill_rto_and_failures_come_from_the_journal() {
     assert_ne!(env.run(&["backup", src.to_str().unwrap()]).code, 0);
     let g = by_path(&status(&env, &[], 4), &src);
     assert_eq!(g["last_failure"]["op"], "backup", "{g:#}");
-    assert_eq!(g["last_failure"]["outcome"], "failed");
-    assert!(env.run(&["status"]).code(4).text().contains("last backup failed"));
+    // A path that is gone is refused before anything is read (exit 2): the group still fails.
+    assert_eq!(g["last_failure"]["outcome"], "refused");
+    assert!(env.run(&["status"]).code(4).text().contains("last backup refused"));
     fs::rename(&moved, &src).unwrap();
     env.backup(&[&src], &[]);
     let g = by_path(&status(&env, &[], 4), &src);
@@ -408,6 +411,7 @@ fn objectives_per_component_through_the_library() {
             ..SnapshotFilter::default()
         },
         max_age,
+        max_rto: None,
     };
     let hour = Some(std::time::Duration::from_secs(3600));
     let mut opts = StatusOptions {

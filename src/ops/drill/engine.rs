@@ -22,7 +22,8 @@ use crate::format::tree::{Node, NodeKind};
 use crate::id::Id;
 use crate::repo::index::Index;
 use crate::repo::Repository;
-use crate::restore::{self, MetaOptions, Overwrite, RestoreOptions, RestoreStats, Selector};
+use crate::repo::walk::Trees;
+use crate::restore::{self, MetaOptions, Mode, Overwrite, RestoreOptions, RestoreStats, Selector};
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
@@ -320,7 +321,7 @@ struct Census {
 
 /// Walk the scope once: `node` is what `SNAP[:PATH]` names; paths are relative to the restore
 /// target (a directory's contents go into it, anything else is restored under its name).
-fn census(repo: &Repository, index: &Index, node: &Node) -> Result<Census> {
+fn census(trees: &Trees, node: &Node) -> Result<Census> {
     let mut c = Census::default();
     let mut groups = HashSet::new();
     let mut visit = |rel: PathBuf, n: &Node| {
@@ -339,10 +340,13 @@ fn census(repo: &Repository, index: &Index, node: &Node) -> Result<Census> {
         c.entries.push(Entry { rel, size });
     };
     match node.kind {
-        NodeKind::Dir { subtree } => crate::browse::walk(repo, index, subtree, b"", true, &mut |p, n| {
-            visit(PathBuf::from(OsStr::from_bytes(p.strip_prefix(b"/").unwrap_or(p))), n);
-            Ok(())
-        })?,
+        NodeKind::Dir { subtree } => {
+            trees.measure(subtree)?;
+            trees.walk(subtree, b"", &mut |p, n| {
+                visit(PathBuf::from(OsStr::from_bytes(p.strip_prefix(b"/").unwrap_or(p))), n);
+                Ok(true)
+            })?
+        }
         _ => visit(PathBuf::from(OsStr::from_bytes(&node.name)), node),
     }
     Ok(c)
@@ -390,8 +394,7 @@ struct Pass {
 }
 
 fn restore_pass(
-    repo: &Repository,
-    index: &Index,
+    trees: &Trees,
     node: &Node,
     snap_path: &str,
     opts: &DrillOptions,
@@ -405,13 +408,13 @@ fn restore_pass(
         target: opts.scratch.join(RESTORE_DIR),
         overwrite: Overwrite::IfChanged,
         meta: opts.meta.clone(),
-        verify: true,
+        mode: Mode::WriteVerified,
         before_verify: opts.before_verify.clone(),
         only,
         ..Default::default()
     };
     let t = Instant::now();
-    let stats = restore::restore(repo, index, node, snap_path, &ropts, progress)?;
+    let stats = restore::restore_with(trees, node, snap_path, &ropts, progress)?;
     let wall = t.elapsed().as_nanos() as u64;
     // Verification runs on the restore's worker threads, interleaved with writing: its share of
     // the wall time is its summed thread time spread over the pool.
@@ -433,6 +436,7 @@ pub fn drill(
 ) -> Result<DrillReport> {
     let age_ns = crate::sys::now_nanos().saturating_sub(snapshot.time).max(0) as u64;
     let snap_path = if path == "/" { "" } else { path };
+    let trees = Trees::new(repo, index);
     let mut report = DrillReport {
         snapshot: id,
         snapshot_time: snapshot.time,
@@ -453,7 +457,7 @@ pub fn drill(
     };
     match &opts.sample {
         None => {
-            let pass = restore_pass(repo, index, node, snap_path, opts, None, progress)?;
+            let pass = restore_pass(&trees, node, snap_path, opts, None, progress)?;
             report.restore_ns = pass.restore_ns;
             report.verify_ns = pass.verify_ns;
             report.drilled = counts(&pass.stats);
@@ -462,7 +466,7 @@ pub fn drill(
             report.rto_extrapolated_ns = pass.restore_ns;
             take_problems(&mut report, pass.stats);
         }
-        Some(s) => sample_passes(repo, index, node, snap_path, opts, s, &mut report, progress)?,
+        Some(s) => sample_passes(&trees, node, snap_path, opts, s, &mut report, progress)?,
     }
     report.rto_measured_ns = report.restore_ns;
     report.bytes_per_sec = per_sec(report.drilled.bytes, report.restore_ns);
@@ -507,8 +511,7 @@ fn take_problems(report: &mut DrillReport, stats: RestoreStats) {
 /// Restore a sample in four timed passes and extrapolate the full-restore time (see [`Model`]).
 #[allow(clippy::too_many_arguments)]
 fn sample_passes(
-    repo: &Repository,
-    index: &Index,
+    trees: &Trees,
     node: &Node,
     snap_path: &str,
     opts: &DrillOptions,
@@ -516,12 +519,12 @@ fn sample_passes(
     report: &mut DrillReport,
     progress: &Progress,
 ) -> Result<()> {
-    let census = census(repo, index, node)?;
+    let census = census(trees, node)?;
     report.scope = census.scope;
     let strata = choose_strata(&census.entries, sample);
-    let walk = restore_pass(repo, index, node, snap_path, opts, Some(Box::new(|_, _| false)), progress)?;
+    let walk = restore_pass(trees, node, snap_path, opts, Some(Box::new(|_, _| false)), progress)?;
     let dirs: Selector = Box::new(|_, n| matches!(n.kind, NodeKind::Dir { .. }));
-    let skeleton = restore_pass(repo, index, node, snap_path, opts, Some(dirs), progress)?;
+    let skeleton = restore_pass(trees, node, snap_path, opts, Some(dirs), progress)?;
     report.drilled.dirs = skeleton.stats.dirs;
     // A pass re-opens (and re-finishes) the directories on its files' paths: measured on the
     // skeleton, that cost is taken out of the pass, as the fixed cost already holds it.
@@ -532,7 +535,7 @@ fn sample_passes(
     for ix in &strata {
         let set: HashSet<PathBuf> = ix.iter().map(|&i| census.entries[i].rel.clone()).collect();
         let only: Selector = Box::new(move |rel, _| set.contains(rel));
-        let pass = restore_pass(repo, index, node, snap_path, opts, Some(only), progress)?;
+        let pass = restore_pass(trees, node, snap_path, opts, Some(only), progress)?;
         let c = counts(&pass.stats);
         report.drilled.files += c.files;
         report.drilled.others += c.others;

@@ -1,8 +1,8 @@
 //! The process's local time zone (`TZ`, else the system's), for the places where "a day" must
-//! mean the user's day: retention buckets in `forget`, the times it shows, and `backup --time`.
-//! The library takes a [`Calendar`] and never looks at the zone itself.
+//! mean the user's day: retention buckets in `forget`, the times shown, `backup --time`,
+//! `--as-of`/`--before`. The rest of the library takes a [`Calendar`] and never looks at the zone.
 
-use arca::lifecycle::policy::{days_from_civil, Calendar, Civil};
+use crate::lifecycle::policy::{days_from_civil, Calendar, Civil};
 use std::sync::Once;
 
 /// The C library's local time zone, through `localtime_r` and `mktime`.
@@ -43,7 +43,7 @@ impl Calendar for Local {
                 second: i64::from(tm.tm_sec),
             },
             // Beyond what the C library handles: UTC is the best remaining answer.
-            None => arca::lifecycle::policy::Utc.civil(secs),
+            None => crate::lifecycle::policy::Utc.civil(secs),
         }
     }
 
@@ -108,7 +108,7 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     let (hour, minute, second) = clock.hms;
     let civil = Civil { year, month, day, hour, minute, second };
     let secs = match clock.offset {
-        Some(off) => arca::lifecycle::policy::Utc.instant(&civil).map(|t| t - off),
+        Some(off) => crate::lifecycle::policy::Utc.instant(&civil).map(|t| t - off),
         None => Local.instant(&civil),
     }
     .ok_or_else(|| bad("out of range"))?;
