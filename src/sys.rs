@@ -81,10 +81,16 @@ fn cached(map: &Mutex<Option<HashMap<u32, String>>>, id: u32, look: impl Fn(u32)
     g.get_or_insert_with(HashMap::new).entry(id).or_insert_with(|| look(id)).clone()
 }
 
-/// Whether a process with this PID exists on this host.
+/// Whether a process with this PID exists on this host. PID 0 and PIDs beyond `pid_t` name no
+/// process (a lock file may hold any 32-bit value): `kill` would read 0 as "my process group"
+/// and a negative value as another group, and report them alive.
 pub fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
     // SAFETY: signal 0 only checks for existence and permission.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
@@ -96,5 +102,16 @@ pub const SECRET_ENV: [&str; 3] = ["ARCA_PASSWORD", "ARCA_NEW_PASSWORD", "ARCA_T
 pub fn without_secrets(cmd: &mut std::process::Command) {
     for v in SECRET_ENV {
         cmd.env_remove(v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pids_that_name_no_process_are_not_alive() {
+        assert!(super::process_alive(std::process::id()));
+        for pid in [0, 1 << 31, u32::MAX] {
+            assert!(!super::process_alive(pid), "{pid}");
+        }
     }
 }

@@ -119,31 +119,44 @@ impl Env {
 }
 
 /// Variables of the caller's environment that would change what a test's `arca` does.
-const CALLER_ENV: [&str; 6] = [
+const CALLER_ENV: [&str; 7] = [
     "ARCA_REPOSITORY",
     "ARCA_PASSWORD",
     "ARCA_PASSWORD_FILE",
     "ARCA_PASSWORD_COMMAND",
     "ARCA_NEW_PASSWORD",
     "ARCA_IO_THREADS",
+    "ARCA_CONFIG",
 ];
+
+/// The binary under test: this build's, or `ARCA_TEST_BIN` (to show that a regression test
+/// fails on an older build: `ARCA_TEST_BIN=/tmp/arca-main cargo test --test it defect_`).
+pub fn arca_bin() -> PathBuf {
+    match std::env::var_os("ARCA_TEST_BIN").filter(|v| !v.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => assert_cmd::cargo::cargo_bin("arca"),
+    }
+}
 
 /// `arca` with a clean environment (no repository or password variables from the caller).
 pub fn arca_cmd() -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("arca").expect("arca binary");
+    let mut c = assert_cmd::Command::new(arca_bin());
     for v in CALLER_ENV {
         c.env_remove(v);
     }
+    // No configuration file of the machine's: a test gives its own.
+    c.env("XDG_CONFIG_HOME", "/nonexistent/arca-test-config");
     c.timeout(Duration::from_secs(120));
     c
 }
 
 /// A std command for the binary (for `pre_exec` tricks), environment cleaned as in [`arca_cmd`].
 pub fn arca_std_cmd() -> StdCommand {
-    let mut c = StdCommand::new(assert_cmd::cargo::cargo_bin("arca"));
+    let mut c = StdCommand::new(arca_bin());
     for v in CALLER_ENV {
         c.env_remove(v);
     }
+    c.env("XDG_CONFIG_HOME", "/nonexistent/arca-test-config");
     c
 }
 

@@ -15,6 +15,7 @@ mod lifecycle_prune;
 mod lifecycle_repair;
 mod mount;
 mod ops_copy;
+mod ops_defects;
 mod ops_drill;
 mod ops_journal;
 mod ops_profile;

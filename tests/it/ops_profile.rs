@@ -356,7 +356,7 @@ fn unit_value(keys: &[(String, String)], key: &str) -> Option<String> {
 }
 
 /// `systemd-analyze verify` of unit files, when systemd's tools are installed (CI installs them).
-fn systemd_verify(files: &[std::path::PathBuf]) {
+pub(crate) fn systemd_verify(files: &[std::path::PathBuf]) {
     if std::process::Command::new("systemd-analyze").arg("--version").output().is_err() {
         eprintln!("skipped: systemd-analyze is not installed");
         return;
