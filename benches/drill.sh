@@ -2,7 +2,7 @@
 # `arca drill` against a plain `arca restore` of the same snapshot, and the error of the RTO a
 # 5% sample drill extrapolates, on a kernel-sized tree.
 #
-#   benches/drill.sh [WORKDIR] [RUNS]        (default /tmp/arca-drill, 3 runs; WORKDIR on tmpfs)
+#   benches/drill.sh [WORKDIR] [RUNS]        (default /dev/shm/arca-drill: tmpfs, 3 runs)
 #
 # Builds arca (release) and the corpus of examples/gen_corpus.rs at SCALE 3 (about 1 GiB in
 # ~55,000 entries, like a kernel source tree) once under WORKDIR, backs it up once, reads the
@@ -14,7 +14,7 @@
 # Env: SCALE (corpus scale, default 3), ARCA (binary; default: the release build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:-/tmp/arca-drill}
+work=${1:-$( [ -d /dev/shm ] && echo /dev/shm/arca-drill || echo /tmp/arca-drill )}
 runs=${2:-3}
 scale=${SCALE:-3}
 target=${CARGO_TARGET_DIR:-$root/target}

@@ -263,7 +263,8 @@ impl Backend for LocalBackend {
     }
 
     fn free_space(&self) -> Result<Option<(u64, u64)>> {
-        let st = rustix::fs::statvfs(&self.root).map_err(|e| Error::Io { path: self.root.clone(), source: e.into() })?;
+        let st =
+            rustix::fs::statvfs(&self.root).map_err(|e| Error::Io { path: self.root.clone(), source: e.into() })?;
         let unit = st.f_frsize.max(1);
         Ok(Some((st.f_bavail.saturating_mul(unit), st.f_blocks.saturating_mul(unit))))
     }

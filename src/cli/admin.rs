@@ -110,12 +110,16 @@ fn new_password(file: Option<std::path::PathBuf>) -> PasswordSource {
 
 pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
     let action = match k {
-        KeyCommand::Add { kdf, new_password_file, label } => {
-            KeyAction::Add(new_password(new_password_file), kdf.params(), label.unwrap_or_else(arca::repo::default_label))
-        }
+        KeyCommand::Add { kdf, new_password_file, label } => KeyAction::Add(
+            new_password(new_password_file),
+            kdf.params(),
+            label.unwrap_or_else(arca::repo::default_label),
+        ),
         KeyCommand::List => KeyAction::List,
         KeyCommand::Remove { id } => KeyAction::Remove(id),
-        KeyCommand::Passwd { kdf, new_password_file } => KeyAction::Passwd(new_password(new_password_file), kdf.params()),
+        KeyCommand::Passwd { kdf, new_password_file } => {
+            KeyAction::Passwd(new_password(new_password_file), kdf.params())
+        }
     };
     let (verb, name) = match admin::key(&g.scope, action)? {
         KeyResult::Listed(keys) => return list_keys(g, keys),
@@ -178,9 +182,25 @@ pub fn repoinfo(g: &Global) -> Result<u8> {
         return Ok(0);
     }
     println!("repository   {} ({})", escape_str(&i.repository), &i.id[..16]);
-    println!("snapshots    {}\nkeys         {}\npacks        {} ({})", i.snapshots, i.keys, i.packs, human(i.pack_bytes));
-    println!("data blobs   {} ({} plain, {} stored)", i.data_blobs, human(i.data_plain_bytes), human(i.data_stored_bytes));
-    println!("tree blobs   {} ({} plain, {} stored)", i.tree_blobs, human(i.tree_plain_bytes), human(i.tree_stored_bytes));
+    println!(
+        "snapshots    {}\nkeys         {}\npacks        {} ({})",
+        i.snapshots,
+        i.keys,
+        i.packs,
+        human(i.pack_bytes)
+    );
+    println!(
+        "data blobs   {} ({} plain, {} stored)",
+        i.data_blobs,
+        human(i.data_plain_bytes),
+        human(i.data_stored_bytes)
+    );
+    println!(
+        "tree blobs   {} ({} plain, {} stored)",
+        i.tree_blobs,
+        human(i.tree_plain_bytes),
+        human(i.tree_stored_bytes)
+    );
     println!("compression  {:.2}x\nindex memory {}", i.compression_ratio, human(i.index_memory_bytes as u64));
     Ok(0)
 }
@@ -442,7 +462,10 @@ pub fn parity(g: &Global, c: ParityCommand) -> Result<u8> {
             line("index", &r.index);
             line("snapshots", &r.snapshots);
             if r.orphans > 0 {
-                println!("  {} parity files protect missing files: `arca repair packs` restores what it can", r.orphans);
+                println!(
+                    "  {} parity files protect missing files: `arca repair packs` restores what it can",
+                    r.orphans
+                );
             }
             for s in &r.stray {
                 eprintln!("warning: {}: stray file (not a repository file name); ignored", escape_str(s));
@@ -544,13 +567,20 @@ pub fn repair(g: &Global, c: RepairCommand) -> Result<u8> {
                     0 => "any blobs it holds are missing now".to_string(),
                     n => format!("the {n} blobs the old index listed in it are missing now"),
                 };
-                eprintln!("error: {}; left out of the index: {lost} (run `arca repair snapshots`)", escape_str(&b.error));
+                eprintln!(
+                    "error: {}; left out of the index: {lost} (run `arca repair snapshots`)",
+                    escape_str(&b.error)
+                );
             }
             if g.json {
                 g.print_json(&r)?;
             } else if !g.quiet {
                 let (packs, files) = (count(r.packs, "pack"), count(r.written.len(), "new index file"));
-                println!("indexed {packs} ({} blobs) in {files}; removed {}", r.blobs, count(r.removed, "old index file"));
+                println!(
+                    "indexed {packs} ({} blobs) in {files}; removed {}",
+                    r.blobs,
+                    count(r.removed, "old index file")
+                );
                 if !r.adopted.is_empty() {
                     println!("adopted {} that no readable index file named", count(r.adopted.len(), "pack"));
                 }
@@ -584,8 +614,10 @@ pub fn repair(g: &Global, c: RepairCommand) -> Result<u8> {
                 let repaired: Vec<_> = r
                     .repaired
                     .iter()
-                    .map(|s| json!({"old": s.old, "new": s.new, "forgotten": s.forgotten,
-                                    "cuts": s.cuts.iter().map(cut).collect::<Vec<_>>(), "more_cuts": s.more_cuts}))
+                    .map(|s| {
+                        json!({"old": s.old, "new": s.new, "forgotten": s.forgotten,
+                                    "cuts": s.cuts.iter().map(cut).collect::<Vec<_>>(), "more_cuts": s.more_cuts})
+                    })
                     .collect();
                 let failed: Vec<_> = r.failed.iter().map(|(id, why)| json!({"snapshot": id, "error": why})).collect();
                 g.print_json(&json!({"dry_run": dry_run, "repaired": repaired, "intact": r.intact, "failed": failed}))?;

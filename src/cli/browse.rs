@@ -159,16 +159,15 @@ pub struct FindArgs {
 
 pub fn find(g: &Global, a: FindArgs) -> Result<u8> {
     let mut hits = Vec::new();
-    let found = browse::find(&g.scope, &a.pattern, a.snapshot.as_deref(), &a.select.filter(), &mut |id, p, n| {
-        match g.json {
+    let found =
+        browse::find(&g.scope, &a.pattern, a.snapshot.as_deref(), &a.select.filter(), &mut |id, p, n| match g.json {
             true => {
                 let mut v = node_json(p, n);
                 v["snapshot"] = json!(id);
                 hits.push(v);
             }
             false => println!("{} {}", id.short(), node_line(true, p, n)),
-        }
-    })?;
+        })?;
     for d in &found.damaged {
         eprintln!("error: {}", escape_str(d));
     }

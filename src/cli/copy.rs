@@ -43,7 +43,8 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
         what: "destination repository",
         prompt: Some(std::sync::Arc::new(super::prompt)),
     };
-    let req = CopyRequest { snapshots: a.snapshots, filter: a.select.filter(), to: a.to, to_password, dry_run: a.dry_run };
+    let req =
+        CopyRequest { snapshots: a.snapshots, filter: a.select.filter(), to: a.to, to_password, dry_run: a.dry_run };
     let talk = g.talk();
     let c = copy::copy(&g.scope, &req, &mut |s| {
         if talk {
@@ -84,7 +85,11 @@ fn print_totals(r: &CopyReport) {
     }
     match r.dry_run {
         true => {
-            println!("would copy {copied} snapshot(s), skip {skipped}; would transfer {} blobs, {}", r.blobs, human(r.bytes))
+            println!(
+                "would copy {copied} snapshot(s), skip {skipped}; would transfer {} blobs, {}",
+                r.blobs,
+                human(r.bytes)
+            )
         }
         false => println!(
             "copied {copied} snapshot(s), skipped {skipped}; transferred {} blobs, {} ({} stored)",

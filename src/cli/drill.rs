@@ -151,7 +151,8 @@ pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
         },
         seed: a.seed.unwrap_or_else(drill::random_seed),
     });
-    let mut options = DrillOptions { meta: MetaOptions { no_owner: a.no_owner, ..Default::default() }, ..Default::default() };
+    let mut options =
+        DrillOptions { meta: MetaOptions { no_owner: a.no_owner, ..Default::default() }, ..Default::default() };
     set_test_hooks(&mut options);
     let mut req = DrillRequest {
         reference: a.snapshot,
@@ -212,7 +213,12 @@ fn show(g: &Global, d: &Drilled) -> serde_json::Value {
             s.seed
         ),
     };
-    println!("drill of snapshot {} {} ({}), {what}", r.snapshot.short(), escape_str(&r.path), time_str(r.snapshot_time));
+    println!(
+        "drill of snapshot {} {} ({}), {what}",
+        r.snapshot.short(),
+        escape_str(&r.path),
+        time_str(r.snapshot_time)
+    );
     println!(
         "restored {} files, {} other entries, {} in {} ({}/s); verified in {}",
         r.drilled.files,
@@ -244,7 +250,10 @@ fn show(g: &Global, d: &Drilled) -> serde_json::Value {
     if let Some(p) = &d.scratch_kept {
         println!("scratch directory kept: {} (the restore is in {}/)", p.display(), drill::RESTORE_DIR);
     }
-    let problems = r.damage.len() + r.errors.len() + r.mismatches.len() + usize::from(!v["ok"].as_bool().unwrap_or(true) && r.ok());
+    let problems = r.damage.len()
+        + r.errors.len()
+        + r.mismatches.len()
+        + usize::from(!v["ok"].as_bool().unwrap_or(true) && r.ok());
     match problems {
         0 => println!("drill passed: every byte and all metadata match the snapshot"),
         n => println!("drill FAILED: {n} problem(s)"),

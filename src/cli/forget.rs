@@ -265,15 +265,15 @@ fn print_report(r: &PruneReport) {
 /// Run `arca forget` (with --profile: each component's retention, its keep-* keys, on its own
 /// snapshots, grouped by host).
 pub fn forget(g: &Global, a: ForgetArgs) -> Result<u8> {
-    let req = ForgetRequest {
-        options: a.options(),
-        dry_run: a.dry_run,
-        prune: a.prune.then(|| a.prune_opts.request()),
-    };
+    let req =
+        ForgetRequest { options: a.options(), dry_run: a.dry_run, prune: a.prune.then(|| a.prune_opts.request()) };
     let report = forget::forget(&g.scope, &req)?;
     let code = report.outcome().exit_code();
     let mut docs = Vec::new();
     for run in report.runs {
+        if let (Some(c), true) = (&run.component, g.talk()) {
+            println!("component {c}:");
+        }
         let f = match run.result {
             Ok(f) => f,
             Err(e) if !g.scope.has_profile() => return Err(e.into()),

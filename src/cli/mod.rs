@@ -78,7 +78,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     profile: Option<String>,
     /// Only these components of the profile (comma-separated or repeated; default: all).
-    #[arg(long = "component", global = true, value_name = "NAME[,NAME...]", value_delimiter = ',', requires = "profile")]
+    #[arg(
+        long = "component",
+        global = true,
+        value_name = "NAME[,NAME...]",
+        value_delimiter = ',',
+        requires = "profile"
+    )]
     components: Vec<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -172,7 +178,6 @@ pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, Strin
 /// What the operations tell the command line while they run.
 struct Shown {
     quiet: bool,
-    json: bool,
 }
 
 impl Notices for Shown {
@@ -182,13 +187,11 @@ impl Notices for Shown {
 
     fn waiting(&self, why: &arca::Error, patience: std::time::Duration) {
         if !self.quiet {
-            eprintln!("{}; waiting up to {} (--retry-lock)", escape_str(&why.to_string()), humantime::format_duration(patience));
-        }
-    }
-
-    fn component(&self, name: &str) {
-        if !self.quiet && !self.json {
-            println!("component {name}:");
+            eprintln!(
+                "{}; waiting up to {} (--retry-lock)",
+                escape_str(&why.to_string()),
+                humantime::format_duration(patience)
+            );
         }
     }
 }
@@ -224,12 +227,14 @@ pub fn run() -> Result<u8> {
         password,
         connections: cli.connections as usize,
         retry_lock: cli.retry_lock,
-        notices: Arc::new(Shown { quiet: cli.quiet, json: cli.json }),
+        notices: Arc::new(Shown { quiet: cli.quiet }),
     };
-    let choice = arca::ops::scope::ProfileChoice { config: cli.config, profile: cli.profile, components: cli.components };
+    let choice =
+        arca::ops::scope::ProfileChoice { config: cli.config, profile: cli.profile, components: cli.components };
     // Completions and the manual page need no repository or configuration.
-    if let Command::Generate(c @ (generate::GenerateCommand::Completions { .. } | generate::GenerateCommand::Man { .. })) =
-        &cli.command
+    if let Command::Generate(
+        c @ (generate::GenerateCommand::Completions { .. } | generate::GenerateCommand::Man { .. }),
+    ) = &cli.command
     {
         return generate::static_output(c);
     }

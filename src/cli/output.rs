@@ -17,4 +17,3 @@ pub fn print_error(e: &anyhow::Error, code: u8) {
         eprintln!("arca: {}", escape_str(&text));
     }
 }
-

@@ -5,7 +5,7 @@ use super::select::SelectArgs;
 use super::{component_error, human, Global, Spinner};
 use anyhow::{Context, Result};
 use arca::ops::restore::{self, RestoreRequest, Restored, Run};
-use arca::ops::verify::{self, VerifyRequest, Verified};
+use arca::ops::verify::{self, Verified, VerifyRequest};
 use arca::ops::HasOutcome;
 use arca::restore::{MetaOptions, Overwrite};
 use serde_json::json;
@@ -93,7 +93,11 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
         verify: a.verify,
         no_devices: a.no_devices,
         no_specials: a.no_specials,
-        meta: MetaOptions { no_owner: a.no_owner, no_setuid: a.no_setuid, exclude_xattrs: xattr_globs(&a.exclude_xattr)? },
+        meta: MetaOptions {
+            no_owner: a.no_owner,
+            no_setuid: a.no_setuid,
+            exclude_xattrs: xattr_globs(&a.exclude_xattr)?,
+        },
     };
     let progress = Arc::new(arca::archiver::Progress::default());
     let runs = {
@@ -105,10 +109,17 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
 
 /// Print each run (`show` for a success, which returns its JSON document), then the JSON: one
 /// object, or with a profile one per component. A plain run that failed is the command's error.
-pub(super) fn render<T: HasOutcome>(g: &Global, runs: Vec<Run<T>>, show: fn(&Global, &T) -> serde_json::Value) -> Result<u8> {
+pub(super) fn render<T: HasOutcome>(
+    g: &Global,
+    runs: Vec<Run<T>>,
+    show: fn(&Global, &T) -> serde_json::Value,
+) -> Result<u8> {
     let code = runs.outcome().exit_code();
     let mut docs = Vec::new();
     for r in runs {
+        if let (Some(c), true) = (&r.component, g.talk()) {
+            println!("component {c}:");
+        }
         let mut doc = match r.result {
             Ok(v) => show(g, &v),
             Err(e) if !g.scope.has_profile() => return Err(e.into()),
@@ -122,7 +133,9 @@ pub(super) fn render<T: HasOutcome>(g: &Global, runs: Vec<Run<T>>, show: fn(&Glo
     if g.json {
         match (&g.scope.profile, docs.len()) {
             (None, 1) => g.print_json(&docs[0])?,
-            (p, _) => g.print_json(&json!({"profile": p.as_ref().map(|p| &p.name), "components": docs, "exit_code": code}))?,
+            (p, _) => {
+                g.print_json(&json!({"profile": p.as_ref().map(|p| &p.name), "components": docs, "exit_code": code}))?
+            }
         }
     }
     Ok(code)
@@ -170,6 +183,7 @@ fn show_restored(g: &Global, r: &Restored) -> serde_json::Value {
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
     /// SNAP[:PATH]: the snapshot, or the directory or file in it, to compare with.
+    #[arg(default_value = "latest")]
     snapshot: String,
     /// The directory (or file) to check, as `restore --target` would have written it (default:
     /// the live files where the snapshot came from).

@@ -146,7 +146,8 @@ fn print_table(st: &Status) {
     }
     for (g, r) in st.groups.iter().zip(&rows) {
         println!("{}{}", line(r), escape_str(&group_name(g)));
-        let err = |f: &status::FailureInfo| f.error.as_deref().map(|e| format!(": {}", escape_str(e))).unwrap_or_default();
+        let err =
+            |f: &status::FailureInfo| f.error.as_deref().map(|e| format!(": {}", escape_str(e))).unwrap_or_default();
         if let Some(f) = &g.last_failure {
             println!("  last {} {} {} ago (exit {}){}", f.op, f.outcome, ago(st.now, f.time_ns), f.exit_code, err(f));
         }
@@ -154,7 +155,8 @@ fn print_table(st: &Status) {
             println!("  damage found by {} {} ago (exit {}){}", f.op, ago(st.now, f.time_ns), f.exit_code, err(f));
         }
         if let (Some(m), Some(false)) = (g.max_rto_ns, g.rto_met) {
-            let measured = g.last_drill.as_ref().and_then(|d| d.rto_full_ns).map_or("no drill on record".into(), duration_str);
+            let measured =
+                g.last_drill.as_ref().and_then(|d| d.rto_full_ns).map_or("no drill on record".into(), duration_str);
             println!("  RTO objective {} missed: {measured}", duration_str(m));
         }
     }

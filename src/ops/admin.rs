@@ -132,7 +132,8 @@ pub fn cat(scope: &Scope, what: &str, id: Option<&str>) -> Result<Cat> {
         }
         "pack" => pack_json(&repo, &by_prefix(&repo, FileType::Pack, need()?)?)?,
         "blob" => {
-            let id = Id::from_hex(need()?).ok_or_else(|| Error::InvalidArgument("blob needs the full 64-digit ID".into()))?;
+            let id = Id::from_hex(need()?)
+                .ok_or_else(|| Error::InvalidArgument("blob needs the full 64-digit ID".into()))?;
             let index = scope.ctx.load_index(&repo)?;
             if !index.contains(BlobType::Tree, &id) {
                 return Ok(Cat::Bytes(repo.read_blob(&index, BlobType::Data, &id)?));
@@ -149,9 +150,11 @@ fn pack_json(repo: &Repository, name: &str) -> Result<Value> {
     let bytes = repo.read_named(FileType::Pack, name)?;
     let what = format!("pack {name}");
     pack::check_header(&bytes, &what)?;
-    let trailer = bytes[bytes.len().saturating_sub(4)..].try_into().map_err(|_| Error::integrity(&what, "truncated"))?;
+    let trailer =
+        bytes[bytes.len().saturating_sub(4)..].try_into().map_err(|_| Error::integrity(&what, "truncated"))?;
     let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, &what)?;
-    let toc = repo.keys().open(&bytes[at as usize..(at + len as u64) as usize], &pack::toc_ad(repo.repo_id()), &what)?;
+    let toc =
+        repo.keys().open(&bytes[at as usize..(at + len as u64) as usize], &pack::toc_ad(repo.repo_id()), &what)?;
     let entries = pack::decode_toc(&toc, at - 8, &what)?;
     let blobs: Vec<_> = pack::locate_blobs(&entries)
         .iter()

@@ -27,14 +27,14 @@ pub struct AlertRequest {
 
 /// One line saying what is wrong (or `all objectives met`).
 pub fn summary(st: &Status, failed_unit: Option<&str>) -> String {
-    let mut parts: Vec<String> = st
-        .groups
-        .iter()
-        .filter(|g| !g.ok())
-        .map(|g| format!("{}: {}", group_name(g), verdict(g)))
-        .collect();
+    let mut parts: Vec<String> =
+        st.groups.iter().filter(|g| !g.ok()).map(|g| format!("{}: {}", group_name(g), verdict(g))).collect();
     if let Some(d) = &st.repository_damage {
-        parts.push(format!("repository: damage found by {} ({})", d.op, d.error.as_deref().unwrap_or("see the journal")));
+        parts.push(format!(
+            "repository: damage found by {} ({})",
+            d.op,
+            d.error.as_deref().unwrap_or("see the journal")
+        ));
     }
     if st.storage.free_ok == Some(false) {
         parts.push("storage: free space below min-free".into());
@@ -54,7 +54,10 @@ pub fn summary(st: &Status, failed_unit: Option<&str>) -> String {
 /// Run the alert command if the status is not ok, a unit failed, or this is a test. Returns
 /// whether it ran; a command that fails is an error naming it.
 pub fn alert(scope: &Scope, st: &Status, req: &AlertRequest) -> Result<bool> {
-    let p = scope.profile.as_ref().ok_or_else(|| Error::InvalidArgument("--alert and --test-alert need --profile".into()))?;
+    let p = scope
+        .profile
+        .as_ref()
+        .ok_or_else(|| Error::InvalidArgument("--alert and --test-alert need --profile".into()))?;
     let argv = p.alert.as_ref().ok_or_else(|| {
         Error::InvalidArgument(format!("profile {} has no alert command: alert = [\"program\", \"arg\", ...]", p.name))
     })?;

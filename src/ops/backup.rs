@@ -117,7 +117,9 @@ pub fn backup(scope: &Scope, req: &BackupRequest, progress: &Progress) -> Result
     let ctx = &scope.ctx;
     match (&req.what, &scope.profile) {
         (What::Profile, Some(p)) => profile_backup(scope, p, req, progress),
-        (What::Profile, None) => Err(Error::InvalidArgument("nothing to back up: give paths, --stdin or --profile".into())),
+        (What::Profile, None) => {
+            Err(Error::InvalidArgument("nothing to back up: give paths, --stdin or --profile".into()))
+        }
         (_, Some(_)) => Err(Error::InvalidArgument(
             "--profile backs up the profile's components: give no paths, --stdin or --parent".into(),
         )),
@@ -129,7 +131,9 @@ pub fn backup(scope: &Scope, req: &BackupRequest, progress: &Progress) -> Result
                 rec.attach(&repo);
                 let opts = options(ctx, req, req.tags.clone(), req.host.clone())?;
                 let res = match what {
-                    What::Paths(paths) => archiver::backup(&repo, &BackupOptions { paths: paths.clone(), ..opts }, progress),
+                    What::Paths(paths) => {
+                        archiver::backup(&repo, &BackupOptions { paths: paths.clone(), ..opts }, progress)
+                    }
                     What::Stdin(name) => archiver::backup_stdin(&repo, &opts, progress, std::io::stdin().lock(), name),
                     What::Command(argv, name) => archiver::backup_command(&repo, &opts, progress, argv, name),
                     What::Profile => unreachable!("handled above"),

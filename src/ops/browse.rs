@@ -137,10 +137,12 @@ pub fn ls(
 ) -> Result<Located> {
     let o = open_at(scope, reference, filter)?;
     match o.at.node.kind {
-        NodeKind::Dir { subtree } => crate::browse::walk(&o.repo, &o.index, subtree, o.at.path.as_bytes(), recursive, &mut |p, n| {
-            f(p, n);
-            Ok(())
-        })?,
+        NodeKind::Dir { subtree } => {
+            crate::browse::walk(&o.repo, &o.index, subtree, o.at.path.as_bytes(), recursive, &mut |p, n| {
+                f(p, n);
+                Ok(())
+            })?
+        }
         _ => f(o.at.path.as_bytes(), &o.at.node),
     }
     Ok(o.at)
@@ -195,7 +197,9 @@ pub fn find(
             Ok(())
         });
         match res {
-            Err(e) if e.is_integrity() && snapshot.is_none() => found.damaged.push(format!("snapshot {}: {e}", id.short())),
+            Err(e) if e.is_integrity() && snapshot.is_none() => {
+                found.damaged.push(format!("snapshot {}: {e}", id.short()))
+            }
             r => r?,
         }
     }
@@ -288,7 +292,11 @@ pub fn dump(scope: &Scope, reference: &str, filter: &SnapshotFilter, tar: bool, 
 pub fn components_of(list: &[Listed]) -> HashMap<Id, String> {
     list.iter()
         .filter_map(|l| {
-            l.snapshot.tags.iter().find_map(|t| t.strip_prefix(super::profile::COMPONENT_TAG)).map(|c| (l.id, c.to_string()))
+            l.snapshot
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(super::profile::COMPONENT_TAG))
+                .map(|c| (l.id, c.to_string()))
         })
         .collect()
 }

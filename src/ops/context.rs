@@ -83,9 +83,12 @@ impl PasswordSource {
         if let Some(cmd) = &self.command {
             let mut c = std::process::Command::new("sh");
             crate::sys::without_secrets(&mut c);
-            let out = c.arg("-c").arg(cmd).stdin(std::process::Stdio::null()).output().map_err(|e| {
-                Error::CommandFailed(format!("{}: cannot run `sh -c {cmd}`: {e}", self.flags[0]))
-            })?;
+            let out = c
+                .arg("-c")
+                .arg(cmd)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| Error::CommandFailed(format!("{}: cannot run `sh -c {cmd}`: {e}", self.flags[0])))?;
             if !out.status.success() {
                 return Err(Error::CommandFailed(format!("{} exited with {}", self.flags[0], out.status)));
             }
@@ -193,10 +196,7 @@ impl Context {
         match self.lock(repo, false) {
             Ok(l) => Ok(Some(l)),
             Err(Error::Io { path, source }) => {
-                self.notices.warn(&format!(
-                    "cannot take a lock ({}: {source}); reading without one",
-                    path.display()
-                ));
+                self.notices.warn(&format!("cannot take a lock ({}: {source}); reading without one", path.display()));
                 Ok(None)
             }
             Err(e) => Err(e),

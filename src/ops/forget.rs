@@ -75,7 +75,8 @@ pub fn forget(scope: &Scope, req: &ForgetRequest) -> Result<ForgetReport> {
     if scope.has_profile() {
         if !req.options.ids.is_empty() || !req.options.policy.is_empty() {
             return Err(Error::InvalidArgument(
-                "--profile takes each component's retention from the configuration: give no IDs or --keep-* rules".into(),
+                "--profile takes each component's retention from the configuration: give no IDs or --keep-* rules"
+                    .into(),
             ));
         }
     } else {

@@ -116,10 +116,7 @@ impl Recorder {
             r.errors.push(e.to_string());
         }
         finish(&mut r, outcome);
-        appender
-            .append(&r)
-            .err()
-            .map(|e| format!("could not write the journal record of this {}: {e}", r.op.name()))
+        appender.append(&r).err().map(|e| format!("could not write the journal record of this {}: {e}", r.op.name()))
     }
 }
 

@@ -36,14 +36,21 @@ pub fn resolve(
     }
     let back: usize = match back {
         None => 0,
-        Some(n) => n.parse().map_err(|_| Error::InvalidArgument(format!("{reference:?}: expected latest-verified~N")))?,
+        Some(n) => {
+            n.parse().map_err(|_| Error::InvalidArgument(format!("{reference:?}: expected latest-verified~N")))?
+        }
     };
     latest_verified(repo, filter, back, warn)
 }
 
 /// The `back`-th newest selected snapshot that the journal shows verified (a successful whole
 /// drill of it or of a snapshot of the same content, or a full `check --read-data` naming it).
-fn latest_verified(repo: &Repository, filter: &SnapshotFilter, back: usize, warn: &dyn Fn(&str)) -> Result<(Id, Snapshot)> {
+fn latest_verified(
+    repo: &Repository,
+    filter: &SnapshotFilter,
+    back: usize,
+    warn: &dyn Fn(&str),
+) -> Result<(Id, Snapshot)> {
     let all = repo.list_snapshots()?;
     let journal = super::journal::load(repo)?;
     for (name, e) in &journal.damaged {

@@ -142,7 +142,11 @@ pub fn prometheus(st: &Status) -> String {
         "Maximum age allowed for the newest snapshot (recovery point objective).",
         per(&|g| g.max_age_ns.map(ns)),
     );
-    f.gauge("arca_rpo_met", "1 if the group's newest snapshot is within its objective.", per(&|g| g.objective_met.map(b)));
+    f.gauge(
+        "arca_rpo_met",
+        "1 if the group's newest snapshot is within its objective.",
+        per(&|g| g.objective_met.map(b)),
+    );
     f.gauge(
         "arca_rto_objective_seconds",
         "Longest a full restore of the group may take (recovery time objective).",

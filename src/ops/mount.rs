@@ -30,7 +30,13 @@ pub struct Mount {
 
 /// Check the mount point and mount the snapshots `filter` selects on it. Snapshot files that
 /// cannot be read are left out with a warning; damage met while serving goes to `report`.
-pub fn mount(scope: &Scope, mountpoint: &Path, filter: &SnapshotFilter, opts: &MountOptions, report: Report) -> Result<Mount> {
+pub fn mount(
+    scope: &Scope,
+    mountpoint: &Path,
+    filter: &SnapshotFilter,
+    opts: &MountOptions,
+    report: Report,
+) -> Result<Mount> {
     let ctx = &scope.ctx;
     let at = check_mountpoint(mountpoint)?;
     let repo = ctx.open()?;

@@ -189,7 +189,9 @@ impl std::str::FromStr for FreeSpace {
                 _ => Err(format!("{s:?}: a percentage from 1% to 99%")),
             };
         }
-        crate::lifecycle::prune::parse_size(t).map(FreeSpace::Bytes).map_err(|e| format!("{s:?}: {e} (or a percentage, 10%)"))
+        crate::lifecycle::prune::parse_size(t)
+            .map(FreeSpace::Bytes)
+            .map_err(|e| format!("{s:?}: {e} (or a percentage, 10%)"))
     }
 }
 
@@ -542,16 +544,21 @@ fn build_profile(name: &str, p: RawProfile, repos: &BTreeMap<String, RepositoryS
     }
     let alert = match p.alert {
         Some(a) if a.get_ref().is_empty() || a.get_ref()[0].is_empty() => {
-            return Err((Some(a.span()), format!("profile {name}: alert is a non-empty list: [\"program\", \"arg\", ...]")))
+            return Err((
+                Some(a.span()),
+                format!("profile {name}: alert is a non-empty list: [\"program\", \"arg\", ...]"),
+            ))
         }
         a => a.map(Spanned::into_inner),
     };
     let t = p.timers.unwrap_or_default();
     if let Some(s) = &t.check_read_data_subset {
-        crate::check::Subset::parse(s).map_err(|e| (None, format!("profile {name}: timers.check-read-data-subset: {e}")))?;
+        crate::check::Subset::parse(s)
+            .map_err(|e| (None, format!("profile {name}: timers.check-read-data-subset: {e}")))?;
     }
     if let Some(s) = &t.drill_sample {
-        crate::ops::drill::Sample::parse_share(s).map_err(|e| (None, format!("profile {name}: timers.drill-sample: {e}")))?;
+        crate::ops::drill::Sample::parse_share(s)
+            .map_err(|e| (None, format!("profile {name}: timers.drill-sample: {e}")))?;
     }
     let timers = Timers {
         forget: t.forget.map(|s| s.0),
@@ -900,7 +907,34 @@ excludes = ["*.bak"]
         let names: Vec<_> = p.components.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["config", "db", "logs", "uploads"]);
         assert_eq!(p.hooks.on_failure.len(), 1);
-        assert_eq!(p.targets(&["db".into()]).unwrap()[0].max_age, Some(Duration::from_secs(5 * 3600)));
+        let db = &p.targets(&["db".into()]).unwrap()[0];
+        assert_eq!(db.max_age, Some(Duration::from_secs(5 * 3600)));
+        assert_eq!(db.max_rto, Some(Duration::from_secs(600)));
+        assert_eq!(db.component.schedule, Some(Schedule::Every(Duration::from_secs(4 * 3600))));
+        assert_eq!(db.component.restore_command.as_ref().unwrap()[0], "pg_restore");
+        assert!(db.component.verify_command.is_some());
+        assert_eq!(p.schedule, Some(Schedule::Calendar("daily".into())));
+        assert_eq!(p.timers.check_read_data_subset.as_deref(), Some("1/4"));
+        assert_eq!(p.min_free, Some(FreeSpace::Percent(10)));
+        assert!(p.alert.is_some());
+    }
+
+    #[test]
+    fn new_keys_are_checked_and_name_the_line() {
+        let e = err(&GOOD.replace("max-age = \"5h\"", "max-rto = \"fast\""));
+        assert!(e.contains("line 16") && e.contains("fast"), "{e}");
+        let e = err(&GOOD.replace("filename = \"app.sql\"", "restore-command = []"));
+        assert!(e.contains("non-empty list"), "{e}");
+        let e = err(&GOOD.replace("excludes = [\"*.bak\"]", "excludes = [\"*.bak\"]\nverify-command = [\"x\"]"));
+        assert!(e.contains("goes with command"), "{e}");
+        let e = err(&GOOD.replace("max-age = \"26h\"", "schedule = \"30s\""));
+        assert!(e.contains("line 7") && e.contains("whole minutes"), "{e}");
+        let e = err(&GOOD.replace("max-age = \"26h\"", "min-free = \"200%\""));
+        assert!(e.contains("line 7"), "{e}");
+        let e = err(&GOOD.replace("max-age = \"26h\"", "timers.check-read-data-subset = \"5/4\""));
+        assert!(e.contains("check-read-data-subset"), "{e}");
+        let e = err(&GOOD.replace("max-age = \"26h\"", "timers.every = \"1h\""));
+        assert!(e.contains("every"), "{e}");
     }
 
     #[test]

@@ -126,7 +126,9 @@ impl<T: HasOutcome> HasOutcome for Vec<Run<T>> {
 /// Restore what `req` asks for: once, or once per selected component of the scope's profile.
 pub fn restore(scope: &Scope, req: &RestoreRequest, progress: &Progress) -> Result<Vec<Run<Restored>>> {
     if req.in_place == req.target.is_some() {
-        return Err(Error::InvalidArgument("give --target DIR, or --in-place to restore where the files came from".into()));
+        return Err(Error::InvalidArgument(
+            "give --target DIR, or --in-place to restore where the files came from".into(),
+        ));
     }
     let ctx = &scope.ctx;
     let repo = ctx.open()?;

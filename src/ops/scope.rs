@@ -70,7 +70,9 @@ impl Scope {
             return Ok(Scope { ctx, config: Some(path), profile: None, targets: Vec::new() });
         };
         let path = profile::config_path(choice.config.as_deref()).ok_or_else(|| {
-            Error::InvalidArgument("no configuration file: give --config FILE or set ARCA_CONFIG (HOME is not set)".into())
+            Error::InvalidArgument(
+                "no configuration file: give --config FILE or set ARCA_CONFIG (HOME is not set)".into(),
+            )
         })?;
         let cfg = load_checked(&path)?;
         let p = cfg.profile(name)?.clone();

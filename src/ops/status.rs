@@ -316,7 +316,12 @@ pub fn for_components(targets: &[super::profile::Target], base: StatusOptions) -
     StatusOptions {
         objectives: targets
             .iter()
-            .map(|t| Objective { name: t.name.clone(), filter: t.filter.clone(), max_age: t.max_age, max_rto: t.max_rto })
+            .map(|t| Objective {
+                name: t.name.clone(),
+                filter: t.filter.clone(),
+                max_age: t.max_age,
+                max_rto: t.max_rto,
+            })
             .collect(),
         group_by: GroupBy { host: true, paths: false, tags: false },
         only_objectives: true,
@@ -344,7 +349,12 @@ pub fn is_stream(s: &Snapshot) -> bool {
 pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
     let (listing, (journal, (index, storage))) = rayon::join(
         || repo.list_snapshots_and_damage(),
-        || rayon::join(|| crate::repo::journal::load(repo), || rayon::join(|| repo.load_index(), || storage(repo, opts))),
+        || {
+            rayon::join(
+                || crate::repo::journal::load(repo),
+                || rayon::join(|| repo.load_index(), || storage(repo, opts)),
+            )
+        },
     );
     let (all, mut damaged_snapshots) = listing?;
     let (records, damaged_journal) = match journal {
@@ -386,16 +396,14 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
 fn storage(repo: &Repository, opts: &StatusOptions) -> Storage {
     use crate::backend::FileType::*;
     let kinds = [Config, Key, Pack, Index, Snapshot, Lock, Journal, Parity];
-    let repository_bytes = kinds
-        .iter()
-        .filter_map(|t| repo.backend().list(*t).ok())
-        .flatten()
-        .map(|(_, len)| len)
-        .sum();
+    let repository_bytes =
+        kinds.iter().filter_map(|t| repo.backend().list(*t).ok()).flatten().map(|(_, len)| len).sum();
     let space = repo.backend().free_space().ok().flatten();
     let free_ok = match (opts.min_free, space) {
         (Some(FreeSpace::Bytes(b)), Some((free, _))) => Some(free >= b),
-        (Some(FreeSpace::Percent(p)), Some((free, total))) => Some(u128::from(free) * 100 >= u128::from(total) * u128::from(p)),
+        (Some(FreeSpace::Percent(p)), Some((free, total))) => {
+            Some(u128::from(free) * 100 >= u128::from(total) * u128::from(p))
+        }
         _ => None,
     };
     Storage {
@@ -593,11 +601,8 @@ fn apply_journal(
         if verifies {
             verified.extend(r.snapshots.iter().map(|id| lineage.root(*id)));
         }
-        let mut targets: Vec<(usize, Option<Id>)> = r
-            .snapshots
-            .iter()
-            .filter_map(|id| of_snapshot.get(&lineage.root(*id)).map(|&g| (g, Some(*id))))
-            .collect();
+        let mut targets: Vec<(usize, Option<Id>)> =
+            r.snapshots.iter().filter_map(|id| of_snapshot.get(&lineage.root(*id)).map(|&g| (g, Some(*id)))).collect();
         if r.op == Op::Backup {
             targets.extend(backup_groups(r, by, out, &of_key, &of_component).into_iter().map(|g| (g, None)));
         }
@@ -659,7 +664,9 @@ fn note(g: &mut GroupStatus, r: &Record, snapshot: Option<Id>, lineage: &Lineage
         // passed clears damage found in a snapshot it read.
         Op::Check => {
             let covers = |d: &FailureInfo| r.snapshots.iter().any(|id| same(Some(*id), d.snapshot));
-            if super::journal::is_full_verification(r) && g.damage.as_ref().is_some_and(|d| d.outcome != "command" && covers(d)) {
+            if super::journal::is_full_verification(r)
+                && g.damage.as_ref().is_some_and(|d| d.outcome != "command" && covers(d))
+            {
                 g.damage = None;
             }
         }

@@ -75,7 +75,8 @@ pub fn systemd(scope: &Scope, req: &UnitsRequest) -> Result<Vec<Unit>> {
     let g = Gen { p, exe: &exe, config: &config, alert };
     let mut units = Vec::new();
     for (schedule, components) in backup_groups(p, req.schedule.as_ref())? {
-        let suffix = if units.is_empty() && single_group(p, req.schedule.as_ref()) { String::new() } else { slug(&schedule) };
+        let suffix =
+            if units.is_empty() && single_group(p, req.schedule.as_ref()) { String::new() } else { slug(&schedule) };
         let name = format!("arca-{}-backup{}", p.name, if suffix.is_empty() { suffix } else { format!("-{suffix}") });
         let mut args = vec!["backup".to_string(), "--profile".into(), p.name.clone()];
         if components.len() < p.components.len() {
@@ -158,7 +159,9 @@ fn check_unit_name(u: &str) -> Result<()> {
     let ok = !u.is_empty() && u.len() <= 255 && u.chars().all(|c| c.is_ascii_alphanumeric() || ":-_.@%\\".contains(c));
     match ok && u.contains('.') {
         true => Ok(()),
-        false => Err(Error::InvalidArgument(format!("--on-failure {u:?}: give a unit name such as notify-admin@%n.service"))),
+        false => {
+            Err(Error::InvalidArgument(format!("--on-failure {u:?}: give a unit name such as notify-admin@%n.service")))
+        }
     }
 }
 
@@ -257,7 +260,8 @@ pub fn exec_line(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
             let a = a.replace('%', "%%").replace('$', "$$");
-            let plain = !a.is_empty() && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\;".contains(c));
+            let plain =
+                !a.is_empty() && !a.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'\\;".contains(c));
             if plain {
                 return a;
             }

@@ -126,7 +126,8 @@ fn verify_one(
         rec.fill(|r| {
             r.files = stats.files + stats.files_skipped;
             r.errors.extend(stats.errors.iter().cloned());
-            r.errors.extend(stats.changes.iter().take(16).map(|c| format!("{} {}", c.change.marker(), c.path.display())));
+            r.errors
+                .extend(stats.changes.iter().take(16).map(|c| format!("{} {}", c.change.marker(), c.path.display())));
         });
         Ok(Verified { snapshot: at.id, dir, skipped: None, stats })
     })();

@@ -138,6 +138,8 @@ pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> R
             matching.len()
         ))),
         None if filter.is_empty() => Err(Error::NotFound("no snapshots".into())),
-        None => Err(Error::NotFound("no snapshot matches the filters (--host/--tag/--path/--before, or the component)".into())),
+        None => Err(Error::NotFound(
+            "no snapshot matches the filters (--host/--tag/--path/--before, or the component)".into(),
+        )),
     }
 }

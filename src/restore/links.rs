@@ -109,6 +109,9 @@ impl Restorer<'_> {
                     if !st.is_ok_and(|st| (st.st_dev, st.st_ino) == ino) {
                         self.report.mismatch(Change::Metadata, self.full(&l.file.rel));
                     }
+                    if self.opts.discard {
+                        self.report.discard(ddir, &l.file.name);
+                    }
                 }
             }
             Ok(false) => self.stats.files_skipped += 1,
@@ -126,7 +129,14 @@ impl Restorer<'_> {
     }
 
     /// Make `name` in `ddir` a link to inode `ino`, reached as `sname` in `sdir`.
-    fn link_to(&self, sdir: &OwnedFd, sname: &CString, ino: Ino, ddir: &OwnedFd, name: &CString) -> std::io::Result<bool> {
+    fn link_to(
+        &self,
+        sdir: &OwnedFd,
+        sname: &CString,
+        ino: Ino,
+        ddir: &OwnedFd,
+        name: &CString,
+    ) -> std::io::Result<bool> {
         let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let src = rfs::openat(sdir, sname.as_c_str(), flags, Mode::empty())?;
         let st = rfs::fstat(&src)?;

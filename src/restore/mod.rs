@@ -134,6 +134,10 @@ pub struct RestoreOptions {
     /// (what is below a chosen directory is not implied; directories leading to a chosen entry
     /// are made). Instead of `include`'s inheritance; `arca drill`'s samples use it.
     pub only: Option<Selector>,
+    /// With [`Mode::WriteVerified`]: unlink each regular file (and hard link) once it is verified
+    /// and nothing links to it any more — a drill's scratch directory, emptied while the restore
+    /// runs instead of walked again afterwards. The time goes to [`RestoreStats::discard_ns`].
+    pub discard: bool,
 }
 
 /// [`RestoreOptions::before_verify`]: called with a restored file and its path.
@@ -188,6 +192,8 @@ pub struct RestoreStats {
     pub mismatched: Vec<TargetChange>,
     /// With [`Mode::WriteVerified`]: time spent verifying, summed over the threads that did it.
     pub verify_ns: u64,
+    /// With [`RestoreOptions::discard`]: time spent unlinking verified files, summed likewise.
+    pub discard_ns: u64,
     /// Time spent restoring regular files (verification included), summed over the threads.
     pub file_ns: u64,
 }

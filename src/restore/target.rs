@@ -117,8 +117,8 @@ const ACL_NAMES: [&std::ffi::CStr; 2] = [c"system.posix_acl_access", c"system.po
 
 /// Create the directory `name`, or open the one there, and make sure no other user can add or
 /// swap entries in it while restore writes into it. A new directory is `0700`. An existing one
-/// is left as it is when only root, we or `owner` (the snapshot's owner of it) can write it and
-/// it has no default ACL (which new entries would inherit) —
+/// is left as it is when only root, we or `owner` (the snapshot's owner of it) can write it (or
+/// it is sticky, as `/tmp` is) and it has no default ACL (which new entries would inherit) —
 /// `/etc` stays `0755` during a restore to `/`, even if the restore is killed; otherwise (group-
 /// or world-writable, or someone else's) it is taken over like a new one: owned by us, `0700`,
 /// ACLs removed, and what it was is returned so that restore can put it back where the
@@ -136,9 +136,13 @@ pub(crate) fn make_dir(dir: impl AsFd, name: &CString, owner: u32) -> io::Result
     })?;
     let st = rfs::fstat(&fd)?;
     let (uid, _) = crate::sys::ids();
-    // A default ACL is a grant to whoever it names on everything created inside.
-    let trusted = [0, uid, owner].contains(&st.st_uid) && st.st_mode & 0o022 == 0 && !has_default_acl(&fd);
-    if !created && trusted {
+    // Others cannot replace what is in a sticky directory (`/tmp`) either. A default ACL is a
+    // grant to whoever it names on everything created inside.
+    let closed = st.st_mode & 0o022 == 0 || st.st_mode & 0o1000 != 0;
+    let trusted = [0, uid, owner].contains(&st.st_uid) && closed && !has_default_acl(&fd);
+    // Root writes whatever the mode says; another user only into a directory it may write.
+    let writable = uid == 0 || (st.st_uid == uid && st.st_mode & 0o300 == 0o300);
+    if !created && trusted && writable {
         return Ok(Made { fd, created, before: None });
     }
     // Root takes over a directory someone else owns; an unprivileged user cannot, and can only

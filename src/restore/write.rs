@@ -73,16 +73,20 @@ impl Restorer<'_> {
             }
             Err(e) => return Err(Error::Io { path: full(), source: e }),
         };
-        self.write_content(&file, f, content, *size)?;
+        let hooked = self.write_content(&file, f, content, *size)?;
         meta::apply_fd(file.as_fd(), &f.node, &self.opts.meta, f.inherits_acl).at(full())?;
         if self.opts.mode.verifies() {
-            self.report.timed(|| self.verify_written(&file, f))?;
+            self.report.timed(|| self.verify_written(&file, f, hooked))?;
         }
-        // Only the first file of a hard-link group needs its inode recorded.
+        // Only the first file of a hard-link group needs its inode recorded (and kept).
         let ino = match f.hard_key {
             Some(_) => rfs::fstat(&file).ok().map(|st| (st.st_dev, st.st_ino)),
             None => None,
         };
+        if self.opts.discard && f.hard_key.is_none() && self.opts.mode.verifies() {
+            drop(file);
+            self.report.discard(dir, &f.name);
+        }
         Ok(Written::New(*size, ino))
     }
 
@@ -146,9 +150,15 @@ impl Restorer<'_> {
         Ok(Some(Written::UpToDate(Some((st.st_dev, st.st_ino)))))
     }
 
-    fn write_content(&self, file: &File, f: &FileJob, content: &[ChunkRef], size: u64) -> Result<()> {
+    /// Write the file's chunks at their offsets, leaving all-zero chunks as holes. Verifying,
+    /// each chunk is read back right after it is written and compared with the bytes written —
+    /// bytes that were authenticated and whose keyed hash matched the chunk's ID — and holes are
+    /// read back as zeros once the length is set. Returns whether the test hook ran.
+    fn write_content(&self, file: &File, f: &FileJob, content: &[ChunkRef], size: u64) -> Result<bool> {
         let full = || self.full(&f.rel);
         let (repo, index) = (self.trees.repo(), self.trees.index());
+        let check = self.opts.mode.verifies();
+        let mut back = ReadBack { buf: Vec::new(), holes: Vec::new(), hooked: false, differs: false };
         let mut offset = 0u64;
         let mut data_end = 0u64;
         for c in content {
@@ -167,6 +177,11 @@ impl Restorer<'_> {
             if data.iter().any(|&b| b != 0) {
                 file.write_all_at(&data, offset).at(full())?;
                 data_end = offset + c.len as u64;
+                if check {
+                    self.report.timed(|| self.read_back(file, f, &data, offset, &mut back)).at(full())?;
+                }
+            } else if check {
+                back.holes.push((offset, data.len()));
             }
             offset += c.len as u64;
         }
@@ -176,6 +191,43 @@ impl Restorer<'_> {
         if data_end < size {
             file.set_len(size).at(full())?;
         }
+        for (at, len) in std::mem::take(&mut back.holes) {
+            self.report.timed(|| self.read_back(file, f, &vec![0; len], at, &mut back)).at(full())?;
+        }
+        if back.differs {
+            self.report.mismatch(Change::Modified, full());
+        }
+        Ok(back.hooked)
+    }
+
+    /// Compare `data` with what the file holds at `offset` (running the test hook first, once).
+    fn read_back(&self, file: &File, f: &FileJob, data: &[u8], at: u64, back: &mut ReadBack) -> std::io::Result<()> {
+        if !back.hooked {
+            back.hooked = true;
+            if let Some(hook) = &self.opts.before_verify {
+                hook(file, &self.full(&f.rel));
+            }
+        }
+        if back.differs {
+            return Ok(());
+        }
+        back.buf.resize(data.len(), 0);
+        match file.read_exact_at(&mut back.buf, at) {
+            Ok(()) => back.differs = back.buf != data,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => back.differs = true,
+            Err(e) => return Err(e),
+        }
         Ok(())
     }
+}
+
+/// The state of reading back one file as it is written.
+struct ReadBack {
+    buf: Vec<u8>,
+    /// All-zero chunks left as holes, checked once the length is set.
+    holes: Vec<(u64, usize)>,
+    /// The test hook ran.
+    hooked: bool,
+    /// A difference was found (one is enough).
+    differs: bool,
 }

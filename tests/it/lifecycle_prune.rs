@@ -105,6 +105,25 @@ fn prune_reclaims_forgotten_data_and_the_rest_restores() {
     assert!(again["done"].is_null(), "{again}");
 }
 
+/// The kept 300 KiB file `e` of [`straddling_versions`].
+fn extra_file(dir: &Path) {
+    write_random_file(&dir.join("e"), 77, 300 << 10);
+}
+
+/// Two versions of `src` backed up so that packs are certain to hold both replaced and kept
+/// data (see `max_unused_zero_repacks_every_partly_used_pack`).
+fn straddling_versions(env: &Env, src: &Path) -> Vec<String> {
+    (0..2)
+        .map(|v| {
+            write_version(src, v);
+            extra_file(src);
+            let out =
+                env.cmd().env("RAYON_NUM_THREADS", "1").args(["--json", "backup", src.to_str().unwrap()]).output();
+            Out::from(out.unwrap()).ok().json()["snapshot"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 #[test]
 fn max_unused_zero_repacks_every_partly_used_pack() {
     let env = small_pack_env();
@@ -113,18 +132,9 @@ fn max_unused_zero_repacks_every_partly_used_pack() {
     // Made certain: one CPU worker packs the blobs in name order, and a kept 300 KiB file `e`
     // comes first, so the 200 KiB files straddle pack ends (a 1 MiB pack closes once it is
     // full: e + f00–f03, f04–f09, f10–f15, …): f00–f03 and f10–f11 share packs with kept data.
-    let extra = |dir: &Path| write_random_file(&dir.join("e"), 77, 300 << 10);
-    let ids: Vec<String> = (0..2)
-        .map(|v| {
-            write_version(&src, v);
-            extra(&src);
-            let out =
-                env.cmd().env("RAYON_NUM_THREADS", "1").args(["--json", "backup", src.to_str().unwrap()]).output();
-            Out::from(out.unwrap()).ok().json()["snapshot"].as_str().unwrap().to_string()
-        })
-        .collect();
+    let ids = straddling_versions(&env, &src);
     write_version(&env.path("expect-1"), 1);
-    extra(&env.path("expect-1"));
+    extra_file(&env.path("expect-1"));
     drop_snapshot(&env, &ids[0]);
     let plan = prune_json(&env, &["--dry-run", "--max-unused", "unlimited"]);
     assert_eq!(plan["plan"]["repack_packs"], 0, "unlimited repacks nothing: {plan}");
@@ -143,7 +153,8 @@ fn max_unused_zero_repacks_every_partly_used_pack() {
 fn max_repack_size_caps_the_bytes_read() {
     let env = small_pack_env();
     let src = env.path("src");
-    let ids = backup_versions(&env, &src, 0..2);
+    // Packs that mix replaced and kept data, whatever the parallel packers would have done.
+    let ids = straddling_versions(&env, &src);
     drop_snapshot(&env, &ids[0]);
     let all = prune_json(&env, &["--dry-run", "--max-unused", "0"]);
     let cap = 1u64 << 20;

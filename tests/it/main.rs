@@ -19,6 +19,7 @@ mod ops_defects;
 mod ops_drill;
 mod ops_journal;
 mod ops_profile;
+mod ops_runbook;
 mod ops_status;
 mod parity;
 mod repo;

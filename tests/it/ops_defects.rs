@@ -49,7 +49,8 @@ fn defect_1_restore_in_place_leaves_the_directories_above_the_snapshot_alone() {
     let etc = under(&t, app.parent().unwrap());
     fs::create_dir_all(etc.join("app")).unwrap();
     let old = odd_time(1_400_000_000, 0);
-    let ancestors: Vec<PathBuf> = etc.ancestors().take_while(|p| p.starts_with(&t) && *p != t).map(PathBuf::from).collect();
+    let ancestors: Vec<PathBuf> =
+        etc.ancestors().take_while(|p| p.starts_with(&t) && *p != t).map(PathBuf::from).collect();
     for a in &ancestors {
         fs::set_permissions(a, fs::Permissions::from_mode(0o755)).unwrap();
         set_mtime(a, old);
@@ -102,7 +103,15 @@ fn defect_1_restore_in_place_leaves_the_directories_above_the_snapshot_alone() {
 fn defect_2_unknown_repository_schemes_are_refused() {
     let env = Env::bare();
     let dir = env.mkdir("cwd");
-    for loc in ["sftp:user@nas:/srv/repo", "rest:http://host/", "rclone:remote:path", "b2:bucket", "azure:c/p", "gs:b/p", "swift:c"] {
+    for loc in [
+        "sftp:user@nas:/srv/repo",
+        "rest:http://host/",
+        "rclone:remote:path",
+        "b2:bucket",
+        "azure:c/p",
+        "gs:b/p",
+        "swift:c",
+    ] {
         let out = Out::from(
             arca_cmd().current_dir(&dir).args(["-r", loc, "init"]).env("ARCA_PASSWORD", PASSWORD).output().unwrap(),
         )
@@ -317,7 +326,7 @@ fn defect_6_a_reader_that_goes_away_ends_output_quietly() {
 /// (`kill(0, 0)` signals one's own process group), blocking every exclusive command forever.
 #[test]
 fn defect_6_locks_with_impossible_pids_are_stale() {
-    use arca::backend::{Backend, FileType};
+    use arca::backend::FileType;
     let env = Env::new();
     let repo = env.open();
     for pid in [0u32, 1 << 31, u32::MAX] {
@@ -466,4 +475,3 @@ fn defect_8_mount_refuses_a_planted_symlink_or_another_users_directory() {
         env.run(&["mount", shared.to_str().unwrap()]).code(2);
     }
 }
-

@@ -451,7 +451,11 @@ fn the_profiles_password_command_is_used_and_another_repository_is_refused() {
         Out::from(arca_cmd().arg("--config").arg(&cfg).env("ARCA_REPOSITORY", repo).args(args).output().unwrap())
     };
     let out = with_repo(&other.repo, &["backup", "--profile", "app", "--component", "db"]).code(2);
-    assert!(out.stderr.contains(other.repo.to_str().unwrap()) && out.stderr.contains("repository main"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(other.repo.to_str().unwrap()) && out.stderr.contains("repository main"),
+        "{}",
+        out.stderr
+    );
     assert_eq!((snapshot_count(&other), snapshot_count(&env)), (0, 1), "nothing was backed up anywhere");
     // The same repository, written another way, is no conflict.
     let same = env.dir.path().join(".").join("repo");

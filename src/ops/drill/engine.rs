@@ -21,8 +21,8 @@ use crate::format::snapshot::Snapshot;
 use crate::format::tree::{Node, NodeKind};
 use crate::id::Id;
 use crate::repo::index::Index;
-use crate::repo::Repository;
 use crate::repo::walk::Trees;
+use crate::repo::Repository;
 use crate::restore::{self, MetaOptions, Mode, Overwrite, RestoreOptions, RestoreStats, Selector};
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -88,6 +88,9 @@ pub struct DrillOptions {
     /// Called with the scratch directory once everything is restored and verified (a test
     /// hook: a drill in progress, to be interrupted).
     pub after_restore: Option<AfterRestore>,
+    /// Unlink each file once verified (see [`RestoreOptions::discard`]): the scratch directory
+    /// empties while the restore runs. Off when the scratch directory is kept.
+    pub discard: bool,
 }
 
 /// Entry counts and content bytes.
@@ -116,6 +119,27 @@ pub struct Model {
     pub per_entry_ns: f64,
     /// Time of one byte of a large file, measured on the sample's large files.
     pub per_byte_ns: f64,
+    /// What the model was made from (a sample drill): the tree census (reading every tree),
+    /// the walk and skeleton passes, and the two strata's passes.
+    pub observed: Option<Observed>,
+}
+
+/// The measurements of a sample drill's passes.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Observed {
+    /// Reading every tree of the scope and counting its entries, ns.
+    pub census_ns: u64,
+    /// The pass that walks the trees and restores nothing, ns.
+    pub walk_ns: u64,
+    /// The pass that makes every directory, ns.
+    pub skeleton_ns: u64,
+    /// Small entries: the pass's entries, bytes, wall time (less walk and directories) and
+    /// summed worker time.
+    pub small: Obs,
+    /// Large files, likewise.
+    pub large: Obs,
+    /// Worker threads.
+    pub threads: usize,
 }
 
 /// One difference between what was restored and the snapshot.
@@ -411,15 +435,19 @@ fn restore_pass(
         mode: Mode::WriteVerified,
         before_verify: opts.before_verify.clone(),
         only,
+        discard: opts.discard,
         ..Default::default()
     };
     let t = Instant::now();
     let stats = restore::restore_with(trees, node, snap_path, &ropts, progress)?;
     let wall = t.elapsed().as_nanos() as u64;
-    // Verification runs on the restore's worker threads, interleaved with writing: its share of
-    // the wall time is its summed thread time spread over the pool.
-    let verify_ns = (stats.verify_ns / rayon::current_num_threads().max(1) as u64).min(wall);
-    Ok(Pass { restore_ns: wall - verify_ns, verify_ns, stats })
+    // Verification (and unlinking what was verified) runs on the restore's worker threads,
+    // interleaved with writing: its share of the wall time is its summed thread time spread
+    // over the pool.
+    let threads = rayon::current_num_threads().max(1) as u64;
+    let verify_ns = (stats.verify_ns / threads).min(wall);
+    let discard_ns = (stats.discard_ns / threads).min(wall - verify_ns);
+    Ok(Pass { restore_ns: wall - verify_ns - discard_ns, verify_ns, stats })
 }
 
 /// Run a drill of `node` (what `path` names in snapshot `id`) into `opts.scratch`.
@@ -519,7 +547,9 @@ fn sample_passes(
     report: &mut DrillReport,
     progress: &Progress,
 ) -> Result<()> {
+    let started = Instant::now();
     let census = census(trees, node)?;
+    let census_ns = started.elapsed().as_nanos() as u64;
     report.scope = census.scope;
     let strata = choose_strata(&census.entries, sample);
     let walk = restore_pass(trees, node, snap_path, opts, Some(Box::new(|_, _| false)), progress)?;
@@ -545,7 +575,7 @@ fn sample_passes(
             entries: ix.len() as u64,
             bytes: c.bytes,
             ns: pass.restore_ns.saturating_sub(walk.restore_ns + per_dir * pass.stats.dirs),
-            work_ns: pass.stats.file_ns.saturating_sub(pass.stats.verify_ns),
+            work_ns: pass.stats.file_ns.saturating_sub(pass.stats.verify_ns + pass.stats.discard_ns),
         });
         take_problems(report, pass.stats);
     }
@@ -553,7 +583,19 @@ fn sample_passes(
     let (large_n, large_bytes) =
         census.entries.iter().filter(|e| e.size >= LARGE_FILE).fold((0u64, 0u64), |(n, b), e| (n + 1, b + e.size));
     let small_n = census.entries.len() as u64 - large_n;
-    report.model = extrapolate(skeleton.restore_ns, obs[0], obs[1], rayon::current_num_threads());
+    // The workers a full restore has: the CPU's, or as many as the storage wants reads in flight.
+    let threads = rayon::current_num_threads().max(trees.repo().backend().read_parallelism());
+    // A full restore reads every tree cold (the census did), then makes every directory.
+    let fixed = census_ns + skeleton.restore_ns.saturating_sub(walk.restore_ns);
+    report.model = extrapolate(fixed, obs[0], obs[1], threads);
+    report.model.observed = Some(Observed {
+        census_ns,
+        walk_ns: walk.restore_ns,
+        skeleton_ns: skeleton.restore_ns,
+        small: obs[0],
+        large: obs[1],
+        threads,
+    });
     let full = report.model.fixed_ns as f64
         + report.model.per_entry_ns * small_n as f64
         + report.model.per_byte_ns * large_bytes as f64;
@@ -562,30 +604,35 @@ fn sample_passes(
 }
 
 /// One pass's work and time (less the tree walk and the verification).
-#[derive(Clone, Copy)]
-struct Obs {
-    entries: u64,
-    bytes: u64,
-    /// Wall time.
-    ns: u64,
-    /// Time spent restoring files, summed over the worker threads.
-    work_ns: u64,
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Obs {
+    /// Entries restored.
+    pub entries: u64,
+    /// Content bytes restored.
+    pub bytes: u64,
+    /// Wall time, ns.
+    pub ns: u64,
+    /// Time spent restoring files, summed over the worker threads, ns.
+    pub work_ns: u64,
 }
 
-/// The stratified model: small entries cost their sample's wall time per entry (many files keep
-/// every worker busy, as in a full restore); large files cost their sample's per-byte work
-/// spread over the workers as busy as in the small pass — a handful of large files restores
-/// with less parallelism than a full restore, where they overlap everything else. The
-/// directory skeleton (and one tree walk) is a fixed cost.
+/// The stratified model: a full restore keeps every worker busy with files (tens of thousands
+/// of them, in batches), so its file time is the files' summed worker time spread over the
+/// workers. Small entries cost their sample's worker time per entry, large files their
+/// sample's worker time per byte — worker time, not wall time, because a sample's few large
+/// files restore with less parallelism than they get in a full restore, and a pass's wall time
+/// also holds reopening directories that a full restore makes once. Reading the trees, walking
+/// them and making the directories are a fixed cost (`fixed_ns`).
 fn extrapolate(fixed_ns: u64, small: Obs, large: Obs, threads: usize) -> Model {
-    let per_entry = if small.entries > 0 { small.ns as f64 / small.entries as f64 } else { 0.0 };
-    let parallel = if small.ns > 0 && small.work_ns > 0 {
-        (small.work_ns as f64 / small.ns as f64).clamp(1.0, threads.max(1) as f64)
-    } else {
-        threads.max(1) as f64
-    };
-    let per_byte = if large.bytes > 0 { large.work_ns as f64 / large.bytes as f64 / parallel } else { 0.0 };
-    Model { kind: "stratified", fixed_ns, per_entry_ns: per_entry, per_byte_ns: per_byte }
+    let t = threads.max(1) as f64;
+    let per = |work: u64, n: u64| if n > 0 { work as f64 / n as f64 / t } else { 0.0 };
+    Model {
+        kind: "stratified",
+        fixed_ns,
+        per_entry_ns: per(small.work_ns, small.entries),
+        per_byte_ns: per(large.work_ns, large.bytes),
+        observed: None,
+    }
 }
 
 #[cfg(test)]
@@ -626,15 +673,16 @@ mod tests {
     }
 
     #[test]
-    fn the_model_scales_small_entries_by_count_and_large_files_by_bytes() {
-        // Small files kept 1.5 workers busy: the large files' work is spread as much.
-        let small = Obs { entries: 100, bytes: 1000, ns: 2000, work_ns: 3000 };
+    fn the_model_spreads_worker_time_over_the_workers() {
+        // Worker time per small entry and per large byte, over two workers, whatever the
+        // passes' wall times were.
+        let small = Obs { entries: 100, bytes: 1000, ns: 2000, work_ns: 4000 };
         let large = Obs { entries: 3, bytes: 1 << 20, ns: 1 << 22, work_ns: 3 << 20 };
         let m = extrapolate(5, small, large, 2);
         assert_eq!(m.kind, "stratified");
-        assert_eq!((m.fixed_ns, m.per_entry_ns, m.per_byte_ns), (5, 20.0, 2.0));
-        // Parallelism is bounded by the workers there are.
-        assert_eq!(extrapolate(5, Obs { work_ns: 9000, ..small }, large, 2).per_byte_ns, 1.5);
+        assert_eq!((m.fixed_ns, m.per_entry_ns, m.per_byte_ns), (5, 20.0, 1.5));
+        assert_eq!(extrapolate(5, Obs { ns: 1, ..small }, large, 2).per_entry_ns, 20.0);
+        assert_eq!(extrapolate(5, small, large, 4).per_byte_ns, 0.75);
         let none = Obs { entries: 0, bytes: 0, ns: 9, work_ns: 0 };
         let empty = extrapolate(5, none, none, 2);
         assert_eq!((empty.per_entry_ns, empty.per_byte_ns), (0.0, 0.0));
