@@ -37,6 +37,7 @@ pub mod repo;
 pub mod restore;
 pub mod sys;
 pub mod text;
+pub(crate) mod trusted_path;
 
 pub use error::{Error, Result};
 pub use id::Id;

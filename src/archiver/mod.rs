@@ -17,7 +17,7 @@
 //! snapshot, and whose chunks are all indexed, keeps the parent's chunk list without being read.
 
 mod command;
-mod fsmeta;
+pub(crate) mod fsmeta;
 mod prefetch;
 mod walk;
 

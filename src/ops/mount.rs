@@ -2,17 +2,17 @@
 //! as long as it is mounted.
 //!
 //! The mount point is checked before anything is mounted on it: mounting as root over a
-//! symlink another user planted (`~alice/mnt -> /etc`) would hide `/etc`. So the directory and
-//! every directory above it must belong to root or the mounting user, and none may be
-//! writable by others (a sticky directory such as `/tmp` may be: others cannot rename what is
-//! not theirs there). Then no one else can change the path between the check and the mount.
+//! symlink another user planted (`~alice/mnt -> /etc`) would hide `/etc`. So the directory,
+//! every directory above it and every symlink on the way must belong to root or the mounting
+//! user, and none may be writable by others (a sticky directory such as `/tmp` may be: others
+//! cannot rename what is not theirs there). Then no one else can change the path between the
+//! check and the mount.
 
 use super::scope::Scope;
 use crate::error::{Error, Result};
 use crate::mount::{MountOptions, Mounted, Report};
 use crate::repo::lock::LockGuard;
 use crate::repo::select::SnapshotFilter;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -55,35 +55,17 @@ pub fn mount(
 }
 
 /// The mount point, resolved, once it is a directory that only root or the mounting user can
-/// change, below directories only they can change; a usage error naming what is wrong.
+/// change, reached through directories and symlinks only they can change (sticky directories
+/// aside); a usage error naming what is wrong. The path is walked without the kernel following
+/// any symlink, so `~alice/mnt/` (a trailing slash) or `~alice/mnt/x` cannot lead elsewhere.
 pub fn check_mountpoint(path: &Path) -> Result<PathBuf> {
-    let bad = |why: String| Error::InvalidArgument(format!("mount point {}: {why}", path.display()));
-    let md = std::fs::symlink_metadata(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    if md.file_type().is_symlink() {
-        return Err(bad("is a symlink: give the directory itself".into()));
+    use crate::trusted_path::{open, Refusal, Rule, Want};
+    match open(path, Rule::Owned, Want::Dir, false) {
+        Ok((_, at)) => Ok(at),
+        Err(Refusal::Io { path: at, source }) => Err(Error::Io { path: at, source }),
+        Err(unsafe_) => Err(Error::InvalidArgument(format!(
+            "mount point {}: {unsafe_} (another user could swap it for a symlink)",
+            path.display()
+        ))),
     }
-    if !md.is_dir() {
-        return Err(bad("is not a directory".into()));
-    }
-    let real = path.canonicalize().map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
-    let (uid, _) = crate::sys::ids();
-    let ours = |owner: u32| owner == 0 || owner == uid;
-    let md = std::fs::symlink_metadata(&real).map_err(|e| Error::Io { path: real.clone(), source: e })?;
-    if !ours(md.uid()) {
-        return Err(bad(format!("belongs to user {}, not to you or root", md.uid())));
-    }
-    if md.mode() & 0o022 != 0 {
-        return Err(bad("is writable by group or others".into()));
-    }
-    for dir in real.ancestors().skip(1) {
-        let m = std::fs::symlink_metadata(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-        let sticky = m.mode() & 0o1000 != 0;
-        if !ours(m.uid()) || (m.mode() & 0o022 != 0 && !sticky) {
-            return Err(bad(format!(
-                "{} can be changed by another user, who could swap the mount point for a symlink",
-                dir.display()
-            )));
-        }
-    }
-    Ok(real)
 }

@@ -305,21 +305,39 @@ pub fn config_path(explicit: Option<&Path>) -> Option<PathBuf> {
     var("HOME").map(|h| h.join(".config/arca/config.toml"))
 }
 
-/// Read and validate the configuration at `path`. A missing file is [`Error::InvalidArgument`]
-/// (a usage error: `--profile` needs a configuration).
+/// Read and validate the configuration at `path`, refusing one that someone other than root or
+/// the user running arca could have written: the file, every directory above it and every
+/// symlink on the way must belong to root or that user and must not be writable by group or
+/// others (a sticky directory such as `/tmp` may be: no one can replace another's entry there),
+/// as ssh and sudo require of theirs, since the configuration decides which commands arca runs.
+/// The file is read from the descriptor that was checked. A missing file or an unsafe one is
+/// [`Error::InvalidArgument`] (a usage error).
 pub fn load(path: &Path) -> Result<Config> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    use crate::trusted_path::{read_owned, Refusal};
+    let bytes = match read_owned(path, MAX_CONFIG_BYTES) {
+        Ok(b) => b,
+        Err(Refusal::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::InvalidArgument(format!(
                 "no configuration file at {} (give --config FILE or set ARCA_CONFIG)",
                 path.display()
             )))
         }
-        Err(e) => return Err(Error::Io { path: path.into(), source: e }),
+        Err(Refusal::Io { path: at, source }) => return Err(Error::Io { path: at, source }),
+        Err(unsafe_) => {
+            return Err(Error::InvalidArgument(format!(
+                "configuration {}: {unsafe_}; it decides which commands arca runs, so it must be \
+                 changeable by root or you alone (fix with chown or chmod go-w)",
+                path.display()
+            )))
+        }
     };
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::InvalidArgument(format!("configuration {}: not UTF-8 text", path.display())))?;
     parse(&text, path)
 }
+
+/// The largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// Parse and validate configuration text; `source` names it in messages.
 pub fn parse(text: &str, source: &Path) -> Result<Config> {

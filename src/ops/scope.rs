@@ -12,13 +12,12 @@
 //!   supplies it;
 //! - a configuration file runs commands (hooks, dumps, password commands), so it must not be
 //!   writable by anyone but its owner, who is root or the user running arca
-//!   ([`check_config_owner`]), as ssh and sudo require of theirs.
+//!   ([`profile::load`]), as ssh and sudo require of theirs.
 
 use super::context::Context;
-use super::profile::{self, Config, Profile, RepositorySettings, Target};
+use super::profile::{self, Profile, RepositorySettings, Target};
 use crate::error::{Error, Result};
 use crate::repo::select::SnapshotFilter;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A resolved command scope: the context to run in and the components to run over.
@@ -63,7 +62,7 @@ impl Scope {
             let Some(path) = profile::config_path(choice.config.as_deref()).filter(|p| p.exists()) else {
                 return Ok(Scope::plain(ctx));
             };
-            let cfg = load_checked(&path)?;
+            let cfg = profile::load(&path)?;
             if let [only] = cfg.repositories.values().collect::<Vec<_>>()[..] {
                 apply(&mut ctx, only);
             }
@@ -74,7 +73,7 @@ impl Scope {
                 "no configuration file: give --config FILE or set ARCA_CONFIG (HOME is not set)".into(),
             )
         })?;
-        let cfg = load_checked(&path)?;
+        let cfg = profile::load(&path)?;
         let p = cfg.profile(name)?.clone();
         let targets = p.targets(&choice.components)?;
         if let Some(r) = &p.repository {
@@ -141,48 +140,4 @@ pub fn same_location(a: &Path, b: &Path) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => std::path::absolute(a).ok() == std::path::absolute(b).ok(),
     }
-}
-
-/// Load the configuration at `path` after [`check_config_owner`].
-pub fn load_checked(path: &Path) -> Result<Config> {
-    check_config_owner(path)?;
-    profile::load(path)
-}
-
-/// Refuse a configuration file that someone other than its owner could have written: the file
-/// and every directory above it must belong to root or to the user running arca, and must not
-/// be writable by group or others (a directory with the sticky bit, such as `/tmp`, may be: no
-/// one can replace another's entry there). A usage error naming the path and the fix. A file
-/// that does not exist is left to the loader to report.
-pub fn check_config_owner(path: &Path) -> Result<()> {
-    let Ok(abs) = std::path::absolute(path) else { return Ok(()) };
-    let (uid, _) = crate::sys::ids();
-    let mut at = Some(abs.as_path());
-    let mut first = true;
-    while let Some(p) = at {
-        let md = match std::fs::metadata(p) {
-            Ok(m) => m,
-            Err(_) if first => return Ok(()),
-            Err(e) => return Err(Error::Io { path: p.to_path_buf(), source: e }),
-        };
-        let sticky_dir = md.is_dir() && md.mode() & 0o1000 != 0;
-        let bad_owner = md.uid() != 0 && md.uid() != uid;
-        let writable = md.mode() & 0o022 != 0 && !sticky_dir;
-        if bad_owner || writable {
-            let why = if bad_owner {
-                format!("it belongs to user {} (not root or you)", md.uid())
-            } else {
-                "it is writable by group or others".to_string()
-            };
-            return Err(Error::InvalidArgument(format!(
-                "configuration {}: {} is not safe: {why}, and the configuration decides which commands \
-                 arca runs (fix with chown/chmod go-w)",
-                path.display(),
-                p.display()
-            )));
-        }
-        first = false;
-        at = p.parent();
-    }
-    Ok(())
 }

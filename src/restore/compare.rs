@@ -92,7 +92,7 @@ impl Restorer<'_> {
             return Ok(());
         }
         let st = rfs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-        let mtime = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64;
+        let mtime = crate::archiver::fsmeta::nanos(st.st_mtime, st.st_mtime_nsec as i64);
         let symlink = matches!(n.kind, NodeKind::Symlink { .. });
         if mtime != n.mtime
             || (!symlink && st.st_mode & 0o777 != n.mode & 0o777)

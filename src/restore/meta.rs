@@ -42,7 +42,7 @@ impl MetaOptions {
 /// Whether an existing entry's mode, owner (where restore would set it) or mtime differ from the
 /// node's, as `arca verify` reports them.
 pub(crate) fn differs(st: &rfs::Stat, n: &Node, o: &MetaOptions) -> bool {
-    let mtime = st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64;
+    let mtime = crate::archiver::fsmeta::nanos(st.st_mtime, st.st_mtime_nsec as i64);
     st.st_mode & 0o7777 != o.mode(n)
         || (o.chown_wanted() && (st.st_uid, st.st_gid) != (n.uid, n.gid))
         || mtime != n.mtime

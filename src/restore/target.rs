@@ -37,46 +37,13 @@ pub(crate) fn cname(name: &[u8]) -> io::Result<CString> {
 
 /// Open (and with `create`, make) the target directory one component at a time. A symlink on
 /// the way is followed only where it stands in a directory no other user can change (owned by us
-/// or root, not group- or world-writable): `--target /home/alice/restored` must not become `/etc`
-/// because alice put a symlink there, or swapped one in while the path was being made.
+/// or root, not group- or world-writable), and its target is walked the same way, never by the
+/// kernel: `--target /home/alice/restored` must not become `/etc` because alice put a symlink
+/// there, swapped one in while the path was being made, or re-pointed a link a trusted one leads
+/// through.
 pub(crate) fn open_path(path: &std::path::Path, create: bool) -> io::Result<OwnedFd> {
-    use std::path::Component;
-    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let mut fd = rfs::open(if path.is_absolute() { "/" } else { "." }, dir_flags, Mode::empty())?;
-    for comp in path.components() {
-        let name = match comp {
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
-            Component::ParentDir => c"..".to_owned(),
-            Component::Normal(n) => CString::new(n.as_encoded_bytes()).map_err(|_| io::Error::other("NUL in path"))?,
-        };
-        let next = match open_dir(&fd, &name) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
-                match rfs::mkdirat(&fd, name.as_c_str(), Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                open_dir(&fd, &name)
-            }
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) || e.raw_os_error() == Some(libc::ENOTDIR) => {
-                if !trusted_dir(&fd)? || existing(&fd, &name)? == Existing::Dir {
-                    return Err(io::Error::other(format!(
-                        "{}: a symlink in a directory other users can write is not followed",
-                        path.display()
-                    )));
-                }
-                Ok(rfs::openat(&fd, name.as_c_str(), dir_flags, Mode::empty())?)
-            }
-            r => r,
-        }?;
-        fd = next;
-    }
-    Ok(fd)
-}
-
-/// Whether only we (or root) can change the entries of this directory.
-fn trusted_dir(fd: &OwnedFd) -> io::Result<bool> {
-    let st = rfs::fstat(fd)?;
-    Ok((st.st_uid == 0 || st.st_uid == crate::sys::ids().0) && st.st_mode & 0o022 == 0)
+    use crate::trusted_path::{open, Rule, Want};
+    Ok(open(path, Rule::Target { create }, Want::Dir, true)?.0)
 }
 
 /// What `name` is, without following it.
@@ -136,6 +103,9 @@ pub(crate) fn make_dir(dir: impl AsFd, name: &CString, owner: u32) -> io::Result
     })?;
     let st = rfs::fstat(&fd)?;
     let (uid, _) = crate::sys::ids();
+    // What was made is opened by name: a directory someone renamed over it meanwhile (they can
+    // write the parent) is not ours, and is treated as one that was there before.
+    let created = created && st.st_uid == uid && st.st_mode & 0o077 == 0;
     // Others cannot replace what is in a sticky directory (`/tmp`) either. A default ACL is a
     // grant to whoever it names on everything created inside.
     let closed = st.st_mode & 0o022 == 0 || st.st_mode & 0o1000 != 0;

@@ -131,7 +131,7 @@ impl Restorer<'_> {
         let same = match self.opts.overwrite {
             Overwrite::IfSizeOrMtimeDiffer => {
                 st.st_size as u64 == *size
-                    && st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64 == f.node.mtime
+                    && crate::archiver::fsmeta::nanos(st.st_mtime, st.st_mtime_nsec as i64) == f.node.mtime
                     && !(self.opts.mode.verifies() && self.verify(&file, f).is_err())
             }
             _ => compare::content_matches(self.trees.repo().keys(), &file, content, *size).at(full())?,

@@ -475,3 +475,57 @@ fn defect_8_mount_refuses_a_planted_symlink_or_another_users_directory() {
         env.run(&["mount", shared.to_str().unwrap()]).code(2);
     }
 }
+
+/// Review of the fixes above: the checks of defects 7 and 8 and restore's target walk went by
+/// path, so a trailing slash (`mnt/`, as tab completion writes it), a symlink in a directory
+/// others can write, or a trusted link (`/var/www -> /home/web/site`) whose target another user
+/// re-points, led somewhere else. Each path is now walked one component at a time and refused.
+#[test]
+fn review_paths_are_walked_without_following_what_others_can_change() {
+    use std::os::unix::fs::symlink;
+    let env = Env::new();
+    let src = env.mkdir("src");
+    fs::write(src.join("f"), b"x").unwrap();
+    env.backup(&[&src], &[]);
+    let victim = env.mkdir("victim");
+    fs::write(victim.join("keep"), b"k").unwrap();
+    let open = env.mkdir("open");
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+
+    // Mount: the planted link with a trailing slash, and a link in a directory others can write.
+    let link = env.path("mnt");
+    symlink(&victim, &link).unwrap();
+    let out = env.run(&["mount", &format!("{}/", link.display())]).code(2);
+    assert!(out.stderr.contains("symlink"), "{}", out.stderr);
+    symlink(&victim, open.join("mnt")).unwrap();
+    let out = env.run(&["mount", &format!("{}/", open.join("mnt").display())]).code(2);
+    assert!(out.stderr.contains("writable by group or others"), "{}", out.stderr);
+
+    // Configuration: a link we own, to a file in a directory anyone can swap it in.
+    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
+    let cfg = open.join("config.toml");
+    let text = format!(
+        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app]\nhooks.before = [[\"true\"]]\n\n\
+         [profile.app.component.files]\npaths = [\"{}\"]\n",
+        env.repo.display(),
+        env.path("pw").display(),
+        src.display()
+    );
+    fs::write(&cfg, text).unwrap();
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
+    let linked = env.path("config.toml");
+    symlink(&cfg, &linked).unwrap();
+    let out = Out::from(arca_cmd().arg("--config").arg(&linked).args(["backup", "--profile", "app"]).output().unwrap());
+    let out = out.code(2);
+    assert!(out.stderr.contains("writable by group or others"), "{}", out.stderr);
+
+    // Restore: a trusted link whose target passes through a link another user controls.
+    symlink(&victim, open.join("site")).unwrap();
+    let www = env.path("www");
+    symlink(open.join("site"), &www).unwrap();
+    let out = env.run(&["restore", "latest", "--target", www.join("x").to_str().unwrap()]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("not followed"), "{}", out.stderr);
+    let left: Vec<_> = fs::read_dir(&victim).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["keep"], "nothing restored into the link's target");
+}
