@@ -3,7 +3,8 @@
 use super::output::escape_str;
 use super::{component_error, human, select, Global, Spinner};
 use anyhow::Result;
-use arca::ops::backup::{self, BackupRequest, Run, What};
+use arca::ops::backup::{self, BackupRequest, What};
+use arca::ops::outcome::Run;
 use arca::ops::HasOutcome;
 use serde_json::json;
 use std::path::PathBuf;
@@ -117,7 +118,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<u8> {
 }
 
 /// Print one snapshot's backup (warnings, summary) and return its JSON document.
-fn show(g: &Global, r: &Run, dry_run: bool) -> serde_json::Value {
+fn show(g: &Global, r: &Run<arca::archiver::BackupResult>, dry_run: bool) -> serde_json::Value {
     let name = r.component.as_deref();
     let res = match &r.result {
         Ok(res) => res,

@@ -65,7 +65,7 @@ pub fn run(g: &Global, c: GenerateCommand) -> Result<u8> {
     };
     for u in &list {
         let path = dir.join(&u.name);
-        std::fs::write(&path, &u.text).with_context(|| format!("writing {}", path.display()))?;
+        super::output::write_atomically(&path, &u.text, "--dir")?;
         if !g.quiet {
             println!("wrote {}", path.display());
         }

@@ -2,10 +2,10 @@
 //! or Prometheus text (for node_exporter's textfile collector); and the alert path. Not
 //! journaled: it only reads. Its exit code is [`arca::ops::status::Status::outcome`]'s.
 
-use super::output::{escape, escape_str};
+use super::output::escape_str;
 use super::select::SelectArgs;
 use super::{duration_str, human, Global};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use arca::lifecycle::group::GroupBy;
 use arca::localtime;
 use arca::ops::alert::{self, AlertRequest};
@@ -105,7 +105,7 @@ pub fn run(g: &Global, a: StatusArgs) -> Result<u8> {
         }
     }
     if let Some(path) = &a.prometheus_file {
-        write_atomically(path, &metrics::prometheus(&st))?;
+        super::output::write_atomically(path, &metrics::prometheus(&st), "--prometheus-file")?;
     }
     if a.prometheus {
         print!("{}", metrics::prometheus(&st));
@@ -203,32 +203,4 @@ fn row(now: i64, g: &GroupStatus) -> Vec<String> {
         g.last_drill.as_ref().and_then(|d| d.rto_full_ns).map_or_else(dash, duration_str),
         verdict(g),
     ]
-}
-
-/// Write `text` to `path` through a temporary file in the same directory and a rename, so the
-/// textfile collector never reads half a file; readable by others (node_exporter's user).
-fn write_atomically(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let shown = escape(path.as_os_str().as_encoded_bytes());
-    let name = path.file_name().with_context(|| format!("--prometheus-file {shown}: not a file name"))?;
-    // Hidden and not ending in .prom, so the collector never reads it; the pid and time keep
-    // concurrent runs apart, O_EXCL keeps them from sharing a file.
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), arca::sys::now_nanos()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {shown}"));
-    }
-    Ok(())
 }

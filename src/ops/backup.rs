@@ -14,7 +14,7 @@
 
 use super::context::Context;
 use super::journal::{self, set_label, set_metric, Op, Recorder};
-use super::outcome::{worst, HasOutcome, Outcome};
+use super::outcome::{worst, HasOutcome, Outcome, Run};
 use super::profile::{self, Profile, Source, Target};
 use super::scope::Scope;
 use crate::archiver::{self, BackupOptions, BackupResult, Excludes, Progress};
@@ -67,14 +67,6 @@ pub struct BackupRequest {
     pub io_threads: Option<usize>,
 }
 
-/// One snapshot's backup: the component (with a profile) and how it went.
-pub struct Run {
-    /// The component, with a profile.
-    pub component: Option<String>,
-    /// What the archiver did, or why it failed.
-    pub result: Result<BackupResult>,
-}
-
 /// A failed hook.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct HookFailure {
@@ -87,20 +79,20 @@ pub struct HookFailure {
 /// What a backup did.
 pub struct BackupReport {
     /// One per snapshot attempted (none when a `before` hook stopped the run).
-    pub runs: Vec<Run>,
+    pub runs: Vec<Run<BackupResult>>,
     /// Hooks that failed.
     pub hooks: Vec<HookFailure>,
     /// Whether nothing was written.
     pub dry_run: bool,
 }
 
-impl Run {
-    /// This run's outcome: partial when files were skipped.
-    pub fn outcome(&self) -> Outcome {
-        match &self.result {
-            Ok(r) if r.snapshot.summary.errors > 0 => Outcome::Partial,
-            Ok(_) => Outcome::Ok,
-            Err(e) => Outcome::of_error(e),
+/// A backup is partial when files were skipped.
+impl HasOutcome for BackupResult {
+    fn outcome(&self) -> Outcome {
+        if self.snapshot.summary.errors > 0 {
+            Outcome::Partial
+        } else {
+            Outcome::Ok
         }
     }
 }
@@ -108,7 +100,7 @@ impl Run {
 impl HasOutcome for BackupReport {
     fn outcome(&self) -> Outcome {
         let hooks = self.hooks.iter().any(|h| h.stage != "on-failure");
-        worst(self.runs.iter().map(Run::outcome).chain(hooks.then_some(Outcome::Failed)))
+        worst(self.runs.iter().map(HasOutcome::outcome).chain(hooks.then_some(Outcome::Failed)))
     }
 }
 

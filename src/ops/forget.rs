@@ -2,8 +2,7 @@
 //! its own snapshots) and `prune`, each recorded in the journal.
 
 use super::journal::{set_metric, Op, Recorder};
-use super::outcome::{HasOutcome, Outcome};
-use super::restore::Run;
+use super::outcome::{HasOutcome, Outcome, Run};
 use super::scope::Scope;
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -84,17 +83,13 @@ pub fn forget(scope: &Scope, req: &ForgetRequest) -> Result<ForgetReport> {
         forget::validate(&req.options)?;
     }
     let repo = ctx.open()?;
-    let mut runs = Vec::new();
-    for t in scope.passes() {
+    let runs = scope.each(|t| {
         let mut opts = req.options.clone();
         if let Some(t) = t {
-            ctx.notices.component(&t.name);
             if t.component.retention.is_empty() {
                 let skipped = Some("no keep-* rules: every snapshot kept");
                 let decision = forget::Decision::empty();
-                let f = Forgotten { decision, removed: vec![], failed: vec![], skipped, dry_run: req.dry_run };
-                runs.push(Run { component: Some(t.name.clone()), result: Ok(f) });
-                continue;
+                return Ok(Forgotten { decision, removed: vec![], failed: vec![], skipped, dry_run: req.dry_run });
             }
             opts.policy = t.component.retention.clone();
             opts.group_by = "host".parse().expect("a valid grouping");
@@ -112,8 +107,8 @@ pub fn forget(scope: &Scope, req: &ForgetRequest) -> Result<ForgetReport> {
         if let Some(w) = rec.finish(result.outcome(), result.as_ref().err()) {
             ctx.notices.warn(&w);
         }
-        runs.push(Run { component: t.map(|t| t.name.clone()), result });
-    }
+        result
+    });
     let removed: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()).map(|f| f.decision.to_remove().len()).sum();
     let prune = match &req.prune {
         Some(p) if removed > 0 => Some(prune_open(scope, &repo, p, req.dry_run)),

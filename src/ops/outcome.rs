@@ -134,6 +134,27 @@ impl<T: HasOutcome> HasOutcome for crate::Result<T> {
     }
 }
 
+/// One pass of an operation: the component (with a profile) and how it went. A profile run is
+/// one per selected component, and ends as its worst.
+pub struct Run<T> {
+    /// The component, with a profile.
+    pub component: Option<String>,
+    /// What happened.
+    pub result: crate::Result<T>,
+}
+
+impl<T: HasOutcome> HasOutcome for Run<T> {
+    fn outcome(&self) -> Outcome {
+        self.result.outcome()
+    }
+}
+
+impl<T: HasOutcome> HasOutcome for Vec<Run<T>> {
+    fn outcome(&self) -> Outcome {
+        worst(self.iter().map(Run::outcome))
+    }
+}
+
 /// The worst outcome of many (`Ok` for none).
 pub fn worst(outcomes: impl IntoIterator<Item = Outcome>) -> Outcome {
     outcomes.into_iter().fold(Outcome::Ok, Outcome::worse)

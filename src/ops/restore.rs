@@ -9,7 +9,7 @@
 
 use super::journal::{set_label, Op, Recorder};
 use super::locate::{self, Located};
-use super::outcome::{worst, HasOutcome, Outcome};
+use super::outcome::{HasOutcome, Outcome, Run};
 use super::profile::{Source, Target};
 use super::scope::Scope;
 use crate::archiver::Progress;
@@ -106,23 +106,6 @@ pub fn stats_outcome(s: &RestoreStats, compare: bool) -> Outcome {
     }
 }
 
-/// One restore of a command run: the component (with a profile) and how it went.
-pub struct Run<T> {
-    /// The component, with a profile.
-    pub component: Option<String>,
-    /// What happened.
-    pub result: Result<T>,
-}
-
-impl<T: HasOutcome> HasOutcome for Vec<Run<T>> {
-    fn outcome(&self) -> Outcome {
-        worst(self.iter().map(|r| match &r.result {
-            Ok(v) => v.outcome(),
-            Err(e) => Outcome::of_error(e),
-        }))
-    }
-}
-
 /// Restore what `req` asks for: once, or once per selected component of the scope's profile.
 pub fn restore(scope: &Scope, req: &RestoreRequest, progress: &Progress) -> Result<Vec<Run<Restored>>> {
     if req.in_place == req.target.is_some() {
@@ -134,15 +117,7 @@ pub fn restore(scope: &Scope, req: &RestoreRequest, progress: &Progress) -> Resu
     let repo = ctx.open()?;
     let _lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
-    let mut runs = Vec::new();
-    for t in scope.passes() {
-        if let Some(t) = t {
-            ctx.notices.component(&t.name);
-        }
-        let result = restore_one(scope, &repo, &index, req, t, progress);
-        runs.push(Run { component: t.map(|t| t.name.clone()), result });
-    }
-    Ok(runs)
+    Ok(scope.each(|t| restore_one(scope, &repo, &index, req, t, progress)))
 }
 
 /// One restore, recorded.

@@ -15,6 +15,7 @@
 //!   ([`profile::load`]), as ssh and sudo require of theirs.
 
 use super::context::Context;
+use super::outcome::Run;
 use super::profile::{self, Profile, RepositorySettings, Target};
 use crate::error::{Error, Result};
 use crate::repo::select::SnapshotFilter;
@@ -105,6 +106,19 @@ impl Scope {
             Some(_) => self.targets.iter().map(Some).collect(),
             None => vec![None],
         }
+    }
+
+    /// Run `one` once without a profile, or once per selected component (each announced
+    /// first), collecting how each went: one component's failure does not stop the others.
+    pub fn each<T>(&self, mut one: impl FnMut(Option<&Target>) -> Result<T>) -> Vec<Run<T>> {
+        let mut runs = Vec::new();
+        for t in self.passes() {
+            if let Some(t) = t {
+                self.ctx.notices.component(&t.name);
+            }
+            runs.push(Run { component: t.map(|t| t.name.clone()), result: one(t) });
+        }
+        runs
     }
 
     /// `base` narrowed to one component's snapshots (`Some`), or to those of every selected

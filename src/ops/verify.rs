@@ -6,9 +6,9 @@
 
 use super::journal::{set_label, Op, Recorder};
 use super::locate;
-use super::outcome::{HasOutcome, Outcome};
+use super::outcome::{HasOutcome, Outcome, Run};
 use super::profile::{Source, Target};
-use super::restore::{stats_outcome, Run};
+use super::restore::stats_outcome;
 use super::scope::Scope;
 use crate::archiver::Progress;
 use crate::error::Result;
@@ -68,15 +68,7 @@ pub fn verify(scope: &Scope, req: &VerifyRequest, progress: &Progress) -> Result
     let repo = ctx.open()?;
     let _lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
-    let mut runs = Vec::new();
-    for t in scope.passes() {
-        if let Some(t) = t {
-            ctx.notices.component(&t.name);
-        }
-        let result = verify_one(scope, &repo, &index, req, t, progress);
-        runs.push(Run { component: t.map(|t| t.name.clone()), result });
-    }
-    Ok(runs)
+    Ok(scope.each(|t| verify_one(scope, &repo, &index, req, t, progress)))
 }
 
 fn verify_one(

@@ -234,19 +234,28 @@ fn defect_4_diff_selects_each_side_on_its_own() {
     assert!(out.contains("new.txt") && out.contains("x.txt") && !out.contains("same"), "{out}");
 }
 
-/// The configuration of a small profile with an `after` hook that fails.
-fn profile_with_failing_after(env: &Env, src: &Path) -> PathBuf {
+/// Write a configuration at `at`: repository `main` (this env's, with a password file), profile
+/// `app` with `keys`, then `components` (TOML tables).
+fn write_config(env: &Env, at: &Path, keys: &str, components: &str) {
     fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
-    let cfg = env.path("config.toml");
     let text = format!(
-        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app]\nmax-age = \"1h\"\n\
-         hooks.after = [[\"sh\", \"-c\", \"echo offsite copy failed >&2; exit 3\"]]\n\n\
-         [profile.app.component.files]\npaths = [\"{}\"]\n",
+        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app]\n{keys}\n{components}",
         env.repo.display(),
         env.path("pw").display(),
-        src.display()
     );
-    fs::write(&cfg, text).unwrap();
+    fs::write(at, text).unwrap();
+}
+
+/// A component `files` backing up `src`.
+fn files_component(src: &Path) -> String {
+    format!("[profile.app.component.files]\npaths = [\"{}\"]\n", src.display())
+}
+
+/// The configuration of a small profile with an `after` hook that fails.
+fn profile_with_failing_after(env: &Env, src: &Path) -> PathBuf {
+    let cfg = env.path("config.toml");
+    let keys = "max-age = \"1h\"\nhooks.after = [[\"sh\", \"-c\", \"echo offsite copy failed >&2; exit 3\"]]\n";
+    write_config(env, &cfg, keys, &files_component(src));
     cfg
 }
 
@@ -356,16 +365,9 @@ fn defect_7_command_line_options_apply_under_a_profile() {
     fs::write(src.join("drop.log"), b"d").unwrap();
     fs::write(src.join("also.tmp"), b"t").unwrap();
     fs::write(env.path("excludes"), "*.tmp\n").unwrap();
-    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
     let cfg = env.path("config.toml");
-    let text = format!(
-        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app.component.files]\npaths = [\"{}\"]\n\n\
-         [profile.app.component.empty]\ncommand = [\"true\"]\n",
-        env.repo.display(),
-        env.path("pw").display(),
-        src.display()
-    );
-    fs::write(&cfg, text).unwrap();
+    let components = files_component(&src) + "\n[profile.app.component.empty]\ncommand = [\"true\"]\n";
+    write_config(&env, &cfg, "", &components);
     let run = |args: &[&str]| Out::from(arca_cmd().arg("--config").arg(&cfg).args(args).output().unwrap());
     let excl = env.path("excludes");
     run(&[
@@ -398,16 +400,8 @@ fn defect_7_profiles_refuse_unsafe_configurations_and_units_are_escaped() {
     let src = env.mkdir("src");
     fs::write(src.join("f"), b"x").unwrap();
     let dir = env.mkdir("odd\nExecStartPre=/bin/false %h");
-    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
     let cfg = dir.join("config.toml");
-    let text = format!(
-        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app]\nhooks.before = [[\"true\"]]\n\n\
-         [profile.app.component.files]\npaths = [\"{}\"]\n",
-        env.repo.display(),
-        env.path("pw").display(),
-        src.display()
-    );
-    fs::write(&cfg, text).unwrap();
+    write_config(&env, &cfg, "hooks.before = [[\"true\"]]\n", &files_component(&src));
     let run = |args: &[&str]| Out::from(arca_cmd().arg("--config").arg(&cfg).args(args).output().unwrap());
     // World-writable: refused before anything runs.
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o666)).unwrap();
@@ -416,8 +410,11 @@ fn defect_7_profiles_refuse_unsafe_configurations_and_units_are_escaped() {
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
     run(&["backup", "--profile", "app"]).ok();
     // Units: the path's newline and `%` escaped, no `--repo`, verified by systemd.
+    // A symlink planted where a unit goes is replaced, never written through.
     let units = env.mkdir("units");
-    let out = Out::from(
+    fs::write(env.path("other"), b"other").unwrap();
+    std::os::unix::fs::symlink(env.path("other"), units.join("arca-app-backup.service")).unwrap();
+    Out::from(
         arca_cmd()
             .arg("--config")
             .arg(&cfg)
@@ -427,7 +424,8 @@ fn defect_7_profiles_refuse_unsafe_configurations_and_units_are_escaped() {
             .unwrap(),
     )
     .ok();
-    let _ = out;
+    assert_eq!(fs::read(env.path("other")).unwrap(), b"other");
+    assert!(fs::symlink_metadata(units.join("arca-app-backup.service")).unwrap().is_file());
     let service = fs::read_to_string(units.join("arca-app-backup.service")).unwrap();
     assert!(!service.contains("--repo") && !service.lines().any(|l| l.starts_with("ExecStartPre")), "{service}");
     assert!(service.contains("\\nExecStartPre=/bin/false %%h"), "{service}");
@@ -449,17 +447,23 @@ fn defect_7_profiles_refuse_unsafe_configurations_and_units_are_escaped() {
     assert_eq!(fs::read_to_string(&probe).unwrap().trim(), "0");
 }
 
+/// A snapshot of `src` (one file), and a directory `victim` holding `keep` that no command may touch.
+fn backed_up_with_victim(env: &Env) -> (PathBuf, PathBuf) {
+    let src = env.mkdir("src");
+    fs::write(src.join("f"), b"x").unwrap();
+    env.backup(&[&src], &[]);
+    let victim = env.mkdir("victim");
+    fs::write(victim.join("keep"), b"k").unwrap();
+    (src, victim)
+}
+
 /// Defect 8: `arca mount DIR` as root followed a symlink another user planted at DIR and
 /// mounted over its target (`/etc`). The mount point must be a directory only root or the
 /// mounting user can change; nothing is mounted otherwise.
 #[test]
 fn defect_8_mount_refuses_a_planted_symlink_or_another_users_directory() {
     let env = Env::new();
-    let src = env.mkdir("src");
-    fs::write(src.join("f"), b"x").unwrap();
-    env.backup(&[&src], &[]);
-    let victim = env.mkdir("victim");
-    fs::write(victim.join("keep"), b"k").unwrap();
+    let (_, victim) = backed_up_with_victim(&env);
     let link = env.path("mnt");
     std::os::unix::fs::symlink(&victim, &link).unwrap();
     let out = env.run(&["mount", link.to_str().unwrap()]).code(2);
@@ -484,11 +488,7 @@ fn defect_8_mount_refuses_a_planted_symlink_or_another_users_directory() {
 fn review_paths_are_walked_without_following_what_others_can_change() {
     use std::os::unix::fs::symlink;
     let env = Env::new();
-    let src = env.mkdir("src");
-    fs::write(src.join("f"), b"x").unwrap();
-    env.backup(&[&src], &[]);
-    let victim = env.mkdir("victim");
-    fs::write(victim.join("keep"), b"k").unwrap();
+    let (src, victim) = backed_up_with_victim(&env);
     let open = env.mkdir("open");
     fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
 
@@ -502,16 +502,8 @@ fn review_paths_are_walked_without_following_what_others_can_change() {
     assert!(out.stderr.contains("writable by group or others"), "{}", out.stderr);
 
     // Configuration: a link we own, to a file in a directory anyone can swap it in.
-    fs::write(env.path("pw"), format!("{PASSWORD}\n")).unwrap();
     let cfg = open.join("config.toml");
-    let text = format!(
-        "[repository.main]\npath = \"{}\"\npassword-file = \"{}\"\n\n[profile.app]\nhooks.before = [[\"true\"]]\n\n\
-         [profile.app.component.files]\npaths = [\"{}\"]\n",
-        env.repo.display(),
-        env.path("pw").display(),
-        src.display()
-    );
-    fs::write(&cfg, text).unwrap();
+    write_config(&env, &cfg, "hooks.before = [[\"true\"]]\n", &files_component(&src));
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o644)).unwrap();
     let linked = env.path("config.toml");
     symlink(&cfg, &linked).unwrap();

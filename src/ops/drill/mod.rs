@@ -11,9 +11,8 @@ pub use engine::*;
 
 use super::journal::{set_label, set_metric, Op, Recorder};
 use super::locate;
-use super::outcome::{HasOutcome, Outcome};
+use super::outcome::{HasOutcome, Outcome, Run};
 use super::profile::{Source, Target};
-use super::restore::Run;
 use super::scope::Scope;
 use crate::archiver::Progress;
 use crate::error::{Error, Result};
@@ -103,11 +102,7 @@ pub fn drill(scope: &Scope, req: &mut DrillRequest, progress: &Progress) -> Resu
     let repo = ctx.open()?;
     let _lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
-    let mut runs = Vec::new();
-    for t in scope.passes() {
-        if let Some(t) = t {
-            ctx.notices.component(&t.name);
-        }
+    Ok(scope.each(|t| {
         let mut rec = Recorder::start(Some(Op::Drill));
         rec.attach(&repo);
         if let (Some(p), Some(t)) = (&scope.profile, t) {
@@ -117,9 +112,8 @@ pub fn drill(scope: &Scope, req: &mut DrillRequest, progress: &Progress) -> Resu
         if let Some(w) = rec.finish(result.outcome(), result.as_ref().err()) {
             ctx.notices.warn(&w);
         }
-        runs.push(Run { component: t.map(|t| t.name.clone()), result });
-    }
-    Ok(runs)
+        result
+    }))
 }
 
 fn drill_one(
