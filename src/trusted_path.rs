@@ -122,6 +122,7 @@ pub(crate) fn open(path: &Path, rule: Rule, want: Want, follow_last: bool) -> Re
     w.at = if bytes.starts_with(b"/") { PathBuf::from("/") } else { PathBuf::new() };
     w.push_front(bytes);
     let mut links = 0;
+    // Directories made for the current component (it can vanish again before it is opened).
     let mut made = 0;
     while let Some(name) = w.todo.pop() {
         let last = w.todo.is_empty();
@@ -137,7 +138,10 @@ pub(crate) fn open(path: &Path, rule: Rule, want: Want, follow_last: bool) -> Re
         let flags =
             if file { OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC } else { dir_flags() };
         match rfs::openat(&w.fd, c.as_c_str(), flags, Mode::empty()) {
-            Ok(next) => w.step(next, file, last)?,
+            Ok(next) => {
+                w.step(next, file, last)?;
+                made = 0;
+            }
             Err(e @ (Errno::LOOP | Errno::NOTDIR)) => {
                 if !is_symlink(&w.fd, &c) {
                     return Err(w.io(e));
@@ -350,6 +354,9 @@ mod tests {
     #[test]
     fn a_target_is_made_as_it_is_walked() {
         let d = tmp();
+        let deep: PathBuf = (0..60).map(|i| format!("d{i}")).collect();
+        open(&d.path().join(&deep), Rule::Target { create: true }, Want::Dir, true).unwrap();
+        assert!(d.path().join(&deep).is_dir());
         let (_, at) = open(&d.path().join("x/../y/z"), Rule::Target { create: true }, Want::Dir, true).unwrap();
         assert!(at.ends_with("y/z"));
         assert!(d.path().join("y/z").is_dir() && d.path().join("x").is_dir());

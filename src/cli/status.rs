@@ -179,7 +179,8 @@ fn print_table(st: &Status) {
         _ => String::new(),
     };
     let low = if s.free_ok == Some(false) { " — BELOW min-free" } else { "" };
-    println!("storage: repository {}{free}{low}", human(s.repository_bytes));
+    let size = s.repository_bytes.map_or_else(|| "size unknown (a listing failed)".into(), human);
+    println!("storage: repository {size}{free}{low}");
 }
 
 fn row(now: i64, g: &GroupStatus) -> Vec<String> {

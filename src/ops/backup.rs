@@ -229,10 +229,11 @@ fn profile_backup(scope: &Scope, p: &Profile, req: &BackupRequest, progress: &Pr
     for h in &p.hooks.before {
         if let Err(e) = profile::run_hook(h, &env) {
             let msg = format!("before hook failed: {e}; nothing was backed up");
-            report.hooks.push(HookFailure { stage: "before", error: msg.clone() });
+            let failure = HookFailure { stage: "before", error: msg.clone() };
             if !req.dry_run {
-                record_failure(scope, &msg, None);
+                record_failure(scope, &failure, None);
             }
+            report.hooks.push(failure);
             failure_hooks(p, env, Outcome::Failed, &msg, &mut report);
             return Ok(report);
         }
@@ -267,10 +268,11 @@ fn profile_backup(scope: &Scope, p: &Profile, req: &BackupRequest, progress: &Pr
         for h in &p.hooks.after {
             if let Err(e) = profile::run_hook(h, &env) {
                 let msg = format!("after hook failed: {e}");
-                report.hooks.push(HookFailure { stage: "after", error: msg.clone() });
+                let failure = HookFailure { stage: "after", error: msg.clone() };
                 if !req.dry_run {
-                    record_failure(scope, &msg, Some(&repo));
+                    record_failure(scope, &failure, Some(&repo));
                 }
+                report.hooks.push(failure);
                 env.retain(|(k, _)| *k != "ARCA_EXIT_CODE");
                 failure_hooks(p, env, Outcome::Failed, &msg, &mut report);
                 return Ok(report);
@@ -290,7 +292,7 @@ fn profile_backup(scope: &Scope, p: &Profile, req: &BackupRequest, progress: &Pr
 
 /// A backup the profile's hooks failed is a failed backup of each component: record it, so
 /// `journal --failed` and `status` see it (if the repository can be opened at all).
-fn record_failure(scope: &Scope, msg: &str, repo: Option<&Repository>) {
+fn record_failure(scope: &Scope, failure: &HookFailure, repo: Option<&Repository>) {
     let opened;
     let repo = match repo {
         Some(r) => r,
@@ -308,8 +310,8 @@ fn record_failure(scope: &Scope, msg: &str, repo: Option<&Repository>) {
         rec.component(profile, &t.name);
         rec.attach(repo);
         rec.fill(|r| {
-            set_label(r, "hook", msg.split(' ').next().unwrap_or("hook"));
-            r.errors.push(msg.to_string());
+            set_label(r, "hook", failure.stage);
+            r.errors.push(failure.error.clone());
         });
         warn_journal(&scope.ctx, rec.finish(Outcome::Failed, None));
     }

@@ -16,7 +16,6 @@ use crate::id::Id;
 use crate::lifecycle::group::{self, GroupBy};
 use crate::repo::select::SnapshotFilter;
 use crate::repo::Repository;
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -286,17 +285,4 @@ pub fn dump(scope: &Scope, reference: &str, filter: &SnapshotFilter, tar: bool, 
         ctx.notices.warn(&w);
     }
     result
-}
-
-/// Components of a listing, by snapshot: the `component=` tag of each.
-pub fn components_of(list: &[Listed]) -> HashMap<Id, String> {
-    list.iter()
-        .filter_map(|l| {
-            l.snapshot
-                .tags
-                .iter()
-                .find_map(|t| t.strip_prefix(super::profile::COMPONENT_TAG))
-                .map(|c| (l.id, c.to_string()))
-        })
-        .collect()
 }

@@ -7,7 +7,6 @@ use super::journal::{self, set_label, set_metric, Op, Recorder};
 use super::locate;
 use super::outcome::{HasOutcome, Outcome};
 use super::scope::{same_location, Scope};
-use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::snapshot::Snapshot;
 use crate::id::Id;
@@ -62,15 +61,7 @@ fn open_destination(src: &Context, req: &CopyRequest) -> Result<(Repository, Pat
         return Err(Error::InvalidArgument(format!("{} is the source repository itself", dir.display())));
     }
     let ctx = Context { location: Some(dir.clone()), password: req.to_password.clone(), ..src.clone() };
-    let open = || {
-        let backend = ctx.backend()?;
-        if !backend.exists(FileType::Config, "config")? {
-            return Err(Error::NotARepository(format!("{}: no config file", backend.location())));
-        }
-        let pw = req.to_password.get(false)?;
-        Repository::open(backend, &pw)
-    };
-    let repo = open().map_err(|e| e.within(format!("destination repository {}", dir.display())))?;
+    let repo = ctx.open().map_err(|e| e.within(format!("destination repository {}", dir.display())))?;
     Ok((repo, dir))
 }
 
@@ -111,7 +102,7 @@ pub fn copy(scope: &Scope, req: &CopyRequest, each: &mut dyn FnMut(&CopiedSnapsh
         r.errors.extend(done.iter().filter_map(|c| c.error.clone()));
     };
     from.fill(|r| fill(r, true));
-    let same = matches!(&result, Err(Error::InvalidArgument(m)) if m.contains("same repository ID"));
+    let same = src.repo_id() == dst.repo_id();
     let mut to = Recorder::start((!req.dry_run && !same).then_some(Op::CopyTo));
     to.attach(&dst);
     to.fill(|r| fill(r, false));

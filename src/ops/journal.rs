@@ -42,12 +42,6 @@ fn fallback_id() -> [u8; 16] {
     blake3::hash(seed.as_bytes()).as_bytes()[..16].try_into().expect("16 bytes")
 }
 
-/// The record's outcome for an exit code, for records whose operation ran elsewhere: 0 ok, 3
-/// partial, 4 damage, 5 differs, 2 refused, 6 missed, anything else failed.
-pub fn outcome_of_exit(code: u8) -> Outcome {
-    Result_::from_exit_code(code).recorded()
-}
-
 /// Set the duration (from `time` to now), exit code and outcome.
 pub fn finish(r: &mut Record, outcome: Result_) {
     r.duration = u64::try_from(crate::sys::now_nanos().saturating_sub(r.time)).unwrap_or(0);
@@ -86,11 +80,6 @@ impl Recorder {
         if self.record.is_some() && self.appender.is_none() {
             self.appender = Some(repo.journal_appender());
         }
-    }
-
-    /// Record nothing after all (a dry run).
-    pub fn skip(&mut self) {
-        self.record = None;
     }
 
     /// Add to the record.

@@ -225,7 +225,7 @@ pub fn prometheus(st: &Status) -> String {
     f.gauge(
         "arca_repository_size_bytes",
         "Bytes of every file of the repository.",
-        [(String::new(), s.repository_bytes as f64)],
+        s.repository_bytes.map(|v| (String::new(), v as f64)),
     );
     f.gauge(
         "arca_storage_free_bytes",

@@ -26,12 +26,9 @@
 //! [`Error::InvalidArgument`] (exit 2) naming the valid ones. A command's own objective
 //! (`status --max-age`) should override [`Target::max_age`]; `None` means no objective.
 //!
-//! In the CLI, `src/cli/profile.rs` wraps this for commands: flatten its `ProfileArgs`
-//! (`--profile`, `--component`) into the command's Args, and call
-//! `each_component(g, &args.profile, Some(Op::Drill), |g, target| -> Result<(u8, json)>)`: it
-//! resolves, switches to the profile's repository and password (unless `-r` was given), runs
-//! the closure per component with a `component NAME:` heading (or one JSON array), writes one
-//! journal record per component labelled `profile`/`component`, and returns the worst exit code.
+//! Operations do not call this directly: [`crate::ops::scope::Scope::resolve`] does, once per
+//! command, and also applies the profile's repository and password; an operation then runs
+//! once per selected component with [`crate::ops::scope::Scope::each`].
 //!
 //! # How components are found again
 //!
@@ -447,13 +444,23 @@ pub fn run_hook(argv: &[String], env: &[(&str, String)]) -> Result<()> {
     run(argv, env, None).map(|_| ())
 }
 
-/// [`run_hook`] with `input` copied to the command's standard input; returns the bytes given.
-/// A command that exits before reading everything is judged by its exit status.
-pub fn run_with_input(argv: &[String], env: &[(&str, String)], input: &mut dyn std::io::Read) -> Result<u64> {
+/// What a command was given on its standard input.
+#[derive(Clone, Copy, Debug)]
+pub struct Fed {
+    /// Bytes it read.
+    pub bytes: u64,
+    /// It read everything (it did not exit, successfully, before the end).
+    pub whole: bool,
+}
+
+/// [`run_hook`] with `input` copied to the command's standard input. An error reading `input`
+/// (damaged data) is reported before the command's exit status, which it explains; a command
+/// that exits 0 before reading everything succeeds, and [`Fed::whole`] says so.
+pub fn run_with_input(argv: &[String], env: &[(&str, String)], input: &mut dyn std::io::Read) -> Result<Fed> {
     run(argv, env, Some(input))
 }
 
-fn run(argv: &[String], env: &[(&str, String)], input: Option<&mut dyn std::io::Read>) -> Result<u64> {
+fn run(argv: &[String], env: &[(&str, String)], input: Option<&mut dyn std::io::Read>) -> Result<Fed> {
     use std::process::Stdio;
     let Some((program, args)) = argv.split_first() else {
         return Err(Error::InvalidArgument("empty command".into()));
@@ -468,23 +475,40 @@ fn run(argv: &[String], env: &[(&str, String)], input: Option<&mut dyn std::io::
         .stdout(std::io::stderr())
         .spawn()
         .map_err(|e| Error::CommandFailed(format!("command `{line}` could not start: {e}")))?;
-    let mut copied = Ok(0);
+    let mut fed = Fed { bytes: 0, whole: true };
+    let mut copied = Ok(());
     if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-        copied = std::io::copy(input, &mut stdin);
+        copied = feed(input, &mut stdin, &mut fed.bytes);
+        // Dropping `stdin` closes it: the command sees the end (or the cut) of its input.
     }
     let status = child.wait().map_err(|e| Error::Io { path: PathBuf::from(program), source: e })?;
+    match copied {
+        Ok(()) => {}
+        // The command stopped reading: its exit status says whether that was its choice.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => fed.whole = false,
+        // Our failure to feed it (damaged data) explains whatever the command did next.
+        Err(e) => return Err(crate::browse::from_io(e, &line)),
+    }
     let failed = |what: String| Error::CommandFailed(format!("command `{line}` {what}"));
     match status.code() {
-        Some(0) => {}
-        Some(c) => return Err(failed(format!("exited with status {c}"))),
-        None => return Err(failed(format!("ended with {status}"))),
+        Some(0) => Ok(fed),
+        Some(c) => Err(failed(format!("exited with status {c}"))),
+        None => Err(failed(format!("ended with {status}"))),
     }
-    // A clean exit that did not read everything (a broken pipe) is the command's choice; any
-    // other failure to feed it, such as damaged data, is ours to report.
-    match copied {
-        Ok(n) => Ok(n),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
-        Err(e) => Err(crate::browse::from_io(e, &line)),
+}
+
+/// Copy `input` to `out`, counting in `n` the bytes `out` took.
+fn feed(input: &mut dyn std::io::Read, out: &mut impl std::io::Write, n: &mut u64) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let len = match input.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(len) => len,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.write_all(&buf[..len])?;
+        *n += len as u64;
     }
 }
 

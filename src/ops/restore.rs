@@ -169,7 +169,7 @@ fn restore_one(
                         .into(),
                 ))
             }
-            (None, _, _) => PathBuf::from(if at.path == "/" { "/" } else { &at.path }),
+            (None, _, _) => PathBuf::from(&at.path),
         };
         rec.fill(|r| set_label(r, "target", target.to_string_lossy()));
         let opts = RestoreOptions {
@@ -231,8 +231,18 @@ fn pipe(
     let mut stats = RestoreStats::default();
     if !req.dry_run {
         let mut reader = crate::browse::ContentReader::new(repo, index, &at.node)?;
-        stats.bytes = super::profile::run_with_input(argv, env, &mut reader)?;
-        stats.files = 1;
+        let fed = super::profile::run_with_input(argv, env, &mut reader)?;
+        (stats.bytes, stats.files) = (fed.bytes, 1);
+        if !fed.whole {
+            let size = match at.node.kind {
+                NodeKind::File { size, .. } => size,
+                _ => 0,
+            };
+            stats.errors.push(format!(
+                "{}: the restore-command `{line}` stopped reading after {} of {size} bytes: not restored whole",
+                at.path, fed.bytes
+            ));
+        }
     }
     rec.fill(|r| (r.bytes, r.files) = (stats.bytes, stats.files));
     Ok(Restored {

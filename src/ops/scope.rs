@@ -69,15 +69,9 @@ impl Scope {
             }
             return Ok(Scope { ctx, config: Some(path), profile: None, targets: Vec::new() });
         };
-        let path = profile::config_path(choice.config.as_deref()).ok_or_else(|| {
-            Error::InvalidArgument(
-                "no configuration file: give --config FILE or set ARCA_CONFIG (HOME is not set)".into(),
-            )
-        })?;
-        let cfg = profile::load(&path)?;
-        let p = cfg.profile(name)?.clone();
-        let targets = p.targets(&choice.components)?;
-        if let Some(r) = &p.repository {
+        let profile::Resolved { source, repository, profile: p, targets } =
+            profile::resolve(choice.config.as_deref(), name, &choice.components)?;
+        if let Some(r) = &repository {
             if let Some(given) = &ctx.location {
                 if !same_location(given, &r.path) {
                     return Err(Error::InvalidArgument(format!(
@@ -91,7 +85,7 @@ impl Scope {
             }
             apply(&mut ctx, r);
         }
-        Ok(Scope { ctx, config: Some(path), profile: Some(p), targets })
+        Ok(Scope { ctx, config: Some(source), profile: Some(p), targets })
     }
 
     /// Whether a profile is in use.

@@ -167,6 +167,10 @@ pub struct FailureInfo {
     pub error: Option<String>,
     /// The snapshot it found damaged, if it names one.
     pub snapshot: Option<Id>,
+    /// Only a drill's `verify-command` failed (the dump did not load): cleared by any later
+    /// drill of the group that passes, not by a check.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verify_command: bool,
 }
 
 impl FailureInfo {
@@ -178,6 +182,7 @@ impl FailureInfo {
             exit_code: r.exit_code,
             error: r.errors.first().cloned(),
             snapshot,
+            verify_command: false,
         }
     }
 }
@@ -237,8 +242,8 @@ impl GroupStatus {
 /// Where the repository lives: its size and the room left there.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Storage {
-    /// Bytes of every repository file.
-    pub repository_bytes: u64,
+    /// Bytes of every repository file (`None`: a listing failed, so the sum would be short).
+    pub repository_bytes: Option<u64>,
     /// Bytes free for the repository's writer on its filesystem (`None`: not known, e.g. S3).
     pub free_bytes: Option<u64>,
     /// Size of that filesystem.
@@ -396,8 +401,8 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
 fn storage(repo: &Repository, opts: &StatusOptions) -> Storage {
     use crate::backend::FileType::*;
     let kinds = [Config, Key, Pack, Index, Snapshot, Lock, Journal, Parity];
-    let repository_bytes =
-        kinds.iter().filter_map(|t| repo.backend().list(*t).ok()).flatten().map(|(_, len)| len).sum();
+    let sizes = |t| repo.backend().list(t).map(|l| l.iter().map(|(_, len)| len).sum::<u64>());
+    let repository_bytes = kinds.into_iter().map(sizes).sum::<Result<u64>>().ok();
     let space = repo.backend().free_space().ok().flatten();
     let free_ok = match (opts.min_free, space) {
         (Some(FreeSpace::Bytes(b)), Some((free, _))) => Some(free >= b),
@@ -665,18 +670,15 @@ fn note(g: &mut GroupStatus, r: &Record, snapshot: Option<Id>, lineage: &Lineage
         Op::Check => {
             let covers = |d: &FailureInfo| r.snapshots.iter().any(|id| same(Some(*id), d.snapshot));
             if super::journal::is_full_verification(r)
-                && g.damage.as_ref().is_some_and(|d| d.outcome != "command" && covers(d))
+                && g.damage.as_ref().is_some_and(|d| !d.verify_command && covers(d))
             {
                 g.damage = None;
             }
         }
         Op::Drill if r.outcome == Recorded::Ok || r.outcome == Recorded::Missed => {
             let whole = super::journal::is_whole_drill(r);
-            let clears = g.damage.as_ref().is_some_and(|d| match d.outcome.as_str() {
-                // The dump did not load: any later drill of the group that passes clears it.
-                "command" => true,
-                _ => whole && same(d.snapshot, snapshot),
-            });
+            // A dump that did not load is cleared by any later drill of the group that passes.
+            let clears = g.damage.as_ref().is_some_and(|d| d.verify_command || (whole && same(d.snapshot, snapshot)));
             if clears {
                 g.damage = None;
             }
@@ -690,11 +692,8 @@ fn note(g: &mut GroupStatus, r: &Record, snapshot: Option<Id>, lineage: &Lineage
             });
         }
         _ if is_damage(r) => {
-            let mut f = FailureInfo::of(r, snapshot);
-            if only_command_failed(r) {
-                f.outcome = "command".into();
-            }
-            g.damage = Some(f);
+            let verify_command = only_command_failed(r);
+            g.damage = Some(FailureInfo { verify_command, ..FailureInfo::of(r, snapshot) });
         }
         _ => {}
     }

@@ -100,7 +100,7 @@ fn verify_one(
                 let skipped = Some("a stream has no live files to compare (drill it instead)".to_string());
                 return Ok(Verified { snapshot: at.id, dir: PathBuf::new(), skipped, stats: RestoreStats::default() });
             }
-            None => PathBuf::from(if at.path == "/" { "/" } else { &at.path }),
+            None => PathBuf::from(&at.path),
         };
         rec.fill(|r| set_label(r, "target", dir.to_string_lossy()));
         let opts = RestoreOptions {

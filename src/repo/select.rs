@@ -112,7 +112,7 @@ pub fn resolve(repo: &Repository, reference: &str, filter: &SnapshotFilter) -> R
     };
     let (good, damaged) = repo.list_snapshots_and_damage()?;
     let matching: Vec<usize> = (0..good.len()).filter(|&i| filter.matches(&good[i].1)).collect();
-    let candidate = matching.len().checked_sub(back + 1).map(|k| matching[k]);
+    let candidate = back.checked_add(1).and_then(|n| matching.len().checked_sub(n)).map(|k| matching[k]);
     // Damaged files that may be newer than the candidate: not provably older through a parent link.
     let known_older = |name: &str| match (Id::from_hex(name), candidate) {
         (Some(d), Some(c)) => good[..=c].iter().any(|(_, s)| s.parent == Some(d)),

@@ -61,6 +61,8 @@ pub struct Trees<'a> {
     repo: &'a Repository,
     index: &'a Index,
     cache: Mutex<HashMap<Id, Arc<Tree>>>,
+    /// Roots measured already: a drill restores the same snapshot in several passes.
+    measured: Mutex<HashMap<Id, Measure>>,
     used: AtomicUsize,
     budget: usize,
 }
@@ -71,7 +73,14 @@ pub const TREE_CACHE_BYTES: usize = 64 << 20;
 impl<'a> Trees<'a> {
     /// An empty cache over `repo`'s trees, as `index` finds them.
     pub fn new(repo: &'a Repository, index: &'a Index) -> Trees<'a> {
-        Trees { repo, index, cache: Mutex::new(HashMap::new()), used: AtomicUsize::new(0), budget: TREE_CACHE_BYTES }
+        Trees {
+            repo,
+            index,
+            cache: Mutex::new(HashMap::new()),
+            measured: Mutex::new(HashMap::new()),
+            used: AtomicUsize::new(0),
+            budget: TREE_CACHE_BYTES,
+        }
     }
 
     /// The repository.
@@ -109,14 +118,19 @@ impl<'a> Trees<'a> {
 
     /// [`measure`] through this cache.
     pub fn measure(&self, root: Id) -> Result<Measure> {
+        if let Some(m) = self.measured.lock().unwrap().get(&root) {
+            return Ok(*m);
+        }
         let mut memo = HashMap::new();
-        measure_with(root, &mut memo, &mut |id| match self.get(id) {
+        let m = measure_with(root, &mut memo, &mut |id| match self.get(id) {
             Ok(tree) => {
                 let dirs = tree.nodes.iter().filter_map(|n| n.subtree()).collect();
                 (tree.nodes.len() as u64, dirs)
             }
             Err(_) => (0, vec![]),
-        })
+        })?;
+        self.measured.lock().unwrap().insert(root, m);
+        Ok(m)
     }
 
     /// [`walk`] through this cache.

@@ -178,7 +178,9 @@ impl Restorer<'_> {
                 file.write_all_at(&data, offset).at(full())?;
                 data_end = offset + c.len as u64;
                 if check {
-                    self.report.timed(|| self.read_back(file, f, &data, offset, &mut back)).at(full())?;
+                    self.report
+                        .timed(|| self.read_back(file, f, Some(&data), data.len(), offset, &mut back))
+                        .at(full())?;
                 }
             } else if check {
                 back.holes.push((offset, data.len()));
@@ -192,7 +194,7 @@ impl Restorer<'_> {
             file.set_len(size).at(full())?;
         }
         for (at, len) in std::mem::take(&mut back.holes) {
-            self.report.timed(|| self.read_back(file, f, &vec![0; len], at, &mut back)).at(full())?;
+            self.report.timed(|| self.read_back(file, f, None, len, at, &mut back)).at(full())?;
         }
         if back.differs {
             self.report.mismatch(Change::Modified, full());
@@ -200,8 +202,17 @@ impl Restorer<'_> {
         Ok(back.hooked)
     }
 
-    /// Compare `data` with what the file holds at `offset` (running the test hook first, once).
-    fn read_back(&self, file: &File, f: &FileJob, data: &[u8], at: u64, back: &mut ReadBack) -> std::io::Result<()> {
+    /// Compare `data` (`None`: `len` zeros, a hole) with what the file holds at `offset` (running
+    /// the test hook first, once).
+    fn read_back(
+        &self,
+        file: &File,
+        f: &FileJob,
+        data: Option<&[u8]>,
+        len: usize,
+        at: u64,
+        back: &mut ReadBack,
+    ) -> std::io::Result<()> {
         if !back.hooked {
             back.hooked = true;
             if let Some(hook) = &self.opts.before_verify {
@@ -211,9 +222,9 @@ impl Restorer<'_> {
         if back.differs {
             return Ok(());
         }
-        back.buf.resize(data.len(), 0);
+        back.buf.resize(len, 0);
         match file.read_exact_at(&mut back.buf, at) {
-            Ok(()) => back.differs = back.buf != data,
+            Ok(()) => back.differs = data.map_or_else(|| back.buf.iter().any(|&b| b != 0), |d| back.buf != d),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => back.differs = true,
             Err(e) => return Err(e),
         }

@@ -70,6 +70,7 @@ fn defect_1_restore_in_place_leaves_the_directories_above_the_snapshot_alone() {
     while !restored.join("f000.conf").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
+    assert!(restored.join("f000.conf").exists(), "the restore never started writing");
     let during: Vec<_> = ancestors.iter().map(|a| meta(a)).collect();
     child.kill().unwrap();
     child.wait().unwrap();

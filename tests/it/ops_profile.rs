@@ -507,3 +507,27 @@ fn drill_of_a_profile_drills_each_component() {
     labels.sort();
     assert_eq!(labels, ["config", "db"]);
 }
+
+/// A component's `restore-command` gets the whole dump; one that exits 0 before reading all of
+/// it has not restored the database: the restore fails (exit 1) saying how far it got.
+#[test]
+fn a_restore_command_gets_the_whole_stream_or_the_restore_fails() {
+    let env = Env::new();
+    let cfg = web_app(&env, &cat_db(&env), "");
+    run_cfg(&cfg, &["backup", "--profile", "app", "--component", "db"]).ok();
+    let text = fs::read_to_string(&cfg).unwrap();
+    let with = |cmd: &str| {
+        let line = format!("filename = \"app.sql\"\nrestore-command = {cmd}\n");
+        fs::write(&cfg, text.replace("filename = \"app.sql\"\n", &line)).unwrap();
+    };
+    let restore = ["restore", "--profile", "app", "--component", "db", "latest", "--in-place"];
+    let loaded = env.path("loaded.sql");
+    with(&format!(r#"["sh", "-c", "cat > {}"]"#, loaded.display()));
+    run_cfg(&cfg, &restore).ok();
+    assert_eq!(hash_file(&loaded), hash_file(&env.path("db.bin")));
+    with(r#"["sh", "-c", "head -c 1000 > /dev/null"]"#);
+    let out = run_cfg(&cfg, &restore).code(1);
+    assert!(out.stderr.contains("stopped reading after"), "{}", out.stderr);
+    let rec = env.json(&["journal", "--op", "restore", "--last", "1"]);
+    assert_eq!(rec[0]["outcome"], "failed", "{rec}");
+}

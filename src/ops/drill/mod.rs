@@ -199,7 +199,7 @@ fn run_verify_command(
     env.push(("ARCA_DRILL_FILE", file.to_string_lossy().into_owned()));
     let result = std::fs::File::open(&file)
         .map_err(|e| Error::Io { path: file.clone(), source: e })
-        .and_then(|mut f| super::profile::run_with_input(argv, &env, &mut f));
+        .and_then(|mut f| super::profile::run_with_input(argv, &env, &mut f).map(|_| ()));
     CommandCheck { command, ok: result.is_ok(), error: result.err().map(|e| e.to_string()) }
 }
 
