@@ -3,8 +3,12 @@
 //! The trait is deliberately small — whole-file writes that are atomic and write-once, whole or
 //! ranged reads, listing and removal — so that an object store can implement it later.
 
+pub mod azure;
 pub mod local;
+pub mod rclone;
+pub mod remote;
 pub mod s3;
+pub mod sftp;
 
 use crate::error::Result;
 use std::io::Write;
@@ -90,25 +94,45 @@ pub fn is_object_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The backend for a repository location: `s3:https://host/bucket/prefix` for S3-compatible
-/// object storage (with `connections` requests in flight each way), anything else a local
-/// directory.
-pub fn open(location: &std::path::Path, connections: usize) -> Result<std::sync::Arc<dyn Backend>> {
-    if let Some(s) = location.to_str().filter(|s| s.starts_with("s3:")) {
-        let opts = s3::S3Options { connections };
-        return Ok(std::sync::Arc::new(s3::S3Backend::new(s3::S3Location::parse(s)?, opts)?));
-    }
-    if let Some(scheme) = scheme_of(location) {
-        return Err(crate::Error::InvalidArgument(format!(
+/// The kinds of location [`open`] knows, as `scheme:` prefixes (a location without one is a
+/// local directory).
+pub const SCHEMES: [&str; 4] = ["s3", "azure", "sftp", "rclone"];
+
+/// The backend for a repository location: `s3:https://host/bucket/prefix`,
+/// `azure:container/prefix`, `sftp:user@host:/path` or `rclone:remote:path` for remote
+/// storage (tuned by `opts`), anything else a local directory.
+pub fn open(location: &std::path::Path, opts: remote::RemoteOptions) -> Result<std::sync::Arc<dyn Backend>> {
+    use remote::RemoteBackend;
+    let remote = |make: &dyn Fn() -> Result<remote::Service>| -> Result<std::sync::Arc<dyn Backend>> {
+        Ok(std::sync::Arc::new(RemoteBackend::new(make, opts)?))
+    };
+    let Some(scheme) = scheme_of(location) else {
+        return Ok(std::sync::Arc::new(local::LocalBackend::new(location.to_path_buf())));
+    };
+    let s = location.to_str().unwrap_or_default();
+    match scheme {
+        "s3" => {
+            let loc = s3::S3Location::parse(s)?;
+            remote(&|| s3::service(&loc))
+        }
+        "azure" => {
+            let loc = azure::AzureLocation::parse(s)?;
+            remote(&|| azure::service(&loc))
+        }
+        "sftp" => {
+            let loc = sftp::SftpLocation::parse(s)?;
+            remote(&|| sftp::service(&loc))
+        }
+        "rclone" => remote(&|| rclone::service(s)),
+        _ => Err(crate::Error::InvalidArgument(format!(
             "{}: repositories of kind `{scheme}:` are not supported; arca stores repositories in a local \
-             directory (a mount: NFS, SMB, sshfs, rclone mount) or in S3-compatible object storage \
-             (`s3:https://host/bucket/prefix`). A local directory whose name holds a colon is \
-             written `./{}`",
+             directory, in S3-compatible object storage (`s3:https://host/bucket/prefix`), in Azure \
+             (`azure:container/prefix`), over SFTP (`sftp:user@host:/path`) or in any rclone remote \
+             (`rclone:remote:path`). A local directory whose name holds a colon is written `./{}`",
             location.display(),
             location.display()
-        )));
+        ))),
     }
-    Ok(std::sync::Arc::new(local::LocalBackend::new(location.to_path_buf())))
 }
 
 /// The `word` of a location written `word:…` (a URL-like scheme: a letter, then letters,

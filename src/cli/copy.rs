@@ -16,7 +16,8 @@ pub struct CopyArgs {
     /// Snapshots to copy: ID prefixes or `latest` (default: every snapshot the --host, --tag and
     /// --path filters select).
     snapshots: Vec<String>,
-    /// The destination repository (a directory or `s3:…` location); it has its own password and keys.
+    /// The destination repository (a directory or a remote location such as `s3:…` or `sftp:…`); it
+    /// has its own password and keys.
     #[arg(long = "to", env = "ARCA_TO_REPOSITORY", value_name = "DIR")]
     to: Option<PathBuf>,
     /// Read the destination's password from the first line of this file. Without this or

@@ -51,17 +51,23 @@ pub fn error_text(e: &anyhow::Error) -> String {
 #[derive(Parser, Debug)]
 #[command(name = "arca", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Repository location: a directory, or `s3:https://host:port/bucket/prefix` for
-    /// S3-compatible object storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or
-    /// ~/.aws/credentials). Optional with --profile, or when the configuration names one
-    /// repository.
+    /// Repository location: a directory; `s3:https://host:port/bucket/prefix` (credentials from
+    /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials); `azure:container/prefix`
+    /// (AZURE_ACCOUNT_NAME, AZURE_ACCOUNT_KEY or AZURE_ACCOUNT_SAS); `sftp:user@host:/path`
+    /// (through ssh and its configuration); `rclone:remote:path` (any rclone remote). Optional
+    /// with --profile, or when the configuration names one repository.
     #[arg(short = 'r', long = "repo", global = true, env = "ARCA_REPOSITORY", value_name = "DIR")]
     repo: Option<PathBuf>,
-    /// Requests in flight at once to a remote repository (S3), each way: pack uploads, and
+    /// Requests in flight at once to a remote repository, each way: pack uploads, and
     /// read-ahead of packs.
-    #[arg(long, global = true, env = "ARCA_CONNECTIONS", value_name = "N", default_value_t = arca::backend::s3::DEFAULT_CONNECTIONS as u64,
-          value_parser = clap::value_parser!(u64).range(1..=arca::backend::s3::MAX_CONNECTIONS as u64))]
+    #[arg(long, global = true, env = "ARCA_CONNECTIONS", value_name = "N", default_value_t = arca::backend::remote::DEFAULT_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=arca::backend::remote::MAX_CONNECTIONS as u64))]
     connections: u64,
+    /// How long a request to a remote repository may go without an answer or progress before
+    /// it is abandoned and retried (5 retries, then an error), e.g. `30s`, `2m`.
+    #[arg(long, global = true, env = "ARCA_TIMEOUT", value_name = "DURATION", default_value = "60s",
+          value_parser = parse_timeout)]
+    timeout: std::time::Duration,
     /// Read the password from the first line of this file. Without this or --password-command,
     /// the password is the value of ARCA_PASSWORD, or is asked for on the terminal.
     #[arg(long, global = true, env = "ARCA_PASSWORD_FILE", value_name = "FILE")]
@@ -167,6 +173,15 @@ pub struct Global {
     quiet: bool,
 }
 
+/// A request timeout: a duration of at least one second and at most a day.
+fn parse_timeout(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if !(std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(86_400)).contains(&d) {
+        return Err(format!("{s:?}: a timeout is between 1s and 24h"));
+    }
+    Ok(d)
+}
+
 /// A duration such as `90s`, `10m`, `1h 30m` (humantime), or `0`.
 pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
     if s.trim() == "0" {
@@ -225,7 +240,7 @@ pub fn run() -> Result<u8> {
     let ctx = Context {
         location: cli.repo,
         password,
-        connections: cli.connections as usize,
+        remote: arca::backend::remote::RemoteOptions { connections: cli.connections as usize, timeout: cli.timeout },
         retry_lock: cli.retry_lock,
         notices: Arc::new(Shown { quiet: cli.quiet }),
     };

@@ -137,8 +137,8 @@ pub struct Context {
     pub location: Option<PathBuf>,
     /// Where its password comes from.
     pub password: PasswordSource,
-    /// Requests in flight at once to a remote repository.
-    pub connections: usize,
+    /// Requests in flight at once to a remote repository, and how long one may stall.
+    pub remote: crate::backend::remote::RemoteOptions,
     /// How long to wait for a conflicting lock.
     pub retry_lock: Duration,
     /// Who hears about waits and warnings.
@@ -151,7 +151,7 @@ impl Context {
         Context {
             location,
             password,
-            connections: crate::backend::s3::DEFAULT_CONNECTIONS,
+            remote: crate::backend::remote::RemoteOptions::default(),
             retry_lock: Duration::from_secs(600),
             notices: Arc::new(Silent),
         }
@@ -170,7 +170,7 @@ impl Context {
 
     /// The storage backend at the location.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        crate::backend::open(self.location()?, self.connections)
+        crate::backend::open(self.location()?, self.remote)
     }
 
     /// Open the repository: a missing one is reported before a password is asked for.

@@ -22,6 +22,7 @@ mod ops_profile;
 mod ops_runbook;
 mod ops_status;
 mod parity;
+mod remote;
 mod repo;
 mod review;
 mod s3;

@@ -764,7 +764,7 @@ fn writers_racing_into_a_new_shard_all_publish() {
     // Parallel packers publish packs and parity files into shards (`parity/xx`) created on
     // first use: every writer that found the shard missing must succeed, whichever created it.
     let env = Env::bare();
-    let b = arca::backend::open(&env.path("repo"), 0).unwrap();
+    let b = arca::backend::open(&env.path("repo"), Default::default()).unwrap();
     b.create().unwrap();
     for shard in 0..32u8 {
         std::thread::scope(|s| {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ACCESS_KEY: &str = "arca-test";
-const SECRET_KEY: &str = "arca-test-secret";
+pub const ACCESS_KEY: &str = "arca-test";
+pub const SECRET_KEY: &str = "arca-test-secret";
 
 /// A running `s3s-fs` serving a temporary directory; killed on drop.
 pub struct S3Server {

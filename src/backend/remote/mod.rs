@@ -1,17 +1,20 @@
-//! A repository on S3-compatible object storage (AWS S3, MinIO, Garage, Ceph RGW, B2, Wasabi),
-//! through Apache OpenDAL's S3 service on a private tokio runtime.
+//! Repositories on remote storage, reached through Apache OpenDAL on a private tokio runtime:
+//! S3-compatible object stores ([`super::s3`]), Azure Blob Storage ([`super::azure`]), SFTP
+//! servers ([`super::sftp`]) and every rclone remote ([`super::rclone`]). Each of those only
+//! builds an [`opendal::Operator`]; this module is the one [`Backend`] over all of them.
 //!
-//! Objects mirror the local layout under a prefix: `config`, `keys/<id>`, `data/xx/<id>`,
-//! `index/<id>`, …, `parity/xx/<id>`, `parity/policy`. An object store has no rename and no
-//! directories: a PUT is atomic (the object appears whole or not at all), so a file is published
-//! by one PUT of its complete bytes, sent with its MD5 so the store rejects a body damaged on the
-//! way, and there is no `tmp/`. Listing is strongly consistent on the stores named above (AWS
-//! since 2020). Transient failures (5xx, throttling, dropped connections) are retried by
-//! OpenDAL's retry layer: [`RETRIES`] attempts, back-off doubling from 250 ms (about 8 s in
-//! all), with jitter.
+//! Files mirror the local layout under a root: `config`, `keys/<id>`, `data/xx/<id>`,
+//! `index/<id>`, …, `parity/xx/<id>`, `parity/policy`. A file is published complete or not at
+//! all, in the way the service allows ([`Publish`]): object stores by one PUT of the whole
+//! bytes (atomic; S3 also sends their MD5 so the store rejects a body damaged on the way);
+//! file servers (SFTP, WebDAV) by writing `tmp/<random>` and renaming it into place, as the
+//! local backend does. Transient failures (5xx, throttling, dropped connections, timeouts) are
+//! retried by OpenDAL's retry layer: [`RETRIES`] attempts, back-off doubling from 250 ms
+//! (about 8 s in all), with jitter; a request that gets no answer ends after
+//! [`RemoteOptions::timeout`] and counts as transient.
 //!
 //! Round trips are what a remote store costs, so both directions are pipelined, with at most
-//! `connections` requests of each kind in flight ([`S3Options`]):
+//! `connections` requests of each kind in flight ([`RemoteOptions`]):
 //! - packs are uploaded in the background ([`uploads`]), and every write of a file that can name
 //!   a pack (index, snapshot, …) first waits for all of them to be confirmed;
 //! - ranged pack reads go through a read-ahead window cache ([`readahead`]).
@@ -25,66 +28,61 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use readahead::WINDOW;
 
 /// Attempts the retry layer makes for one request before the error reaches the caller.
 pub const RETRIES: usize = 6;
 
-/// Tuning of the S3 backend.
+/// Tuning of a remote backend.
 #[derive(Clone, Copy, Debug)]
-pub struct S3Options {
+pub struct RemoteOptions {
     /// Requests in flight at once in each direction: pack uploads, and read-ahead windows.
     pub connections: usize,
+    /// How long one request (or, while data flows, one read or write of its body) may go
+    /// without progress before it is abandoned and retried (`--timeout`).
+    pub timeout: Duration,
 }
 
-impl Default for S3Options {
-    fn default() -> S3Options {
-        S3Options { connections: DEFAULT_CONNECTIONS }
+impl Default for RemoteOptions {
+    fn default() -> RemoteOptions {
+        RemoteOptions { connections: DEFAULT_CONNECTIONS, timeout: DEFAULT_TIMEOUT }
     }
 }
 
-/// Default of [`S3Options::connections`] (`--connections`).
+/// Default of [`RemoteOptions::connections`] (`--connections`).
 pub const DEFAULT_CONNECTIONS: usize = 8;
 
 /// Most connections `--connections` accepts.
 pub const MAX_CONNECTIONS: usize = 128;
 
-/// A parsed `s3:` repository location.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct S3Location {
-    /// `https://host:port` (or `http://` for a local test server).
-    pub endpoint: String,
-    /// The bucket.
-    pub bucket: String,
-    /// The prefix inside the bucket, without leading or trailing `/` (may be empty).
-    pub prefix: String,
+/// Default of [`RemoteOptions::timeout`] (`--timeout`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a service makes a file appear whole or not at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Publish {
+    /// One PUT of the complete bytes is atomic (object stores).
+    Put,
+    /// Write `tmp/<random>`, then rename it over the name (file servers, whose writes are not).
+    Rename,
 }
 
-impl S3Location {
-    /// Parse `s3:https://host[:port]/bucket[/prefix]` (restic's form); `s3:host/bucket` means
-    /// `https://host/bucket`.
-    pub fn parse(s: &str) -> Result<S3Location> {
-        let rest = s.strip_prefix("s3:").ok_or_else(|| bad(s, "does not start with s3:"))?;
-        let (scheme, rest) = match rest.split_once("://") {
-            Some((sc @ ("http" | "https"), r)) => (sc, r),
-            Some(_) => return Err(bad(s, "the scheme must be http or https")),
-            None => ("https", rest),
-        };
-        let mut parts = rest.splitn(3, '/');
-        let host = parts.next().filter(|h| !h.is_empty()).ok_or_else(|| bad(s, "no host"))?;
-        let bucket = parts.next().filter(|b| !b.is_empty()).ok_or_else(|| bad(s, "no bucket"))?;
-        let prefix = parts.next().unwrap_or("").trim_matches('/').to_string();
-        Ok(S3Location { endpoint: format!("{scheme}://{host}"), bucket: bucket.into(), prefix })
-    }
+/// What a service module hands over: its operator and how to use it.
+pub struct Service {
+    /// The operator, rooted at the repository, without layers (the backend adds them).
+    pub op: opendal::Operator,
+    /// The location as the user writes it, for messages.
+    pub location: String,
+    /// How files are published.
+    pub publish: Publish,
+    /// Kept alive as long as the backend (the `rclone serve` process it talks to).
+    pub guard: Option<Box<dyn Send + Sync>>,
 }
 
-fn bad(s: &str, why: &str) -> Error {
-    Error::InvalidArgument(format!("{s}: not an S3 location ({why}); use s3:https://host:port/bucket/prefix"))
-}
-
-/// The S3 backend.
-pub struct S3Backend {
+/// The remote backend.
+pub struct RemoteBackend {
     // Dropped before the runtime they run on.
     op: opendal::blocking::Operator,
     uploads: Arc<uploads::Uploads>,
@@ -92,16 +90,16 @@ pub struct S3Backend {
     /// Lengths of packs already asked for (packs never change length; dropped on replace).
     sizes: Mutex<HashMap<String, u64>>,
     connections: usize,
+    publish: Publish,
+    location: String,
     _rt: tokio::runtime::Runtime,
-    loc: S3Location,
+    // After the runtime: a server process outlives the requests to it.
+    _guard: Option<Box<dyn Send + Sync>>,
 }
 
-impl S3Backend {
-    /// Connect (lazily: nothing is sent before the first request). Credentials and region come
-    /// from the usual AWS environment variables and files (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `~/.aws/credentials`); the region defaults to
-    /// `us-east-1`, which S3-compatible servers accept.
-    pub fn new(loc: S3Location, opts: S3Options) -> Result<S3Backend> {
+impl RemoteBackend {
+    /// The backend over the service `make` builds. Nothing is sent before the first request.
+    pub fn new(make: impl FnOnce() -> Result<Service>, opts: RemoteOptions) -> Result<RemoteBackend> {
         let connections = opts.connections.clamp(1, MAX_CONNECTIONS);
         quiet_runtime_panics();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -110,34 +108,42 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| Error::Io { path: "tokio runtime".into(), source: e })?;
-        let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"));
-        let builder = opendal::services::S3::default()
-            .endpoint(&loc.endpoint)
-            .bucket(&loc.bucket)
-            .root(&format!("/{}", loc.prefix))
-            .region(region.as_deref().unwrap_or("us-east-1"))
-            .checksum_algorithm("md5");
-        let aop = opendal::Operator::new(builder)
-            .map_err(|e| io_err(&loc.endpoint, e))?
+        let service = {
+            let _guard = rt.enter();
+            make()?
+        };
+        let timeout = opts.timeout.max(Duration::from_secs(1));
+        let aop = service
+            .op
+            .layer(opendal::layers::TimeoutLayer::new().with_timeout(timeout).with_io_timeout(timeout))
             .layer(
                 opendal::layers::RetryLayer::new()
                     .with_max_times(RETRIES - 1)
-                    .with_min_delay(std::time::Duration::from_millis(250))
-                    .with_max_delay(std::time::Duration::from_secs(8))
+                    .with_min_delay(Duration::from_millis(250))
+                    .with_max_delay(Duration::from_secs(8))
                     .with_jitter(),
-            )
-            .finish();
+            );
         let op = {
             let _guard = rt.enter();
-            opendal::blocking::Operator::new(aop.clone()).map_err(|e| io_err(&loc.endpoint, e))?
+            opendal::blocking::Operator::new(aop.clone()).map_err(|e| io_err(&service.location, e))?
         };
-        let uploads = uploads::Uploads::new(aop.clone(), rt.handle().clone(), connections);
+        let uploads = uploads::Uploads::new(aop.clone(), rt.handle().clone(), connections, service.publish);
         let ahead = readahead::ReadAhead::new(aop, rt.handle().clone(), connections);
-        Ok(S3Backend { op, uploads, ahead, sizes: Mutex::default(), connections, _rt: rt, loc })
+        Ok(RemoteBackend {
+            op,
+            uploads,
+            ahead,
+            sizes: Mutex::default(),
+            connections,
+            publish: service.publish,
+            location: service.location,
+            _rt: rt,
+            _guard: service.guard,
+        })
     }
 
     /// The object key of a repository file.
-    fn key(t: FileType, name: &str) -> String {
+    pub(crate) fn key(t: FileType, name: &str) -> String {
         match t {
             FileType::Config => "config".into(),
             FileType::Pack | FileType::Parity => format!("{}/{}/{name}", t.dir(), name.get(..2).unwrap_or("00")),
@@ -176,6 +182,7 @@ impl S3Backend {
 
     fn len_of(&self, key: &str) -> Result<Option<u64>> {
         match self.op.stat(key) {
+            Ok(m) if m.is_dir() => Ok(None),
             Ok(m) => Ok(Some(m.content_length())),
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err(key, e)),
@@ -183,10 +190,10 @@ impl S3Backend {
     }
 }
 
-/// Name of the S3 runtime's threads.
-const RUNTIME_THREAD: &str = "arca-s3";
+/// Name of the remote runtime's threads.
+const RUNTIME_THREAD: &str = "arca-remote";
 
-/// Keep the default panic message off stderr for the S3 runtime's threads. A panic there is in
+/// Keep the default panic message off stderr for the remote runtime's threads. A panic there is in
 /// OpenDAL, reached by what a store sent (0.57 panics on a body longer than the range asked
 /// for); the task's watcher turns it into an error naming the object, which is what the user
 /// should see, not a backtrace. Panics anywhere else print as before.
@@ -202,6 +209,37 @@ fn quiet_runtime_panics() {
     });
 }
 
+/// Publish `bytes` as `key` the way the service allows (see [`Publish`]).
+async fn put(op: &opendal::Operator, publish: Publish, key: &str, bytes: Bytes) -> opendal::Result<()> {
+    if publish == Publish::Put {
+        return op.write(key, bytes).await.map(|_| ());
+    }
+    let tmp = format!("tmp/{}", tmp_name());
+    let published = match op.write(&tmp, bytes).await {
+        Ok(_) => op.rename(&tmp, key).await,
+        Err(e) => Err(e),
+    };
+    if published.is_err() {
+        // Best effort: `clean_tmp` of a later command removes what is left.
+        let _ = op.delete(&tmp).await;
+    }
+    published
+}
+
+/// A random name for a file being written (the crypto's randomness; the clock and a counter
+/// if the system has none to give, which only has to be unique).
+fn tmp_name() -> String {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    match crate::crypto::random_array::<16>() {
+        Ok(b) => crate::id::hex(&b),
+        Err(_) => {
+            let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            format!("{}-{}-{n}", t.as_nanos(), std::process::id())
+        }
+    }
+}
+
 /// Why a runtime task ended without a result, in words for the user.
 fn task_failure(e: tokio::task::JoinError) -> String {
     if !e.is_panic() {
@@ -209,17 +247,54 @@ fn task_failure(e: tokio::task::JoinError) -> String {
     }
     let payload = e.into_panic();
     let what = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-    format!("the S3 client failed on the store's answer ({})", what.unwrap_or("no message"))
+    format!("the storage client failed on the store's answer ({})", what.unwrap_or("no message"))
 }
 
-/// An OpenDAL error as an I/O error on `what`, keeping "not found" recognisable.
-fn io_err(what: &str, e: opendal::Error) -> Error {
+/// An OpenDAL error as an I/O error on `what`, keeping "not found" recognisable, in one line
+/// of words ([`words`]) rather than the client's request dump.
+pub(crate) fn io_err(what: &str, e: opendal::Error) -> Error {
     let kind = match e.kind() {
         opendal::ErrorKind::NotFound => std::io::ErrorKind::NotFound,
         opendal::ErrorKind::PermissionDenied => std::io::ErrorKind::PermissionDenied,
         _ => std::io::ErrorKind::Other,
     };
-    Error::Io { path: what.into(), source: std::io::Error::new(kind, e.to_string()) }
+    Error::Io { path: what.into(), source: std::io::Error::new(kind, words(&e)) }
+}
+
+/// What went wrong with a request, and what to do about it where that is known.
+pub(crate) fn words(e: &opendal::Error) -> String {
+    let mut inner = String::new();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        inner = s.to_string();
+        src = s.source();
+    }
+    let all = format!("{} {inner}", e.message());
+    let has = |w: &str| all.contains(w);
+    let said = if has("failed to load signing credential") || has("credential") && has("load") {
+        "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE with \
+         ~/.aws/credentials)"
+            .to_string()
+    } else if has("NoSuchBucket") || has("ContainerNotFound") {
+        "the bucket or container does not exist: create it first".into()
+    } else if e.kind() == opendal::ErrorKind::PermissionDenied || has("AuthorizationFailure") {
+        "access denied by the storage: check the credentials (AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY; AZURE_ACCOUNT_KEY or AZURE_ACCOUNT_SAS) and what they may do"
+            .into()
+    } else if has("timeout reached") {
+        format!("the storage did not answer in time ({RETRIES} attempts; raise --timeout for slow storage)")
+    } else if has("ssh error") || has("failed to connect to the remote host") {
+        "ssh could not connect (try `ssh HOST` to see why: unknown host key, authentication or \
+         network)"
+            .into()
+    } else if has("error sending request") || has("send http request") {
+        format!("cannot reach the storage ({})", if inner.is_empty() { e.message() } else { &inner })
+    } else if inner.is_empty() {
+        e.message().to_string()
+    } else {
+        format!("{}: {inner}", e.message())
+    };
+    said.lines().next().unwrap_or_default().to_string()
 }
 
 fn content_addressed(t: FileType) -> bool {
@@ -227,13 +302,13 @@ fn content_addressed(t: FileType) -> bool {
 }
 
 /// A file collected in memory and uploaded whole (one atomic PUT) when published.
-struct S3Staged {
+struct RemoteStaged {
     uploads: Arc<uploads::Uploads>,
     t: FileType,
     buf: Vec<u8>,
 }
 
-impl Write for S3Staged {
+impl Write for RemoteStaged {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
         Ok(data.len())
@@ -243,11 +318,11 @@ impl Write for S3Staged {
     }
 }
 
-impl StagedFile for S3Staged {
+impl StagedFile for RemoteStaged {
     fn publish(self: Box<Self>, name: &str) -> Result<()> {
         // In the background: see `uploads` for what waits for it. Only packs: anything else
         // may name packs, so it goes after every upload and is confirmed before this returns.
-        let key = S3Backend::key(self.t, name);
+        let key = RemoteBackend::key(self.t, name);
         if self.t == FileType::Pack {
             return self.uploads.start(key, Bytes::from(self.buf));
         }
@@ -257,10 +332,9 @@ impl StagedFile for S3Staged {
     }
 }
 
-impl Backend for S3Backend {
+impl Backend for RemoteBackend {
     fn location(&self) -> String {
-        let l = &self.loc;
-        format!("s3:{}/{}/{}", l.endpoint, l.bucket, l.prefix).trim_end_matches('/').to_string()
+        self.location.clone()
     }
 
     fn create(&self) -> Result<()> {
@@ -375,11 +449,13 @@ impl Backend for S3Backend {
         }
         self.order_after_uploads(t)?;
         self.forget(&key);
-        self.op.write(&key, bytes.to_vec()).map(|_| ()).map_err(|e| io_err(&key, e))
+        let (op, publish) = (self.uploads.operator(), self.publish);
+        let bytes = Bytes::copy_from_slice(bytes);
+        self._rt.block_on(put(&op, publish, &key, bytes)).map_err(|e| io_err(&key, e))
     }
 
     fn stage(&self, t: FileType) -> Result<Box<dyn StagedFile>> {
-        Ok(Box::new(S3Staged { uploads: self.uploads.clone(), t, buf: Vec::new() }))
+        Ok(Box::new(RemoteStaged { uploads: self.uploads.clone(), t, buf: Vec::new() }))
     }
 
     fn list(&self, t: FileType) -> Result<Vec<(String, u64)>> {
@@ -424,8 +500,8 @@ impl Backend for S3Backend {
     }
 
     fn remove(&self, t: FileType, name: &str) -> Result<()> {
-        // One request: S3 answers a delete of a missing object with success, which every caller
-        // treats like "not found" anyway (already gone).
+        // One request: stores answer a delete of a missing object with success (OpenDAL makes
+        // file servers do the same), which every caller treats like "not found" anyway.
         let key = Self::key(t, name);
         self.forget(&key);
         self.op.delete(&key).map_err(|e| io_err(&key, e))
@@ -433,6 +509,30 @@ impl Backend for S3Backend {
 
     fn read_parallelism(&self) -> usize {
         self.connections
+    }
+
+    fn clean_tmp(&self, max_age: Duration) -> Result<usize> {
+        if self.publish == Publish::Put {
+            return Ok(0);
+        }
+        let entries = match self.op.list("tmp/") {
+            Ok(e) => e,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("tmp/", e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        for e in entries {
+            // Only files whose age the server states: a writer may still be sending the others.
+            let old = e
+                .metadata()
+                .last_modified()
+                .is_some_and(|m| now.duration_since(std::time::SystemTime::from(m)).is_ok_and(|age| age > max_age));
+            if e.metadata().is_file() && old && self.op.delete(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     fn settle(&self) -> Result<()> {
@@ -444,34 +544,10 @@ impl Backend for S3Backend {
     }
 }
 
-impl Drop for S3Backend {
+impl Drop for RemoteBackend {
     /// Uploads still running are finished, not cancelled with the runtime: a command that ends
     /// early has already reported why, and what it sent is then complete.
     fn drop(&mut self) {
         let _ = self.uploads.settle();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations_parse_like_restic_and_bad_ones_are_usage_errors() {
-        let l = S3Location::parse("s3:https://minio.example:9000/bkt/team/repo/").unwrap();
-        assert_eq!(
-            (l.endpoint.as_str(), l.bucket.as_str(), l.prefix.as_str()),
-            ("https://minio.example:9000", "bkt", "team/repo")
-        );
-        let l = S3Location::parse("s3:s3.amazonaws.com/bkt").unwrap();
-        assert_eq!(
-            (l.endpoint.as_str(), l.bucket.as_str(), l.prefix.as_str()),
-            ("https://s3.amazonaws.com", "bkt", "")
-        );
-        for bad in ["s3:", "s3:https://host", "s3:https:///bkt", "s3:ftp://h/b", "/tmp/repo"] {
-            assert!(matches!(S3Location::parse(bad), Err(Error::InvalidArgument(_))), "{bad}");
-        }
-        assert_eq!(S3Backend::key(FileType::Pack, "3fab"), "data/3f/3fab");
-        assert_eq!(S3Backend::key(FileType::ParityPolicy, "policy"), "parity/policy");
     }
 }

@@ -61,6 +61,7 @@ impl State {
 /// The background uploads of one backend.
 pub(super) struct Uploads {
     op: opendal::Operator,
+    publish: super::Publish,
     rt: tokio::runtime::Handle,
     limit: usize,
     state: Mutex<State>,
@@ -68,8 +69,18 @@ pub(super) struct Uploads {
 }
 
 impl Uploads {
-    pub(super) fn new(op: opendal::Operator, rt: tokio::runtime::Handle, limit: usize) -> Arc<Uploads> {
-        Arc::new(Uploads { op, rt, limit: limit.max(1), state: Mutex::default(), changed: Condvar::new() })
+    pub(super) fn new(
+        op: opendal::Operator,
+        rt: tokio::runtime::Handle,
+        limit: usize,
+        publish: super::Publish,
+    ) -> Arc<Uploads> {
+        Arc::new(Uploads { op, publish, rt, limit: limit.max(1), state: Mutex::default(), changed: Condvar::new() })
+    }
+
+    /// The operator uploads go through (for writes the backend makes itself).
+    pub(super) fn operator(&self) -> opendal::Operator {
+        self.op.clone()
     }
 
     /// Start uploading `bytes` as `key`, waiting first while `limit` uploads are running (or
@@ -124,7 +135,7 @@ impl Uploads {
             // (Not in a `while let`: its guard would live across the write.)
             let next = self.state.lock().unwrap().chains.get(&id).map(|c| c.sending.clone());
             let Some((key, bytes)) = next else { return };
-            let result = self.op.write(&key, bytes).await;
+            let result = super::put(&self.op, self.publish, &key, bytes).await;
             let mut st = self.state.lock().unwrap();
             match (result, st.chains.get_mut(&id)) {
                 (Err(e), _) => st.fail(id, e),

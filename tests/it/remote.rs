@@ -1,0 +1,466 @@
+//! Every remote backend against a real server the test starts itself, through one conformance
+//! scenario (the same commands and assertions for each): a private OpenSSH `sshd` for `sftp:`,
+//! `rclone` (a local remote) for `rclone:`, Azurite for `azure:`, `s3s-fs` for `s3:`, and a
+//! plain directory as the reference. Servers listen on loopback ports and stop when the test
+//! ends; `.ci/run` installs what a fresh machine lacks (openssh-server, rclone, Azurite).
+
+use crate::common::*;
+use crate::s3::S3Server;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A repository location and what a command needs to reach it.
+struct Remote {
+    location: String,
+    envs: Vec<(String, String)>,
+    /// The repository's directory on the server's disk, where there is one (damage tests).
+    on_disk: Option<PathBuf>,
+}
+
+impl Remote {
+    fn run(&self, args: &[&str]) -> Out {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", &self.location)
+            .env("ARCA_PASSWORD", PASSWORD)
+            .env("ARCA_TO_PASSWORD", PASSWORD)
+            .env("ARCA_NEW_PASSWORD", "second key");
+        for (k, v) in &self.envs {
+            c.env(k, v);
+        }
+        c.args(args).timeout(Duration::from_secs(300)).output().unwrap().into()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_listening(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process killed when the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn need(program: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(program)).find(|b| b.is_file()))
+        .or_else(|| Some(Path::new("/usr/sbin").join(program)).filter(|b| b.is_file()));
+    found.unwrap_or_else(|| panic!("{program} is not installed: run .ci/run, which installs what the tests need"))
+}
+
+// ---- sftp: a private sshd -----------------------------------------------------------------
+
+/// `sshd` on a loopback port with generated keys, and an `ssh` on `PATH` that reads a
+/// configuration naming the host `arca-test` (as `~/.ssh/config` would).
+struct Sshd {
+    _server: Server,
+    dir: tempfile::TempDir,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run ssh-keygen");
+    assert!(st.success());
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::Builder::new().prefix("arca-sshd-").tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host"));
+        keygen(&d.join("client"));
+        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
+        std::fs::write(d.join("known_hosts"), format!("arca-test {host_pub}")).unwrap();
+        let port = free_port();
+        let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
+            String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout).unwrap().trim().to_string()
+        });
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {0}/host\nAuthorizedKeysFile {0}/authorized_keys\n\
+                 PidFile none\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 UsePAM no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nLogLevel ERROR\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host arca-test\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {0}/client\n  \
+                 IdentitiesOnly yes\n  HostKeyAlias arca-test\n  UserKnownHostsFile {0}/known_hosts\n  \
+                 GlobalKnownHostsFile /dev/null\n  BatchMode yes\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        // The ssh arca runs is the real one, reading this configuration.
+        std::fs::create_dir(d.join("bin")).unwrap();
+        let wrapper = d.join("bin/ssh");
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec {} -F {}/ssh_config \"$@\"\n", need("ssh").display(), d.display()),
+        )
+        .unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&wrapper).unwrap().permissions(), 0o755);
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // Privilege separation wants its empty directory when sshd starts as root.
+        if is_root() {
+            let _ = std::fs::create_dir_all("/run/sshd");
+        }
+        let child = Command::new(need("sshd"))
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        wait_listening(port, "sshd");
+        Sshd { _server: Server(child), dir }
+    }
+
+    fn path_env(&self) -> String {
+        let old = std::env::var("PATH").unwrap_or_default();
+        format!("{}:{old}", self.dir.path().join("bin").display())
+    }
+
+    /// A directory the server's user can write, and its location.
+    fn remote(&self, env: &Env) -> Remote {
+        let dir = env.path("sftp-repo");
+        Remote {
+            location: format!("sftp:arca-test:{}", dir.display()),
+            envs: vec![("PATH".into(), self.path_env())],
+            on_disk: Some(dir),
+        }
+    }
+}
+
+// ---- rclone: a local remote ----------------------------------------------------------------
+
+fn rclone_remote(env: &Env) -> Remote {
+    need("rclone");
+    let dir = env.mkdir("rclone-repo");
+    // An empty rclone configuration: the remote is a local path, which rclone serves like any.
+    let conf = env.path("rclone.conf");
+    std::fs::write(&conf, "").unwrap();
+    Remote {
+        location: format!("rclone:{}", dir.display()),
+        envs: vec![("RCLONE_CONFIG".into(), conf.display().to_string())],
+        on_disk: Some(dir),
+    }
+}
+
+// ---- azure: Azurite --------------------------------------------------------------------------
+
+/// Azurite's well-known development account.
+const AZ_ACCOUNT: &str = "devstoreaccount1";
+const AZ_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The Azurite blob server: `$ARCA_TEST_AZURITE`, else `azurite-blob` on `PATH`, else the one
+/// the tests install once into the target directory with npm.
+fn azurite_binary() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("ARCA_TEST_AZURITE").filter(|p| !p.is_empty()) {
+            return PathBuf::from(p);
+        }
+        let on_path = std::env::var_os("PATH")
+            .and_then(|p| std::env::split_paths(&p).map(|d| d.join("azurite-blob")).find(|b| b.is_file()));
+        if let Some(b) = on_path {
+            return b;
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("azurite");
+        let bin = root.join("node_modules/.bin/azurite-blob");
+        if !bin.is_file() {
+            std::fs::create_dir_all(&root).unwrap();
+            let st = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+                .arg(&root)
+                .arg("azurite@3.35.0")
+                .status()
+                .expect("run npm (the Azure tests need Azurite)");
+            assert!(st.success(), "npm install azurite failed: the Azure tests need a real Azure emulator");
+        }
+        bin
+    })
+    .clone()
+}
+
+fn azurite(env: &Env) -> (Server, Remote) {
+    let port = free_port();
+    let child = Command::new(azurite_binary())
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--silent", "--skipApiVersionCheck"])
+        .arg("--location")
+        .arg(env.mkdir("azurite"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start azurite");
+    let server = Server(child);
+    wait_listening(port, "azurite");
+    create_container(port, "arca-test");
+    let remote = Remote {
+        location: "azure:arca-test/team/repo".into(),
+        envs: vec![
+            ("AZURE_ACCOUNT_NAME".into(), AZ_ACCOUNT.into()),
+            ("AZURE_ACCOUNT_KEY".into(), AZ_KEY.into()),
+            ("AZURE_ENDPOINT".into(), format!("http://127.0.0.1:{port}/{AZ_ACCOUNT}")),
+        ],
+        on_disk: None,
+    };
+    (server, remote)
+}
+
+/// `Mon, 07 Dec 2026 06:48:20 GMT` for `t`.
+fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1];
+    format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Create a container with one Shared Key-signed request (Azurite has no other way in).
+fn create_container(port: u16, name: &str) {
+    use base64::Engine;
+    use hmac::Mac;
+    use std::io::{Read, Write};
+    let date = http_date(std::time::SystemTime::now());
+    let version = "2021-08-06";
+    let to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZ_ACCOUNT}/{AZ_ACCOUNT}/{name}\nrestype:container"
+    );
+    let key = base64::engine::general_purpose::STANDARD.decode(AZ_KEY).unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(to_sign.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "PUT /{AZ_ACCOUNT}/{name}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-ms-date: {date}\r\n\
+         x-ms-version: {version}\r\nAuthorization: SharedKey {AZ_ACCOUNT}:{sig}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "creating the container failed:\n{answer}");
+}
+
+// ---- the conformance scenario -----------------------------------------------------------------
+
+/// The same commands, the same assertions, on every backend: init, backup, browse, restore
+/// byte for byte, dump, diff, check with data, keys, tags, forget and prune, copy to and from
+/// a local repository, a drill, a second init refused, and — where the server keeps files on
+/// a disk the test can reach — a flipped byte found and repaired from parity.
+fn conformance(remote: &Remote) {
+    let env = Env::bare();
+    let src = env.mkdir("src");
+    make_realistic_tree(&src);
+    let s = src.to_str().unwrap();
+    let run = |args: &[&str]| remote.run(args);
+    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
+    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).code(2);
+    let first = run(&["--json", "backup", s]).ok().json();
+    let first = first["snapshot"].as_str().unwrap().to_string();
+    std::fs::write(src.join("docs/new.txt"), "added later\n").unwrap();
+    write_random_file(&src.join("big.bin"), 8, 3 << 20);
+    run(&["backup", s]).ok();
+    let listed = run(&["--json", "snapshots"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    let ls = run(&["ls", "latest"]).ok().text();
+    assert!(ls.contains("new.txt"), "{ls}");
+    let found = run(&["find", "file-07.txt"]).ok().text();
+    assert!(found.contains("file-07.txt"), "{found}");
+    let diff = run(&["diff", &first, "latest"]).ok().text();
+    assert!(diff.contains("new.txt"), "{diff}");
+    let out = env.path("out");
+    run(&["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_same_tree(&src, &under(&out, &src), Cmp { root_meta: false, mtime: true });
+    let dumped = run(&["dump", &sref("latest", &src.join("big.bin"))]).ok().stdout;
+    assert_eq!(hash_reader(&dumped[..]), hash_file(&src.join("big.bin")));
+    run(&["check", "--read-data"]).ok();
+    run(&["verify", "latest"]).ok();
+    run(&["drill", "latest"]).ok();
+    run(&["key", "add", "--kdf-memory", "8", "--kdf-iterations", "1"]).ok();
+    assert_eq!(run(&["--json", "key", "list"]).ok().json().as_array().unwrap().len(), 2);
+    run(&["tag", "latest", "--add", "kept"]).ok();
+    // Copies both ways with a local repository.
+    let local = env.path("local");
+    let local_run = |args: &[&str]| -> Out {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", &local)
+            .env("ARCA_PASSWORD", PASSWORD)
+            .env("ARCA_TO_PASSWORD", PASSWORD)
+            .env("ARCA_NEW_PASSWORD", "second key");
+        for (k, v) in &remote.envs {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap().into()
+    };
+    local_run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).ok();
+    let local_s = local.to_str().unwrap();
+    run(&["copy", "--to", local_s]).ok();
+    assert_eq!(local_run(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 2);
+    run(&["forget", &first]).ok();
+    run(&["prune", "--max-unused", "0"]).ok();
+    run(&["check", "--read-data"]).ok();
+    assert_eq!(run(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 1);
+    local_run(&["copy", "--to", &remote.location]).ok();
+    // Pushing back the copy restores the forgotten snapshot's content, deduplicated.
+    assert_eq!(run(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 2);
+    run(&["check", "--read-data"]).ok();
+    if let Some(dir) = &remote.on_disk {
+        damage_and_repair(dir, &run);
+    }
+}
+
+/// A byte flipped in the largest pack on the server's disk: check finds it, parity repairs it.
+fn damage_and_repair(dir: &Path, run: &dyn Fn(&[&str]) -> Out) {
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(dir.join("data"))
+        .unwrap()
+        .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap().map(|e| e.unwrap().path()))
+        .collect();
+    packs.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
+    flip_byte(&packs[0], 1000);
+    run(&["check", "--read-data"]).code(4);
+    run(&["repair", "packs"]).ok();
+    run(&["check", "--read-data"]).ok();
+    // Nothing of the writers' temporary files is left behind.
+    let tmp: Vec<_> =
+        std::fs::read_dir(dir.join("tmp")).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    assert!(tmp.is_empty(), "temporary files left: {tmp:?}");
+}
+
+#[test]
+fn conformance_local_directory() {
+    let env = Env::bare();
+    let dir = env.path("repo");
+    conformance(&Remote { location: dir.display().to_string(), envs: vec![], on_disk: Some(dir) });
+}
+
+#[test]
+fn conformance_s3() {
+    let s3 = S3Server::start("bkt");
+    let env = vec![
+        ("AWS_ACCESS_KEY_ID".to_string(), crate::s3::ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), crate::s3::SECRET_KEY.to_string()),
+    ];
+    let on_disk = s3.root.join("bkt/conf");
+    conformance(&Remote { location: format!("s3:{}/bkt/conf", s3.endpoint), envs: env, on_disk: Some(on_disk) });
+}
+
+#[test]
+fn conformance_sftp() {
+    let sshd = Sshd::start();
+    let env = Env::bare();
+    conformance(&sshd.remote(&env));
+}
+
+#[test]
+fn conformance_rclone() {
+    let env = Env::bare();
+    conformance(&rclone_remote(&env));
+}
+
+#[test]
+fn conformance_azure() {
+    let env = Env::bare();
+    let (_server, remote) = azurite(&env);
+    conformance(&remote);
+}
+
+// ---- the storage misbehaving ---------------------------------------------------------------
+
+/// A server that accepts connections and never answers: every command used to hang forever.
+#[test]
+fn a_store_that_never_answers_fails_in_bounded_time_with_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.push(c);
+        }
+    });
+    let started = Instant::now();
+    let out: Out = arca_cmd()
+        .env("ARCA_PASSWORD", PASSWORD)
+        .env("AWS_ACCESS_KEY_ID", "a")
+        .env("AWS_SECRET_ACCESS_KEY", "b")
+        .args(["--timeout", "1s", "-r", &format!("s3:http://127.0.0.1:{port}/bkt/x"), "snapshots"])
+        .timeout(Duration::from_secs(110))
+        .output()
+        .unwrap()
+        .into();
+    out.code(1).stderr.contains("did not answer in time").then_some(()).expect("the timeout is named");
+    eprintln!("gave up after {:?}", started.elapsed());
+}
+
+/// Errors from the storage are one line that says what is wrong and what to set, not a dump of
+/// the client's request (status, headers, signing internals).
+#[test]
+fn storage_errors_are_one_line_that_says_what_to_set() {
+    let s3 = S3Server::start("bkt");
+    let one_line = |out: Out, words: &str| {
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert_eq!(out.stderr.trim_end().lines().count(), 1, "not one line: {}", out.stderr);
+        assert!(out.stderr.contains(words), "{words:?} not said: {}", out.stderr);
+        for dump in ["headers", "Parts {", "reqsign", "context:"] {
+            assert!(!out.stderr.contains(dump), "the client's internals leak: {}", out.stderr);
+        }
+    };
+    let empty = tempfile::tempdir().unwrap();
+    let no_creds = s3
+        .cmd("bkt", "x")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("HOME", empty.path())
+        .env("AWS_CONFIG_FILE", empty.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty.path().join("none"))
+        .arg("snapshots")
+        .output()
+        .unwrap();
+    one_line(no_creds.into(), "AWS_ACCESS_KEY_ID");
+    let wrong = s3.cmd("bkt", "x").env("AWS_SECRET_ACCESS_KEY", "wrong").arg("snapshots").output().unwrap();
+    one_line(wrong.into(), "access denied");
+    one_line(s3.run("nobucket", "x", &["init", "--kdf-memory", "8", "--kdf-iterations", "1"]), "does not exist");
+    // An SSH server whose host key is not the one known: refused, never accepted.
+    let sshd = Sshd::start();
+    std::fs::write(sshd.dir.path().join("known_hosts"), "").unwrap();
+    let env = Env::bare();
+    one_line(sshd.remote(&env).run(&["snapshots"]), "ssh could not connect");
+    // An rclone remote that does not exist: rclone's own words.
+    let mut r = rclone_remote(&env);
+    r.location = "rclone:nosuchremote:x".into();
+    one_line(r.run(&["snapshots"]), "nosuchremote");
+}
