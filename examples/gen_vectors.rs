@@ -75,7 +75,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// The cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, `arca::fuzz_targets`).
-pub const FUZZ_TARGETS: [&str; 14] = [
+pub const FUZZ_TARGETS: [&str; 15] = [
     "key_file",
     "config",
     "pack_toc",
@@ -90,6 +90,7 @@ pub const FUZZ_TARGETS: [&str; 14] = [
     "sealed_file",
     "chunker",
     "parity",
+    "serve",
 ];
 
 fn main() {
@@ -179,6 +180,8 @@ pub fn generate() -> Vec<(String, String)> {
         file("chunker.json", chunker_vectors()),
         file("parity.json", parity_vectors()),
         file("parity_policy.json", parity_policy_vectors()),
+        file("serve_request.json", serve_request_vectors()),
+        file("serve_response.json", serve_response_vectors()),
     ]
 }
 
@@ -1984,5 +1987,123 @@ fn parity_policy_vectors() -> Vec<Vector> {
     bad("truncated: body of 1 byte", vec![0xf4]);
     bad("body of 3 bytes", vec![0xf4, 0x01, 0x00]);
     bad("empty body", vec![]);
+    v
+}
+
+// ---- the serve protocol (format-spec/23) ----------------------------------------------------------
+
+/// A request's frame body and its decoded fields.
+fn serve_ok_request(name: &str, r: arca::format::serve::Request) -> Vector {
+    ok(name, "serve_request", r.encode(), json!({}), serve_json(&r))
+}
+
+/// The decoded fields of a message, as the vectors state them.
+pub fn serve_json(m: &impl serde::Serialize) -> Value {
+    serde_json::to_value(m).expect("a serve message as JSON")
+}
+
+fn serve_request_vectors() -> Vec<Vector> {
+    use arca::backend::FileType;
+    use arca::format::serve::{Request, MAX_DATA};
+    let k = "serve_request";
+    let id = hex(&[0x3f; 32]);
+    let mut v = vec![
+        serve_ok_request("serve_request: hello", Request::Hello { version: 1 }),
+        serve_ok_request("serve_request: hello of a later version", Request::Hello { version: 2 }),
+        serve_ok_request("serve_request: create", Request::Create),
+        serve_ok_request("serve_request: exists", Request::Exists { t: FileType::Snapshot, name: id.clone() }),
+        serve_ok_request(
+            "serve_request: read_at",
+            Request::ReadAt { t: FileType::Pack, name: id.clone(), offset: 1 << 33, len: MAX_DATA as u32 },
+        ),
+        serve_ok_request(
+            "serve_request: write once",
+            Request::Write { t: FileType::Lock, name: id.clone(), replace: false, data: b"hello".to_vec() },
+        ),
+        serve_ok_request(
+            "serve_request: replace the config (empty name)",
+            Request::Write { t: FileType::Config, name: String::new(), replace: true, data: vec![0; 3] },
+        ),
+        serve_ok_request("serve_request: stage", Request::Stage { t: FileType::Pack }),
+        serve_ok_request("serve_request: append", Request::Append { handle: 7, data: vec![1, 2, 3] }),
+        serve_ok_request("serve_request: publish", Request::Publish { handle: 7, name: id.clone(), replace: false }),
+        serve_ok_request("serve_request: discard", Request::Discard { handle: u32::MAX }),
+        serve_ok_request("serve_request: list", Request::List { t: FileType::Parity, start: 32_768 }),
+        serve_ok_request("serve_request: remove", Request::Remove { t: FileType::Lock, name: id.clone() }),
+        serve_ok_request(
+            "serve_request: sync_name",
+            Request::SyncName { t: FileType::ParityPolicy, name: String::new() },
+        ),
+        serve_ok_request("serve_request: clean_tmp", Request::CleanTmp { max_age_secs: 86_400 }),
+        serve_ok_request("serve_request: stray", Request::Stray { start: 0 }),
+        serve_ok_request("serve_request: free_space", Request::FreeSpace),
+    ];
+    let exists = Request::Exists { t: FileType::Snapshot, name: id.clone() }.encode();
+    let mut bad =
+        |name: &str, body: Vec<u8>| v.push(err(&format!("serve_request: {name}"), k, body, json!({}), INTEGRITY));
+    bad("empty body", vec![]);
+    bad("unknown request 0x10", vec![0x10]);
+    bad("hello with the wrong magic", cat(&[&[0x01], b"arcasrv\r", &[1]]));
+    bad("hello truncated", cat(&[&[0x01], b"arcasrv\n"]));
+    bad("create with a trailing byte", vec![0x02, 0x00]);
+    bad("exists truncated by one byte", exists[..exists.len() - 1].to_vec());
+    bad("exists with a trailing byte", cat(&[&exists, &[0]]));
+    bad("a name that is a path", cat(&[&[0x03, 4, 9], b"../config"]));
+    bad("a name in uppercase hex", cat(&[&[0x03, 4, 64], hex(&[0xab; 32]).to_uppercase().as_bytes()]));
+    bad("a name of 63 digits", cat(&[&[0x03, 4, 63], &id.as_bytes()[..63]]));
+    bad("a name for the config", cat(&[&[0x03, 0, 6], b"config"]));
+    bad("an unknown file type 9", cat(&[&[0x03, 9, 64], id.as_bytes()]));
+    let read = |len: u32| cat(&[&[0x04, 2, 64], id.as_bytes(), &0u64.to_le_bytes(), &len.to_le_bytes()]);
+    bad("a read of 2^24 + 1 bytes", read(MAX_DATA as u32 + 1));
+    let write =
+        |flag: u8, len: u32, data: &[u8]| cat(&[&[0x05, 5, 64], id.as_bytes(), &[flag], &len.to_le_bytes(), data]);
+    bad("a replace flag of 2", write(2, 1, &[0]));
+    bad("data shorter than its length", write(0, 5, b"abcd"));
+    bad("data longer than 2^24 bytes", write(0, MAX_DATA as u32 + 1, b""));
+    bad("publish under a name that is not an object name", cat(&[&[0x08], &7u32.to_le_bytes(), &[6], b"config", &[0]]));
+    v
+}
+
+fn serve_response_vectors() -> Vec<Vector> {
+    use arca::format::serve::{ErrorClass, Response, MAX_PAGE};
+    let k = "serve_response";
+    let okr = |name: &str, r: Response| ok(name, k, r.encode(), json!({}), serve_json(&r));
+    let mut v = vec![
+        okr("serve_response: hello, append-only", Response::Hello { version: 1, append_only: true }),
+        okr("serve_response: ok", Response::Ok),
+        okr("serve_response: bool", Response::Bool { value: true }),
+        okr("serve_response: data", Response::Data { file_len: 10, data: vec![7, 8, 9] }),
+        okr("serve_response: data past the end", Response::Data { file_len: 10, data: vec![] }),
+        okr("serve_response: handle", Response::Handle { handle: 7 }),
+        okr(
+            "serve_response: page",
+            Response::Page { more: true, entries: vec![(hex(&[0x3f; 32]), 123), ("3f/stray".into(), 0)] },
+        ),
+        okr("serve_response: empty last page", Response::Page { more: false, entries: vec![] }),
+        okr("serve_response: count", Response::Count { count: 5 }),
+        okr("serve_response: space unknown", Response::Space { space: None }),
+        okr("serve_response: space", Response::Space { space: Some((1 << 40, 1 << 41)) }),
+        okr(
+            "serve_response: error",
+            Response::Error {
+                class: ErrorClass::Refused,
+                message: "the server is append-only: removing snapshot 3f3f… is refused".into(),
+            },
+        ),
+    ];
+    let mut bad =
+        |name: &str, body: Vec<u8>| v.push(err(&format!("serve_response: {name}"), k, body, json!({}), INTEGRITY));
+    bad("unknown response 0x89", vec![0x89]);
+    bad("a request code", vec![0x02]);
+    bad("bool 2", vec![0x83, 2]);
+    bad("a page of more entries than allowed", cat(&[&[0x86, 0], &(MAX_PAGE as u32 + 1).to_le_bytes()]));
+    bad("a page entry with an empty name", cat(&[&[0x86, 0], &1u32.to_le_bytes(), &[0], &0u64.to_le_bytes()]));
+    bad("a page shorter than its count", cat(&[&[0x86, 0], &2u32.to_le_bytes(), &[1, b'a'], &0u64.to_le_bytes()]));
+    bad("error class 0", cat(&[&[0xe0, 0], &0u16.to_le_bytes()]));
+    bad("error class 7", cat(&[&[0xe0, 7], &0u16.to_le_bytes()]));
+    bad("an error message of 4097 bytes", cat(&[&[0xe0, 2], &4097u16.to_le_bytes(), &[b'x'; 4097]]));
+    bad("an error message that is not UTF-8", cat(&[&[0xe0, 2], &1u16.to_le_bytes(), &[0xff]]));
+    bad("space with a flag of 2", vec![0x88, 2]);
+    bad("data longer than 2^24 bytes", cat(&[&[0x84], &0u64.to_le_bytes(), &(1u32 << 24 | 1).to_le_bytes()]));
     v
 }

@@ -403,3 +403,20 @@ impl Read for ShortReads<'_> {
         Ok(n)
     }
 }
+
+/// `serve::Request::decode` and `serve::Response::decode` (format-spec/23-serve.md), and the
+/// frame reader over the same bytes: never a panic, an accepted message re-encodes to its
+/// input, and a frame length beyond the limit is refused before anything is allocated for it.
+pub fn serve(data: &[u8]) {
+    use crate::format::serve::{read_frame, Request, Response, MAX_FRAME};
+    if let Ok(r) = Request::decode(data) {
+        assert_eq!(r.encode(), data, "serve request: accepted a non-canonical encoding");
+    }
+    if let Ok(r) = Response::decode(data) {
+        assert_eq!(r.encode(), data, "serve response: accepted a non-canonical encoding");
+    }
+    let mut stream = data;
+    while let Ok(Some(body)) = read_frame(&mut stream) {
+        assert!(!body.is_empty() && body.len() <= MAX_FRAME, "serve: a frame outside the limits was read");
+    }
+}

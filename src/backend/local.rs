@@ -166,6 +166,26 @@ impl LocalBackend {
         Ok((f, m.len()))
     }
 
+    /// Up to `max` bytes at `offset` of a regular file (fewer where it ends), and its length:
+    /// the read `arca serve` answers (format-spec/23). A missing file is an I/O error of kind
+    /// `NotFound`.
+    pub fn read_upto(&self, t: FileType, name: &str, offset: u64, max: usize) -> Result<(u64, Vec<u8>)> {
+        use std::os::unix::fs::FileExt;
+        let p = self.path(t, name);
+        let (f, len) = self.open_regular(t, name, &p)?;
+        let want = len.saturating_sub(offset).min(max as u64) as usize;
+        let mut buf = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match f.read_at(&mut buf[got..], offset + got as u64).at(&p)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        buf.truncate(got);
+        Ok((len, buf))
+    }
+
     /// Open a file for ranged reads through a small cache of descriptors, keyed by path (a
     /// pack and its parity file share a name).
     fn cached_open(&self, t: FileType, path: &Path, name: &str) -> Result<Arc<File>> {

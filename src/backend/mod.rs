@@ -9,6 +9,7 @@ pub mod rclone;
 pub mod remote;
 pub mod s3;
 pub mod sftp;
+pub mod ssh;
 
 use crate::error::Result;
 use std::io::Write;
@@ -96,11 +97,12 @@ pub fn is_object_name(name: &str) -> bool {
 
 /// The kinds of location [`open`] knows, as `scheme:` prefixes (a location without one is a
 /// local directory).
-pub const SCHEMES: [&str; 4] = ["s3", "azure", "sftp", "rclone"];
+pub const SCHEMES: [&str; 5] = ["s3", "azure", "sftp", "rclone", "ssh"];
 
 /// The backend for a repository location: `s3:https://host/bucket/prefix`,
-/// `azure:container/prefix`, `sftp:user@host:/path` or `rclone:remote:path` for remote
-/// storage (tuned by `opts`), anything else a local directory.
+/// `azure:container/prefix`, `sftp:user@host:/path`, `rclone:remote:path` for remote
+/// storage (tuned by `opts`), `ssh://user@host/path` for `arca serve`, anything else a local
+/// directory.
 pub fn open(location: &std::path::Path, opts: remote::RemoteOptions) -> Result<std::sync::Arc<dyn Backend>> {
     use remote::RemoteBackend;
     let remote = |make: &dyn Fn() -> Result<remote::Service>| -> Result<std::sync::Arc<dyn Backend>> {
@@ -124,11 +126,12 @@ pub fn open(location: &std::path::Path, opts: remote::RemoteOptions) -> Result<s
             remote(&|| sftp::service(&loc))
         }
         "rclone" => remote(&|| rclone::service(s)),
+        "ssh" => Ok(std::sync::Arc::new(ssh::SshBackend::new(ssh::SshLocation::parse(s)?, opts.connections))),
         _ => Err(crate::Error::InvalidArgument(format!(
             "{}: repositories of kind `{scheme}:` are not supported; arca stores repositories in a local \
              directory, in S3-compatible object storage (`s3:https://host/bucket/prefix`), in Azure \
-             (`azure:container/prefix`), over SFTP (`sftp:user@host:/path`) or in any rclone remote \
-             (`rclone:remote:path`). A local directory whose name holds a colon is written `./{}`",
+             (`azure:container/prefix`), over SFTP (`sftp:user@host:/path`), in any rclone remote \
+             (`rclone:remote:path`) or on a host running `arca serve` (`ssh://user@host/path`). A local directory whose name holds a colon is written `./{}`",
             location.display(),
             location.display()
         ))),

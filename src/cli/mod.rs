@@ -14,6 +14,7 @@ mod mount;
 mod output;
 mod restore;
 mod select;
+mod serve;
 mod status;
 mod tag;
 
@@ -160,6 +161,8 @@ enum Command {
     Generate(generate::GenerateCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
     Journal(journal::JournalArgs),
+    /// Serve a repository directory to `ssh://` clients (run by ssh): `arca serve --stdio DIR`.
+    Serve(serve::ServeArgs),
     /// One line per backup group: newest snapshot and age against --max-age, drills against
     /// max-rto, size anomalies, damage, failures, storage; the alert path.
     Status(status::StatusArgs),
@@ -253,6 +256,10 @@ pub fn run() -> Result<u8> {
     {
         return generate::static_output(c);
     }
+    // The server side of ssh:// answers on stdout and needs nothing else.
+    if let Command::Serve(a) = &cli.command {
+        return serve::run(a);
+    }
     let scope = Scope::resolve(ctx, &choice)?;
     let g = Global { scope, json: cli.json, quiet: cli.quiet };
     dispatch(&g, cli.command)
@@ -285,6 +292,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Copy(a) => copy::run(g, a),
         Command::Generate(c) => generate::run(g, c),
         Command::Drill(a) => drill::run(g, a),
+        Command::Serve(a) => serve::run(&a),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod key;
 pub mod lock;
 pub mod pack;
 pub mod parity;
+pub mod serve;
 pub mod snapshot;
 pub mod tree;
 

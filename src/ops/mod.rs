@@ -31,6 +31,7 @@ pub mod outcome;
 pub mod profile;
 pub mod restore;
 pub mod scope;
+pub mod serve;
 pub mod status;
 pub mod tag;
 pub mod units;

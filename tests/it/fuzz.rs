@@ -26,6 +26,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("sealed_file", ft::sealed_file),
     ("chunker", ft::chunker),
     ("parity", ft::parity),
+    ("serve", ft::serve),
 ];
 
 /// xorshift64*: small, deterministic, no dependency.

@@ -82,11 +82,18 @@ fn keygen(path: &Path) {
 
 impl Sshd {
     fn start() -> Sshd {
+        Sshd::start_with(None)
+    }
+
+    /// With `forced`, every login runs that command (an `authorized_keys` forced command).
+    fn start_with(forced: Option<&str>) -> Sshd {
         let dir = tempfile::Builder::new().prefix("arca-sshd-").tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host"));
         keygen(&d.join("client"));
-        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
+        let client = std::fs::read_to_string(d.join("client.pub")).unwrap();
+        let options = forced.map(|c| format!("command=\"{c}\",restrict ")).unwrap_or_default();
+        std::fs::write(d.join("authorized_keys"), format!("{options}{client}")).unwrap();
         let host_pub = std::fs::read_to_string(d.join("host.pub")).unwrap();
         std::fs::write(d.join("known_hosts"), format!("arca-test {host_pub}")).unwrap();
         let port = free_port();
@@ -152,6 +159,22 @@ impl Sshd {
             on_disk: Some(dir),
         }
     }
+}
+
+// ---- ssh://: arca serve behind sshd ----------------------------------------------------------
+
+/// An sshd whose key runs `arca serve --stdio [--append-only] DIR` whatever the client asks,
+/// and the `ssh://` location of that directory.
+fn served(env: &Env, append_only: bool) -> (Sshd, Remote) {
+    let dir = env.path("served-repo");
+    let flag = if append_only { " --append-only" } else { "" };
+    let sshd = Sshd::start_with(Some(&format!("{} serve --stdio{flag} {}", arca_bin().display(), dir.display())));
+    let remote = Remote {
+        location: format!("ssh://arca-test{}", dir.display()),
+        envs: vec![("PATH".into(), sshd.path_env())],
+        on_disk: Some(dir),
+    };
+    (sshd, remote)
 }
 
 // ---- rclone: a local remote ----------------------------------------------------------------
@@ -387,6 +410,13 @@ fn conformance_sftp() {
 }
 
 #[test]
+fn conformance_arca_serve_over_ssh() {
+    let env = Env::bare();
+    let (_sshd, remote) = served(&env, false);
+    conformance(&remote);
+}
+
+#[test]
 fn conformance_rclone() {
     let env = Env::bare();
     conformance(&rclone_remote(&env));
@@ -463,4 +493,140 @@ fn storage_errors_are_one_line_that_says_what_to_set() {
     let mut r = rclone_remote(&env);
     r.location = "rclone:nosuchremote:x".into();
     one_line(r.run(&["snapshots"]), "nosuchremote");
+}
+
+// ---- arca serve --append-only --------------------------------------------------------------
+
+/// Every file of a directory tree with the hash of its bytes.
+fn contents(dir: &Path) -> std::collections::BTreeMap<PathBuf, [u8; 32]> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), hash_file(&p));
+            }
+        }
+    }
+    out
+}
+
+/// A client speaking the protocol itself, through the same ssh and forced command: what a
+/// thief with the backed-up host's key can send, not only what the CLI would.
+struct RawClient {
+    child: Child,
+    input: std::process::ChildStdin,
+    output: std::process::ChildStdout,
+}
+
+impl RawClient {
+    fn connect(sshd: &Sshd) -> RawClient {
+        let mut child = Command::new(sshd.dir.path().join("bin/ssh"))
+            .args(["arca-test", "arca serve --stdio /anything/the/client/likes"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (input, output) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        RawClient { child, input, output }
+    }
+
+    fn raw(&mut self, body: &[u8]) -> arca::format::serve::Response {
+        use arca::format::serve;
+        serve::write_frame(&mut self.input, body).unwrap();
+        let answer = serve::read_frame(&mut self.output).unwrap().expect("an answer");
+        serve::Response::decode(&answer).unwrap()
+    }
+
+    fn send(&mut self, req: arca::format::serve::Request) -> arca::format::serve::Response {
+        self.raw(&req.encode())
+    }
+}
+
+impl Drop for RawClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn refused(r: &arca::format::serve::Response) -> bool {
+    matches!(r, arca::format::serve::Response::Error { class: arca::format::serve::ErrorClass::Refused, .. })
+}
+
+#[test]
+fn an_append_only_server_keeps_history_from_a_client_that_is_taken_over() {
+    use arca::backend::FileType;
+    use arca::format::serve::{Request, Response};
+    let env = Env::bare();
+    let (sshd, remote) = served(&env, true);
+    let dir = remote.on_disk.clone().unwrap();
+    let src = env.mkdir("src");
+    make_realistic_tree(&src);
+    let s = src.to_str().unwrap();
+    // Backups work, each removing its own lock.
+    remote.run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1", "--pack-size", "1"]).ok();
+    let first = remote.run(&["--json", "backup", s]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    write_random_file(&src.join("big.bin"), 99, 2 << 20);
+    remote.run(&["backup", s]).ok();
+    assert_eq!(repo_files(&dir, FileType::Lock), Vec::<String>::new(), "a backup left its lock");
+    // Through the CLI: forgetting is refused by the server, and says so.
+    let out = remote.run(&["forget", &first]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("append-only"), "{}", out.stderr);
+    remote.run(&["check", "--read-data"]).ok();
+    let before = contents(&dir);
+    // Through the protocol itself.
+    let mut c = RawClient::connect(&sshd);
+    assert_eq!(c.send(Request::Hello { version: 1 }), Response::Hello { version: 1, append_only: true });
+    let snaps = repo_files(&dir, FileType::Snapshot);
+    let packs = repo_files(&dir, FileType::Pack);
+    let snap = snaps[0].clone();
+    assert!(refused(&c.send(Request::Remove { t: FileType::Snapshot, name: snap.clone() })));
+    assert!(refused(&c.send(Request::Remove { t: FileType::Pack, name: packs[0].clone() })));
+    let garbage = vec![0x55u8; 4096];
+    let over = |t, name: &str| Request::Write { t, name: name.to_string(), replace: true, data: garbage.clone() };
+    assert!(refused(&c.send(over(FileType::Snapshot, &snap))));
+    assert!(refused(&c.send(over(FileType::Config, ""))));
+    assert!(refused(&c.send(over(FileType::ParityPolicy, ""))));
+    // A write-once write of a name that exists changes nothing.
+    let once = Request::Write { t: FileType::Snapshot, name: snap.clone(), replace: false, data: garbage.clone() };
+    assert_eq!(c.send(once), Response::Ok);
+    // A staged "pack" published over an existing one leaves the existing one alone.
+    let Response::Handle { handle } = c.send(Request::Stage { t: FileType::Pack }) else { panic!("no handle") };
+    assert_eq!(c.send(Request::Append { handle, data: garbage.clone() }), Response::Ok);
+    assert_eq!(c.send(Request::Publish { handle, name: packs[0].clone(), replace: true }), Response::Ok);
+    // Names that are paths never reach the filesystem.
+    let mut escape = vec![0x0b, 4, 9];
+    escape.extend_from_slice(b"../config");
+    assert!(matches!(c.raw(&escape), Response::Error { .. }));
+    // Its own lock it may remove; nobody else's.
+    let lock_bytes = b"not a real lock, but a file of its own".to_vec();
+    let lock = arca::id::Id::of_file_bytes(&lock_bytes).to_hex();
+    let other = "ab".repeat(32);
+    std::fs::write(dir.join("locks").join(&other), b"someone else's").unwrap();
+    let before_with_other = {
+        let mut b = before.clone();
+        b.insert(PathBuf::from("locks").join(&other), hash_file(&dir.join("locks").join(&other)));
+        b
+    };
+    let write_lock = Request::Write { t: FileType::Lock, name: lock.clone(), replace: false, data: lock_bytes };
+    assert_eq!(c.send(write_lock), Response::Ok);
+    assert!(refused(&c.send(Request::Remove { t: FileType::Lock, name: other.clone() })));
+    assert_eq!(c.send(Request::Remove { t: FileType::Lock, name: lock }), Response::Ok);
+    drop(c);
+    let after = contents(&dir);
+    let changed: Vec<_> = after.iter().filter(|(p, h)| before_with_other.get(*p) != Some(h)).map(|(p, _)| p).collect();
+    let gone: Vec<_> = before_with_other.keys().filter(|p| !after.contains_key(*p)).collect();
+    assert!(changed.is_empty() && gone.is_empty(), "the history changed: {changed:?} new or rewritten, {gone:?} gone");
+    std::fs::remove_file(dir.join("locks").join(&other)).unwrap();
+    // Locally, with the whole repository: nothing lost, both snapshots there.
+    let local = |args: &[&str]| -> Out {
+        arca_cmd().env("ARCA_REPOSITORY", &dir).env("ARCA_PASSWORD", PASSWORD).args(args).output().unwrap().into()
+    };
+    local(&["check", "--read-data"]).ok();
+    assert_eq!(local(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 2);
 }

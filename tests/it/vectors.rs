@@ -251,6 +251,16 @@ fn run(v: &Value) -> Result<Value, Error> {
             let body = open_file(&bytes, FileKind::ParityPolicy, inputs, fparity::POLICY_BODY_LEN)?;
             Ok(json!({"basis_points": fparity::decode_policy(&body, WHAT)?}))
         }
+        "serve_request" => {
+            let r = arca::format::serve::Request::decode(&bytes)?;
+            assert_eq!(r.encode(), bytes, "serve request re-encodes differently");
+            Ok(gen::serve_json(&r))
+        }
+        "serve_response" => {
+            let r = arca::format::serve::Response::decode(&bytes)?;
+            assert_eq!(r.encode(), bytes, "serve response re-encodes differently");
+            Ok(gen::serve_json(&r))
+        }
         other => panic!("unknown vector kind {other}"),
     }
 }
