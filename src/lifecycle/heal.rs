@@ -174,7 +174,16 @@ fn restore_missing(
     id: &Id,
     opts: HealOptions,
 ) -> Result<std::result::Result<String, String>> {
-    let (bytes, damage) = match repo.rebuild(kind, id, &[], true)? {
+    // Only a pack an index names is rebuilt, at the length the index gives: its parity is not
+    // even read otherwise (a planted parity file must not cost memory).
+    let expected = match kind {
+        FileKind::Pack => match index.packs().iter().find(|p| p.id == *id) {
+            Some(p) => Some(u64::from(p.size)),
+            None => return Ok(Err("no index file names it; its parity was not read".into())),
+        },
+        _ => None,
+    };
+    let (bytes, damage) = match repo.rebuild_expecting(kind, id, &[], true, expected)? {
         Assessment::Repairable { bytes, damage, .. } => (bytes, damage),
         Assessment::Unrepairable(why) => return Ok(Err(format!("its parity cannot restore it: {why}"))),
         Assessment::Healthy => return Ok(Ok("present after all".into())),

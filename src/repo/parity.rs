@@ -282,6 +282,55 @@ impl Repository {
 
     /// Rebuild the file `id` of `kind` from `damaged` (its bytes as read) and its parity file.
     pub fn rebuild(&self, kind: FileKind, id: &Id, damaged: &[u8], missing: bool) -> Result<Assessment> {
+        self.rebuild_expecting(kind, id, damaged, missing, None)
+    }
+
+    /// The longest pack this repository's writers make: the target size, then the largest blob
+    /// that can end a pack (a tree blob, or a data blob of the chunker's maximum, in its
+    /// envelope), the longest table of contents, header and trailer. Parity that claims a longer
+    /// pack is not read (anyone who can write to the storage can plant such a file).
+    pub fn max_pack_len(&self) -> u64 {
+        use crate::format::pack::{TOC_ENTRY_LEN, TRAILER_LEN};
+        let blob = (crate::format::tree::MAX_TREE_LEN as u64).max(u64::from(self.config().chunker.max_size));
+        let envelope = crate::format::blob::MIN_STORED_LEN as u64;
+        let toc = 44 + (crate::repo::packer::MAX_PACK_BLOBS * TOC_ENTRY_LEN) as u64;
+        let n = u64::from(self.config().pack_target_size) + blob + envelope + toc + 8 + TRAILER_LEN as u64;
+        n.min(u32::MAX as u64)
+    }
+
+    /// [`Repository::rebuild`], where the index may say how long the file is (`expected`, a
+    /// pack's indexed size). The parity file is read only if the length it claims to protect is
+    /// that one, or, unknown, within what a file of its kind in this repository can be: so a
+    /// planted parity file (a few sparse megabytes claiming a 4 GiB pack) costs a 96-byte read,
+    /// not gigabytes of memory.
+    pub fn rebuild_expecting(
+        &self,
+        kind: FileKind,
+        id: &Id,
+        damaged: &[u8],
+        missing: bool,
+        expected: Option<u64>,
+    ) -> Result<Assessment> {
+        if let Some(f) = self.parity_fixed(id) {
+            let claimed = f.geometry.len;
+            let limit = match (kind, expected) {
+                (_, Some(e)) if claimed != e => {
+                    return Ok(Assessment::Unrepairable(format!(
+                        "its parity file protects {claimed} bytes, but the index says the file has {e}; not read"
+                    )))
+                }
+                (_, Some(e)) => e,
+                (FileKind::Pack, None) => self.max_pack_len(),
+                (k, None) => parity::max_protected_len(k),
+            };
+            if claimed > limit {
+                return Ok(Assessment::Unrepairable(format!(
+                    "its parity file claims {claimed} bytes, more than a {} of this repository can have \
+                     ({limit}); not read",
+                    kind.name()
+                )));
+            }
+        }
         let pbytes = match self.parity_of(kind, &id.to_hex())? {
             ParityFile::Absent => return Ok(Assessment::Unrepairable("no parity file".into())),
             ParityFile::Damaged(why) => {

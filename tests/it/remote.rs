@@ -630,3 +630,51 @@ fn an_append_only_server_keeps_history_from_a_client_that_is_taken_over() {
     local(&["check", "--read-data"]).ok();
     assert_eq!(local(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 2);
 }
+
+// ---- a planted parity file -----------------------------------------------------------------
+
+/// Anyone who can write to the storage, without a key, plants a parity file of a few sparse
+/// megabytes claiming a lost 4 GiB pack at the largest geometry. `check` and `repair packs`
+/// used to read it whole and rebuild the pack in memory (gigabytes, then an abort); now the
+/// claimed length is held against what the index and the repository allow before anything
+/// past the 96-byte fixed part is read. Run under a 1.5 GiB address-space limit so that the old
+/// behaviour fails here however much memory the machine has.
+#[test]
+fn a_planted_parity_file_claiming_a_huge_lost_pack_costs_no_memory() {
+    use arca::format::header::FileKind;
+    use arca::format::parity::{Fixed, Geometry};
+    let env = Env::new();
+    let src = env.mkdir("src");
+    std::fs::write(src.join("a"), b"some data").unwrap();
+    env.backup(&[&src], &[]);
+    let id = arca::id::Id::of_file_bytes(b"a pack that never was");
+    let geometry = Geometry { shard: 65_536, len: u32::MAX as u64, segments: 2, recovery: 32_768 };
+    let fixed = Fixed { kind: FileKind::Pack, id, geometry }.encode();
+    let path = repo_file(&env.path("repo"), arca::backend::FileType::Parity, &id.to_hex());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &fixed, 0).unwrap();
+    f.set_len(geometry.file_len()).unwrap();
+    assert!(geometry.file_len() > 4 << 30);
+    let limited = |args: &[&str]| -> Out {
+        let mut c = std::process::Command::new(arca_bin());
+        c.env("ARCA_REPOSITORY", env.path("repo")).env("ARCA_PASSWORD", PASSWORD).args(args);
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                let lim = libc::rlimit { rlim_cur: 3 << 29, rlim_max: 3 << 29 };
+                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        c.output().unwrap().into()
+    };
+    // The lost "pack" is reported (its parity is there), but not rebuilt.
+    let out = limited(&["check"]).code(4);
+    assert!(out.all().contains(&id.to_hex()), "{}", out.all());
+    let out = limited(&["repair", "packs"]);
+    assert!(out.all().contains("not read"), "{}", out.all());
+    limited(&["parity", "build", "--drop-orphans"]).ok();
+    limited(&["check"]).ok();
+}
