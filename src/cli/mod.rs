@@ -103,6 +103,12 @@ pub struct Cli {
     /// exclusive operations (forget, tag, prune's commit) hold their lock for seconds.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
     retry_lock: std::time::Duration,
+    /// Read without taking a lock: check, restore, dump, verify, mount, drill and copy's source
+    /// on read-only storage (a mounted snapshot of the backup disk, a read-only share). Without
+    /// it they fall back to this, with a warning, when the storage refuses the lock. Commands
+    /// that write always lock.
+    #[arg(long, global = true, env = "ARCA_NO_LOCK")]
+    no_lock: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -245,6 +251,7 @@ pub fn run() -> Result<u8> {
         password,
         remote: arca::backend::remote::RemoteOptions { connections: cli.connections as usize, timeout: cli.timeout },
         retry_lock: cli.retry_lock,
+        no_lock: cli.no_lock,
         notices: Arc::new(Shown { quiet: cli.quiet }),
     };
     let choice =

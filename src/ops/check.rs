@@ -54,7 +54,7 @@ impl HasOutcome for Checked {
     }
 }
 
-/// Run a check under a shared lock.
+/// Run a check under a shared lock (none on read-only storage or with `--no-lock`).
 pub fn check(scope: &Scope, req: &CheckRequest) -> Result<Checked> {
     let ctx = &scope.ctx;
     let read_data = req.subset()?;
@@ -62,7 +62,7 @@ pub fn check(scope: &Scope, req: &CheckRequest) -> Result<Checked> {
     let result = (|| {
         let repo = ctx.open()?;
         rec.attach(&repo);
-        let _lock = ctx.lock(&repo, false)?;
+        let _lock = ctx.lock_for_reading(&repo)?;
         let report = crate::check::check(&repo, &CheckOptions { read_data })?;
         let none_read = read_data.is_some() && report.packs > 0 && report.packs_read == 0;
         Ok(Checked { report, none_read })

@@ -141,6 +141,9 @@ pub struct Context {
     pub remote: crate::backend::remote::RemoteOptions,
     /// How long to wait for a conflicting lock.
     pub retry_lock: Duration,
+    /// Operations that only read take no lock (`--no-lock`: read-only storage, a mounted
+    /// snapshot of the backup disk); operations that write always lock.
+    pub no_lock: bool,
     /// Who hears about waits and warnings.
     pub notices: Arc<dyn Notices>,
 }
@@ -153,6 +156,7 @@ impl Context {
             password,
             remote: crate::backend::remote::RemoteOptions::default(),
             retry_lock: Duration::from_secs(600),
+            no_lock: false,
             notices: Arc::new(Silent),
         }
     }
@@ -189,10 +193,13 @@ impl Context {
         repo.lock_wait(exclusive, wait, &|e| notices.waiting(e, wait))
     }
 
-    /// A shared lock for a long read (restore, dump, verify, mount, copy's source), so that a
-    /// prune's commit waits for it; none, with a warning, where `locks/` cannot be written
-    /// (read-only media).
+    /// A shared lock for a long read (check, restore, dump, verify, mount, copy's source), so
+    /// that a prune's commit waits for it; none with `--no-lock`, and none, with a warning,
+    /// where `locks/` cannot be written (read-only media, read-only credentials).
     pub fn lock_for_reading(&self, repo: &Repository) -> Result<Option<LockGuard>> {
+        if self.no_lock {
+            return Ok(None);
+        }
         match self.lock(repo, false) {
             Ok(l) => Ok(Some(l)),
             Err(Error::Io { path, source }) => {

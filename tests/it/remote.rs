@@ -678,3 +678,57 @@ fn a_planted_parity_file_claiming_a_huge_lost_pack_costs_no_memory() {
     limited(&["parity", "build", "--drop-orphans"]).ok();
     limited(&["check"]).ok();
 }
+
+// ---- read-only storage -----------------------------------------------------------------------
+
+/// A repository on read-only storage (here a read-only bind mount as root, else a tree without
+/// write permission): the commands that only read work, `check` included, falling back to no
+/// lock with a warning, or with none and no warning under `--no-lock`.
+#[test]
+fn a_read_only_repository_is_checked_restored_and_drilled_without_writing() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    make_realistic_tree(&src);
+    env.backup(&[&src], &[]);
+    let repo = env.path("repo");
+    let ro = env.mkdir("ro");
+    let mounted = is_root()
+        && Command::new("mount").args(["--bind"]).arg(&repo).arg(&ro).status().is_ok_and(|s| s.success())
+        && Command::new("mount").args(["-o", "remount,bind,ro"]).arg(&ro).status().is_ok_and(|s| s.success());
+    struct Unmount(PathBuf, bool);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            if self.1 {
+                let _ = Command::new("umount").arg(&self.0).status();
+            }
+        }
+    }
+    let _unmount = Unmount(ro.clone(), mounted);
+    let at = if mounted {
+        ro.clone()
+    } else {
+        assert!(!is_root(), "as root the test needs a read-only bind mount");
+        Command::new("chmod").args(["-R", "a-w"]).arg(&repo).status().unwrap();
+        repo.clone()
+    };
+    let before = contents(&repo);
+    let run = |args: &[&str]| -> Out {
+        arca_cmd().env("ARCA_REPOSITORY", &at).env("ARCA_PASSWORD", PASSWORD).args(args).output().unwrap().into()
+    };
+    let out = run(&["check", "--read-data"]).ok();
+    assert!(out.stderr.contains("reading without one"), "{}", out.stderr);
+    let quiet = run(&["--no-lock", "check"]).ok();
+    assert!(!quiet.stderr.contains("lock"), "{}", quiet.stderr);
+    run(&["snapshots"]).ok();
+    run(&["ls", "latest"]).ok();
+    let target = env.path("out");
+    run(&["--no-lock", "restore", "latest", "--target", target.to_str().unwrap()]).ok();
+    assert_same_tree(&src, &under(&target, &src), Cmp { root_meta: false, mtime: true });
+    run(&["drill", "latest"]).ok();
+    // Writing is still refused, clearly.
+    assert_ne!(run(&["--no-lock", "backup", src.to_str().unwrap()]).code, 0);
+    assert_eq!(contents(&repo), before, "the read-only repository changed");
+    if !mounted {
+        Command::new("chmod").args(["-R", "u+w"]).arg(&repo).status().unwrap();
+    }
+}
