@@ -425,6 +425,9 @@ impl Backend for LocalBackend {
                 Err(e) => return Err(Error::Io { path: d, source: e }),
             };
             for e in rd {
+                if out.len() >= super::MAX_LISTED {
+                    return Err(super::too_many_listed(&self.location(), t));
+                }
                 let e = e.at(&d)?;
                 if let Some(name) = e.file_name().to_str() {
                     // A file removed between readdir and stat (a lock being refreshed) is just gone.

@@ -89,6 +89,20 @@ impl FileType {
     }
 }
 
+/// Most entries one listing of a file type may have (format-spec/19): a storage that lists more
+/// (one that never ends its listing, or a planted flood of names) is refused with an error
+/// instead of growing memory until the allocator aborts. 2^22 packs of the default 16 MiB are
+/// 64 TiB.
+pub const MAX_LISTED: usize = 1 << 22;
+
+/// The error for a listing past [`MAX_LISTED`] entries.
+pub fn too_many_listed(location: &str, t: FileType) -> crate::Error {
+    crate::Error::integrity(
+        format!("{location}: {}/", t.dir()),
+        format!("the storage lists more than {MAX_LISTED} entries; stopped reading the listing"),
+    )
+}
+
 /// Whether `name` can name a content-addressed repository file: 64 lowercase hex digits
 /// (format-spec/04 §4.2). Readers ignore other names (`.DS_Store`, sync-conflict copies).
 pub fn is_object_name(name: &str) -> bool {

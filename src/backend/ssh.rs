@@ -303,6 +303,9 @@ impl Streams {
             match self.call(&req(all.len() as u64), t, "")? {
                 Response::Page { more, entries } => {
                     let got = entries.len();
+                    if all.len() + got > super::MAX_LISTED {
+                        return Err(super::too_many_listed(&self.location(), t));
+                    }
                     all.extend(entries);
                     if !more {
                         return Ok(all);

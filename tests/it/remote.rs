@@ -732,3 +732,61 @@ fn a_read_only_repository_is_checked_restored_and_drilled_without_writing() {
         Command::new("chmod").args(["-R", "u+w"]).arg(&repo).status().unwrap();
     }
 }
+
+// ---- a listing that never ends ---------------------------------------------------------------
+
+/// An "S3 server" that answers every listing with a full page and a token for the next one,
+/// forever. The listing is stopped at the limit (format-spec/19) with an error naming it,
+/// instead of growing until the allocator aborts.
+#[test]
+fn a_listing_that_never_ends_is_stopped_at_the_limit() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut out = conn;
+                let mut page = 0u64;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    while line != "\r\n" {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    page += 1;
+                    let mut body = String::from(
+                        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><IsTruncated>true</IsTruncated>",
+                    );
+                    for i in 0..20_000u64 {
+                        body.push_str(&format!("<Contents><Key>x/snapshots/{:064x}</Key><LastModified>2026-12-07T00:00:00.000Z</LastModified><ETag>\"e\"</ETag><Size>1</Size></Contents>", page << 20 | i));
+                    }
+                    body.push_str(&format!(
+                        "<NextContinuationToken>t{page}</NextContinuationToken></ListBucketResult>"
+                    ));
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    if out.write_all(head.as_bytes()).and_then(|_| out.write_all(body.as_bytes())).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let b = arca::backend::open(Path::new(&format!("s3:http://127.0.0.1:{port}/bkt/x")), Default::default()).unwrap();
+    std::env::set_var("AWS_ACCESS_KEY_ID", "a");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "b");
+    let started = Instant::now();
+    let err = b.list(arca::backend::FileType::Snapshot).expect_err("an endless listing ended");
+    assert!(err.to_string().contains("more than 4194304 entries"), "{err}");
+    eprintln!("stopped after {:?}", started.elapsed());
+}

@@ -465,13 +465,22 @@ impl Backend for RemoteBackend {
         };
         let sharded = matches!(t, FileType::Pack | FileType::Parity);
         let opts = opendal::options::ListOptions { recursive: true, ..Default::default() };
-        let entries = match self.op.list_options(&dir, opts) {
+        // Entry by entry, so that a listing that never ends is stopped at the limit.
+        let entries = match self.op.lister_options(&dir, opts) {
             Ok(e) => e,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(vec![]),
             Err(e) => return Err(io_err(&dir, e)),
         };
         let mut out = Vec::new();
-        for e in entries {
+        for (i, e) in entries.enumerate() {
+            if i >= super::MAX_LISTED {
+                return Err(super::too_many_listed(&self.location, t));
+            }
+            let e = match e {
+                Ok(e) => e,
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => break,
+                Err(e) => return Err(io_err(&dir, e)),
+            };
             let Some(rel) = e.path().strip_prefix(&dir) else { continue };
             if rel.is_empty() || rel.ends_with('/') {
                 continue;
