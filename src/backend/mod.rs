@@ -4,6 +4,7 @@
 //! ranged reads, listing and removal — so that an object store can implement it later.
 
 pub mod azure;
+pub mod cache;
 pub mod local;
 pub mod rclone;
 pub mod remote;
@@ -239,6 +240,20 @@ pub trait Backend: Send + Sync {
     fn clean_tmp(&self, _max_age: std::time::Duration) -> Result<usize> {
         Ok(0)
     }
+    /// A tree blob's envelope kept by a local cache ([`cache`]), if there is one; the caller
+    /// authenticates it (and reads the pack instead, and calls [`Backend::forget_blob`], if it
+    /// does not open).
+    fn cached_blob(&self, _id: &crate::id::Id) -> Option<Vec<u8>> {
+        None
+    }
+    /// Whether [`Backend::keep_blob`] keeps anything (the caller then keeps a copy to give it).
+    fn caches_blobs(&self) -> bool {
+        false
+    }
+    /// Keep a tree blob's envelope that authenticated, for [`Backend::cached_blob`].
+    fn keep_blob(&self, _id: &crate::id::Id, _envelope: &[u8]) {}
+    /// Drop a cached envelope that did not authenticate.
+    fn forget_blob(&self, _id: &crate::id::Id) {}
     /// Bytes free for writing and the size of the storage the repository is on, where that is
     /// known (a local filesystem); `None` for object stores, whose room is a bill.
     fn free_space(&self) -> Result<Option<(u64, u64)>> {

@@ -5,6 +5,7 @@
 mod admin;
 mod backup;
 mod browse;
+mod cache;
 mod copy;
 mod drill;
 mod forget;
@@ -107,8 +108,16 @@ pub struct Cli {
     /// on read-only storage (a mounted snapshot of the backup disk, a read-only share). Without
     /// it they fall back to this, with a warning, when the storage refuses the lock. Commands
     /// that write always lock.
-    #[arg(long, global = true, env = "ARCA_NO_LOCK")]
+    #[arg(long, global = true, env = "ARCA_NO_LOCK", value_parser = clap::builder::FalseyValueParser::new())]
     no_lock: bool,
+    /// Where key files, index files and snapshots of remote repositories are cached (default
+    /// `$XDG_CACHE_HOME/arca` or `~/.cache/arca`); every cached file is checked against its name
+    /// and the storage's listing before use. `arca cache` lists and cleans it.
+    #[arg(long, global = true, env = "ARCA_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Use no local cache for a remote repository.
+    #[arg(long, global = true, env = "ARCA_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
+    no_cache: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -167,6 +176,8 @@ enum Command {
     Generate(generate::GenerateCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
     Journal(journal::JournalArgs),
+    /// List the local cache of remote repositories, or clean it (`--cleanup`).
+    Cache(cache::CacheArgs),
     /// Serve a repository directory to `ssh://` clients (run by ssh): `arca serve --stdio DIR`.
     Serve(serve::ServeArgs),
     /// One line per backup group: newest snapshot and age against --max-age, drills against
@@ -252,6 +263,7 @@ pub fn run() -> Result<u8> {
         remote: arca::backend::remote::RemoteOptions { connections: cli.connections as usize, timeout: cli.timeout },
         retry_lock: cli.retry_lock,
         no_lock: cli.no_lock,
+        cache: if cli.no_cache { None } else { cli.cache_dir.clone().or_else(arca::backend::cache::default_dir) },
         notices: Arc::new(Shown { quiet: cli.quiet }),
     };
     let choice =
@@ -266,6 +278,10 @@ pub fn run() -> Result<u8> {
     // The server side of ssh:// answers on stdout and needs nothing else.
     if let Command::Serve(a) = &cli.command {
         return serve::run(a);
+    }
+    // The cache needs no repository either.
+    if let Command::Cache(a) = &cli.command {
+        return cache::run(a, ctx.cache.as_deref(), cli.json);
     }
     let scope = Scope::resolve(ctx, &choice)?;
     let g = Global { scope, json: cli.json, quiet: cli.quiet };
@@ -300,6 +316,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Generate(c) => generate::run(g, c),
         Command::Drill(a) => drill::run(g, a),
         Command::Serve(a) => serve::run(&a),
+        Command::Cache(a) => cache::run(&a, g.scope.ctx.cache.as_deref(), g.json),
     }
 }
 

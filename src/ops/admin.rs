@@ -267,14 +267,14 @@ pub fn parity_status(scope: &Scope) -> Result<heal::StatusReport> {
 
 /// `repair packs`: exclusive unless a dry run.
 pub fn repair_packs(scope: &Scope, dry_run: bool) -> Result<heal::HealReport> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.uncached().open()?;
     let _lock = scope.ctx.lock(&repo, !dry_run)?;
     heal::repair_files(&repo, heal::HealOptions { dry_run })
 }
 
 /// `repair index`, exclusive.
 pub fn repair_index(scope: &Scope, opts: repair::IndexRepairOptions) -> Result<repair::IndexRepairReport> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.uncached().open()?;
     let _lock = scope.ctx.lock(&repo, true)?;
     repair::repair_index(&repo, opts)
 }
@@ -294,7 +294,7 @@ pub fn repair_snapshots(
     filter: &SnapshotFilter,
     opts: repair::SnapshotRepairOptions,
 ) -> Result<SnapshotsRepaired> {
-    let ctx = &scope.ctx;
+    let ctx = &scope.ctx.uncached();
     let repo = ctx.open()?;
     // A dry run writes and removes nothing: a shared lock keeps a prune away while it reads.
     let _lock = ctx.lock(&repo, !opts.dry_run)?;

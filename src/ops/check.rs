@@ -56,7 +56,8 @@ impl HasOutcome for Checked {
 
 /// Run a check under a shared lock (none on read-only storage or with `--no-lock`).
 pub fn check(scope: &Scope, req: &CheckRequest) -> Result<Checked> {
-    let ctx = &scope.ctx;
+    // What the storage holds, not what a cache remembers.
+    let ctx = &scope.ctx.uncached();
     let read_data = req.subset()?;
     let mut rec = Recorder::start(Some(Op::Check));
     let result = (|| {

@@ -141,6 +141,9 @@ pub struct Context {
     pub remote: crate::backend::remote::RemoteOptions,
     /// How long to wait for a conflicting lock.
     pub retry_lock: Duration,
+    /// Where remote repositories' key files, index files and snapshots are cached (`None`: not
+    /// at all); see [`crate::backend::cache`].
+    pub cache: Option<PathBuf>,
     /// Operations that only read take no lock (`--no-lock`: read-only storage, a mounted
     /// snapshot of the backup disk); operations that write always lock.
     pub no_lock: bool,
@@ -157,6 +160,7 @@ impl Context {
             remote: crate::backend::remote::RemoteOptions::default(),
             retry_lock: Duration::from_secs(600),
             no_lock: false,
+            cache: None,
             notices: Arc::new(Silent),
         }
     }
@@ -172,9 +176,20 @@ impl Context {
         })
     }
 
-    /// The storage backend at the location.
+    /// The storage backend at the location: a remote one behind the cache, if there is one.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        crate::backend::open(self.location()?, self.remote)
+        let location = self.location()?;
+        let backend = crate::backend::open(location, self.remote)?;
+        Ok(match (&self.cache, crate::backend::scheme_of(location)) {
+            (Some(dir), Some(_)) => Arc::new(crate::backend::cache::CachedBackend::new(backend, dir.clone())),
+            _ => backend,
+        })
+    }
+
+    /// This context without the cache: for operations that must see the storage as it is
+    /// (check, repair), where a cached copy would hide damage.
+    pub fn uncached(&self) -> Context {
+        Context { cache: None, ..self.clone() }
     }
 
     /// Open the repository: a missing one is reported before a password is asked for.

@@ -553,9 +553,26 @@ impl Repository {
         Ok(plain)
     }
 
-    /// Read one blob through the index.
+    /// Read one blob through the index. A tree blob the index lists may come from the local
+    /// cache of a remote repository; a cached envelope that does not authenticate as that blob
+    /// is dropped and the pack read instead, so the cache never changes a result.
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
-        self.open_blob_owned(t, id, self.read_envelope(index, t, id)?)
+        let cacheable = t == BlobType::Tree && index.contains(t, id);
+        if cacheable {
+            if let Some(env) = self.backend.cached_blob(id) {
+                match self.open_blob_owned(t, id, env) {
+                    Ok(plain) => return Ok(plain),
+                    Err(_) => self.backend.forget_blob(id),
+                }
+            }
+        }
+        let env = self.read_envelope(index, t, id)?;
+        if cacheable && self.backend.caches_blobs() {
+            let plain = self.open_blob_owned(t, id, env.clone())?;
+            self.backend.keep_blob(id, &env);
+            return Ok(plain);
+        }
+        self.open_blob_owned(t, id, env)
     }
 
     /// [`Repository::read_blob`], also returning the blob's framed plaintext (method byte and

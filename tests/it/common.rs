@@ -119,7 +119,7 @@ impl Env {
 }
 
 /// Variables of the caller's environment that would change what a test's `arca` does.
-const CALLER_ENV: [&str; 7] = [
+const CALLER_ENV: [&str; 10] = [
     "ARCA_REPOSITORY",
     "ARCA_PASSWORD",
     "ARCA_PASSWORD_FILE",
@@ -127,6 +127,9 @@ const CALLER_ENV: [&str; 7] = [
     "ARCA_NEW_PASSWORD",
     "ARCA_IO_THREADS",
     "ARCA_CONFIG",
+    "ARCA_CACHE_DIR",
+    "ARCA_NO_CACHE",
+    "ARCA_NO_LOCK",
 ];
 
 /// The binary under test: this build's, or `ARCA_TEST_BIN` (to show that a regression test
@@ -146,6 +149,8 @@ pub fn arca_cmd() -> assert_cmd::Command {
     }
     // No configuration file of the machine's: a test gives its own.
     c.env("XDG_CONFIG_HOME", "/nonexistent/arca-test-config");
+    // A cache of remote repositories of the test run's own, never the user's.
+    c.env("XDG_CACHE_HOME", test_cache_home());
     c.timeout(Duration::from_secs(120));
     c
 }
@@ -157,7 +162,13 @@ pub fn arca_std_cmd() -> StdCommand {
         c.env_remove(v);
     }
     c.env("XDG_CONFIG_HOME", "/nonexistent/arca-test-config");
+    c.env("XDG_CACHE_HOME", test_cache_home());
     c
+}
+
+/// The cache home of this test run (one per test process, under the temporary directory).
+pub fn test_cache_home() -> PathBuf {
+    std::env::temp_dir().join(format!("arca-test-cache-{}", std::process::id()))
 }
 
 /// A finished CLI run.

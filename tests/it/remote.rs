@@ -790,3 +790,71 @@ fn a_listing_that_never_ends_is_stopped_at_the_limit() {
     assert!(err.to_string().contains("more than 4194304 entries"), "{err}");
     eprintln!("stopped after {:?}", started.elapsed());
 }
+
+// ---- the local cache -------------------------------------------------------------------------
+
+/// Every file of the cache with its bytes.
+fn cached_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = contents(dir).into_keys().filter(|p| p.components().count() == 3).collect();
+    out.sort();
+    out
+}
+
+/// A second `snapshots` reads key files, index files and snapshots from the cache; a tampered
+/// copy, or one of a snapshot another host forgot, changes nothing but costs a download; check
+/// sees the storage as it is, whatever the cache holds.
+#[test]
+fn the_cache_saves_downloads_and_never_changes_a_result() {
+    let s3 = S3Server::start("bkt");
+    let env = Env::bare();
+    let cache = env.path("cache");
+    let src = env.mkdir("src");
+    make_realistic_tree(&src);
+    let run =
+        |args: &[&str]| -> Out { s3.cmd("bkt", "c").env("ARCA_CACHE_DIR", &cache).args(args).output().unwrap().into() };
+    let uncached =
+        |args: &[&str]| -> Out { s3.cmd("bkt", "c").env("ARCA_NO_CACHE", "1").args(args).output().unwrap().into() };
+    run(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"]).ok();
+    let first = run(&["--json", "backup", src.to_str().unwrap()]).ok().json()["snapshot"].as_str().unwrap().to_string();
+    run(&["backup", src.to_str().unwrap()]).ok();
+    let listed = run(&["--json", "snapshots"]).ok().json();
+    let files = cached_files(&cache);
+    let kinds = |k: &str| files.iter().filter(|p| p.components().nth(1).is_some_and(|c| c.as_os_str() == k)).count();
+    assert_eq!((kinds("keys"), kinds("snapshots")), (1, 2), "{files:?}");
+    assert!(kinds("index") >= 1, "{files:?}");
+    assert!(cache.join("CACHEDIR.TAG").is_file());
+    // Served from the cache, the same answer.
+    assert_eq!(run(&["--json", "snapshots"]).ok().json(), listed);
+    // A tampered copy is not used (and is replaced).
+    let snap = files.iter().find(|p| p.components().nth(1).unwrap().as_os_str() == "snapshots").unwrap();
+    let before = std::fs::read(cache.join(snap)).unwrap();
+    flip_byte(&cache.join(snap), 60);
+    assert_eq!(run(&["--json", "snapshots"]).ok().json(), listed);
+    assert_eq!(std::fs::read(cache.join(snap)).unwrap(), before, "the tampered copy was kept");
+    // Root trees are kept too; a tampered one is not used (the pack is read instead).
+    let ls = run(&["ls", "latest"]).ok().text();
+    let trees: Vec<PathBuf> = cached_files(&cache).into_iter().filter(|p| p.to_string_lossy().contains("/trees/")).collect();
+    assert!(!trees.is_empty(), "no tree cached");
+    for t in &trees {
+        flip_byte(&cache.join(t), 30);
+    }
+    assert_eq!(run(&["ls", "latest"]).ok().text(), ls);
+    // Another host forgets a snapshot: the cached copy is not shown, and is dropped.
+    uncached(&["forget", &first]).ok();
+    assert_eq!(run(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 1);
+    assert_eq!(cached_files(&cache).iter().filter(|p| p.to_string_lossy().contains("/snapshots/")).count(), 1);
+    // Damage in storage is found by check even though the cache holds a good copy.
+    let index = s3.root.join("bkt/c/index");
+    let victim = std::fs::read_dir(&index).unwrap().next().unwrap().unwrap().path();
+    flip_byte(&victim, 100);
+    assert_eq!(run(&["check"]).code, 4);
+    // `arca cache` lists the repository; --cleanup --max-age 0 removes it.
+    let list = run(&["--json", "cache"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    run(&["cache", "--cleanup", "--max-age", "0"]).ok();
+    assert!(run(&["--json", "cache"]).ok().json().as_array().unwrap().is_empty());
+    // --no-cache leaves nothing behind.
+    let other = env.path("other-cache");
+    s3.cmd("bkt", "c").env("ARCA_CACHE_DIR", &other).env("ARCA_NO_CACHE", "1").arg("snapshots").output().unwrap();
+    assert!(!other.exists());
+}
