@@ -5,6 +5,7 @@
 
 pub mod azure;
 pub mod cache;
+pub mod limit;
 pub mod local;
 pub mod rclone;
 pub mod remote;
@@ -117,8 +118,16 @@ pub const SCHEMES: [&str; 5] = ["s3", "azure", "sftp", "rclone", "ssh"];
 /// The backend for a repository location: `s3:https://host/bucket/prefix`,
 /// `azure:container/prefix`, `sftp:user@host:/path`, `rclone:remote:path` for remote
 /// storage (tuned by `opts`), `ssh://user@host/path` for `arca serve`, anything else a local
-/// directory.
+/// directory; with `opts`' upload and download limits, if any.
 pub fn open(location: &std::path::Path, opts: remote::RemoteOptions) -> Result<std::sync::Arc<dyn Backend>> {
+    let backend = open_unlimited(location, opts)?;
+    Ok(match (opts.limit_upload, opts.limit_download) {
+        (None, None) => backend,
+        (up, down) => std::sync::Arc::new(limit::LimitedBackend::new(backend, up, down)),
+    })
+}
+
+fn open_unlimited(location: &std::path::Path, opts: remote::RemoteOptions) -> Result<std::sync::Arc<dyn Backend>> {
     use remote::RemoteBackend;
     let remote = |make: &dyn Fn() -> Result<remote::Service>| -> Result<std::sync::Arc<dyn Backend>> {
         Ok(std::sync::Arc::new(RemoteBackend::new(make, opts)?))

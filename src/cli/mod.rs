@@ -70,6 +70,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "ARCA_TIMEOUT", value_name = "DURATION", default_value = "60s",
           value_parser = parse_timeout)]
     timeout: std::time::Duration,
+    /// Hold uploads to the repository to this many KiB/s (any kind of repository).
+    #[arg(long, global = true, env = "ARCA_LIMIT_UPLOAD", value_name = "KIB_S", value_parser = clap::value_parser!(u64).range(1..))]
+    limit_upload: Option<u64>,
+    /// Hold downloads from the repository to this many KiB/s.
+    #[arg(long, global = true, env = "ARCA_LIMIT_DOWNLOAD", value_name = "KIB_S", value_parser = clap::value_parser!(u64).range(1..))]
+    limit_download: Option<u64>,
     /// Read the password from the first line of this file. Without this or --password-command,
     /// the password is the value of ARCA_PASSWORD, or is asked for on the terminal.
     #[arg(long, global = true, env = "ARCA_PASSWORD_FILE", value_name = "FILE")]
@@ -260,7 +266,12 @@ pub fn run() -> Result<u8> {
     let ctx = Context {
         location: cli.repo,
         password,
-        remote: arca::backend::remote::RemoteOptions { connections: cli.connections as usize, timeout: cli.timeout },
+        remote: arca::backend::remote::RemoteOptions {
+            connections: cli.connections as usize,
+            timeout: cli.timeout,
+            limit_upload: cli.limit_upload,
+            limit_download: cli.limit_download,
+        },
         retry_lock: cli.retry_lock,
         no_lock: cli.no_lock,
         cache: if cli.no_cache { None } else { cli.cache_dir.clone().or_else(arca::backend::cache::default_dir) },

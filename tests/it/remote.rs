@@ -833,7 +833,8 @@ fn the_cache_saves_downloads_and_never_changes_a_result() {
     assert_eq!(std::fs::read(cache.join(snap)).unwrap(), before, "the tampered copy was kept");
     // Root trees are kept too; a tampered one is not used (the pack is read instead).
     let ls = run(&["ls", "latest"]).ok().text();
-    let trees: Vec<PathBuf> = cached_files(&cache).into_iter().filter(|p| p.to_string_lossy().contains("/trees/")).collect();
+    let trees: Vec<PathBuf> =
+        cached_files(&cache).into_iter().filter(|p| p.to_string_lossy().contains("/trees/")).collect();
     assert!(!trees.is_empty(), "no tree cached");
     for t in &trees {
         flip_byte(&cache.join(t), 30);
@@ -857,4 +858,27 @@ fn the_cache_saves_downloads_and_never_changes_a_result() {
     let other = env.path("other-cache");
     s3.cmd("bkt", "c").env("ARCA_CACHE_DIR", &other).env("ARCA_NO_CACHE", "1").arg("snapshots").output().unwrap();
     assert!(!other.exists());
+}
+
+// ---- bandwidth limits ------------------------------------------------------------------------
+
+/// `--limit-upload` and `--limit-download` hold the transfer to the rate: 3 MiB of random data
+/// at 1 MiB/s cannot take less than two seconds either way (a lower bound only: a slow machine
+/// cannot make this fail).
+#[test]
+fn limits_hold_transfers_to_the_rate() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    write_random_file(&src.join("big"), 77, 3 << 20);
+    let started = Instant::now();
+    env.run(&["--limit-upload", "1024", "backup", src.to_str().unwrap()]).ok();
+    let up = started.elapsed();
+    assert!(up >= Duration::from_secs(2), "3 MiB went up at 1 MiB/s in {up:?}");
+    let started = Instant::now();
+    let out = env.path("out");
+    env.run(&["--limit-download", "1024", "restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    let down = started.elapsed();
+    assert!(down >= Duration::from_secs(2), "3 MiB came down at 1 MiB/s in {down:?}");
+    assert_eq!(hash_file(&under(&out, &src.join("big"))), hash_file(&src.join("big")));
+    env.run(&["--limit-upload", "0", "snapshots"]).code(2);
 }

@@ -43,11 +43,20 @@ pub struct RemoteOptions {
     /// How long one request (or, while data flows, one read or write of its body) may go
     /// without progress before it is abandoned and retried (`--timeout`).
     pub timeout: Duration,
+    /// Uploads held to this many KiB/s (`--limit-upload`; any backend).
+    pub limit_upload: Option<u64>,
+    /// Downloads held to this many KiB/s (`--limit-download`; any backend).
+    pub limit_download: Option<u64>,
 }
 
 impl Default for RemoteOptions {
     fn default() -> RemoteOptions {
-        RemoteOptions { connections: DEFAULT_CONNECTIONS, timeout: DEFAULT_TIMEOUT }
+        RemoteOptions {
+            connections: DEFAULT_CONNECTIONS,
+            timeout: DEFAULT_TIMEOUT,
+            limit_upload: None,
+            limit_download: None,
+        }
     }
 }
 
