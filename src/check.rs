@@ -73,8 +73,8 @@ pub struct CheckOptions {
     pub read_data: Option<Subset>,
 }
 
-/// A damaged or missing pack, index file or snapshot, and whether its parity rebuilds it
-/// (format-spec/22-parity.md).
+/// A damaged or missing pack, index file or snapshot, and whether its parity rebuilds it, or a
+/// damaged parity file (always repairable: rewritten from the intact file) (format-spec/22).
 #[derive(Clone, Debug, Serialize)]
 pub struct DamagedFile {
     /// `pack 3fa2…`, `index …`, `snapshot …`.
@@ -125,9 +125,37 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// True when no error was found.
+    /// True when nothing is wrong: no error, and no damaged file (a damaged parity file is one).
     pub fn ok(&self) -> bool {
-        self.errors.is_empty()
+        self.errors.is_empty() && self.damaged_files.is_empty()
+    }
+
+    /// True when something is damaged and `arca repair packs` rebuilds all of it: every damaged
+    /// file is repairable and every error is about one of them.
+    pub fn repairable_only(&self) -> bool {
+        !self.ok() && self.damaged_files.iter().all(|d| d.repairable) && self.errors.iter().all(|e| self.explained(e))
+    }
+
+    /// Whether an error is about a file that `arca repair packs` rebuilds: the file itself, or
+    /// something in it (`data blob … in pack 3fa2c1…`, named by the pack's first 16 digits).
+    fn explained(&self, e: &Problem) -> bool {
+        self.damaged_files.iter().any(|d| {
+            let id = d.object.rsplit(' ').next().unwrap_or_default();
+            d.repairable
+                && (e.object == d.object || id.get(..16).is_some_and(|short| e.object.ends_with(&format!(" {short}"))))
+        })
+    }
+
+    /// Damaged files that `arca repair packs` rebuilds (parity files included).
+    pub fn repairable_files(&self) -> usize {
+        self.damaged_files.iter().filter(|d| d.repairable).count()
+    }
+
+    /// Problems `arca repair packs` does not fix: damaged files it cannot rebuild, and errors
+    /// about anything else.
+    pub fn unrepairable_problems(&self) -> usize {
+        self.damaged_files.iter().filter(|d| !d.repairable).count()
+            + self.errors.iter().filter(|e| !self.explained(e)).count()
     }
 
     fn error(&mut self, object: impl Into<String>, message: impl Into<String>) {
@@ -353,7 +381,7 @@ fn read_data(
     r.packs_read = selected.len();
     let damaged = Mutex::new(HashSet::new());
     let problems = Mutex::new(Vec::new());
-    let parity_warnings = Mutex::new(Vec::new());
+    let damaged_parity = Mutex::new(Vec::new());
     let blobs_read = std::sync::atomic::AtomicU64::new(0);
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
     repo.io_scope(|| {
@@ -362,12 +390,12 @@ fn read_data(
             blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             damaged.lock().unwrap().extend(bad);
             problems.lock().unwrap().extend(errs);
-            if let Some(w) = verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()) {
-                parity_warnings.lock().unwrap().push(w);
+            if let Some(d) = verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()) {
+                damaged_parity.lock().unwrap().push(d);
             }
         })
     });
-    r.warnings.extend(parity_warnings.into_inner().unwrap());
+    r.damaged_files.extend(damaged_parity.into_inner().unwrap());
     r.blobs_read = blobs_read.into_inner();
     r.bytes_read = bytes_read.into_inner();
     r.errors.extend(problems.into_inner().unwrap());
@@ -382,15 +410,15 @@ fn verify_metadata_parity(repo: &Repository, r: &mut CheckReport) -> Result<()> 
     for (t, kind) in [(FileType::Index, FileKind::Index), (FileType::Snapshot, FileKind::Snapshot)] {
         files.extend(repo.list_objects(t)?.into_iter().map(|(n, _)| (kind, n)));
     }
-    let warnings: Vec<Problem> =
+    let damaged: Vec<DamagedFile> =
         repo.io_scope(|| files.par_iter().filter_map(|(k, n)| verify_parity(repo, *k, n)).collect());
-    r.warnings.extend(warnings);
+    r.damaged_files.extend(damaged);
     Ok(())
 }
 
-/// A file's parity file, read whole: a warning if it is damaged (it cannot be relied on to
-/// repair the pack; `arca repair packs` rewrites it from the healthy pack).
-fn verify_parity(repo: &Repository, kind: crate::format::header::FileKind, name: &str) -> Option<Problem> {
+/// A file's parity file, read whole: damaged, it is a repairable problem (the data is intact,
+/// but the parity cannot be relied on; `arca repair packs` rewrites it from the healthy file).
+fn verify_parity(repo: &Repository, kind: crate::format::header::FileKind, name: &str) -> Option<DamagedFile> {
     use crate::repo::parity::{parity_intact, ParityFile};
     let message = match repo.parity_of(kind, name) {
         Ok(ParityFile::Present(b)) if parity_intact(&b) => return None,
@@ -399,9 +427,10 @@ fn verify_parity(repo: &Repository, kind: crate::format::header::FileKind, name:
         Ok(ParityFile::Damaged(why)) => why,
         Err(e) => e.to_string(),
     };
-    Some(Problem {
+    Some(DamagedFile {
         object: format!("parity file {name}"),
-        message: format!("{message}; `arca repair packs` rewrites it"),
+        repairable: true,
+        detail: format!("{message}; `arca repair packs` rewrites it from the intact file"),
     })
 }
 

@@ -260,7 +260,13 @@ pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
                 r.blobs_read
             ),
         };
-        let verdict = if r.ok() { "no errors" } else { "ERRORS FOUND" };
+        let verdict = if r.ok() {
+            "no errors".to_string()
+        } else if r.repairable_only() {
+            format!("REPAIRABLE DAMAGE: {} files, run `arca repair packs`", r.repairable_files())
+        } else {
+            format!("ERRORS FOUND ({} repairable from parity)", r.repairable_files())
+        };
         println!("checked {} snapshots, {} trees, {} packs; {data}: {verdict}", r.snapshots, r.trees, r.packs);
     }
     Ok(c.outcome().exit_code())

@@ -164,6 +164,13 @@ fn print_table(st: &Status) {
         let err = f.error.as_deref().map(|e| format!(": {}", escape_str(e))).unwrap_or_default();
         println!("repository DAMAGE: {} found damage {} ago{err}", f.op, ago(st.now, f.time_ns));
     }
+    if st.repairable_files() > 0 {
+        let found = match &st.repository_repairable {
+            Some((f, _)) => format!("found by {} {} ago", f.op, ago(st.now, f.time_ns)),
+            None => format!("{} snapshot files", st.repairable_snapshots.len()),
+        };
+        println!("repository: repairable damage: {} files, run `arca repair packs` ({found})", st.repairable_files());
+    }
     match &st.last_check {
         Some(c) => println!(
             "last check: {} ({} ago), read data: {}",

@@ -48,6 +48,8 @@ impl HasOutcome for Checked {
     fn outcome(&self) -> Outcome {
         if self.report.ok() {
             Outcome::Ok
+        } else if self.report.repairable_only() {
+            Outcome::Repairable
         } else {
             Outcome::Damage
         }
@@ -76,6 +78,9 @@ pub fn check(scope: &Scope, req: &CheckRequest) -> Result<Checked> {
             // Every snapshot checked: with all data read and no problem, these are verified.
             r.snapshots.extend(c.snapshot_ids.iter().copied());
             set_metric(r, "problems", c.errors.len() as u64);
+            // format-spec/21.6: how status tells repairable damage from the rest.
+            set_metric(r, "repairable", c.repairable_files() as u64);
+            set_metric(r, "unrepairable", c.unrepairable_problems() as u64);
             set_metric(r, "packs_read", c.packs_read as u64);
             set_metric(r, "snapshots", c.snapshots as u64);
             r.errors.extend(c.errors.iter().map(|e| format!("{}: {}", e.object, e.message)));

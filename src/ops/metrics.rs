@@ -65,6 +65,9 @@ pub fn status_json(st: &Status) -> Value {
         "objective_missed": st.objective_missed(),
         "anomaly": st.anomaly(),
         "repository_damage": st.repository_damage,
+        "repository_repairable": st.repository_repairable.as_ref().map(|(f, n)| json!({"found": f, "files": n})),
+        "repairable_snapshots": st.repairable_snapshots,
+        "repairable_files": st.repairable_files(),
         "last_check": st.last_check,
         "storage": st.storage,
         "damaged_snapshots": damaged(&st.damaged_snapshots),
@@ -207,6 +210,11 @@ pub fn prometheus(st: &Status) -> String {
         "arca_damage",
         "1 if damage found in the group (or, without labels, by a check) has not been cleared.",
         per(&|g| Some(b(g.damage.is_some()))).into_iter().chain([(String::new(), b(st.repository_damage.is_some()))]),
+    );
+    f.gauge(
+        "arca_repairable_files",
+        "Damaged files a check found that `arca repair packs` rebuilds from parity, with nothing worse (0 when none): rot in parity files, or packs, index files and snapshots their parity restores.",
+        [(String::new(), st.repairable_files() as f64)],
     );
     f.gauge(
         "arca_status_ok",

@@ -34,6 +34,10 @@ pub enum Outcome {
     /// `status`: a snapshot's size looks wrong (it shrank past the threshold, or is an empty
     /// stream).
     Anomaly,
+    /// Damage that `arca repair packs` rebuilds from parity, and nothing worse: damaged parity
+    /// files (the data is intact), or packs, index files and snapshots their parity rebuilds.
+    /// Recorded in the journal as damage with the metric `repairable` (format-spec/21.6).
+    Repairable,
     /// No repository at the location given.
     NoRepository,
     /// Another process holds a conflicting lock.
@@ -52,7 +56,7 @@ struct Row {
 
 /// The table: exit code (the README's table), journal outcome, name. Ordered by how bad an
 /// outcome is when several operations (the components of a profile) report one each.
-const TABLE: [Row; 11] = [
+const TABLE: [Row; 12] = [
     Row { outcome: Outcome::Ok, exit: 0, recorded: Recorded::Ok, name: "ok" },
     Row { outcome: Outcome::Partial, exit: 3, recorded: Recorded::Partial, name: "partial" },
     Row { outcome: Outcome::Anomaly, exit: 7, recorded: Recorded::Missed, name: "anomaly" },
@@ -62,6 +66,7 @@ const TABLE: [Row; 11] = [
     Row { outcome: Outcome::Locked, exit: 11, recorded: Recorded::Failed, name: "locked" },
     Row { outcome: Outcome::WrongPassword, exit: 12, recorded: Recorded::Failed, name: "wrong_password" },
     Row { outcome: Outcome::NoRepository, exit: 10, recorded: Recorded::Failed, name: "no_repository" },
+    Row { outcome: Outcome::Repairable, exit: 8, recorded: Recorded::Damage, name: "repairable" },
     Row { outcome: Outcome::Failed, exit: 1, recorded: Recorded::Failed, name: "failed" },
     Row { outcome: Outcome::Damage, exit: 4, recorded: Recorded::Damage, name: "damage" },
 ];

@@ -265,6 +265,11 @@ pub struct Status {
     pub groups: Vec<GroupStatus>,
     /// Damage a check found that no later check covering it has cleared.
     pub repository_damage: Option<FailureInfo>,
+    /// Damage a check found that `arca repair packs` rebuilds, all of it, not cleared since
+    /// (format-spec 21.6: metrics `repairable` > 0 and `unrepairable` = 0), and how many files.
+    pub repository_repairable: Option<(FailureInfo, u64)>,
+    /// Snapshot files that do not read but that their parity rebuilds.
+    pub repairable_snapshots: Vec<String>,
     /// The repository's newest successful check.
     pub last_check: Option<CheckInfo>,
     /// Snapshot files that could not be read.
@@ -287,6 +292,13 @@ impl Status {
         self.groups.iter().any(|g| g.anomaly.is_some())
     }
 
+    /// Damaged files on record, or snapshot files found now, that `arca repair packs` rebuilds
+    /// (0 when none).
+    pub fn repairable_files(&self) -> u64 {
+        let recorded = self.repository_repairable.as_ref().map_or(0, |(_, n)| *n);
+        recorded.max(self.repairable_snapshots.len() as u64)
+    }
+
     /// Damage on record, or a snapshot or journal file that cannot be read.
     pub fn damaged(&self) -> bool {
         !self.damaged_snapshots.is_empty()
@@ -301,12 +313,14 @@ impl Status {
     }
 
     /// What the status stands for, first match: a missed objective or a failing group
-    /// (without damage) [`Outcome::Missed`], damage, an anomaly, else ok.
+    /// (without damage) [`Outcome::Missed`], damage, repairable damage, an anomaly, else ok.
     pub fn outcome(&self) -> Outcome {
         if self.objective_missed() || self.failed() && !self.damaged() {
             Outcome::Missed
         } else if self.damaged() {
             Outcome::Damage
+        } else if self.repairable_files() > 0 {
+            Outcome::Repairable
         } else if self.anomaly() {
             Outcome::Anomaly
         } else {
@@ -361,7 +375,11 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
             )
         },
     );
-    let (all, mut damaged_snapshots) = listing?;
+    let (all, damaged_snapshots) = listing?;
+    // A snapshot file that does not read but that its parity rebuilds is repairable damage.
+    let (repairable_snapshots, mut damaged_snapshots): (Vec<_>, Vec<_>) =
+        damaged_snapshots.into_iter().partition(|(name, e)| rebuilt_by_parity(repo, name, e));
+    let repairable_snapshots: Vec<String> = repairable_snapshots.into_iter().map(|(n, _)| n).collect();
     let (records, damaged_journal) = match journal {
         Ok(j) => (j.records, j.damaged),
         Err(e) => (Vec::new(), vec![("journal/".to_string(), e)]),
@@ -379,7 +397,12 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
         }
     }
     let mut out: Vec<GroupStatus> = groups.iter().map(|g| judge(g, opts)).collect();
-    let (last_check, repository_damage) = apply_journal(&mut out, &groups, &records, opts.group_by, &lineage);
+    let (last_check, check_damage) = apply_journal(&mut out, &groups, &records, opts.group_by, &lineage);
+    let (repository_damage, repository_repairable) = match check_damage {
+        Some((f, Some(n))) => (None, Some((f, n))),
+        Some((f, None)) => (Some(f), None),
+        None => (None, None),
+    };
     for (g, b) in out.iter_mut().zip(&groups) {
         let max = b.max_rto.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         g.max_rto_ns = max;
@@ -390,6 +413,8 @@ pub fn status(repo: &Repository, opts: &StatusOptions) -> Result<Status> {
         group_by: opts.group_by,
         groups: out,
         repository_damage,
+        repository_repairable,
+        repairable_snapshots,
         last_check,
         damaged_snapshots,
         damaged_journal,
@@ -573,7 +598,7 @@ fn apply_journal(
     records: &[Record],
     by: GroupBy,
     lineage: &Lineage,
-) -> (Option<CheckInfo>, Option<FailureInfo>) {
+) -> (Option<CheckInfo>, Option<(FailureInfo, Option<u64>)>) {
     let mut of_snapshot: HashMap<Id, usize> = HashMap::new();
     let mut of_key: HashMap<GroupKey, Vec<usize>> = HashMap::new();
     for (i, g) in groups.iter().enumerate() {
@@ -632,7 +657,22 @@ fn apply_journal(
             }
         }
     }
-    (check, check_damage.map(|r| FailureInfo::of(r, None)))
+    (check, check_damage.map(|r| (FailureInfo::of(r, None), repairable_only(r))))
+}
+
+/// Whether the snapshot file `name`, unreadable with `e`, is damage its parity file rebuilds.
+fn rebuilt_by_parity(repo: &Repository, name: &str, e: &Error) -> bool {
+    use crate::repo::parity::Assessment;
+    let Some(id) = Id::from_hex(name) else { return false };
+    e.is_integrity()
+        && matches!(repo.assess(crate::format::header::FileKind::Snapshot, &id), Ok(Assessment::Repairable { .. }))
+}
+
+/// For a check record that found damage: the number of damaged files, when `arca repair packs`
+/// rebuilds all of it (format-spec 21.6: metric `repairable` above 0, `unrepairable` 0).
+fn repairable_only(r: &Record) -> Option<u64> {
+    let n = r.metric("repairable").filter(|n| *n > 0)?;
+    (r.metric("unrepairable") == Some(0)).then_some(n)
 }
 
 /// The groups a backup record is about: a profile's backup names its component (which may have

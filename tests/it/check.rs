@@ -79,7 +79,7 @@ fn a_flipped_byte_in_a_blob_is_found_by_read_data_with_the_affected_file() {
     // Structure only: the pack is there with the right size, so this passes.
     env.run(&["check"]).ok();
 
-    let out = env.run(&["check", "--read-data"]).code(4);
+    let out = env.run(&["check", "--read-data"]).code(8);
     let text = out.all();
     assert!(text.contains(&format!("pack {}", pack.to_hex())), "{text}");
     assert!(text.contains(&blob.to_hex()), "{text}");
@@ -87,7 +87,7 @@ fn a_flipped_byte_in_a_blob_is_found_by_read_data_with_the_affected_file() {
     assert!(text.contains(&snap[..8]), "{text}");
     assert!(!text.contains("other.txt"), "{text}");
 
-    let out = env.run(&["--json", "check", "--read-data"]).code(4);
+    let out = env.run(&["--json", "check", "--read-data"]).code(8);
     let r = out.json();
     let errs = errors(&r);
     assert!(errs.iter().any(|e| e.contains(&format!("data blob {blob}"))), "{errs:?}");
@@ -224,6 +224,6 @@ fn read_data_subsets() {
     let p = repo_file(&env.repo, FileType::Pack, &victim.to_hex());
     flip_byte(&p, 20);
     let (hit, miss) = if victim.0[0] % 2 == 0 { ("1/2", "2/2") } else { ("2/2", "1/2") };
-    env.run(&["check", "--read-data-subset", hit]).code(4);
+    env.run(&["check", "--read-data-subset", hit]).code(8);
     env.run(&["check", "--read-data-subset", miss]).ok();
 }

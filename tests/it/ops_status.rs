@@ -383,9 +383,14 @@ fn damaged_journal_and_snapshot_files_are_warnings_and_the_rest_is_reported() {
     assert_eq!(groups(&v).len(), 1);
     assert_eq!(groups(&v)[0]["objective_met"], true);
 
-    // A damaged snapshot file: the other groups are still reported.
+    // A damaged snapshot file: the other groups are still reported. Its parity rebuilds it, so
+    // it is repairable damage; with its parity gone too, it is damage.
     let bad = env.backup(&[&other], &[])["snapshot"].as_str().unwrap().to_string();
     flip_byte(&repo_file(&env.repo, FileType::Snapshot, &bad), 60);
+    let out = env.run(&["--json", "status"]).code(4);
+    assert_eq!(out.json()["repairable_snapshots"][0], bad.as_str());
+    assert_eq!(groups(&out.json()).len(), 1);
+    std::fs::remove_file(repo_file(&env.repo, FileType::Parity, &bad)).unwrap();
     let out = env.run(&["--json", "status"]).code(4);
     assert!(out.stderr.contains(&bad), "names the snapshot: {}", out.stderr);
     assert_eq!(out.json()["damaged_snapshots"][0]["name"], bad.as_str());

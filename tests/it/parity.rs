@@ -97,7 +97,7 @@ fn bit_flips_in_every_pack_are_repaired_byte_identically() {
             flip_byte(p, len - 2);
         }
     }
-    let check = env.run(&["--json", "check", "--read-data"]).code(4).json();
+    let check = env.run(&["--json", "check", "--read-data"]).code(8).json();
     let damaged = check["damaged_files"].as_array().unwrap();
     assert_eq!(damaged.len(), all.len(), "{check}");
     assert!(damaged.iter().all(|d| d["repairable"] == true), "{check}");
@@ -133,8 +133,8 @@ fn a_deleted_snapshot_comes_back_whole_and_a_deleted_index_file_is_rebuilt() {
     let before = files(&env.repo);
     let snaps = repo_files(&env.repo, FileType::Snapshot);
     fs::remove_file(repo_file(&env.repo, FileType::Snapshot, &snaps[0])).unwrap();
-    // Lost, not removed: check says so, and prune refuses to delete anything.
-    let check = env.run(&["--json", "check"]).code(4).json();
+    // Lost, not removed: check says so (repairable: exit 8), and prune refuses to delete anything.
+    let check = env.run(&["--json", "check"]).code(8).json();
     let d = &check["damaged_files"][0];
     assert_eq!(d["object"], format!("snapshot {}", snaps[0]), "{check}");
     assert_eq!(d["repairable"], true, "{check}");
@@ -183,7 +183,7 @@ fn damaged_index_and_snapshot_files_are_repaired() {
     let s = repo_file(&env.repo, FileType::Snapshot, &snaps[0]);
     let len = fs::metadata(&s).unwrap().len() as usize;
     write_over(&s, &vec![0u8; len]);
-    env.run(&["check"]).code(4);
+    env.run(&["check"]).code(8);
     assert_healed(&env, &before, 2);
 }
 
@@ -209,10 +209,10 @@ fn damage_in_a_pack_and_in_its_parity_file_is_located_and_both_are_healed() {
     let r = assert_healed(&env, &before, 1);
     assert!(r["repaired"][0]["detail"].as_str().unwrap().contains("parity rewritten"), "{r}");
 
-    // A damaged parity file beside a healthy pack: check --read-data warns, repair rewrites it.
+    // A damaged parity file beside a healthy pack: repairable damage (exit 8), repair rewrites it.
     flip_byte(&parity, fparity::FIXED_LEN + 20);
-    let check = env.run(&["--json", "check", "--read-data"]).ok().json();
-    assert!(check["warnings"].to_string().contains(&format!("parity file {name}")), "{check}");
+    let check = env.run(&["--json", "check", "--read-data"]).code(8).json();
+    assert!(check["damaged_files"].to_string().contains(&format!("parity file {name}")), "{check}");
     let r = env.run(&["--json", "repair", "packs"]).ok().json();
     assert_eq!(r["parity_rewritten"].as_array().unwrap().len(), 1, "{r}");
     assert_eq!(files(&env.repo), before);
@@ -469,4 +469,40 @@ fn ranged_reads_after_a_replace_see_the_new_file() {
     assert_ne!(damaged, good[40..60]);
     b.replace(FileType::Pack, &name, &good).unwrap();
     assert_eq!(b.read_at(FileType::Pack, &name, 40, 20).unwrap(), good[40..60]);
+}
+
+/// Rot that parity repairs is visible to monitoring (issue 26): a byte flipped in a parity
+/// file, in a pack, or in a snapshot makes `check` exit 8 ("repairable") with the file listed as
+/// repairable, `status` exit 8 with its line and `arca_repairable_files` at 1; after
+/// `repair packs`, check and status are clean and the gauge is 0.
+#[test]
+fn repairable_damage_has_its_own_exit_code_status_line_and_gauge() {
+    for target in ["parity file", "pack", "snapshot"] {
+        let (env, _) = scene();
+        let path = match target {
+            "parity file" => {
+                let name = packs(&env)[0].file_name().unwrap().to_string_lossy().into_owned();
+                repo_file(&env.repo, FileType::Parity, &name)
+            }
+            "pack" => packs(&env)[0].clone(),
+            _ => repo_file(&env.repo, FileType::Snapshot, &repo_files(&env.repo, FileType::Snapshot)[0]),
+        };
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        flip_byte(&path, 100);
+        let out = env.run(&["--json", "check", "--read-data"]).code(8);
+        let damaged = out.json()["damaged_files"].as_array().unwrap().clone();
+        assert_eq!(damaged.len(), 1, "{target}: {damaged:?}");
+        assert_eq!(damaged[0]["object"], format!("{target} {name}"), "{target}");
+        assert_eq!(damaged[0]["repairable"], true, "{target}");
+        let text = env.run(&["check", "--read-data"]).code(8).text();
+        assert!(text.contains("REPAIRABLE DAMAGE: 1 files"), "{target}: {text}");
+        let status = env.run(&["status"]).code(8).text();
+        assert!(status.contains("repairable damage: 1 files, run `arca repair packs`"), "{target}: {status}");
+        let gauge = env.run(&["status", "--prometheus"]).code(8).text();
+        assert!(gauge.lines().any(|l| l == "arca_repairable_files 1"), "{target}: {gauge}");
+        env.run(&["repair", "packs"]).ok();
+        env.run(&["check", "--read-data"]).ok();
+        let gauge = env.run(&["status", "--prometheus"]).ok().text();
+        assert!(gauge.lines().any(|l| l == "arca_repairable_files 0"), "{target}: {gauge}");
+    }
 }

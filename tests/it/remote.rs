@@ -375,7 +375,7 @@ fn damage_and_repair(dir: &Path, run: &dyn Fn(&[&str]) -> Out) {
         .collect();
     packs.sort_by_key(|p| std::cmp::Reverse(std::fs::metadata(p).unwrap().len()));
     flip_byte(&packs[0], 1000);
-    run(&["check", "--read-data"]).code(4);
+    run(&["check", "--read-data"]).code(8);
     run(&["repair", "packs"]).ok();
     run(&["check", "--read-data"]).ok();
     // Nothing of the writers' temporary files is left behind.
