@@ -3,7 +3,7 @@
 //! about waits and warnings. The CLI builds one [`Context`] from its options (and a profile,
 //! see [`super::scope`]); a web UI or a server would build the same value.
 
-use crate::backend::{Backend, FileType};
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::repo::lock::LockGuard;
 use crate::repo::Repository;
@@ -192,14 +192,12 @@ impl Context {
         Context { cache: None, ..self.clone() }
     }
 
-    /// Open the repository: a missing one is reported before a password is asked for.
+    /// Open the repository: the config and key files are fetched first (at once), so that a
+    /// missing repository is reported before a password is asked for.
     pub fn open(&self) -> Result<Repository> {
-        let backend = self.backend()?;
-        if !backend.exists(FileType::Config, "config")? {
-            return Err(Error::NotARepository(format!("{}: no config file", backend.location())));
-        }
+        let opening = Repository::fetch(self.backend()?)?;
         let pw = self.password.get(false)?;
-        Repository::open(backend, &pw)
+        opening.unlock(&pw)
     }
 
     /// Take a lock, waiting up to [`Context::retry_lock`] for others to release theirs.

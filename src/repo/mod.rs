@@ -161,7 +161,16 @@ impl Repository {
 
     /// Open an existing repository with a password.
     pub fn open(backend: Arc<dyn Backend>, password: &[u8]) -> Result<Repository> {
-        let config_bytes = match backend.read(FileType::Config, "config") {
+        Repository::fetch(backend)?.unlock(password)
+    }
+
+    /// Everything opening needs from the storage, before a password: the config and the key
+    /// list at once, then every key file at once (on a remote store: two round trips, not one
+    /// per file). A location without a config is not a repository.
+    pub fn fetch(backend: Arc<dyn Backend>) -> Result<Opening> {
+        let (config, keys) =
+            rayon::join(|| backend.read(FileType::Config, "config"), || list_objects(backend.as_ref(), FileType::Key));
+        let config_bytes = match config {
             Ok(b) => b,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::NotARepository(format!("{}: no config file", backend.location())))
@@ -169,15 +178,34 @@ impl Repository {
             Err(e) => return Err(e),
         };
         header::split_sealed(&config_bytes, FileKind::Config, "config")?;
-        let keys = list_objects(backend.as_ref(), FileType::Key)?;
+        let keys = keys?;
         if keys.is_empty() {
             return Err(Error::NotARepository(format!("{}: no key files", backend.location())));
         }
+        let keys = keys.into_par_iter().map(|(name, _)| (backend.read(FileType::Key, &name), name)).collect();
+        Ok(Opening { backend, config_bytes, keys })
+    }
+}
+
+/// A repository fetched but not yet unlocked (see [`Repository::fetch`]).
+pub struct Opening {
+    backend: Arc<dyn Backend>,
+    config_bytes: Vec<u8>,
+    /// Each key file as read, with its name, in name order.
+    keys: Vec<(Result<Vec<u8>>, String)>,
+}
+
+impl Opening {
+    /// Open the repository with `password`: the first key file it unlocks that opens the config.
+    pub fn unlock(self, password: &[u8]) -> Result<Repository> {
+        let Opening { backend, config_bytes, keys } = self;
         let mut damaged = None;
         // Key files that open with this password but not this repository's config.
         let mut foreign = Vec::new();
-        for (name, _) in &keys {
-            let named = match backend.read(FileType::Key, name) {
+        let count = keys.len();
+        for (read, name) in keys {
+            let name = &name;
+            let named = match read {
                 Ok(bytes) if Id::of_file_bytes(&bytes).to_hex() == *name => KeyFile::decode(&bytes),
                 Ok(_) => Err(Error::integrity("key file", "content does not match its name")),
                 // Not a regular file, or too long: damaged like any other bad key file.
@@ -246,11 +274,13 @@ impl Repository {
         }
         match damaged {
             // Every key file is unreadable: say why, rather than blaming the password.
-            Some(e) if keys.len() == 1 => Err(e),
+            Some(e) if count == 1 => Err(e),
             _ => Err(Error::WrongPassword),
         }
     }
+}
 
+impl Repository {
     /// The backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend

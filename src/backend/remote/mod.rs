@@ -270,6 +270,16 @@ pub(crate) fn io_err(what: &str, e: opendal::Error) -> Error {
     Error::Io { path: what.into(), source: std::io::Error::new(kind, words(&e)) }
 }
 
+/// An error from a body being streamed: the request's error in words where the stream carries
+/// one (OpenDAL wraps its errors in `std::io::Error`), else the I/O error as it is.
+fn stream_err(what: &str, e: std::io::Error) -> Error {
+    let said = e.get_ref().and_then(|inner| inner.downcast_ref::<opendal::Error>()).map(words);
+    match said {
+        Some(said) => Error::Io { path: what.into(), source: std::io::Error::new(e.kind(), said) },
+        None => Error::Io { path: what.into(), source: e },
+    }
+}
+
 /// What went wrong with a request, and what to do about it where that is known.
 pub(crate) fn words(e: &opendal::Error) -> String {
     let mut inner = String::new();
@@ -377,7 +387,7 @@ impl Backend for RemoteBackend {
         let mut buf = Vec::new();
         let parts = self.op.reader(&key).and_then(|r| r.into_bytes_iterator(0..)).map_err(|e| io_err(&key, e))?;
         for part in parts {
-            let part = part.map_err(|e| Error::Io { path: key.clone().into(), source: e })?;
+            let part = part.map_err(|e| stream_err(&key, e))?;
             buf.extend_from_slice(&part[..part.len().min((max + 1) as usize - buf.len())]);
             if buf.len() as u64 > max {
                 break;
