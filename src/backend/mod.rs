@@ -111,10 +111,6 @@ pub fn is_object_name(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The kinds of location [`open`] knows, as `scheme:` prefixes (a location without one is a
-/// local directory).
-pub const SCHEMES: [&str; 5] = ["s3", "azure", "sftp", "rclone", "ssh"];
-
 /// The backend for a repository location: `s3:https://host/bucket/prefix`,
 /// `azure:container/prefix`, `sftp:user@host:/path`, `rclone:remote:path` for remote
 /// storage (tuned by `opts`), `ssh://user@host/path` for `arca serve`, anything else a local

@@ -105,7 +105,6 @@ pub struct Streams {
     returned: Condvar,
     /// The stream locks go through.
     first: Mutex<Option<Session>>,
-    append_only: Mutex<Option<bool>>,
 }
 
 impl Streams {
@@ -117,7 +116,6 @@ impl Streams {
             started: Mutex::new(0),
             returned: Condvar::new(),
             first: Mutex::default(),
-            append_only: Mutex::default(),
         }
     }
 
@@ -157,10 +155,8 @@ impl Streams {
         let output = child.stdout.take().expect("piped");
         let mut session = Session { child, input, output, stderr, broken: false };
         match self.call_on(&mut session, &Request::Hello { version: serve::VERSION }, FileType::Config, "")? {
-            Response::Hello { version, append_only } if version == serve::VERSION => {
-                *self.append_only.lock().unwrap() = Some(append_only);
-                Ok(session)
-            }
+            // (Whether the server is append-only shows in its refusals, which name it.)
+            Response::Hello { version, .. } if version == serve::VERSION => Ok(session),
             other => Err(self.unexpected(&other)),
         }
     }
@@ -359,11 +355,6 @@ impl SshBackend {
     /// request.
     pub fn new(loc: SshLocation, connections: usize) -> SshBackend {
         SshBackend(Arc::new(Streams::new(loc, connections)))
-    }
-
-    /// Whether the server said it is append-only (known after the first request).
-    pub fn append_only(&self) -> Option<bool> {
-        *self.0.append_only.lock().unwrap()
     }
 }
 
