@@ -6,8 +6,10 @@
 //! (`AZURE_ENDPOINT_SUFFIX`, default `core.windows.net`), or `AZURE_ENDPOINT` whole (the
 //! Azurite emulator: `http://127.0.0.1:10000/devstoreaccount1`).
 
+use super::remote::signed::{self, MakeRoot};
 use super::remote::{Publish, Service};
 use crate::error::{Error, Result};
+use bytes::Bytes;
 
 /// A parsed `azure:` location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,17 +62,81 @@ pub fn service(loc: &AzureLocation) -> Result<Service> {
         .container(&loc.container)
         .root(&format!("/{}", loc.prefix))
         .account_name(&account);
-    match (env("AZURE_ACCOUNT_KEY"), env("AZURE_ACCOUNT_SAS")) {
-        (Some(key), _) => builder = builder.account_key(&key),
-        (None, Some(sas)) => builder = builder.sas_token(sas.trim_start_matches('?')),
+    let secret = match (env("AZURE_ACCOUNT_KEY"), env("AZURE_ACCOUNT_SAS")) {
+        (Some(key), _) => {
+            builder = builder.account_key(&key);
+            Secret::Key(key)
+        }
+        (None, Some(sas)) => {
+            let sas = sas.trim_start_matches('?').to_string();
+            builder = builder.sas_token(&sas);
+            Secret::Sas(sas)
+        }
         (None, None) => {
             return Err(Error::InvalidArgument(format!(
                 "{location}: set AZURE_ACCOUNT_KEY or AZURE_ACCOUNT_SAS for the account {account}"
             )))
         }
-    }
+    };
     let op = opendal::Operator::new(builder).map_err(|e| super::remote::io_err(&location, e))?.finish();
-    Ok(Service { op, location, publish: Publish::Put, guard: None })
+    let url = format!("{}/{}?restype=container", endpoint.trim_end_matches('/'), loc.container);
+    let make_root = make_container(Target { url, account, secret, location: location.clone() });
+    Ok(Service { op, location, publish: Publish::Put, guard: None, make_root: Some(make_root) })
+}
+
+/// How requests to the account are signed.
+#[derive(Clone)]
+enum Secret {
+    Key(String),
+    Sas(String),
+}
+
+/// The container, and what it takes to ask about it.
+#[derive(Clone)]
+struct Target {
+    url: String,
+    account: String,
+    secret: Secret,
+    location: String,
+}
+
+/// `init` on a container that does not exist creates it, as restic does; one that exists, or
+/// that the credentials may not ask about (a SAS scoped to blobs), is left to the requests that
+/// follow.
+fn make_container(target: Target) -> MakeRoot {
+    Box::new(move || {
+        let target = target.clone();
+        Box::pin(async move { ensure_container(&target).await })
+    })
+}
+
+async fn ensure_container(t: &Target) -> Result<()> {
+    let credential = match &t.secret {
+        Secret::Key(key) => reqsign_azure_storage::StaticCredentialProvider::new_shared_key(&t.account, key),
+        Secret::Sas(sas) => reqsign_azure_storage::StaticCredentialProvider::new_sas_token(sas),
+    };
+    let signer = reqsign_core::Signer::new(
+        signed::context(&t.location)?,
+        credential,
+        reqsign_azure_storage::RequestSigner::new(),
+    );
+    let version = [("x-ms-version", "2022-11-02"), ("content-length", "0")];
+    let props = signed::send(&signer, &t.location, http::Method::HEAD, &t.url, &version[..1], Bytes::new()).await?;
+    if props.status != 404 {
+        return Ok(());
+    }
+    let made = signed::send(&signer, &t.location, http::Method::PUT, &t.url, &version, Bytes::new()).await?;
+    match made.status {
+        200..=299 | 409 => Ok(()),
+        status => Err(Error::Io {
+            path: t.location.clone().into(),
+            source: std::io::Error::other(format!(
+                "the container does not exist and creating it failed (HTTP {status} {}): create it \
+                 with the storage's own tools, or use credentials that may",
+                signed::error_code(&made.body)
+            )),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,10 @@
 //! Wasabi, Cloudflare R2) through OpenDAL's S3 service. Listing is strongly consistent on the
 //! stores named above (AWS since 2020); a PUT is atomic ([`Publish::Put`]).
 
+use super::remote::signed::{self, MakeRoot};
 use super::remote::{Publish, Service};
 use crate::error::{Error, Result};
+use bytes::Bytes;
 
 /// A parsed `s3:` repository location.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,15 +46,65 @@ fn bad(s: &str, why: &str) -> Error {
 /// accept.
 pub fn service(loc: &S3Location) -> Result<Service> {
     let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION"));
+    let region = region.as_deref().unwrap_or("us-east-1").to_string();
     let builder = opendal::services::S3::default()
         .endpoint(&loc.endpoint)
         .bucket(&loc.bucket)
         .root(&format!("/{}", loc.prefix))
-        .region(region.as_deref().unwrap_or("us-east-1"))
+        .region(&region)
         .checksum_algorithm("md5");
     let location = format!("s3:{}/{}/{}", loc.endpoint, loc.bucket, loc.prefix).trim_end_matches('/').to_string();
     let op = opendal::Operator::new(builder).map_err(|e| super::remote::io_err(&location, e))?.finish();
-    Ok(Service { op, location, publish: Publish::Put, guard: None })
+    let make_root = make_bucket(loc.clone(), region, location.clone());
+    Ok(Service { op, location, publish: Publish::Put, guard: None, make_root: Some(make_root) })
+}
+
+/// `init` on a bucket that does not exist creates it (in the region of `AWS_REGION`), as restic
+/// does; a bucket that exists, or whose existence the credentials may not ask about, is left
+/// to the requests that follow.
+fn make_bucket(loc: S3Location, region: String, location: String) -> MakeRoot {
+    Box::new(move || {
+        let (loc, region, location) = (loc.clone(), region.clone(), location.clone());
+        Box::pin(async move { ensure_bucket(&loc, &region, &location).await })
+    })
+}
+
+async fn ensure_bucket(loc: &S3Location, region: &str, location: &str) -> Result<()> {
+    let signer = reqsign_core::Signer::new(
+        signed::context(location)?,
+        reqsign_aws_v4::DefaultCredentialProvider::new(),
+        reqsign_aws_v4::RequestSigner::new("s3", region),
+    );
+    // Path-style, as the object requests are.
+    let url = format!("{}/{}", loc.endpoint, loc.bucket);
+    let unsigned = [("x-amz-content-sha256", "UNSIGNED-PAYLOAD")];
+    let head = signed::send(&signer, location, http::Method::HEAD, &url, &unsigned, Bytes::new()).await?;
+    if head.status != 404 {
+        return Ok(());
+    }
+    // Outside us-east-1, AWS wants the region named in the body.
+    let body = match region {
+        "us-east-1" => Bytes::new(),
+        r => Bytes::from(format!(
+            "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <LocationConstraint>{r}</LocationConstraint></CreateBucketConfiguration>"
+        )),
+    };
+    let made = signed::send(&signer, location, http::Method::PUT, &url, &unsigned, body).await?;
+    match made.status {
+        200..=299 => Ok(()),
+        // Made meanwhile by someone else with these credentials: what was wanted.
+        409 if signed::error_code(&made.body) == "BucketAlreadyOwnedByYou" => Ok(()),
+        status => Err(Error::Io {
+            path: location.into(),
+            source: std::io::Error::other(format!(
+                "the bucket {} does not exist and creating it failed (HTTP {status} {}): create it with \
+                 the storage's own tools, or use credentials that may",
+                loc.bucket,
+                signed::error_code(&made.body)
+            )),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ pub fn service(loc: &SftpLocation) -> Result<Service> {
     let builder =
         opendal::services::Sftp::default().endpoint(&loc.endpoint()).root(&loc.path).known_hosts_strategy("strict");
     let op = opendal::Operator::new(builder).map_err(|e| super::remote::io_err(&location, e))?.finish();
-    Ok(Service { op, location, publish: Publish::Rename, guard: None })
+    Ok(Service { op, location, publish: Publish::Rename, guard: None, make_root: None })
 }
 
 #[cfg(test)]

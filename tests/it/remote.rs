@@ -240,7 +240,7 @@ fn azurite(env: &Env) -> (Server, Remote) {
         .expect("start azurite");
     let server = Server(child);
     wait_listening(port, "azurite");
-    create_container(port, "arca-test");
+    // No container yet: the conformance scenario's `init` creates it.
     let remote = Remote {
         location: "azure:arca-test/team/repo".into(),
         envs: vec![
@@ -251,52 +251,6 @@ fn azurite(env: &Env) -> (Server, Remote) {
         on_disk: None,
     };
     (server, remote)
-}
-
-/// `Mon, 07 Dec 2026 06:48:20 GMT` for `t`.
-fn http_date(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][m as usize - 1];
-    format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT", rem / 3600, rem / 60 % 60, rem % 60)
-}
-
-/// Create a container with one Shared Key-signed request (Azurite has no other way in).
-fn create_container(port: u16, name: &str) {
-    use base64::Engine;
-    use hmac::Mac;
-    use std::io::{Read, Write};
-    let date = http_date(std::time::SystemTime::now());
-    let version = "2021-08-06";
-    let to_sign = format!(
-        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{AZ_ACCOUNT}/{AZ_ACCOUNT}/{name}\nrestype:container"
-    );
-    let key = base64::engine::general_purpose::STANDARD.decode(AZ_KEY).unwrap();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(to_sign.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "PUT /{AZ_ACCOUNT}/{name}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-ms-date: {date}\r\n\
-         x-ms-version: {version}\r\nAuthorization: SharedKey {AZ_ACCOUNT}:{sig}\r\nContent-Length: 0\r\n\
-         Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 201"), "creating the container failed:\n{answer}");
 }
 
 // ---- the conformance scenario -----------------------------------------------------------------
@@ -429,6 +383,24 @@ fn conformance_azure() {
     conformance(&remote);
 }
 
+/// `init` creates a missing bucket, as restic does (the Azure container: `conformance_azure`,
+/// whose first command is `init` into a container Azurite does not have); other commands say
+/// the bucket is missing and create nothing.
+#[test]
+fn init_creates_a_missing_bucket_and_nothing_else_does() {
+    let s3 = S3Server::start("bkt");
+    let init = ["init", "--kdf-memory", "8", "--kdf-iterations", "1"];
+    let missing = s3.run("made-by-init", "repo", &["snapshots"]).code(1);
+    assert!(missing.stderr.contains("does not exist"), "{}", missing.stderr);
+    assert!(!s3.root.join("made-by-init").exists(), "a read made the bucket");
+    s3.run("made-by-init", "repo", &init).ok();
+    assert!(s3.root.join("made-by-init/repo/config").is_file(), "no repository in the new bucket");
+    s3.run("made-by-init", "repo", &["snapshots"]).ok();
+    // The bucket exists now: a second repository beside the first only needs an empty prefix.
+    s3.run("made-by-init", "other", &init).ok();
+    s3.run("made-by-init", "repo", &init).code(2);
+}
+
 // ---- the storage misbehaving ---------------------------------------------------------------
 
 /// A server that accepts connections and never answers: every command used to hang forever.
@@ -483,7 +455,7 @@ fn storage_errors_are_one_line_that_says_what_to_set() {
     one_line(no_creds.into(), "AWS_ACCESS_KEY_ID");
     let wrong = s3.cmd("bkt", "x").env("AWS_SECRET_ACCESS_KEY", "wrong").arg("snapshots").output().unwrap();
     one_line(wrong.into(), "access denied");
-    one_line(s3.run("nobucket", "x", &["init", "--kdf-memory", "8", "--kdf-iterations", "1"]), "does not exist");
+    one_line(s3.run("nobucket", "x", &["snapshots"]), "does not exist");
     // An SSH server whose host key is not the one known: refused, never accepted.
     let sshd = Sshd::start();
     std::fs::write(sshd.dir.path().join("known_hosts"), "").unwrap();

@@ -20,6 +20,7 @@
 //! - ranged pack reads go through a read-ahead window cache ([`readahead`]).
 
 mod readahead;
+pub(crate) mod signed;
 mod uploads;
 
 use super::{is_object_name, Backend, FileType, StagedFile};
@@ -88,6 +89,8 @@ pub struct Service {
     pub publish: Publish,
     /// Kept alive as long as the backend (the `rclone serve` process it talks to).
     pub guard: Option<Box<dyn Send + Sync>>,
+    /// Makes the bucket or container when `init` finds it missing (object stores).
+    pub make_root: Option<signed::MakeRoot>,
 }
 
 /// The remote backend.
@@ -101,6 +104,7 @@ pub struct RemoteBackend {
     connections: usize,
     publish: Publish,
     location: String,
+    make_root: Option<signed::MakeRoot>,
     _rt: tokio::runtime::Runtime,
     // After the runtime: a server process outlives the requests to it.
     _guard: Option<Box<dyn Send + Sync>>,
@@ -146,6 +150,7 @@ impl RemoteBackend {
             connections,
             publish: service.publish,
             location: service.location,
+            make_root: service.make_root,
             _rt: rt,
             _guard: service.guard,
         })
@@ -186,6 +191,20 @@ impl RemoteBackend {
         match t {
             FileType::Lock | FileType::Parity => Ok(()),
             _ => self.uploads.settle(),
+        }
+    }
+
+    /// A missing `config` may be a missing bucket or container, which some stores (and AWS, for
+    /// a GET) report as a missing key: one listing tells, so that the user reads about the
+    /// bucket rather than "not a repository".
+    fn why_no_config(&self, t: FileType, e: Error) -> Error {
+        let not_found = matches!(&e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound);
+        if t != FileType::Config || !not_found {
+            return e;
+        }
+        match self.op.list("") {
+            Err(listing) if root_missing(&listing) => io_err(&self.location, listing),
+            _ => e,
         }
     }
 
@@ -263,6 +282,8 @@ fn task_failure(e: tokio::task::JoinError) -> String {
 /// of words ([`words`]) rather than the client's request dump.
 pub(crate) fn io_err(what: &str, e: opendal::Error) -> Error {
     let kind = match e.kind() {
+        // A missing bucket is not a missing file: "not a repository" would hide the typo.
+        opendal::ErrorKind::NotFound if root_missing(&e) => std::io::ErrorKind::Other,
         opendal::ErrorKind::NotFound => std::io::ErrorKind::NotFound,
         opendal::ErrorKind::PermissionDenied => std::io::ErrorKind::PermissionDenied,
         _ => std::io::ErrorKind::Other,
@@ -273,11 +294,20 @@ pub(crate) fn io_err(what: &str, e: opendal::Error) -> Error {
 /// An error from a body being streamed: the request's error in words where the stream carries
 /// one (OpenDAL wraps its errors in `std::io::Error`), else the I/O error as it is.
 fn stream_err(what: &str, e: std::io::Error) -> Error {
-    let said = e.get_ref().and_then(|inner| inner.downcast_ref::<opendal::Error>()).map(words);
-    match said {
-        Some(said) => Error::Io { path: what.into(), source: std::io::Error::new(e.kind(), said) },
+    let inner = e.get_ref().and_then(|inner| inner.downcast_ref::<opendal::Error>());
+    match inner {
+        Some(inner) => {
+            let kind = if root_missing(inner) { std::io::ErrorKind::Other } else { e.kind() };
+            Error::Io { path: what.into(), source: std::io::Error::new(kind, words(inner)) }
+        }
         None => Error::Io { path: what.into(), source: e },
     }
+}
+
+/// Whether the store said the bucket or container itself is missing.
+fn root_missing(e: &opendal::Error) -> bool {
+    let all = format!("{e:?}");
+    all.contains("NoSuchBucket") || all.contains("ContainerNotFound")
 }
 
 /// What went wrong with a request, and what to do about it where that is known.
@@ -295,7 +325,7 @@ pub(crate) fn words(e: &opendal::Error) -> String {
          ~/.aws/credentials)"
             .to_string()
     } else if has("NoSuchBucket") || has("ContainerNotFound") {
-        "the bucket or container does not exist: create it first".into()
+        "the bucket or container does not exist: check the name, or create it (`arca init` does)".into()
     } else if e.kind() == opendal::ErrorKind::PermissionDenied || has("AuthorizationFailure") {
         "access denied by the storage: check the credentials (AWS_ACCESS_KEY_ID and \
          AWS_SECRET_ACCESS_KEY; AZURE_ACCOUNT_KEY or AZURE_ACCOUNT_SAS) and what they may do"
@@ -357,6 +387,9 @@ impl Backend for RemoteBackend {
     }
 
     fn create(&self) -> Result<()> {
+        if let Some(make) = &self.make_root {
+            self._rt.block_on(make())?;
+        }
         if self.len_of("config")?.is_some() {
             return Err(Error::InvalidArgument(format!("{}: a repository already exists here", self.location())));
         }
@@ -385,9 +418,10 @@ impl Backend for RemoteBackend {
         // longer file is still recognised.
         let max = t.max_len();
         let mut buf = Vec::new();
-        let parts = self.op.reader(&key).and_then(|r| r.into_bytes_iterator(0..)).map_err(|e| io_err(&key, e))?;
+        let parts = self.op.reader(&key).and_then(|r| r.into_bytes_iterator(0..)).map_err(|e| io_err(&key, e));
+        let parts = parts.map_err(|e| self.why_no_config(t, e))?;
         for part in parts {
-            let part = part.map_err(|e| stream_err(&key, e))?;
+            let part = part.map_err(|e| self.why_no_config(t, stream_err(&key, e)))?;
             buf.extend_from_slice(&part[..part.len().min((max + 1) as usize - buf.len())]);
             if buf.len() as u64 > max {
                 break;
