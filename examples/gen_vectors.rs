@@ -180,6 +180,8 @@ pub fn generate() -> Vec<(String, String)> {
         file("chunker.json", chunker_vectors()),
         file("parity.json", parity_vectors()),
         file("parity_policy.json", parity_policy_vectors()),
+        file("rs_tables.json", rs_tables_vectors()),
+        file("repair_run.json", repair_run_vectors()),
         file("serve_request.json", serve_request_vectors()),
         file("serve_response.json", serve_response_vectors()),
     ]
@@ -1018,6 +1020,29 @@ pub fn valid_index() -> Vec<IndexPack> {
     ]
 }
 
+/// An index file whose first record (pack A) lists blob X at offset 500, then blob Y, then X
+/// again at offset 200, and whose second record (pack B) lists X at offset 8: X's canonical copy
+/// is A's at offset 200 — the lowest pack position, then the lowest offset, not the first listed
+/// nor the lowest offset overall (format-spec/10-index.md §10.3).
+pub fn duplicate_index() -> Vec<IndexPack> {
+    let entry = |id: u8, offset: u32| IndexBlob {
+        blob_type: BlobType::Data,
+        id: Id([id; 32]),
+        offset,
+        stored_len: 100,
+        plain_len: 60,
+    };
+    vec![
+        IndexPack { id: Id([0xa1; 32]), size: 1000, blobs: vec![entry(0x77, 500), entry(0x78, 8), entry(0x77, 200)] },
+        IndexPack { id: Id([0xb2; 32]), size: 1000, blobs: vec![entry(0x77, 8)] },
+    ]
+}
+
+/// Where the canonical copy of a blob is: its pack and offset.
+pub fn canonical_json(t: BlobType, id: &Id, pack: &Id, offset: u32) -> Value {
+    json!({"type": t.name(), "id": id.to_hex(), "pack": pack.to_hex(), "offset": offset})
+}
+
 fn index_vectors() -> Vec<Vector> {
     let k = "index";
     let kind = FileKind::Index;
@@ -1034,6 +1059,21 @@ fn index_vectors() -> Vec<Vector> {
         seal_file(kind, &framed0, "index: empty"),
         file_inputs(&framed0),
         index_json(&[]),
+    ));
+    let dup = duplicate_index();
+    let framed_dup = raw(&findex::encode(&dup));
+    let (pack_a, x) = (dup[0].id, dup[0].blobs[0].id);
+    let mut inputs_dup = file_inputs(&framed_dup);
+    inputs_dup["canonical"] = json!([{"type": "data", "id": x.to_hex()}]);
+    let mut decoded = index_json(&dup);
+    decoded["canonical"] = json!([canonical_json(BlobType::Data, &x, &pack_a, 200)]);
+    v.push(ok(
+        "index: valid, a record lists a blob twice, the higher offset first (canonical copy: lowest pack \
+         position, then lowest offset, section 10.3)",
+        k,
+        seal_file(kind, &framed_dup, "index: duplicate blob"),
+        inputs_dup,
+        decoded,
     ));
     header_failures(&mut v, k, &valid, &inputs, kind);
     sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
@@ -1896,6 +1936,21 @@ fn parity_vectors() -> Vec<Vector> {
         }),
     );
 
+    // A repair reads the parity file with steps 1–10 of section 22.2, not step 11 (section 22.7).
+    repair(
+        &mut v,
+        "only the table hash damaged (step 11 fails, steps 1–10 pass): the table is used",
+        &mutate(pex, |b| *b.last_mut().unwrap() ^= 1),
+        mutate(bex, |b| b[70] ^= 1),
+    );
+    v.push(err(
+        "parity repair: one byte appended to the parity file (step 10) is rejected",
+        k,
+        cat(&[pex, &[0]]),
+        json!({"damaged": hex(&mutate(bex, |b| b[70] ^= 1))}),
+        INTEGRITY,
+    ));
+
     let (valid, _) = files[4].clone();
     let inputs = json!({});
     header_failures(&mut v, k, &valid, &inputs, FileKind::Parity);
@@ -1991,6 +2046,231 @@ fn parity_policy_vectors() -> Vec<Vector> {
 }
 
 // ---- the serve protocol (format-spec/23) ----------------------------------------------------------
+
+// ---- the Reed-Solomon tables (format-spec/22-parity.md §22.6) -----------------------------------
+
+/// The field polynomial `p(x)` of §22.6.3.1.
+pub const GF_POLYNOMIAL: u32 = 0x1002D;
+
+/// The Cantor basis `V` of §22.6.3.2.
+pub const CANTOR_BASIS: [u16; 16] = [
+    0x0001, 0xACCA, 0x3C0E, 0x163E, 0xC582, 0xED2E, 0x914C, 0x4012, 0x6C98, 0x10D8, 0x6A72, 0xB900, 0xFDB8, 0xFB34,
+    0xFF38, 0x991E,
+];
+
+/// `ADDMOD` of §22.6.3.4: addition modulo 65535, 65535 being a second spelling of 0.
+fn addmod(a: u16, b: u16) -> u16 {
+    let s = u32::from(a) + u32::from(b);
+    (s + (s >> 16)) as u16
+}
+
+/// `SUBMOD` of §22.6.7.2: subtraction modulo 65535, spelled as `ADDMOD` spells.
+fn submod(a: u16, b: u16) -> u16 {
+    let d = u32::from(a).wrapping_sub(u32::from(b));
+    d.wrapping_add(d >> 16) as u16
+}
+
+/// `EXP` and `LOG`, built as §22.6.3.3 says.
+pub fn rs_exp_log() -> (Vec<u16>, Vec<u16>) {
+    let mut plog = vec![0u16; 65536];
+    let mut state = 1u32;
+    for i in 0..65535u32 {
+        plog[state as usize] = i as u16;
+        state <<= 1;
+        if state >= 65536 {
+            state ^= GF_POLYNOMIAL;
+        }
+    }
+    plog[0] = 65535;
+    let mut phi = vec![0u16; 65536];
+    for (b, v) in CANTOR_BASIS.iter().enumerate() {
+        for j in 0..1usize << b {
+            phi[j + (1 << b)] = phi[j] ^ v;
+        }
+    }
+    let log: Vec<u16> = phi.iter().map(|&p| plog[p as usize]).collect();
+    let mut exp = vec![0u16; 65536];
+    for (u, &l) in log.iter().enumerate() {
+        exp[l as usize] = u as u16;
+    }
+    exp[65535] = exp[0];
+    (exp, log)
+}
+
+/// `SKEW`, built as §22.6.5.1 says.
+pub fn rs_skew(exp: &[u16], log: &[u16]) -> Vec<u16> {
+    let mullog = |u: u16, l: u16| if u == 0 { 0 } else { exp[addmod(log[u as usize], l) as usize] };
+    let mut skew = vec![0u16; 65535];
+    let mut t: Vec<u16> = (1..16).map(|i| 1u16 << i).collect();
+    for s in 0..15 {
+        skew[(1 << s) - 1] = 0;
+        for (i, &ti) in t.iter().enumerate().skip(s) {
+            let w = 1usize << (i + 1);
+            for j in ((1usize << s) - 1..w).step_by(1 << (s + 1)) {
+                skew[j + w] = skew[j] ^ ti;
+            }
+        }
+        t[s] = 65535 - log[mullog(t[s], log[(t[s] ^ 1) as usize]) as usize];
+        let ts = t[s];
+        for ti in t.iter_mut().skip(s + 1) {
+            *ti = mullog(*ti, addmod(log[(*ti ^ 1) as usize], ts));
+        }
+    }
+    skew.iter().map(|&x| log[x as usize]).collect()
+}
+
+/// `LOG_WALSH = FWHT(LOG')` of §22.6.7.2, with its `ADDMOD`/`SUBMOD` arithmetic.
+pub fn rs_log_walsh(log: &[u16]) -> Vec<u16> {
+    let mut x = log.to_vec();
+    x[0] = 0;
+    let mut dist = 1;
+    while dist < x.len() {
+        for r in (0..x.len()).step_by(2 * dist) {
+            for i in r..r + dist {
+                (x[i], x[i + dist]) = (addmod(x[i], x[i + dist]), submod(x[i], x[i + dist]));
+            }
+        }
+        dist *= 2;
+    }
+    x
+}
+
+/// The check values of the tables: leading entries and the BLAKE3 of each as u16 LE; LOG_WALSH
+/// also fully reduced (every 65535 spelled 0), as arithmetic modulo 65535 without the
+/// `ADDMOD`/`SUBMOD` spelling gives it.
+pub fn rs_tables_json(exp: &[u16], log: &[u16], skew: &[u16], log_walsh: &[u16]) -> Value {
+    let hash =
+        |t: &[u16]| blake3::hash(&t.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()).to_hex().to_string();
+    let reduced: Vec<u16> = log_walsh.iter().map(|&x| x % 65535).collect();
+    json!({
+        "exp_first8": exp[..8], "exp_blake3": hash(exp),
+        "log_first8": log[..8], "log_blake3": hash(log),
+        "skew_first16": skew[..16], "skew_blake3": hash(skew),
+        "log_walsh_first8": log_walsh[..8], "log_walsh_blake3": hash(log_walsh),
+        "log_walsh_reduced_first8": reduced[..8], "log_walsh_reduced_blake3": hash(&reduced),
+    })
+}
+
+fn rs_tables_vectors() -> Vec<Vector> {
+    let (exp, log) = rs_exp_log();
+    let skew = rs_skew(&exp, &log);
+    let basis: Vec<u8> = CANTOR_BASIS.iter().flat_map(|v| v.to_le_bytes()).collect();
+    vec![ok(
+        "rs_tables: EXP, LOG, SKEW and LOG_WALSH of section 22.6 (LOG_WALSH as ADDMOD/SUBMOD spell it, and fully reduced)",
+        "rs_tables",
+        basis,
+        json!({"polynomial": GF_POLYNOMIAL}),
+        rs_tables_json(&exp, &log, &skew, &rs_log_walsh(&log)),
+    )]
+}
+
+// ---- a repair run (format-spec/22-parity.md §22.7) ----------------------------------------------
+
+/// The path of a repository file (format-spec/04-repository-layout.md).
+pub fn repo_path(kind: FileKind, id: &Id) -> String {
+    let h = id.to_hex();
+    match kind {
+        FileKind::Pack => format!("data/{}/{h}", &h[..2]),
+        FileKind::Index => format!("index/{h}"),
+        FileKind::Snapshot => format!("snapshots/{h}"),
+        _ => format!("parity/{}/{h}", &h[..2]),
+    }
+}
+
+/// One backup in miniature: a pack holding the root tree (one empty file `name`), the index file
+/// naming it, and the snapshot; (kind, bytes) each.
+fn mini_backup(name: &[u8], label: &str) -> [(FileKind, Vec<u8>); 3] {
+    let keys = keys();
+    let plain = Tree { nodes: vec![node(name, empty_file())] }.encode();
+    let tree = keys.blob_id(&plain);
+    let env = envelope(BlobType::Tree, &tree, &raw(&plain), &format!("{label} tree"));
+    let toc =
+        [TocEntry { blob_type: BlobType::Tree, id: tree, stored_len: env.len() as u32, plain_len: plain.len() as u32 }];
+    let pack = assemble_pack(&[env], &pack::encode_toc(&toc), &REPO, label);
+    let record = IndexPack { id: Id::of_file_bytes(&pack), size: pack.len() as u32, blobs: pack::locate_blobs(&toc) };
+    let index = seal_file(FileKind::Index, &raw(&findex::encode(&[record])), &format!("{label} index"));
+    let snap = Snapshot {
+        time: TIME_NS,
+        tree,
+        paths: vec![b"/".to_vec()],
+        hostname: "h".into(),
+        username: String::new(),
+        uid: 0,
+        gid: 0,
+        tags: vec![],
+        parent: None,
+        program: "arca".into(),
+        summary: Summary::default(),
+        original: None,
+    };
+    let snapshot = seal_file(FileKind::Snapshot, &raw(&snap.encode()), &format!("{label} snapshot"));
+    [(FileKind::Pack, pack), (FileKind::Index, index), (FileKind::Snapshot, snapshot)]
+}
+
+/// The config and key file that make the files of a `repair_run` vector a repository (master key
+/// and repository ID of the vectors, password [`PASSWORD`]): (path, bytes).
+pub fn repository_frame() -> Vec<(String, Vec<u8>)> {
+    let key = valid_key_file().encode();
+    vec![
+        ("config".into(), seal_file(FileKind::Config, &raw(&default_config().encode()), "repair run config")),
+        (format!("keys/{}", Id::of_file_bytes(&key).to_hex()), key),
+    ]
+}
+
+fn repair_run_vectors() -> Vec<Vector> {
+    let mut files = serde_json::Map::new();
+    let mut put = |kind: FileKind, bytes: &[u8], keep: Keep| {
+        let id = Id::of_file_bytes(bytes);
+        let bp = if kind == FileKind::Snapshot { fparity::FULL } else { fparity::DEFAULT_OVERHEAD };
+        let parity = fparity::encode_file(kind, &id, bytes, bp);
+        match keep {
+            Keep::File => {}
+            Keep::Parity | Keep::Damaged => {
+                files.insert(repo_path(FileKind::Parity, &id), hex(&parity).into());
+            }
+        }
+        match keep {
+            Keep::File => files.insert(repo_path(kind, &id), hex(bytes).into()),
+            Keep::Damaged => files.insert(repo_path(kind, &id), hex(&mutate(bytes, |b| b[40] ^= 1)).into()),
+            Keep::Parity => None,
+        };
+        repo_path(kind, &id)
+    };
+    // Backup 1: its index file damaged, its snapshot missing; the root tree is listed only in
+    // the damaged index file.
+    let [(_, p1), (_, i1), (_, s1)] = mini_backup(b"a", "repair run 1");
+    put(FileKind::Pack, &p1, Keep::File);
+    let i1 = put(FileKind::Index, &i1, Keep::Damaged);
+    let s1 = put(FileKind::Snapshot, &s1, Keep::Parity);
+    // Backup 2: its index file and its snapshot missing; its pack present.
+    let [(_, p2), (_, i2), (_, s2)] = mini_backup(b"b", "repair run 2");
+    put(FileKind::Pack, &p2, Keep::File);
+    let i2 = put(FileKind::Index, &i2, Keep::Parity);
+    let s2 = put(FileKind::Snapshot, &s2, Keep::Parity);
+    // Backup 3: only its snapshot's parity is left (its pack and index file are gone): removed
+    // on purpose by a writer that does not know parity, not restored.
+    let [_, _, (_, s3)] = mini_backup(b"c", "repair run 3");
+    let s3 = put(FileKind::Snapshot, &s3, Keep::Parity);
+    let mut restored = vec![i2, s1, s2];
+    restored.sort();
+    vec![ok(
+        "repair_run: a damaged index file is repaired and a missing one restored before missing snapshots \
+         are judged by the index (one run restores both snapshots)",
+        "repair_run",
+        Vec::new(),
+        json!({"master_key": hex(&MASTER), "repo_id": hex(&REPO), "files": files}),
+        json!({"repaired": [i1], "restored": restored, "not_restored": [s3]}),
+    )]
+}
+
+/// What a `repair_run` vector keeps of a file: the file, the file and its parity with the file
+/// damaged, or only the parity (the file is missing).
+#[derive(Clone, Copy)]
+enum Keep {
+    File,
+    Damaged,
+    Parity,
+}
 
 /// A request's frame body and its decoded fields.
 fn serve_ok_request(name: &str, r: arca::format::serve::Request) -> Vector {

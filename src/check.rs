@@ -226,52 +226,95 @@ fn check_parity(repo: &Repository, r: &mut CheckReport) -> Result<()> {
         r.error(
             object,
             "missing from the repository, but its parity file is there: it was lost (writers remove \
-             parity first); `arca parity build --drop-orphans` if it was removed on purpose",
+             parity first), or removed by a writer that does not know parity (format-spec 16.6), which \
+             `arca parity build --drop-orphans` acknowledges",
         );
     }
     Ok(())
 }
 
-/// For each pack, index file or snapshot an error names: whether its parity rebuilds it.
+/// For each pack, index file or snapshot an error names: whether `arca repair packs` rebuilds
+/// it. A missing file must also be still wanted, judged as the repair judges it (format-spec/22
+/// §22.7): index files first, then packs and snapshots against the index with every index file
+/// that parity rebuilds.
 fn assess_damage(repo: &Repository, r: &mut CheckReport) -> Result<()> {
     use crate::format::header::FileKind;
     use crate::repo::parity::Assessment;
     let mut files = std::collections::BTreeSet::new();
     for p in &r.errors {
         let Some((kind, hex)) = p.object.split_once(' ') else { continue };
+        // Index files sort first (the order of `repair packs`).
         let kind = match kind {
-            "pack" => FileKind::Pack,
             "index" => FileKind::Index,
+            "pack" => FileKind::Pack,
             "snapshot" => FileKind::Snapshot,
             _ => continue,
         };
         if let Some(id) = Id::from_hex(hex) {
-            files.insert((kind as u8, id, p.object.clone()));
+            files.insert((kind != FileKind::Index, kind as u8, id, p.object.clone()));
         }
     }
-    let assessed: Vec<(String, Result<Assessment>)> = files
+    let assessed: Vec<(FileKind, Id, String, Result<Assessment>)> = files
         .into_par_iter()
-        .map(|(k, id, object)| (object, repo.assess(FileKind::from_u8(k).expect("a protected kind"), &id)))
+        .map(|(_, k, id, object)| {
+            let kind = FileKind::from_u8(k).expect("a protected kind");
+            (kind, id, object, repo.assess(kind, &id))
+        })
         .collect();
-    for (object, a) in assessed {
+    let mut rebuilt_index = Vec::new();
+    let mut index = None;
+    for (kind, id, object, a) in assessed {
         let (repairable, detail) = match a? {
             // An error about it, yet it hashes to its name: the damage is elsewhere (the index).
             Assessment::Healthy => continue,
-            Assessment::Repairable { damage, missing: true, .. } => {
-                (true, format!("missing; its parity restores it whole ({} shards)", damage.data_shards))
+            Assessment::Repairable { damage, missing: true, bytes } => {
+                if kind != FileKind::Index && index.is_none() {
+                    index = Some(crate::lifecycle::heal::index_after(repo, &rebuilt_index)?);
+                }
+                match missing_unwanted(repo, index.as_ref(), kind, &id, &bytes) {
+                    Some(why) => (false, format!("missing; {why}")),
+                    None => {
+                        if kind == FileKind::Index {
+                            rebuilt_index.push(bytes);
+                        }
+                        (true, format!("missing; its parity restores it whole ({} shards)", damage.data_shards))
+                    }
+                }
             }
-            Assessment::Repairable { damage, .. } => (
-                true,
-                format!(
-                    "{} damaged data shards, at most {} in one segment: its parity rebuilds it",
-                    damage.data_shards, damage.worst_segment
-                ),
-            ),
+            Assessment::Repairable { damage, bytes, .. } => {
+                if kind == FileKind::Index {
+                    rebuilt_index.push(bytes);
+                }
+                (
+                    true,
+                    format!(
+                        "{} damaged data shards, at most {} in one segment: its parity rebuilds it",
+                        damage.data_shards, damage.worst_segment
+                    ),
+                )
+            }
             Assessment::Unrepairable(why) => (false, why),
         };
         r.damaged_files.push(DamagedFile { object, repairable, detail });
     }
     Ok(())
+}
+
+/// Why `arca repair packs` would not restore a missing file that its parity rebuilds, if it
+/// would not: it is not wanted any more, or it does not decrypt.
+fn missing_unwanted(
+    repo: &Repository,
+    index: Option<&Index>,
+    kind: crate::format::header::FileKind,
+    id: &Id,
+    bytes: &[u8],
+) -> Option<String> {
+    use crate::lifecycle::heal::{unwanted, unwanted_detail};
+    match unwanted(repo, index, kind, id, bytes) {
+        Ok(None) => None,
+        Ok(Some(why)) => Some(unwanted_detail(&why)),
+        Err(e) => Some(format!("its parity rebuilds bytes that hash to its name, but they cannot be read: {e}")),
+    }
 }
 
 /// Journal files that cannot be read lose their records, never data: warnings, not errors

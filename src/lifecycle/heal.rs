@@ -10,12 +10,14 @@
 //! A parity file whose own shards or table are damaged is rewritten from its (healthy or healed)
 //! file. A parity file whose file is missing restores the file when it holds enough shards
 //! (snapshots always do: they get as many recovery shards as data shards; small files do by the
-//! one-sector minimum) and the file is still wanted: a pack the index names, a snapshot whose
-//! root tree is indexed, an index file whose packs all exist. Anything else was most likely
-//! removed by a writer that does not know parity, and restoring it would bring back references
-//! to deleted data. What cannot be rebuilt is named, and for packs the snapshot paths that need
-//! them are found by a check that reads exactly those packs. A failure that concerns one file
-//! (it cannot be replaced, say) is reported for that file; the run goes on.
+//! one-sector minimum) and the file is still wanted: an index file whose packs all exist, then a
+//! pack the index names, a snapshot whose root tree is indexed — "the index" being the one this
+//! run leaves, damaged index files repaired and missing ones restored (§22.7, order), so one run
+//! restores what a second run would. Anything else was most likely removed by a writer that does
+//! not know parity (§16.6), and restoring it would bring back references to deleted data. What
+//! cannot be rebuilt is named, and for packs the snapshot paths that need them are found by a
+//! check that reads exactly those packs. A failure that concerns one file (it cannot be
+//! replaced, say) is reported for that file; the run goes on.
 //!
 //! **parity build** writes parity for every file that has none, or whose parity has another
 //! geometry than the policy gives now (after `parity set`), or is damaged; with the policy off it
@@ -77,9 +79,19 @@ impl HealReport {
 }
 
 enum Heal {
-    Healthy { parity: ParityState },
-    Repaired(FileNote),
+    Healthy {
+        parity: ParityState,
+    },
+    /// Rebuilt; for an index file, with its bytes: missing files are judged by the index this
+    /// run leaves, which a dry run has not published.
+    Repaired(FileNote, Option<Vec<u8>>),
     Unrepairable(FileNote),
+}
+
+/// A missing file rebuilt from its parity (and, unless in a dry run, published).
+struct Restored {
+    note: String,
+    bytes: Vec<u8>,
 }
 
 enum ParityState {
@@ -98,13 +110,17 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
         .collect();
     let mut r = HealReport { files_checked: files.len() as u64, ..Default::default() };
     let mut lost_packs = HashSet::new();
+    let mut rebuilt_index = Vec::new();
     let policy_on = repo.parity_overhead() > 0;
     for (o, (kind, id, _)) in outcomes.into_iter().zip(&files) {
         match per_file(o, &format!("{} {id}", kind.name()))? {
             Heal::Healthy { parity: ParityState::Intact } => {}
             Heal::Healthy { parity: ParityState::Absent } => r.unprotected += u64::from(policy_on),
             Heal::Healthy { parity: ParityState::Rewritten(n) } => r.parity_rewritten.push(n),
-            Heal::Repaired(n) => r.repaired.push(n),
+            Heal::Repaired(n, bytes) => {
+                r.repaired.push(n);
+                rebuilt_index.extend(bytes);
+            }
             Heal::Unrepairable(n) => {
                 if *kind == FileKind::Pack {
                     lost_packs.insert(*id);
@@ -115,8 +131,42 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
     }
     // Parity files whose file is gone: the file was lost (writers remove parity first).
     let lost = repo.lost_among(&files, &parity);
-    let index = if lost.is_empty() { None } else { Some(repo.load_index()?) };
-    for (kind, id) in &lost {
+    restore_lost(repo, lost, rebuilt_index, opts, &mut r, &mut lost_packs)?;
+    r.bytes_read = bytes_read.into_inner();
+    if !lost_packs.is_empty() {
+        r.affected = crate::check::affected_by_packs(repo, &lost_packs)?;
+    }
+    Ok(r)
+}
+
+/// Restore the missing files `lost` that their parity rebuilds and that are still wanted (§22.7,
+/// order): index files first, then packs and snapshots, judged by the index as this run leaves
+/// it (`rebuilt_index`: the bytes of the index files it repaired). Packs that an index names but
+/// that stay lost go to `lost_packs`.
+fn restore_lost(
+    repo: &Repository,
+    lost: Vec<(Option<FileKind>, Id)>,
+    mut rebuilt_index: Vec<Vec<u8>>,
+    opts: HealOptions,
+    r: &mut HealReport,
+    lost_packs: &mut HashSet<Id>,
+) -> Result<()> {
+    let (lost_index, lost_rest): (Vec<_>, Vec<_>) =
+        lost.into_iter().partition(|(kind, _)| *kind == Some(FileKind::Index));
+    for (_, id) in &lost_index {
+        let file = format!("index {id}");
+        let restored =
+            restore_missing(repo, FileKind::Index, id, None, |b| unwanted(repo, None, FileKind::Index, id, b), opts);
+        match per_file(restored, &file)? {
+            Ok(done) => {
+                r.repaired.push(FileNote { file, detail: done.note });
+                rebuilt_index.push(done.bytes);
+            }
+            Err(why) => r.unrepairable.push(FileNote { file, detail: format!("missing; {why}") }),
+        }
+    }
+    let index = if lost_rest.is_empty() { Default::default() } else { index_after(repo, &rebuilt_index)? };
+    for (kind, id) in &lost_rest {
         let Some(kind) = *kind else {
             r.unrepairable.push(FileNote {
                 file: format!("parity file {id}"),
@@ -125,22 +175,24 @@ pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> 
             continue;
         };
         let file = format!("{} {id}", kind.name());
-        let index = index.as_ref().expect("loaded when there are lost files");
-        match per_file(restore_missing(repo, index, kind, id, opts), &file)? {
-            Ok(note) => r.repaired.push(FileNote { file, detail: note }),
+        let named = index.packs().iter().find(|p| p.id == *id).map(|p| u64::from(p.size));
+        let restored = match (kind, named) {
+            // Only a pack an index names is rebuilt, at the length the index gives: its parity is
+            // not even read otherwise (a planted parity file must not cost memory).
+            (FileKind::Pack, None) => Ok(Err("no index file names it; its parity was not read".to_string())),
+            _ => restore_missing(repo, kind, id, named, |b| unwanted(repo, Some(&index), kind, id, b), opts),
+        };
+        match per_file(restored, &file)? {
+            Ok(done) => r.repaired.push(FileNote { file, detail: done.note }),
             Err(why) => {
-                if kind == FileKind::Pack && index.packs().iter().any(|p| p.id == *id) {
+                if kind == FileKind::Pack && named.is_some() {
                     lost_packs.insert(*id);
                 }
                 r.unrepairable.push(FileNote { file, detail: format!("missing; {why}") });
             }
         }
     }
-    r.bytes_read = bytes_read.into_inner();
-    if !lost_packs.is_empty() {
-        r.affected = crate::check::affected_by_packs(repo, &lost_packs)?;
-    }
-    Ok(r)
+    Ok(())
 }
 
 /// One file's failure (it cannot be replaced, its parity cannot be read) is reported for that
@@ -159,40 +211,30 @@ impl From<FileNote> for Heal {
     }
 }
 
-impl From<FileNote> for std::result::Result<String, String> {
+impl From<FileNote> for std::result::Result<Restored, String> {
     fn from(n: FileNote) -> Self {
         Err(n.detail)
     }
 }
 
-/// Restore the missing file `id` of `kind` from its parity, if it can be rebuilt whole and is
-/// still wanted (see the module documentation): `Ok(what was done)` or `Err(why not)`.
+/// Restore the missing file `id` of `kind` from its parity, if it can be rebuilt whole and
+/// `unwanted` has no objection to the rebuilt bytes: `Ok(restored)` or `Err(why not)`.
+/// `expected` is its length as the index records it (packs).
 fn restore_missing(
     repo: &Repository,
-    index: &crate::repo::index::Index,
     kind: FileKind,
     id: &Id,
+    expected: Option<u64>,
+    unwanted: impl FnOnce(&[u8]) -> Result<Option<String>>,
     opts: HealOptions,
-) -> Result<std::result::Result<String, String>> {
-    // Only a pack an index names is rebuilt, at the length the index gives: its parity is not
-    // even read otherwise (a planted parity file must not cost memory).
-    let expected = match kind {
-        FileKind::Pack => match index.packs().iter().find(|p| p.id == *id) {
-            Some(p) => Some(u64::from(p.size)),
-            None => return Ok(Err("no index file names it; its parity was not read".into())),
-        },
-        _ => None,
-    };
+) -> Result<std::result::Result<Restored, String>> {
     let (bytes, damage) = match repo.rebuild_expecting(kind, id, &[], true, expected)? {
         Assessment::Repairable { bytes, damage, .. } => (bytes, damage),
         Assessment::Unrepairable(why) => return Ok(Err(format!("its parity cannot restore it: {why}"))),
-        Assessment::Healthy => return Ok(Ok("present after all".into())),
+        Assessment::Healthy => return Ok(Ok(Restored { note: "present after all".into(), bytes: Vec::new() })),
     };
-    if let Some(why) = unwanted(repo, index, kind, id, &bytes)? {
-        return Ok(Err(format!(
-            "its parity could restore it, but {why}: it was most likely removed by a writer that does \
-             not know parity (`arca parity build --drop-orphans` drops such parity)"
-        )));
+    if let Some(why) = unwanted(&bytes)? {
+        return Ok(Err(unwanted_detail(&why)));
     }
     if !opts.dry_run {
         publish_verified(repo, kind, id, &bytes)?;
@@ -200,25 +242,53 @@ fn restore_missing(
             rewrite_parity(repo, kind, id, &bytes)?;
         }
     }
-    Ok(Ok("was missing; restored whole from its parity".into()))
+    Ok(Ok(Restored { note: "was missing; restored whole from its parity".into(), bytes }))
 }
 
-/// Why a lost file rebuilt from parity is not wanted any more, if it is not.
-fn unwanted(
+/// Why a missing file that its parity restores is not restored, and the way out.
+pub(crate) fn unwanted_detail(why: &str) -> String {
+    format!(
+        "its parity could restore it, but {why}: it was most likely removed by a writer that does not know \
+         parity (format-spec 16.6); `arca parity build --drop-orphans` acknowledges such removals"
+    )
+}
+
+/// The index that missing packs and snapshots are judged by (§22.7): every index file that reads
+/// now, and the index files this run rebuilt (`rebuilt`, their bytes: a dry run has not
+/// published them). A rebuilt file that does not decrypt names nothing.
+pub(crate) fn index_after(repo: &Repository, rebuilt: &[Vec<u8>]) -> Result<crate::repo::index::Index> {
+    let (mut index, _damaged) = repo.load_index_reporting()?;
+    let what = "rebuilt index file";
+    let records = rebuilt
+        .iter()
+        .filter_map(|b| repo.decrypt_file(FileKind::Index, b, what).ok())
+        .filter_map(|body| crate::format::index::decode(&body, what).ok());
+    index.add_packs(records.flatten());
+    Ok(index)
+}
+
+/// Why a missing file rebuilt from parity (`bytes`) is not wanted any more, if it is not
+/// (§22.7): an index file that names a pack which is gone; a pack that `index` does not name at
+/// this length; a snapshot whose root tree `index` does not hold. `index` is [`index_after`]'s
+/// (not needed for an index file; without one, a pack or snapshot is not wanted).
+pub(crate) fn unwanted(
     repo: &Repository,
-    index: &crate::repo::index::Index,
+    index: Option<&crate::repo::index::Index>,
     kind: FileKind,
     id: &Id,
     bytes: &[u8],
 ) -> Result<Option<String>> {
     use crate::format::blob::BlobType;
+    let indexed = |test: &dyn Fn(&crate::repo::index::Index) -> bool| index.is_some_and(test);
     Ok(match kind {
-        FileKind::Pack => (!index.packs().iter().any(|p| p.id == *id)).then(|| "no index file names it".to_string()),
+        FileKind::Pack => (!indexed(&|i| i.packs().iter().any(|p| p.id == *id && p.size as usize == bytes.len())))
+            .then(|| "no index file names it".to_string()),
         FileKind::Snapshot => {
             let what = format!("snapshot {id}");
             let body = repo.decrypt_file(kind, bytes, &what)?;
             let snap = crate::format::snapshot::Snapshot::decode(&body, &what)?;
-            (!index.contains(BlobType::Tree, &snap.tree)).then(|| "its root tree is not in the index".to_string())
+            (!indexed(&|i| i.contains(BlobType::Tree, &snap.tree)))
+                .then(|| "its root tree is not in the index".to_string())
         }
         _ => {
             let what = format!("index {id}");
@@ -285,7 +355,7 @@ fn heal_one(
                     (true, true) => format!(" ({} damaged recovery shards; parity to rewrite)", damage.recovery_shards),
                 }
             );
-            Ok(Heal::Repaired(FileNote { file, detail }))
+            Ok(Heal::Repaired(FileNote { file, detail }, (kind == FileKind::Index).then_some(good)))
         }
         Assessment::Unrepairable(why) => Ok(Heal::Unrepairable(FileNote { file, detail: why })),
         Assessment::Healthy => Ok(Heal::Healthy { parity: ParityState::Intact }),

@@ -506,3 +506,73 @@ fn repairable_damage_has_its_own_exit_code_status_line_and_gauge() {
         assert!(gauge.lines().any(|l| l == "arca_repairable_files 0"), "{target}: {gauge}");
     }
 }
+
+/// A writer that predates parity (format-spec/16 §16.6) deletes files and leaves their parity
+/// files: here `forget --prune` run by arca, with the parity files it removed put back. Until the
+/// removals are acknowledged they read as losses: check fails with exit 4, not 8 (`repair packs`
+/// restores nothing that is no longer wanted, §22.7), naming the way out; prune refuses and
+/// deletes nothing; `repair packs` restores only the superseded index files whose packs all
+/// remain (harmless duplicates), never the snapshot or its packs. `parity build --drop-orphans`
+/// acknowledges the rest: check is clean, and prune runs again.
+#[test]
+fn removals_by_a_writer_that_predates_parity_block_prune_until_drop_orphans() {
+    let env = Env::new();
+    let mut snaps = Vec::new();
+    for i in 0..3u64 {
+        // Small files: every parity file is a whole copy, so only "still wanted" decides.
+        let dir = env.mkdir(&format!("src{i}"));
+        write_random_file(&dir.join("f"), 700 + i, 1000);
+        snaps.push(env.backup(&[&dir], &[])["snapshot"].as_str().unwrap().to_string());
+    }
+    let parity_before = files(&env.repo);
+    env.run(&["forget", &snaps[0], "--prune"]).ok();
+    let mut put_back = 0;
+    for (path, bytes) in parity_before.iter().filter(|(p, _)| p.starts_with("parity/")) {
+        let p = env.repo.join(path);
+        if !p.exists() {
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, bytes).unwrap();
+            put_back += 1;
+        }
+    }
+    assert!(put_back >= 3, "a snapshot, its pack and its index file: {put_back}");
+    // Unused data that a prune would delete: the second backup, forgotten by arca.
+    env.run(&["forget", &snaps[1]]).ok();
+
+    let check = env.run(&["--json", "check"]).code(4).json();
+    let lost = check["damaged_files"].as_array().unwrap();
+    assert_eq!(lost.len(), put_back, "{check}");
+    let not_wanted = |d: &&Value| {
+        d["repairable"] == false && d["detail"].as_str().unwrap().contains("`arca parity build --drop-orphans`")
+    };
+    let snapshot = format!("snapshot {}", snaps[0]);
+    assert!(lost.iter().filter(|d| d["object"] == snapshot.as_str()).all(|d| not_wanted(&d)), "{check}");
+    assert!(
+        lost.iter().filter(|d| d["object"].as_str().unwrap().starts_with("pack")).all(|d| not_wanted(&d)),
+        "{check}"
+    );
+    assert!(check["errors"].as_array().unwrap().iter().all(|e| e["message"].to_string().contains("--drop-orphans")));
+    let before = files(&env.repo);
+    let prune = env.run(&["prune"]).code(4);
+    assert!(
+        prune.stderr.contains("prune deleted nothing") && prune.stderr.contains("--drop-orphans"),
+        "{}",
+        prune.all()
+    );
+    assert_eq!(files(&env.repo), before, "prune deleted nothing");
+
+    let repair = env.run(&["--json", "repair", "packs"]).code(4).json();
+    let restored = repair["repaired"].as_array().unwrap();
+    assert!(restored.iter().all(|r| r["file"].as_str().unwrap().starts_with("index ")), "{repair}");
+    assert!(!repo_file(&env.repo, FileType::Snapshot, &snaps[0]).exists(), "a forgotten snapshot stays forgotten");
+    env.run(&["prune"]).code(4);
+
+    let built = env.run(&["--json", "parity", "build", "--drop-orphans"]).ok().json();
+    assert_eq!(built["removed"], put_back - restored.len(), "{built}");
+    env.run(&["check"]).ok();
+    let packs_before = repo_files(&env.repo, FileType::Pack).len();
+    env.run(&["prune"]).ok();
+    assert!(repo_files(&env.repo, FileType::Pack).len() < packs_before, "prune ran and deleted the unused packs");
+    assert_eq!(repo_files(&env.repo, FileType::Snapshot), vec![snaps[2].clone()]);
+    env.run(&["check", "--read-data"]).ok();
+}

@@ -210,7 +210,11 @@ fn run(v: &Value) -> Result<Value, Error> {
             let body = open_file(&bytes, FileKind::Index, inputs, findex::MAX_INDEX_LEN)?;
             let packs = findex::decode(&body, WHAT)?;
             assert_eq!(findex::encode(&packs), body, "index re-encodes differently");
-            Ok(gen::index_json(&packs))
+            let mut decoded = gen::index_json(&packs);
+            if let Some(blobs) = inputs.get("canonical") {
+                decoded["canonical"] = canonical(packs, blobs);
+            }
+            Ok(decoded)
         }
         "snapshot" => {
             let body = open_file(&bytes, FileKind::Snapshot, inputs, arca::format::snapshot::MAX_SNAPSHOT_LEN)?;
@@ -247,6 +251,8 @@ fn run(v: &Value) -> Result<Value, Error> {
         }
         "chunker" => Ok(chunk(&bytes, inputs)),
         "parity" => parity(&bytes, inputs),
+        "rs_tables" => Ok(rs_tables(&bytes, inputs)),
+        "repair_run" => Ok(repair_run(inputs)),
         "parity_policy" => {
             let body = open_file(&bytes, FileKind::ParityPolicy, inputs, fparity::POLICY_BODY_LEN)?;
             Ok(json!({"basis_points": fparity::decode_policy(&body, WHAT)?}))
@@ -293,6 +299,115 @@ fn parity(bytes: &[u8], inputs: &Value) -> Result<Value, Error> {
     }
     let damaged = inputs.get("damaged").and_then(Value::as_str).map(|d| unhex(d).unwrap());
     Ok(gen::parity_json(&p, damaged.as_deref()))
+}
+
+/// The canonical copy (format-spec/10-index.md §10.3) of each blob `blobs` names, as the
+/// reference index finds it.
+fn canonical(packs: Vec<findex::IndexPack>, blobs: &Value) -> Value {
+    let index = arca::repo::index::Index::from_packs(packs);
+    let found: Vec<Value> = blobs
+        .as_array()
+        .expect("inputs.canonical")
+        .iter()
+        .map(|b| {
+            let t = if b["type"] == "tree" { BlobType::Tree } else { BlobType::Data };
+            let id = Id(unhex(b["id"].as_str().unwrap()).unwrap().try_into().unwrap());
+            let at = index.lookup(t, &id).expect("an indexed blob");
+            gen::canonical_json(t, &id, &at.pack, at.offset)
+        })
+        .collect();
+    json!(found)
+}
+
+/// The tables of the Reed-Solomon code (format-spec/22 §22.6) as the crate that computes arca's
+/// parity holds them, built from the basis and polynomial the vector gives.
+fn rs_tables(basis: &[u8], inputs: &Value) -> Value {
+    use reed_solomon_simd::engine::{tables, CANTOR_BASIS, GF_POLYNOMIAL};
+    let given: Vec<u16> = basis.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    assert_eq!(given, CANTOR_BASIS, "the Cantor basis");
+    assert_eq!(num(inputs, "polynomial"), GF_POLYNOMIAL as u64, "the field polynomial");
+    let el = tables::get_exp_log();
+    gen::rs_tables_json(&el.exp[..], &el.log[..], &tables::get_skew()[..], &tables::get_log_walsh()[..])
+}
+
+/// One `arca repair packs` over the vector's files (made a repository with the vectors' config
+/// and key file): which damaged files it rebuilt, which missing ones it restored, which it did
+/// not. A dry run and `check` beforehand must predict it.
+fn repair_run(inputs: &Value) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    for d in ["data", "index", "snapshots", "keys", "locks", "tmp", "parity", "journal"] {
+        std::fs::create_dir_all(repo.join(d)).unwrap();
+    }
+    let files: Vec<(String, Vec<u8>)> = inputs["files"]
+        .as_object()
+        .expect("inputs.files")
+        .iter()
+        .map(|(path, h)| (path.clone(), unhex(h.as_str().unwrap()).unwrap()))
+        .collect();
+    for (path, bytes) in gen::repository_frame().iter().chain(&files) {
+        let p = repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    // The protected files that are damaged, or missing while their parity remains.
+    let mut broken: Vec<(String, bool)> = Vec::new();
+    for (path, bytes) in &files {
+        if let Some(name) = path.strip_prefix("parity/").and_then(|p| p.get(3..)) {
+            let f = fparity::Fixed::decode(bytes, WHAT).expect("a parity file");
+            let target = gen::repo_path(f.kind, &f.id);
+            assert_eq!(name, f.id.to_hex());
+            if !files.iter().any(|(p, _)| *p == target) {
+                broken.push((target, true));
+            }
+        } else if Id::of_file_bytes(bytes).to_hex() != path.rsplit('/').next().unwrap() {
+            broken.push((path.clone(), false));
+        }
+    }
+    let run = |args: &[&str]| {
+        let out = crate::common::arca_cmd()
+            .env("ARCA_REPOSITORY", repo)
+            .env("ARCA_PASSWORD", gen::PASSWORD)
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|_| panic!("{args:?}: {out:?}"))
+    };
+    let check = run(&["--json", "check"]);
+    let dry = run(&["--json", "repair", "packs", "--dry-run"]);
+    run(&["--json", "repair", "packs"]);
+    let mut result = json!({"repaired": [], "restored": [], "not_restored": []});
+    broken.sort();
+    for (path, missing) in broken {
+        let healthy = std::fs::read(repo.join(&path))
+            .is_ok_and(|b| Id::of_file_bytes(&b).to_hex() == path.rsplit('/').next().unwrap());
+        let object = object_of(&path);
+        let predicted = check["damaged_files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["object"] == object.as_str() && d["repairable"] == true);
+        assert_eq!(predicted, healthy, "{path}: check predicted otherwise: {check}");
+        let dry_listed = dry["repaired"].as_array().unwrap().iter().any(|d| d["file"] == object.as_str());
+        assert_eq!(dry_listed, healthy, "{path}: the dry run predicted otherwise: {dry}");
+        let list = match (healthy, missing) {
+            (false, _) => "not_restored",
+            (true, false) => "repaired",
+            (true, true) => "restored",
+        };
+        result[list].as_array_mut().unwrap().push(json!(path));
+    }
+    result
+}
+
+/// How arca names the file at a repository path: `pack 3fa2…`, `index …`, `snapshot …`.
+fn object_of(path: &str) -> String {
+    let kind = match path.split('/').next() {
+        Some("data") => "pack",
+        Some("index") => "index",
+        _ => "snapshot",
+    };
+    format!("{kind} {}", path.rsplit('/').next().unwrap_or_default())
 }
 
 fn num(inputs: &Value, key: &str) -> u64 {

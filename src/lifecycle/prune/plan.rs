@@ -156,21 +156,33 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
 }
 
 /// A lost index file or snapshot (its parity file remains) may hold the only reference to data
-/// prune would delete: stop until it is restored or its loss acknowledged (format-spec/22 §22.8).
+/// prune would delete: stop until it is restored or its removal acknowledged (format-spec/22
+/// §22.8). A writer that does not know parity removes files and leaves their parity (§16.6):
+/// the message names the way out.
 fn refuse_lost_files(repo: &Repository) -> Result<()> {
     use crate::format::header::FileKind;
-    for (kind, id) in repo.lost_files()? {
-        if let Some(k @ (FileKind::Index | FileKind::Snapshot)) = kind {
-            return Err(Error::integrity(
-                format!("{} {id}", k.name()),
-                "missing, but its parity file is there: it was lost, and may be all that keeps data in use; \
-                 prune deleted nothing (`arca repair packs` restores it if its parity can, `arca repair \
-                 index` replaces a lost index file; `arca parity build --drop-orphans` if it was removed \
-                 on purpose)",
-            ));
-        }
-    }
-    Ok(())
+    let lost: Vec<String> = repo
+        .lost_files()?
+        .into_iter()
+        .filter_map(|(kind, id)| match kind {
+            Some(k @ (FileKind::Index | FileKind::Snapshot)) => Some(format!("{} {id}", k.name())),
+            _ => None,
+        })
+        .collect();
+    let Some(first) = lost.first() else { return Ok(()) };
+    let more = match lost.len() {
+        1 => String::new(),
+        n => format!(" (and {} more index files or snapshots)", n - 1),
+    };
+    Err(Error::integrity(
+        first.clone(),
+        format!(
+            "missing, but its parity file is there{more}: it was lost, and may be all that keeps data in use; \
+             prune deleted nothing (`arca repair packs` restores what its parity can, `arca repair index` \
+             replaces a lost index file; if a writer that does not know parity removed them on purpose, \
+             `arca parity build --drop-orphans` acknowledges that, format-spec 16.6)"
+        ),
+    ))
 }
 
 /// Every index file, or an error: prune must not decide on a partial index (§10.3).
