@@ -158,6 +158,22 @@ impl CheckReport {
             + self.errors.iter().filter(|e| !self.explained(e)).count()
     }
 
+    /// Add the findings and counts of another part of the same check.
+    fn absorb(&mut self, o: CheckReport) {
+        self.index_files += o.index_files;
+        self.packs += o.packs;
+        self.packs_read += o.packs_read;
+        self.bytes_read += o.bytes_read;
+        self.blobs_read += o.blobs_read;
+        self.snapshots += o.snapshots;
+        self.trees += o.trees;
+        self.errors.extend(o.errors);
+        self.warnings.extend(o.warnings);
+        self.affected.extend(o.affected);
+        self.damaged_files.extend(o.damaged_files);
+        self.snapshot_ids.extend(o.snapshot_ids);
+    }
+
     fn error(&mut self, object: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Problem { object: object.into(), message: message.into() });
     }
@@ -166,13 +182,35 @@ impl CheckReport {
 /// Run a check.
 pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let subset = opts.read_data;
-    let mut r = check_reading(repo, subset.is_some(), &|id| subset.is_some_and(|s| s.selects(id)))?;
-    check_journal(repo, &mut r)?;
-    check_parity(repo, &mut r)?;
-    if subset == Some(Subset::All) {
-        verify_metadata_parity(repo, &mut r)?;
+    // The parts are independent reads: run at once, on remote storage their round trips
+    // overlap instead of adding up. Findings are reported in the same order as one by one.
+    let all = subset == Some(Subset::All);
+    let (reading, (journal, (parity, metadata))) = rayon::join(
+        || check_reading(repo, subset.is_some(), &|id| subset.is_some_and(|s| s.selects(id))),
+        || {
+            rayon::join(
+                || part(|r| check_journal(repo, r)),
+                || {
+                    rayon::join(
+                        || part(|r| check_parity(repo, r)),
+                        || part(|r| if all { verify_metadata_parity(repo, r) } else { Ok(()) }),
+                    )
+                },
+            )
+        },
+    );
+    let mut r = reading?;
+    for other in [journal?, parity?, metadata?] {
+        r.absorb(other);
     }
     assess_damage(repo, &mut r)?;
+    Ok(r)
+}
+
+/// One part of a check, on a report of its own.
+fn part(f: impl FnOnce(&mut CheckReport) -> Result<()>) -> Result<CheckReport> {
+    let mut r = CheckReport::default();
+    f(&mut r)?;
     Ok(r)
 }
 
@@ -185,11 +223,13 @@ pub fn affected_by_packs(repo: &Repository, packs: &HashSet<Id>) -> Result<BTree
 
 fn check_reading(repo: &Repository, read: bool, select: &(dyn Fn(&Id) -> bool + Sync)) -> Result<CheckReport> {
     let mut r = CheckReport::default();
-    let snaps = load_snapshots(repo, &mut r)?;
-    let packs = check_indexes(repo, &mut r)?;
+    let mut ri = CheckReport::default();
+    let (snaps, packs) = rayon::join(|| load_snapshots(repo, &mut r), || check_indexes(repo, &mut ri));
+    let (snaps, packs) = (snaps?, packs?);
+    r.absorb(ri);
     let index = Index::from_packs(packs.values().cloned());
-    let damaged = if read { read_data(repo, &packs, select, &mut r) } else { HashSet::new() };
-    check_snapshots(repo, &index, &damaged, snaps, &mut r)?;
+    let (damaged, seen) = if read { read_data(repo, &packs, select, &mut r) } else { Default::default() };
+    check_snapshots(repo, &index, &Known { damaged, trees: seen.into_inner().unwrap().trees }, snaps, &mut r)?;
     Ok(r)
 }
 
@@ -344,12 +384,16 @@ fn check_journal(repo: &Repository, r: &mut CheckReport) -> Result<()> {
 fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, IndexPack>> {
     let ids = repo.index_ids()?;
     r.index_files = ids.len();
+    // Stray names, the index files and the packs' listing at once (independent reads).
+    let load = || -> Vec<(Id, Result<Vec<IndexPack>>)> {
+        repo.io_scope(|| ids.par_iter().map(|id| (*id, repo.load_index_file(id))).collect())
+    };
+    let (strays, (loaded, on_disk)) =
+        rayon::join(|| repo.stray_files(), || rayon::join(load, || repo.list_objects(FileType::Pack)));
     // Names that are not object names are not repository files: readers ignore them (spec 4.2).
-    for name in repo.stray_files()? {
+    for name in strays? {
         r.warnings.push(Problem { object: name, message: "stray file (not a repository file name); ignored".into() });
     }
-    let loaded: Vec<(Id, Result<Vec<IndexPack>>)> =
-        repo.io_scope(|| ids.par_iter().map(|id| (*id, repo.load_index_file(id))).collect());
     let mut packs: HashMap<Id, IndexPack> = HashMap::new();
     for (id, res) in loaded {
         match res {
@@ -378,7 +422,7 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
         }
     }
     r.packs = packs.len();
-    let on_disk: HashMap<String, u64> = repo.list_objects(FileType::Pack)?.into_iter().collect();
+    let on_disk: HashMap<String, u64> = on_disk?.into_iter().collect();
     for p in packs.values() {
         let name = p.id.to_hex();
         match on_disk.get(&name) {
@@ -419,7 +463,7 @@ fn read_data(
     packs: &HashMap<Id, IndexPack>,
     select: &(dyn Fn(&Id) -> bool + Sync),
     r: &mut CheckReport,
-) -> HashSet<(BlobType, Id)> {
+) -> (HashSet<(BlobType, Id)>, Mutex<SeenTrees>) {
     let selected: Vec<&IndexPack> = packs.values().filter(|p| select(&p.id)).collect();
     r.packs_read = selected.len();
     let damaged = Mutex::new(HashSet::new());
@@ -427,13 +471,18 @@ fn read_data(
     let damaged_parity = Mutex::new(Vec::new());
     let blobs_read = std::sync::atomic::AtomicU64::new(0);
     let bytes_read = std::sync::atomic::AtomicU64::new(0);
+    let seen = Mutex::new(SeenTrees::default());
     repo.io_scope(|| {
         selected.par_iter().for_each(|p| {
-            let (bad, n, errs) = verify_pack(repo, p, &bytes_read);
+            // The parity file is fetched while the pack is: on remote storage, one round trip.
+            let ((bad, n, errs), parity) = rayon::join(
+                || verify_pack(repo, p, &bytes_read, &seen),
+                || verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()),
+            );
             blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             damaged.lock().unwrap().extend(bad);
             problems.lock().unwrap().extend(errs);
-            if let Some(d) = verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()) {
+            if let Some(d) = parity {
                 damaged_parity.lock().unwrap().push(d);
             }
         })
@@ -442,7 +491,33 @@ fn read_data(
     r.blobs_read = blobs_read.into_inner();
     r.bytes_read = bytes_read.into_inner();
     r.errors.extend(problems.into_inner().unwrap());
-    damaged.into_inner().unwrap()
+    (damaged.into_inner().unwrap(), seen)
+}
+
+/// Tree blobs decrypted and verified while their packs were read, kept (up to
+/// [`SEEN_TREES_MAX`] bytes) so that the walk of the snapshots does not fetch them again.
+#[derive(Default)]
+struct SeenTrees {
+    trees: HashMap<Id, Vec<u8>>,
+    bytes: usize,
+}
+
+/// Most bytes of tree plaintext a check keeps from reading data.
+const SEEN_TREES_MAX: usize = 256 << 20;
+
+impl SeenTrees {
+    fn keep(&mut self, id: Id, plain: Vec<u8>) {
+        if self.bytes + plain.len() <= SEEN_TREES_MAX {
+            self.bytes += plain.len();
+            self.trees.insert(id, plain);
+        }
+    }
+}
+
+/// What the walk knows before it reads: blobs found damaged, and trees already read.
+struct Known {
+    damaged: HashSet<(BlobType, Id)>,
+    trees: HashMap<Id, Vec<u8>>,
 }
 
 /// With all data read: the parity files of index files and snapshots too (those of packs are
@@ -482,6 +557,7 @@ fn verify_pack(
     repo: &Repository,
     p: &IndexPack,
     bytes_read: &std::sync::atomic::AtomicU64,
+    seen: &Mutex<SeenTrees>,
 ) -> (Vec<(BlobType, Id)>, u64, Vec<Problem>) {
     let name = p.id.to_hex();
     let obj = format!("pack {name}");
@@ -502,7 +578,7 @@ fn verify_pack(
         problems.push(Problem { object: obj.clone(), message: e.to_string() });
     }
     let results: Vec<Option<((BlobType, Id), Problem)>> =
-        p.blobs.par_iter().map(|b| verify_blob(repo, &bytes, b, &name)).collect();
+        p.blobs.par_iter().map(|b| verify_blob(repo, &bytes, b, &name, seen)).collect();
     let n = p.blobs.len() as u64;
     let mut bad = Vec::new();
     for (blob, problem) in results.into_iter().flatten() {
@@ -513,12 +589,21 @@ fn verify_pack(
 }
 
 /// Verify one blob of a pack read into memory; the damage, if any.
-fn verify_blob(repo: &Repository, bytes: &[u8], b: &IndexBlob, pack: &str) -> Option<((BlobType, Id), Problem)> {
+fn verify_blob(
+    repo: &Repository,
+    bytes: &[u8],
+    b: &IndexBlob,
+    pack: &str,
+    seen: &Mutex<SeenTrees>,
+) -> Option<((BlobType, Id), Problem)> {
     let what = || describe(b.blob_type, &b.id);
     let range = b.offset as usize..(b.offset as usize + b.stored_len as usize);
     let res = match bytes.get(range) {
         Some(env) => repo.open_blob(b.blob_type, &b.id, env).and_then(|plain| {
             if plain.len() == b.plain_len as usize {
+                if b.blob_type == BlobType::Tree {
+                    seen.lock().unwrap().keep(b.id, plain);
+                }
                 Ok(())
             } else {
                 Err(Error::integrity(what(), "plaintext length differs from the index"))
@@ -563,7 +648,7 @@ enum TreeSummary {
 fn load_trees(
     repo: &Repository,
     index: &Index,
-    damaged: &HashSet<(BlobType, Id)>,
+    known: &Known,
     roots: Vec<Id>,
     r: &mut CheckReport,
 ) -> HashMap<Id, TreeSummary> {
@@ -574,7 +659,7 @@ fn load_trees(
         frontier.dedup();
         frontier.retain(|id| !trees.contains_key(id));
         let loaded: Vec<(Id, TreeSummary, Vec<Problem>)> =
-            frontier.par_iter().map(|id| summarize(repo, index, damaged, *id)).collect();
+            repo.io_scope(|| frontier.par_iter().map(|id| summarize(repo, index, known, *id)).collect());
         frontier = Vec::new();
         for (id, summary, problems) in loaded {
             if let TreeSummary::Read { dirs, .. } = &summary {
@@ -587,17 +672,16 @@ fn load_trees(
     trees
 }
 
-fn summarize(
-    repo: &Repository,
-    index: &Index,
-    damaged: &HashSet<(BlobType, Id)>,
-    id: Id,
-) -> (Id, TreeSummary, Vec<Problem>) {
+fn summarize(repo: &Repository, index: &Index, known: &Known, id: Id) -> (Id, TreeSummary, Vec<Problem>) {
     let mut problems = Vec::new();
-    if damaged.contains(&(BlobType::Tree, id)) {
+    if known.damaged.contains(&(BlobType::Tree, id)) {
         return (id, TreeSummary::Unreadable("damaged".into()), problems);
     }
-    let tree = match repo.read_tree(index, &id) {
+    let read = match known.trees.get(&id) {
+        Some(plain) => crate::format::tree::Tree::decode(plain, &describe(BlobType::Tree, &id)),
+        None => repo.read_tree(index, &id),
+    };
+    let tree = match read {
         Ok(t) => t,
         Err(e) => {
             problems.push(Problem { object: describe(BlobType::Tree, &id), message: e.to_string() });
@@ -618,7 +702,7 @@ fn summarize(
                             message: "missing from the index".into(),
                         });
                         hit = true;
-                    } else if damaged.contains(&(BlobType::Data, c.id)) {
+                    } else if known.damaged.contains(&(BlobType::Data, c.id)) {
                         hit = true;
                     }
                 }
@@ -664,11 +748,11 @@ fn load_snapshots(repo: &Repository, r: &mut CheckReport) -> Result<Vec<(Id, cra
 fn check_snapshots(
     repo: &Repository,
     index: &Index,
-    damaged: &HashSet<(BlobType, Id)>,
+    known: &Known,
     snaps: Vec<(Id, crate::format::snapshot::Snapshot)>,
     r: &mut CheckReport,
 ) -> Result<()> {
-    let trees = load_trees(repo, index, damaged, snaps.iter().map(|(_, s)| s.tree).collect(), r);
+    let trees = load_trees(repo, index, known, snaps.iter().map(|(_, s)| s.tree).collect(), r);
     r.trees = trees.len();
     let mut sizes = HashMap::new();
     let mut counts = HashMap::new();

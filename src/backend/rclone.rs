@@ -80,7 +80,13 @@ pub fn service(location: &str) -> Result<Service> {
     })?;
     let builder = opendal::services::Webdav::default().endpoint(&endpoint).username(&user).password(&pass).root("/");
     let op = opendal::Operator::new(builder).map_err(|e| super::remote::io_err(location, e))?.finish();
-    Ok(Service { op, location: location.into(), publish: Publish::Rename, guard: Some(Box::new(server)), make_root: None })
+    Ok(Service {
+        op,
+        location: location.into(),
+        publish: Publish::Rename,
+        guard: Some(Box::new(server)),
+        make_root: None,
+    })
 }
 
 /// Read rclone's log until it says where it listens (`… started on http://127.0.0.1:PORT/`);

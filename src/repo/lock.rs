@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::header::FileKind;
 use crate::format::lock::Lock;
 use crate::id::Id;
+use rayon::prelude::*;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -153,6 +154,11 @@ impl Repository {
         Ok(self.lock_census()?.0)
     }
 
+    /// Live locks other than `mine`, which is known and not read back.
+    fn live_locks_besides(&self, mine: &str) -> Result<Vec<(String, Lock)>> {
+        Ok(self.lock_census_besides(Some(mine))?.0)
+    }
+
     /// Whether this process's lock is the only one: no other live lock, and none vanished while
     /// being read (a vanished lock may have been replaced by its holder's refresh).
     pub fn alone_in_repository(&self) -> Result<bool> {
@@ -163,7 +169,11 @@ impl Repository {
     /// Live locks, and how many listed locks vanished before they could be read. A lock file
     /// that cannot be read is an error (section 13.2): it may be a live lock.
     fn lock_census(&self) -> Result<(Vec<(String, Lock)>, usize)> {
-        let (files, vanished) = self.lock_files()?;
+        self.lock_census_besides(None)
+    }
+
+    fn lock_census_besides(&self, mine: Option<&str>) -> Result<(Vec<(String, Lock)>, usize)> {
+        let (files, vanished) = self.lock_files_besides(mine)?;
         let mut out = Vec::new();
         for f in files {
             match f.state {
@@ -179,11 +189,23 @@ impl Repository {
     /// with its state, and how many vanished between listing and reading (released). I/O errors
     /// other than a vanished file fail the listing.
     pub fn lock_files(&self) -> Result<(Vec<LockFile>, usize)> {
+        self.lock_files_besides(None)
+    }
+
+    /// [`Repository::lock_files`] without `mine`; the others are read at once (on remote
+    /// storage, one round trip for all of them).
+    fn lock_files_besides(&self, mine: Option<&str>) -> Result<(Vec<LockFile>, usize)> {
+        let names: Vec<(String, Id)> = self
+            .list_objects(FileType::Lock)?
+            .into_iter()
+            .filter(|(name, _)| Some(name.as_str()) != mine)
+            .filter_map(|(name, _)| Id::from_hex(&name).map(|id| (name, id)))
+            .collect();
+        let read: Vec<_> = self.io_scope(|| names.par_iter().map(|(name, id)| self.read_lock(name, id)).collect());
         let mut out = Vec::new();
         let mut vanished = 0;
-        for (name, _) in self.list_objects(FileType::Lock)? {
-            let Some(id) = Id::from_hex(&name) else { continue };
-            let state = match self.read_lock(&name, &id) {
+        for ((name, _), read) in names.into_iter().zip(read) {
+            let state = match read {
                 Ok(Some(l)) if is_stale(&l) => LockState::Stale(l),
                 Ok(Some(l)) => LockState::Live(l),
                 Ok(None) => {
@@ -254,12 +276,17 @@ impl Repository {
                 ))
             })
         };
-        if let Some(e) = conflict(&self.live_locks()?, None) {
-            return Err(e);
+        // An exclusive locker looks first, so that its attempts (a prune waiting for a backup
+        // to finish) never leave a lock in passing for a starting backup to trip over. A shared
+        // locker only needs the look after its write: one round trip less on remote storage.
+        if exclusive {
+            if let Some(e) = conflict(&self.live_locks()?, None) {
+                return Err(e);
+            }
         }
         let (name, time) = self.write_lock(exclusive)?;
         // Re-check: another process may have locked between our look and our write.
-        if let Some(e) = conflict(&self.live_locks()?, Some(&name)) {
+        if let Some(e) = conflict(&self.live_locks_besides(&name)?, Some(&name)) {
             let _ = self.backend().remove(FileType::Lock, &name);
             return Err(e);
         }
