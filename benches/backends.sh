@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Backup and restore of one tree through each remote backend, against the server alone moving
+# Backup, restore and `check --read-data` of one tree through each remote backend, against the server alone moving
 # the same number of bytes, and against restic on the same server where restic 0.14 can reach
 # it; optionally with added round-trip latency (examples/delay_proxy in front of the server's
 # port: half the RTT each way, one RTT per new connection).
@@ -121,11 +121,13 @@ declare -A T
 T[arca_backup]=$(t "$ARCA" -r "$A" -q backup "$TREE")
 T[arca_restore]=$(t "$ARCA" -r "$A" -q restore latest --target "$RT/a")
 rm -rf "$RT/a"
+T[arca_check]=$(t "$ARCA" -r "$A" -q check --read-data)
 if [ -n "$R" ]; then
   "${RESTIC[@]}" -r "$R" init >/dev/null
   T[restic_backup]=$(t "${RESTIC[@]}" -r "$R" -q backup "$TREE")
   T[restic_restore]=$(t "${RESTIC[@]}" -r "$R" -q restore latest --target "$RT/r")
   rm -rf "$RT/r"
+  T[restic_check]=$(t "${RESTIC[@]}" -r "$R" -q check --read-data)
 fi
 T[alone_put]=$(t alone_put)
 T[alone_get]=$(t alone_get)
@@ -134,6 +136,6 @@ echo "$KIND rtt=${RTT}ms tree=$TREE ($size MiB; stored: $(du -sm "$ON_DISK" | cu
 row() { printf '%-8s arca %7.2f s (%4.0f MiB/s)' "$1" "${T[arca_$1]}" "$(echo "$size / ${T[arca_$1]}" | bc -l)"
   if [ -n "${T[restic_$1]:-}" ]; then printf '   restic %7.2f s   ratio %.2f' "${T[restic_$1]}" "$(echo "${T[arca_$1]} / ${T[restic_$1]}" | bc -l)"; fi
   echo; }
-row backup; row restore
+row backup; row restore; row check
 printf 'server alone: put %.0f MiB/s, get %.0f MiB/s (1 GiB in 16 MiB files, 8 at a time)\n' \
   "$(echo "1024 / ${T[alone_put]}" | bc -l)" "$(echo "1024 / ${T[alone_get]}" | bc -l)"

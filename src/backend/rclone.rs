@@ -86,6 +86,7 @@ pub fn service(location: &str) -> Result<Service> {
         publish: Publish::Rename,
         guard: Some(Box::new(server)),
         make_root: None,
+        range_reader: None,
     })
 }
 

@@ -56,7 +56,7 @@ pub fn service(loc: &S3Location) -> Result<Service> {
     let location = format!("s3:{}/{}/{}", loc.endpoint, loc.bucket, loc.prefix).trim_end_matches('/').to_string();
     let op = opendal::Operator::new(builder).map_err(|e| super::remote::io_err(&location, e))?.finish();
     let make_root = make_bucket(loc.clone(), region, location.clone());
-    Ok(Service { op, location, publish: Publish::Put, guard: None, make_root: Some(make_root) })
+    Ok(Service { op, location, publish: Publish::Put, guard: None, make_root: Some(make_root), range_reader: None })
 }
 
 /// `init` on a bucket that does not exist creates it (in the region of `AWS_REGION`), as restic

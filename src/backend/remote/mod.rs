@@ -31,7 +31,18 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use readahead::WINDOW;
+pub use readahead::{Failure, WINDOW};
+
+/// Reads a byte range of an object by other means than OpenDAL's reader: for a protocol whose
+/// reads OpenDAL sends one after another (SFTP), all of a window's reads at once.
+pub trait RangeReader: Send + Sync {
+    /// The bytes of `range` of the object `key` (relative to the repository's root).
+    fn read_range(
+        self: Arc<Self>,
+        key: String,
+        range: std::ops::Range<u64>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<Bytes, Failure>> + Send>>;
+}
 
 /// Attempts the retry layer makes for one request before the error reaches the caller.
 pub const RETRIES: usize = 6;
@@ -91,6 +102,8 @@ pub struct Service {
     pub guard: Option<Box<dyn Send + Sync>>,
     /// Makes the bucket or container when `init` finds it missing (object stores).
     pub make_root: Option<signed::MakeRoot>,
+    /// Reads read-ahead windows instead of OpenDAL (see [`RangeReader`]).
+    pub range_reader: Option<Arc<dyn RangeReader>>,
 }
 
 /// The remote backend.
@@ -105,6 +118,7 @@ pub struct RemoteBackend {
     publish: Publish,
     location: String,
     make_root: Option<signed::MakeRoot>,
+    range_reader: Option<Arc<dyn RangeReader>>,
     _rt: tokio::runtime::Runtime,
     // After the runtime: a server process outlives the requests to it.
     _guard: Option<Box<dyn Send + Sync>>,
@@ -141,7 +155,7 @@ impl RemoteBackend {
             opendal::blocking::Operator::new(aop.clone()).map_err(|e| io_err(&service.location, e))?
         };
         let uploads = uploads::Uploads::new(aop.clone(), rt.handle().clone(), connections, service.publish);
-        let ahead = readahead::ReadAhead::new(aop, rt.handle().clone(), connections);
+        let ahead = readahead::ReadAhead::new(aop, rt.handle().clone(), connections, service.range_reader.clone());
         Ok(RemoteBackend {
             op,
             uploads,
@@ -151,6 +165,7 @@ impl RemoteBackend {
             publish: service.publish,
             location: service.location,
             make_root: service.make_root,
+            range_reader: service.range_reader,
             _rt: rt,
             _guard: service.guard,
         })
@@ -191,6 +206,23 @@ impl RemoteBackend {
         match t {
             FileType::Lock | FileType::Parity => Ok(()),
             _ => self.uploads.settle(),
+        }
+    }
+
+    /// A whole pack through the service's own [`RangeReader`] (SFTP: its reads all at once, not
+    /// one after another), when its length is known and allowed; `None` to stream it instead.
+    fn read_whole_pack(&self, t: FileType, key: &str, max: u64) -> Result<Option<Vec<u8>>> {
+        let Some(reader) = self.range_reader.clone().filter(|_| t == FileType::Pack) else { return Ok(None) };
+        let Some(len) = self.len_cached(key)?.filter(|&n| n <= max) else { return Ok(None) };
+        let read = self._rt.block_on(reader.read_range(key.to_string(), 0..len));
+        match read {
+            Ok(b) if b.len() as u64 == len => Ok(Some(b.to_vec())),
+            // Not the length listed (packs never change): the streamed read judges the file.
+            Ok(_) => {
+                self.sizes.lock().unwrap().remove(key);
+                Ok(None)
+            }
+            Err((kind, message)) => Err(io_err(key, opendal::Error::new(kind, message))),
         }
     }
 
@@ -417,6 +449,9 @@ impl Backend for RemoteBackend {
         // and cut after `max_len + 1` bytes: bounded whatever length the store claims, and a
         // longer file is still recognised.
         let max = t.max_len();
+        if let Some(bytes) = self.read_whole_pack(t, &key, max)? {
+            return Ok(bytes);
+        }
         let mut buf = Vec::new();
         let parts = self.op.reader(&key).and_then(|r| r.into_bytes_iterator(0..)).map_err(|e| io_err(&key, e));
         let parts = parts.map_err(|e| self.why_no_config(t, e))?;

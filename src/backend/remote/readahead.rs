@@ -29,7 +29,7 @@ pub const WINDOW: u64 = 4 << 20;
 
 /// Why a window could not be read: OpenDAL's error kind (so "not found" stays recognisable)
 /// and its message.
-pub(super) type Failure = (opendal::ErrorKind, String);
+pub type Failure = (opendal::ErrorKind, String);
 
 /// A window: object key and window number.
 type Id = (String, u64);
@@ -72,6 +72,8 @@ pub(super) struct ReadAhead {
     rt: tokio::runtime::Handle,
     depth: usize,
     capacity: usize,
+    /// Fetches windows instead of the operator, if the service has its own way.
+    reader: Option<Arc<dyn super::RangeReader>>,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -79,9 +81,15 @@ pub(super) struct ReadAhead {
 impl ReadAhead {
     /// `connections` bounds the fetches in flight; the cache keeps room for them and as many
     /// again being read.
-    pub(super) fn new(op: opendal::Operator, rt: tokio::runtime::Handle, connections: usize) -> Arc<ReadAhead> {
+    pub(super) fn new(
+        op: opendal::Operator,
+        rt: tokio::runtime::Handle,
+        connections: usize,
+        reader: Option<Arc<dyn super::RangeReader>>,
+    ) -> Arc<ReadAhead> {
         let depth = connections.max(1);
-        Arc::new(ReadAhead { op, rt, depth, capacity: 2 * depth + 8, state: Mutex::default(), changed: Condvar::new() })
+        let capacity = 2 * depth + 8;
+        Arc::new(ReadAhead { op, rt, depth, capacity, reader, state: Mutex::default(), changed: Condvar::new() })
     }
 
     /// `len` bytes at `off` of object `key`, which is `size` bytes long (`off + len <= size`).
@@ -164,9 +172,15 @@ impl ReadAhead {
         let range = start..(start + WINDOW).min(size);
         let (me, key) = (self.clone(), id.0.clone());
         let task = self.rt.spawn(async move {
-            let opts = opendal::options::ReadOptions { range: range.clone().into(), ..Default::default() };
-            match me.op.read_options(&key, opts).await {
-                Ok(b) if b.len() as u64 == range.end - range.start => Fill::Ready(b.to_bytes()),
+            let read = match me.reader.clone() {
+                Some(reader) => reader.read_range(key.clone(), range.clone()).await,
+                None => {
+                    let opts = opendal::options::ReadOptions { range: range.clone().into(), ..Default::default() };
+                    me.op.read_options(&key, opts).await.map(|b| b.to_bytes()).map_err(|e| (e.kind(), e.to_string()))
+                }
+            };
+            match read {
+                Ok(b) if b.len() as u64 == range.end - range.start => Fill::Ready(b),
                 Ok(b) => Fill::Failed((
                     opendal::ErrorKind::Unexpected,
                     format!(
@@ -175,7 +189,7 @@ impl ReadAhead {
                         range.end - range.start
                     ),
                 )),
-                Err(e) => Fill::Failed((e.kind(), e.to_string())),
+                Err(f) => Fill::Failed(f),
             }
         });
         // A fetch that panics or is cancelled still settles its slot, so no reader waits forever.
