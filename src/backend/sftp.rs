@@ -204,7 +204,8 @@ impl Windows {
             parts.push(part);
         }
         parts.sort_by_key(|(at, _)| *at);
-        let mut out = bytes::BytesMut::with_capacity((range.end - range.start) as usize);
+        // Sized by what arrived, not by the range asked for.
+        let mut out = bytes::BytesMut::with_capacity(parts.iter().map(|(_, b)| b.len()).sum());
         for (_, b) in parts {
             out.extend_from_slice(&b);
         }
@@ -221,6 +222,7 @@ async fn read_part(
 ) -> std::result::Result<bytes::BytesMut, openssh_sftp_client::Error> {
     use tokio::io::AsyncSeek;
     std::pin::Pin::new(&mut *f).start_seek(std::io::SeekFrom::Start(at))?;
+    // Parts are at most READ_PART long, so these allocations are bounded whatever the store says.
     let mut out = bytes::BytesMut::with_capacity((end - at) as usize);
     while (out.len() as u64) < end - at {
         let want = (end - at) as usize - out.len();

@@ -78,6 +78,11 @@ pub const DEFAULT_CONNECTIONS: usize = 8;
 /// Most connections `--connections` accepts.
 pub const MAX_CONNECTIONS: usize = 128;
 
+/// Largest pack read whole through a service's [`RangeReader`] (its parts are all asked for,
+/// and their buffers made, at once); a larger one (a pack target over 128 MiB, or a store's
+/// claim) is streamed.
+const WHOLE_READ_MAX: u64 = 128 << 20;
+
 /// Default of [`RemoteOptions::timeout`] (`--timeout`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -210,10 +215,13 @@ impl RemoteBackend {
     }
 
     /// A whole pack through the service's own [`RangeReader`] (SFTP: its reads all at once, not
-    /// one after another), when its length is known and allowed; `None` to stream it instead.
+    /// one after another), when its length is known and at most [`WHOLE_READ_MAX`]; `None` to
+    /// stream it instead. The length is what the store claims: a larger claim is streamed,
+    /// which holds only what actually arrives.
     fn read_whole_pack(&self, t: FileType, key: &str, max: u64) -> Result<Option<Vec<u8>>> {
         let Some(reader) = self.range_reader.clone().filter(|_| t == FileType::Pack) else { return Ok(None) };
-        let Some(len) = self.len_cached(key)?.filter(|&n| n <= max) else { return Ok(None) };
+        let bound = max.min(WHOLE_READ_MAX);
+        let Some(len) = self.len_cached(key)?.filter(|&n| n <= bound) else { return Ok(None) };
         let read = self._rt.block_on(reader.read_range(key.to_string(), 0..len));
         match read {
             Ok(b) if b.len() as u64 == len => Ok(Some(b.to_vec())),
