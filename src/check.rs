@@ -225,10 +225,17 @@ fn check_reading(repo: &Repository, read: bool, select: &(dyn Fn(&Id) -> bool + 
     let mut r = CheckReport::default();
     let mut ri = CheckReport::default();
     let (snaps, packs) = rayon::join(|| load_snapshots(repo, &mut r), || check_indexes(repo, &mut ri));
-    let (snaps, packs) = (snaps?, packs?);
+    let (snaps, (packs, misfits)) = (snaps?, packs?);
     r.absorb(ri);
     let index = Index::from_packs(packs.values().cloned());
-    let (damaged, seen) = if read { read_data(repo, &packs, select, &mut r) } else { Default::default() };
+    // A pack whose stored size is not the index's is damaged (reported above) and not read: its
+    // size is whatever the storage says, up to the 4 GiB a pack may be.
+    let wanted = |id: &Id| select(id) && !misfits.contains(id);
+    let (mut damaged, seen) = if read { read_data(repo, &packs, &wanted, &mut r) } else { Default::default() };
+    if read {
+        let unread = misfits.iter().filter(|id| select(id)).filter_map(|id| packs.get(id));
+        damaged.extend(unread.flat_map(|p| p.blobs.iter().map(|b| (b.blob_type, b.id))));
+    }
     check_snapshots(repo, &index, &Known { damaged, trees: seen.into_inner().unwrap().trees }, snaps, &mut r)?;
     Ok(r)
 }
@@ -381,7 +388,8 @@ fn check_journal(repo: &Repository, r: &mut CheckReport) -> Result<()> {
 }
 
 /// Decode all index files, check packs exist with the right size and blobs do not overlap.
-fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, IndexPack>> {
+/// Also returns the packs whose stored size differs from the index's.
+fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<(HashMap<Id, IndexPack>, HashSet<Id>)> {
     let ids = repo.index_ids()?;
     r.index_files = ids.len();
     // Stray names, the index files and the packs' listing at once (independent reads).
@@ -423,12 +431,17 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
     }
     r.packs = packs.len();
     let on_disk: HashMap<String, u64> = on_disk?.into_iter().collect();
+    let mut misfits = HashSet::new();
     for p in packs.values() {
         let name = p.id.to_hex();
         match on_disk.get(&name) {
             None => r.error(format!("pack {name}"), "missing: listed in the index but not in the repository"),
             Some(&len) if len != p.size as u64 => {
-                r.error(format!("pack {name}"), format!("size {len} bytes, the index says {}", p.size))
+                misfits.insert(p.id);
+                r.error(
+                    format!("pack {name}"),
+                    format!("size {len} bytes, the index says {}; its data is not read", p.size),
+                )
             }
             _ => {}
         }
@@ -454,7 +467,7 @@ fn check_indexes(repo: &Repository, r: &mut CheckReport) -> Result<HashMap<Id, I
                 .into(),
         });
     }
-    Ok(packs)
+    Ok((packs, misfits))
 }
 
 /// Read and verify selected packs; returns the IDs of damaged or missing blobs.

@@ -269,7 +269,7 @@ impl Repository {
     /// no regular file), try to rebuild it from its parity file, in memory.
     pub fn assess(&self, kind: FileKind, id: &Id) -> Result<Assessment> {
         let name = id.to_hex();
-        let (bytes, missing) = match self.backend.read(protected_type(kind), &name) {
+        let (bytes, missing) = match self.read_to_assess(kind, id, &name) {
             Ok(b) if Id::of_file_bytes(&b) == *id => return Ok(Assessment::Healthy),
             Ok(b) => (b, false),
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => (Vec::new(), true),
@@ -278,6 +278,22 @@ impl Repository {
             Err(e) => return Err(e),
         };
         self.rebuild(kind, id, &bytes, missing)
+    }
+
+    /// The file to assess. A pack is read no further than the length its parity file protects
+    /// (when this repository could have written a pack that long): a pack swapped for a huge
+    /// sparse file, which anyone with write access to the storage can do, costs no memory. A
+    /// shorter file is read whole (it is shorter than that length).
+    fn read_to_assess(&self, kind: FileKind, id: &Id, name: &str) -> Result<Vec<u8>> {
+        let t = protected_type(kind);
+        let claimed = self.parity_fixed(id).map(|f| f.geometry.len).filter(|&n| n <= self.max_pack_len());
+        match (kind, claimed) {
+            (FileKind::Pack, Some(len)) => match self.backend.read_at(t, name, 0, len as usize) {
+                Err(Error::Integrity { .. }) => self.backend.read(t, name),
+                r => r,
+            },
+            _ => self.backend.read(t, name),
+        }
     }
 
     /// Rebuild the file `id` of `kind` from `damaged` (its bytes as read) and its parity file.

@@ -651,6 +651,38 @@ fn a_planted_parity_file_claiming_a_huge_lost_pack_costs_no_memory() {
     limited(&["check"]).ok();
 }
 
+/// Anyone who can write to the storage, without a key, replaces a pack with a sparse file of
+/// almost 4 GiB under the same name. `check --read-data` used to read it whole before finding
+/// its hash wrong (gigabytes in memory, an abort under a limit); its size is not the index's,
+/// so it is reported damaged and never read. Under a 1.5 GiB address-space limit, as above.
+#[test]
+fn a_pack_swapped_for_a_huge_sparse_file_is_reported_and_not_read() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    std::fs::write(src.join("a"), b"some data").unwrap();
+    env.backup(&[&src], &[]);
+    let data = env.path("repo").join("data");
+    let shard = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let pack = std::fs::read_dir(&shard).unwrap().map(|e| e.unwrap().path()).next().expect("a pack");
+    std::fs::OpenOptions::new().write(true).open(&pack).unwrap().set_len(u32::MAX as u64 - 1).unwrap();
+    let mut c = std::process::Command::new(arca_bin());
+    c.env("ARCA_REPOSITORY", env.path("repo")).env("ARCA_PASSWORD", PASSWORD).args(["check", "--read-data"]);
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit { rlim_cur: 3 << 29, rlim_max: 3 << 29 };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out: Out = c.output().unwrap().into();
+    // Damage (4), or damage its parity rebuilds (8): reported either way, never a crash.
+    assert!(matches!(out.code, 4 | 8), "exit {}: {}", out.code, out.all());
+    let name = pack.file_name().unwrap().to_str().unwrap();
+    assert!(out.all().contains(name) && out.all().contains("not read"), "{}", out.all());
+}
+
 // ---- read-only storage -----------------------------------------------------------------------
 
 /// A repository on read-only storage (here a read-only bind mount as root, else a tree without
