@@ -45,11 +45,25 @@ pub(crate) async fn send<K: reqsign_core::SigningCredential>(
     signer.sign(&mut parts, None).await.map_err(|e| failed(format!("signing the request failed: {e}")))?;
     let req = http::Request::from_parts(parts, opendal::Buffer::from(body));
     let client = opendal::raw::HttpClient::new().map_err(|e| super::io_err(location, e))?;
-    let resp = client.send(req).await.map_err(|e| super::io_err(location, e))?;
+    let resp = client.fetch(req).await.map_err(|e| super::io_err(location, e))?;
     let status = resp.status().as_u16();
-    let body = String::from_utf8_lossy(&resp.into_body().to_bytes()).into_owned();
-    Ok(Answer { status, body })
+    // Only the start of the answer is kept (for its error code): a store may send any length.
+    let mut body = resp.into_body();
+    let mut kept = Vec::new();
+    while kept.len() < ANSWER_MAX {
+        match opendal::raw::oio::Read::read(&mut body).await {
+            Ok(chunk) if !chunk.is_empty() => {
+                let chunk = chunk.to_bytes();
+                kept.extend_from_slice(&chunk[..chunk.len().min(ANSWER_MAX - kept.len())]);
+            }
+            _ => break,
+        }
+    }
+    Ok(Answer { status, body: String::from_utf8_lossy(&kept).into_owned() })
 }
+
+/// Most bytes of an answer's body kept.
+const ANSWER_MAX: usize = 64 << 10;
 
 /// The first `<Code>` of an S3 or Azure XML error body (`BucketAlreadyExists`, …), for messages.
 pub(crate) fn error_code(body: &str) -> &str {
