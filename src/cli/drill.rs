@@ -111,7 +111,8 @@ fn set_test_hooks(opts: &mut DrillOptions) {
             }));
         }
         Ok("chmod") => {
-            opts.before_verify = once(|f| {
+            // After the metadata is applied: a change made before it would be undone by it.
+            opts.before_verify_meta = once(|f| {
                 use std::os::unix::fs::PermissionsExt;
                 if let Ok(md) = f.metadata() {
                     let _ = f.set_permissions(std::fs::Permissions::from_mode(md.mode() ^ 0o002));

@@ -71,6 +71,9 @@ impl Restorer<'_> {
                 hook(file, &self.full(&f.rel));
             }
         }
+        if let Some(hook) = &self.opts.before_verify_meta {
+            hook(file, &self.full(&f.rel));
+        }
         let st = rfs::fstat(file).map_err(io::Error::from).at(self.full(&f.rel))?;
         if let NodeKind::File { size, .. } = &f.node.kind {
             if st.st_size as u64 != *size {

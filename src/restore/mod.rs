@@ -121,6 +121,10 @@ pub struct RestoreOptions {
     /// With [`Mode::WriteVerified`]: called with each restored file and its path before it is
     /// read back (a test hook: lets a test change what was written).
     pub before_verify: Option<VerifyHook>,
+    /// With [`Mode::WriteVerified`]: called with each restored file once its metadata is applied,
+    /// before that is read back (a test hook: lets a test change the metadata written; one
+    /// called before would see its change overwritten).
+    pub before_verify_meta: Option<VerifyHook>,
     /// Remove what is in restored directories but not in the snapshot (and directories in the
     /// way of other entries). Not with `include`.
     pub delete: bool,

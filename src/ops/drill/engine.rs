@@ -85,6 +85,9 @@ pub struct DrillOptions {
     /// Called with each restored file before it is read back (a test hook, see
     /// [`RestoreOptions::before_verify`]).
     pub before_verify: Option<restore::VerifyHook>,
+    /// Called with each restored file once its metadata is applied (a test hook, see
+    /// [`RestoreOptions::before_verify_meta`]).
+    pub before_verify_meta: Option<restore::VerifyHook>,
     /// Called with the scratch directory once everything is restored and verified (a test
     /// hook: a drill in progress, to be interrupted).
     pub after_restore: Option<AfterRestore>,
@@ -434,6 +437,7 @@ fn restore_pass(
         meta: opts.meta.clone(),
         mode: Mode::WriteVerified,
         before_verify: opts.before_verify.clone(),
+        before_verify_meta: opts.before_verify_meta.clone(),
         only,
         discard: opts.discard,
         ..Default::default()
