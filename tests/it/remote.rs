@@ -603,6 +603,24 @@ fn an_append_only_server_keeps_history_from_a_client_that_is_taken_over() {
     assert_eq!(local(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 2);
 }
 
+/// arca on the repository at `repo` under a 1.5 GiB address-space limit: an attempt to hold a
+/// planted file's claimed gigabytes fails here however much memory the machine has.
+fn run_in_1_5_gib(repo: &Path, args: &[&str]) -> Out {
+    let mut c = std::process::Command::new(arca_bin());
+    c.env("ARCA_REPOSITORY", repo).env("ARCA_PASSWORD", PASSWORD).args(args);
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit { rlim_cur: 3 << 29, rlim_max: 3 << 29 };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.output().unwrap().into()
+}
+
 // ---- a planted parity file -----------------------------------------------------------------
 
 /// Anyone who can write to the storage, without a key, plants a parity file of a few sparse
@@ -628,20 +646,7 @@ fn a_planted_parity_file_claiming_a_huge_lost_pack_costs_no_memory() {
     std::os::unix::fs::FileExt::write_all_at(&f, &fixed, 0).unwrap();
     f.set_len(geometry.file_len()).unwrap();
     assert!(geometry.file_len() > 4 << 30);
-    let limited = |args: &[&str]| -> Out {
-        let mut c = std::process::Command::new(arca_bin());
-        c.env("ARCA_REPOSITORY", env.path("repo")).env("ARCA_PASSWORD", PASSWORD).args(args);
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
-                let lim = libc::rlimit { rlim_cur: 3 << 29, rlim_max: 3 << 29 };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        c.output().unwrap().into()
-    };
+    let limited = |args: &[&str]| run_in_1_5_gib(&env.path("repo"), args);
     // The lost "pack" is reported (its parity is there), but not rebuilt.
     let out = limited(&["check"]).code(4);
     assert!(out.all().contains(&id.to_hex()), "{}", out.all());
@@ -665,18 +670,7 @@ fn a_pack_swapped_for_a_huge_sparse_file_is_reported_and_not_read() {
     let shard = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
     let pack = std::fs::read_dir(&shard).unwrap().map(|e| e.unwrap().path()).next().expect("a pack");
     std::fs::OpenOptions::new().write(true).open(&pack).unwrap().set_len(u32::MAX as u64 - 1).unwrap();
-    let mut c = std::process::Command::new(arca_bin());
-    c.env("ARCA_REPOSITORY", env.path("repo")).env("ARCA_PASSWORD", PASSWORD).args(["check", "--read-data"]);
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
-            let lim = libc::rlimit { rlim_cur: 3 << 29, rlim_max: 3 << 29 };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out: Out = c.output().unwrap().into();
+    let out = run_in_1_5_gib(&env.path("repo"), &["check", "--read-data"]);
     // Damage (4), or damage its parity rebuilds (8): reported either way, never a crash.
     assert!(matches!(out.code, 4 | 8), "exit {}: {}", out.code, out.all());
     let name = pack.file_name().unwrap().to_str().unwrap();
