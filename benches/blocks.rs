@@ -39,7 +39,7 @@ fn keys() -> Keys {
 fn chunking(c: &mut Criterion) {
     let data = corpus(16 << 20);
     let k = keys();
-    let ch = Chunker::new(&ChunkerParams::default(), k.gear());
+    let ch = Chunker::new(&ChunkerParams::default(), k.gear().unwrap());
     let mut g = c.benchmark_group("chunking");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("fastcdc_keyed_1MiB_avg", |b| b.iter(|| black_box(ch.lengths(black_box(&data)))));
@@ -99,6 +99,7 @@ fn index(c: &mut Criterion) {
         .map(|c| IndexPack {
             id: Id([1; 32]),
             size: u32::MAX,
+            ephemeral: None,
             blobs: c
                 .iter()
                 .enumerate()

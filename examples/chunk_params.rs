@@ -73,7 +73,7 @@ fn main() {
     ];
     for (min, avg, max, nc) in sets {
         let p = ChunkerParams { min_size: min << 10, avg_size: avg << 10, max_size: max << 10, normalization: nc };
-        let ch = Chunker::new(&p, keys.gear());
+        let ch = Chunker::new(&p, keys.gear().unwrap());
         let mut seen = HashSet::new();
         let mut off = 0;
         for n in ch.lengths(&a) {

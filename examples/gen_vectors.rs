@@ -75,7 +75,7 @@ pub fn vectors_dir() -> PathBuf {
 }
 
 /// The cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, `arca::fuzz_targets`).
-pub const FUZZ_TARGETS: [&str; 15] = [
+pub const FUZZ_TARGETS: [&str; 16] = [
     "key_file",
     "config",
     "pack_toc",
@@ -91,6 +91,7 @@ pub const FUZZ_TARGETS: [&str; 15] = [
     "chunker",
     "parity",
     "serve",
+    "backup_parent_cache",
 ];
 
 fn main() {
@@ -143,6 +144,7 @@ fn write_corpus(dir: &Path) {
         chunker_vectors(),
         parity_vectors(),
         parity_policy_vectors(),
+        roles_vectors(),
     ]
     .into_iter()
     .flatten()
@@ -184,6 +186,7 @@ pub fn generate() -> Vec<(String, String)> {
         file("repair_run.json", repair_run_vectors()),
         file("serve_request.json", serve_request_vectors()),
         file("serve_response.json", serve_response_vectors()),
+        file("roles.json", roles_vectors()),
     ]
 }
 
@@ -570,8 +573,8 @@ pub fn subkeys_json(master: &[u8; 32]) -> Value {
     json!({
         "encryption_key": hex(&blake3::derive_key(crypto::CTX_ENCRYPTION, master)),
         "blob_id_key": hex(&blake3::derive_key(crypto::CTX_BLOB_ID, master)),
-        "gear_first4": keys.gear()[..4].iter().map(|g| format!("{g:#018x}")).collect::<Vec<_>>(),
-        "gear_last": format!("{:#018x}", keys.gear()[255]),
+        "gear_first4": keys.gear().unwrap()[..4].iter().map(|g| format!("{g:#018x}")).collect::<Vec<_>>(),
+        "gear_last": format!("{:#018x}", keys.gear().unwrap()[255]),
         "blob_id_hello": keys.blob_id(b"hello").to_hex(),
         "blob_id_empty": keys.blob_id(b"").to_hex(),
     })
@@ -1015,8 +1018,8 @@ pub fn valid_index() -> Vec<IndexPack> {
     let tree_blob =
         IndexBlob { blob_type: BlobType::Tree, id: Id([0x22; 32]), offset: 8, stored_len: 300, plain_len: 500 };
     vec![
-        IndexPack { id: Id::of_file_bytes(&pack_bytes), size: pack_bytes.len() as u32, blobs },
-        IndexPack { id: Id([0x33; 32]), size: 8 + 300 + 85 + 4, blobs: vec![tree_blob] },
+        IndexPack { id: Id::of_file_bytes(&pack_bytes), size: pack_bytes.len() as u32, ephemeral: None, blobs },
+        IndexPack { id: Id([0x33; 32]), size: 8 + 300 + 85 + 4, ephemeral: None, blobs: vec![tree_blob] },
     ]
 }
 
@@ -1033,8 +1036,13 @@ pub fn duplicate_index() -> Vec<IndexPack> {
         plain_len: 60,
     };
     vec![
-        IndexPack { id: Id([0xa1; 32]), size: 1000, blobs: vec![entry(0x77, 500), entry(0x78, 8), entry(0x77, 200)] },
-        IndexPack { id: Id([0xb2; 32]), size: 1000, blobs: vec![entry(0x77, 8)] },
+        IndexPack {
+            id: Id([0xa1; 32]),
+            size: 1000,
+            ephemeral: None,
+            blobs: vec![entry(0x77, 500), entry(0x78, 8), entry(0x77, 200)],
+        },
+        IndexPack { id: Id([0xb2; 32]), size: 1000, ephemeral: None, blobs: vec![entry(0x77, 8)] },
     ]
 }
 
@@ -1324,33 +1332,57 @@ pub fn interpretation_journal() -> Vec<Record> {
     ]
 }
 
+/// A method-01 framed plaintext of `body` in a hand-built zstd frame: runs of at least 32 equal
+/// bytes as RLE blocks, the rest as raw blocks. Keeps vectors of long, repetitive bodies small.
+fn rle_zstd(body: &[u8]) -> Vec<u8> {
+    let mut blocks = Vec::new();
+    let (mut i, mut raw_start) = (0, 0);
+    while i < body.len() {
+        let run = body[i..].iter().take_while(|&&b| b == body[i]).count();
+        if run >= 32 {
+            if raw_start < i {
+                blocks.push(ZBlock::Raw(&body[raw_start..i]));
+            }
+            blocks.push(ZBlock::Rle(body[i], run as u32));
+            raw_start = i + run;
+        }
+        i += run;
+    }
+    if raw_start < body.len() || blocks.is_empty() {
+        blocks.push(ZBlock::Raw(&body[raw_start..]));
+    }
+    zstd(&zstd_frame(17, &blocks))
+}
+
 fn journal_vectors() -> Vec<Vector> {
     let k = "journal";
     let kind = FileKind::Journal;
     let records = valid_journal();
-    let body = journal::encode(&records);
+    // Files written before padding (section 21.7) are unpadded and often compressed; readers
+    // still accept them, and the header, sealing and framing failures are built on one.
+    let body = journal::encode_unpadded(&records);
     let framed = raw(&body);
     let valid = seal_file(kind, &framed, "journal: valid");
     let inputs = file_inputs(&framed);
     let mut v = vec![ok(
-        "journal: valid, a drill and a record with op 200 and outcome 9 from a later version",
+        "journal: valid, a drill and a record with op 200 and outcome 9 from a later version, unpadded (before 21.7)",
         k,
         valid.clone(),
         inputs.clone(),
         journal_json(&records),
     )];
-    let one = journal::encode(&records[..1]);
+    let one = journal::encode_unpadded(&records[..1]);
     let f = compression::encode(&one, 3);
     assert_eq!(f[0], compression::METHOD_ZSTD, "the drill record compresses");
     v.push(ok(
-        "journal: valid, one record, real zstd compressor",
+        "journal: valid, one record, real zstd compressor, unpadded (before 21.7)",
         k,
         seal_file(kind, &f, "journal: zstd"),
         file_inputs(&f),
         journal_json(&records[..1]),
     ));
     let newer = interpretation_journal();
-    let f = raw(&journal::encode(&newer));
+    let f = raw(&journal::encode_unpadded(&newer));
     v.push(ok(
         "journal: valid, a tag record (op 11) and the outcomes differs, refused and missed (section 21.6)",
         k,
@@ -1358,18 +1390,54 @@ fn journal_vectors() -> Vec<Vector> {
         file_inputs(&f),
         journal_json(&newer),
     ));
+    // Padded as writers store it: method 00, the file exactly its size class.
+    let padded = journal::encode(&records);
+    let f = raw(&padded);
+    let file = seal_file(kind, &f, "journal: padded");
+    assert_eq!(file.len(), 4096);
+    v.push(ok(
+        "journal: valid, padded: the same records, file of exactly 4096 bytes (section 21.7)",
+        k,
+        file,
+        file_inputs(&f),
+        journal_json(&records),
+    ));
+    let f = rle_zstd(&padded);
+    v.push(ok(
+        "journal: valid, padded, zstd (raw and RLE blocks)",
+        k,
+        seal_file(kind, &f, "journal: padded zstd"),
+        file_inputs(&f),
+        journal_json(&records),
+    ));
+    // Records that fill the 4096 class exactly: no padding byte.
+    let mut full = records[..1].to_vec();
+    full[0].hostname.clear();
+    let n = journal::FILE_OVERHEAD + journal::encode_unpadded(&full).len() + 1;
+    full[0].hostname = "h".repeat(4096 - n);
+    let exact = journal::encode(&full);
+    assert_eq!(exact, journal::encode_unpadded(&full));
+    let f = rle_zstd(&exact);
+    v.push(ok(
+        "journal: valid, records that fill their size class exactly (no padding byte), zstd",
+        k,
+        seal_file(kind, &f, "journal: exact class"),
+        file_inputs(&f),
+        journal_json(&full),
+    ));
     header_failures(&mut v, k, &valid, &inputs, kind);
     sealed_failures(&mut v, k, kind, &framed, &valid, &inputs);
     framing_failures(&mut v, k, kind, &body, None);
+    // Bodies of these are built as RLE zstd frames when long, so that they stay small.
     let mut bad = |name: &str, body: Vec<u8>| {
-        let framed = raw(&body);
+        let framed = if body.len() > 1024 { rle_zstd(&body) } else { raw(&body) };
         let n = format!("journal: {name}");
         v.push(err(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), INTEGRITY));
     };
     let with = |f: &dyn Fn(&mut Record)| {
         let mut r = records[0].clone();
         f(&mut r);
-        journal::encode(&[r])
+        journal::encode_unpadded(&[r])
     };
     bad("no records", vec![0]);
     bad("trailing byte", cat(&[&body, &[0]]));
@@ -1382,6 +1450,14 @@ fn journal_vectors() -> Vec<Vector> {
     bad("257 errors", with(&|r| r.errors = vec!["e".into(); 257]));
     bad("257 labels", with(&|r| r.labels = vec![("k".into(), String::new()); 257]));
     bad("hostname of 4097 bytes", with(&|r| r.hostname = "h".repeat(4097)));
+    let mut nonzero = padded.clone();
+    *nonzero.last_mut().unwrap() = 0x01;
+    bad("padding: a nonzero padding byte", nonzero);
+    bad("padding: one byte short of its size class", padded[..padded.len() - 1].to_vec());
+    bad("padding: one byte over its size class", cat(&[&padded, &[0]]));
+    let mut larger = body.clone();
+    larger.resize(8192 - journal::FILE_OVERHEAD, 0);
+    bad("padding: the 8192 class, larger than the records need", larger);
     v
 }
 
@@ -1788,7 +1864,7 @@ fn chunker_vectors() -> Vec<Vector> {
     cases
         .into_iter()
         .map(|(name, p, data)| {
-            let lengths = Chunker::new(&p, keys.gear()).lengths(data);
+            let lengths = Chunker::new(&p, keys.gear().unwrap()).lengths(data);
             let mut inputs = chunker_params_json(&p);
             inputs["master_key"] = json!(hex(&MASTER));
             inputs["input"] = json!("hex; the 64 KiB input is the BLAKE3 XOF of \"arca chunker test input\"");
@@ -2187,7 +2263,12 @@ fn mini_backup(name: &[u8], label: &str) -> [(FileKind, Vec<u8>); 3] {
     let toc =
         [TocEntry { blob_type: BlobType::Tree, id: tree, stored_len: env.len() as u32, plain_len: plain.len() as u32 }];
     let pack = assemble_pack(&[env], &pack::encode_toc(&toc), &REPO, label);
-    let record = IndexPack { id: Id::of_file_bytes(&pack), size: pack.len() as u32, blobs: pack::locate_blobs(&toc) };
+    let record = IndexPack {
+        id: Id::of_file_bytes(&pack),
+        size: pack.len() as u32,
+        ephemeral: None,
+        blobs: pack::locate_blobs(&toc),
+    };
     let index = seal_file(FileKind::Index, &raw(&findex::encode(&[record])), &format!("{label} index"));
     let snap = Snapshot {
         time: TIME_NS,
@@ -2385,5 +2466,241 @@ fn serve_response_vectors() -> Vec<Vector> {
     bad("an error message that is not UTF-8", cat(&[&[0xe0, 2], &1u16.to_le_bytes(), &[0xff]]));
     bad("space with a flag of 2", vec![0x88, 2]);
     bad("data longer than 2^24 bytes", cat(&[&[0x84], &0u64.to_le_bytes(), &(1u32 << 24 | 1).to_le_bytes()]));
+    v
+}
+
+// ---- key roles (section 24) -----------------------------------------------------------------------
+
+/// The ephemeral secret of the objects sealed to the read key in the vectors.
+pub const EPHEMERAL_SECRET: [u8; 32] = [0x21; 32];
+
+/// The restore key file of the vectors.
+pub fn restore_key_file() -> KeyFile {
+    let secret = kdf::restore_secret(&REPO, &keys().restore_secrets().unwrap());
+    kdf::seal_secret(
+        crypto::Role::Restore,
+        &secret,
+        PASSWORD.as_bytes(),
+        KDF,
+        "r",
+        TIME_S,
+        SALT,
+        nonce("roles: restore key"),
+    )
+    .unwrap()
+}
+
+/// The `config` file a backup key of the vectors is bound to, and that key file.
+pub fn backup_key_file() -> (Vec<u8>, KeyFile) {
+    let mut c = Config::new(REPO);
+    c.required_features = arca::format::config::FEATURE_ROLES;
+    let config_file = seal_file(FileKind::Config, &raw(&c.encode()), "roles: config");
+    let binding = kdf::BackupBinding {
+        config_hash: *blake3::hash(&config_file).as_bytes(),
+        cache_key: [0x33; 32],
+        config_body: c.encode(),
+    };
+    let k = keys();
+    let secret = kdf::backup_secret(&REPO, &k.backup_secrets(&MasterKey::from_bytes(MASTER)), &binding);
+    let kf = kdf::seal_secret(
+        crypto::Role::Backup,
+        &secret,
+        PASSWORD.as_bytes(),
+        KDF,
+        "b",
+        TIME_S,
+        SALT,
+        nonce("roles: backup key"),
+    )
+    .unwrap();
+    (config_file, kf)
+}
+
+/// `E || sealed` of a file of `kind` sealed to the read key with [`EPHEMERAL_SECRET`].
+fn seal_to_reader(kind: FileKind, framed: &[u8], e: [u8; 32], label: &str) -> Vec<u8> {
+    let hdr = header::encode_sealed(kind, header::Sealing::Reader);
+    let (ephemeral, key) = keys().sealed_key_with(e);
+    cat(&[&hdr, &ephemeral, &key.seal_with_nonce(&nonce(label), framed, &header::file_ad(&hdr, &REPO))])
+}
+
+/// A file of `kind` sealed under `K_meta`.
+fn seal_meta(kind: FileKind, framed: &[u8], label: &str) -> Vec<u8> {
+    let hdr = header::encode_sealed(kind, header::Sealing::Meta);
+    cat(&[&hdr, &keys().meta().seal_with_nonce(&nonce(label), framed, &header::file_ad(&hdr, &REPO))])
+}
+
+/// The pack of `hello` sealed to the read key: header, `E`, envelope, sealed TOC, trailer.
+pub fn reader_pack() -> (Vec<u8>, TocEntry) {
+    let k = keys();
+    let (ephemeral, key) = k.sealed_key_with(EPHEMERAL_SECRET);
+    let id = k.blob_id(b"hello");
+    let ad = blob::blob_ad(BlobType::Data, &id, &REPO);
+    let env = key.seal_with_nonce(&nonce("roles: pack blob"), &raw(b"hello"), &ad);
+    let entry = TocEntry { blob_type: BlobType::Data, id, stored_len: env.len() as u32, plain_len: 5 };
+    let toc = key.seal_with_nonce(
+        &nonce("roles: pack toc"),
+        &pack::encode_toc(&[entry]),
+        &pack::toc_ad_for(Some(&ephemeral), &REPO),
+    );
+    let pack = cat(&[&pack::header_for(Some(&ephemeral)), &ephemeral, &env, &toc, &(toc.len() as u32).to_le_bytes()]);
+    (pack, entry)
+}
+
+/// The keys of section 24.1 for the test master key, and one sealed object key.
+pub fn read_key_json() -> Value {
+    let k = keys();
+    let read_secret = blake3::derive_key(crypto::CTX_READ_KEY, &MASTER);
+    let (ephemeral, key) = k.sealed_key_with(EPHEMERAL_SECRET);
+    json!({
+        "metadata_key": hex(k.meta().as_bytes()),
+        "read_secret": hex(&read_secret),
+        "read_public": hex(k.read_public()),
+        "ephemeral_public": hex(&ephemeral),
+        "shared": hex(&x25519_dalek::x25519(EPHEMERAL_SECRET, *k.read_public())),
+        "object_key": hex(key.as_bytes()),
+    })
+}
+
+/// A role key file's header fields and what it opens to.
+pub fn role_key_json(kf: &KeyFile, secret: &[u8]) -> Value {
+    let mut v = key_json(kf);
+    v["role"] = json!(kf.role.name());
+    v["secret"] = json!(hex(&secret[..secret.len().min(192)]));
+    v["secret_len"] = json!(secret.len());
+    v
+}
+
+fn roles_vectors() -> Vec<Vector> {
+    let k = "roles";
+    let mut v = Vec::new();
+    let read = json!({"procedure": "read_key", "ephemeral_secret": hex(&EPHEMERAL_SECRET)});
+    v.push(ok(
+        "roles: read key and a sealed object key of the test master key",
+        k,
+        MASTER.to_vec(),
+        read,
+        read_key_json(),
+    ));
+
+    // Key files.
+    let kin = json!({"procedure": "key_file", "password": PASSWORD});
+    let restore = restore_key_file();
+    let rsecret = kdf::restore_secret(&REPO, &keys().restore_secrets().unwrap());
+    v.push(ok("roles: restore key file", k, restore.encode(), kin.clone(), role_key_json(&restore, &rsecret)));
+    let (config_file, backup) = backup_key_file();
+    let mut bin = kin.clone();
+    bin["config_file"] = json!(hex(&config_file));
+    let (_, bsecret) = {
+        let kf = &backup;
+        let kek = kdf::derive_kek(PASSWORD.as_bytes(), &kf.salt, &kf.kdf).unwrap();
+        let sealed = cat(&[&kf.nonce, &kf.ciphertext]);
+        (0, crypto::open_with(&kek, &sealed, &kf.associated_data(), "vector").unwrap())
+    };
+    v.push(ok(
+        "roles: backup key file, with its config file",
+        k,
+        backup.encode(),
+        bin,
+        role_key_json(&backup, &bsecret),
+    ));
+    let r = restore.encode();
+    let s_at = arca::format::key::LABEL_AT + restore.label.len();
+    let e = |name: &str, bytes: Vec<u8>, inputs: &Value, class| {
+        err(&format!("{k}: {name}"), k, bytes, inputs.clone(), class)
+    };
+    v.extend([
+        e("restore key with a secret length of 161", mutate(&r, |b| b[s_at] = 161), &kin, INTEGRITY),
+        e("restore key file claiming the backup role (byte 6 = 01)", mutate(&r, |b| b[6] = 1), &kin, INTEGRITY),
+        e("key file with role byte 03", mutate(&r, |b| b[6] = 3), &kin, INTEGRITY),
+        e(
+            "restore key file with its label changed (authenticated)",
+            mutate(&r, |b| b[s_at - 1] ^= 1),
+            &kin,
+            WRONG_PASSWORD,
+        ),
+        e("restore key file with one byte more", cat(&[&r, &[0]]), &kin, INTEGRITY),
+    ]);
+
+    // Files sealed to the read key or under K_meta.
+    let snap = raw(&valid_snapshot().encode());
+    let sin = |kind: &str, roles: bool| json!({"procedure": "sealed_file", "file_kind": kind, "master_key": hex(&MASTER), "repo_id": hex(&REPO), "roles": roles});
+    let sealed_snap = seal_to_reader(FileKind::Snapshot, &snap, EPHEMERAL_SECRET, "roles: snapshot");
+    v.push(ok(
+        "roles: snapshot sealed to the read key",
+        k,
+        sealed_snap.clone(),
+        sin("snapshot", true),
+        snapshot_json(&valid_snapshot()),
+    ));
+    let (pack_bytes, entry) = reader_pack();
+    let (ephemeral, _) = keys().sealed_key_with(EPHEMERAL_SECRET);
+    let record = IndexPack {
+        id: Id::of_file_bytes(&pack_bytes),
+        size: pack_bytes.len() as u32,
+        ephemeral: Some(ephemeral),
+        blobs: pack::locate_blobs_from(&[entry], 40),
+    };
+    let other = IndexPack { id: Id([0x33; 32]), size: 143, ephemeral: None, blobs: pack::locate_blobs(&[entry]) };
+    let packs = [record, other];
+    let index_framed = raw(&findex::encode_layout(&packs, findex::Layout::WithEphemeral));
+    let mut decoded = index_json(&packs);
+    decoded["ephemeral"] = json!([hex(&ephemeral), Value::Null]);
+    v.push(ok(
+        "roles: index sealed under K_meta, 72-byte records (a pack sealed to the read key, one under K_enc)",
+        k,
+        seal_meta(FileKind::Index, &index_framed, "roles: index"),
+        sin("index", true),
+        decoded,
+    ));
+    let low = mutate(&sealed_snap, |b| b[8..40].copy_from_slice(&[0; 32]));
+    let mut bad_offset = packs.clone();
+    bad_offset[0].blobs[0].offset = 8;
+    bad_offset[0].size = 8 + entry.stored_len;
+    v.extend([
+        e("snapshot sealed to a low-order ephemeral key (all zero)", low, &sin("snapshot", true), INTEGRITY),
+        e(
+            "snapshot sealed to the read key in a repository without roles",
+            sealed_snap.clone(),
+            &sin("snapshot", false),
+            INTEGRITY,
+        ),
+        e(
+            "snapshot sealed under K_meta (not allowed for snapshots)",
+            seal_meta(FileKind::Snapshot, &snap, "roles: meta snapshot"),
+            &sin("snapshot", true),
+            INTEGRITY,
+        ),
+        e("snapshot sealed to the read key, 79 bytes", sealed_snap[..79].to_vec(), &sin("snapshot", true), INTEGRITY),
+        e(
+            "index record with an ephemeral key and a blob at offset 8 (inside the key)",
+            seal_meta(
+                FileKind::Index,
+                &raw(&findex::encode_layout(&bad_offset, findex::Layout::WithEphemeral)),
+                "roles: bad index",
+            ),
+            &sin("index", true),
+            INTEGRITY,
+        ),
+    ]);
+
+    // A pack sealed to the read key.
+    let pin = |roles: bool| json!({"procedure": "sealed_pack", "master_key": hex(&MASTER), "repo_id": hex(&REPO), "roles": roles});
+    let blobs = json!([pack_blob_json(&entry, 40, b"hello")]);
+    v.push(ok(
+        "roles: pack sealed to the read key, one data blob",
+        k,
+        pack_bytes.clone(),
+        pin(true),
+        json!({ "blobs": blobs }),
+    ));
+    v.extend([
+        e("pack sealed to the read key in a repository without roles", pack_bytes.clone(), &pin(false), INTEGRITY),
+        e(
+            "pack sealed to the read key with another ephemeral key",
+            mutate(&pack_bytes, |b| b[8] ^= 1),
+            &pin(true),
+            INTEGRITY,
+        ),
+    ]);
     v
 }

@@ -193,18 +193,46 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
                 || {
                     rayon::join(
                         || part(|r| check_parity(repo, r)),
-                        || part(|r| if all { verify_metadata_parity(repo, r) } else { Ok(()) }),
+                        || {
+                            rayon::join(
+                                || part(|r| if all { verify_metadata_parity(repo, r) } else { Ok(()) }),
+                                || part(|r| check_retention(repo, r)),
+                            )
+                        },
                     )
                 },
             )
         },
     );
+    let (metadata, retention) = metadata;
     let mut r = reading?;
-    for other in [journal?, parity?, metadata?] {
+    for other in [journal?, parity?, metadata?, retention?] {
         r.absorb(other);
     }
     assess_damage(repo, &mut r)?;
     Ok(r)
+}
+
+/// Storage retention (S3 Object Lock, format-spec/17 §17.12): every file a restore needs (the
+/// config, key files, snapshots, index files and packs) is retained at least the bucket's
+/// default period after it was written; a warning for each that is not (none, or shorter: the
+/// storage would let it be destroyed early). Nothing on a storage without retention.
+fn check_retention(repo: &Repository, r: &mut CheckReport) -> Result<()> {
+    let Some(lock) = repo.backend().object_lock() else { return Ok(()) };
+    let Some(policy) = lock.policy()? else { return Ok(()) };
+    let mut files = vec![(FileType::Config, "config".to_string())];
+    for t in [FileType::Key, FileType::Snapshot, FileType::Index, FileType::Pack] {
+        files.extend(repo.list_objects(t)?.into_iter().map(|(name, _)| (t, name)));
+    }
+    let found: Vec<Option<Problem>> = files
+        .par_iter()
+        .map(|(t, name)| {
+            let short = lock.state(*t, name)?.and_then(|s| policy.shortfall(&s));
+            Ok(short.map(|message| Problem { object: t.describe(name), message }))
+        })
+        .collect::<Result<_>>()?;
+    r.warnings.extend(found.into_iter().flatten());
+    Ok(())
 }
 
 /// One part of a check, on a report of its own.
@@ -591,7 +619,7 @@ fn verify_pack(
         problems.push(Problem { object: obj.clone(), message: e.to_string() });
     }
     let results: Vec<Option<((BlobType, Id), Problem)>> =
-        p.blobs.par_iter().map(|b| verify_blob(repo, &bytes, b, &name, seen)).collect();
+        p.blobs.par_iter().map(|b| verify_blob(repo, &bytes, p.ephemeral.as_ref(), b, &name, seen)).collect();
     let n = p.blobs.len() as u64;
     let mut bad = Vec::new();
     for (blob, problem) in results.into_iter().flatten() {
@@ -605,6 +633,7 @@ fn verify_pack(
 fn verify_blob(
     repo: &Repository,
     bytes: &[u8],
+    ephemeral: Option<&[u8; 32]>,
     b: &IndexBlob,
     pack: &str,
     seen: &Mutex<SeenTrees>,
@@ -612,7 +641,7 @@ fn verify_blob(
     let what = || describe(b.blob_type, &b.id);
     let range = b.offset as usize..(b.offset as usize + b.stored_len as usize);
     let res = match bytes.get(range) {
-        Some(env) => repo.open_blob(b.blob_type, &b.id, env).and_then(|plain| {
+        Some(env) => repo.open_blob(ephemeral, b.blob_type, &b.id, env).and_then(|plain| {
             if plain.len() == b.plain_len as usize {
                 if b.blob_type == BlobType::Tree {
                     seen.lock().unwrap().keep(b.id, plain);
@@ -630,15 +659,21 @@ fn verify_blob(
 
 /// The pack's own TOC must decrypt and list exactly what the index says.
 fn check_toc(repo: &Repository, bytes: &[u8], p: &IndexPack, obj: &str) -> Result<()> {
-    pack::check_header(bytes, obj)?;
+    let (_, ephemeral) = pack::check_header_sealing(bytes, repo.has_roles(), obj)?;
+    if ephemeral != p.ephemeral {
+        return Err(Error::integrity(obj, "its ephemeral key is not the one the index gives"));
+    }
+    let first = pack::first_blob_at(ephemeral.as_ref());
     let trailer: [u8; TRAILER_LEN] =
         bytes[bytes.len().saturating_sub(TRAILER_LEN)..].try_into().map_err(|_| Error::integrity(obj, "truncated"))?;
-    let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, obj)?;
+    let (at, len) = pack::locate_toc_after(bytes.len() as u64, trailer, first as u64, obj)?;
     let sealed = &bytes[at as usize..at as usize + len as usize];
-    let toc = repo.keys().open(sealed, &pack::toc_ad(repo.repo_id()), &format!("{obj} TOC"))?;
-    let entries = pack::decode_toc(&toc, at - HEADER_LEN as u64, obj)?;
-    let mut from_toc: Vec<_> =
-        pack::locate_blobs(&entries).iter().map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len)).collect();
+    let toc = repo.open_toc(ephemeral.as_ref(), sealed, obj)?;
+    let entries = pack::decode_toc(&toc, at - first as u64, obj)?;
+    let mut from_toc: Vec<_> = pack::locate_blobs_from(&entries, first)
+        .iter()
+        .map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len))
+        .collect();
     let mut from_index: Vec<_> =
         p.blobs.iter().map(|b| (b.blob_type, b.id, b.offset, b.stored_len, b.plain_len)).collect();
     from_toc.sort();

@@ -60,6 +60,20 @@ pub enum Error {
     /// password`); it means what the inner error means.
     #[error("{0}: {1}")]
     Within(String, Box<Error>),
+    /// The key that opened the repository has a role that may not do this (format-spec/24).
+    #[error("this key's role ({role}) cannot {action}; use a key with the {needed} role")]
+    RoleDenied {
+        /// The key's role.
+        role: String,
+        /// What was refused.
+        action: String,
+        /// The role that can.
+        needed: String,
+    },
+    /// The storage's retention (S3 Object Lock) is not what the repository needs: a bucket
+    /// without Object Lock for `init --object-lock`, or a default retention that differs.
+    #[error("object lock: {0}")]
+    ObjectLock(String),
     /// A caller-supplied value is out of range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -16,11 +16,11 @@
 //! past authentication.
 
 use crate::chunker::Chunker;
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::{Keys, MasterKey, SymKey};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType, MIN_STORED_LEN};
 use crate::format::config::{ChunkerParams, Config};
-use crate::format::header::{self, FileKind, HEADER_LEN};
+use crate::format::header::{self, FileKind, Sealing, HEADER_LEN};
 use crate::format::index as findex;
 use crate::format::journal;
 use crate::format::key::KeyFile;
@@ -53,6 +53,9 @@ pub fn test_keys() -> &'static Keys {
 
 const WHAT: &str = "fuzz input";
 
+/// Every sealing (format-spec/24 §24.2): the targets accept what a repository with roles may hold.
+const ALL_SEALINGS: &[Sealing] = &[Sealing::Full, Sealing::Reader, Sealing::Meta];
+
 /// `KeyFile::decode` (format-spec/07-key-file.md). Runs no KDF.
 pub fn key_file(data: &[u8]) {
     if let Ok(kf) = KeyFile::decode(data) {
@@ -68,7 +71,7 @@ pub fn config(data: &[u8]) {
         assert!(c.validate().is_ok());
         // Accepted parameters must be usable: building the chunker and cutting a short input must
         // not panic (mask table indices, min < avg < max).
-        let ch = Chunker::new(&c.chunker, test_keys().gear());
+        let ch = Chunker::new(&c.chunker, test_keys().gear().expect("an admin key"));
         let lens = ch.lengths(&data[..data.len().min(4096)]);
         assert!(lens.iter().all(|&n| n > 0 && n <= c.chunker.max_size as usize));
     }
@@ -132,13 +135,23 @@ fn check_toc_location(pack_len: u64, off: u64, len: u32) {
     assert_eq!(off + len as u64 + TRAILER_LEN as u64, pack_len, "TOC does not end at the trailer");
 }
 
-/// `index::decode` (format-spec/10-index.md).
+/// `index::decode_layout` (format-spec/10-index.md, 24.6), in both record layouts.
 pub fn index(data: &[u8]) {
-    if let Ok(packs) = findex::decode(data, WHAT) {
-        assert_eq!(findex::encode(&packs), data, "index: accepted a non-canonical encoding");
+    for layout in [findex::Layout::Plain, findex::Layout::WithEphemeral] {
+        index_layout(data, layout);
+    }
+}
+
+fn index_layout(data: &[u8], layout: findex::Layout) {
+    if let Ok(packs) = findex::decode_layout(data, layout, WHAT) {
+        assert_eq!(findex::encode_layout(&packs, layout), data, "index: accepted a non-canonical encoding");
         for p in &packs {
+            if layout == findex::Layout::Plain {
+                assert!(p.ephemeral.is_none());
+            }
+            let first = pack::first_blob_at(p.ephemeral.as_ref()) as usize;
             for b in &p.blobs {
-                assert!(b.offset as usize >= HEADER_LEN && b.stored_len >= MIN_STORED_LEN);
+                assert!(b.offset as usize >= first && b.stored_len >= MIN_STORED_LEN);
                 assert!(b.offset as u64 + b.stored_len as u64 <= p.size as u64, "index: blob outside its pack");
             }
         }
@@ -168,10 +181,22 @@ pub fn lock(data: &[u8]) {
     }
 }
 
-/// `journal::decode` (format-spec/21-journal.md); an accepted body must re-encode to itself.
+/// `journal::decode` (format-spec/21-journal.md); an accepted body must re-encode to itself,
+/// padded or (as written before §21.7) unpadded. The input is also tried padded with zeros to
+/// its size class, so that every input that decodes as records reaches the padding rules.
 pub fn journal(data: &[u8]) {
+    journal_body(data);
+    if let Some(n) = journal::padded_len(data.len()).filter(|&n| n > data.len()) {
+        let mut padded = data.to_vec();
+        padded.resize(n, 0);
+        journal_body(&padded);
+    }
+}
+
+fn journal_body(data: &[u8]) {
     if let Ok(records) = journal::decode(data, WHAT) {
-        assert_eq!(journal::encode(&records), data, "journal: accepted a non-canonical encoding");
+        let canonical = journal::encode(&records) == data || journal::encode_unpadded(&records) == data;
+        assert!(canonical, "journal: accepted a non-canonical encoding or padding");
         for mut r in records {
             let before = r.clone();
             r.clamp();
@@ -256,6 +281,13 @@ pub fn file_header(data: &[u8]) {
             assert_eq!(parts.sealed.len() + HEADER_LEN, data.len());
             assert!(parts.sealed.len() >= SEAL_OVERHEAD);
         }
+        if let Ok(parts) = header::split_sealing(data, kind, ALL_SEALINGS, WHAT) {
+            assert_eq!(parts.header, header::encode_sealed(kind, parts.sealing));
+            let e = if parts.sealing == Sealing::Reader { 32 } else { 0 };
+            assert_eq!(parts.ephemeral.is_some(), e == 32);
+            assert_eq!(parts.sealed.len() + HEADER_LEN + e, data.len());
+            assert!(parts.sealed.len() >= SEAL_OVERHEAD);
+        }
     }
     assert!(accepted <= 1, "header: accepted as more than one kind");
     if let Some(&b) = data.first() {
@@ -294,18 +326,25 @@ fn body_limit(kind: FileKind) -> usize {
 }
 
 fn open_file(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, data: &[u8]) -> Result<()> {
-    let parts = header::split_sealed(data, kind, WHAT)?;
+    let parts = header::split_sealing(data, kind, ALL_SEALINGS, WHAT)?;
     let ad = header::file_ad(parts.header, repo_id);
-    let framed = open_both(keys, parts.sealed, &ad)?;
+    let key = match (parts.sealing, parts.ephemeral) {
+        (Sealing::Meta, _) => keys.meta().clone(),
+        (Sealing::Reader, Some(e)) => keys.sealed_key(&e, WHAT)?,
+        _ => keys.full()?.clone(),
+    };
+    let framed = open_both(&key, parts.sealed, &ad)?;
     // Canonical: the same nonce and plaintext seal to the same file.
     let nonce: [u8; NONCE_LEN] = parts.sealed[..NONCE_LEN].try_into().unwrap();
-    let mut again = header::encode(kind).to_vec();
-    again.extend_from_slice(&keys.seal_with_nonce(&nonce, &framed, &ad));
+    let mut again = header::encode_sealed(kind, parts.sealing).to_vec();
+    again.extend_from_slice(parts.ephemeral.as_ref().map_or(&[][..], |e| &e[..]));
+    again.extend_from_slice(&key.seal_with_nonce(&nonce, &framed, &ad));
     assert_eq!(again, data, "sealed file: does not re-seal to itself");
     let body = compression::decode(&framed, body_limit(kind), WHAT)?;
     match kind {
         FileKind::Config => config(&body),
-        FileKind::Index => index(&body),
+        FileKind::Index if parts.sealing == Sealing::Meta => index_layout(&body, findex::Layout::WithEphemeral),
+        FileKind::Index => index_layout(&body, findex::Layout::Plain),
         FileKind::Snapshot => snapshot(&body),
         FileKind::Lock => lock(&body),
         FileKind::Journal => journal(&body),
@@ -315,8 +354,8 @@ fn open_file(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, data: &[u8]) -> Re
     Ok(())
 }
 
-/// `Keys::open` and `Keys::open_in_place`, which must agree.
-fn open_both(keys: &Keys, sealed: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
+/// `SymKey::open` and `SymKey::open_in_place`, which must agree.
+fn open_both(keys: &SymKey, sealed: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
     let opened = keys.open(sealed, ad, WHAT);
     let in_place = keys.open_in_place(sealed.to_vec(), ad, WHAT);
     assert_eq!(opened.as_ref().ok(), in_place.as_ref().ok(), "open and open_in_place disagree");
@@ -324,19 +363,24 @@ fn open_both(keys: &Keys, sealed: &[u8], ad: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn open_pack(keys: &Keys, repo_id: &[u8; 32], data: &[u8]) -> Result<()> {
-    pack::check_header(data, WHAT)?;
+    let (_, ephemeral) = pack::check_header_sealing(data, true, WHAT)?;
+    let key = match &ephemeral {
+        Some(e) => keys.sealed_key(e, WHAT)?,
+        None => keys.full()?.clone(),
+    };
+    let first = pack::first_blob_at(ephemeral.as_ref()) as usize;
     let trailer = data[data.len() - TRAILER_LEN..].try_into().unwrap();
-    let (off, len) = pack::locate_toc(data.len() as u64, trailer, WHAT)?;
+    let (off, len) = pack::locate_toc_after(data.len() as u64, trailer, first as u64, WHAT)?;
     let (off, len) = (off as usize, len as usize);
     let sealed_toc = &data[off..off + len];
-    let ad = pack::toc_ad(repo_id);
-    let toc = open_both(keys, sealed_toc, &ad)?;
-    let entries = pack::decode_toc(&toc, (off - HEADER_LEN) as u64, WHAT)?;
-    let mut pos = HEADER_LEN;
+    let ad = pack::toc_ad_for(ephemeral.as_ref(), repo_id);
+    let toc = open_both(&key, sealed_toc, &ad)?;
+    let entries = pack::decode_toc(&toc, (off - first) as u64, WHAT)?;
+    let mut pos = first;
     for e in &entries {
         let envelope = &data[pos..pos + e.stored_len as usize];
         pos += e.stored_len as usize;
-        let framed = open_both(keys, envelope, &blob::blob_ad(e.blob_type, &e.id, repo_id))?;
+        let framed = open_both(&key, envelope, &blob::blob_ad(e.blob_type, &e.id, repo_id))?;
         let plain = compression::decode(&framed, BLOB_LIMIT, WHAT)?;
         if keys.blob_id(&plain) != e.id || plain.len() != e.plain_len as usize {
             return Err(Error::integrity(WHAT, "blob does not match its TOC entry"));
@@ -348,9 +392,34 @@ fn open_pack(keys: &Keys, repo_id: &[u8; 32], data: &[u8]) -> Result<()> {
     assert_eq!(pos, off, "pack: TOC does not cover the blob area");
     // Canonical: the TOC re-encodes and re-seals to the same bytes.
     let nonce: [u8; NONCE_LEN] = sealed_toc[..NONCE_LEN].try_into().unwrap();
-    let resealed = keys.seal_with_nonce(&nonce, &pack::encode_toc(&entries), &ad);
+    let resealed = key.seal_with_nonce(&nonce, &pack::encode_toc(&entries), &ad);
     assert_eq!(resealed, sealed_toc, "pack: TOC does not re-seal to itself");
     Ok(())
+}
+
+/// The cache key of the [`backup_parent_cache`] target.
+pub const TEST_CACHE_KEY: [u8; 32] = [5; 32];
+
+/// The name the [`backup_parent_cache`] target's input is opened as (the AD binds it).
+pub const TEST_CACHE_NAME: &str = "backup-parents/test";
+
+/// A backup key's local parent cache (`archiver::parents::open`, format-spec/24 §24.8), sealed
+/// with [`TEST_CACHE_KEY`] as [`TEST_CACHE_NAME`], and its plaintext as the input itself (sealed
+/// here, so that arbitrary plaintexts reach the decoder): never a panic; every tree accepted hashes
+/// to its ID and the root is among them.
+pub fn backup_parent_cache(data: &[u8]) {
+    let key = SymKey::from_bytes(TEST_CACHE_KEY);
+    let path = std::path::Path::new(TEST_CACHE_NAME);
+    let blob_id = |t: &[u8]| test_keys().blob_id(t);
+    let _ = crate::archiver::parents::open(&key, path, data, &blob_id);
+    // The input as the plaintext: two IDs, then a framed tree list.
+    let ad = crate::archiver::parents::ad_for(path);
+    if let Ok(sealed) = key.seal(data, &ad) {
+        if let Ok(p) = crate::archiver::parents::open(&key, path, &sealed, &blob_id) {
+            assert!(p.trees.contains_key(&p.tree), "parent cache: accepted without its root tree");
+            assert!(p.trees.iter().all(|(id, t)| blob_id(t) == *id), "parent cache: a tree not of its ID");
+        }
+    }
 }
 
 /// The keyed chunker (format-spec/14-chunking.md) with [`CHUNKER_PARAMS`]: cutting the input at
@@ -359,7 +428,7 @@ fn open_pack(keys: &Keys, repo_id: &[u8; 32], data: &[u8]) -> Result<()> {
 /// only the last may be shorter than the minimum.
 pub fn chunker(data: &[u8]) {
     static CHUNKER: OnceLock<Chunker> = OnceLock::new();
-    let ch = CHUNKER.get_or_init(|| Chunker::new(&CHUNKER_PARAMS, test_keys().gear()));
+    let ch = CHUNKER.get_or_init(|| Chunker::new(&CHUNKER_PARAMS, test_keys().gear().expect("an admin key")));
     let lens = ch.lengths(data);
     assert_eq!(lens.iter().sum::<usize>(), data.len(), "chunker: lengths do not add up");
     let (min, max) = (CHUNKER_PARAMS.min_size as usize, CHUNKER_PARAMS.max_size as usize);

@@ -18,6 +18,7 @@
 
 mod command;
 pub(crate) mod fsmeta;
+pub mod parents;
 mod prefetch;
 mod walk;
 
@@ -31,8 +32,9 @@ use crate::repo::index::Index;
 use crate::repo::packer::Packer;
 use crate::repo::Repository;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
@@ -83,6 +85,9 @@ pub struct BackupOptions {
     pub retry_lock: std::time::Duration,
     /// Told once when the backup has to wait for a lock, and why.
     pub on_lock_wait: Option<LockNotice>,
+    /// The cache directory where a backup key keeps its last snapshot's trees for change
+    /// detection ([`parents`]); `None`: a backup key reads every file.
+    pub parent_cache: Option<PathBuf>,
     /// Test hook, not a stable API: called with a directory's path after its parent's listing
     /// stat'ed it and before it is opened, so a test can swap it at the worst moment.
     #[doc(hidden)]
@@ -145,6 +150,10 @@ pub(crate) struct Ctx<'r> {
     io: Option<crate::iopool::IoPool>,
     /// Whether reading ahead pays lately (see `prefetch::Gauge`).
     gauge: std::sync::Arc<prefetch::Gauge>,
+    /// A backup key's parent trees, from its local cache (it cannot read the repository's).
+    parent_trees: Option<HashMap<Id, Vec<u8>>>,
+    /// The trees of this snapshot, kept for a backup key's local cache.
+    new_trees: Option<Mutex<HashMap<Id, Vec<u8>>>>,
 }
 
 impl Ctx<'_> {
@@ -255,6 +264,9 @@ impl Ctx<'_> {
         tree.validate().map_err(|e| Error::InvalidArgument(format!("{}: cannot be stored: {e}", dir.display())))?;
         let id = self.repo.keys().blob_id(&bytes);
         self.store(BlobType::Tree, &id, &bytes)?;
+        if let Some(keep) = &self.new_trees {
+            keep.lock().unwrap().insert(id, bytes);
+        }
         Ok(Ok(id))
     }
 
@@ -274,7 +286,14 @@ impl Ctx<'_> {
     /// (the backup then reads everything below it).
     fn parent_tree(&self, id: Option<Id>) -> Option<Tree> {
         let id = id?;
-        match self.repo.read_tree(&self.index, &id) {
+        let read = match &self.parent_trees {
+            Some(trees) => trees
+                .get(&id)
+                .ok_or_else(|| Error::integrity("backup parent cache", format!("tree {id} is missing")))
+                .and_then(|plain| Tree::decode(plain, &crate::format::blob::describe(BlobType::Tree, &id))),
+            None => self.repo.read_tree(&self.index, &id),
+        };
+        match read {
             Ok(t) => Some(t),
             Err(e) => {
                 self.note(
@@ -309,24 +328,48 @@ pub fn make_absolute(p: &std::path::Path) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The snapshot to compare against: explicit, or the latest with the same host and paths.
-fn choose_parent(
-    repo: &Repository,
-    opts: &BackupOptions,
-    host: &str,
-    paths: &[Vec<u8>],
-) -> Result<Option<(Id, Snapshot)>> {
+/// The snapshot to compare against: explicit, or the latest with the same host and paths, as
+/// (snapshot ID, root tree).
+fn choose_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Vec<u8>]) -> Result<Option<(Id, Id)>> {
     // `--force` still has a parent: it reads every file, but counts against it and records it.
     if let Some(r) = &opts.parent {
-        return repo.find_snapshot(r).map(Some);
+        return repo.find_snapshot(r).map(|(id, s)| Some((id, s.tree)));
     }
     let mut sorted = paths.to_vec();
     sorted.sort();
-    Ok(repo.list_snapshots()?.into_iter().rev().find(|(_, s)| {
-        let mut p = s.paths.clone();
-        p.sort();
-        s.hostname == host && p == sorted
-    }))
+    Ok(repo
+        .list_snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| {
+            let mut p = s.paths.clone();
+            p.sort();
+            s.hostname == host && p == sorted
+        })
+        .map(|(id, s)| (id, s.tree)))
+}
+
+/// Where a backup key keeps its parent trees for `host` and `paths`, if it has a cache.
+fn parent_cache_file(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Vec<u8>]) -> Option<PathBuf> {
+    let (root, key) = (opts.parent_cache.as_ref()?, repo.backup_cache_key()?);
+    let mut sorted = paths.to_vec();
+    sorted.sort();
+    Some(parents::path_of(root, key, host, &sorted))
+}
+
+/// A backup key's parent, from its local cache: the repository's own snapshots are sealed to
+/// the read key. A missing cache only means every file is read; an unreadable one says why.
+fn cached_parent(repo: &Repository, file: &Path) -> Result<Option<parents::Parent>> {
+    let Some(key) = repo.backup_cache_key() else { return Ok(None) };
+    let key = crate::crypto::SymKey::from_bytes(*key);
+    parents::read(file)?.map(|b| parents::open(&key, file, &b, &|t| repo.keys().blob_id(t))).transpose()
+}
+
+/// Keep this snapshot's trees in a backup key's local cache for the next backup.
+fn save_parent_cache(repo: &Repository, file: &Path, snapshot: Id, tree: Id, packed: &[u8]) -> Result<()> {
+    let key = repo.backup_cache_key().ok_or_else(|| Error::InvalidArgument("not a backup key".into()))?;
+    let bytes = parents::seal(&crate::crypto::SymKey::from_bytes(*key), file, snapshot, tree, packed)?;
+    parents::write(file, &bytes)
 }
 
 /// Back up `opts.paths` into `repo`.
@@ -443,18 +486,33 @@ fn run(
     // Leftovers of crashed writers are only touched when no other process holds a lock: a
     // long-running backup's staged pack may legitimately be older than the threshold, and its
     // published packs are indexed by that backup. Failure is harmless.
-    let alone = !opts.dry_run && repo.alone_in_repository().unwrap_or(false);
+    // A backup key removes nothing but its own lock, and cannot read the packs it would adopt.
+    let backup_key = repo.role() == crate::crypto::Role::Backup;
+    let alone = !opts.dry_run && !backup_key && repo.alone_in_repository().unwrap_or(false);
     if alone {
         let _ = repo.backend().clean_tmp(crate::backend::local::TMP_MAX_AGE);
     }
     let host = opts.host.clone().unwrap_or_else(crate::sys::hostname);
-    let parent = choose_parent(repo, opts, &host, &snap_paths)?;
+    let cache_file = if backup_key { parent_cache_file(repo, opts, &host, &snap_paths) } else { None };
+    let mut cache_note = None;
+    let (parent, parent_trees) = match &cache_file {
+        Some(file) if opts.parent.is_none() => match cached_parent(repo, file) {
+            Ok(Some(p)) => (Some((p.snapshot, p.tree)), Some(p.trees)),
+            Ok(None) => (None, None),
+            Err(e) => {
+                cache_note = Some(format!("{}: {e}; reading every file", file.display()));
+                (None, None)
+            }
+        },
+        _ if backup_key && opts.parent.is_none() => (None, None),
+        _ => (choose_parent(repo, opts, &host, &snap_paths)?, None),
+    };
     let mut index = repo.load_index()?;
     let packer = Packer::new(repo);
     let adopted_packs = if alone { adopt_unindexed(repo, &mut index, &packer)? } else { 0 };
     let mut ctx = Ctx {
         repo,
-        chunker: Chunker::new(&repo.config().chunker, repo.keys().gear()),
+        chunker: Chunker::new(&repo.config().chunker, repo.keys().gear()?),
         packer,
         index,
         opts,
@@ -464,15 +522,21 @@ fn run(
         open_dirs: AtomicU64::new(0),
         io,
         gauge: Default::default(),
+        parent_trees,
+        new_trees: cache_file.as_ref().map(|_| Mutex::default()),
     };
-    let tree = body(&ctx, parent.as_ref().map(|p| p.1.tree))?;
+    if let Some(n) = cache_note {
+        ctx.note("(backup parent cache)", n);
+    }
+    let tree = body(&ctx, parent.as_ref().map(|p| p.1))?;
     drop(ctx.io.take());
     // Commit order: packs and the index file are durable before the snapshot names them.
     if !opts.dry_run {
         ctx.packer.finish()?;
     }
     let stats = ctx.packer.stats();
-    let warnings = ctx.warnings.into_inner().unwrap();
+    let new_trees = ctx.new_trees.take().map(|m| m.into_inner().unwrap());
+    let mut warnings = ctx.warnings.into_inner().unwrap();
     let mut summary = ctx.summary.into_inner().unwrap();
     summary.blobs_added = stats.blobs;
     summary.bytes_stored = stats.stored_bytes;
@@ -499,7 +563,19 @@ fn run(
     if let Some(l) = &lock {
         l.ensure_fresh()?;
     }
-    let id = if opts.dry_run { None } else { Some(repo.save_snapshot(&snapshot)?) };
+    // A backup key's trees are packed for its cache while the snapshot is written.
+    let (id, packed) = rayon::join(
+        || if opts.dry_run { Ok(None) } else { repo.save_snapshot(&snapshot).map(Some) },
+        || new_trees.map(|t| parents::pack_trees(&t)),
+    );
+    let id = id?;
+    if let (Some(id), Some(file), Some(packed)) = (id, &cache_file, packed) {
+        // The snapshot is committed: a cache that cannot be written only costs the next backup time.
+        if let Err(e) = packed.and_then(|p| save_parent_cache(repo, file, id, snapshot.tree, &p)) {
+            let message = format!("{e}; the next backup reads every file");
+            warnings.push(Warning { path: file.clone(), message, not_saved: false });
+        }
+    }
     Ok(BackupResult { id, snapshot, warnings, adopted_packs })
 }
 

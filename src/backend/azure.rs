@@ -81,7 +81,15 @@ pub fn service(loc: &AzureLocation) -> Result<Service> {
     let op = opendal::Operator::new(builder).map_err(|e| super::remote::io_err(&location, e))?.finish();
     let url = format!("{}/{}?restype=container", endpoint.trim_end_matches('/'), loc.container);
     let make_root = make_container(Target { url, account, secret, location: location.clone() });
-    Ok(Service { op, location, publish: Publish::Put, guard: None, make_root: Some(make_root), range_reader: None })
+    Ok(Service {
+        op,
+        location,
+        publish: Publish::Put,
+        guard: None,
+        make_root: Some(make_root),
+        range_reader: None,
+        object_lock: None,
+    })
 }
 
 /// How requests to the account are signed.

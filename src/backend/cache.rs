@@ -238,6 +238,9 @@ impl Backend for CachedBackend {
     fn free_space(&self) -> Result<Option<(u64, u64)>> {
         self.inner.free_space()
     }
+    fn object_lock(&self) -> Option<&dyn super::retention::ObjectLock> {
+        self.inner.object_lock()
+    }
     fn cached_blob(&self, id: &Id) -> Option<Vec<u8>> {
         let max = (crate::format::SEAL_OVERHEAD + 1 + crate::format::tree::MAX_TREE_LEN) as u64;
         read_bounded(&self.dir.get()?.join(TREES).join(id.to_hex()), max)

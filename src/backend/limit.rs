@@ -145,6 +145,9 @@ impl Backend for LimitedBackend {
     fn free_space(&self) -> Result<Option<(u64, u64)>> {
         self.inner.free_space()
     }
+    fn object_lock(&self) -> Option<&dyn super::retention::ObjectLock> {
+        self.inner.object_lock()
+    }
     fn cached_blob(&self, id: &crate::id::Id) -> Option<Vec<u8>> {
         self.inner.cached_blob(id)
     }

@@ -9,6 +9,7 @@ pub mod limit;
 pub mod local;
 pub mod rclone;
 pub mod remote;
+pub mod retention;
 pub mod s3;
 pub mod sftp;
 pub mod ssh;
@@ -73,18 +74,23 @@ impl FileType {
     /// plus header, sealed-box overhead and method byte for encrypted files; checked on the file's
     /// length before anything is allocated, so a huge or sparse file cannot exhaust memory.
     pub fn max_len(self) -> u64 {
-        use crate::format::key::{LABEL_AT, MAX_LABEL_LEN, SECRET_LEN};
+        use crate::format::key::{BACKUP_SECRET_FIXED, LABEL_AT, MAX_BACKUP_CONFIG_LEN, MAX_LABEL_LEN};
         use crate::format::{header::HEADER_LEN, NONCE_LEN, SEAL_OVERHEAD, TAG_LEN};
         let sealed = |body: usize| (HEADER_LEN + SEAL_OVERHEAD + 1 + body) as u64;
+        // Snapshots and journal files sealed to the read key carry a 32-byte ephemeral key.
+        let to_reader = |body: usize| sealed(body) + 32;
         match self {
             FileType::Config => sealed(crate::format::config::MAX_CONFIG_LEN),
-            // 167 fixed bytes (section 7.1) plus the label.
-            FileType::Key => (LABEL_AT + NONCE_LEN + SECRET_LEN + TAG_LEN + MAX_LABEL_LEN) as u64,
+            // The largest key file: a backup key (format-spec/24 §24.3) with the longest label.
+            FileType::Key => {
+                (LABEL_AT + 4 + NONCE_LEN + BACKUP_SECRET_FIXED + MAX_BACKUP_CONFIG_LEN + TAG_LEN + MAX_LABEL_LEN)
+                    as u64
+            }
             FileType::Pack => u32::MAX as u64,
             FileType::Index => sealed(crate::format::index::MAX_INDEX_LEN),
-            FileType::Snapshot => sealed(crate::format::snapshot::MAX_SNAPSHOT_LEN),
+            FileType::Snapshot => to_reader(crate::format::snapshot::MAX_SNAPSHOT_LEN),
             FileType::Lock => sealed(crate::format::lock::MAX_LOCK_LEN),
-            FileType::Journal => sealed(crate::format::journal::MAX_JOURNAL_LEN),
+            FileType::Journal => to_reader(crate::format::journal::MAX_JOURNAL_LEN),
             FileType::Parity => crate::format::parity::MAX_FILE_LEN,
             FileType::ParityPolicy => sealed(crate::format::parity::POLICY_BODY_LEN),
         }
@@ -263,6 +269,11 @@ pub trait Backend: Send + Sync {
     /// known (a local filesystem); `None` for object stores, whose room is a bill.
     fn free_space(&self) -> Result<Option<(u64, u64)>> {
         Ok(None)
+    }
+    /// The storage's own retention (S3 Object Lock, [`retention`]), where it has one: `None`
+    /// for storages that cannot refuse a deletion.
+    fn object_lock(&self) -> Option<&dyn retention::ObjectLock> {
+        None
     }
 }
 

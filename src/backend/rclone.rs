@@ -87,6 +87,7 @@ pub fn service(location: &str) -> Result<Service> {
         guard: Some(Box::new(server)),
         make_root: None,
         range_reader: None,
+        object_lock: None,
     })
 }
 

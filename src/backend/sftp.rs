@@ -120,6 +120,7 @@ pub fn service(loc: &SftpLocation) -> Result<Service> {
         guard: None,
         make_root: None,
         range_reader: Some(std::sync::Arc::new(windows)),
+        object_lock: None,
     })
 }
 

@@ -4,6 +4,8 @@ use super::output::{escape, escape_str};
 use super::select::SelectArgs;
 use super::{human, short, time_str, Global};
 use anyhow::Result;
+use arca::backend::retention::Policy;
+use arca::crypto::Role;
 use arca::format::key::KdfParams;
 use arca::lifecycle::heal::{BuildOptions, KindStatus};
 use arca::lifecycle::repair::{Cut, IndexRepairOptions, SnapshotRepairOptions};
@@ -46,6 +48,15 @@ pub struct InitArgs {
     /// `off`; snapshots get 100% when on. Change it later with `arca parity set`.
     #[arg(long, default_value = "5%", value_name = "P%|off", value_parser = parse_overhead)]
     parity: u16,
+    /// S3 only: have the bucket retain every object this long (S3 Object Lock; whole days:
+    /// `30d`, `1y`), so that no credentials arca uses can destroy data before then. The bucket
+    /// is created with Object Lock if missing; an existing one must have it.
+    #[arg(long, value_name = "DURATION")]
+    object_lock: Option<String>,
+    /// The Object Lock mode: `governance` (users with s3:BypassGovernanceRetention may shorten
+    /// it) or `compliance` (nobody can).
+    #[arg(long, default_value = "governance", value_name = "MODE", requires = "object_lock")]
+    object_lock_mode: String,
 }
 
 pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
@@ -56,11 +67,19 @@ pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
         parity_overhead: a.parity,
         ..InitOptions::default()
     };
-    let c = admin::init(&g.scope, &opts)?;
+    let lock = a.object_lock.as_deref().map(|d| Policy::parse(d, &a.object_lock_mode)).transpose()?;
+    let c = admin::init(&g.scope, &opts, lock.as_ref())?;
     if g.json {
         g.print_json(&c)?;
     } else if !g.quiet {
         println!("created repository {} at {}", &c.id[..16], escape_str(&c.repository));
+        if let Some(p) = &c.object_lock {
+            println!(
+                "the storage keeps every object at least {} days after it is written ({} mode)",
+                p.days,
+                if p.mode == arca::backend::retention::Mode::Compliance { "compliance" } else { "governance" }
+            );
+        }
         println!("Keep the password safe: without it the data cannot be recovered.");
     }
     Ok(0)
@@ -78,6 +97,11 @@ pub enum KeyCommand {
         /// Label, default user@host.
         #[arg(long)]
         label: Option<String>,
+        /// What the key may do: admin (everything), backup (write new snapshots, read nothing
+        /// stored, delete nothing) or restore (read everything, change nothing). The first
+        /// backup or restore key turns key roles on (format-spec/24), under an exclusive lock.
+        #[arg(long, default_value = "admin", value_parser = ["admin", "backup", "restore"])]
+        role: String,
     },
     /// List key files.
     List,
@@ -110,10 +134,15 @@ fn new_password(file: Option<std::path::PathBuf>) -> PasswordSource {
 
 pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
     let action = match k {
-        KeyCommand::Add { kdf, new_password_file, label } => KeyAction::Add(
+        KeyCommand::Add { kdf, new_password_file, label, role } => KeyAction::Add(
             new_password(new_password_file),
             kdf.params(),
             label.unwrap_or_else(arca::repo::default_label),
+            match role.as_str() {
+                "backup" => Role::Backup,
+                "restore" => Role::Restore,
+                _ => Role::Admin,
+            },
         ),
         KeyCommand::List => KeyAction::List,
         KeyCommand::Remove { id } => KeyAction::Remove(id),
@@ -123,7 +152,14 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
     };
     let (verb, name) = match admin::key(&g.scope, action)? {
         KeyResult::Listed(keys) => return list_keys(g, keys),
-        KeyResult::Added(n) => ("added", n),
+        KeyResult::Added(n, enabled) => {
+            if let Some(e) = enabled.filter(|e| e.config_rewritten) {
+                let n = e.index_files_resealed;
+                let s = if n == 1 { "" } else { "s" };
+                eprintln!("key roles enabled: config rewritten, {n} index file{s} sealed for every role");
+            }
+            ("added", n)
+        }
         KeyResult::Removed(n) => ("removed", n),
         KeyResult::Changed(n) => ("key", n),
     };
@@ -141,13 +177,14 @@ fn list_keys(g: &Global, keys: Vec<arca::repo::KeyInfo>) -> Result<u8> {
         g.print_json(&v)?;
         return Ok(0);
     }
-    println!("{:<2} {:<16} {:<20} {:<30} KDF", "", "ID", "created", "label");
+    println!("{:<2} {:<16} {:<8} {:<20} {:<30} KDF", "", "ID", "role", "created", "label");
     for k in keys {
         let f = &k.file;
         println!(
-            "{:<2} {:<16} {:<20} {:<30} argon2id m={}MiB t={} p={}",
+            "{:<2} {:<16} {:<8} {:<20} {:<30} argon2id m={}MiB t={} p={}",
             if k.current { "*" } else { "" },
             short(&k.name),
+            f.role.name(),
             time_str(f.created.saturating_mul(1_000_000_000)),
             escape_str(&f.label),
             f.kdf.memory_kib / 1024,

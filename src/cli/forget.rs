@@ -238,17 +238,55 @@ fn print_plan(s: &PlanStats, dry_run: bool) {
         if dry_run { "would free" } else { "frees" },
         human(s.freed_bytes)
     );
+    if let Some(r) = &s.retention {
+        print_deferred(r, dry_run);
+    }
     if dry_run {
         println!("dry run: nothing changed");
     }
 }
 
+/// What the storage's retention keeps prune from removing yet, and until when.
+fn print_deferred(r: &arca::lifecycle::prune::RetentionStats, dry_run: bool) {
+    let policy = r.policy.map(|p| p.describe()).unwrap_or_default();
+    if r.deferred_packs == 0 && r.deferred_index_files == 0 {
+        println!("storage retention ({policy}): nothing prune would remove is retained");
+        return;
+    }
+    let date =
+        |d: &Option<String>| d.as_deref().map(|d| d.replacen('T', " ", 1).replace('Z', " UTC")).unwrap_or_default();
+    println!(
+        "storage retention ({policy}): {} {} pack(s) ({}) and {} index file(s) until they may go: from {} until {}",
+        if dry_run { "would defer" } else { "deferred" },
+        r.deferred_packs,
+        human(r.deferred_bytes),
+        r.deferred_index_files,
+        date(&r.deferred_from),
+        date(&r.deferred_until)
+    );
+}
+
 fn print_report(r: &PruneReport) {
+    if let Some(x) = &r.retention {
+        let until = x.until.as_deref().map(|d| format!(", until {}", d.replacen('T', " ", 1).replace('Z', " UTC")));
+        println!(
+            "storage retention extended on {} of {} live files{}",
+            x.extended,
+            x.checked,
+            until.unwrap_or_default()
+        );
+    }
     if r.snapshots_added_meanwhile > 0 {
         println!(
             "{} snapshot(s) were written meanwhile; {} pack(s) they need were kept",
             r.snapshots_added_meanwhile, r.packs_rescued
         );
+    }
+    let nothing =
+        r.packs_removed == 0 && r.packs_written == 0 && r.index_files_written == 0 && r.index_files_removed == 0;
+    if nothing && r.retention.is_some() {
+        // Only retention was extended (everything prune would remove is still retained).
+        return;
     }
     println!(
         "removed {} pack(s) ({}), wrote {} ({}) with {} repacked blobs; index files: {} written, {} removed",

@@ -1,7 +1,9 @@
-//! `arca generate`: systemd units for a profile, shell completions, the manual page.
+//! `arca generate`: systemd units for a profile, shell completions, the manual page, S3 IAM
+//! policies.
 
 use super::Global;
 use anyhow::{Context, Result};
+use arca::ops::iam::{self, PolicyRequest, Role};
 use arca::ops::profile::Schedule;
 use arca::ops::units::{self, UnitsRequest};
 use std::io::Write;
@@ -25,6 +27,24 @@ pub enum GenerateCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// The AWS IAM policy (JSON) for credentials of one role against an S3 repository: backup
+    /// (write, delete only locks), restore (read; locks and journal records) or admin (prune,
+    /// init, retention).
+    S3Policy(S3PolicyArgs),
+}
+
+/// Options of `arca generate s3-policy`.
+#[derive(clap::Args, Debug)]
+pub struct S3PolicyArgs {
+    /// What the credentials are for.
+    #[arg(long, value_parser = ["backup", "restore", "admin"])]
+    role: String,
+    /// The bucket.
+    #[arg(long)]
+    bucket: String,
+    /// The repository's prefix in the bucket (default: the whole bucket).
+    #[arg(long, default_value = "")]
+    prefix: String,
 }
 
 /// Options of `arca generate systemd` (the profile is `--profile`).
@@ -77,12 +97,17 @@ pub fn run(g: &Global, c: GenerateCommand) -> Result<u8> {
     Ok(0)
 }
 
-/// Completions and the manual page, written whole (a reader that goes away ends the output
+/// Completions, the manual page and S3 policies (no repository needed), written whole (a reader that goes away ends the output
 /// quietly).
 pub fn static_output(c: &GenerateCommand) -> Result<u8> {
     let mut cmd = <super::Cli as clap::CommandFactory>::command();
     let mut out = Vec::new();
     match c {
+        GenerateCommand::S3Policy(a) => {
+            let req = PolicyRequest { role: Role::parse(&a.role)?, bucket: a.bucket.clone(), prefix: a.prefix.clone() };
+            out = serde_json::to_vec_pretty(&iam::s3_policy(&req)?)?;
+            out.push(b'\n');
+        }
         GenerateCommand::Completions { shell } => clap_complete::generate(*shell, &mut cmd, "arca", &mut out),
         GenerateCommand::Man { dir: Some(d) } => {
             clap_mangen::generate_to(cmd, d).with_context(|| format!("writing manual pages into {}", d.display()))?;

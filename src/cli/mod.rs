@@ -121,7 +121,8 @@ pub struct Cli {
     /// and the storage's listing before use. `arca cache` lists and cleans it.
     #[arg(long, global = true, env = "ARCA_CACHE_DIR", value_name = "DIR")]
     cache_dir: Option<PathBuf>,
-    /// Use no local cache for a remote repository.
+    /// Use no local cache: for a remote repository, none of its files; for a backup key, no
+    /// parent trees (format-spec/24 §24.8), so every file is read.
     #[arg(long, global = true, env = "ARCA_NO_CACHE", value_parser = clap::builder::FalseyValueParser::new())]
     no_cache: bool,
     #[command(subcommand)]
@@ -177,7 +178,8 @@ enum Command {
     /// Repair a damaged repository: `repair packs` (from parity), `repair index`, `repair snapshots`.
     #[command(subcommand)]
     Repair(admin::RepairCommand),
-    /// Generate systemd units for a profile, shell completions, or the manual page.
+    /// Generate systemd units for a profile, shell completions, the manual page, or S3 IAM
+    /// policies.
     #[command(subcommand)]
     Generate(generate::GenerateCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
@@ -279,9 +281,11 @@ pub fn run() -> Result<u8> {
     };
     let choice =
         arca::ops::scope::ProfileChoice { config: cli.config, profile: cli.profile, components: cli.components };
-    // Completions and the manual page need no repository or configuration.
+    // Completions, the manual page and S3 policies need no repository or configuration.
     if let Command::Generate(
-        c @ (generate::GenerateCommand::Completions { .. } | generate::GenerateCommand::Man { .. }),
+        c @ (generate::GenerateCommand::Completions { .. }
+        | generate::GenerateCommand::Man { .. }
+        | generate::GenerateCommand::S3Policy(_)),
     ) = &cli.command
     {
         return generate::static_output(c);

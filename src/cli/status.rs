@@ -81,7 +81,7 @@ pub fn run(g: &Global, a: StatusArgs) -> Result<u8> {
     if g.scope.has_profile() {
         opts = status::for_components(&g.scope.targets, opts);
     }
-    let repo = g.scope.ctx.open()?;
+    let repo = g.scope.ctx.open_for(arca::ops::context::READERS, "report status")?;
     let st = status::status(&repo, &opts)?;
     g.scope.ctx.warn_index_problems(&repo);
     for (name, e) in &st.damaged_snapshots {

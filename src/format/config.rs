@@ -5,8 +5,11 @@ use super::from_postcard_canonical;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// Feature bits a v1 reader understands in `required_features` (none are defined yet).
-pub const KNOWN_REQUIRED_FEATURES: u64 = 0;
+/// Required feature bit 1: key roles (format-spec/24-roles.md). Objects may be sealed to the read
+/// key or under `K_meta` (header byte 6), and key files may be role keys.
+pub const FEATURE_ROLES: u64 = 1 << 1;
+/// Feature bits this reader understands in `required_features`.
+pub const KNOWN_REQUIRED_FEATURES: u64 = FEATURE_ROLES;
 /// Largest encoded config accepted.
 pub const MAX_CONFIG_LEN: usize = 64 * 1024;
 

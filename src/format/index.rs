@@ -9,6 +9,19 @@ use crate::id::Id;
 pub const BLOB_ENTRY_LEN: usize = 45;
 /// Bytes of one pack header entry.
 pub const PACK_ENTRY_LEN: usize = 40;
+/// Bytes of one pack header entry in an index file sealed under `K_meta` (format-spec/24 §24.6):
+/// the 40 bytes and the pack's ephemeral key.
+pub const SEALED_PACK_ENTRY_LEN: usize = 72;
+
+/// Which pack record layout an index body uses (format-spec/24 §24.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// 40-byte records: every pack is sealed under `K_enc` (index files sealed under `K_enc`).
+    Plain,
+    /// 72-byte records ending in the pack's ephemeral public key, all zero for a pack sealed
+    /// under `K_enc` (index files sealed under `K_meta`).
+    WithEphemeral,
+}
 /// Largest index body accepted (bytes).
 pub const MAX_INDEX_LEN: usize = 256 << 20;
 
@@ -34,19 +47,35 @@ pub struct IndexPack {
     pub id: Id,
     /// Pack file length.
     pub size: u32,
+    /// The ephemeral public key of a pack sealed to the read key (format-spec/24 §24.5); `None`
+    /// for a pack sealed under `K_enc`.
+    pub ephemeral: Option<[u8; 32]>,
     /// Blobs, in any order.
     pub blobs: Vec<IndexBlob>,
 }
 
-/// Encode an index body.
+/// Encode an index body with 40-byte pack records (every pack sealed under `K_enc`).
 pub fn encode(packs: &[IndexPack]) -> Vec<u8> {
-    let n: usize = packs.iter().map(|p| PACK_ENTRY_LEN + p.blobs.len() * BLOB_ENTRY_LEN).sum();
+    encode_layout(packs, Layout::Plain)
+}
+
+/// Encode an index body in `layout`. A pack with an ephemeral key needs
+/// [`Layout::WithEphemeral`]: the caller chooses it whenever the repository has roles.
+pub fn encode_layout(packs: &[IndexPack], layout: Layout) -> Vec<u8> {
+    let record = match layout {
+        Layout::Plain => PACK_ENTRY_LEN,
+        Layout::WithEphemeral => SEALED_PACK_ENTRY_LEN,
+    };
+    let n: usize = packs.iter().map(|p| record + p.blobs.len() * BLOB_ENTRY_LEN).sum();
     let mut out = Vec::with_capacity(4 + n);
     out.extend_from_slice(&(packs.len() as u32).to_le_bytes());
     for p in packs {
         out.extend_from_slice(&p.id.0);
         out.extend_from_slice(&p.size.to_le_bytes());
         out.extend_from_slice(&(p.blobs.len() as u32).to_le_bytes());
+        if layout == Layout::WithEphemeral {
+            out.extend_from_slice(&p.ephemeral.unwrap_or([0; 32]));
+        }
         for b in &p.blobs {
             out.push(b.blob_type as u8);
             out.extend_from_slice(&b.id.0);
@@ -58,8 +87,14 @@ pub fn encode(packs: &[IndexPack]) -> Vec<u8> {
     out
 }
 
-/// Decode and validate an index body: every blob lies inside its pack, after the header.
+/// Decode and validate an index body with 40-byte pack records.
 pub fn decode(body: &[u8], what: &str) -> Result<Vec<IndexPack>> {
+    decode_layout(body, Layout::Plain, what)
+}
+
+/// Decode and validate an index body in `layout`: every blob lies inside its pack, after the
+/// header (and after the ephemeral key of a pack that has one).
+pub fn decode_layout(body: &[u8], layout: Layout, what: &str) -> Result<Vec<IndexPack>> {
     if body.len() > MAX_INDEX_LEN {
         return Err(Error::integrity(what, "index body too large"));
     }
@@ -70,6 +105,11 @@ pub fn decode(body: &[u8], what: &str) -> Result<Vec<IndexPack>> {
         let id = Id(r.array()?);
         let size = r.u32()?;
         let n = r.u32()? as usize;
+        let ephemeral = match layout {
+            Layout::Plain => None,
+            Layout::WithEphemeral => Some(r.array::<32>()?).filter(|e| *e != [0; 32]),
+        };
+        let first = super::header::HEADER_LEN + if ephemeral.is_some() { 32 } else { 0 };
         if n.saturating_mul(BLOB_ENTRY_LEN) > r.remaining() {
             return Err(Error::integrity(what, format!("pack {id}: blob count {n} exceeds the file")));
         }
@@ -84,15 +124,12 @@ pub fn decode(body: &[u8], what: &str) -> Result<Vec<IndexPack>> {
                 plain_len: r.u32()?,
             };
             let end = b.offset as u64 + b.stored_len as u64;
-            if (b.offset as usize) < super::header::HEADER_LEN
-                || (b.stored_len as usize) < SEAL_OVERHEAD + 1
-                || end > size as u64
-            {
+            if (b.offset as usize) < first || (b.stored_len as usize) < SEAL_OVERHEAD + 1 || end > size as u64 {
                 return Err(Error::integrity(what, format!("blob {} lies outside pack {id}", b.id)));
             }
             blobs.push(b);
         }
-        packs.push(IndexPack { id, size, blobs });
+        packs.push(IndexPack { id, size, ephemeral, blobs });
     }
     r.finish()?;
     Ok(packs)

@@ -1,9 +1,10 @@
 //! format-spec/21-journal.md — the operations journal: records of what ran against a repository.
 //!
-//! A journal file's body is a postcard sequence of [`Record`]s. `op` and `outcome` are bytes on
-//! the wire; values this version does not know are kept as [`Op::Other`] and
-//! [`Outcome::Other`], because one record from a newer writer must not make a compacted file of
-//! many records unreadable.
+//! A journal file's body is a postcard sequence of [`Record`]s, followed by zero bytes that pad
+//! the file to a size class (§21.7), so that a file's size does not tell a storage observer how
+//! long its texts are. `op` and `outcome` are bytes on the wire; values this version does not
+//! know are kept as [`Op::Other`] and [`Outcome::Other`], because one record from a newer writer
+//! must not make a compacted file of many records unreadable.
 
 use crate::error::{Error, Result};
 use crate::id::Id;
@@ -11,8 +12,16 @@ use serde::{Deserialize, Serialize};
 
 /// Largest journal body accepted.
 pub const MAX_JOURNAL_LEN: usize = 16 << 20;
-/// Largest body a compaction writes into one file.
+/// Largest file a compaction writes: its records are encoded in at most
+/// `COMPACT_TARGET_LEN - FILE_OVERHEAD` bytes, so the file's size class is at most this.
 pub const COMPACT_TARGET_LEN: usize = 8 << 20;
+/// What an encrypted file stored with method `00` adds to its body: header (8), nonce (24),
+/// method byte (1) and tag (16).
+pub const FILE_OVERHEAD: usize = 49;
+/// The smallest size class: every journal file of one ordinary record is 4 096 bytes.
+pub const MIN_CLASS: usize = 1 << 12;
+/// The largest size class (2^24 bytes).
+pub const MAX_CLASS: usize = 1 << 24;
 /// Most records in one body.
 pub const MAX_RECORDS: usize = 1 << 20;
 /// Most snapshots one record names.
@@ -274,17 +283,61 @@ fn clamp_text(s: &mut String, max: usize) {
     }
 }
 
-/// Encode records as a journal body.
+/// The size class of a journal file whose records encode in `records_len` bytes: the least
+/// power of two that is at least `records_len + 49` and at least 4 096 (format-spec/21 §21.7);
+/// `None` above 2^24.
+pub fn size_class(records_len: usize) -> Option<usize> {
+    let file = records_len.checked_add(FILE_OVERHEAD)?.max(MIN_CLASS).checked_next_power_of_two()?;
+    (file <= MAX_CLASS).then_some(file)
+}
+
+/// The length of the padded body of records that encode in `records_len` bytes: its size class
+/// less [`FILE_OVERHEAD`], so that the file, stored with method `00`, is exactly the class.
+pub fn padded_len(records_len: usize) -> Option<usize> {
+    size_class(records_len).map(|c| c - FILE_OVERHEAD)
+}
+
+/// Encode records as a padded journal body (§21.7), as writers store it: the records, then zero
+/// bytes up to [`padded_len`]. Writers MUST store it with compression method `00`, which
+/// compression would undo. Records over 2^24 − 49 bytes, which no writer produces (one record is
+/// at most about 4.2 MiB, a compaction batch at most 2^23 − 49 bytes), are left unpadded.
 pub fn encode(records: &[Record]) -> Vec<u8> {
+    let mut body = encode_unpadded(records);
+    if let Some(n) = padded_len(body.len()) {
+        body.resize(n, 0);
+    }
+    body
+}
+
+/// Encode records without padding, as writers before §21.7 did (and as compaction measures
+/// records).
+pub fn encode_unpadded(records: &[Record]) -> Vec<u8> {
     super::to_postcard(&records)
 }
 
-/// Decode and validate a journal body.
+/// Decode and validate a journal body: padded (§21.7), or unpadded as written before padding.
 pub fn decode(body: &[u8], what: &str) -> Result<Vec<Record>> {
     if body.len() > MAX_JOURNAL_LEN {
         return Err(Error::integrity(what, format!("journal body of {} bytes (limit {MAX_JOURNAL_LEN})", body.len())));
     }
-    let records: Vec<Record> = super::from_postcard_canonical(body, what)?;
+    let (records, padding): (Vec<Record>, &[u8]) =
+        postcard::take_from_bytes(body).map_err(|e| Error::integrity(what, format!("malformed encoding: {e}")))?;
+    let used = body.len() - padding.len();
+    if super::to_postcard(&records) != body[..used] {
+        return Err(Error::integrity(what, "non-canonical encoding (overlong varint)"));
+    }
+    if !padding.is_empty() {
+        if let Some(i) = padding.iter().position(|&b| b != 0) {
+            return Err(Error::integrity(what, format!("nonzero padding byte at offset {}", used + i)));
+        }
+        if padded_len(used) != Some(body.len()) {
+            let class = padded_len(used).map_or("none: too long to pad".into(), |n| format!("{n} bytes"));
+            return Err(Error::integrity(
+                what,
+                format!("records of {used} bytes padded to {} bytes (their size class: {class})", body.len()),
+            ));
+        }
+    }
     if records.is_empty() || records.len() > MAX_RECORDS {
         return Err(Error::integrity(what, format!("journal body of {} records (1 to {MAX_RECORDS})", records.len())));
     }
@@ -336,6 +389,48 @@ mod tests {
             assert_eq!(Op::from(b), op);
             assert_eq!(Op::from_name(name), Some(op));
         }
+    }
+
+    #[test]
+    fn size_classes_are_powers_of_two_from_4_kib() {
+        assert_eq!(size_class(0), Some(4096));
+        assert_eq!(size_class(4047), Some(4096));
+        assert_eq!(size_class(4048), Some(8192));
+        assert_eq!(size_class((8 << 20) - 49), Some(8 << 20));
+        assert_eq!(size_class((16 << 20) - 49), Some(16 << 20));
+        assert_eq!(size_class((16 << 20) - 48), None);
+        let body = encode(&[sample()]);
+        assert_eq!(body.len(), 4096 - FILE_OVERHEAD);
+        assert_eq!(crate::format::compression::encode(&body, 0).len() + 48, 4096, "the file is exactly the class");
+    }
+
+    #[test]
+    fn padding_is_checked_and_unpadded_bodies_still_read() {
+        let r = sample();
+        let unpadded = encode_unpadded(std::slice::from_ref(&r));
+        let padded = encode(std::slice::from_ref(&r));
+        assert_eq!(padded[..unpadded.len()], unpadded[..]);
+        assert_eq!(decode(&unpadded, "t").unwrap(), vec![r.clone()]);
+        assert_eq!(decode(&padded, "t").unwrap(), vec![r.clone()]);
+        let integrity = |b: &[u8]| matches!(decode(b, "t"), Err(Error::Integrity { .. }));
+        let mut bad = padded.clone();
+        *bad.last_mut().unwrap() = 1;
+        assert!(integrity(&bad), "nonzero padding");
+        assert!(integrity(&padded[..padded.len() - 1]), "one byte short of the class");
+        assert!(integrity(&[&padded[..], &[0]].concat()), "one byte over the class");
+        let mut big = unpadded.clone();
+        big.resize(8192 - FILE_OVERHEAD, 0);
+        assert!(integrity(&big), "a larger class than the records need");
+        assert!(integrity(&[&unpadded[..], &[0]].concat()), "a lone trailing zero");
+        // Records that fill their class exactly need no padding byte.
+        let mut r = sample();
+        r.hostname.clear();
+        let short = encode_unpadded(std::slice::from_ref(&r)).len();
+        r.hostname = "h".repeat(4096 - FILE_OVERHEAD - short - 1); // its length is now a 2-byte varint
+        let exact = encode(std::slice::from_ref(&r));
+        assert_eq!(exact, encode_unpadded(std::slice::from_ref(&r)));
+        assert_eq!(exact.len(), 4096 - FILE_OVERHEAD);
+        assert_eq!(decode(&exact, "t").unwrap(), vec![r]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::header::{self, FileKind, HEADER_LEN};
 use super::{Reader, NONCE_LEN, TAG_LEN};
+use crate::crypto::Role;
 use crate::error::{Error, Result};
 
 /// KDF identifier: Argon2id, version 0x13.
@@ -26,6 +27,21 @@ pub const MAX_LABEL_LEN: usize = 1024;
 pub const SECRET_LEN: usize = 64;
 /// Offset of the label in the file.
 pub const LABEL_AT: usize = 63;
+/// Length of a restore key's secret (format-spec/24 §24.3).
+pub const RESTORE_SECRET_LEN: usize = 160;
+/// Length of a backup key's secret before its config body (format-spec/24 §24.3).
+pub const BACKUP_SECRET_FIXED: usize = 2240;
+/// Longest config body a backup key's secret carries (the config's own body limit).
+pub const MAX_BACKUP_CONFIG_LEN: usize = 65536;
+
+/// Header byte 6 of a key file: the role it was made for (format-spec/24 §24.3).
+pub fn role_byte(role: Role) -> u8 {
+    match role {
+        Role::Admin => 0,
+        Role::Backup => 1,
+        Role::Restore => 2,
+    }
+}
 
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +83,8 @@ impl KdfParams {
 /// A decoded key file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyFile {
+    /// The role: header byte 6 (`00` admin, `01` backup, `02` restore), authenticated.
+    pub role: Role,
     /// Argon2id parameters.
     pub kdf: KdfParams,
     /// Argon2 salt.
@@ -77,15 +95,18 @@ pub struct KeyFile {
     pub label: String,
     /// Nonce of the sealed secret.
     pub nonce: [u8; NONCE_LEN],
-    /// Sealed master key and repository ID (ciphertext and tag).
+    /// The sealed secret (ciphertext and tag): for an admin key the master key and repository
+    /// ID, for a role key the secrets of format-spec/24 §24.3.
     pub ciphertext: Vec<u8>,
 }
 
 impl KeyFile {
     /// The associated data: every byte before the nonce.
     pub fn associated_data(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(LABEL_AT + self.label.len());
-        out.extend_from_slice(&header::encode(FileKind::Key));
+        let mut out = Vec::with_capacity(LABEL_AT + 4 + self.label.len());
+        let mut hdr = header::encode(FileKind::Key);
+        hdr[6] = role_byte(self.role);
+        out.extend_from_slice(&hdr);
         out.push(KDF_ARGON2ID);
         out.extend_from_slice(&self.kdf.memory_kib.to_le_bytes());
         out.extend_from_slice(&self.kdf.time_cost.to_le_bytes());
@@ -94,6 +115,9 @@ impl KeyFile {
         out.extend_from_slice(&self.created.to_le_bytes());
         out.extend_from_slice(&(self.label.len() as u16).to_le_bytes());
         out.extend_from_slice(self.label.as_bytes());
+        if self.role != Role::Admin {
+            out.extend_from_slice(&(self.ciphertext.len().saturating_sub(TAG_LEN) as u32).to_le_bytes());
+        }
         out
     }
 
@@ -108,7 +132,11 @@ impl KeyFile {
     /// Decode and validate a key file (its secret stays sealed).
     pub fn decode(bytes: &[u8]) -> Result<KeyFile> {
         let what = "key file";
-        header::check(bytes, FileKind::Key, what)?;
+        let role = match header::check_variant(bytes, FileKind::Key, &[0, 1, 2], what)? {
+            0 => Role::Admin,
+            1 => Role::Backup,
+            _ => Role::Restore,
+        };
         let mut r = Reader::new(&bytes[HEADER_LEN..], what);
         let kdf_id = r.u8()?;
         if kdf_id != KDF_ARGON2ID {
@@ -125,9 +153,23 @@ impl KeyFile {
         let label = std::str::from_utf8(r.take(label_len)?)
             .map_err(|_| Error::integrity(what, "label is not UTF-8"))?
             .to_string();
+        let secret_len = match role {
+            Role::Admin => SECRET_LEN,
+            _ => {
+                let n = r.u32()? as usize;
+                let ok = match role {
+                    Role::Restore => n == RESTORE_SECRET_LEN,
+                    _ => (BACKUP_SECRET_FIXED + 1..=BACKUP_SECRET_FIXED + MAX_BACKUP_CONFIG_LEN).contains(&n),
+                };
+                if !ok {
+                    return Err(Error::integrity(what, format!("a {} key's secret of {n} bytes", role.name())));
+                }
+                n
+            }
+        };
         let nonce = r.array()?;
-        let ciphertext = r.take(SECRET_LEN + TAG_LEN)?.to_vec();
+        let ciphertext = r.take(secret_len + TAG_LEN)?.to_vec();
         r.finish()?;
-        Ok(KeyFile { kdf, salt, created, label, nonce, ciphertext })
+        Ok(KeyFile { role, kdf, salt, created, label, nonce, ciphertext })
     }
 }

@@ -2,7 +2,7 @@
 //! length. The TOC makes every pack self-describing, so the index can be rebuilt from packs alone.
 
 use super::blob::{BlobType, MIN_STORED_LEN};
-use super::header::{self, FileKind, HEADER_LEN};
+use super::header::{self, FileKind, Sealing, HEADER_LEN};
 use super::index::IndexBlob;
 use super::{Reader, SEAL_OVERHEAD};
 use crate::error::{Error, Result};
@@ -76,7 +76,13 @@ pub fn decode_toc(toc: &[u8], blob_area: u64, what: &str) -> Result<Vec<TocEntry
 /// The index entries of a pack's blobs: TOC entries with their offsets, which are implicit
 /// (the first blob starts right after the header, each next one where the previous ends).
 pub fn locate_blobs(entries: &[TocEntry]) -> Vec<IndexBlob> {
-    let mut offset = HEADER_LEN as u32;
+    locate_blobs_from(entries, HEADER_LEN as u32)
+}
+
+/// [`locate_blobs`] for a pack whose first blob starts at `first` (40 in a pack sealed to the
+/// read key, format-spec/24 §24.5).
+pub fn locate_blobs_from(entries: &[TocEntry], first: u32) -> Vec<IndexBlob> {
+    let mut offset = first;
     entries
         .iter()
         .map(|e| {
@@ -96,9 +102,15 @@ pub fn locate_blobs(entries: &[TocEntry]) -> Vec<IndexBlob> {
 /// Locate the sealed TOC in a pack of `pack_len` bytes from its last four bytes.
 /// Returns (offset of the sealed TOC, its length).
 pub fn locate_toc(pack_len: u64, trailer: [u8; TRAILER_LEN], what: &str) -> Result<(u64, u32)> {
+    locate_toc_after(pack_len, trailer, HEADER_LEN as u64, what)
+}
+
+/// [`locate_toc`] for a pack whose blob area starts at `first` (8, or 40 in a pack sealed to
+/// the read key): the pack is at least `first + 48` bytes, and the TOC lies after `first`.
+pub fn locate_toc_after(pack_len: u64, trailer: [u8; TRAILER_LEN], first: u64, what: &str) -> Result<(u64, u32)> {
     let toc_len = u32::from_le_bytes(trailer);
-    let min = (HEADER_LEN + TRAILER_LEN) as u64;
-    if !(MIN_PACK_LEN..=MAX_PACK_LEN).contains(&pack_len) {
+    let min = first + TRAILER_LEN as u64;
+    if !(min + MIN_TOC_LEN as u64..=MAX_PACK_LEN).contains(&pack_len) {
         return Err(Error::integrity(what, format!("impossible pack length {pack_len}")));
     }
     if (toc_len as usize) < MIN_TOC_LEN || toc_len as u64 > pack_len - min {
@@ -110,6 +122,36 @@ pub fn locate_toc(pack_len: u64, trailer: [u8; TRAILER_LEN], what: &str) -> Resu
 /// Check a pack's header.
 pub fn check_header(bytes: &[u8], what: &str) -> Result<()> {
     header::check(bytes, FileKind::Pack, what)
+}
+
+/// Check a pack's header in a repository with or without roles (format-spec/24 §24.5) and
+/// return how it is sealed, with its ephemeral key when it is sealed to the read key (`bytes`
+/// then has to hold the first 40 bytes of the pack).
+pub fn check_header_sealing(bytes: &[u8], roles: bool, what: &str) -> Result<(Sealing, Option<[u8; 32]>)> {
+    let allowed: &[u8] = if roles { &[0, 1] } else { &[0] };
+    let sealing = Sealing::from_byte(header::check_variant(bytes, FileKind::Pack, allowed, what)?);
+    if sealing == Sealing::Full {
+        return Ok((sealing, None));
+    }
+    let e = bytes.get(HEADER_LEN..HEADER_LEN + 32).ok_or_else(|| Error::integrity(what, "truncated"))?;
+    Ok((sealing, Some(e.try_into().expect("32 bytes"))))
+}
+
+/// Where the first blob of a pack sealed as `ephemeral` says starts: 8, or 40 after an
+/// ephemeral key.
+pub fn first_blob_at(ephemeral: Option<&[u8; 32]>) -> u32 {
+    HEADER_LEN as u32 + if ephemeral.is_some() { 32 } else { 0 }
+}
+
+/// The pack header for packs sealed as `ephemeral` says.
+pub fn header_for(ephemeral: Option<&[u8; 32]>) -> [u8; HEADER_LEN] {
+    header::encode_sealed(FileKind::Pack, if ephemeral.is_some() { Sealing::Reader } else { Sealing::Full })
+}
+
+/// Associated data of the TOC of a pack sealed as `ephemeral` says: its header and the
+/// repository ID.
+pub fn toc_ad_for(ephemeral: Option<&[u8; 32]>, repo_id: &[u8; 32]) -> Vec<u8> {
+    header::file_ad(&header_for(ephemeral), repo_id)
 }
 
 /// Associated data of a pack's TOC: the pack header and the repository ID.

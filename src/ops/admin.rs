@@ -5,14 +5,16 @@
 use super::context::PasswordSource;
 use super::locate;
 use super::scope::Scope;
+use crate::backend::retention::Policy;
 use crate::backend::FileType;
+use crate::crypto::Role;
 use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::key::{KdfParams, KeyFile};
-use crate::format::pack;
 use crate::id::Id;
 use crate::lifecycle::{heal, repair};
 use crate::repo::lock::LockOutcome;
+use crate::repo::roles::RolesEnabled;
 use crate::repo::select::SnapshotFilter;
 use crate::repo::{InitOptions, KeyInfo, Repository};
 use serde::Serialize;
@@ -27,20 +29,39 @@ pub struct Created {
     pub id: String,
     /// The first key's name.
     pub key: String,
+    /// The retention the storage enforces (S3 Object Lock), if asked for.
+    pub object_lock: Option<Policy>,
 }
 
-/// `init`: a new repository (the password is asked for twice at a prompt).
-pub fn init(scope: &Scope, opts: &InitOptions) -> Result<Created> {
+/// `init`: a new repository (the password is asked for twice at a prompt). With
+/// `object_lock`, the storage first retains every object by that policy (S3 Object Lock,
+/// format-spec/17 §17.12); a storage that cannot is refused before anything is written.
+pub fn init(scope: &Scope, opts: &InitOptions, object_lock: Option<&Policy>) -> Result<Created> {
     let backend = scope.ctx.backend()?;
+    if let Some(policy) = object_lock {
+        let lock = backend.object_lock().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: --object-lock needs an S3 repository (s3:https://host/bucket/prefix); this storage \
+                 cannot refuse deletions (for a server that can, see `arca serve --append-only`)",
+                backend.location()
+            ))
+        })?;
+        lock.set_up(policy)?;
+    }
     let pw = scope.ctx.password.get(true)?;
     let repo = Repository::init(backend.clone(), &pw, opts)?;
-    Ok(Created { repository: backend.location(), id: crate::id::hex(repo.repo_id()), key: repo.key_name().to_string() })
+    Ok(Created {
+        repository: backend.location(),
+        id: crate::id::hex(repo.repo_id()),
+        key: repo.key_name().to_string(),
+        object_lock: object_lock.copied(),
+    })
 }
 
 /// A `key` subcommand.
 pub enum KeyAction {
-    /// Add a key with this password, KDF and label.
-    Add(PasswordSource, KdfParams, String),
+    /// Add a key with this password, KDF, label and role.
+    Add(PasswordSource, KdfParams, String, Role),
     /// List keys.
     List,
     /// Remove the key with this ID prefix.
@@ -51,8 +72,8 @@ pub enum KeyAction {
 
 /// What a `key` subcommand did.
 pub enum KeyResult {
-    /// The key added.
-    Added(String),
+    /// The key added, and what turning key roles on did if it was needed for it.
+    Added(String, Option<RolesEnabled>),
     /// The keys.
     Listed(Vec<KeyInfo>),
     /// The key removed.
@@ -64,8 +85,22 @@ pub enum KeyResult {
 /// `key add|list|remove|passwd`.
 pub fn key(scope: &Scope, action: KeyAction) -> Result<KeyResult> {
     let mut repo = scope.ctx.open()?;
+    // Every key subcommand but `list` changes who can open the repository.
+    if !matches!(action, KeyAction::List) {
+        repo.require(&[Role::Admin], "manage keys")?;
+    }
     Ok(match action {
-        KeyAction::Add(pw, kdf, label) => KeyResult::Added(repo.add_key(&pw.get(true)?, kdf, &label)?),
+        KeyAction::Add(pw, kdf, label, role) => {
+            let pw = pw.get(true)?;
+            // The first role key turns roles on: config and index files change, as in prune.
+            let enabled = if role != Role::Admin && !repo.has_roles() {
+                let _lock = scope.ctx.lock(&repo, true)?;
+                Some(repo.enable_roles()?)
+            } else {
+                None
+            };
+            KeyResult::Added(repo.add_role_key(role, &pw, kdf, &label)?, enabled)
+        }
         KeyAction::List => KeyResult::Listed(repo.list_keys()?),
         KeyAction::Remove(id) => KeyResult::Removed(repo.remove_key(&id)?),
         KeyAction::Passwd(pw, kdf) => {
@@ -77,7 +112,7 @@ pub fn key(scope: &Scope, action: KeyAction) -> Result<KeyResult> {
 /// A key file as JSON.
 pub fn key_json(name: &str, f: &KeyFile, current: bool) -> Value {
     json!({
-        "id": name, "current": current, "created": f.created, "label": f.label,
+        "id": name, "current": current, "created": f.created, "label": f.label, "role": f.role.name(),
         "kdf": {"algorithm": "argon2id", "memory_kib": f.kdf.memory_kib, "iterations": f.kdf.time_cost, "lanes": f.kdf.lanes},
         "salt": crate::id::hex(&f.salt),
     })
@@ -98,7 +133,7 @@ fn by_prefix(repo: &Repository, t: FileType, prefix: &str) -> Result<String> {
 
 /// `cat config|key|index|snapshot|pack|blob [ID]`.
 pub fn cat(scope: &Scope, what: &str, id: Option<&str>) -> Result<Cat> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::READERS, "print stored objects")?;
     let need = || id.ok_or_else(|| Error::InvalidArgument(format!("cat {what} needs an ID")));
     let v = match what {
         "config" => serde_json::to_value(repo.config()).map_err(|e| Error::InvalidArgument(e.to_string()))?,
@@ -148,15 +183,9 @@ pub fn cat(scope: &Scope, what: &str, id: Option<&str>) -> Result<Cat> {
 /// A pack's table of contents, decoded.
 fn pack_json(repo: &Repository, name: &str) -> Result<Value> {
     let bytes = repo.read_named(FileType::Pack, name)?;
-    let what = format!("pack {name}");
-    pack::check_header(&bytes, &what)?;
-    let trailer =
-        bytes[bytes.len().saturating_sub(4)..].try_into().map_err(|_| Error::integrity(&what, "truncated"))?;
-    let (at, len) = pack::locate_toc(bytes.len() as u64, trailer, &what)?;
-    let toc =
-        repo.keys().open(&bytes[at as usize..(at + len as u64) as usize], &pack::toc_ad(repo.repo_id()), &what)?;
-    let entries = pack::decode_toc(&toc, at - 8, &what)?;
-    let blobs: Vec<_> = pack::locate_blobs(&entries)
+    let record = repo.toc_of_bytes(&Id::from_hex(name).unwrap_or(Id([0; 32])), &bytes)?;
+    let blobs: Vec<_> = record
+        .blobs
         .iter()
         .map(|b| json!({"type": b.blob_type.name(), "id": b.id, "offset": b.offset, "stored_len": b.stored_len, "plain_len": b.plain_len}))
         .collect();
@@ -200,7 +229,7 @@ pub struct RepoInfo {
 
 /// `repoinfo`.
 pub fn repoinfo(scope: &Scope) -> Result<RepoInfo> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::READERS, "summarise the repository")?;
     let (mut packs, mut stored, mut plain, mut blobs) = (0u64, [0u64; 2], [0u64; 2], [0u64; 2]);
     let mut seen = std::collections::HashSet::new();
     for id in repo.index_ids()? {
@@ -241,13 +270,13 @@ pub fn repoinfo(scope: &Scope) -> Result<RepoInfo> {
 
 /// `unlock [--remove-all]`: takes no lock itself.
 pub fn unlock(scope: &Scope, all: bool) -> Result<Vec<LockOutcome>> {
-    scope.ctx.open()?.remove_locks(all)
+    scope.ctx.open_for(crate::ops::context::ADMINS, "remove locks")?.remove_locks(all)
 }
 
 /// `parity set`: the overhead for new files, under an exclusive lock (a backup running now
 /// would mix old and new settings).
 pub fn parity_set(scope: &Scope, overhead: u16) -> Result<()> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::ADMINS, "change the parity policy")?;
     let _lock = scope.ctx.lock(&repo, true)?;
     repo.set_parity_overhead(overhead)
 }
@@ -255,26 +284,26 @@ pub fn parity_set(scope: &Scope, overhead: u16) -> Result<()> {
 /// `parity build`, under a shared lock: parity files are written after their files and never
 /// needed to read them, so backups may run meanwhile; a prune (exclusive) may not delete under it.
 pub fn parity_build(scope: &Scope, opts: heal::BuildOptions) -> Result<heal::BuildReport> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::ADMINS, "build parity")?;
     let _lock = scope.ctx.lock(&repo, false)?;
     heal::build_parity(&repo, opts)
 }
 
 /// `parity status`.
 pub fn parity_status(scope: &Scope) -> Result<heal::StatusReport> {
-    heal::parity_status(&scope.ctx.open()?)
+    heal::parity_status(&scope.ctx.open_for(crate::ops::context::READERS, "read the parity status")?)
 }
 
 /// `repair packs`: exclusive unless a dry run.
 pub fn repair_packs(scope: &Scope, dry_run: bool) -> Result<heal::HealReport> {
-    let repo = scope.ctx.uncached().open()?;
+    let repo = scope.ctx.uncached().open_for(crate::ops::context::ADMINS, "repair packs")?;
     let _lock = scope.ctx.lock(&repo, !dry_run)?;
     heal::repair_files(&repo, heal::HealOptions { dry_run })
 }
 
 /// `repair index`, exclusive.
 pub fn repair_index(scope: &Scope, opts: repair::IndexRepairOptions) -> Result<repair::IndexRepairReport> {
-    let repo = scope.ctx.uncached().open()?;
+    let repo = scope.ctx.uncached().open_for(crate::ops::context::ADMINS, "repair the index")?;
     let _lock = scope.ctx.lock(&repo, true)?;
     repair::repair_index(&repo, opts)
 }
@@ -295,7 +324,7 @@ pub fn repair_snapshots(
     opts: repair::SnapshotRepairOptions,
 ) -> Result<SnapshotsRepaired> {
     let ctx = &scope.ctx.uncached();
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::ADMINS, "repair snapshots")?;
     // A dry run writes and removes nothing: a shared lock keeps a prune away while it reads.
     let _lock = ctx.lock(&repo, !opts.dry_run)?;
     let filter = scope.filter(filter, None);

@@ -119,7 +119,7 @@ pub fn backup(scope: &Scope, req: &BackupRequest, progress: &Progress) -> Result
             let mut rec = Recorder::start((!req.dry_run).then_some(Op::Backup));
             rec.fill(|r| label_target(r, what, &req.tags));
             let result = (|| {
-                let repo = ctx.open()?;
+                let repo = ctx.open_for(crate::ops::context::WRITERS, "back up")?;
                 rec.attach(&repo);
                 let opts = options(ctx, req, req.tags.clone(), req.host.clone())?;
                 let res = match what {
@@ -160,6 +160,7 @@ fn options(ctx: &Context, req: &BackupRequest, tags: Vec<String>, host: Option<S
         allow_empty: req.allow_empty,
         retry_lock: wait,
         on_lock_wait: Some(Box::new(move |e: &Error| notices.waiting(e, wait))),
+        parent_cache: ctx.cache.clone(),
         ..Default::default()
     })
 }
@@ -238,7 +239,7 @@ fn profile_backup(scope: &Scope, p: &Profile, req: &BackupRequest, progress: &Pr
             return Ok(report);
         }
     }
-    let repo = match ctx.open() {
+    let repo = match ctx.open_for(crate::ops::context::WRITERS, "back up") {
         Ok(repo) => repo,
         Err(e) => {
             failure_hooks(p, env, Outcome::of_error(&e), &e.to_string(), &mut report);

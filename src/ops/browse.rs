@@ -64,7 +64,7 @@ pub struct ListRequest {
 
 /// `snapshots`: the selected snapshots, with their sizes.
 pub fn snapshots(scope: &Scope, req: &ListRequest) -> Result<Listing> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::READERS, "list snapshots")?;
     let (all, damaged) = repo.list_snapshots_and_damage()?;
     let filter = scope.filter(&req.filter, None);
     let mut chosen: Vec<(Id, Snapshot)> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
@@ -118,7 +118,7 @@ pub struct Opened {
 /// Open the repository and resolve `SNAP[:PATH]` among the snapshots `filter` selects.
 pub fn open_at(scope: &Scope, reference: &str, filter: &SnapshotFilter) -> Result<Opened> {
     let ctx = &scope.ctx;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "read snapshots")?;
     let index = ctx.load_index(&repo)?;
     let warn = |m: &str| ctx.notices.warn(m);
     let at = locate::locate(&repo, &index, reference, &scope.filter(filter, None), &warn)?;
@@ -174,7 +174,7 @@ pub fn find(
     f: &mut dyn FnMut(&Id, &[u8], &Node),
 ) -> Result<Found> {
     let ctx = &scope.ctx;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "search snapshots")?;
     let m = crate::archiver::Excludes::new(std::slice::from_ref(&pattern.to_string()), vec![])?;
     let filter = scope.filter(filter, None);
     let mut found = Found::default();
@@ -227,7 +227,7 @@ pub struct Compared {
 /// optionally a path in its snapshot (`latest:/etc latest~1:/etc`).
 pub fn diff(scope: &Scope, a: &Side, b: &Side, f: &mut dyn FnMut(Change, &[u8])) -> Result<Compared> {
     let ctx = &scope.ctx;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "compare snapshots")?;
     let index = ctx.load_index(&repo)?;
     let warn = |m: &str| ctx.notices.warn(m);
     let la = locate::locate(&repo, &index, &a.reference, &scope.filter(&a.filter, None), &warn)?;
@@ -252,7 +252,7 @@ pub fn dump(scope: &Scope, reference: &str, filter: &SnapshotFilter, tar: bool, 
     let ctx = &scope.ctx;
     let mut rec = Recorder::start(Some(Op::Dump));
     let result = (|| {
-        let repo = ctx.open()?;
+        let repo = ctx.open_for(crate::ops::context::READERS, "dump files")?;
         rec.attach(&repo);
         let _lock = ctx.lock_for_reading(&repo)?;
         let index = ctx.load_index(&repo)?;

@@ -63,7 +63,7 @@ pub fn check(scope: &Scope, req: &CheckRequest) -> Result<Checked> {
     let read_data = req.subset()?;
     let mut rec = Recorder::start(Some(Op::Check));
     let result = (|| {
-        let repo = ctx.open()?;
+        let repo = ctx.open_for(crate::ops::context::READERS, "check the repository")?;
         rec.attach(&repo);
         let _lock = ctx.lock_for_reading(&repo)?;
         let report = crate::check::check(&repo, &CheckOptions { read_data })?;

@@ -4,8 +4,16 @@
 //! see [`super::scope`]); a web UI or a server would build the same value.
 
 use crate::backend::Backend;
+use crate::crypto::Role;
 use crate::error::{Error, Result};
 use crate::repo::lock::LockGuard;
+
+/// Keys that may read stored data: restore, dump, mount, check, list, drill.
+pub const READERS: &[Role] = &[Role::Admin, Role::Restore];
+/// Keys that may write new snapshots.
+pub const WRITERS: &[Role] = &[Role::Admin, Role::Backup];
+/// Keys that may change or delete what is stored: forget, prune, tag, repair, keys, parity.
+pub const ADMINS: &[Role] = &[Role::Admin];
 use crate::repo::Repository;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -198,6 +206,15 @@ impl Context {
         let opening = Repository::fetch(self.backend()?)?;
         let pw = self.password.get(false)?;
         opening.unlock(&pw)
+    }
+
+    /// [`Context::open`] for an operation that only keys of `roles` may run (format-spec/24):
+    /// another key is refused, naming its role and `action`, before anything is locked or
+    /// written ([`Error::RoleDenied`], exit 13).
+    pub fn open_for(&self, roles: &[Role], action: &str) -> Result<Repository> {
+        let repo = self.open()?;
+        repo.require(roles, action)?;
+        Ok(repo)
     }
 
     /// Take a lock, waiting up to [`Context::retry_lock`] for others to release theirs.

@@ -61,14 +61,17 @@ fn open_destination(src: &Context, req: &CopyRequest) -> Result<(Repository, Pat
         return Err(Error::InvalidArgument(format!("{} is the source repository itself", dir.display())));
     }
     let ctx = Context { location: Some(dir.clone()), password: req.to_password.clone(), ..src.clone() };
-    let repo = ctx.open().map_err(|e| e.within(format!("destination repository {}", dir.display())))?;
+    // Copy reads the destination's snapshots to skip those already there: not a backup key's job.
+    let repo = ctx
+        .open_for(crate::ops::context::ADMINS, "copy snapshots into this repository")
+        .map_err(|e| e.within(format!("destination repository {}", dir.display())))?;
     Ok((repo, dir))
 }
 
 /// Run `copy`.
 pub fn copy(scope: &Scope, req: &CopyRequest, each: &mut dyn FnMut(&CopiedSnapshot)) -> Result<Copied> {
     let ctx = &scope.ctx;
-    let src = ctx.open()?;
+    let src = ctx.open_for(crate::ops::context::READERS, "copy snapshots out")?;
     let mut from = Recorder::start((!req.dry_run).then_some(Op::CopyFrom));
     from.attach(&src);
     let dst = match open_destination(ctx, req) {

@@ -82,7 +82,7 @@ pub fn forget(scope: &Scope, req: &ForgetRequest) -> Result<ForgetReport> {
         // Usage errors before a password is asked for.
         forget::validate(&req.options)?;
     }
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::ADMINS, "forget snapshots")?;
     let runs = scope.each(|t| {
         let mut opts = req.options.clone();
         if let Some(t) = t {
@@ -165,12 +165,20 @@ impl HasOutcome for Pruned {
 
 /// Run `prune`.
 pub fn prune(scope: &Scope, req: &PruneRequest, dry_run: bool, progress: &prune::Progress) -> Result<Pruned> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::ADMINS, "prune")?;
     prune_with(scope, &repo, req, dry_run, progress)
 }
 
 fn prune_open(scope: &Scope, repo: &Repository, req: &PruneRequest, dry_run: bool) -> Result<Pruned> {
     prune_with(scope, repo, req, dry_run, &prune::Progress::default())
+}
+
+/// Live data the storage may stop protecting is worth a warning even when prune succeeded.
+fn warn_retention(ctx: &super::Context, report: Option<&PruneReport>) {
+    if let Some(e) = report.and_then(|r| r.retention_error.as_ref()) {
+        ctx.notices
+            .warn(&format!("extending the storage's retention of live files failed (prune itself succeeded): {e}"));
+    }
 }
 
 /// Prune an open repository (after `forget --prune` too), recorded.
@@ -195,18 +203,26 @@ pub fn prune_with(
         let plan = prune::plan(repo, &opts, progress)?;
         let stats = plan.stats.clone();
         if dry_run || plan.is_noop() {
-            return Ok(Pruned { stats, report: None, dry_run });
+            // Storage retention is extended even when nothing can be removed (all of it deferred).
+            let report = if dry_run { None } else { plan.finish_noop(repo) };
+            warn_retention(ctx, report.as_ref());
+            return Ok(Pruned { stats, report, dry_run });
         }
         let report = plan.execute(repo, shared, progress)?;
         if let Some(e) = &report.journal_error {
             ctx.notices.warn(&format!("journal compaction failed (prune itself succeeded): {e}"));
         }
+        warn_retention(ctx, Some(&report));
         Ok(Pruned { stats, report: Some(report), dry_run })
     })();
-    if let Ok(Pruned { report: Some(r), .. }) = &result {
+    if let Ok(Pruned { report: Some(r), stats, .. }) = &result {
         rec.fill(|rec| {
             set_metric(rec, "packs_removed", r.packs_removed as u64);
             set_metric(rec, "bytes_freed", r.bytes_removed);
+            if let Some(held) = &stats.retention {
+                // What the storage's retention kept for a later prune (format-spec/17 §17.12).
+                set_metric(rec, "packs_deferred", held.deferred_packs as u64);
+            }
         });
     }
     if let Some(w) = rec.finish(result.outcome(), result.as_ref().err()) {

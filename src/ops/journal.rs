@@ -217,7 +217,7 @@ pub struct Listed {
 
 /// `journal`: the records `q` selects; with a profile, those of its selected components.
 pub fn query(scope: &super::scope::Scope, q: &Query) -> crate::Result<Listed> {
-    let repo = scope.ctx.open()?;
+    let repo = scope.ctx.open_for(crate::ops::context::READERS, "read the journal")?;
     let compaction = match q.compact {
         true => {
             let _lock = scope.ctx.lock(&repo, true)?;

@@ -9,7 +9,8 @@
 //! - the operations: [`backup`], [`restore`], [`verify`], [`browse`] (snapshots, ls, find,
 //!   diff, dump), [`check`], [`drill`], [`forget`] (and prune), [`tag`], [`copy`], [`mount`],
 //!   [`admin`] (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with
-//!   [`metrics`] and [`alert`], and [`units`] (systemd) from [`profile`]s.
+//!   [`metrics`] and [`alert`], [`units`] (systemd) from [`profile`]s, and [`iam`] (the S3
+//!   policies of `generate s3-policy`).
 //!
 //! Arrows point one way: the CLI calls `ops`, which calls `lifecycle`, `restore`, `check`,
 //! `archiver` and `repo`; nothing below depends on `ops`.
@@ -23,6 +24,7 @@ pub mod context;
 pub mod copy;
 pub mod drill;
 pub mod forget;
+pub mod iam;
 pub mod journal;
 pub mod locate;
 pub mod metrics;

@@ -39,7 +39,7 @@ pub fn mount(
 ) -> Result<Mount> {
     let ctx = &scope.ctx;
     let at = check_mountpoint(mountpoint)?;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "mount snapshots")?;
     let lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
     let (mut snaps, damaged) = repo.list_snapshots_and_damage()?;

@@ -44,6 +44,8 @@ pub enum Outcome {
     Locked,
     /// No key opens with the password given.
     WrongPassword,
+    /// The key's role may not do this (format-spec/24): refused before anything was written.
+    Forbidden,
 }
 
 /// One row of the table.
@@ -56,7 +58,7 @@ struct Row {
 
 /// The table: exit code (the README's table), journal outcome, name. Ordered by how bad an
 /// outcome is when several operations (the components of a profile) report one each.
-const TABLE: [Row; 12] = [
+const TABLE: [Row; 13] = [
     Row { outcome: Outcome::Ok, exit: 0, recorded: Recorded::Ok, name: "ok" },
     Row { outcome: Outcome::Partial, exit: 3, recorded: Recorded::Partial, name: "partial" },
     Row { outcome: Outcome::Anomaly, exit: 7, recorded: Recorded::Missed, name: "anomaly" },
@@ -65,6 +67,7 @@ const TABLE: [Row; 12] = [
     Row { outcome: Outcome::Missed, exit: 6, recorded: Recorded::Missed, name: "missed" },
     Row { outcome: Outcome::Locked, exit: 11, recorded: Recorded::Failed, name: "locked" },
     Row { outcome: Outcome::WrongPassword, exit: 12, recorded: Recorded::Failed, name: "wrong_password" },
+    Row { outcome: Outcome::Forbidden, exit: 13, recorded: Recorded::Refused, name: "forbidden" },
     Row { outcome: Outcome::NoRepository, exit: 10, recorded: Recorded::Failed, name: "no_repository" },
     Row { outcome: Outcome::Repairable, exit: 8, recorded: Recorded::Damage, name: "repairable" },
     Row { outcome: Outcome::Failed, exit: 1, recorded: Recorded::Failed, name: "failed" },
@@ -102,6 +105,7 @@ impl Outcome {
             Error::NotARepository(_) => Outcome::NoRepository,
             Error::Locked(_) => Outcome::Locked,
             Error::WrongPassword => Outcome::WrongPassword,
+            Error::RoleDenied { .. } => Outcome::Forbidden,
             Error::Integrity { .. } => Outcome::Damage,
             Error::InvalidArgument(_) => Outcome::Usage,
             _ => Outcome::Failed,

@@ -114,7 +114,7 @@ pub fn restore(scope: &Scope, req: &RestoreRequest, progress: &Progress) -> Resu
         ));
     }
     let ctx = &scope.ctx;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "restore")?;
     let _lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
     Ok(scope.each(|t| restore_one(scope, &repo, &index, req, t, progress)))

@@ -65,7 +65,7 @@ pub fn tag(scope: &Scope, req: &TagRequest) -> Result<Tagged> {
         }
         Change::Tags(act) => act.validate()?,
     }
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::ADMINS, "change tags")?;
     let result = (|| {
         let _lock = ctx.lock(&repo, true)?;
         let filter = scope.filter(&req.filter, None);

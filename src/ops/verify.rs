@@ -65,7 +65,7 @@ impl HasOutcome for Verified {
 /// Compare once, or each selected component with its live files.
 pub fn verify(scope: &Scope, req: &VerifyRequest, progress: &Progress) -> Result<Vec<Run<Verified>>> {
     let ctx = &scope.ctx;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "verify files against a snapshot")?;
     let _lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
     Ok(scope.each(|t| verify_one(scope, &repo, &index, req, t, progress)))

@@ -36,6 +36,8 @@ pub struct BlobLocation {
     pub offset: u32,
     /// Envelope length.
     pub len: u32,
+    /// The pack's ephemeral key, when it is sealed to the read key (format-spec/24 §24.5).
+    pub ephemeral: Option<[u8; 32]>,
 }
 
 /// A pack known to the index.
@@ -47,6 +49,8 @@ pub struct PackInfo {
     pub size: u32,
     /// Blob entries its record lists.
     pub blobs: u32,
+    /// Its ephemeral key, when it is sealed to the read key.
+    pub ephemeral: Option<[u8; 32]>,
 }
 
 /// The loaded index.
@@ -67,7 +71,7 @@ impl Index {
         let mut entries = Vec::new();
         for p in files {
             let n = packs.len() as u32;
-            packs.push(PackInfo { id: p.id, size: p.size, blobs: p.blobs.len() as u32 });
+            packs.push(PackInfo { id: p.id, size: p.size, blobs: p.blobs.len() as u32, ephemeral: p.ephemeral });
             for b in p.blobs {
                 let tree = if b.blob_type == BlobType::Tree { TREE_BIT } else { 0 };
                 entries.push(Entry { key: key_of(&b.id), pack: n | tree, offset: b.offset, len: b.stored_len });
@@ -118,11 +122,10 @@ impl Index {
         let key = key_of(id);
         let tree = t == BlobType::Tree;
         let start = self.entries.partition_point(|e| e.key < key);
-        self.entries[start..]
-            .iter()
-            .take_while(|e| e.key == key)
-            .find(|e| (e.pack & TREE_BIT != 0) == tree)
-            .map(|e| BlobLocation { pack: self.packs[(e.pack & !TREE_BIT) as usize].id, offset: e.offset, len: e.len })
+        self.entries[start..].iter().take_while(|e| e.key == key).find(|e| (e.pack & TREE_BIT != 0) == tree).map(|e| {
+            let p = &self.packs[(e.pack & !TREE_BIT) as usize];
+            BlobLocation { pack: p.id, offset: e.offset, len: e.len, ephemeral: p.ephemeral }
+        })
     }
 
     /// The position of blob `id` of type `t` among the distinct blobs (`0..len()`), if indexed.

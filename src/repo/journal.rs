@@ -2,8 +2,10 @@
 //! every record back, and compaction.
 //!
 //! Appending writes one new content-addressed file and takes no lock, so a journal write can
-//! neither block nor be blocked by a backup or a prune. Reading skips (and names) files that do
-//! not decrypt or decode: a damaged journal file loses its records, never an operation.
+//! neither block nor be blocked by a backup or a prune. Every file written is padded to its size
+//! class and stored uncompressed (§21.7), so its size tells a storage observer nothing finer.
+//! Reading skips (and names) files that do not decrypt or decode: a damaged journal file loses
+//! its records, never an operation.
 //! Compaction merges files under the caller's exclusive lock and removes only what it read, so
 //! a record appended meanwhile survives; a crash leaves duplicates, which [`load`] shows once.
 
@@ -11,7 +13,7 @@ use super::Repository;
 use crate::backend::FileType;
 use crate::error::{Error, Result};
 use crate::format::header::FileKind;
-use crate::format::journal::{self, Record, COMPACT_TARGET_LEN};
+use crate::format::journal::{self, Record, COMPACT_TARGET_LEN, FILE_OVERHEAD};
 use crate::id::Id;
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -23,7 +25,7 @@ pub struct Appender {
     save: std::sync::Arc<SaveFn>,
 }
 
-/// Seals and publishes one journal body.
+/// Seals and publishes one (padded) journal body, uncompressed.
 type SaveFn = dyn Fn(&[u8]) -> Result<Id> + Send + Sync;
 
 impl Appender {
@@ -33,6 +35,11 @@ impl Appender {
         let mut r = record.clone();
         r.clamp();
         (self.save)(&journal::encode(&[r]))
+    }
+
+    /// Write `records` as one padded journal file (format-spec/21-journal.md §21.7).
+    fn write(&self, records: &[Record]) -> Result<Id> {
+        (self.save)(&journal::encode(records))
     }
 }
 
@@ -68,10 +75,11 @@ impl Repository {
         let backend = self.backend.clone();
         let keys = self.keys.clone();
         let repo_id = *self.repo_id();
-        let level = self.config.compression_level.max(1);
+        let sealing = self.sealing_for(FileKind::Journal);
         Appender {
             save: std::sync::Arc::new(move |body: &[u8]| {
-                let bytes = super::encrypt_with(&keys, &repo_id, FileKind::Journal, body, level)?;
+                // Method 00 (level 0): compression would undo the padding (§21.7).
+                let bytes = super::encrypt_with(&keys, &repo_id, FileKind::Journal, sealing, body, 0)?;
                 let id = Id::of_file_bytes(&bytes);
                 backend.write(FileType::Journal, &id.to_hex(), &bytes)?;
                 Ok(id)
@@ -126,9 +134,10 @@ pub fn compact(repo: &Repository) -> Result<Compaction> {
     }
     c.records = j.records.len();
     let mut written = HashSet::new();
+    let appender = repo.journal_appender();
     for batch in batches(&j.records) {
         repo.ensure_locks_fresh()?;
-        written.insert(repo.save_file(FileKind::Journal, &journal::encode(batch))?.to_hex());
+        written.insert(appender.write(batch)?.to_hex());
     }
     c.files_written = written.len();
     for name in j.files.iter().filter(|n| !written.contains(*n)) {
@@ -142,10 +151,11 @@ pub fn compact(repo: &Repository) -> Result<Compaction> {
     Ok(c)
 }
 
-/// Split records into runs whose encoded bodies stay within [`COMPACT_TARGET_LEN`].
+/// Split records into runs whose files, padded, stay within [`COMPACT_TARGET_LEN`]: each run's
+/// records encode in at most `COMPACT_TARGET_LEN - 49` bytes, so its size class is at most that.
 fn batches(records: &[Record]) -> Vec<&[Record]> {
     // The count varint takes at most 3 bytes for the record limit.
-    let budget = COMPACT_TARGET_LEN - 3;
+    let budget = COMPACT_TARGET_LEN - FILE_OVERHEAD - 3;
     let mut out = Vec::new();
     let (mut start, mut size) = (0, 0);
     for (i, r) in records.iter().enumerate() {

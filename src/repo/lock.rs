@@ -230,6 +230,9 @@ impl Repository {
             match e {
                 Error::Integrity { reason, .. } => Error::integrity(object, reason),
                 Error::NotARepository(reason) | Error::Unsupported(reason) => Error::integrity(object, reason),
+                // Sealed under K_enc (an older program, or written before roles): a backup key
+                // cannot tell what it is, so it counts as a lock it cannot read.
+                Error::RoleDenied { .. } => Error::integrity(object, "sealed with a key this key's role lacks"),
                 e => e,
             }
         };
@@ -245,6 +248,7 @@ impl Repository {
     /// ones (`arca unlock`). Takes no lock itself: it would have to ignore the locks it removes.
     /// Returns every lock file seen, each marked removed or kept.
     pub fn remove_locks(&self, all: bool) -> Result<Vec<LockOutcome>> {
+        self.require(&[crate::crypto::Role::Admin], "remove locks")?;
         let (files, _) = self.lock_files()?;
         let mut out = Vec::with_capacity(files.len());
         for file in files {
@@ -322,6 +326,10 @@ impl Repository {
     /// `max_wait` (zero: one attempt). `on_wait` is told about the conflict once, before the
     /// first wait, so a caller can say why it waits.
     pub fn lock_wait(&self, exclusive: bool, max_wait: Duration, on_wait: &dyn Fn(&Error)) -> Result<LockGuard> {
+        if exclusive {
+            // Exclusive locks are for operations that change or delete what is stored.
+            self.require(&[crate::crypto::Role::Admin], "take an exclusive lock")?;
+        }
         let deadline = std::time::Instant::now() + max_wait;
         let mut pause = Duration::from_millis(200);
         let mut told = false;

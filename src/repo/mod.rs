@@ -10,16 +10,17 @@ pub mod lock;
 pub mod packer;
 pub mod packs;
 pub mod parity;
+pub mod roles;
 pub mod select;
 pub mod walk;
 
 use crate::backend::{is_object_name, Backend, FileType};
-use crate::crypto::kdf;
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::kdf::{self, BackupBinding, Unwrapped};
+use crate::crypto::{Keys, MasterKey, Role, SymKey};
 use crate::error::{Error, Result};
 use crate::format::blob::{self, BlobType};
 use crate::format::config::Config;
-use crate::format::header::{self, FileKind};
+use crate::format::header::{self, FileKind, Sealing};
 use crate::format::key::{KdfParams, KeyFile};
 use crate::format::snapshot::Snapshot;
 use crate::format::{compression, index as findex, lock as flock, tree::Tree};
@@ -94,7 +95,15 @@ pub fn default_label() -> String {
 pub struct Repository {
     backend: Arc<dyn Backend>,
     keys: Keys,
-    master: MasterKey,
+    /// The master key, for an admin key only.
+    master: Option<MasterKey>,
+    /// What binds a backup key to this repository (its cache key), for a backup key only.
+    binding: Option<BackupBinding>,
+    /// Keys of objects sealed to the read key, by ephemeral key (one per backup session).
+    sealed_keys: Mutex<std::collections::HashMap<[u8; 32], SymKey>>,
+    /// The ephemeral key and object key this session seals new packs with, when it seals them
+    /// to the read key (a backup key): drawn once, forgotten when the repository is dropped.
+    session: Mutex<Option<([u8; 32], SymKey)>>,
     config: Config,
     key_name: String,
     /// Index files [`Repository::load_index`] skipped, for the caller to report.
@@ -140,17 +149,7 @@ impl Repository {
         opts.kdf.validate().map_err(as_invalid_argument)?;
         backend.create()?;
         let keys = Keys::derive(&master);
-        let mut repo = Repository {
-            backend,
-            keys,
-            master,
-            config,
-            key_name: String::new(),
-            index_problems: Mutex::default(),
-            held: Mutex::default(),
-            parity: Mutex::default(),
-            io_pool: Default::default(),
-        };
+        let mut repo = Repository::assemble(backend, keys, Some(master), None, config, String::new());
         repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
         repo.set_parity_overhead(opts.parity_overhead)?;
         // The config is written last: a directory without it is not (yet) a repository.
@@ -223,39 +222,26 @@ impl Opening {
                     continue;
                 }
             };
-            let (master, repo_id) = match kdf::unwrap(&kf, password) {
+            let (unwrapped, repo_id) = match kdf::unwrap_any(&kf, password) {
                 Ok(v) => v,
                 Err(Error::WrongPassword) => continue,
                 Err(e) => return Err(e),
             };
-            let keys = Keys::derive(&master);
+            let (keys, master, binding) = match unwrapped {
+                Unwrapped::Admin(m) => (Keys::derive(&m), Some(m), None),
+                Unwrapped::Restore(s) => (Keys::of_restore(&s), None, None),
+                Unwrapped::Backup(s, b) => (Keys::of_backup(&s), None, Some(b)),
+            };
             // A key copied from another repository with the same password must not lock the
             // user out: try the remaining key files.
-            let body = match decrypt_with(&keys, &repo_id, FileKind::Config, &config_bytes, "config") {
-                Ok(body) => body,
-                Err(Error::Integrity { .. }) => {
+            let config = match config_for(&keys, binding.as_ref(), &repo_id, &config_bytes)? {
+                Some(c) if c.repo_id == repo_id => c,
+                _ => {
                     foreign.push(name.clone());
                     continue;
                 }
-                Err(e) => return Err(e),
             };
-            let config = Config::decode(&body)?;
-            if config.repo_id != repo_id {
-                foreign.push(name.clone());
-                continue;
-            }
-            let key_name = name.clone();
-            return Ok(Repository {
-                backend,
-                keys,
-                master,
-                config,
-                key_name,
-                index_problems: Mutex::default(),
-                held: Mutex::default(),
-                parity: Mutex::default(),
-                io_pool: Default::default(),
-            });
+            return Ok(Repository::assemble(backend, keys, master, binding, config, name.clone()));
         }
         if !foreign.is_empty() {
             // Which of the two cannot be told apart: the config's authentication binds both.
@@ -280,7 +266,133 @@ impl Opening {
     }
 }
 
+/// The config as the key that opened the repository sees it, `None` when the key is not this
+/// repository's. An admin or restore key decrypts `config`; a backup key, which cannot, carries
+/// the config's body and the hash of the `config` file it was made for (format-spec/24 §24.3).
+fn config_for(
+    keys: &Keys,
+    binding: Option<&BackupBinding>,
+    repo_id: &[u8; 32],
+    config_bytes: &[u8],
+) -> Result<Option<Config>> {
+    if let Some(b) = binding {
+        if *blake3::hash(config_bytes).as_bytes() != b.config_hash {
+            return Ok(None);
+        }
+        let config = Config::decode(&b.config_body)?;
+        if config.required_features & crate::format::config::FEATURE_ROLES == 0 {
+            return Err(Error::integrity("config", "a backup key belongs to a repository with roles"));
+        }
+        return Ok(Some(config));
+    }
+    match decrypt_with(keys, repo_id, FileKind::Config, config_bytes, "config", false) {
+        Ok((_, body)) => Config::decode(&body).map(Some),
+        Err(Error::Integrity { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 impl Repository {
+    fn assemble(
+        backend: Arc<dyn Backend>,
+        keys: Keys,
+        master: Option<MasterKey>,
+        binding: Option<BackupBinding>,
+        config: Config,
+        key_name: String,
+    ) -> Repository {
+        Repository {
+            backend,
+            keys,
+            master,
+            binding,
+            sealed_keys: Mutex::default(),
+            session: Mutex::default(),
+            config,
+            key_name,
+            index_problems: Mutex::default(),
+            held: Mutex::default(),
+            parity: Mutex::default(),
+            io_pool: Default::default(),
+        }
+    }
+
+    /// The role of the key that opened the repository.
+    pub fn role(&self) -> Role {
+        self.keys.role()
+    }
+
+    /// Whether the repository has key roles enabled (format-spec/24): its config sets the
+    /// required feature bit.
+    pub fn has_roles(&self) -> bool {
+        self.config.required_features & crate::format::config::FEATURE_ROLES != 0
+    }
+
+    /// Fail with [`Error::RoleDenied`] unless this key's role is one of `roles`; `action` says
+    /// what was asked (`"forget snapshots"`). Operations call this before they touch storage.
+    pub fn require(&self, roles: &[Role], action: &str) -> Result<()> {
+        if roles.contains(&self.role()) {
+            return Ok(());
+        }
+        let needed: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+        Err(Error::RoleDenied { role: self.role().name().into(), action: action.into(), needed: needed.join(" or ") })
+    }
+
+    /// The key of this backup key's local cache (format-spec/24 §24.8), for a backup key.
+    pub fn backup_cache_key(&self) -> Option<&[u8; 32]> {
+        self.binding.as_ref().map(|b| &b.cache_key)
+    }
+
+    /// The key of an object sealed to the read key with ephemeral key `e` (cached: one X25519
+    /// per backup session's packs, not per blob).
+    fn sealed_key(&self, e: &[u8; 32], what: &str) -> Result<SymKey> {
+        if let Some(k) = self.sealed_keys.lock().unwrap().get(e) {
+            return Ok(k.clone());
+        }
+        let k = self.keys.sealed_key(e, what)?;
+        let mut cache = self.sealed_keys.lock().unwrap();
+        // Ephemeral keys are chosen by writers; bound what a hostile index can make us keep.
+        if cache.len() >= 1 << 16 {
+            cache.clear();
+        }
+        cache.insert(*e, k.clone());
+        Ok(k)
+    }
+
+    /// The key blobs of a pack sealed as `ephemeral` says are sealed with.
+    fn pack_key(&self, ephemeral: Option<&[u8; 32]>, what: &str) -> Result<SymKey> {
+        match ephemeral {
+            None => self.keys.full().cloned(),
+            Some(e) => self.sealed_key(e, what),
+        }
+    }
+
+    /// How this session seals new packs: `(None, K_enc)`, or for a backup key
+    /// `(Some(E), K)` with one ephemeral key for the whole session (format-spec/24 §24.5).
+    pub fn pack_sealer(&self) -> Result<(Option<[u8; 32]>, SymKey)> {
+        if self.role() != Role::Backup {
+            return Ok((None, self.keys.full()?.clone()));
+        }
+        let mut session = self.session.lock().unwrap();
+        if session.is_none() {
+            *session = Some(self.keys.new_sealed_key()?);
+        }
+        let (e, k) = session.as_ref().expect("just set");
+        Ok((Some(*e), k.clone()))
+    }
+
+    /// How files of `kind` are sealed by this key in this repository (format-spec/24 §24.2).
+    fn sealing_for(&self, kind: FileKind) -> Sealing {
+        if !self.has_roles() {
+            return Sealing::Full;
+        }
+        match kind {
+            FileKind::Index | FileKind::Lock | FileKind::ParityPolicy => Sealing::Meta,
+            FileKind::Snapshot | FileKind::Journal if self.role() == Role::Backup => Sealing::Reader,
+            _ => Sealing::Full,
+        }
+    }
+
     /// The backend.
     pub fn backend(&self) -> &Arc<dyn Backend> {
         &self.backend
@@ -308,10 +420,46 @@ impl Repository {
 
     // ---- keys -------------------------------------------------------------------------------
 
-    /// Add a key file for `password`; returns its name.
+    /// Add an admin key file for `password`; returns its name.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        self.require(&[Role::Admin], "add keys")?;
+        let master = self.master.as_ref().ok_or_else(|| Error::InvalidArgument("no master key".into()))?;
         kdf.validate().map_err(as_invalid_argument)?;
-        let kf = kdf::wrap(&self.master, self.repo_id(), password, kdf, label, crate::sys::now_secs())?;
+        let kf = kdf::wrap(master, self.repo_id(), password, kdf, label, crate::sys::now_secs())?;
+        self.write_key_file(&kf)
+    }
+
+    /// Add a key file of `role` for `password` (format-spec/24 §24.3); returns its name. The
+    /// repository must have roles ([`Repository::enable_roles`]): a backup key carries the hash
+    /// of the `config` file, which enabling them rewrites.
+    pub fn add_role_key(&self, role: Role, password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        if role == Role::Admin {
+            return self.add_key(password, kdf, label);
+        }
+        self.require(&[Role::Admin], "add keys")?;
+        if !self.has_roles() {
+            return Err(Error::InvalidArgument("the repository has no key roles yet (enable_roles first)".into()));
+        }
+        let master = self.master.as_ref().ok_or_else(|| Error::InvalidArgument("no master key".into()))?;
+        kdf.validate().map_err(as_invalid_argument)?;
+        let secret = match role {
+            Role::Restore => kdf::restore_secret(self.repo_id(), &self.keys.restore_secrets()?),
+            _ => {
+                let config_bytes = self.backend.read(FileType::Config, "config")?;
+                let binding = BackupBinding {
+                    config_hash: *blake3::hash(&config_bytes).as_bytes(),
+                    cache_key: crate::crypto::random_array()?,
+                    config_body: self.config.encode(),
+                };
+                kdf::backup_secret(self.repo_id(), &self.keys.backup_secrets(master), &binding)
+            }
+        };
+        let (salt, nonce) = (crate::crypto::random_array()?, crate::crypto::random_array()?);
+        let kf = kdf::seal_secret(role, &secret, password, kdf, label, crate::sys::now_secs(), salt, nonce)?;
+        self.write_key_file(&kf)
+    }
+
+    fn write_key_file(&self, kf: &KeyFile) -> Result<String> {
         let bytes = kf.encode();
         let name = Id::of_file_bytes(&bytes).to_hex();
         self.backend.write(FileType::Key, &name, &bytes)?;
@@ -331,6 +479,7 @@ impl Repository {
     /// Remove a key file by name or unique prefix. The key in use is refused (so the last key
     /// can never be removed).
     pub fn remove_key(&self, prefix: &str) -> Result<String> {
+        self.require(&[Role::Admin], "remove keys")?;
         let names: Vec<String> = self.list_objects(FileType::Key)?.into_iter().map(|(n, _)| n).collect();
         let name = unique_prefix(&names, prefix, "key")?;
         if name == self.key_name {
@@ -342,6 +491,7 @@ impl Repository {
 
     /// Replace the key in use with one for `new_password`; returns the new key's name.
     pub fn change_password(&mut self, new_password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        self.require(&[Role::Admin], "change passwords")?;
         let new = self.add_key(new_password, kdf, label)?;
         let old = std::mem::replace(&mut self.key_name, new.clone());
         self.backend.remove(FileType::Key, &old)?;
@@ -352,19 +502,26 @@ impl Repository {
 
     /// Build an encrypted file of `kind` around `body` (zstd-compressed when that helps).
     pub fn encrypt_file(&self, kind: FileKind, body: &[u8]) -> Result<Vec<u8>> {
-        encrypt_with(&self.keys, self.repo_id(), kind, body, self.config.compression_level.max(1))
+        let sealing = self.sealing_for(kind);
+        encrypt_with(&self.keys, self.repo_id(), kind, sealing, body, self.config.compression_level.max(1))
     }
 
     /// An owned function that encrypts lock bodies, for the lock refresh thread.
     pub(crate) fn lock_sealer(&self) -> impl Fn(&[u8]) -> Result<Vec<u8>> + Send + 'static {
         let keys = self.keys.clone();
         let repo_id = *self.repo_id();
-        move |body| encrypt_with(&keys, &repo_id, FileKind::Lock, body, 1)
+        let sealing = self.sealing_for(FileKind::Lock);
+        move |body| encrypt_with(&keys, &repo_id, FileKind::Lock, sealing, body, 1)
     }
 
     /// Decrypt an encrypted file of `kind`; `what` names it in errors.
     pub fn decrypt_file(&self, kind: FileKind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
-        decrypt_with(&self.keys, self.repo_id(), kind, bytes, what)
+        Ok(self.decrypt_file_sealed(kind, bytes, what)?.1)
+    }
+
+    /// [`Repository::decrypt_file`], also saying how the file was sealed.
+    pub fn decrypt_file_sealed(&self, kind: FileKind, bytes: &[u8], what: &str) -> Result<(Sealing, Vec<u8>)> {
+        decrypt_with(&self.keys, self.repo_id(), kind, bytes, what, self.has_roles())
     }
 
     /// Read a content-addressed file and check that its name is the BLAKE3 of its bytes.
@@ -409,6 +566,7 @@ impl Repository {
 
     /// Store a snapshot (the commit point of a backup). One larger than readers accept is refused.
     pub fn save_snapshot(&self, s: &Snapshot) -> Result<Id> {
+        self.require(&[Role::Admin, Role::Backup], "write snapshots")?;
         self.ensure_locks_fresh()?;
         let body = s.encode();
         if body.len() > crate::format::snapshot::MAX_SNAPSHOT_LEN {
@@ -499,8 +657,16 @@ impl Repository {
 
     /// Load and decode one index file.
     pub fn load_index_file(&self, id: &Id) -> Result<Vec<findex::IndexPack>> {
-        let what = format!("index {id}");
-        findex::decode(&self.load_file(FileKind::Index, id)?, &what)
+        let bytes = self.read_named(FileType::Index, &id.to_hex())?;
+        self.decode_index_file(&bytes, &format!("index {id}"))
+    }
+
+    /// Decrypt and decode an index file's bytes: its pack records are 40 bytes, or 72 in one
+    /// sealed under `K_meta` (format-spec/24 §24.6).
+    pub fn decode_index_file(&self, bytes: &[u8], what: &str) -> Result<Vec<findex::IndexPack>> {
+        let (sealing, body) = self.decrypt_file_sealed(FileKind::Index, bytes, what)?;
+        let layout = if sealing == Sealing::Meta { findex::Layout::WithEphemeral } else { findex::Layout::Plain };
+        findex::decode_layout(&body, layout, what)
     }
 
     /// Load every index file (in parallel) into the in-memory index, skipping those that are
@@ -518,7 +684,9 @@ impl Repository {
                 Ok(p) => packs.push(p),
                 // Removed since the listing (a concurrent prune): nothing to report.
                 Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e @ Error::Integrity { .. }) => problems.push(e),
+                // Unreadable (damaged) or sealed under K_enc, which a backup key lacks: written
+                // before roles were enabled, or by an older program (format-spec/24 §24.6).
+                Err(e @ (Error::Integrity { .. } | Error::RoleDenied { .. })) => problems.push(e),
                 Err(e) => return Err(e),
             }
         }
@@ -545,7 +713,15 @@ impl Repository {
     /// Write an index file listing `packs`.
     pub fn save_index(&self, packs: &[findex::IndexPack]) -> Result<Id> {
         self.ensure_locks_fresh()?;
-        let body = findex::encode(packs);
+        let layout = if self.sealing_for(FileKind::Index) == Sealing::Meta {
+            findex::Layout::WithEphemeral
+        } else {
+            findex::Layout::Plain
+        };
+        if layout == findex::Layout::Plain && packs.iter().any(|p| p.ephemeral.is_some()) {
+            return Err(Error::InvalidArgument("a pack sealed to the read key in a repository without roles".into()));
+        }
+        let body = findex::encode_layout(packs, layout);
         if body.len() > findex::MAX_INDEX_LEN {
             return Err(Error::InvalidArgument(format!(
                 "an index file of {} bytes would exceed the format's limit",
@@ -557,21 +733,34 @@ impl Repository {
 
     /// Seal a blob's plaintext: compress (per config), encrypt with its AD. Returns the envelope.
     pub fn seal_blob(&self, t: BlobType, id: &Id, plain: &[u8]) -> Result<Vec<u8>> {
+        self.seal_blob_with(&self.pack_sealer()?.1, t, id, plain)
+    }
+
+    /// [`Repository::seal_blob`] under `key`, the key of the pack it goes into.
+    pub fn seal_blob_with(&self, key: &SymKey, t: BlobType, id: &Id, plain: &[u8]) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; crate::format::NONCE_LEN];
         compression::encode_into(&mut buf, plain, self.config.compression_level);
-        self.keys.seal_in_place(&mut buf, &blob::blob_ad(t, id, self.repo_id()))?;
+        key.seal_in_place(&mut buf, &blob::blob_ad(t, id, self.repo_id()))?;
         Ok(buf)
     }
 
-    /// Open a blob envelope: authenticate, decompress, and check the plaintext hashes to `id`.
-    pub fn open_blob(&self, t: BlobType, id: &Id, envelope: &[u8]) -> Result<Vec<u8>> {
-        self.open_blob_owned(t, id, envelope.to_vec())
+    /// Open a blob envelope from a pack sealed as `ephemeral` says (format-spec/24 §24.5):
+    /// authenticate, decompress, and check the plaintext hashes to `id`.
+    pub fn open_blob(&self, ephemeral: Option<&[u8; 32]>, t: BlobType, id: &Id, envelope: &[u8]) -> Result<Vec<u8>> {
+        self.open_blob_owned(ephemeral, t, id, envelope.to_vec())
     }
 
     /// [`Repository::open_blob`], decrypting in the envelope's own buffer.
-    pub fn open_blob_owned(&self, t: BlobType, id: &Id, envelope: Vec<u8>) -> Result<Vec<u8>> {
+    pub fn open_blob_owned(
+        &self,
+        ephemeral: Option<&[u8; 32]>,
+        t: BlobType,
+        id: &Id,
+        envelope: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         let what = blob::describe(t, id);
-        let framed = self.keys.open_in_place(envelope, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+        let key = self.pack_key(ephemeral, &what)?;
+        let framed = key.open_in_place(envelope, &blob::blob_ad(t, id, self.repo_id()), &what)?;
         let limit = match t {
             BlobType::Data => self.config.chunker.max_size as usize,
             BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
@@ -587,22 +776,25 @@ impl Repository {
     /// cache of a remote repository; a cached envelope that does not authenticate as that blob
     /// is dropped and the pack read instead, so the cache never changes a result.
     pub fn read_blob(&self, index: &Index, t: BlobType, id: &Id) -> Result<Vec<u8>> {
-        let cacheable = t == BlobType::Tree && index.contains(t, id);
+        let loc = index.lookup(t, id);
+        let cacheable = t == BlobType::Tree && loc.is_some();
+        let ephemeral = loc.and_then(|l| l.ephemeral);
         if cacheable {
             if let Some(env) = self.backend.cached_blob(id) {
-                match self.open_blob_owned(t, id, env) {
+                match self.open_blob_owned(ephemeral.as_ref(), t, id, env) {
                     Ok(plain) => return Ok(plain),
+                    Err(e @ Error::RoleDenied { .. }) => return Err(e),
                     Err(_) => self.backend.forget_blob(id),
                 }
             }
         }
         let env = self.read_envelope(index, t, id)?;
         if cacheable && self.backend.caches_blobs() {
-            let plain = self.open_blob_owned(t, id, env.clone())?;
+            let plain = self.open_blob_owned(ephemeral.as_ref(), t, id, env.clone())?;
             self.backend.keep_blob(id, &env);
             return Ok(plain);
         }
-        self.open_blob_owned(t, id, env)
+        self.open_blob_owned(ephemeral.as_ref(), t, id, env)
     }
 
     /// [`Repository::read_blob`], also returning the blob's framed plaintext (method byte and
@@ -611,7 +803,9 @@ impl Repository {
     pub fn read_blob_framed(&self, index: &Index, t: BlobType, id: &Id) -> Result<(Vec<u8>, Vec<u8>)> {
         let what = blob::describe(t, id);
         let env = self.read_envelope(index, t, id)?;
-        let framed = self.keys.open_in_place(env, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+        let ephemeral = index.lookup(t, id).and_then(|l| l.ephemeral);
+        let key = self.pack_key(ephemeral.as_ref(), &what)?;
+        let framed = key.open_in_place(env, &blob::blob_ad(t, id, self.repo_id()), &what)?;
         let plain = compression::decode(&framed, self.plain_limit(t), &what)?;
         if self.keys.blob_id(&plain) != *id {
             return Err(Error::integrity(what, "plaintext does not hash to the blob ID"));
@@ -624,7 +818,7 @@ impl Repository {
         let mut buf = Vec::with_capacity(crate::format::SEAL_OVERHEAD + framed.len());
         buf.resize(crate::format::NONCE_LEN, 0);
         buf.extend_from_slice(framed);
-        self.keys.seal_in_place(&mut buf, &blob::blob_ad(t, id, self.repo_id()))?;
+        self.pack_sealer()?.1.seal_in_place(&mut buf, &blob::blob_ad(t, id, self.repo_id()))?;
         Ok(buf)
     }
 
@@ -683,20 +877,57 @@ impl Repository {
     }
 }
 
-fn encrypt_with(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, body: &[u8], level: i32) -> Result<Vec<u8>> {
-    let hdr = header::encode(kind);
+fn encrypt_with(
+    keys: &Keys,
+    repo_id: &[u8; 32],
+    kind: FileKind,
+    sealing: Sealing,
+    body: &[u8],
+    level: i32,
+) -> Result<Vec<u8>> {
+    let hdr = header::encode_sealed(kind, sealing);
     let framed = compression::encode(body, level);
-    let sealed = keys.seal(&framed, &header::file_ad(&hdr, repo_id))?;
-    let mut out = Vec::with_capacity(hdr.len() + sealed.len());
-    out.extend_from_slice(&hdr);
+    let ad = header::file_ad(&hdr, repo_id);
+    let mut out = hdr.to_vec();
+    let sealed = match sealing {
+        Sealing::Full => keys.seal(&framed, &ad)?,
+        Sealing::Meta => keys.meta().seal(&framed, &ad)?,
+        Sealing::Reader => {
+            let (e, key) = keys.new_sealed_key()?;
+            out.extend_from_slice(&e);
+            key.seal(&framed, &ad)?
+        }
+    };
     out.extend_from_slice(&sealed);
     Ok(out)
 }
 
-fn decrypt_with(keys: &Keys, repo_id: &[u8; 32], kind: FileKind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
-    let parts = header::split_sealed(bytes, kind, what)?;
-    let framed = keys.open(parts.sealed, &header::file_ad(parts.header, repo_id), what)?;
-    compression::decode(&framed, body_limit(kind), what)
+/// The sealings a file of `kind` may have (format-spec/24 §24.2): only `K_enc` without roles.
+fn allowed_sealings(kind: FileKind, roles: bool) -> &'static [Sealing] {
+    match kind {
+        _ if !roles => &[Sealing::Full],
+        FileKind::Index | FileKind::Lock | FileKind::ParityPolicy => &[Sealing::Full, Sealing::Meta],
+        FileKind::Snapshot | FileKind::Journal => &[Sealing::Full, Sealing::Reader],
+        _ => &[Sealing::Full],
+    }
+}
+
+fn decrypt_with(
+    keys: &Keys,
+    repo_id: &[u8; 32],
+    kind: FileKind,
+    bytes: &[u8],
+    what: &str,
+    roles: bool,
+) -> Result<(Sealing, Vec<u8>)> {
+    let parts = header::split_sealing(bytes, kind, allowed_sealings(kind, roles), what)?;
+    let ad = header::file_ad(parts.header, repo_id);
+    let framed = match (parts.sealing, parts.ephemeral) {
+        (Sealing::Meta, _) => keys.meta().open(parts.sealed, &ad, what)?,
+        (Sealing::Reader, Some(e)) => keys.sealed_key(&e, what)?.open(parts.sealed, &ad, what)?,
+        _ => keys.open(parts.sealed, &ad, what)?,
+    };
+    Ok((parts.sealing, compression::decode(&framed, body_limit(kind), what)?))
 }
 
 fn list_objects(backend: &dyn Backend, t: FileType) -> Result<Vec<(String, u64)>> {

@@ -11,7 +11,7 @@ use super::Repository;
 use crate::backend::{FileType, StagedFile};
 use crate::error::{IoContext, Result};
 use crate::format::blob::BlobType;
-use crate::format::header::{self, FileKind};
+use crate::format::header::FileKind;
 use crate::format::index::IndexPack;
 use crate::format::pack::{self, TocEntry};
 use crate::id::Id;
@@ -98,6 +98,13 @@ impl<'r> Packer<'r> {
         Ok(true)
     }
 
+    /// Seal and append `plain` as blob `id` whether or not it is stored yet (prune copying a
+    /// blob out of a pack sealed to the read key into one sealed under `K_enc`).
+    pub fn store_again(&self, t: BlobType, id: Id, plain: &[u8]) -> Result<()> {
+        let env = self.repo.seal_blob(t, &id, plain).inspect_err(|e| self.fail(e))?;
+        self.add_sealed(t, id, plain.len() as u32, &env)
+    }
+
     /// Append an already sealed blob.
     pub fn add_sealed(&self, t: BlobType, id: Id, plain_len: u32, envelope: &[u8]) -> Result<()> {
         self.add_sealed_inner(t, id, plain_len, envelope).inspect_err(|e| self.fail(e))
@@ -114,7 +121,12 @@ impl<'r> Packer<'r> {
             if slot.is_none() {
                 let file = self.repo.backend().stage(FileType::Pack)?;
                 let mut p = OpenPack { file, hasher: blake3::Hasher::new(), len: 0, toc: Vec::new() };
-                p.append(&header::encode(FileKind::Pack))?;
+                // A pack sealed to the read key has its ephemeral key after the header (format-spec/24 §24.5).
+                let (ephemeral, _) = self.repo.pack_sealer()?;
+                p.append(&pack::header_for(ephemeral.as_ref()))?;
+                if let Some(e) = ephemeral {
+                    p.append(&e)?;
+                }
                 *slot = Some(p);
             }
             let p = slot.as_mut().expect("just opened");
@@ -143,15 +155,16 @@ impl<'r> Packer<'r> {
     }
 
     fn write_pack(&self, mut p: OpenPack) -> Result<()> {
-        let toc = self.repo.keys().seal(&pack::encode_toc(&p.toc), &pack::toc_ad(self.repo.repo_id()))?;
+        let (ephemeral, key) = self.repo.pack_sealer()?;
+        let toc = key.seal(&pack::encode_toc(&p.toc), &pack::toc_ad_for(ephemeral.as_ref(), self.repo.repo_id()))?;
         p.append(&toc)?;
         p.append(&(toc.len() as u32).to_le_bytes())?;
         let id = Id(*p.hasher.finalize().as_bytes());
         let size = p.len as u32;
         p.file.publish(&id.to_hex())?;
         self.repo.protect_stored(FileKind::Pack, &id, p.len)?;
-        let blobs = pack::locate_blobs(&p.toc);
-        self.state.lock().unwrap().written.push(IndexPack { id, size, blobs });
+        let blobs = pack::locate_blobs_from(&p.toc, pack::first_blob_at(ephemeral.as_ref()));
+        self.state.lock().unwrap().written.push(IndexPack { id, size, ephemeral, blobs });
         self.stats.lock().unwrap().packs += 1;
         Ok(())
     }

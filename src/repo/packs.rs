@@ -23,7 +23,9 @@ impl Repository {
         if len > pack::MAX_PACK_LEN {
             return Err(Error::integrity(FileType::Pack.describe(&name), format!("impossible pack length {len}")));
         }
-        let head = self.backend().read_at(FileType::Pack, &name, 0, HEADER_LEN)?;
+        // Enough for the ephemeral key of a pack sealed to the read key (every pack is longer).
+        let head_len = if self.has_roles() { HEADER_LEN + 32 } else { HEADER_LEN }.min(len as usize);
+        let head = self.backend().read_at(FileType::Pack, &name, 0, head_len)?;
         let trailer =
             self.backend().read_at(FileType::Pack, &name, len.saturating_sub(TRAILER_LEN as u64), TRAILER_LEN)?;
         self.toc_record(id, len, &head, &trailer, &|at, n| self.backend().read_at(FileType::Pack, &name, at, n))
@@ -47,7 +49,7 @@ impl Repository {
     /// The index record of pack `id` from its bytes, read into memory (its TOC, not its hash).
     pub fn toc_of_bytes(&self, id: &Id, bytes: &[u8]) -> Result<IndexPack> {
         let trailer = &bytes[bytes.len().saturating_sub(TRAILER_LEN)..];
-        self.toc_record(id, bytes.len() as u64, &bytes[..bytes.len().min(HEADER_LEN)], trailer, &|at, n| {
+        self.toc_record(id, bytes.len() as u64, &bytes[..bytes.len().min(HEADER_LEN + 32)], trailer, &|at, n| {
             Ok(bytes[at as usize..at as usize + n].to_vec())
         })
     }
@@ -65,12 +67,12 @@ impl Repository {
         }
         let len = bytes.len() as u64;
         let trailer = &bytes[bytes.len().saturating_sub(TRAILER_LEN)..];
-        let record = self.toc_record(id, len, &bytes[..bytes.len().min(HEADER_LEN)], trailer, &|at, n| {
+        let record = self.toc_record(id, len, &bytes[..bytes.len().min(HEADER_LEN + 32)], trailer, &|at, n| {
             Ok(bytes[at as usize..at as usize + n].to_vec())
         })?;
         for b in &record.blobs {
             let envelope = &bytes[b.offset as usize..b.offset as usize + b.stored_len as usize];
-            let plain = self.open_blob(b.blob_type, &b.id, envelope)?;
+            let plain = self.open_blob(record.ephemeral.as_ref(), b.blob_type, &b.id, envelope)?;
             if plain.len() != b.plain_len as usize {
                 return Err(Error::integrity(
                     &what,
@@ -92,17 +94,24 @@ impl Repository {
         read: &dyn Fn(u64, usize) -> Result<Vec<u8>>,
     ) -> Result<IndexPack> {
         let what = FileType::Pack.describe(&id.to_hex());
-        pack::check_header(head, &what)?;
+        let (_, ephemeral) = pack::check_header_sealing(head, self.has_roles(), &what)?;
+        let first = pack::first_blob_at(ephemeral.as_ref());
         let trailer: [u8; TRAILER_LEN] = trailer.try_into().map_err(|_| Error::integrity(&what, "truncated"))?;
         // Bounds the TOC inside the pack (and the pack to MAX_PACK_LEN) before it is read.
-        let (at, toc_len) = pack::locate_toc(len, trailer, &what)?;
+        let (at, toc_len) = pack::locate_toc_after(len, trailer, first as u64, &what)?;
         let sealed = read(at, toc_len as usize)?;
         if sealed.len() != toc_len as usize {
             return Err(Error::integrity(&what, "truncated"));
         }
-        let toc = self.keys().open(&sealed, &pack::toc_ad(self.repo_id()), &format!("{what} TOC"))?;
-        let entries = pack::decode_toc(&toc, at - HEADER_LEN as u64, &what)?;
-        Ok(IndexPack { id: *id, size: len as u32, blobs: pack::locate_blobs(&entries) })
+        let toc = self.open_toc(ephemeral.as_ref(), &sealed, &what)?;
+        let entries = pack::decode_toc(&toc, at - first as u64, &what)?;
+        Ok(IndexPack { id: *id, size: len as u32, ephemeral, blobs: pack::locate_blobs_from(&entries, first) })
+    }
+
+    /// Open the sealed TOC of pack `what`, sealed as `ephemeral` says (format-spec/9.3, 24 §24.5).
+    pub fn open_toc(&self, ephemeral: Option<&[u8; 32]>, sealed: &[u8], what: &str) -> Result<Vec<u8>> {
+        let toc_what = format!("{what} TOC");
+        self.pack_key(ephemeral, &toc_what)?.open(sealed, &pack::toc_ad_for(ephemeral, self.repo_id()), &toc_what)
     }
 
     /// Packs in `data/` that `index` does not name, with their lengths, sorted by name.

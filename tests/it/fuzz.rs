@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("chunker", ft::chunker),
     ("parity", ft::parity),
     ("serve", ft::serve),
+    ("backup_parent_cache", ft::backup_parent_cache),
 ];
 
 /// xorshift64*: small, deterministic, no dependency.

@@ -418,7 +418,7 @@ fn huge_sparse_or_special_repository_files_are_refused_before_reading() {
     let pack = Id::from_hex(&repo_files(&env.repo, FileType::Pack)[0]).unwrap();
     let id = Id([7; 32]);
     let blobs = vec![IndexBlob { blob_type: BlobType::Data, id, offset: 8, stored_len: u32::MAX - 8, plain_len: 1 }];
-    let index = Index::from_packs([IndexPack { id: pack, size: u32::MAX, blobs }]);
+    let index = Index::from_packs([IndexPack { id: pack, size: u32::MAX, ephemeral: None, blobs }]);
     assert!(matches!(repo.read_blob(&index, BlobType::Data, &id), Err(Error::Integrity { .. })));
 }
 

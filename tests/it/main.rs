@@ -25,6 +25,8 @@ mod parity;
 mod remote;
 mod repo;
 mod review;
+mod roles;
 mod s3;
 mod s3_faults;
+mod s3_object_lock;
 mod vectors;

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use arca::backend::FileType;
+use arca::format::header::FileKind;
 use arca::ops::journal::{self, Op, Outcome};
 use serde_json::Value;
 use std::fs;
@@ -265,4 +266,107 @@ fn latest_verified_names_the_newest_snapshot_with_a_verification_on_record() {
     env.run(&["check", "--read-data"]).ok();
     let r = env.json(&["restore", "LATEST-VERIFIED", "--dry-run", "--target", env.path("u").to_str().unwrap()]);
     assert_eq!(r["snapshot"], b.as_str(), "a full check after it verifies the newer snapshot too");
+}
+
+/// `arca --json restore latest --target TARGET`, run in the test's directory so that a relative
+/// target is recorded as given.
+fn restore_to(env: &Env, target: &str) {
+    let out = env.cmd().current_dir(env.path("")).args(["--json", "restore", "latest", "--target", target]).output();
+    assert!(out.expect("run arca").status.success(), "restore to {target}");
+}
+
+fn journal_file_bytes(env: &Env, name: &str) -> Vec<u8> {
+    fs::read(repo_file(&env.repo, FileType::Journal, name)).unwrap()
+}
+
+#[test]
+fn journal_files_are_padded_so_their_size_does_not_follow_the_target_path() {
+    let env = Env::new();
+    let src = source(&env);
+    env.backup(&[&src], &[]);
+    let before = journal_files(&env);
+    // A 5-byte target and a 900-byte one (four nested directories).
+    let long = format!("{}/{}", vec!["d".repeat(224); 3].join("/"), "d".repeat(225));
+    assert_eq!(long.len(), 900);
+    for target in ["short", long.as_str()] {
+        restore_to(&env, target);
+    }
+    let rs = records(&env, &["--op", "restore"]);
+    assert_eq!(rs.len(), 2);
+    let targets: Vec<&str> = rs.iter().map(|r| r["labels"]["target"].as_str().unwrap()).collect();
+    assert_eq!(targets.iter().map(|t| t.len()).collect::<Vec<_>>(), [5, 900], "{targets:?}");
+    let new: Vec<String> = journal_files(&env).into_iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(new.len(), 2);
+    let sizes: Vec<usize> = new.iter().map(|n| journal_file_bytes(&env, n).len()).collect();
+    assert_eq!(sizes, [4096, 4096], "both restores' files are the smallest class (format-spec/21 §21.7)");
+    // Stored uncompressed (method 00), so that compression cannot undo the padding.
+    let repo = env.open();
+    for n in &new {
+        let bytes = journal_file_bytes(&env, n);
+        let body = repo.decrypt_file(FileKind::Journal, &bytes, "t").unwrap();
+        assert_eq!(body.len(), 4096 - 49);
+        let rs = arca::format::journal::decode(&body, "t").unwrap();
+        assert_eq!(arca::format::journal::encode(&rs), body);
+    }
+    // The backup's file too; a compaction writes a padded file of a power-of-two size.
+    assert_eq!(journal_file_bytes(&env, &before[0]).len(), 4096);
+    env.run(&["journal", "--compact"]).ok();
+    let after = journal_files(&env);
+    assert_eq!(after.len(), 1);
+    assert_eq!(journal_file_bytes(&env, &after[0]).len(), 4096);
+    assert_eq!(records(&env, &[]).len(), 3);
+}
+
+#[test]
+fn tampered_padding_is_rejected_and_unpadded_files_of_older_writers_still_read() {
+    use arca::format::journal as fjournal;
+    let env = Env::new();
+    let src = source(&env);
+    env.backup(&[&src], &[]);
+    let repo = env.open();
+    let name = journal_files(&env).pop().unwrap();
+    let body = repo.decrypt_file(FileKind::Journal, &journal_file_bytes(&env, &name), "t").unwrap();
+    let records = fjournal::decode(&body, "t").unwrap();
+    let publish = |bytes: Vec<u8>| {
+        let id = arca::Id::of_file_bytes(&bytes).to_hex();
+        fs::write(repo_file(&env.repo, FileType::Journal, &id), bytes).unwrap();
+        id
+    };
+    // A hostile key holder re-seals the body with a nonzero padding byte: the file is
+    // authentic, but rejected by name as an integrity error, and never stops an operation.
+    let mut bad = body.clone();
+    *bad.last_mut().unwrap() = 1;
+    let tampered = publish(repo.encrypt_file(FileKind::Journal, &bad).unwrap());
+    // Padded to a larger class than its records need: rejected too.
+    let mut larger = fjournal::encode_unpadded(&records);
+    larger.resize(8192 - 49, 0);
+    let too_large = publish(repo.encrypt_file(FileKind::Journal, &larger).unwrap());
+    fs::remove_file(repo_file(&env.repo, FileType::Journal, &name)).unwrap();
+    let j = journal::load(&repo).unwrap();
+    let mut damaged: Vec<&str> = j.damaged.iter().map(|(n, _)| n.as_str()).collect();
+    damaged.sort();
+    let mut expected = [tampered.as_str(), too_large.as_str()];
+    expected.sort();
+    assert_eq!(damaged, expected);
+    for (n, e) in &j.damaged {
+        assert!(matches!(e, arca::Error::Integrity { .. }), "{e:?}");
+        assert!(e.to_string().contains(n.as_str()) && e.to_string().contains("padd"), "{e}");
+    }
+    let out = env.run(&["--json", "journal"]).code(4);
+    assert!(out.stderr.contains(&tampered) && out.stderr.contains(&too_large), "{}", out.stderr);
+    env.backup(&[&src], &[]);
+
+    // A file as writers before padding wrote it: unpadded, compressed. It reads, and a
+    // compaction rewrites it padded (and leaves the rejected files in place).
+    let unpadded = fjournal::encode_unpadded(&records);
+    let old = publish(repo.encrypt_file(FileKind::Journal, &unpadded).unwrap());
+    assert!(journal_file_bytes(&env, &old).len() < 4096);
+    let listed = env.run(&["--json", "journal"]).code(4).json();
+    assert_eq!(ops(listed.as_array().unwrap()), ["backup ok", "backup ok"]);
+    env.run(&["journal", "--compact"]).code(4);
+    let files = journal_files(&env);
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(!files.contains(&old));
+    let merged: Vec<&String> = files.iter().filter(|n| **n != tampered && **n != too_large).collect();
+    assert_eq!(journal_file_bytes(&env, merged[0]).len(), 4096);
 }

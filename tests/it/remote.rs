@@ -603,6 +603,49 @@ fn an_append_only_server_keeps_history_from_a_client_that_is_taken_over() {
     assert_eq!(local(&["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 2);
 }
 
+/// A backup key through an append-only server (format-spec/23.5, 24.4): the storage refuses
+/// every removal but of the client's own lock and every overwrite, and backups still work —
+/// so a backup key's run removes and rewrites nothing else, and works with credentials that
+/// forbid it. Roles are enabled by the admin on the server's own disk.
+#[test]
+fn a_backup_key_backs_up_through_an_append_only_server() {
+    let env = Env::bare();
+    let (_sshd, remote) = served(&env, true);
+    let dir = remote.on_disk.clone().unwrap();
+    let local = |args: &[&str], password: &str| -> Out {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", &dir).env("ARCA_PASSWORD", password).env("ARCA_NEW_PASSWORD", "backup key");
+        c.args(args).output().unwrap().into()
+    };
+    let src = env.mkdir("src");
+    make_realistic_tree(&src);
+    let s = src.to_str().unwrap();
+    local(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"], PASSWORD).ok();
+    local(&["backup", s], PASSWORD).ok();
+    local(&["key", "add", "--role", "backup", "--kdf-memory", "8", "--kdf-iterations", "1"], PASSWORD).ok();
+    let before = contents(&dir);
+    let as_backup = |args: &[&str]| -> Out {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", &remote.location).env("ARCA_PASSWORD", "backup key");
+        for (k, v) in &remote.envs {
+            c.env(k, v);
+        }
+        c.args(args).timeout(Duration::from_secs(300)).output().unwrap().into()
+    };
+    write_random_file(&src.join("new.bin"), 7, 1 << 20);
+    as_backup(&["backup", s]).ok();
+    std::fs::write(src.join("one-more.txt"), b"x").unwrap();
+    let second = as_backup(&["--json", "backup", s]).ok().json();
+    assert!(second["summary"]["files_unchanged"].as_u64().unwrap() > 0, "{second}");
+    // Nothing that was there changed or went away; only new files appeared.
+    let after = contents(&dir);
+    let changed: Vec<_> = before.iter().filter(|(p, h)| after.get(*p) != Some(h)).map(|(p, _)| p).collect();
+    assert!(changed.is_empty(), "the backup key's runs changed or removed {changed:?}");
+    assert_eq!(repo_files(&dir, arca::backend::FileType::Lock), Vec::<String>::new(), "a backup left its lock");
+    local(&["check", "--read-data"], PASSWORD).ok();
+    assert_eq!(local(&["--json", "snapshots"], PASSWORD).ok().json().as_array().unwrap().len(), 3);
+}
+
 /// arca on the repository at `repo` under a 1.5 GiB address-space limit: an attempt to hold a
 /// planted file's claimed gigabytes fails here however much memory the machine has.
 fn run_in_1_5_gib(repo: &Path, args: &[&str]) -> Out {

@@ -123,7 +123,7 @@ fn several_keys_open_the_same_repository_and_removal_revokes_one() {
     // Both see the same master key: a blob sealed through one opens through the other.
     let id = a.keys().blob_id(b"shared");
     let env_a = a.seal_blob(BlobType::Data, &id, b"shared").unwrap();
-    assert_eq!(b.open_blob(BlobType::Data, &id, &env_a).unwrap(), b"shared");
+    assert_eq!(b.open_blob(None, BlobType::Data, &id, &env_a).unwrap(), b"shared");
 
     let keys = b.list_keys().unwrap();
     assert_eq!(keys.len(), 2);
@@ -277,9 +277,9 @@ fn blobs_round_trip_through_packs_and_the_index() {
 
     // A blob opened under the wrong type or ID fails authentication.
     let env_bytes = repo.seal_blob(BlobType::Data, &both, b"both types").unwrap();
-    assert!(repo.open_blob(BlobType::Tree, &both, &env_bytes).unwrap_err().is_integrity());
+    assert!(repo.open_blob(None, BlobType::Tree, &both, &env_bytes).unwrap_err().is_integrity());
     let other = repo.keys().blob_id(b"other");
-    assert!(repo.open_blob(BlobType::Data, &other, &env_bytes).unwrap_err().is_integrity());
+    assert!(repo.open_blob(None, BlobType::Data, &other, &env_bytes).unwrap_err().is_integrity());
     // A blob the index does not know is reported as damage (it is referenced but missing), naming it.
     let missing = repo.read_blob(&index, BlobType::Data, &other).unwrap_err();
     assert!(missing.is_integrity() && missing.to_string().contains(&other.to_hex()), "{missing}");
@@ -692,8 +692,8 @@ fn index_lookup_finds_every_blob_and_no_other_among_many_and_clustered_ids() {
             .collect()
     };
     let packs = vec![
-        IndexPack { id: Id([1; 32]), size: u32::MAX, blobs: blobs(0..10_000, BlobType::Data) },
-        IndexPack { id: Id([2; 32]), size: u32::MAX, blobs: blobs(10_000..15_000, BlobType::Tree) },
+        IndexPack { id: Id([1; 32]), size: u32::MAX, ephemeral: None, blobs: blobs(0..10_000, BlobType::Data) },
+        IndexPack { id: Id([2; 32]), size: u32::MAX, ephemeral: None, blobs: blobs(10_000..15_000, BlobType::Tree) },
     ];
     let index = Index::from_packs(packs);
     for (i, id) in ids.iter().enumerate() {

@@ -23,13 +23,14 @@ mod readahead;
 pub(crate) mod signed;
 mod uploads;
 
+use super::retention::{Mode, ObjectLock, ObjectState, Policy};
 use super::{is_object_name, Backend, FileType, StagedFile};
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use readahead::{Failure, WINDOW};
 
@@ -109,6 +110,8 @@ pub struct Service {
     pub make_root: Option<signed::MakeRoot>,
     /// Reads read-ahead windows instead of OpenDAL (see [`RangeReader`]).
     pub range_reader: Option<Arc<dyn RangeReader>>,
+    /// Object Lock requests, for a store that has them (S3).
+    pub object_lock: Option<Arc<super::s3::S3ObjectLock>>,
 }
 
 /// The remote backend.
@@ -124,6 +127,7 @@ pub struct RemoteBackend {
     location: String,
     make_root: Option<signed::MakeRoot>,
     range_reader: Option<Arc<dyn RangeReader>>,
+    object_lock: Option<Arc<super::s3::S3ObjectLock>>,
     _rt: tokio::runtime::Runtime,
     // After the runtime: a server process outlives the requests to it.
     _guard: Option<Box<dyn Send + Sync>>,
@@ -171,6 +175,7 @@ impl RemoteBackend {
             location: service.location,
             make_root: service.make_root,
             range_reader: service.range_reader,
+            object_lock: service.object_lock,
             _rt: rt,
             _guard: service.guard,
         })
@@ -246,6 +251,21 @@ impl RemoteBackend {
             Err(listing) if root_missing(&listing) => io_err(&self.location, listing),
             _ => e,
         }
+    }
+
+    /// `init` on a prefix that already holds a repository, or anything else, is refused.
+    fn refuse_existing(&self) -> Result<()> {
+        if self.len_of("config")?.is_some() {
+            return Err(Error::InvalidArgument(format!("{}: a repository already exists here", self.location())));
+        }
+        let any = self.op.list("").map_err(|e| io_err(&self.location(), e))?;
+        if any.iter().any(|e| !e.path().is_empty() && e.path() != "/") {
+            return Err(Error::InvalidArgument(format!(
+                "{}: the prefix is not empty (and not an arca repository); choose an empty one",
+                self.location()
+            )));
+        }
+        Ok(())
     }
 
     fn len_of(&self, key: &str) -> Result<Option<u64>> {
@@ -430,17 +450,7 @@ impl Backend for RemoteBackend {
         if let Some(make) = &self.make_root {
             self._rt.block_on(make())?;
         }
-        if self.len_of("config")?.is_some() {
-            return Err(Error::InvalidArgument(format!("{}: a repository already exists here", self.location())));
-        }
-        let any = self.op.list("").map_err(|e| io_err(&self.location(), e))?;
-        if any.iter().any(|e| !e.path().is_empty() && e.path() != "/") {
-            return Err(Error::InvalidArgument(format!(
-                "{}: the prefix is not empty (and not an arca repository); choose an empty one",
-                self.location()
-            )));
-        }
-        Ok(())
+        self.refuse_existing()
     }
 
     fn exists(&self, t: FileType, name: &str) -> Result<bool> {
@@ -646,6 +656,57 @@ impl Backend for RemoteBackend {
 
     fn size_hint(&self, t: FileType, name: &str, len: u64) {
         self.sizes.lock().unwrap().entry(Self::key(t, name)).or_insert(len);
+    }
+
+    fn object_lock(&self) -> Option<&dyn ObjectLock> {
+        self.object_lock.as_ref().map(|_| self as &dyn ObjectLock)
+    }
+}
+
+impl RemoteBackend {
+    /// The store's Object Lock requests (only called through [`Backend::object_lock`], which
+    /// offers them only when there are some).
+    fn lock_requests(&self) -> Result<&super::s3::S3ObjectLock> {
+        let none = || Error::InvalidArgument(format!("{}: this storage has no Object Lock", self.location));
+        self.object_lock.as_deref().ok_or_else(none)
+    }
+}
+
+impl ObjectLock for RemoteBackend {
+    fn set_up(&self, policy: &Policy) -> Result<()> {
+        let lock = self.lock_requests()?;
+        let existing = self._rt.block_on(lock.ensure_lockable_bucket())?;
+        // Before the bucket's default changes: only for a prefix init will accept.
+        self.refuse_existing()?;
+        match existing {
+            Some(p) if p == *policy => Ok(()),
+            // The default retention is the bucket's, shared by every prefix in it.
+            Some(p) => Err(Error::ObjectLock(format!(
+                "the bucket already retains every new object by its default ({}), not {}: give that, or \
+                 change the bucket's default retention with the storage's own tools; nothing was written",
+                p.describe(),
+                policy.describe()
+            ))),
+            None => self._rt.block_on(lock.set_default(policy)),
+        }
+    }
+
+    fn policy(&self) -> Result<Option<Policy>> {
+        self._rt.block_on(self.lock_requests()?.policy())
+    }
+
+    fn state(&self, t: FileType, name: &str) -> Result<Option<ObjectState>> {
+        self._rt.block_on(self.lock_requests()?.state(&Self::key(t, name)))
+    }
+
+    fn extend(&self, t: FileType, name: &str, version: Option<&str>, mode: Mode, until: SystemTime) -> Result<()> {
+        self._rt.block_on(self.lock_requests()?.extend(&Self::key(t, name), version, mode, until))
+    }
+
+    fn delete_version(&self, t: FileType, name: &str, version: &str) -> Result<()> {
+        let key = Self::key(t, name);
+        self.forget(&key);
+        self._rt.block_on(self.lock_requests()?.delete_version(&key, version))
     }
 }
 

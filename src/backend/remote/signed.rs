@@ -1,5 +1,6 @@
 //! One signed HTTP request outside OpenDAL's object API, for the calls it does not make: creating
-//! the bucket or container a new repository goes into (`arca init`, as restic does). Signed by
+//! the bucket or container a new repository goes into (`arca init`, as restic does), and S3
+//! Object Lock's bucket configuration and per-object retention ([`crate::backend::retention`]). Signed by
 //! the same reqsign crates, with the same credential chain, as OpenDAL's own requests.
 
 use crate::error::{Error, Result};
@@ -14,6 +15,15 @@ pub type MakeRoot = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<()>> + Se
 pub(crate) struct Answer {
     pub status: u16,
     pub body: String,
+    /// The response's headers (retention dates, version IDs, the store's `Date`).
+    pub headers: http::HeaderMap,
+}
+
+impl Answer {
+    /// A header's value as text, if present and printable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// The context every signer gets: files (`~/.aws/credentials`), HTTP (instance metadata,
@@ -47,6 +57,7 @@ pub(crate) async fn send<K: reqsign_core::SigningCredential>(
     let client = opendal::raw::HttpClient::new().map_err(|e| super::io_err(location, e))?;
     let resp = client.fetch(req).await.map_err(|e| super::io_err(location, e))?;
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     // Only the start of the answer is kept (for its error code): a store may send any length.
     let mut body = resp.into_body();
     let mut kept = Vec::new();
@@ -59,7 +70,7 @@ pub(crate) async fn send<K: reqsign_core::SigningCredential>(
             _ => break,
         }
     }
-    Ok(Answer { status, body: String::from_utf8_lossy(&kept).into_owned() })
+    Ok(Answer { status, body: String::from_utf8_lossy(&kept).into_owned(), headers })
 }
 
 /// Most bytes of an answer's body kept.

@@ -43,6 +43,10 @@ pub struct PruneReport {
     pub journal: Option<crate::repo::journal::Compaction>,
     /// Why that compaction failed, if it did (the prune itself succeeded).
     pub journal_error: Option<String>,
+    /// Live files whose storage retention (S3 Object Lock) was extended.
+    pub retention: Option<super::Extended>,
+    /// Why extending retention failed, if it did (what prune removed is removed).
+    pub retention_error: Option<String>,
 }
 
 /// What the commit learned about files written since the plan.
@@ -78,15 +82,18 @@ impl Plan {
         lock.ensure_fresh()?;
         self.opts.reached(Step::WriteIndex)?;
         progress.phase("removing the old index");
-        report.index_files_removed = remove_all(repo, FileType::Index, &self.index_files, progress)?;
+        let old_index = self.rewritten_index_files();
+        report.index_files_removed = self.remove_all(repo, FileType::Index, &old_index, progress)?;
         self.opts.reached(Step::RemoveIndex)?;
         progress.phase("removing packs");
         let doomed = self.doomed_packs(&meanwhile.index);
         lock.ensure_fresh()?;
         let names: Vec<Id> = doomed.iter().map(|(id, _)| *id).collect();
-        report.packs_removed = remove_all(repo, FileType::Pack, &names, progress)?;
+        report.packs_removed = self.remove_all(repo, FileType::Pack, &names, progress)?;
         report.bytes_removed = doomed.iter().map(|(_, l)| l).sum();
         self.opts.reached(Step::RemovePacks)?;
+        progress.phase("extending the retention of live files");
+        self.extend_retention(repo, &mut report);
         // Still under the exclusive lock; a failure here loses nothing and is only reported.
         progress.phase("compacting the journal");
         match crate::repo::journal::compact(repo) {
@@ -95,6 +102,25 @@ impl Plan {
         }
         drop(lock);
         Ok(report)
+    }
+
+    /// What a plan that removes nothing still does: on storage with retention, extend that
+    /// of live files ([`super::retention::extend_live`]); `None` elsewhere (nothing to do).
+    pub fn finish_noop(&self, repo: &Repository) -> Option<PruneReport> {
+        self.retention.as_ref()?;
+        let mut report = PruneReport::default();
+        self.extend_retention(repo, &mut report);
+        Some(report)
+    }
+
+    /// Extend the retention of live files, if the storage retains them; a failure is reported,
+    /// not raised: what prune removed is removed.
+    fn extend_retention(&self, repo: &Repository, report: &mut PruneReport) {
+        let Some(hold) = &self.retention else { return };
+        match super::retention::extend_live(repo, self, hold) {
+            Ok(x) => report.retention = Some(x),
+            Err(e) => report.retention_error = Some(e.to_string()),
+        }
     }
 
     /// Steps 2–3: copy the used blobs of the packs chosen for repacking into new packs, then
@@ -135,14 +161,19 @@ impl Plan {
                 continue;
             }
             let env = &bytes[b.offset as usize..b.offset as usize + b.stored_len as usize];
-            let plain = repo.open_blob(b.blob_type, &b.id, env).map_err(|e| match e {
+            let plain = repo.open_blob(record.ephemeral.as_ref(), b.blob_type, &b.id, env).map_err(|e| match e {
                 Error::Integrity { object, reason } => Error::integrity(
                     format!("{object} in pack {}", p.id.short()),
                     format!("{reason}; it is used by a snapshot, so prune stopped before deleting anything"),
                 ),
                 e => e,
             })?;
-            packer.add_sealed(b.blob_type, b.id, plain.len() as u32, env)?;
+            if record.ephemeral.is_some() {
+                // Sealed by a backup key to the read key: prune's packs are sealed under K_enc.
+                packer.store_again(b.blob_type, b.id, &plain)?;
+            } else {
+                packer.add_sealed(b.blob_type, b.id, plain.len() as u32, env)?;
+            }
             copied += 1;
         }
         Ok(copied)
@@ -260,7 +291,7 @@ impl Plan {
         let mut batch: Vec<IndexPack> = Vec::new();
         let mut blobs = 0;
         let mut files = 0;
-        for id in &self.index_files {
+        for id in &self.rewritten_index_files() {
             let records = repo.load_index_file(id).map_err(|e| stop(e, "an index file read before"))?;
             for r in records {
                 if self.action_of(&r.id) != Some(PackAction::Keep) {
@@ -297,7 +328,8 @@ impl Plan {
             let (n, _, _) = self.index.at(pos);
             let pack = self.index.packs()[n].id;
             let copied = repacked.contains(&pack) && self.action_of(&pack) == Some(PackAction::Repack);
-            if !in_k.contains(&pack) && !copied {
+            let held = self.retention.as_ref().is_some_and(|h| h.packs.contains(&pack));
+            if !in_k.contains(&pack) && !copied && !held {
                 return Err(Error::integrity(
                     format!("pack {}", pack.short()),
                     "a used blob in it would not be in the new index; prune stopped before removing anything",
@@ -305,6 +337,32 @@ impl Plan {
             }
         }
         Ok(())
+    }
+
+    /// The index files the new index replaces: all those of the plan but the ones the
+    /// storage still retains (which stay as they are, with the packs they name).
+    fn rewritten_index_files(&self) -> Vec<Id> {
+        let held = |id: &Id| self.retention.as_ref().is_some_and(|h| h.index.contains(id));
+        self.index_files.iter().filter(|id| !held(id)).copied().collect()
+    }
+
+    /// Remove files, in parallel; one already gone counts as removed. Returns how many.
+    fn remove_all(&self, repo: &Repository, t: FileType, ids: &[Id], progress: &Progress) -> Result<usize> {
+        let remove = |id: &Id| match &self.retention {
+            Some(hold) => super::retention::remove(repo, hold, t, id),
+            None => repo.remove_file(t, &id.to_hex()),
+        };
+        ids.par_iter()
+            .map(|id| match repo.ensure_locks_fresh().and_then(|()| remove(id)) {
+                Ok(()) => Ok(()),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(e),
+            })
+            .inspect(|_| {
+                progress.removed.fetch_add(1, Relaxed);
+            })
+            .collect::<Result<Vec<()>>>()
+            .map(|v| v.len())
     }
 
     /// Step 8's list: packs planned for removal, and unindexed packs still unindexed now.
@@ -323,19 +381,4 @@ fn stop(e: Error, what: &str) -> Error {
         }
         e => e,
     }
-}
-
-/// Remove files, in parallel; one already gone counts as removed. Returns how many.
-fn remove_all(repo: &Repository, t: FileType, ids: &[Id], progress: &Progress) -> Result<usize> {
-    ids.par_iter()
-        .map(|id| match repo.ensure_locks_fresh().and_then(|()| repo.remove_file(t, &id.to_hex())) {
-            Ok(()) => Ok(()),
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        })
-        .inspect(|_| {
-            progress.removed.fetch_add(1, Relaxed);
-        })
-        .collect::<Result<Vec<()>>>()
-        .map(|v| v.len())
 }

@@ -15,9 +15,11 @@
 mod execute;
 mod plan;
 mod reach;
+mod retention;
 
 pub use execute::PruneReport;
 pub use plan::{plan, PackAction, PackPlan, Plan, PlanStats};
+pub use retention::{Extended, RetentionStats};
 
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -96,6 +96,8 @@ pub struct PlanStats {
     pub freed_bytes: u64,
     /// Memory of the used-blob set, bytes.
     pub used_set_bytes: usize,
+    /// What the storage's retention (S3 Object Lock) defers, where it has one.
+    pub retention: Option<super::retention::RetentionStats>,
 }
 
 /// A prune's decisions, made under a shared lock; [`Plan::execute`] carries them out.
@@ -113,6 +115,8 @@ pub struct Plan {
     /// Totals.
     pub stats: PlanStats,
     pub(super) opts: PruneOptions,
+    /// What the storage's retention keeps from being removed yet (S3 Object Lock).
+    pub(super) retention: Option<super::retention::Hold>,
 }
 
 /// Read the repository and decide what to delete and repack (§17.7 step 1). The caller holds a
@@ -149,8 +153,10 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
         unindexed,
         stats: PlanStats::default(),
         opts: opts.clone(),
+        retention: None,
     };
-    plan.stats = plan.totals();
+    let retention = super::retention::apply(repo, &mut plan)?;
+    plan.stats = PlanStats { retention, ..plan.totals() };
     opts.reached(Step::Plan)?;
     Ok(plan)
 }

@@ -99,7 +99,7 @@ pub fn remove_active_scratch() -> Option<PathBuf> {
 /// whatever happens (unless kept); a warning names it when it cannot be.
 pub fn drill(scope: &Scope, req: &mut DrillRequest, progress: &Progress) -> Result<Vec<Run<Drilled>>> {
     let ctx = &scope.ctx;
-    let repo = ctx.open()?;
+    let repo = ctx.open_for(crate::ops::context::READERS, "drill restores")?;
     let _lock = ctx.lock_for_reading(&repo)?;
     let index = ctx.load_index(&repo)?;
     Ok(scope.each(|t| {
