@@ -474,6 +474,10 @@ fn run(
     body: impl FnOnce(&Ctx, Option<Id>) -> Result<Id>,
 ) -> Result<BackupResult> {
     let started = crate::sys::now_nanos();
+    if opts.parent.is_some() && repo.role() == crate::crypto::Role::Backup {
+        // A backup key cannot read the snapshot it would name: refuse before locking.
+        repo.require(&[crate::crypto::Role::Admin], "choose a parent snapshot (--parent)")?;
+    }
     let lock = if opts.dry_run {
         None
     } else {

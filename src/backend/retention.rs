@@ -84,7 +84,9 @@ impl Policy {
         let t = duration.trim();
         // humantime's year is 365.25 days; S3's is 365.
         let secs = match t.strip_suffix('y').or_else(|| t.strip_suffix("years")).or_else(|| t.strip_suffix("year")) {
-            Some(n) if n.trim().parse::<u64>().is_ok() => n.trim().parse::<u64>().unwrap_or(0) * 365 * 86_400,
+            Some(n) if n.trim().parse::<u64>().is_ok() => {
+                n.trim().parse::<u64>().unwrap_or(0).checked_mul(365 * 86_400).ok_or_else(|| bad("too long"))?
+            }
             _ => humantime::parse_duration(t).map_err(|_| bad("a duration in days, e.g. 30d or 1y"))?.as_secs(),
         };
         if secs == 0 || secs % 86_400 != 0 {

@@ -153,10 +153,11 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
     let (verb, name) = match admin::key(&g.scope, action)? {
         KeyResult::Listed(keys) => return list_keys(g, keys),
         KeyResult::Added(n, enabled) => {
-            if let Some(e) = enabled.filter(|e| e.config_rewritten) {
+            if let Some(e) = enabled.filter(|e| e.config_rewritten || e.index_files_resealed > 0) {
                 let n = e.index_files_resealed;
                 let s = if n == 1 { "" } else { "s" };
-                eprintln!("key roles enabled: config rewritten, {n} index file{s} sealed for every role");
+                let what = if e.config_rewritten { "enabled: config rewritten," } else { "finished enabling:" };
+                eprintln!("key roles {what} {n} index file{s} sealed for every role");
             }
             ("added", n)
         }

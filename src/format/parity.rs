@@ -181,7 +181,8 @@ pub fn max_protected_len(kind: FileKind) -> u64 {
     let sealed = |body: usize| (body + super::header::HEADER_LEN + super::SEAL_OVERHEAD + 1) as u64;
     match kind {
         FileKind::Index => sealed(super::index::MAX_INDEX_LEN),
-        FileKind::Snapshot => sealed(super::snapshot::MAX_SNAPSHOT_LEN),
+        // A snapshot sealed to the read key carries its 32-byte ephemeral key (format-spec/24).
+        FileKind::Snapshot => sealed(super::snapshot::MAX_SNAPSHOT_LEN) + 32,
         _ => MAX_PROTECTED_LEN,
     }
 }

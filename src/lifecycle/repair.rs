@@ -124,7 +124,9 @@ pub fn repair_index(repo: &Repository, opts: IndexRepairOptions) -> Result<Index
                     r.blobs += record.blobs.len();
                     runs.push(repo, record, &mut r.written)?;
                 }
-                Err(e @ Error::Integrity { .. }) => {
+                // A file under a pack's name without the ARCA magic is no pack: damage too
+                // (planted garbage must not stop the rebuild).
+                Err(e @ (Error::Integrity { .. } | Error::NotARepository(_))) => {
                     stop_if_parity_repairs(repo, &id)?;
                     let blobs_lost = old_packs.get(&id).copied().unwrap_or(0);
                     r.unreadable.push(BadPack { pack: id, error: e.to_string(), blobs_lost });

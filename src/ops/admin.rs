@@ -92,8 +92,9 @@ pub fn key(scope: &Scope, action: KeyAction) -> Result<KeyResult> {
     Ok(match action {
         KeyAction::Add(pw, kdf, label, role) => {
             let pw = pw.get(true)?;
-            // The first role key turns roles on: config and index files change, as in prune.
-            let enabled = if role != Role::Admin && !repo.has_roles() {
+            // A role key needs roles on: the first one enables them (config and index files
+            // change, as in prune); later ones finish what a crashed enabling left undone.
+            let enabled = if role != Role::Admin {
                 let _lock = scope.ctx.lock(&repo, true)?;
                 Some(repo.enable_roles()?)
             } else {

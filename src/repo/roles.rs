@@ -27,6 +27,11 @@ impl Repository {
     pub fn enable_roles(&mut self) -> Result<RolesEnabled> {
         self.require(&[Role::Admin], "enable key roles")?;
         let mut done = RolesEnabled::default();
+        // Read the config again under the lock: another process may have enabled roles since
+        // this one opened the repository, and rewriting it again would unbind its backup keys.
+        let bytes = self.backend.read(FileType::Config, "config")?;
+        let (_, body) = super::decrypt_with(&self.keys, self.repo_id(), FileKind::Config, &bytes, "config", false)?;
+        self.config = crate::format::config::Config::decode(&body)?;
         if !self.has_roles() {
             let mut config = self.config.clone();
             config.required_features |= FEATURE_ROLES;

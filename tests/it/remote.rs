@@ -291,6 +291,7 @@ fn conformance(remote: &Remote) {
     run(&["key", "add", "--kdf-memory", "8", "--kdf-iterations", "1"]).ok();
     assert_eq!(run(&["--json", "key", "list"]).ok().json().as_array().unwrap().len(), 2);
     run(&["tag", "latest", "--add", "kept"]).ok();
+    key_roles(remote, &env, &src);
     // Copies both ways with a local repository.
     let local = env.path("local");
     let local_run = |args: &[&str]| -> Out {
@@ -319,6 +320,51 @@ fn conformance(remote: &Remote) {
     if let Some(dir) = &remote.on_disk {
         damage_and_repair(dir, &run);
     }
+}
+
+/// Key roles on this storage (format-spec/24): roles enabled by a backup key's addition, a
+/// backup key's two backups (the second finding unchanged files through its cache), a restore
+/// key's restore and check, and a backup key refused a restore. Leaves three snapshots.
+fn key_roles(remote: &Remote, env: &Env, src: &Path) {
+    let s = src.to_str().unwrap();
+    let cache = env.path("role-cache");
+    let as_key = |password: &str, args: &[&str]| -> Out {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", &remote.location)
+            .env("ARCA_PASSWORD", password)
+            .env("ARCA_NEW_PASSWORD", "backup key")
+            .env("XDG_CACHE_HOME", &cache);
+        for (k, v) in &remote.envs {
+            c.env(k, v);
+        }
+        c.args(args).timeout(Duration::from_secs(300)).output().unwrap().into()
+    };
+    let add = |role: &str, new: &str| {
+        let mut c = arca_cmd();
+        c.env("ARCA_REPOSITORY", &remote.location).env("ARCA_PASSWORD", PASSWORD).env("ARCA_NEW_PASSWORD", new);
+        for (k, v) in &remote.envs {
+            c.env(k, v);
+        }
+        let args = ["key", "add", "--role", role, "--kdf-memory", "8", "--kdf-iterations", "1"];
+        Out::from(c.args(args).output().unwrap()).ok();
+    };
+    add("backup", "backup key");
+    add("restore", "restore key");
+    std::fs::write(src.join("docs/by-backup-key.txt"), "written with the backup key\n").unwrap();
+    as_key("backup key", &["backup", s]).ok();
+    let again = as_key("backup key", &["--json", "backup", s]).ok().json();
+    assert!(again["summary"]["files_unchanged"].as_u64().unwrap() > 0, "{again}");
+    let out = env.path("out-roles");
+    as_key("backup key", &["restore", "latest", "--target", out.to_str().unwrap()]).code(13);
+    as_key("restore key", &["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_same_tree(src, &under(&out, src), Cmp { root_meta: false, mtime: true });
+    as_key("restore key", &["check", "--read-data"]).ok();
+    as_key("restore key", &["forget", "--keep-last", "1"]).code(13);
+    // The remaining steps run with the admin key; they expect two snapshots.
+    let listed = as_key(PASSWORD, &["--json", "snapshots"]).ok().json();
+    let snaps: Vec<String> = listed.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(snaps.len(), 4, "{listed}");
+    as_key(PASSWORD, &["forget", &snaps[2], &snaps[3]]).ok();
 }
 
 /// A byte flipped in the largest pack on the server's disk: check finds it, parity repairs it.

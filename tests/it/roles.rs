@@ -344,3 +344,62 @@ fn a_backup_key_made_before_the_config_changed_is_refused_as_another_repositorys
     let text = out.all();
     assert!(text.contains("another repository"), "{text}");
 }
+
+/// A modified client with a backup key writes an index file, sorting first, that points every
+/// data blob at a pack of its own (garbage): prune must not then count the real packs unused
+/// and delete history. It stops before deleting anything; `repair index` drops the lie.
+#[test]
+fn a_backup_keys_hostile_index_cannot_make_prune_delete_history() {
+    use arca::format::index::IndexPack;
+    let (env, src) = setup();
+    let admin = env.open();
+    let mut blobs = Vec::new();
+    for id in admin.index_ids().unwrap() {
+        for p in admin.load_index_file(&id).unwrap() {
+            blobs.extend(p.blobs.into_iter().filter(|b| b.blob_type == arca::format::blob::BlobType::Data));
+        }
+    }
+    assert!(!blobs.is_empty());
+    // The attacker's pack: garbage of the right length, under its own hash.
+    let mut fake = Vec::new();
+    let mut offset = 40u32;
+    for b in &mut blobs {
+        b.offset = offset;
+        offset += b.stored_len;
+    }
+    fake.resize(offset as usize + 100, 0x5a);
+    let fake_id = Id::of_file_bytes(&fake);
+    let path = repo_file(&env.repo, FileType::Pack, &fake_id.to_hex());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, &fake).unwrap();
+    let record = IndexPack { id: fake_id, size: fake.len() as u32, ephemeral: Some([9; 32]), blobs };
+    // Through the library with the backup key, until its index file's name sorts first.
+    let hostile = lib_open(&env.repo, BACKUP_PW).unwrap();
+    let _lock = hostile.lock(false).unwrap();
+    loop {
+        let names = repo_files(&env.repo, FileType::Index);
+        let id = hostile.save_index(std::slice::from_ref(&record)).unwrap().to_hex();
+        if names.iter().all(|n| id < *n) {
+            break;
+        }
+        // With its parity file: a lone parity file would be a lost index file to prune.
+        hostile.remove_file(FileType::Index, &id).unwrap();
+    }
+    drop(_lock);
+    let packs_before = repo_files(&env.repo, FileType::Pack);
+    let out = env.run(&["prune", "--max-unused", "0"]);
+    let text = out.all();
+    out.code(4);
+    assert!(text.contains("hostile index file"), "{text}");
+    assert_eq!(repo_files(&env.repo, FileType::Pack), packs_before, "prune deleted packs");
+    // The index rebuilt from the packs leaves the lie out (and reports the garbage pack as the
+    // damage it is); history is whole.
+    let out = env.run(&["repair", "index"]);
+    assert!(out.all().contains("left out of the index"), "{}", out.all());
+    out.code(4);
+    env.run(&["prune", "--max-unused", "0"]).ok();
+    env.run(&["check", "--read-data"]).ok();
+    let target = env.mkdir("restored");
+    env.restore("latest", &target, &[]);
+    assert_same_tree(&src, &under(&target, &src), Cmp::default());
+}

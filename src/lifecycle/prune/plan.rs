@@ -127,7 +127,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
     // snapshot listed here finds its blobs in the index listed next, even while backups run.
     let snapshots = load_snapshots_strict(repo)?;
     refuse_lost_files(repo)?;
-    let (index_files, index) = load_index_strict(repo)?;
+    let (index_files, index, shadowed) = load_index_strict(repo)?;
     progress.phase("finding used blobs");
     let used = mark_used(repo, &index, &snapshots, progress)?;
     let (mut packs, pack_of) = pack_usage(&index, &used);
@@ -143,6 +143,7 @@ pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Resu
         u
     };
     choose_repacks(&mut packs, opts);
+    verify_standing_copies(repo, &index, &used, &packs, &shadowed)?;
     let mut plan = Plan {
         index,
         used,
@@ -192,7 +193,10 @@ fn refuse_lost_files(repo: &Repository) -> Result<()> {
 }
 
 /// Every index file, or an error: prune must not decide on a partial index (§10.3).
-fn load_index_strict(repo: &Repository) -> Result<(Vec<Id>, Index)> {
+/// For each pack, the blobs it lists whose canonical copy the index puts in another pack.
+pub(super) type Shadowed = HashMap<Id, Vec<(BlobType, Id)>>;
+
+fn load_index_strict(repo: &Repository) -> Result<(Vec<Id>, Index, Shadowed)> {
     let ids = repo.index_ids()?;
     let loaded: Vec<Result<Vec<IndexPack>>> = ids.par_iter().map(|id| repo.load_index_file(id)).collect();
     let mut records = Vec::new();
@@ -209,7 +213,58 @@ fn load_index_strict(repo: &Repository) -> Result<(Vec<Id>, Index)> {
             Err(e) => return Err(stop_damaged(e, "run `arca repair index`")),
         }
     }
-    Ok((ids, Index::from_packs(records.into_iter().flatten())))
+    let index = Index::from_packs(records.iter().flatten().cloned());
+    let shadowed = shadowed_copies(records.iter().flatten(), &index);
+    Ok((ids, index, shadowed))
+}
+
+/// The blobs each pack lists whose canonical copy is in another pack (duplicates).
+fn shadowed_copies<'a>(records: impl Iterator<Item = &'a IndexPack>, index: &Index) -> Shadowed {
+    let mut out = Shadowed::new();
+    for p in records {
+        for b in &p.blobs {
+            if index.lookup(b.blob_type, &b.id).is_some_and(|loc| loc.pack != p.id) {
+                out.entry(p.id).or_default().push((b.blob_type, b.id));
+            }
+        }
+    }
+    out
+}
+
+/// Before a pack goes, the copies that stand in for its used blobs must be good. The index's
+/// canonical copy of a blob is wherever an index file says — damage, or an index file a backup
+/// key wrote to point blobs at a pack of its own (format-spec/24 §24.9) — and removing the pack
+/// would lose the only good copy. Each such copy is read and checked against its ID; one that
+/// fails stops prune before anything is deleted.
+fn verify_standing_copies(
+    repo: &Repository,
+    index: &Index,
+    used: &Bitset,
+    packs: &[PackPlan],
+    shadowed: &Shadowed,
+) -> Result<()> {
+    let wanted: std::collections::BTreeSet<(BlobType, Id)> = packs
+        .iter()
+        .filter(|p| p.action != PackAction::Keep)
+        .filter_map(|p| shadowed.get(&p.id))
+        .flatten()
+        .filter(|(t, id)| index.position(*t, id).is_some_and(|pos| used.get(pos)))
+        .copied()
+        .collect();
+    let wanted: Vec<(BlobType, Id)> = wanted.into_iter().collect();
+    let failed: Vec<(BlobType, Id, Error)> = repo.io_scope(|| {
+        wanted.par_iter().filter_map(|(t, id)| repo.read_blob(index, *t, id).err().map(|e| (*t, *id, e))).collect()
+    });
+    match failed.into_iter().next() {
+        None => Ok(()),
+        Some((t, id, e)) => Err(Error::integrity(
+            crate::format::blob::describe(t, &id),
+            format!(
+                "the index's chosen copy does not read ({e}), while a pack prune would remove holds another \
+                 copy: a damaged or hostile index file; prune deleted nothing (run `arca repair index`)"
+            ),
+        )),
+    }
 }
 
 /// Every snapshot, or an error: a snapshot that cannot be read may use any blob.

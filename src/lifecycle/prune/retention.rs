@@ -219,6 +219,8 @@ pub(super) fn extend_live(repo: &Repository, plan: &Plan, hold: &Hold) -> Result
     let mut files: Vec<(FileType, String)> = vec![(FileType::Config, "config".into())];
     files.extend(repo.list_objects(FileType::Key)?.into_iter().map(|(n, _)| (FileType::Key, n)));
     files.extend(plan.snapshots.iter().map(|id| (FileType::Snapshot, id.to_hex())));
+    // Index files too: a restore needs them, and a prune that removes nothing rewrites none.
+    files.extend(repo.list_objects(FileType::Index)?.into_iter().map(|(n, _)| (FileType::Index, n)));
     let live = plan.packs.iter().filter(|p| p.action == PackAction::Keep && p.used_blobs > 0);
     files.extend(live.map(|p| (FileType::Pack, p.id.to_hex())));
     let done: Vec<Option<SystemTime>> =
