@@ -16,6 +16,7 @@ mod output;
 mod restore;
 mod select;
 mod serve;
+mod stats;
 mod status;
 mod tag;
 
@@ -148,6 +149,9 @@ enum Command {
     Ls(browse::LsArgs),
     /// Find files matching a pattern across snapshots.
     Find(browse::FindArgs),
+    /// Count what snapshots hold, in restic's modes: restore size (default), distinct file
+    /// contents, raw data (stored, compression), blobs per file.
+    Stats(stats::StatsArgs),
     /// Show what changed between two snapshots (or paths in them), each with its own filters.
     Diff(browse::DiffArgs),
     /// Write a file to stdout, or a directory as a tar archive: `arca dump SNAP:PATH`.
@@ -313,6 +317,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Snapshots(a) => browse::snapshots(g, a),
         Command::Ls(a) => browse::ls(g, a),
         Command::Find(a) => browse::find(g, a),
+        Command::Stats(a) => stats::run(g, a),
         Command::Diff(a) => browse::diff(g, a),
         Command::Dump(a) => browse::dump(g, a),
         Command::Restore(a) => restore::restore(g, a),

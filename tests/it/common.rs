@@ -609,3 +609,21 @@ pub fn latest_node(env: &Env, path: &Path) -> arca::format::tree::Node {
     let root = repo.find_snapshot("latest").unwrap().1.tree;
     arca::restore::resolve(&repo, &index, root, path.to_str().unwrap()).unwrap()
 }
+
+/// Every file of a directory tree, by path below it, with the BLAKE3 hash of its bytes: to show
+/// that an operation changed nothing, or only added files.
+pub fn tree_hashes(dir: &Path) -> BTreeMap<PathBuf, [u8; 32]> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), hash_file(&p));
+            }
+        }
+    }
+    out
+}

@@ -29,4 +29,5 @@ mod roles;
 mod s3;
 mod s3_faults;
 mod s3_object_lock;
+mod stats;
 mod vectors;

@@ -515,23 +515,6 @@ fn storage_errors_are_one_line_that_says_what_to_set() {
 
 // ---- arca serve --append-only --------------------------------------------------------------
 
-/// Every file of a directory tree with the hash of its bytes.
-fn contents(dir: &Path) -> std::collections::BTreeMap<PathBuf, [u8; 32]> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), hash_file(&p));
-            }
-        }
-    }
-    out
-}
-
 /// A client speaking the protocol itself, through the same ssh and forced command: what a
 /// thief with the backed-up host's key can send, not only what the CLI would.
 struct RawClient {
@@ -596,7 +579,7 @@ fn an_append_only_server_keeps_history_from_a_client_that_is_taken_over() {
     assert_eq!(out.code, 1, "{}", out.all());
     assert!(out.stderr.contains("append-only"), "{}", out.stderr);
     remote.run(&["check", "--read-data"]).ok();
-    let before = contents(&dir);
+    let before = tree_hashes(&dir);
     // Through the protocol itself.
     let mut c = RawClient::connect(&sshd);
     assert_eq!(c.send(Request::Hello { version: 1 }), Response::Hello { version: 1, append_only: true });
@@ -636,7 +619,7 @@ fn an_append_only_server_keeps_history_from_a_client_that_is_taken_over() {
     assert!(refused(&c.send(Request::Remove { t: FileType::Lock, name: other.clone() })));
     assert_eq!(c.send(Request::Remove { t: FileType::Lock, name: lock }), Response::Ok);
     drop(c);
-    let after = contents(&dir);
+    let after = tree_hashes(&dir);
     let changed: Vec<_> = after.iter().filter(|(p, h)| before_with_other.get(*p) != Some(h)).map(|(p, _)| p).collect();
     let gone: Vec<_> = before_with_other.keys().filter(|p| !after.contains_key(*p)).collect();
     assert!(changed.is_empty() && gone.is_empty(), "the history changed: {changed:?} new or rewritten, {gone:?} gone");
@@ -669,7 +652,7 @@ fn a_backup_key_backs_up_through_an_append_only_server() {
     local(&["init", "--kdf-memory", "8", "--kdf-iterations", "1"], PASSWORD).ok();
     local(&["backup", s], PASSWORD).ok();
     local(&["key", "add", "--role", "backup", "--kdf-memory", "8", "--kdf-iterations", "1"], PASSWORD).ok();
-    let before = contents(&dir);
+    let before = tree_hashes(&dir);
     let as_backup = |args: &[&str]| -> Out {
         let mut c = arca_cmd();
         c.env("ARCA_REPOSITORY", &remote.location).env("ARCA_PASSWORD", "backup key");
@@ -684,7 +667,7 @@ fn a_backup_key_backs_up_through_an_append_only_server() {
     let second = as_backup(&["--json", "backup", s]).ok().json();
     assert!(second["summary"]["files_unchanged"].as_u64().unwrap() > 0, "{second}");
     // Nothing that was there changed or went away; only new files appeared.
-    let after = contents(&dir);
+    let after = tree_hashes(&dir);
     let changed: Vec<_> = before.iter().filter(|(p, h)| after.get(*p) != Some(h)).map(|(p, _)| p).collect();
     assert!(changed.is_empty(), "the backup key's runs changed or removed {changed:?}");
     assert_eq!(repo_files(&dir, arca::backend::FileType::Lock), Vec::<String>::new(), "a backup left its lock");
@@ -798,7 +781,7 @@ fn a_read_only_repository_is_checked_restored_and_drilled_without_writing() {
         Command::new("chmod").args(["-R", "a-w"]).arg(&repo).status().unwrap();
         repo.clone()
     };
-    let before = contents(&repo);
+    let before = tree_hashes(&repo);
     let run = |args: &[&str]| -> Out {
         arca_cmd().env("ARCA_REPOSITORY", &at).env("ARCA_PASSWORD", PASSWORD).args(args).output().unwrap().into()
     };
@@ -814,7 +797,7 @@ fn a_read_only_repository_is_checked_restored_and_drilled_without_writing() {
     run(&["drill", "latest"]).ok();
     // Writing is still refused, clearly.
     assert_ne!(run(&["--no-lock", "backup", src.to_str().unwrap()]).code, 0);
-    assert_eq!(contents(&repo), before, "the read-only repository changed");
+    assert_eq!(tree_hashes(&repo), before, "the read-only repository changed");
     if !mounted {
         Command::new("chmod").args(["-R", "u+w"]).arg(&repo).status().unwrap();
     }
@@ -882,7 +865,7 @@ fn a_listing_that_never_ends_is_stopped_at_the_limit() {
 
 /// Every file of the cache with its bytes.
 fn cached_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = contents(dir).into_keys().filter(|p| p.components().count() == 3).collect();
+    let mut out: Vec<PathBuf> = tree_hashes(dir).into_keys().filter(|p| p.components().count() == 3).collect();
     out.sort();
     out
 }

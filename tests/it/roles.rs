@@ -54,24 +54,6 @@ fn backup_as(env: &Env, password: &str, src: &Path, extra: &[&str]) -> serde_jso
     run_as(env, password, &a).ok().json()
 }
 
-/// Every file of the repository, by path, with its bytes' hash: to prove a refusal wrote nothing.
-fn repo_state(repo: &Path) -> Vec<(String, [u8; 32])> {
-    let mut out = Vec::new();
-    let mut todo = vec![repo.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push((p.strip_prefix(repo).unwrap().display().to_string(), hash_file(&p)));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_backup_key_writes_snapshots_that_only_restore_and_admin_keys_read() {
     let (env, src) = setup();
@@ -170,7 +152,7 @@ fn each_role_is_refused_what_it_may_not_do_before_anything_is_written() {
         (RESTORE_PW, &["repair", "snapshots"]),
         (RESTORE_PW, &["unlock"]),
     ];
-    let before = repo_state(&env.repo);
+    let before = tree_hashes(&env.repo);
     for (pw, args) in refused {
         let out = run_as(&env, pw, args);
         let role = if *pw == BACKUP_PW { "backup" } else { "restore" };
@@ -181,7 +163,7 @@ fn each_role_is_refused_what_it_may_not_do_before_anything_is_written() {
     // `key add` reads a new password first: refused the same way.
     let out = Out::from(as_key(&env, BACKUP_PW).env("ARCA_NEW_PASSWORD", "x").args(["key", "add"]).output().unwrap());
     out.code(13);
-    assert_eq!(repo_state(&env.repo), before, "a refused command changed the repository");
+    assert_eq!(tree_hashes(&env.repo), before, "a refused command changed the repository");
 }
 
 #[test]
