@@ -113,21 +113,28 @@ pub fn open(key: &SymKey, path: &Path, bytes: &[u8], blob_id: &dyn Fn(&[u8]) -> 
     Ok(Parent { snapshot, tree, trees })
 }
 
-/// Read the cache file at `path`, `None` if there is none. Longer files than a cache can be
-/// are refused before they are read.
+/// Read the cache file at `path`, `None` if there is none. Only a regular file, not through a
+/// symlink, opened without blocking (a planted FIFO), and no longer than a cache can be, is read.
 pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
     use std::io::Read;
-    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path) {
+    let io = |e| Error::Io { path: path.into(), source: e };
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path);
+    let f = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::Io { path: path.into(), source: e }),
+        Err(e) => return Err(io(e)),
     };
-    let mut out = Vec::new();
-    f.take(MAX_BODY as u64 + 4096).read_to_end(&mut out).map_err(|e| Error::Io { path: path.into(), source: e })?;
+    let m = f.metadata().map_err(io)?;
+    let max = MAX_BODY as u64 + 4096;
+    if !m.is_file() || m.len() > max {
+        return Err(Error::integrity("backup parent cache", "not a regular file of a cache's size"));
+    }
+    let mut out = Vec::with_capacity(m.len() as usize);
+    f.take(max).read_to_end(&mut out).map_err(io)?;
     Ok(Some(out))
 }
 
-/// Write `bytes` to `path` atomically (a private temporary file, fsync, rename), creating the
+/// Write `bytes` to `path` atomically (a new private temporary file, fsync, rename), creating the
 /// directory private to the user.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     fn io(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -136,14 +143,18 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("a cache file lives in a directory");
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
     let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
+    // A leftover of a crashed run of this process ID would make `create_new` fail: it goes first.
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io(path))
 }

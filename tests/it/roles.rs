@@ -122,6 +122,15 @@ fn a_damaged_parent_cache_is_reported_and_the_backup_reads_everything() {
     assert!(next["summary"]["bytes_read"].as_u64().unwrap() > 0);
     let warned = next["warnings"].as_array().unwrap().iter().any(|w| w.to_string().contains("backup parent cache"));
     assert!(warned, "the damaged cache is named: {next}");
+    // A FIFO planted in its place does not make the backup wait.
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().path()).collect();
+    for f in &files {
+        std::fs::remove_file(f).unwrap();
+        mkfifo(f);
+    }
+    let next = backup_as(&env, BACKUP_PW, &src, &[]);
+    assert!(next["summary"]["bytes_read"].as_u64().unwrap() > 0);
+    assert!(next["warnings"].to_string().contains("not a regular file"), "{next}");
 }
 
 #[test]
