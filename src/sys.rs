@@ -105,6 +105,32 @@ pub fn without_secrets(cmd: &mut std::process::Command) {
     }
 }
 
+/// Publish `bytes` at `path` whole or not at all: a new hidden temporary file beside it (its own
+/// name, `O_EXCL`, not through a symlink, mode `mode`), written, fsynced when `durable`, then
+/// renamed over `path`. Readers never see a partial file; the temporary file is removed on
+/// failure. For files outside repositories (caches, metrics, generated units).
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8], mode: u32, durable: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), now_nanos()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| if durable { f.sync_all() } else { Ok(()) }))
+        .and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -18,7 +18,6 @@ use crate::format::tree::MAX_TREE_LEN;
 use crate::format::Reader;
 use crate::id::Id;
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -134,27 +133,11 @@ pub fn read(path: &Path) -> Result<Option<Vec<u8>>> {
     Ok(Some(out))
 }
 
-/// Write `bytes` to `path` atomically (a new private temporary file, fsync, rename), creating the
-/// directory private to the user.
+/// Write `bytes` to `path` atomically and durably ([`crate::sys::write_atomically`]), creating
+/// the directory private to the user.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    fn io(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-        move |e| Error::Io { path: p.into(), source: e }
-    }
     let dir = path.parent().expect("a cache file lives in a directory");
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-    // A leftover of a crashed run of this process ID would make `create_new` fail: it goes first.
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.map_err(io(path))
+    let io = |p: &Path, e| Error::Io { path: p.into(), source: e };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| io(dir, e))?;
+    crate::sys::write_atomically(path, bytes, 0o600, true).map_err(|e| io(path, e))
 }

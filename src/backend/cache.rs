@@ -21,7 +21,6 @@ use super::{Backend, FileType, StagedFile};
 use crate::error::Result;
 use crate::id::Id;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -154,20 +153,10 @@ fn read_bounded(path: &Path, max: u64) -> Option<Vec<u8>> {
     Some(buf)
 }
 
-/// Write a 0600 file through a temporary name and a rename.
+/// Write a 0600 file through a temporary name and a rename (not fsynced: a cache file lost in a
+/// crash only costs a download, and every cached file is checked before use).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    let written = f.write_all(bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::sys::write_atomically(path, bytes, 0o600, false)
 }
 
 impl Backend for CachedBackend {

@@ -23,27 +23,8 @@ pub fn print_error(e: &anyhow::Error, code: u8) {
 /// `path` is replaced, never written through; readable by others. `what` names the option.
 pub fn write_atomically(path: &std::path::Path, text: &str, what: &str) -> anyhow::Result<()> {
     use anyhow::Context;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let shown = escape(path.as_os_str().as_encoded_bytes());
-    let name = path.file_name().with_context(|| format!("{what} {shown}: not a file name"))?;
-    // Hidden and with another suffix, so no collector or unit loader reads it; the pid and time keep
-    // concurrent runs apart, O_EXCL keeps them from sharing a file.
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.{}.tmp", std::process::id(), arca::sys::now_nanos()));
-    let tmp = path.with_file_name(tmp_name);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {shown}"));
-    }
-    Ok(())
+    path.file_name().with_context(|| format!("{what} {shown}: not a file name"))?;
+    // Hidden and with another suffix, so no collector or unit loader reads it.
+    arca::sys::write_atomically(path, text.as_bytes(), 0o644, true).with_context(|| format!("writing {shown}"))
 }

@@ -394,3 +394,32 @@ fn a_backup_keys_hostile_index_cannot_make_prune_delete_history() {
     env.restore("latest", &target, &[]);
     assert_same_tree(&src, &under(&target, &src), Cmp::default());
 }
+
+/// Two administrators add the first role keys at the same moment, each process racing the other
+/// to enable roles: the second must not rewrite the config again (that would unbind the
+/// first's backup key). Both keys back up afterwards.
+#[test]
+fn two_racing_role_key_additions_leave_both_keys_working() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    make_realistic_tree(&src);
+    env.backup(&[&src], &[]);
+    let spawn = |password: &str| {
+        let mut c = std::process::Command::new(arca_bin());
+        c.env("ARCA_REPOSITORY", &env.repo).env("ARCA_PASSWORD", PASSWORD).env("ARCA_NEW_PASSWORD", password);
+        c.env("XDG_CONFIG_HOME", "/nonexistent/arca-test-config");
+        c.args(["key", "add", "--role", "backup", "--kdf-memory", "8", "--kdf-iterations", "1"]);
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let (a, b) = (spawn("first backup key"), spawn("second backup key"));
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(env.open().has_roles());
+    for pw in ["first backup key", "second backup key"] {
+        let out = backup_as(&env, pw, &src, &[]);
+        assert_eq!(out["code"], 0, "{pw}: {out}");
+    }
+    env.run(&["check", "--read-data"]).ok();
+}
