@@ -30,7 +30,7 @@
 use arca::chunker::Chunker;
 use arca::crypto::{self, kdf, Keys, MasterKey};
 use arca::format::blob::{self, BlobType};
-use arca::format::config::{ChunkerParams, Config};
+use arca::format::config::{ChunkerParams, Config, PreviousMaster, FEATURE_ROTATION};
 use arca::format::header::{self, FileKind, HEADER_LEN};
 use arca::format::index::{self as findex, IndexBlob, IndexPack};
 use arca::format::journal::{self, Op, Outcome, Record};
@@ -443,7 +443,7 @@ pub fn key_json(kf: &KeyFile) -> Value {
 
 /// A config.
 pub fn config_json(c: &Config) -> Value {
-    json!({
+    let mut v = json!({
         "version": c.version,
         "repo_id": hex(&c.repo_id),
         "required_features": c.required_features,
@@ -451,7 +451,12 @@ pub fn config_json(c: &Config) -> Value {
         "chunker": chunker_params_json(&c.chunker),
         "compression_level": c.compression_level,
         "pack_target_size": c.pack_target_size,
-    })
+    });
+    // Only in a config of an unfinished key rotation (format-spec/25).
+    if let Some(p) = &c.previous_master {
+        v["previous_master"] = json!(hex(&p.0));
+    }
+    v
 }
 
 /// Chunker parameters.
@@ -707,6 +712,7 @@ pub fn base_config() -> Config {
         chunker: ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 4 << 20, normalization: 1 },
         compression_level: 3,
         pack_target_size: 16 << 20,
+        previous_master: None,
     }
 }
 
@@ -764,6 +770,15 @@ fn config_vectors() -> Vec<Vector> {
         let n = format!("config: valid, {name}");
         v.push(ok(&n, k, seal_file(kind, &framed, &n), file_inputs(&framed), config_json(c)));
     }
+    // An unfinished key rotation (format-spec/25 §25.1): the previous master key follows.
+    let rotating = Config {
+        required_features: FEATURE_ROTATION,
+        previous_master: Some(PreviousMaster([0x5a; 32])),
+        ..base_config()
+    };
+    let framed = raw(&rotating.encode());
+    let n = "config: valid, an unfinished key rotation with the previous master key";
+    v.push(ok(n, k, seal_file(kind, &framed, n), file_inputs(&framed), config_json(&rotating)));
     let n = "config: valid, zstd (hand-built frame, raw blocks)";
     let z = zstd(&zstd_frame(17, &[ZBlock::Raw(&body[..10]), ZBlock::Raw(&body[10..])]));
     v.push(ok(n, k, seal_file(kind, &z, n), file_inputs(&z), config_json(&configs[0])));
@@ -792,6 +807,11 @@ fn config_vectors() -> Vec<Vector> {
     bad_body("truncated postcard body", body[..body.len() - 1].to_vec(), INTEGRITY);
     bad_body("empty body", Vec::new(), INTEGRITY);
     let ch = |f: &dyn Fn(&mut ChunkerParams)| with(&|c| f(&mut c.chunker));
+    let fields = with(&|c| c.required_features = FEATURE_ROTATION);
+    bad_body("rotation bit without the previous key", fields.clone(), INTEGRITY);
+    bad_body("rotation bit, previous key of 31 bytes", cat(&[&fields, &[0x5a; 31]]), INTEGRITY);
+    bad_body("rotation bit, previous key and a trailing byte", cat(&[&fields, &[0x5a; 33]]), INTEGRITY);
+    bad_body("previous key without the rotation bit", cat(&[&body, &[0x5a; 32]]), INTEGRITY);
     bad_body("chunker min_size 62", ch(&|p| (p.min_size, p.avg_size, p.max_size) = (62, 256, 1024)), INTEGRITY);
     bad_body("chunker min_size odd (131073)", ch(&|p| p.min_size = 131_073), INTEGRITY);
     bad_body("chunker avg_size 255", ch(&|p| (p.min_size, p.avg_size, p.max_size) = (64, 255, 1024)), INTEGRITY);

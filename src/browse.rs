@@ -63,6 +63,19 @@ pub fn diff(
     prefix: &[u8],
     f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
 ) -> Result<()> {
+    diff_counted(repo, index, a, b, prefix, f, &mut DiffCounter::default())
+}
+
+/// [`diff`], also counting into `counter` what came and went (restic's diff summary).
+pub fn diff_counted(
+    repo: &Repository,
+    index: &Index,
+    a: Option<Id>,
+    b: Option<Id>,
+    prefix: &[u8],
+    f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
+    counter: &mut DiffCounter,
+) -> Result<()> {
     let trees = walk::Trees::new(repo, index);
     for root in [a, b].into_iter().flatten() {
         trees.measure(root)?;
@@ -70,8 +83,12 @@ pub fn diff(
     if a == b {
         return Ok(());
     }
+    counter.trees(a, b);
     let pairs = pair_up(&trees, a, b)?;
-    diff_pairs(&trees, pairs, prefix, a.or(b), f)
+    diff_pairs(&trees, pairs, prefix, a.or(b), &mut |c, p, x, y| {
+        counter.visit(c, x, y);
+        c.map_or(Ok(()), |c| f(c, p))
+    })
 }
 
 /// Differences between two entries — `SNAP:PATH` of each side, which may be files or
@@ -84,12 +101,13 @@ pub fn diff_nodes(
     b: &Node,
     prefix: &[u8],
     f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
+    counter: &mut DiffCounter,
 ) -> Result<()> {
     if let (Some(sa), Some(sb)) = (a.subtree(), b.subtree()) {
         if let Some(change) = classify(Some(a), Some(&Node { name: a.name.clone(), ..b.clone() })) {
             f(change, prefix)?;
         }
-        return diff(repo, index, Some(sa), Some(sb), prefix, f);
+        return diff_counted(repo, index, Some(sa), Some(sb), prefix, f, counter);
     }
     let trees = walk::Trees::new(repo, index);
     for root in [a.subtree(), b.subtree()].into_iter().flatten() {
@@ -104,17 +122,113 @@ pub fn diff_nodes(
     let cut = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
     let name = path[(cut + 1).min(path.len())..].to_vec();
     let pair = (Some(Node { name: name.clone(), ..a.clone() }), Some(Node { name, ..b.clone() }));
-    diff_pairs(&trees, vec![pair], &path[..cut], a.subtree().or(b.subtree()), f)
+    diff_pairs(&trees, vec![pair], &path[..cut], a.subtree().or(b.subtree()), &mut |c, p, x, y| {
+        counter.visit(c, x, y);
+        c.map_or(Ok(()), |c| f(c, p))
+    })
+}
+
+/// Entry and blob counts of one side of a diff: what came (or went).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiffSide {
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Symlinks, devices, FIFOs, sockets.
+    pub others: u64,
+    /// Distinct data blobs.
+    pub data_blobs: u64,
+    /// Distinct tree blobs.
+    pub tree_blobs: u64,
+    /// Plaintext bytes of those data blobs.
+    pub bytes: u64,
+}
+
+/// restic's diff statistics: files whose content changed, and what came and went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiffStats {
+    /// Files in both whose content differs (`M`).
+    pub changed_files: u64,
+    /// In the second only.
+    pub added: DiffSide,
+    /// In the first only.
+    pub removed: DiffSide,
+}
+
+/// Gathers [`DiffStats`] as a diff walks: entries by change, and the blobs each side refers to
+/// in the parts that differ (identical subtrees are skipped by both sides alike).
+#[derive(Default)]
+pub struct DiffCounter {
+    stats: DiffStats,
+    data: [std::collections::HashMap<Id, u32>; 2],
+    trees: [std::collections::HashSet<Id>; 2],
+}
+
+impl DiffCounter {
+    fn trees(&mut self, a: Option<Id>, b: Option<Id>) {
+        for (side, t) in [(0, a), (1, b)] {
+            self.trees[side].extend(t);
+        }
+    }
+
+    fn visit(&mut self, change: Option<Change>, x: Option<&Node>, y: Option<&Node>) {
+        let kind_of = |s: &mut DiffSide, n: &Node| match n.kind {
+            NodeKind::File { .. } => s.files += 1,
+            NodeKind::Dir { .. } => s.dirs += 1,
+            _ => s.others += 1,
+        };
+        let same_kind = matches!((x, y), (Some(x), Some(y))
+            if std::mem::discriminant(&x.kind) == std::mem::discriminant(&y.kind));
+        let is_file = |n: &Node| matches!(n.kind, NodeKind::File { .. });
+        match change {
+            Some(Change::Modified) if same_kind => self.stats.changed_files += u64::from(x.is_some_and(is_file)),
+            Some(Change::Added | Change::Modified | Change::Removed) => {
+                x.inspect(|n| kind_of(&mut self.stats.removed, n));
+                y.inspect(|n| kind_of(&mut self.stats.added, n));
+            }
+            _ => {}
+        }
+        let skip = x.and_then(Node::subtree).is_some() && x.and_then(Node::subtree) == y.and_then(Node::subtree);
+        for (side, n) in [(0, x), (1, y)] {
+            match n.map(|n| &n.kind) {
+                Some(NodeKind::File { content, .. }) => self.data[side].extend(content.iter().map(|c| (c.id, c.len))),
+                Some(NodeKind::Dir { subtree }) if !skip => {
+                    self.trees[side].insert(*subtree);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The statistics: blobs only one side refers to are added (second) or removed (first).
+    pub fn finish(mut self) -> DiffStats {
+        let [a, b] = &self.data;
+        for (side, mine, other) in [(&mut self.stats.added, b, a), (&mut self.stats.removed, a, b)] {
+            for (_, len) in mine.iter().filter(|(id, _)| !other.contains_key(id)) {
+                side.data_blobs += 1;
+                side.bytes += u64::from(*len);
+            }
+        }
+        let [ta, tb] = &self.trees;
+        self.stats.added.tree_blobs = tb.difference(ta).count() as u64;
+        self.stats.removed.tree_blobs = ta.difference(tb).count() as u64;
+        self.stats
+    }
 }
 
 /// The walk of [`diff`] from matched pairs of entries below `prefix`; `root` names the tree
 /// in a depth error.
+/// What [`diff_pairs`] reports for each pair visited: `(change, path, first, second)`.
+type PairVisit<'a> = dyn FnMut(Option<Change>, &[u8], Option<&Node>, Option<&Node>) -> Result<()> + 'a;
+
+/// `f(change, path, first, second)` is called for every pair visited, changed or not.
 fn diff_pairs(
     trees: &walk::Trees,
     pairs: Vec<(Option<Node>, Option<Node>)>,
     prefix: &[u8],
     root: Option<Id>,
-    f: &mut dyn FnMut(Change, &[u8]) -> Result<()>,
+    f: &mut PairVisit,
 ) -> Result<()> {
     let mut path = prefix.to_vec();
     while path.last() == Some(&b'/') {
@@ -129,9 +243,7 @@ fn diff_pairs(
         path.truncate(top.path_len);
         path.push(b'/');
         path.extend_from_slice(&x.as_ref().or(y.as_ref()).expect("pair_up yields at least one side").name);
-        if let Some(change) = classify(x.as_ref(), y.as_ref()) {
-            f(change, &path)?;
-        }
+        f(classify(x.as_ref(), y.as_ref()), &path, x.as_ref(), y.as_ref())?;
         // Below a directory that came, went, changed, or was replaced by a file (or the reverse).
         let (sa, sb) = (x.as_ref().and_then(Node::subtree), y.as_ref().and_then(Node::subtree));
         if (sa.is_some() || sb.is_some()) && sa != sb {
@@ -321,5 +433,103 @@ fn append_tar(
         }
         // Devices and sockets are not put into archives (tar needs major/minor split by platform).
         _ => Ok(()),
+    }
+}
+
+/// What `find` matches entries by.
+pub enum FindBy {
+    /// Globs ([`NameGlobs`]).
+    Names(NameGlobs),
+    /// Entries referring to an object whose ID starts with one of these lowercase hex
+    /// prefixes (restic's `find --blob/--tree/--pack`).
+    Ids(IdKind, Vec<String>),
+}
+
+/// The kind of object `find` looks for by ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdKind {
+    /// A data blob: files whose content holds it.
+    Blob,
+    /// A tree: the directories it is the listing of.
+    Tree,
+    /// A pack: files and directories whose blobs it stores (as the index says).
+    Pack,
+}
+
+impl FindBy {
+    /// ID prefixes, checked to be hex (any case).
+    pub fn ids(kind: IdKind, prefixes: &[String]) -> Result<FindBy> {
+        let mut out = Vec::new();
+        for p in prefixes {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Error::InvalidArgument(format!("{p:?} is not an ID (hex digits, a prefix will do)")));
+            }
+            out.push(p.to_ascii_lowercase());
+        }
+        Ok(FindBy::Ids(kind, out))
+    }
+
+    /// Whether `node` at `path` is a hit: `Some(None)` for a name match, `Some(Some(id))` for
+    /// the object an ID search found in it.
+    pub fn hit(&self, index: &Index, path: &[u8], node: &Node) -> Option<Option<Id>> {
+        match self {
+            FindBy::Names(g) => g.matches(path, &node.name).then_some(None),
+            FindBy::Ids(kind, prefixes) => {
+                let wanted = |id: &Id| prefixes.iter().any(|p| id.to_hex().starts_with(p.as_str()));
+                let in_pack = |t: BlobType, id: &Id| index.lookup(t, id).is_some_and(|l| wanted(&l.pack));
+                let found = match (&node.kind, kind) {
+                    (NodeKind::File { content, .. }, IdKind::Blob) => {
+                        content.iter().map(|c| c.id).find(|id| wanted(id))
+                    }
+                    (NodeKind::File { content, .. }, IdKind::Pack) => {
+                        content.iter().map(|c| c.id).find(|id| in_pack(BlobType::Data, id))
+                    }
+                    (NodeKind::Dir { subtree }, IdKind::Tree) => Some(*subtree).filter(|id| wanted(id)),
+                    (NodeKind::Dir { subtree }, IdKind::Pack) => {
+                        Some(*subtree).filter(|id| in_pack(BlobType::Tree, id))
+                    }
+                    _ => None,
+                };
+                found.map(Some)
+            }
+        }
+    }
+}
+
+/// `find`'s globs: a pattern containing `/` is matched against the whole absolute path, one
+/// without against the entry's name, at any depth; `*` does not cross `/`, `**` does. With
+/// `ignore_case`, letters match in either case (restic's `--ignore-case`).
+pub struct NameGlobs {
+    names: globset::GlobSet,
+    paths: globset::GlobSet,
+}
+
+impl NameGlobs {
+    /// Compile the patterns (an entry matching any of them is a hit).
+    pub fn new(patterns: &[String], ignore_case: bool) -> Result<NameGlobs> {
+        let (mut names, mut paths) = (globset::GlobSetBuilder::new(), globset::GlobSetBuilder::new());
+        for p in patterns {
+            let trimmed = p.trim_end_matches('/');
+            let g = globset::GlobBuilder::new(trimmed)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .case_insensitive(ignore_case)
+                .build()
+                .map_err(|e| Error::InvalidArgument(format!("pattern {p:?}: {e}")))?;
+            // `node_modules/` means the name; only an inner `/` makes a path pattern.
+            match trimmed.contains('/') {
+                true => paths.add(g),
+                false => names.add(g),
+            };
+        }
+        let build = |b: globset::GlobSetBuilder| b.build().map_err(|e| Error::InvalidArgument(e.to_string()));
+        Ok(NameGlobs { names: build(names)?, paths: build(paths)? })
+    }
+
+    /// Whether the entry at `path` named `name` matches.
+    pub fn matches(&self, path: &[u8], name: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let os = |b| std::path::Path::new(std::ffi::OsStr::from_bytes(b));
+        self.names.is_match(os(name)) || self.paths.is_match(os(path))
     }
 }

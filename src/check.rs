@@ -68,9 +68,11 @@ impl Subset {
 
 /// Check options.
 #[derive(Clone, Copy, Debug)]
-pub struct CheckOptions {
+pub struct CheckOptions<'a> {
     /// Read and verify blob data of these packs (None: structure only).
     pub read_data: Option<Subset>,
+    /// Bytes of packs read, of those selected, while reading data.
+    pub progress: Option<&'a crate::progress::Meter>,
 }
 
 /// A damaged or missing pack, index file or snapshot, and whether its parity rebuilds it, or a
@@ -186,7 +188,7 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     // overlap instead of adding up. Findings are reported in the same order as one by one.
     let all = subset == Some(Subset::All);
     let (reading, (journal, (parity, metadata))) = rayon::join(
-        || check_reading(repo, subset.is_some(), &|id| subset.is_some_and(|s| s.selects(id))),
+        || check_reading(repo, subset.is_some(), &|id| subset.is_some_and(|s| s.selects(id)), opts.progress),
         || {
             rayon::join(
                 || part(|r| check_journal(repo, r)),
@@ -208,6 +210,16 @@ pub fn check(repo: &Repository, opts: &CheckOptions) -> Result<CheckReport> {
     let mut r = reading?;
     for other in [journal?, parity?, metadata?, retention?] {
         r.absorb(other);
+    }
+    if repo.rotation_unfinished() {
+        // Everything still reads (the previous keys open what is not yet rewritten), but the
+        // old keys are not yet retired: an operator must know (format-spec/25).
+        r.warnings.push(Problem {
+            object: "config".into(),
+            message: "a key rotation is unfinished: the previous keys still open what is not yet rewritten; \
+                      run `arca key rotate` to finish it"
+                .into(),
+        });
     }
     assess_damage(repo, &mut r)?;
     Ok(r)
@@ -246,10 +258,15 @@ fn part(f: impl FnOnce(&mut CheckReport) -> Result<()>) -> Result<CheckReport> {
 /// missing: a check that reads exactly them (for `arca repair packs` to name what it could not
 /// rebuild).
 pub fn affected_by_packs(repo: &Repository, packs: &HashSet<Id>) -> Result<BTreeMap<String, Vec<String>>> {
-    Ok(check_reading(repo, true, &|id| packs.contains(id))?.affected)
+    Ok(check_reading(repo, true, &|id| packs.contains(id), None)?.affected)
 }
 
-fn check_reading(repo: &Repository, read: bool, select: &(dyn Fn(&Id) -> bool + Sync)) -> Result<CheckReport> {
+fn check_reading(
+    repo: &Repository,
+    read: bool,
+    select: &(dyn Fn(&Id) -> bool + Sync),
+    meter: Option<&crate::progress::Meter>,
+) -> Result<CheckReport> {
     let mut r = CheckReport::default();
     let mut ri = CheckReport::default();
     let (snaps, packs) = rayon::join(|| load_snapshots(repo, &mut r), || check_indexes(repo, &mut ri));
@@ -259,7 +276,7 @@ fn check_reading(repo: &Repository, read: bool, select: &(dyn Fn(&Id) -> bool + 
     // A pack whose stored size is not the index's is damaged (reported above) and not read: its
     // size is whatever the storage says, up to the 4 GiB a pack may be.
     let wanted = |id: &Id| select(id) && !misfits.contains(id);
-    let (mut damaged, seen) = if read { read_data(repo, &packs, &wanted, &mut r) } else { Default::default() };
+    let (mut damaged, seen) = if read { read_data(repo, &packs, &wanted, &mut r, meter) } else { Default::default() };
     if read {
         let unread = misfits.iter().filter(|id| select(id)).filter_map(|id| packs.get(id));
         damaged.extend(unread.flat_map(|p| p.blobs.iter().map(|b| (b.blob_type, b.id))));
@@ -504,8 +521,12 @@ fn read_data(
     packs: &HashMap<Id, IndexPack>,
     select: &(dyn Fn(&Id) -> bool + Sync),
     r: &mut CheckReport,
+    meter: Option<&crate::progress::Meter>,
 ) -> (HashSet<(BlobType, Id)>, Mutex<SeenTrees>) {
     let selected: Vec<&IndexPack> = packs.values().filter(|p| select(&p.id)).collect();
+    if let Some(m) = meter {
+        m.start(selected.iter().map(|p| u64::from(p.size)).sum());
+    }
     r.packs_read = selected.len();
     let damaged = Mutex::new(HashSet::new());
     let problems = Mutex::new(Vec::new());
@@ -521,6 +542,9 @@ fn read_data(
                 || verify_parity(repo, crate::format::header::FileKind::Pack, &p.id.to_hex()),
             );
             blobs_read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            if let Some(m) = meter {
+                m.add(u64::from(p.size));
+            }
             damaged.lock().unwrap().extend(bad);
             problems.lock().unwrap().extend(errs);
             if let Some(d) = parity {

@@ -11,7 +11,9 @@
 //! - [`repo`]: an open repository: index, packer, locks;
 //! - [`archiver`]: backup (with an I/O thread pool beside rayon's, `iopool`); [`restore`];
 //!   [`check`]; [`browse`]: ls, find, diff, dump; [`mount`]: snapshots as a FUSE filesystem;
-//! - [`lifecycle`]: forget, prune, tag, repair;
+//! - [`lifecycle`]: forget, prune, tag, rewrite, repair;
+//! - [`filter`]: restic's exclude patterns (backup, rewrite);
+//! - [`interrupt`]: Ctrl-C and SIGTERM remove the process's locks before it exits;
 //! - [`ops`]: the operations every front end calls (backup, restore, check, drill, status, …),
 //!   with scopes (profiles and components), one outcome table and the journal.
 //!
@@ -25,14 +27,17 @@ pub mod check;
 pub mod chunker;
 pub mod crypto;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod fuzz_targets;
 pub mod id;
+pub mod interrupt;
 pub(crate) mod iopool;
 pub mod lifecycle;
 pub mod localtime;
 pub mod mount;
 pub mod ops;
+pub mod progress;
 pub mod repo;
 pub mod restore;
 pub mod sys;

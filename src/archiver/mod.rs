@@ -20,6 +20,8 @@ mod command;
 pub(crate) mod fsmeta;
 pub mod parents;
 mod prefetch;
+mod scan;
+mod select;
 mod walk;
 
 use crate::chunker::Chunker;
@@ -38,7 +40,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+pub use crate::progress::Progress;
 pub use command::{backup_command, command_line};
+pub use select::{FilesFrom, Selection, SelectionOptions, CACHEDIR_TAG};
 pub use walk::Excludes;
 
 /// A file's modification time in Unix nanoseconds.
@@ -63,14 +67,16 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Host name to record (default: this host).
     pub host: Option<String>,
-    /// Exclusion rules.
-    pub excludes: Excludes,
+    /// What to leave out (restic's `--exclude*` options; [`Selection`]).
+    pub excludes: Selection,
     /// Do not cross filesystem boundaries below each path.
     pub one_file_system: bool,
     /// Read and chunk everything, but write nothing.
     pub dry_run: bool,
     /// Read every file, even those the parent shows unchanged (they are then counted by content).
     pub force: bool,
+    /// Write no snapshot when its tree is the parent's (restic's `--skip-if-unchanged`).
+    pub skip_if_unchanged: bool,
     /// Explicit parent snapshot (ID prefix or `latest`); default: the latest with the same host and paths.
     pub parent: Option<String>,
     /// Snapshot time to record (Unix ns) instead of the start time, e.g. to import old backups.
@@ -98,17 +104,6 @@ pub struct BackupOptions {
     pub max_dir_entries: Option<usize>,
 }
 
-/// Live counters a progress display can poll.
-#[derive(Default)]
-pub struct Progress {
-    /// Files finished.
-    pub files: AtomicU64,
-    /// Directories finished.
-    pub dirs: AtomicU64,
-    /// Content bytes read or skipped as unchanged.
-    pub bytes: AtomicU64,
-}
-
 /// A problem that did not stop the backup.
 #[derive(Clone, Debug)]
 pub struct Warning {
@@ -132,6 +127,9 @@ pub struct BackupResult {
     /// Packs left unindexed by an interrupted backup or prune that this backup adopted
     /// (format-spec/17-consistency.md §17.6).
     pub adopted_packs: usize,
+    /// No snapshot was written because nothing changed against the parent
+    /// ([`BackupOptions::skip_if_unchanged`]).
+    pub skipped_unchanged: bool,
 }
 
 /// State shared by all workers of one backup.
@@ -154,9 +152,16 @@ pub(crate) struct Ctx<'r> {
     parent_trees: Option<HashMap<Id, Vec<u8>>>,
     /// The trees of this snapshot, kept for a backup key's local cache.
     new_trees: Option<Mutex<HashMap<Id, Vec<u8>>>>,
+    /// The snapshot's paths (absolute), each a root of its own filesystem under `-x`.
+    roots: std::collections::HashSet<Vec<u8>>,
 }
 
 impl Ctx<'_> {
+    /// Whether `path` is one of the paths given to the backup.
+    fn is_root(&self, path: &Path) -> bool {
+        self.roots.contains(path.as_os_str().as_encoded_bytes())
+    }
+
     /// Record an entry that is missing from the snapshot.
     fn warn(&self, path: impl Into<PathBuf>, message: impl Into<String>) {
         self.warnings.lock().unwrap().push(Warning { path: path.into(), message: message.into(), not_saved: true });
@@ -332,21 +337,28 @@ pub fn make_absolute(p: &std::path::Path) -> Result<PathBuf> {
 /// (snapshot ID, root tree).
 fn choose_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[Vec<u8>]) -> Result<Option<(Id, Id)>> {
     // `--force` still has a parent: it reads every file, but counts against it and records it.
-    if let Some(r) = &opts.parent {
-        return repo.find_snapshot(r).map(|(id, s)| Some((id, s.tree)));
-    }
-    let mut sorted = paths.to_vec();
-    sorted.sort();
-    Ok(repo
-        .list_snapshots()?
-        .into_iter()
-        .rev()
-        .find(|(_, s)| {
-            let mut p = s.paths.clone();
-            p.sort();
-            s.hostname == host && p == sorted
-        })
-        .map(|(id, s)| (id, s.tree)))
+    let chosen = match &opts.parent {
+        Some(r) => Some(repo.find_snapshot(r).map(|(id, s)| (id, s.tree))?),
+        None => {
+            let mut sorted = paths.to_vec();
+            sorted.sort();
+            repo.list_snapshots()?
+                .into_iter()
+                .rev()
+                .find(|(_, s)| {
+                    let mut p = s.paths.clone();
+                    p.sort();
+                    s.hostname == host && p == sorted
+                })
+                .map(|(id, s)| (id, s.tree))
+        }
+    };
+    // During an unfinished key rotation, a parent not yet rewritten names its blobs by the
+    // previous blob-ID key, which is going away: the new snapshot must not reuse them
+    // (format-spec/25 §25.4). It reads every file instead.
+    Ok(chosen.filter(|(id, _)| {
+        !repo.rotation_unfinished() || repo.sealed_by_current_keys(crate::format::header::FileKind::Snapshot, id)
+    }))
 }
 
 /// Where a backup key keeps its parent trees for `host` and `paths`, if it has a cache.
@@ -378,6 +390,23 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         return Err(Error::InvalidArgument("no paths to back up".into()));
     }
     let paths = opts.paths.iter().map(|p| make_absolute(p)).collect::<Result<Vec<_>>>()?;
+    // As restic: a path that cannot be found is skipped with a warning (the backup is then
+    // partial), and only when none is left is there nothing to back up.
+    let mut missing = Vec::new();
+    let paths: Vec<PathBuf> = paths
+        .into_iter()
+        .filter(|p| match std::fs::symlink_metadata(p) {
+            Ok(_) => true,
+            Err(e) => {
+                missing.push((p.clone(), e));
+                false
+            }
+        })
+        .collect();
+    if paths.is_empty() {
+        let (p, e) = &missing[0];
+        return Err(Error::InvalidArgument(format!("nothing to back up: {}: {e}", p.display())));
+    }
     walk::raise_open_file_limit();
     let io = match opts.io_threads.unwrap_or(DEFAULT_IO_THREADS) {
         0 => None,
@@ -397,8 +426,28 @@ pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &Progress) -> R
         progress,
         paths.iter().map(|p| p.as_os_str().as_encoded_bytes().to_vec()).collect(),
         io,
-        |ctx, parent| walk::backup_roots(ctx, &paths, parent),
+        |ctx, parent| {
+            for (p, e) in &missing {
+                ctx.warn(p, format!("cannot be backed up, skipping: {e}"));
+            }
+            with_scan_ahead(ctx, &paths, || walk::backup_roots(ctx, &paths, parent))
+        },
     )
+}
+
+/// Run `backup` with, when someone watches the progress, the scan-ahead counting its totals
+/// on a thread of its own (stopped if the backup finishes first).
+fn with_scan_ahead<T: Send>(ctx: &Ctx, paths: &[PathBuf], backup: impl FnOnce() -> T) -> T {
+    if !ctx.progress.watched {
+        return backup();
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| scan::scan(ctx, paths, &stop));
+        let r = backup();
+        stop.store(true, Relaxed);
+        r
+    })
 }
 
 /// Back up one stream (e.g. a database dump) as the file `name` at the root of the snapshot.
@@ -528,6 +577,7 @@ fn run(
         gauge: Default::default(),
         parent_trees,
         new_trees: cache_file.as_ref().map(|_| Mutex::default()),
+        roots: snap_paths.iter().cloned().collect(),
     };
     if let Some(n) = cache_note {
         ctx.note("(backup parent cache)", n);
@@ -564,6 +614,9 @@ fn run(
         summary,
         original: None,
     };
+    if opts.skip_if_unchanged && parent.is_some_and(|p| p.1 == snapshot.tree) {
+        return Ok(BackupResult { id: None, snapshot, warnings, adopted_packs, skipped_unchanged: true });
+    }
     if let Some(l) = &lock {
         l.ensure_fresh()?;
     }
@@ -580,7 +633,7 @@ fn run(
             warnings.push(Warning { path: file.clone(), message, not_saved: false });
         }
     }
-    Ok(BackupResult { id, snapshot, warnings, adopted_packs })
+    Ok(BackupResult { id, snapshot, warnings, adopted_packs, skipped_unchanged: false })
 }
 
 /// Adopt the packs no index names (format-spec/17-consistency.md §17.6): their blobs join the
@@ -589,6 +642,11 @@ fn run(
 /// out as damaged stays out); one that fails, or lists more blobs than a pack may, is left
 /// alone (prune deletes it).
 pub(crate) fn adopt_unindexed(repo: &Repository, index: &mut Index, packer: &Packer) -> Result<usize> {
+    // During an unfinished rotation an unindexed pack may be sealed under the previous keys;
+    // an index file of the new ones must never list it (format-spec/25 §25.4).
+    if repo.keys().previous().is_some() {
+        return Ok(0);
+    }
     let candidates = repo.unindexed_packs(index)?;
     let adopted: Vec<_> = candidates
         .par_iter()

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::tree::{Node, NodeKind, Tree};
 use crate::id::Id;
+use crate::progress::FileChange;
 use globset::{GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, CWD};
@@ -38,11 +39,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-/// Exclusion rules: glob patterns and marker files.
+/// Globs of `restore --include/--exclude` and `find` (backups use restic's patterns instead,
+/// [`super::Selection`]).
 ///
 /// A pattern containing `/` is matched against the whole absolute path; one without is matched
-/// against the entry's name, at any depth. `*` does not cross `/`; `**` does. An excluded
-/// directory is not descended into. A directory holding a file named in `if_present` is excluded.
+/// against the entry's name, at any depth. `*` does not cross `/`; `**` does. `if_present`
+/// names marker files, kept for callers that ask for them ([`Excludes::markers`]).
 #[derive(Default)]
 pub struct Excludes {
     paths: GlobSet,
@@ -82,6 +84,11 @@ impl Excludes {
         self.names.is_match(name) || self.paths.is_match(path)
     }
 
+    /// The marker file names given to [`Excludes::new`].
+    pub fn markers(&self) -> &[String] {
+        &self.if_present
+    }
+
     /// Convenience for tests: patterns only.
     pub fn patterns(patterns: &[&str]) -> Result<Excludes> {
         Excludes::new(&patterns.iter().map(|s| s.to_string()).collect::<Vec<_>>(), vec![])
@@ -100,18 +107,23 @@ enum VEntry {
     Inner(Virtual, PathBuf),
 }
 
-fn build_virtual(paths: &[PathBuf]) -> Virtual {
+/// The paths not inside another of them, sorted: a path inside another is covered by it.
+pub(super) fn outermost(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut sorted = paths.to_vec();
     sorted.sort();
     sorted.dedup();
-    let mut root = Virtual::default();
     let mut kept: Vec<PathBuf> = Vec::new();
     for p in sorted {
-        // A path inside another backed-up path is already covered by it.
-        if kept.iter().any(|k| p.starts_with(k)) {
-            continue;
+        if !kept.iter().any(|k| p.starts_with(k)) {
+            kept.push(p);
         }
-        kept.push(p.clone());
+    }
+    kept
+}
+
+fn build_virtual(paths: &[PathBuf]) -> Virtual {
+    let mut root = Virtual::default();
+    for p in outermost(paths) {
         let comps: Vec<&OsStr> = p.iter().skip(1).collect();
         let mut dir = &mut root;
         let mut real = PathBuf::from("/");
@@ -336,11 +348,9 @@ fn open_dir(at: At, meta: &Meta) -> std::io::Result<OpenDir> {
 }
 
 /// What reading a directory gave.
-enum Listing {
+pub(super) enum Listing {
     /// The names to back up (excluded ones left out), unsorted.
     Names(Vec<Vec<u8>>),
-    /// An `--exclude-if-present` marker is in it.
-    Marked,
     /// More entries than a tree may hold.
     TooMany,
     /// It could not be read at all (a warning is recorded).
@@ -349,24 +359,32 @@ enum Listing {
 
 /// Read a directory through a stream on a duplicate of its descriptor (closed on return; the
 /// shared offset is harmless, as the walk uses the descriptor only for `*at` calls, `fstat`
-/// and extended attributes), keeping at most `ctx.max_dir_entries()` names.
-fn list_dir(ctx: &Ctx, fd: &OwnedFd, path: &Path) -> Listing {
+/// and extended attributes), keeping at most `ctx.max_dir_entries()` names. Names excluded by
+/// a pattern are left out; a directory with a marker file keeps only that file. Problems are
+/// recorded only if `report` (the scan-ahead, which only counts, leaves them to the backup).
+pub(super) fn list_dir(ctx: &Ctx, fd: &OwnedFd, path: &Path, report: bool) -> Listing {
+    let warn = |e: std::io::Error| {
+        if report {
+            ctx.warn(path, format!("reading directory: {e}"))
+        }
+    };
     let mut dir = match rustix::io::fcntl_dupfd_cloexec(fd, 0).and_then(Dir::new) {
         Ok(d) => d,
         Err(e) => {
-            ctx.warn(path, format!("reading directory: {}", std::io::Error::from(e)));
+            warn(e.into());
             return Listing::Failed;
         }
     };
-    let ex = &ctx.opts.excludes;
+    let sel = &ctx.opts.excludes;
     let limit = ctx.max_dir_entries();
     let mut names = Vec::new();
+    let mut present = vec![false; sel.markers.len()];
     let mut too_many = false;
     while let Some(entry) = dir.read() {
         let entry = match entry {
             Ok(e) => e,
             Err(err) => {
-                ctx.warn(path, format!("reading directory: {}", std::io::Error::from(err)));
+                warn(err.into());
                 break;
             }
         };
@@ -374,31 +392,78 @@ fn list_dir(ctx: &Ctx, fd: &OwnedFd, path: &Path) -> Listing {
         if n == b"." || n == b".." {
             continue;
         }
-        if ex.if_present.iter().any(|m| m.as_bytes() == n) {
-            return Listing::Marked;
+        for (seen, m) in present.iter_mut().zip(&sel.markers) {
+            *seen |= m.name == n;
         }
-        if too_many {
-            // Past the limit only a marker could still matter; no more names are kept.
-            continue;
-        }
-        let name = OsStr::from_bytes(n);
-        if ex.excluded(&path.join(name), name) {
+        // Past the limit only a marker could still matter; no more names are kept.
+        if too_many || sel.excludes_path(&path.join(OsStr::from_bytes(n))) {
             continue;
         }
         if names.len() == limit {
             too_many = true;
             names = Vec::new();
-            if ex.if_present.is_empty() {
+            if sel.markers.is_empty() {
                 break;
             }
             continue;
         }
         names.push(n.to_vec());
     }
-    if too_many {
-        Listing::TooMany
-    } else {
-        Listing::Names(names)
+    let marked: Vec<&[u8]> = sel
+        .markers
+        .iter()
+        .zip(present)
+        .filter(|(m, seen)| *seen && marker_applies(ctx, fd, path, m, report))
+        .map(|(m, _)| m.name.as_slice())
+        .collect();
+    if marked.is_empty() {
+        return if too_many { Listing::TooMany } else { Listing::Names(names) };
+    }
+    // Each marker keeps only itself: a name survives if every marker present is that name.
+    let keep = |n: &[u8]| marked.iter().all(|m| *m == n);
+    let mut kept: Vec<Vec<u8>> = marked.iter().filter(|m| keep(m)).map(|m| m.to_vec()).collect();
+    kept.dedup();
+    kept.retain(|m| !sel.excludes_path(&path.join(OsStr::from_bytes(m))));
+    Listing::Names(kept)
+}
+
+/// Whether the marker file `m`, present in the directory `dir` at `path`, excludes the
+/// directory's contents: with a header, only a readable file starting with it does (as in
+/// restic, the name is followed if it is a symlink; only a regular file is opened). A file that
+/// does not qualify is named in a note (if `report`), and the directory is backed up.
+fn marker_applies(ctx: &Ctx, dir: &OwnedFd, path: &Path, m: &super::select::Marker, report: bool) -> bool {
+    let Some(header) = &m.header else { return true };
+    let file = path.join(OsStr::from_bytes(&m.name));
+    let note = |why: String| {
+        if report {
+            ctx.note(&file, why)
+        }
+    };
+    let read = || -> std::io::Result<Vec<u8>> {
+        let name = OsStr::from_bytes(&m.name);
+        if rustix::fs::statat(dir, name, AtFlags::empty())?.st_mode & 0o170000 != 0o100000 {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+        let f = File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?);
+        let mut buf = Vec::with_capacity(header.len());
+        f.take(header.len() as u64).read_to_end(&mut buf)?;
+        Ok(buf)
+    };
+    match read() {
+        Ok(b) if b == *header => true,
+        Ok(b) if b.len() < header.len() => {
+            note("exclusion marker has a too short signature; directory backed up".into());
+            false
+        }
+        Ok(_) => {
+            note("exclusion marker has an invalid signature; directory backed up".into());
+            false
+        }
+        Err(e) => {
+            note(format!("cannot read exclusion marker: {e}; directory backed up"));
+            false
+        }
     }
 }
 
@@ -465,9 +530,11 @@ fn backup_dir(
     parent: Option<&Node>,
     root_dev: u64,
 ) -> Result<Option<Node>> {
-    if ctx.opts.one_file_system && meta.dev != root_dev {
-        return Ok(None);
-    }
+    // A path given to the backup that lies on another filesystem below another one is allowed
+    // its own (`-x / /media/usb`); any other directory on another filesystem is a mount point,
+    // kept empty, as restic keeps it.
+    let root_dev = if meta.dev != root_dev && ctx.is_root(path) { meta.dev } else { root_dev };
+    let mount_point = ctx.opts.one_file_system && meta.dev != root_dev;
     if let Some(hook) = &ctx.opts.before_dir_open {
         hook(path);
     }
@@ -479,9 +546,10 @@ fn backup_dir(
             return Ok(None);
         }
     };
-    let mut names = match list_dir(ctx, &open.fd, path) {
+    let listing = if mount_point { Listing::Names(vec![]) } else { list_dir(ctx, &open.fd, path, true) };
+    let mut names = match listing {
         Listing::Names(n) => n,
-        Listing::Marked | Listing::Failed => return Ok(None),
+        Listing::Failed => return Ok(None),
         Listing::TooMany => {
             let limit = ctx.max_dir_entries();
             ctx.warn(path, format!("directory not saved: it has more than {limit} entries (the tree limit)"));
@@ -495,7 +563,7 @@ fn backup_dir(
     let pnodes: &[Node] = parent_tree.as_ref().map(|t| t.nodes.as_slice()).unwrap_or(&[]);
     let pnode = |n: &[u8]| pnodes.binary_search_by(|x| x.name.as_slice().cmp(n)).ok().map(|i| &pnodes[i]);
     let names = Arc::new(names);
-    let will_read = |i: usize, m: &Meta| !reusable(ctx, m, pnode(&names[i]));
+    let will_read = |i: usize, m: &Meta| !left_out(ctx, m, root_dev) && !reusable(ctx, m, pnode(&names[i]));
     let mut nodes: Vec<Option<Node>> = Vec::with_capacity(names.len());
     // Looked ahead a slice at a time: what the pool holds per entry stays bounded however
     // large the directory.
@@ -519,6 +587,9 @@ fn backup_dir(
                     return Ok(None);
                 }
             };
+            if left_out(ctx, &m, root_dev) {
+                return Ok(None);
+            }
             let opens = ahead.as_ref().map(|a| (&*a.opens, i));
             backup_entry(ctx, child, &p, n.clone(), &m, pnode(n), root_dev, opens)
         };
@@ -551,6 +622,14 @@ fn backup_dir(
     drop(open.fd);
     drop(slot);
     Ok(Some(node(name, meta, NodeKind::Dir { subtree }, x)))
+}
+
+/// Whether an entry below a backup path is left out once stat'ed: a non-directory larger than
+/// `--exclude-larger-than`, or on another filesystem under `--one-file-system` (a directory
+/// there is a mount point, kept empty by `backup_dir`).
+pub(super) fn left_out(ctx: &Ctx, m: &Meta, root_dev: u64) -> bool {
+    m.file_type() != FileType::Directory
+        && (ctx.opts.excludes.too_large(m.size) || (ctx.opts.one_file_system && m.dev != root_dev))
 }
 
 /// Whether the parent's node of a file can stand for it without reading it: not `--force`d,
@@ -587,10 +666,14 @@ fn backup_file(
         ctx.count(|s| s.files_unchanged += 1);
         ctx.progress.files.fetch_add(1, Relaxed);
         ctx.progress.bytes.fetch_add(size, Relaxed);
+        ctx.progress.file_saved(path, FileChange::Unchanged, size);
         return Ok(Some(n));
     }
     let opened = ahead.and_then(|(o, i)| o.take(i));
-    let stored = match read_and_store(ctx, at, meta, opened) {
+    let reading = ctx.progress.reading(path);
+    let stored = read_and_store(ctx, at, meta, opened);
+    drop(reading);
+    let stored = match stored {
         Ok(r) => r?,
         Err(e) => {
             ctx.warn(path, format!("not saved: {e}"));
@@ -609,12 +692,18 @@ fn backup_file(
     }
     // Under --force every file is read: one whose content matches the parent's is unchanged.
     let same = matches!(parent.map(|p| &p.kind), Some(NodeKind::File { content: c, .. }) if *c == content);
-    ctx.count(|s| match parent {
-        None => s.files_new += 1,
-        Some(_) if ctx.opts.force && same => s.files_unchanged += 1,
-        Some(_) => s.files_changed += 1,
+    let change = match parent {
+        None => FileChange::New,
+        Some(_) if ctx.opts.force && same => FileChange::Unchanged,
+        Some(_) => FileChange::Modified,
+    };
+    ctx.count(|s| match change {
+        FileChange::New => s.files_new += 1,
+        FileChange::Unchanged => s.files_unchanged += 1,
+        FileChange::Modified => s.files_changed += 1,
     });
     ctx.progress.files.fetch_add(1, Relaxed);
+    ctx.progress.file_saved(path, change, size);
     let x = xattrs.unwrap_or_else(|e| {
         ctx.note(path, format!("extended attributes not saved: {e}"));
         vec![]

@@ -1,6 +1,6 @@
 //! `init`, `key`, `cat`, `repoinfo`, `check`, `unlock`, `parity`, `repair`.
 
-use super::output::{escape, escape_str};
+use super::output::{escape, escape_str, plural};
 use super::select::SelectArgs;
 use super::{human, short, time_str, Global};
 use anyhow::Result;
@@ -9,6 +9,7 @@ use arca::crypto::Role;
 use arca::format::key::KdfParams;
 use arca::lifecycle::heal::{BuildOptions, KindStatus};
 use arca::lifecycle::repair::{Cut, IndexRepairOptions, SnapshotRepairOptions};
+use arca::lifecycle::rotate;
 use arca::ops::admin::{self, Cat, KeyAction, KeyResult};
 use arca::ops::check::CheckRequest;
 use arca::ops::{HasOutcome, Outcome, PasswordSource};
@@ -118,6 +119,22 @@ pub enum KeyCommand {
         #[arg(long)]
         new_password_file: Option<std::path::PathBuf>,
     },
+    /// Replace every key of the repository after an incident (format-spec/25): a new master
+    /// key (data, index, chunker and blob-ID keys), one new admin key with the new password,
+    /// and every stored object sealed again; every other key file is removed (give backup and
+    /// restore keys out again afterwards). Runs under an exclusive lock; if interrupted, run it
+    /// again (no password needed) and it finishes. Old keys decrypt nothing written after the
+    /// start, and nothing at all once it finishes.
+    Rotate {
+        #[command(flatten)]
+        kdf: KdfArgs,
+        /// File holding the new admin key's password.
+        #[arg(long)]
+        new_password_file: Option<std::path::PathBuf>,
+        /// Label of the new key, default user@host.
+        #[arg(long)]
+        label: Option<String>,
+    },
 }
 
 /// A new password: `--new-password-file`, `ARCA_NEW_PASSWORD`, or a prompt (twice).
@@ -149,6 +166,12 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
         KeyCommand::Passwd { kdf, new_password_file } => {
             KeyAction::Passwd(new_password(new_password_file), kdf.params())
         }
+        KeyCommand::Rotate { kdf, new_password_file, label } => KeyAction::Rotate(
+            new_password(new_password_file),
+            kdf.params(),
+            label.unwrap_or_else(arca::repo::default_label),
+            rotate_crash_hook(),
+        ),
     };
     let (verb, name) = match admin::key(&g.scope, action)? {
         KeyResult::Listed(keys) => return list_keys(g, keys),
@@ -163,11 +186,66 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
         }
         KeyResult::Removed(n) => ("removed", n),
         KeyResult::Changed(n) => ("key", n),
+        KeyResult::Rotated(r) => return rotated(g, &r),
     };
     match (g.json, verb) {
         (true, _) => g.print_json(&json!({ verb: name }))?,
         (false, "key") => println!("password changed; new key {}", short(&name)),
         (false, _) => println!("{verb} key {}", short(&name)),
+    }
+    Ok(0)
+}
+
+/// Test hook: `ARCA_TEST_ROTATE_CRASH_AFTER=<step>` aborts the process right after that step of
+/// `key rotate`, leaving what a kill -9 would leave.
+fn rotate_crash_hook() -> Option<rotate::StepHook> {
+    let step = rotate::Step::from_name(&std::env::var("ARCA_TEST_ROTATE_CRASH_AFTER").ok()?)?;
+    Some(std::sync::Arc::new(move |s| {
+        if s == step {
+            std::process::abort();
+        }
+        Ok(())
+    }))
+}
+
+fn rotated(g: &Global, r: &rotate::RotateReport) -> Result<u8> {
+    if g.json {
+        g.print_json(r)?;
+        return Ok(r.outcome().exit_code());
+    }
+    println!(
+        "{} key rotation: new admin key {}; {} and {} sealed under the new keys ({}, {} stored)",
+        if r.resumed { "finishing a" } else { "started a" },
+        short(&r.new_key),
+        plural(r.snapshots.len(), "snapshot", "snapshots"),
+        plural(r.journal_files, "journal file", "journal files"),
+        plural(r.blobs, "blob", "blobs"),
+        human(r.stored_bytes),
+    );
+    for (old, new) in &r.snapshots {
+        println!("  snapshot {} is now {}", old.short(), new.short());
+    }
+    for k in &r.removed_keys {
+        println!("  removed {} key {} {}", k.role, short(&k.id), escape_str(&k.label));
+    }
+    for (id, e) in &r.damaged {
+        eprintln!("snapshot {} cannot be read completely: {}", id.short(), escape_str(e));
+    }
+    if !r.finished {
+        eprintln!(
+            "the rotation is unfinished: nothing of the old generation was removed, and everything still reads. \
+             Remove or repair the snapshots above (`arca forget`), then run `arca key rotate` again"
+        );
+        return Ok(r.outcome().exit_code());
+    }
+    println!(
+        "removed {}, {} and {} of the old keys; rotation finished",
+        plural(r.index_files_removed, "index file", "index files"),
+        plural(r.packs_removed, "pack", "packs"),
+        plural(r.locks_removed, "stale lock", "stale locks"),
+    );
+    if r.removed_keys.iter().any(|k| k.role == "backup" || k.role == "restore") {
+        println!("give backup and restore keys out again: `arca key add --role backup|restore`");
     }
     Ok(0)
 }
@@ -254,8 +332,13 @@ pub struct CheckArgs {
 }
 
 pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
-    let req = CheckRequest { read_data: a.read_data, read_data_subset: a.read_data_subset };
-    let c = arca::ops::check::check(&g.scope, &req)?;
+    let progress = (a.read_data || a.read_data_subset.is_some()).then(std::sync::Arc::<arca::progress::Meter>::default);
+    let req = CheckRequest { read_data: a.read_data, read_data_subset: a.read_data_subset, progress: progress.clone() };
+    let c = {
+        let line = |m: std::sync::Arc<_>| move || format!("reading packs: {}", super::progress::meter(&m));
+        let _bar = progress.map(|m| super::Spinner::new(g, line(m)));
+        arca::ops::check::check(&g.scope, &req)?
+    };
     let r = &c.report;
     if g.json {
         g.print_json(r)?;
@@ -291,21 +374,22 @@ pub fn check(g: &Global, a: CheckArgs) -> Result<u8> {
         let data = match req.subset()? {
             None => "data not read".to_string(),
             Some(_) => format!(
-                "data of {} of {} packs read ({}), {} blobs verified",
+                "data of {} of {} read ({}), {} verified",
                 r.packs_read,
-                r.packs,
+                count(r.packs as usize, "pack"),
                 human(r.bytes_read),
-                r.blobs_read
+                count(r.blobs_read as usize, "blob")
             ),
         };
         let verdict = if r.ok() {
             "no errors".to_string()
         } else if r.repairable_only() {
-            format!("REPAIRABLE DAMAGE: {} files, run `arca repair packs`", r.repairable_files())
+            format!("REPAIRABLE DAMAGE: {}, run `arca repair packs`", count(r.repairable_files() as usize, "file"))
         } else {
             format!("ERRORS FOUND ({} repairable from parity)", r.repairable_files())
         };
-        println!("checked {} snapshots, {} trees, {} packs; {data}: {verdict}", r.snapshots, r.trees, r.packs);
+        let (snaps, trees) = (count(r.snapshots as usize, "snapshot"), count(r.trees as usize, "tree"));
+        println!("checked {snaps}, {trees}, {}; {data}: {verdict}", count(r.packs as usize, "pack"));
     }
     Ok(c.outcome().exit_code())
 }
@@ -454,7 +538,12 @@ pub fn parity(g: &Global, c: ParityCommand) -> Result<u8> {
             Ok(0)
         }
         ParityCommand::Build { drop_orphans, dry_run } => {
-            let r = admin::parity_build(&g.scope, BuildOptions { drop_orphans, dry_run })?;
+            let meter = std::sync::Arc::new(arca::progress::Meter::default());
+            let r = {
+                let m = meter.clone();
+                let _bar = super::Spinner::new(g, move || format!("reading files: {}", super::progress::meter(&m)));
+                admin::parity_build(&g.scope, BuildOptions { drop_orphans, dry_run, progress: Some(&meter) })?
+            };
             for d in &r.damaged {
                 eprintln!("error: {}: {}", escape_str(&d.file), escape_str(&d.detail));
             }
@@ -589,8 +678,8 @@ pub fn repair(g: &Global, c: RepairCommand) -> Result<u8> {
                     n => format!("; {n} healthy files have no parity (`arca parity build`)"),
                 };
                 println!(
-                    "read {} files ({}): {verb} {}, {} not repairable{unprotected}",
-                    r.files_checked,
+                    "read {} ({}): {verb} {}, {} not repairable{unprotected}",
+                    count(r.files_checked as usize, "file"),
                     human(r.bytes_read),
                     count(r.repaired.len(), "file"),
                     r.unrepairable.len()

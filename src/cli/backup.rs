@@ -1,14 +1,15 @@
 //! `arca backup`.
 
 use super::output::escape_str;
-use super::{component_error, human, select, Global, Spinner};
+use super::{component_error, human, progress, select, Global};
 use anyhow::Result;
+use arca::archiver::{FilesFrom, SelectionOptions};
+use arca::filter::ExcludeOptions;
 use arca::ops::backup::{self, BackupRequest, What};
 use arca::ops::outcome::Run;
 use arca::ops::HasOutcome;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
@@ -29,24 +30,56 @@ pub struct BackupArgs {
     /// File name for the --stdin data in the snapshot.
     #[arg(long, default_value = "stdin", value_name = "NAME")]
     stdin_filename: String,
-    /// Tag the snapshot (repeatable; a tag is non-empty and holds no comma).
-    #[arg(long = "tag", value_name = "TAG", value_parser = select::parse_tag)]
+    /// Tag the snapshot: `--tag a,b` gives two tags, as does `--tag a --tag b`.
+    #[arg(long = "tag", value_name = "TAG[,TAG...]", value_parser = select::parse_tag)]
     tags: Vec<String>,
     /// Host name to record.
     #[arg(long)]
     host: Option<String>,
-    /// Exclude paths matching GLOB (repeatable). Without `/` it matches names at any depth.
-    #[arg(long = "exclude", short = 'e', value_name = "GLOB")]
+    /// Exclude a pattern (repeatable), restic's rules: without a leading `/` it matches at any
+    /// depth (`docs/invoices` excludes every such directory and what is below it); `*`, `?`,
+    /// `[...]` within a name, `**` across directories; `!PATTERN` takes back what earlier
+    /// patterns excluded (not below an excluded directory).
+    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
     excludes: Vec<String>,
-    /// Read exclude patterns from a file, one per line (`#` starts a comment).
+    /// As --exclude, ignoring case.
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    iexcludes: Vec<String>,
+    /// Read exclude patterns from a file (repeatable): one per line, trimmed; blank lines and
+    /// `#` comments skipped; `$VAR` and `${VAR}` expanded (`$$` is a dollar sign).
     #[arg(long = "exclude-file", value_name = "FILE")]
     exclude_files: Vec<PathBuf>,
-    /// Exclude directories that contain a file of this name (repeatable).
-    #[arg(long = "exclude-if-present", value_name = "NAME")]
+    /// As --exclude-file, ignoring case.
+    #[arg(long = "iexclude-file", value_name = "FILE")]
+    iexclude_files: Vec<PathBuf>,
+    /// Leave out the contents of cache directories: those holding a CACHEDIR.TAG file that
+    /// starts with the standard's signature (the tag file itself is kept).
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Leave out the contents of directories holding a file NAME (repeatable); with `:HEADER`,
+    /// only if the file starts with HEADER. The file itself is kept.
+    #[arg(long = "exclude-if-present", value_name = "NAME[:HEADER]")]
     exclude_if_present: Vec<String>,
-    /// Do not cross filesystem boundaries.
+    /// Leave out files larger than SIZE (bytes, or with a unit k/K, m/M, g/G, t/T: 1024-based).
+    #[arg(long, value_name = "SIZE", value_parser = arca::lifecycle::prune::parse_size)]
+    exclude_larger_than: Option<u64>,
+    /// Back up the files a list names, one glob per line (repeatable; `-`: standard input):
+    /// lines trimmed, blank lines and `#` comments skipped, globs expanded.
+    #[arg(long = "files-from", value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+    /// Back up the files a list names, one path per line taken as is (only empty lines skipped).
+    #[arg(long = "files-from-verbatim", value_name = "FILE")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Back up the files a list names, each ended by a NUL byte (`find -print0`).
+    #[arg(long = "files-from-raw", value_name = "FILE")]
+    files_from_raw: Vec<PathBuf>,
+    /// Do not cross filesystem boundaries: a mount point below a path is saved as an empty
+    /// directory (paths given on other filesystems are each backed up whole).
     #[arg(short = 'x', long)]
     one_file_system: bool,
+    /// Write no snapshot if nothing changed against the parent snapshot.
+    #[arg(long)]
+    skip_if_unchanged: bool,
     /// Do everything except write to the repository.
     #[arg(short = 'n', long)]
     dry_run: bool,
@@ -68,20 +101,32 @@ pub struct BackupArgs {
 }
 
 pub fn run(g: &Global, a: BackupArgs) -> Result<u8> {
+    let files_from = FilesFrom { patterns: a.files_from, verbatim: a.files_from_verbatim, raw: a.files_from_raw };
     let what = match (a.stdin, a.stdin_from_command, a.paths.is_empty()) {
         (true, _, false) => return Err(arca::Error::InvalidArgument("--stdin takes no paths".into()).into()),
         (true, _, _) => What::Stdin(a.stdin_filename),
         (_, true, _) => What::Command(a.paths.iter().map(|p| p.clone().into_os_string()).collect(), a.stdin_filename),
-        (_, _, true) => What::Profile,
+        (_, _, true) if files_from.is_empty() => What::Profile,
+        (_, _, true) => What::Paths(vec![]),
         (_, _, false) => What::Paths(a.paths),
     };
     let req = BackupRequest {
         what,
-        tags: a.tags,
+        tags: select::split_tags(&a.tags),
         host: a.host,
-        excludes: a.excludes,
-        exclude_files: a.exclude_files,
-        exclude_if_present: a.exclude_if_present,
+        selection: SelectionOptions {
+            patterns: ExcludeOptions {
+                excludes: a.excludes,
+                iexcludes: a.iexcludes,
+                exclude_files: a.exclude_files,
+                iexclude_files: a.iexclude_files,
+            },
+            exclude_caches: a.exclude_caches,
+            exclude_if_present: a.exclude_if_present,
+            exclude_larger_than: a.exclude_larger_than,
+        },
+        files_from,
+        skip_if_unchanged: a.skip_if_unchanged,
         one_file_system: a.one_file_system,
         dry_run: a.dry_run,
         force: a.force,
@@ -90,9 +135,8 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<u8> {
         allow_empty: a.allow_empty,
         io_threads: a.io_threads.map(usize::from),
     };
-    let progress = Arc::new(arca::archiver::Progress::default());
     let mut report = {
-        let _bar = Spinner::files(g, &progress);
+        let (progress, _live) = progress::start(g, progress::Kind::Backup, true);
         backup::backup(&g.scope, &req, &progress)?
     };
     // A plain backup that failed fails the command, as any error does.
@@ -110,7 +154,8 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<u8> {
         match (&g.scope.profile, &docs[..]) {
             (None, [doc]) => g.print_json(doc)?,
             (p, _) => g.print_json(&json!({
-                "profile": p.as_ref().map(|p| &p.name), "components": docs, "hooks": report.hooks, "exit_code": code,
+                "message_type": "summary", "profile": p.as_ref().map(|p| &p.name), "components": docs,
+                "hooks": report.hooks, "exit_code": code,
             }))?,
         }
     }
@@ -139,6 +184,7 @@ fn show(g: &Global, r: &Run<arca::archiver::BackupResult>, dry_run: bool) -> ser
         }
         let saved = match res.id {
             Some(id) => format!("snapshot {} saved", id.short()),
+            None if res.skipped_unchanged => "skipped creating snapshot: nothing changed".into(),
             None => "dry run: nothing written".into(),
         };
         match name {
@@ -167,7 +213,8 @@ fn show(g: &Global, r: &Run<arca::archiver::BackupResult>, dry_run: bool) -> ser
     let warnings: Vec<_> =
         res.warnings.iter().map(|w| json!({"path": w.path, "message": w.message, "not_saved": w.not_saved})).collect();
     json!({
-        "component": name, "snapshot": res.id, "dry_run": dry_run, "summary": s, "warnings": warnings,
-        "adopted_packs": res.adopted_packs, "code": r.outcome().exit_code(),
+        "message_type": "summary", "component": name, "snapshot": res.id, "dry_run": dry_run, "summary": s, "warnings": warnings,
+        "adopted_packs": res.adopted_packs, "skipped_unchanged": res.skipped_unchanged,
+        "code": r.outcome().exit_code(),
     })
 }

@@ -1,6 +1,6 @@
 //! `arca copy`: copy snapshots to another repository (an off-site copy), which has its own keys.
 
-use super::output::escape_str;
+use super::output::{escape_str, plural};
 use super::select::SelectArgs;
 use super::{human, Global};
 use anyhow::Result;
@@ -44,14 +44,18 @@ pub fn run(g: &Global, a: CopyArgs) -> Result<u8> {
         what: "destination repository",
         prompt: Some(std::sync::Arc::new(super::prompt)),
     };
-    let req =
-        CopyRequest { snapshots: a.snapshots, filter: a.select.filter(), to: a.to, to_password, dry_run: a.dry_run };
+    let meter = std::sync::Arc::new(arca::progress::Meter::default());
+    let (snapshots, filter, progress) = (a.snapshots, a.select.filter(), Some(meter.clone()));
+    let req = CopyRequest { snapshots, filter, to: a.to, to_password, dry_run: a.dry_run, progress };
     let talk = g.talk();
+    let bar = super::Spinner::new(g, move || format!("copying data: {}", super::progress::meter(&meter)));
     let c = copy::copy(&g.scope, &req, &mut |s| {
         if talk {
-            print_one(s, req.dry_run)
+            bar.suspend(|| print_one(s, req.dry_run))
         }
-    })?;
+    });
+    drop(bar);
+    let c = c?;
     for (_, e) in &c.damaged {
         eprintln!("error: {}; it was not copied", escape_str(&e.to_string()));
     }
@@ -73,7 +77,9 @@ fn print_one(c: &CopiedSnapshot, dry_run: bool) {
         }
         (Outcome::Copied, Some(d)) => println!("copied {} -> {}", c.source.short(), d.short()),
         (Outcome::Damaged, _) => println!("snapshot {} NOT copied: damaged (see below)", c.source.short()),
-        _ if dry_run => println!("would copy {} ({} blobs, {})", c.source.short(), c.blobs, human(c.bytes)),
+        _ if dry_run => {
+            println!("would copy {} ({}, {})", c.source.short(), plural(c.blobs, "blob", "blobs"), human(c.bytes))
+        }
         _ => println!("copied {}", c.source.short()),
     }
 }
@@ -82,19 +88,21 @@ fn print_totals(r: &CopyReport) {
     let copied = r.snapshots.iter().filter(|s| s.outcome == Outcome::Copied).count();
     let skipped = r.snapshots.iter().filter(|s| s.outcome == Outcome::Skipped).count();
     if r.adopted_packs > 0 {
-        println!("adopted {} pack(s) left by an interrupted copy or backup", r.adopted_packs);
+        println!("adopted {} left by an interrupted copy or backup", plural(r.adopted_packs as u64, "pack", "packs"));
     }
     match r.dry_run {
         true => {
             println!(
-                "would copy {copied} snapshot(s), skip {skipped}; would transfer {} blobs, {}",
-                r.blobs,
+                "would copy {}, skip {skipped}; would transfer {}, {}",
+                plural(copied as u64, "snapshot", "snapshots"),
+                plural(r.blobs, "blob", "blobs"),
                 human(r.bytes)
             )
         }
         false => println!(
-            "copied {copied} snapshot(s), skipped {skipped}; transferred {} blobs, {} ({} stored)",
-            r.blobs,
+            "copied {}, skipped {skipped}; transferred {}, {} ({} stored)",
+            plural(copied as u64, "snapshot", "snapshots"),
+            plural(r.blobs, "blob", "blobs"),
             human(r.bytes),
             human(r.stored_bytes)
         ),

@@ -1,16 +1,16 @@
 //! `arca drill [SNAP[:PATH]]`: restore into a scratch directory, verify every byte and the
 //! metadata, measure the restore time (RTO) and the snapshot's age (RPO), clean up.
 
-use super::output::{escape, escape_str};
+use super::output::{escape, escape_str, plural};
 use super::select::SelectArgs;
-use super::{human, time_str, Global, Spinner};
+use super::{human, time_str, Global};
 use anyhow::Result;
 use arca::ops::drill::{self, DrillOptions, DrillRequest, Drilled, Sample, SampleBy};
 use arca::restore::MetaOptions;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
@@ -55,36 +55,10 @@ fn parse_share(s: &str) -> Result<f64, String> {
     Sample::parse_share(s).map_err(|e| e.to_string())
 }
 
-/// The signal received, 0 for none.
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    // Async-signal-safe: only an atomic store; a watcher thread does the rest.
-    SIGNAL.store(sig, Ordering::SeqCst);
-}
-
-/// On SIGINT or SIGTERM, remove the scratch directory and exit 128+signal. The handler only
-/// records the signal; a thread polls for it, since removing a tree is not signal-safe.
-fn watch_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-    std::thread::spawn(|| loop {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let sig = SIGNAL.load(Ordering::SeqCst);
-        if sig != 0 {
-            if let Some(p) = drill::remove_active_scratch() {
-                eprintln!("interrupted; removed the scratch directory {}", p.display());
-            }
-            std::process::exit(128 + sig);
-        }
-    });
+/// After SIGINT or SIGTERM (`super::interrupted`): remove the scratch directory of the drill
+/// in progress, and say so.
+pub(super) fn after_interrupt() -> Option<String> {
+    drill::remove_active_scratch().map(|p| format!("interrupted; removed the scratch directory {}", p.display()))
 }
 
 /// Test hooks: `ARCA_TEST_DRILL_HOOK=corrupt` flips the first byte of one non-empty restored
@@ -164,10 +138,8 @@ pub fn run(g: &Global, a: DrillArgs) -> Result<u8> {
         max_rto: a.max_rto,
         options,
     };
-    watch_signals();
-    let progress = Arc::new(arca::archiver::Progress::default());
     let runs = {
-        let _bar = Spinner::files(g, &progress);
+        let (progress, _live) = super::progress::start(g, super::progress::Kind::Restore, false);
         drill::drill(&g.scope, &mut req, &progress)?
     };
     super::restore::render(g, runs, show)
@@ -221,9 +193,9 @@ fn show(g: &Global, d: &Drilled) -> serde_json::Value {
         time_str(r.snapshot_time)
     );
     println!(
-        "restored {} files, {} other entries, {} in {} ({}/s); verified in {}",
-        r.drilled.files,
-        r.drilled.others,
+        "restored {}, {}, {} in {} ({}/s); verified in {}",
+        plural(r.drilled.files, "file", "files"),
+        plural(r.drilled.others, "other entry", "other entries"),
         human(r.drilled.bytes),
         secs(r.restore_ns),
         human(r.bytes_per_sec),
@@ -236,10 +208,10 @@ fn show(g: &Global, d: &Drilled) -> serde_json::Value {
     };
     match r.sample {
         Some(_) => println!(
-            "RTO: {} for the full {} in {} files (extrapolated, {} model){objective}",
+            "RTO: {} for the full {} in {} (extrapolated, {} model){objective}",
             secs(r.rto_extrapolated_ns),
             human(r.scope.bytes),
-            r.scope.files,
+            plural(r.scope.files, "file", "files"),
             r.model.kind
         ),
         None => println!("RTO: {} (measured){objective}", secs(r.rto_measured_ns)),
@@ -257,7 +229,7 @@ fn show(g: &Global, d: &Drilled) -> serde_json::Value {
         + usize::from(!v["ok"].as_bool().unwrap_or(true) && r.ok());
     match problems {
         0 => println!("drill passed: every byte and all metadata match the snapshot"),
-        n => println!("drill FAILED: {n} problem(s)"),
+        n => println!("drill FAILED: {}", plural(n as u64, "problem", "problems")),
     }
     v
 }

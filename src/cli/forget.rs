@@ -1,7 +1,7 @@
 //! `arca forget`: remove snapshots by ID or by a retention policy (restic's rules), then
 //! optionally `prune`; and `arca prune`.
 
-use super::output::{escape, escape_str};
+use super::output::{escape, escape_str, plural};
 use super::select::SelectArgs;
 use super::{human, time_str, Global, Spinner};
 use anyhow::Result;
@@ -174,7 +174,7 @@ pub struct PruneArgs {
     #[command(flatten)]
     opts: PruneOpts,
     /// Show what would be deleted and repacked; change nothing.
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     dry_run: bool,
 }
 
@@ -185,10 +185,10 @@ pub fn prune(g: &Global, a: PruneArgs) -> Result<u8> {
     let bar = Spinner::new(g, move || {
         let phase = *p.phase.lock().unwrap();
         format!(
-            "{phase}: {} snapshots, {} trees, {} repacked, {} files removed",
+            "{phase}: {} snapshots, {} trees, repacked {}, {} files removed",
             p.snapshots.load(Relaxed),
             p.trees.load(Relaxed),
-            human(p.repack_bytes.load(Relaxed)),
+            super::progress::meter(&p.repack),
             p.removed.load(Relaxed)
         )
     });
@@ -214,8 +214,11 @@ fn show_pruned(g: &Global, p: &Pruned) -> Result<()> {
 
 fn print_plan(s: &PlanStats, dry_run: bool) {
     println!(
-        "{} snapshots, {} index files, {} blobs indexed, {} used",
-        s.snapshots, s.index_files, s.blobs, s.blobs_used
+        "{}, {}, {} indexed, {} used",
+        plural(s.snapshots, "snapshot", "snapshots"),
+        plural(s.index_files, "index file", "index files"),
+        plural(s.blobs, "blob", "blobs"),
+        s.blobs_used
     );
     println!(
         "packs: {} ({}): keep {} ({}), repack {} ({}, {} of it used), delete {} ({}), unindexed {} ({})",
@@ -402,17 +405,17 @@ fn print_decision(d: &Decision, policy: &KeepPolicy, dry_run: bool) {
             println!("snapshots of {}:", escape_str(&grp.key.to_string()));
         }
         if !grp.keep.is_empty() {
-            println!("keep {} snapshots:", grp.keep.len());
+            println!("keep {}:", plural(grp.keep.len() as u64, "snapshot", "snapshots"));
             print_table(grp.keep.iter().map(|k| (&k.snapshot, Some(k))));
         }
         if !grp.remove.is_empty() {
-            println!("remove {} snapshots:", grp.remove.len());
+            println!("remove {}:", plural(grp.remove.len() as u64, "snapshot", "snapshots"));
             print_table(grp.remove.iter().map(|e| (e, None)));
         }
     }
     let n = d.to_remove().len();
     println!();
-    println!("times in {}; {verb} {n} snapshots", localtime::zone_name());
+    println!("times in {}; {verb} {}", localtime::zone_name(), plural(n as u64, "snapshot", "snapshots"));
 }
 
 /// Oldest first, as `arca snapshots` lists them; columns as wide as their widest cell.

@@ -1,6 +1,6 @@
 //! `arca journal`: list, filter and compact the operations journal.
 
-use super::output::escape_str;
+use super::output::{escape_str, plural};
 use super::{duration_str, human, Global};
 use anyhow::Result;
 use arca::localtime;
@@ -64,8 +64,11 @@ pub fn run(g: &Global, a: JournalArgs) -> Result<u8> {
     let j = journal::query(&g.scope, &q)?;
     if let (Some(c), true) = (&j.compaction, g.talk()) {
         eprintln!(
-            "compacted the journal: {} files read, {} written, {} removed, {} records",
-            c.files_read, c.files_written, c.files_removed, c.records
+            "compacted the journal: {} read, {} written, {} removed, {}",
+            plural(c.files_read, "file", "files"),
+            c.files_written,
+            c.files_removed,
+            plural(c.records, "record", "records")
         );
     }
     for (name, e) in &j.damaged {

@@ -8,12 +8,16 @@ mod browse;
 mod cache;
 mod copy;
 mod drill;
+mod envvars;
 mod forget;
 mod generate;
+mod interrupted;
 mod journal;
 mod mount;
 mod output;
+mod progress;
 mod restore;
+mod rewrite;
 mod select;
 mod serve;
 mod stats;
@@ -107,6 +111,9 @@ pub struct Cli {
     /// Print less (no progress, no summaries).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Backup lists new and modified files (`-v`), or every file (`-vv`).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// How long to wait for a lock held by another process (`0` fails at once); arca's
     /// exclusive operations (forget, tag, prune's commit) hold their lock for seconds.
     #[arg(long, global = true, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
@@ -145,7 +152,7 @@ enum Command {
     Backup(backup::BackupArgs),
     /// List snapshots (`--latest`: the newest of each component or host and paths).
     Snapshots(browse::SnapshotsArgs),
-    /// List files in a snapshot: `arca ls SNAP[:PATH]`.
+    /// List files in a snapshot: `arca ls SNAP[:PATH]`, or restic's `arca ls SNAP DIR...`.
     Ls(browse::LsArgs),
     /// Find files matching a pattern across snapshots.
     Find(browse::FindArgs),
@@ -172,6 +179,9 @@ enum Command {
     Prune(forget::PruneArgs),
     /// Add, remove or set snapshot tags, or move a label to one snapshot (--move).
     Tag(tag::TagArgs),
+    /// Copies of snapshots without the paths --exclude patterns match (a secret backed up by
+    /// mistake): `--forget` removes the originals, then `prune` removes the data.
+    Rewrite(rewrite::RewriteArgs),
     /// Remove stale locks (or, with --remove-all, every lock).
     Unlock(admin::UnlockArgs),
     /// Copy snapshots to another repository (with its own keys): `arca copy --to DIR`.
@@ -203,6 +213,8 @@ pub struct Global {
     scope: Scope,
     json: bool,
     quiet: bool,
+    /// `-v` given this many times.
+    verbose: u8,
 }
 
 /// A request timeout: a duration of at least one second and at most a day.
@@ -260,7 +272,9 @@ fn prompt(text: &str, confirm: bool) -> Option<std::io::Result<zeroize::Zeroizin
 
 /// Parse arguments and run the command; returns the exit code.
 pub fn run() -> Result<u8> {
+    let empty_env = envvars::take_empty(&Cli::command());
     let matches = Cli::command().get_matches();
+    envvars::check(&Cli::command(), &matches, &empty_env)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     if let (Command::Diff(d), Some(("diff", m))) = (&mut cli.command, matches.subcommand()) {
         d.split_sides(m);
@@ -268,7 +282,8 @@ pub fn run() -> Result<u8> {
     // Directory recursion runs on pool threads: give them room for trees thousands of levels deep.
     let _ = rayon::ThreadPoolBuilder::new().stack_size(64 << 20).build_global();
     output::JSON_ERRORS.store(cli.json, std::sync::atomic::Ordering::Relaxed);
-    let password = PasswordSource::repository(cli.password_command, cli.password_file, Some(Arc::new(prompt)));
+    let mut password = PasswordSource::repository(cli.password_command, cli.password_file, Some(Arc::new(prompt)));
+    envvars::name_sources(&matches, &mut password);
     let ctx = Context {
         location: cli.repo,
         password,
@@ -302,8 +317,14 @@ pub fn run() -> Result<u8> {
     if let Command::Cache(a) = &cli.command {
         return cache::run(a, ctx.cache.as_deref(), cli.json);
     }
+    // Ctrl-C and SIGTERM remove this process's locks and say what stopped (mount unmounts).
+    if !matches!(cli.command, Command::Mount(_)) {
+        let drill = matches!(cli.command, Command::Drill(_));
+        let cleanup = if drill { drill::after_interrupt } else { interrupted::nothing };
+        interrupted::watch(matches.subcommand_name().unwrap_or("arca").to_string(), cli.json, cleanup);
+    }
     let scope = Scope::resolve(ctx, &choice)?;
-    let g = Global { scope, json: cli.json, quiet: cli.quiet };
+    let g = Global { scope, json: cli.json, quiet: cli.quiet, verbose: cli.verbose };
     dispatch(&g, cli.command)
 }
 
@@ -327,6 +348,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Forget(a) => forget::forget(g, a),
         Command::Prune(a) => forget::prune(g, a),
         Command::Tag(a) => tag::run(g, a),
+        Command::Rewrite(a) => rewrite::run(g, a),
         Command::Unlock(a) => admin::unlock(g, a),
         Command::Repair(c) => admin::repair(g, c),
         Command::Parity(c) => admin::parity(g, c),
@@ -373,14 +395,15 @@ impl Spinner {
         });
         Spinner(Some((bar, h)))
     }
+}
 
-    /// Files, directories and bytes of a backup, restore or drill.
-    fn files(g: &Global, p: &Arc<arca::archiver::Progress>) -> Spinner {
-        use std::sync::atomic::Ordering::Relaxed;
-        let p = p.clone();
-        Spinner::new(g, move || {
-            format!("{} files, {} dirs, {}", p.files.load(Relaxed), p.dirs.load(Relaxed), human(p.bytes.load(Relaxed)))
-        })
+impl Spinner {
+    /// Run `f` (which prints) with the line cleared, then draw it again.
+    fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        match &self.0 {
+            Some((b, _)) => b.suspend(f),
+            None => f(),
+        }
     }
 }
 

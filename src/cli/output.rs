@@ -4,6 +4,11 @@
 
 pub use arca::text::{escape, escape_str};
 
+/// `n` and the noun in the right number: `1 file`, `2 files` (`many` is the plural).
+pub fn plural<N: TryInto<u64> + Copy + std::fmt::Display>(n: N, one: &str, many: &str) -> String {
+    format!("{n} {}", if n.try_into().is_ok_and(|v| v == 1) { one } else { many })
+}
+
 /// Whether `--json` was given, for the error path in `main` (set once arguments are parsed).
 pub static JSON_ERRORS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 

@@ -1,8 +1,8 @@
 //! `arca restore` and `arca verify`.
 
-use super::output::{escape, escape_str};
+use super::output::{escape, escape_str, plural};
 use super::select::SelectArgs;
-use super::{component_error, human, Global, Spinner};
+use super::{component_error, human, progress, Global};
 use anyhow::{Context, Result};
 use arca::ops::outcome::Run;
 use arca::ops::restore::{self, RestoreRequest, Restored};
@@ -12,7 +12,6 @@ use arca::restore::{MetaOptions, Overwrite};
 use serde_json::json;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
@@ -100,9 +99,8 @@ pub fn restore(g: &Global, a: RestoreArgs) -> Result<u8> {
             exclude_xattrs: xattr_globs(&a.exclude_xattr)?,
         },
     };
-    let progress = Arc::new(arca::archiver::Progress::default());
     let runs = {
-        let _bar = Spinner::files(g, &progress);
+        let (progress, _live) = progress::start(g, progress::Kind::Restore, false);
         restore::restore(&g.scope, &req, &progress)?
     };
     render(g, runs, show_restored)
@@ -144,9 +142,15 @@ pub(super) fn render<T: HasOutcome>(
 
 fn show_restored(g: &Global, r: &Restored) -> serde_json::Value {
     let s = &r.stats;
-    let doc = serde_json::to_value(r).unwrap_or_default();
+    let mut doc = serde_json::to_value(r).unwrap_or_default();
+    // The last of the JSON lines: restic's summary after its status lines.
+    doc["message_type"] = json!("summary");
     for e in &s.errors {
         eprintln!("error: {}", escape_str(e));
+    }
+    if s.no_space > 0 {
+        let n = plural(s.no_space, "entry", "entries");
+        eprintln!("error: the target's file system is full: restore stopped, {n} not restored");
     }
     for m in &s.mismatched {
         let what = if m.change == arca::browse::Change::Metadata { "metadata" } else { "content" };
@@ -166,17 +170,18 @@ fn show_restored(g: &Global, r: &Restored) -> serde_json::Value {
         (n, false) => format!(", {n} deleted"),
     };
     println!(
-        "{} {} files ({}), {} dirs, {} other; {} files already up to date{extra}; {:.1} s",
+        "{} {} ({}), {}, {} other; {} already up to date{extra}; {:.1} s",
         if r.dry_run { "would restore" } else { "restored" },
-        s.files,
+        plural(s.files, "file", "files"),
         human(s.bytes),
-        s.dirs,
+        plural(s.dirs, "dir", "dirs"),
         s.others,
-        s.files_skipped,
+        plural(s.files_skipped, "file", "files"),
         r.seconds
     );
     if s.conflicts > 0 {
-        println!("{} entries not restored: something restore does not remove is in the way", s.conflicts);
+        let n = plural(s.conflicts, "entry", "entries");
+        println!("{n} not restored: something restore does not remove is in the way");
     }
     doc
 }
@@ -212,9 +217,8 @@ pub fn verify(g: &Global, a: VerifyArgs) -> Result<u8> {
         exclude: a.exclude,
         no_owner: a.no_owner,
     };
-    let progress = Arc::new(arca::archiver::Progress::default());
     let runs = {
-        let _bar = Spinner::files(g, &progress);
+        let (progress, _live) = progress::start(g, progress::Kind::Restore, false);
         verify::verify(&g.scope, &req, &progress)?
     };
     render(g, runs, show_verified)
@@ -236,7 +240,9 @@ fn show_verified(g: &Global, v: &Verified) -> serde_json::Value {
         match (&v.skipped, v.stats.changes.len()) {
             (Some(why), _) => println!("skipped: {why}"),
             (None, 0) => println!("{} matches snapshot {}", escape(v.dir.as_os_str().as_bytes()), v.snapshot.short()),
-            (None, n) => println!("{n} differences from snapshot {}", v.snapshot.short()),
+            (None, n) => {
+                println!("{} from snapshot {}", plural(n as u64, "difference", "differences"), v.snapshot.short())
+            }
         }
     }
     doc

@@ -45,14 +45,17 @@ impl SelectArgs {
     }
 }
 
-/// Parser for `backup --tag`: a tag must be non-empty and hold no comma (a comma separates
-/// tags in filters, so such a tag could never be selected).
+/// Parser for `backup --tag`: a comma-separated list, as restic takes it (`--tag a,b` is two
+/// tags; spaces around each are trimmed and empty ones dropped). Each tag must hold no control
+/// character (tags are printed).
 pub fn parse_tag(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("a tag must not be empty".into());
-    }
-    if s.contains(',') {
-        return Err("a tag must not contain a comma (give --tag once per tag)".into());
+    for t in split_tags(std::slice::from_ref(&s.to_string())) {
+        arca::lifecycle::tag::validate_tag(&t).map_err(|e| e.to_string())?;
     }
     Ok(s.to_string())
+}
+
+/// The tags of repeated, comma-separated `--tag` values (restic's `TagLists.Flatten`).
+pub fn split_tags(values: &[String]) -> Vec<String> {
+    values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
 }

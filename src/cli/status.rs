@@ -169,7 +169,8 @@ fn print_table(st: &Status) {
             Some((f, _)) => format!("found by {} {} ago", f.op, ago(st.now, f.time_ns)),
             None => format!("{} snapshot files", st.repairable_snapshots.len()),
         };
-        println!("repository: repairable damage: {} files, run `arca repair packs` ({found})", st.repairable_files());
+        let files = super::output::plural(st.repairable_files(), "file", "files");
+        println!("repository: repairable damage: {files}, run `arca repair packs` ({found})");
     }
     match &st.last_check {
         Some(c) => println!(

@@ -149,6 +149,10 @@ pub struct Keys {
     read_secret: Option<[u8; 32]>,
     /// The read key's public half `P_read` (every role).
     read_public: [u8; 32],
+    /// The keys of the generation an unfinished rotation replaces (format-spec/25): objects
+    /// not yet rewritten are read with them. Zeroed by their own drop.
+    #[zeroize(skip)]
+    previous: Option<Box<Keys>>,
 }
 
 /// The raw secrets of a restore key (format-spec/24 §24.3), in the key file's order.
@@ -213,7 +217,19 @@ impl Keys {
             meta: SymKey(blake3::derive_key(CTX_METADATA, &master.0)),
             read_public: x25519_public(&read_secret),
             read_secret: Some(read_secret),
+            previous: None,
         }
+    }
+
+    /// These keys, reading what is not yet rewritten with `previous` (format-spec/25).
+    pub fn with_previous(mut self, previous: Keys) -> Keys {
+        self.previous = Some(Box::new(previous));
+        self
+    }
+
+    /// The keys of the generation an unfinished rotation replaces.
+    pub fn previous(&self) -> Option<&Keys> {
+        self.previous.as_deref()
     }
 
     /// The secrets a restore key made by this admin key holds.
@@ -239,6 +255,7 @@ impl Keys {
             meta: SymKey(s.meta),
             read_public: x25519_public(&s.read_secret),
             read_secret: Some(s.read_secret),
+            previous: None,
         }
     }
 
@@ -252,6 +269,7 @@ impl Keys {
             meta: SymKey(s.meta),
             read_public: s.read_public,
             read_secret: None,
+            previous: None,
         }
     }
 

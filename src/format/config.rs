@@ -8,8 +8,13 @@ use serde::{Deserialize, Serialize};
 /// Required feature bit 1: key roles (format-spec/24-roles.md). Objects may be sealed to the read
 /// key or under `K_meta` (header byte 6), and key files may be role keys.
 pub const FEATURE_ROLES: u64 = 1 << 1;
+/// Required feature bit 2: a key rotation is unfinished (format-spec/25-rotation.md). The body
+/// ends with the previous master key, and objects may be sealed under either generation.
+pub const FEATURE_ROTATION: u64 = 1 << 2;
 /// Feature bits this reader understands in `required_features`.
-pub const KNOWN_REQUIRED_FEATURES: u64 = FEATURE_ROLES;
+pub const KNOWN_REQUIRED_FEATURES: u64 = FEATURE_ROLES | FEATURE_ROTATION;
+/// Length of the previous master key that ends the body of a config with [`FEATURE_ROTATION`].
+pub const PREVIOUS_KEY_LEN: usize = 32;
 /// Largest encoded config accepted.
 pub const MAX_CONFIG_LEN: usize = 64 * 1024;
 
@@ -58,6 +63,21 @@ pub struct Config {
     pub compression_level: i32,
     /// Pack size writers aim for, bytes.
     pub pack_target_size: u32,
+    /// The master key of the generation being rotated away, present exactly when
+    /// `required_features` has [`FEATURE_ROTATION`]: 32 bytes after the postcard fields.
+    #[serde(skip)]
+    pub previous_master: Option<PreviousMaster>,
+}
+
+/// The previous generation's master key in a config (format-spec/25): never printed, zeroed
+/// when dropped.
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct PreviousMaster(pub [u8; 32]);
+
+impl std::fmt::Debug for PreviousMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreviousMaster(..)")
+    }
 }
 
 impl Config {
@@ -71,12 +91,18 @@ impl Config {
             chunker: ChunkerParams::default(),
             compression_level: 3,
             pack_target_size: 16 << 20,
+            previous_master: None,
         }
     }
 
-    /// Encode to the plaintext body.
+    /// Encode to the plaintext body: the postcard fields, then the previous master key when a
+    /// rotation is unfinished.
     pub fn encode(&self) -> Vec<u8> {
-        super::to_postcard(self)
+        let mut body = super::to_postcard(self);
+        if let Some(p) = &self.previous_master {
+            body.extend_from_slice(&p.0);
+        }
+        body
     }
 
     /// Decode and validate.
@@ -84,7 +110,21 @@ impl Config {
         if body.len() > MAX_CONFIG_LEN {
             return Err(Error::integrity("config", "too large"));
         }
-        let c: Config = from_postcard_canonical(body, "config")?;
+        // The feature bits come before anything variable-length, so a first decode of the
+        // fields alone tells whether the previous master key follows them.
+        let fields = match postcard::take_from_bytes::<Config>(body) {
+            Ok((c, _)) if c.required_features & FEATURE_ROTATION != 0 && body.len() >= PREVIOUS_KEY_LEN => {
+                &body[..body.len() - PREVIOUS_KEY_LEN]
+            }
+            _ => body,
+        };
+        let mut c: Config = from_postcard_canonical(fields, "config")?;
+        if c.required_features & FEATURE_ROTATION != 0 {
+            let key: [u8; 32] = body[fields.len()..].try_into().map_err(|_| {
+                Error::integrity("config", "a config of an unfinished key rotation must end with the previous key")
+            })?;
+            c.previous_master = Some(PreviousMaster(key));
+        }
         c.validate()?;
         Ok(c)
     }
@@ -97,6 +137,9 @@ impl Config {
         let unknown = self.required_features & !KNOWN_REQUIRED_FEATURES;
         if unknown != 0 {
             return Err(Error::Unsupported(format!("required repository features {unknown:#x}")));
+        }
+        if (self.required_features & FEATURE_ROTATION != 0) != self.previous_master.is_some() {
+            return Err(Error::integrity("config", "the rotation bit and the previous key disagree"));
         }
         let ch = &self.chunker;
         let ok = CHUNK_MIN_RANGE.contains(&ch.min_size)

@@ -93,9 +93,15 @@ pub struct CopyReport {
 
 /// Copy options.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct CopyOptions {
+pub struct CopyOptions<'a> {
     /// Decide and count, but write nothing to the destination.
     pub dry_run: bool,
+    /// Source and destination are two key generations of one repository (a key rotation,
+    /// format-spec/25): the same repository ID is expected, not refused.
+    pub within: bool,
+    /// Bytes of data blobs read, of those found to copy so far (each snapshot's are found
+    /// before they are copied).
+    pub progress: Option<&'a crate::progress::Meter>,
 }
 
 /// Copy `chosen` (source snapshots; copied oldest first) from `src` into `dst`, skipping those the
@@ -109,7 +115,7 @@ pub fn copy(
     opts: CopyOptions,
     on_done: &mut dyn FnMut(&CopiedSnapshot),
 ) -> Result<CopyReport> {
-    if src.repo_id() == dst.repo_id() {
+    if src.repo_id() == dst.repo_id() && !opts.within {
         return Err(Error::InvalidArgument(
             "the source and destination are the same repository (same repository ID)".into(),
         ));
@@ -244,6 +250,7 @@ struct Copier<'r> {
     blobs: AtomicU64,
     bytes: AtomicU64,
     adopted: usize,
+    meter: Option<&'r crate::progress::Meter>,
 }
 
 /// Source trees still to copy, each with its distinct subtrees still to copy.
@@ -256,7 +263,7 @@ enum Mapped {
 }
 
 impl<'r> Copier<'r> {
-    fn new(src: &'r Repository, dst: &'r Repository, opts: CopyOptions) -> Result<Copier<'r>> {
+    fn new(src: &'r Repository, dst: &'r Repository, opts: CopyOptions<'r>) -> Result<Copier<'r>> {
         let src_index = src.load_index()?;
         // As a backup does (§17.6): leftovers of crashed writers are only touched when alone.
         let alone = !opts.dry_run && dst.alone_in_repository().unwrap_or(false);
@@ -281,6 +288,7 @@ impl<'r> Copier<'r> {
             blobs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             adopted,
+            meter: opts.progress,
         })
     }
 
@@ -361,9 +369,20 @@ impl<'r> Copier<'r> {
     fn copy_data(&mut self, mut ids: Vec<Id>) -> Result<()> {
         let src_index = &self.src_index;
         ids.sort_by_cached_key(|id| src_index.lookup(BlobType::Data, id).map(|l| (l.pack, l.offset)));
+        // Progress in stored (envelope) bytes: known from the index before anything is read.
+        let stored = |id: &Id| src_index.lookup(BlobType::Data, id).map_or(0, |l| u64::from(l.len));
+        if let Some(m) = self.meter {
+            m.more(ids.iter().map(stored).sum());
+        }
         let this = &*self;
-        let mapped: Vec<(Id, Mapped)> =
-            ids.par_iter().map(|id| Ok((*id, this.copy_data_blob(id)?))).collect::<Result<_>>()?;
+        let copy_one = |id: &Id| {
+            let mapped = this.copy_data_blob(id)?;
+            if let Some(m) = this.meter {
+                m.add(stored(id));
+            }
+            Ok((*id, mapped))
+        };
+        let mapped: Vec<(Id, Mapped)> = ids.par_iter().map(copy_one).collect::<Result<_>>()?;
         self.data.extend(mapped);
         Ok(())
     }

@@ -418,12 +418,14 @@ pub fn drop_superseded_parity(repo: &Repository) -> Result<usize> {
 
 /// Options of [`build_parity`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct BuildOptions {
+pub struct BuildOptions<'a> {
     /// Also remove parity files whose file is missing (removed on purpose by a writer that does
     /// not know parity); otherwise they are kept for `repair packs` and reported.
     pub drop_orphans: bool,
     /// Report only; write and remove nothing.
     pub dry_run: bool,
+    /// Bytes of files read, of all the protected files.
+    pub progress: Option<&'a crate::progress::Meter>,
 }
 
 /// What [`build_parity`] did.
@@ -487,9 +489,18 @@ pub fn build_parity(repo: &Repository, opts: BuildOptions) -> Result<BuildReport
         return Ok(r);
     }
     let written = AtomicU64::new(0);
+    if let Some(m) = opts.progress {
+        m.start(files.iter().map(|f| f.2).sum());
+    }
     let outcomes: Vec<Result<Built>> = files
         .par_iter()
-        .map(|(kind, id, len)| build_one(repo, *kind, id, *len, parity.contains(id), opts, &written))
+        .map(|(kind, id, len)| {
+            let built = build_one(repo, *kind, id, *len, parity.contains(id), opts, &written);
+            if let Some(m) = opts.progress {
+                m.add(*len);
+            }
+            built
+        })
         .collect();
     for (o, (kind, id, _)) in outcomes.into_iter().zip(&files) {
         match o? {

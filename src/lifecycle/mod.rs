@@ -14,4 +14,5 @@ pub mod policy;
 pub mod prune;
 pub mod repair;
 pub mod rewrite;
+pub mod rotate;
 pub mod tag;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::format::blob::BlobType;
 use crate::format::key::{KdfParams, KeyFile};
 use crate::id::Id;
-use crate::lifecycle::{heal, repair};
+use crate::lifecycle::{heal, repair, rotate};
 use crate::repo::lock::LockOutcome;
 use crate::repo::roles::RolesEnabled;
 use crate::repo::select::SnapshotFilter;
@@ -68,6 +68,9 @@ pub enum KeyAction {
     Remove(String),
     /// Change the password of the key in use.
     Passwd(PasswordSource, KdfParams),
+    /// Replace every key of the repository (format-spec/25): the new admin key's password,
+    /// KDF and label, and a crash-test hook.
+    Rotate(PasswordSource, KdfParams, String, Option<rotate::StepHook>),
 }
 
 /// What a `key` subcommand did.
@@ -80,11 +83,15 @@ pub enum KeyResult {
     Removed(String),
     /// The new key of the changed password.
     Changed(String),
+    /// What a rotation did.
+    Rotated(rotate::RotateReport),
 }
 
 /// `key add|list|remove|passwd`.
 pub fn key(scope: &Scope, action: KeyAction) -> Result<KeyResult> {
-    let mut repo = scope.ctx.open()?;
+    // The password is read once: removing the key in use needs it again (see `remove_key`).
+    let pw = scope.ctx.password.get(false)?;
+    let mut repo = Repository::fetch(scope.ctx.backend()?)?.unlock(&pw)?;
     // Every key subcommand but `list` changes who can open the repository.
     if !matches!(action, KeyAction::List) {
         repo.require(&[Role::Admin], "manage keys")?;
@@ -94,6 +101,9 @@ pub fn key(scope: &Scope, action: KeyAction) -> Result<KeyResult> {
             let pw = pw.get(true)?;
             // A role key needs roles on: the first one enables them (config and index files
             // change, as in prune); later ones finish what a crashed enabling left undone.
+            // A key made now would hold the keys a finishing rotation is replacing or, for a
+            // backup key, the config it rewrites (format-spec/25 §25.4).
+            repo.refuse_during_rotation("add keys")?;
             let enabled = if role != Role::Admin {
                 let _lock = scope.ctx.lock(&repo, true)?;
                 Some(repo.enable_roles()?)
@@ -103,11 +113,65 @@ pub fn key(scope: &Scope, action: KeyAction) -> Result<KeyResult> {
             KeyResult::Added(repo.add_role_key(role, &pw, kdf, &label)?, enabled)
         }
         KeyAction::List => KeyResult::Listed(repo.list_keys()?),
-        KeyAction::Remove(id) => KeyResult::Removed(repo.remove_key(&id)?),
+        KeyAction::Remove(id) => KeyResult::Removed(remove_key(&repo, &id, &pw)?),
         KeyAction::Passwd(pw, kdf) => {
             KeyResult::Changed(repo.change_password(&pw.get(true)?, kdf, &crate::repo::default_label())?)
         }
+        KeyAction::Rotate(pw, kdf, label, hook) => KeyResult::Rotated(rotate_keys(scope, repo, pw, kdf, &label, hook)?),
     })
+}
+
+/// `key rotate`: start a rotation (asking for the new key's password) or finish one, under an
+/// exclusive lock for the whole run.
+fn rotate_keys(
+    scope: &Scope,
+    mut repo: Repository,
+    pw: PasswordSource,
+    kdf: KdfParams,
+    label: &str,
+    hook: Option<rotate::StepHook>,
+) -> Result<rotate::RotateReport> {
+    // Retained objects cannot be removed before their retention ends, so the old keys would
+    // keep opening them: say so instead of starting what cannot finish.
+    if repo.backend().object_lock().is_some() {
+        return Err(Error::InvalidArgument(
+            "key rotation needs to delete every object sealed under the old keys, which S3 Object Lock \
+             retention forbids: `arca init` a new repository and `arca copy` into it"
+                .into(),
+        ));
+    }
+    // Asked before anything is locked or written; a run that finishes a rotation needs none.
+    let password = match repo.rotation_unfinished() {
+        true => None,
+        false => Some(pw.get(true)?),
+    };
+    let _lock = scope.ctx.lock(&repo, true)?;
+    let new = password.as_deref().map(|password| rotate::NewKey { password, kdf, label });
+    rotate::rotate(&mut repo, new, hook, &mut |_| {})
+}
+
+/// Remove a key file by ID prefix. The key in use may go too when another admin key file
+/// opens this repository with the same password (two keys made with one password, which the
+/// password alone cannot choose between): the repository stays open to that password.
+fn remove_key(repo: &Repository, prefix: &str, pw: &[u8]) -> Result<String> {
+    let keys = repo.list_keys()?;
+    let names: Vec<String> = keys.iter().map(|k| k.name.clone()).collect();
+    let name = crate::repo::unique_prefix(&names, prefix, "key")?;
+    if name != repo.key_name() {
+        return repo.remove_key(&name);
+    }
+    let twin = keys.iter().filter(|k| k.name != name).find(|k| {
+        matches!(crate::crypto::kdf::unwrap_any(&k.file, pw),
+                 Ok((crate::crypto::kdf::Unwrapped::Admin(_), id)) if id == *repo.repo_id())
+    });
+    if twin.is_none() {
+        return Err(Error::InvalidArgument(
+            "refusing to remove the key in use (no other admin key opens with this password); open with another key"
+                .into(),
+        ));
+    }
+    repo.remove_file(FileType::Key, &name)?;
+    Ok(name)
 }
 
 /// A key file as JSON.
@@ -298,6 +362,7 @@ pub fn parity_status(scope: &Scope) -> Result<heal::StatusReport> {
 /// `repair packs`: exclusive unless a dry run.
 pub fn repair_packs(scope: &Scope, dry_run: bool) -> Result<heal::HealReport> {
     let repo = scope.ctx.uncached().open_for(crate::ops::context::ADMINS, "repair packs")?;
+    repo.refuse_during_rotation("repair packs")?;
     let _lock = scope.ctx.lock(&repo, !dry_run)?;
     heal::repair_files(&repo, heal::HealOptions { dry_run })
 }
@@ -305,6 +370,7 @@ pub fn repair_packs(scope: &Scope, dry_run: bool) -> Result<heal::HealReport> {
 /// `repair index`, exclusive.
 pub fn repair_index(scope: &Scope, opts: repair::IndexRepairOptions) -> Result<repair::IndexRepairReport> {
     let repo = scope.ctx.uncached().open_for(crate::ops::context::ADMINS, "repair the index")?;
+    repo.refuse_during_rotation("repair the index")?;
     let _lock = scope.ctx.lock(&repo, true)?;
     repair::repair_index(&repo, opts)
 }
@@ -326,6 +392,7 @@ pub fn repair_snapshots(
 ) -> Result<SnapshotsRepaired> {
     let ctx = &scope.ctx.uncached();
     let repo = ctx.open_for(crate::ops::context::ADMINS, "repair snapshots")?;
+    repo.refuse_during_rotation("repair snapshots")?;
     // A dry run writes and removes nothing: a shared lock keeps a prune away while it reads.
     let _lock = ctx.lock(&repo, !opts.dry_run)?;
     let filter = scope.filter(filter, None);
@@ -339,4 +406,14 @@ pub fn repair_snapshots(
     };
     let report = repair::repair_snapshots(&repo, &all, &chosen, opts)?;
     Ok(SnapshotsRepaired { report, damaged })
+}
+
+impl crate::ops::HasOutcome for rotate::RotateReport {
+    /// Damage when some snapshot could not be rewritten: the rotation is then unfinished.
+    fn outcome(&self) -> crate::ops::Outcome {
+        match self.finished {
+            true => crate::ops::Outcome::Ok,
+            false => crate::ops::Outcome::Damage,
+        }
+    }
 }

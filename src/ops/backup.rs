@@ -17,7 +17,7 @@ use super::journal::{self, set_label, set_metric, Op, Recorder};
 use super::outcome::{worst, HasOutcome, Outcome, Run};
 use super::profile::{self, Profile, Source, Target};
 use super::scope::Scope;
-use crate::archiver::{self, BackupOptions, BackupResult, Excludes, Progress};
+use crate::archiver::{self, BackupOptions, BackupResult, FilesFrom, Progress, Selection, SelectionOptions};
 use crate::error::{Error, Result};
 use crate::repo::Repository;
 use std::path::PathBuf;
@@ -45,12 +45,12 @@ pub struct BackupRequest {
     pub tags: Vec<String>,
     /// Host name to record.
     pub host: Option<String>,
-    /// Exclude patterns.
-    pub excludes: Vec<String>,
-    /// Files of exclude patterns, one per line (`#` comments).
-    pub exclude_files: Vec<PathBuf>,
-    /// Exclude directories holding a file of one of these names.
-    pub exclude_if_present: Vec<String>,
+    /// What to leave out: restic's `--exclude*` options.
+    pub selection: SelectionOptions,
+    /// Lists of further paths to back up (`--files-from*`).
+    pub files_from: FilesFrom,
+    /// Write no snapshot if nothing changed against the parent.
+    pub skip_if_unchanged: bool,
     /// Do not cross filesystem boundaries.
     pub one_file_system: bool,
     /// Do everything except write.
@@ -107,6 +107,9 @@ impl HasOutcome for BackupReport {
 /// Run a backup.
 pub fn backup(scope: &Scope, req: &BackupRequest, progress: &Progress) -> Result<BackupReport> {
     let ctx = &scope.ctx;
+    if scope.profile.is_some() && !req.files_from.is_empty() {
+        return Err(Error::InvalidArgument("--files-from* go with paths, not with --profile".into()));
+    }
     match (&req.what, &scope.profile) {
         (What::Profile, Some(p)) => profile_backup(scope, p, req, progress),
         (What::Profile, None) => {
@@ -116,6 +119,7 @@ pub fn backup(scope: &Scope, req: &BackupRequest, progress: &Progress) -> Result
             "--profile backs up the profile's components: give no paths, --stdin or --parent".into(),
         )),
         (what, None) => {
+            let what = &with_files_from(ctx, what, &req.files_from)?;
             let mut rec = Recorder::start((!req.dry_run).then_some(Op::Backup));
             rec.fill(|r| label_target(r, what, &req.tags));
             let result = (|| {
@@ -143,6 +147,22 @@ pub fn backup(scope: &Scope, req: &BackupRequest, progress: &Progress) -> Result
     }
 }
 
+/// `what` with the paths of the `--files-from*` lists added (restic: they go with paths only).
+fn with_files_from(ctx: &Context, what: &What, lists: &FilesFrom) -> Result<What> {
+    if lists.is_empty() {
+        return Ok(what.clone());
+    }
+    let What::Paths(given) = what else {
+        return Err(Error::InvalidArgument("--files-from* go with paths, not with --stdin or a command".into()));
+    };
+    let mut paths = lists.read(&|m: &str| ctx.notices.warn(m))?;
+    paths.extend(given.iter().cloned());
+    if paths.is_empty() {
+        return Err(Error::InvalidArgument("nothing to back up: the --files-from lists name no files".into()));
+    }
+    Ok(What::Paths(paths))
+}
+
 /// The archiver's options from the request (exclude files read now).
 fn options(ctx: &Context, req: &BackupRequest, tags: Vec<String>, host: Option<String>) -> Result<BackupOptions> {
     let notices = ctx.notices.clone();
@@ -150,8 +170,9 @@ fn options(ctx: &Context, req: &BackupRequest, tags: Vec<String>, host: Option<S
     Ok(BackupOptions {
         tags,
         host,
-        excludes: Excludes::new(&patterns(req)?, req.exclude_if_present.clone())?,
+        excludes: Selection::new(&req.selection)?,
         one_file_system: req.one_file_system,
+        skip_if_unchanged: req.skip_if_unchanged,
         io_threads: req.io_threads,
         dry_run: req.dry_run,
         force: req.force,
@@ -163,16 +184,6 @@ fn options(ctx: &Context, req: &BackupRequest, tags: Vec<String>, host: Option<S
         parent_cache: ctx.cache.clone(),
         ..Default::default()
     })
-}
-
-/// `--exclude` patterns and those of `--exclude-file`s.
-fn patterns(req: &BackupRequest) -> Result<Vec<String>> {
-    let mut patterns = req.excludes.clone();
-    for f in &req.exclude_files {
-        let text = std::fs::read_to_string(f).map_err(|e| Error::Io { path: f.clone(), source: e })?;
-        patterns.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from));
-    }
-    Ok(patterns)
 }
 
 fn warn_journal(ctx: &Context, warning: Option<String>) {
@@ -344,10 +355,9 @@ fn backup_component(
     tags.extend(req.tags.iter().cloned());
     let host = req.host.clone().or_else(|| p.host.clone());
     match &c.source {
-        Source::Paths { paths, excludes, exclude_if_present, one_file_system } => {
+        Source::Paths { paths, selection, one_file_system } => {
             let mut r = req.clone();
-            r.excludes.extend(excludes.iter().cloned());
-            r.exclude_if_present.extend(exclude_if_present.iter().cloned());
+            merge_selection(&mut r.selection, selection);
             r.one_file_system |= *one_file_system;
             let opts = BackupOptions { paths: paths.clone(), ..options(ctx, &r, tags, host)? };
             archiver::backup(repo, &opts, progress)
@@ -360,4 +370,19 @@ fn backup_component(
             archiver::backup_command(repo, &opts, progress, &argv, filename)
         }
     }
+}
+
+/// A component's own selection added to the command line's (the smaller size limit wins).
+fn merge_selection(into: &mut SelectionOptions, own: &SelectionOptions) {
+    let (p, o) = (&mut into.patterns, &own.patterns);
+    p.excludes.extend(o.excludes.iter().cloned());
+    p.iexcludes.extend(o.iexcludes.iter().cloned());
+    p.exclude_files.extend(o.exclude_files.iter().cloned());
+    p.iexclude_files.extend(o.iexclude_files.iter().cloned());
+    into.exclude_caches |= own.exclude_caches;
+    into.exclude_if_present.extend(own.exclude_if_present.iter().cloned());
+    into.exclude_larger_than = match (into.exclude_larger_than, own.exclude_larger_than) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
 }

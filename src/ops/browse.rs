@@ -16,9 +16,7 @@ use crate::id::Id;
 use crate::lifecycle::group::{self, GroupBy};
 use crate::repo::select::SnapshotFilter;
 use crate::repo::Repository;
-use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 
 /// One snapshot of a listing.
 #[derive(Debug)]
@@ -38,6 +36,9 @@ pub struct Listing {
     pub snapshots: Vec<Listed>,
     /// Snapshot files that could not be read.
     pub damaged: Vec<(String, Error)>,
+    /// With [`ListRequest::group_by`]: each group's key and its snapshots' positions in
+    /// `snapshots` (groups ordered by key, as `forget` orders them).
+    pub groups: Vec<(group::GroupKey, Vec<usize>)>,
 }
 
 impl HasOutcome for Listing {
@@ -60,6 +61,9 @@ pub struct ListRequest {
     pub latest: Option<usize>,
     /// Measure each snapshot's size (reads its trees).
     pub sizes: bool,
+    /// Group the listing as restic's `snapshots --group-by` does; `--latest` then counts per
+    /// group too.
+    pub group_by: Option<GroupBy>,
 }
 
 /// `snapshots`: the selected snapshots, with their sizes.
@@ -69,26 +73,37 @@ pub fn snapshots(scope: &Scope, req: &ListRequest) -> Result<Listing> {
     let filter = scope.filter(&req.filter, None);
     let mut chosen: Vec<(Id, Snapshot)> = all.into_iter().filter(|(_, s)| filter.matches(s)).collect();
     if let Some(n) = req.latest {
-        chosen = newest_per_group(scope, chosen, n);
+        chosen = newest_per_group(scope, chosen, n, req.group_by);
     }
     let sizes = match req.sizes {
         true => snapshot_sizes(&repo, &chosen),
         false => vec![None; chosen.len()],
     };
+    let groups = req.group_by.map_or_else(Vec::new, |by| group_positions(&chosen, by));
     let snapshots = chosen.into_iter().zip(sizes).map(|((id, snapshot), size)| Listed { id, snapshot, size }).collect();
-    Ok(Listing { snapshots, damaged })
+    Ok(Listing { snapshots, damaged, groups })
 }
 
-/// The newest `n` snapshots of each component (with a profile) or of each host and paths.
-fn newest_per_group(scope: &Scope, list: Vec<(Id, Snapshot)>, n: usize) -> Vec<(Id, Snapshot)> {
+/// The groups of `list` under `by`, each with its members' positions in `list`.
+fn group_positions(list: &[(Id, Snapshot)], by: GroupBy) -> Vec<(group::GroupKey, Vec<usize>)> {
+    let mut groups: std::collections::BTreeMap<group::GroupKey, Vec<usize>> = Default::default();
+    for (i, (_, s)) in list.iter().enumerate() {
+        groups.entry(group::GroupKey::of(s, by)).or_default().push(i);
+    }
+    groups.into_iter().collect()
+}
+
+/// The newest `n` snapshots of each component (with a profile), of each `by` group, or of
+/// each host and paths.
+fn newest_per_group(scope: &Scope, list: Vec<(Id, Snapshot)>, n: usize, by: Option<GroupBy>) -> Vec<(Id, Snapshot)> {
     let mut keep: Vec<(Id, Snapshot)> = Vec::new();
-    if scope.has_profile() {
+    if scope.has_profile() && by.is_none() {
         for t in &scope.targets {
             let mine: Vec<&(Id, Snapshot)> = list.iter().filter(|(_, s)| t.filter.matches(s)).collect();
             keep.extend(mine.iter().rev().take(n).map(|x| (*x).clone()));
         }
     } else {
-        for (_, members) in group::group(list, GroupBy { host: true, paths: true, tags: false }) {
+        for (_, members) in group::group(list, by.unwrap_or_default()) {
             keep.extend(members.iter().rev().take(n).cloned());
         }
     }
@@ -164,39 +179,66 @@ impl HasOutcome for Found {
     }
 }
 
-/// `find PATTERN`: entries whose name (or path, for a pattern with `/`) matches, in one
-/// snapshot or every selected one. A damaged snapshot is reported and the others searched.
-pub fn find(
-    scope: &Scope,
-    pattern: &str,
-    snapshot: Option<&str>,
-    filter: &SnapshotFilter,
-    f: &mut dyn FnMut(&Id, &[u8], &Node),
-) -> Result<Found> {
+/// Where `find` hands each hit: `(snapshot, path, entry, the ID found in it)`.
+pub type FindHit<'a> = dyn FnMut(&Id, &[u8], &Node, Option<&Id>) + 'a;
+
+/// What `find` looks for, and where.
+pub struct FindRequest {
+    /// Names, paths or IDs.
+    pub by: crate::browse::FindBy,
+    /// Only entries modified at or after this time (Unix ns; restic's `--oldest`).
+    pub oldest: Option<i64>,
+    /// Only entries modified at or before this time (restic's `--newest`).
+    pub newest: Option<i64>,
+    /// Only these snapshots (`SNAP` references); none: every one the filter selects.
+    pub snapshots: Vec<String>,
+    /// The filters.
+    pub filter: SnapshotFilter,
+}
+
+/// `find`: entries that match (by name, by path, or by an ID they refer to), in the named
+/// snapshots or every selected one; `f(snapshot, path, entry, id found)`. A damaged snapshot
+/// is reported and the others searched.
+pub fn find(scope: &Scope, req: &FindRequest, f: &mut FindHit) -> Result<Found> {
     let ctx = &scope.ctx;
     let repo = ctx.open_for(crate::ops::context::READERS, "search snapshots")?;
-    let m = crate::archiver::Excludes::new(std::slice::from_ref(&pattern.to_string()), vec![])?;
-    let filter = scope.filter(filter, None);
+    let filter = scope.filter(&req.filter, None);
     let mut found = Found::default();
     // Snapshots before the index: a backup publishes its index first.
-    let snaps = match snapshot {
-        Some(r) => vec![locate::resolve(&repo, r, &filter, &|m| ctx.notices.warn(m))?],
-        None => {
+    let snaps = match req.snapshots.is_empty() {
+        false => {
+            let mut v = Vec::new();
+            for r in &req.snapshots {
+                let s = locate::resolve(&repo, r, &filter, &|m| ctx.notices.warn(m))?;
+                if !v.iter().any(|(id, _): &(Id, Snapshot)| *id == s.0) {
+                    v.push(s);
+                }
+            }
+            v
+        }
+        true => {
             let (all, damaged) = repo.list_snapshots_and_damage()?;
             found.damaged.extend(damaged.iter().map(|(_, e)| e.to_string()));
             all.into_iter().filter(|(_, s)| filter.matches(s)).collect()
         }
     };
     let index = ctx.load_index(&repo)?;
+    let in_time = |n: &Node| req.oldest.is_none_or(|t| n.mtime >= t) && req.newest.is_none_or(|t| n.mtime <= t);
     for (id, s) in &snaps {
+        // The root tree itself, for `--tree`/`--pack`.
+        let root = Node::bare_dir(b"", s.tree);
+        if let Some(Some(hit)) = req.by.hit(&index, b"/", &root) {
+            f(id, b"/", &root, Some(&hit));
+        }
         let res = crate::browse::walk(&repo, &index, s.tree, b"/", true, &mut |p, n| {
-            if m.matches(std::path::Path::new(OsStr::from_bytes(p)), OsStr::from_bytes(&n.name)) {
-                f(id, p, n);
+            match req.by.hit(&index, p, n) {
+                Some(hit) if in_time(n) => f(id, p, n, hit.as_ref()),
+                _ => {}
             }
             Ok(())
         });
         match res {
-            Err(e) if e.is_integrity() && snapshot.is_none() => {
+            Err(e) if e.is_integrity() && req.snapshots.is_empty() => {
                 found.damaged.push(format!("snapshot {}: {e}", id.short()))
             }
             r => r?,
@@ -221,6 +263,8 @@ pub struct Compared {
     pub a: (Id, String),
     /// Second side.
     pub b: (Id, String),
+    /// What came, went and changed (restic's diff statistics).
+    pub stats: crate::browse::DiffStats,
 }
 
 /// `diff A B`: what changed from A to B, each side resolved with its own filters, each
@@ -236,13 +280,15 @@ pub fn diff(scope: &Scope, a: &Side, b: &Side, f: &mut dyn FnMut(Change, &[u8]))
         f(c, p);
         Ok(())
     };
+    let mut counter = crate::browse::DiffCounter::default();
     if la.path == "/" && lb.path == "/" {
-        crate::browse::diff(&repo, &index, Some(la.snapshot.tree), Some(lb.snapshot.tree), b"/", &mut emit)?;
+        let (ta, tb) = (Some(la.snapshot.tree), Some(lb.snapshot.tree));
+        crate::browse::diff_counted(&repo, &index, ta, tb, b"/", &mut emit, &mut counter)?;
     } else {
         // Paths shown below the first side's path.
-        crate::browse::diff_nodes(&repo, &index, &la.node, &lb.node, la.path.as_bytes(), &mut emit)?;
+        crate::browse::diff_nodes(&repo, &index, &la.node, &lb.node, la.path.as_bytes(), &mut emit, &mut counter)?;
     }
-    Ok(Compared { a: (la.id, la.path), b: (lb.id, lb.path) })
+    Ok(Compared { a: (la.id, la.path), b: (lb.id, lb.path), stats: counter.finish() })
 }
 
 /// `dump SNAP:PATH`: a file's content, or a directory (or anything) as a tar archive, to `w`.

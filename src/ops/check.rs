@@ -14,6 +14,8 @@ pub struct CheckRequest {
     pub read_data: bool,
     /// `--read-data-subset N/M|P%`.
     pub read_data_subset: Option<String>,
+    /// Bytes of packs read, of those to read (for a progress display).
+    pub progress: Option<std::sync::Arc<crate::progress::Meter>>,
 }
 
 impl CheckRequest {
@@ -66,7 +68,7 @@ pub fn check(scope: &Scope, req: &CheckRequest) -> Result<Checked> {
         let repo = ctx.open_for(crate::ops::context::READERS, "check the repository")?;
         rec.attach(&repo);
         let _lock = ctx.lock_for_reading(&repo)?;
-        let report = crate::check::check(&repo, &CheckOptions { read_data })?;
+        let report = crate::check::check(&repo, &CheckOptions { read_data, progress: req.progress.as_deref() })?;
         let none_read = read_data.is_some() && report.packs > 0 && report.packs_read == 0;
         Ok(Checked { report, none_read })
     })();

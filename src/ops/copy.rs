@@ -28,6 +28,8 @@ pub struct CopyRequest {
     pub to_password: PasswordSource,
     /// Decide and count only.
     pub dry_run: bool,
+    /// Bytes of data copied, of those found to copy (for a progress display).
+    pub progress: Option<std::sync::Arc<crate::progress::Meter>>,
 }
 
 /// What `copy` did.
@@ -156,7 +158,8 @@ fn copy_between(
         }
         chosen
     };
-    let report = copy::copy(src, dst, &all, &chosen, CopyOptions { dry_run: req.dry_run }, &mut |c| {
+    let opts = CopyOptions { dry_run: req.dry_run, within: false, progress: req.progress.as_deref() };
+    let report = copy::copy(src, dst, &all, &chosen, opts, &mut |c| {
         each(c);
         done.push(c.clone());
     })?;

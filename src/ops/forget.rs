@@ -166,6 +166,7 @@ impl HasOutcome for Pruned {
 /// Run `prune`.
 pub fn prune(scope: &Scope, req: &PruneRequest, dry_run: bool, progress: &prune::Progress) -> Result<Pruned> {
     let repo = scope.ctx.open_for(crate::ops::context::ADMINS, "prune")?;
+    repo.refuse_during_rotation("prune")?;
     prune_with(scope, &repo, req, dry_run, progress)
 }
 

@@ -7,8 +7,8 @@
 //! - [`outcome`] is the one table from how an operation ended to its exit code, its journal
 //!   record and how `status` reads it; [`journal`] records operations as they run;
 //! - the operations: [`backup`], [`restore`], [`verify`], [`browse`] (snapshots, ls, find,
-//!   diff, dump), [`stats`], [`check`], [`drill`], [`forget`] (and prune), [`tag`], [`copy`],
-//!   [`mount`], [`admin`] (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with
+//!   diff, dump), [`stats`], [`check`], [`drill`], [`forget`] (and prune), [`tag`], [`rewrite`],
+//!   [`copy`], [`mount`], [`admin`] (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with
 //!   [`metrics`] and [`alert`], [`units`] (systemd) from [`profile`]s, and [`iam`] (the S3
 //!   policies of `generate s3-policy`).
 //!
@@ -32,6 +32,7 @@ pub mod mount;
 pub mod outcome;
 pub mod profile;
 pub mod restore;
+pub mod rewrite;
 pub mod scope;
 pub mod serve;
 pub mod stats;

@@ -46,6 +46,10 @@ pub enum Outcome {
     WrongPassword,
     /// The key's role may not do this (format-spec/24): refused before anything was written.
     Forbidden,
+    /// Stopped by SIGINT (Ctrl-C) after removing its locks; safe to run again.
+    Interrupted,
+    /// Stopped by SIGTERM after removing its locks; safe to run again.
+    Terminated,
 }
 
 /// One row of the table.
@@ -58,7 +62,7 @@ struct Row {
 
 /// The table: exit code (the README's table), journal outcome, name. Ordered by how bad an
 /// outcome is when several operations (the components of a profile) report one each.
-const TABLE: [Row; 13] = [
+const TABLE: [Row; 15] = [
     Row { outcome: Outcome::Ok, exit: 0, recorded: Recorded::Ok, name: "ok" },
     Row { outcome: Outcome::Partial, exit: 3, recorded: Recorded::Partial, name: "partial" },
     Row { outcome: Outcome::Anomaly, exit: 7, recorded: Recorded::Missed, name: "anomaly" },
@@ -70,6 +74,8 @@ const TABLE: [Row; 13] = [
     Row { outcome: Outcome::Forbidden, exit: 13, recorded: Recorded::Refused, name: "forbidden" },
     Row { outcome: Outcome::NoRepository, exit: 10, recorded: Recorded::Failed, name: "no_repository" },
     Row { outcome: Outcome::Repairable, exit: 8, recorded: Recorded::Damage, name: "repairable" },
+    Row { outcome: Outcome::Interrupted, exit: 130, recorded: Recorded::Failed, name: "interrupted" },
+    Row { outcome: Outcome::Terminated, exit: 143, recorded: Recorded::Failed, name: "terminated" },
     Row { outcome: Outcome::Failed, exit: 1, recorded: Recorded::Failed, name: "failed" },
     Row { outcome: Outcome::Damage, exit: 4, recorded: Recorded::Damage, name: "damage" },
 ];
@@ -119,6 +125,15 @@ impl Outcome {
             other
         } else {
             self
+        }
+    }
+
+    /// How a process stopped by `signal` ends (128 + signal, as a shell reports it).
+    pub fn of_signal(signal: i32) -> Outcome {
+        if signal == libc::SIGTERM {
+            Outcome::Terminated
+        } else {
+            Outcome::Interrupted
         }
     }
 

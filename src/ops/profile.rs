@@ -237,10 +237,10 @@ pub enum Source {
     Paths {
         /// Absolute paths.
         paths: Vec<PathBuf>,
-        /// Exclude globs, as `backup --exclude`.
-        excludes: Vec<String>,
-        /// Exclude directories holding a file of one of these names.
-        exclude_if_present: Vec<String>,
+        /// What to leave out, as `backup`'s `--exclude*` options (keys `excludes`, `iexcludes`,
+        /// `exclude-files`, `iexclude-files`, `exclude-caches`, `exclude-if-present`,
+        /// `exclude-larger-than`).
+        selection: crate::archiver::SelectionOptions,
         /// Do not cross filesystem boundaries.
         one_file_system: bool,
     },
@@ -649,18 +649,39 @@ fn build_component(name: &str, c: RawComponent) -> std::result::Result<Component
             if let Some(p) = paths.iter().find(|p| !p.is_absolute()) {
                 return Err(format!("path {:?} is not absolute", p.display().to_string()));
             }
-            crate::archiver::Excludes::new(&c.excludes, c.exclude_if_present.clone())
-                .map_err(|e| format!("excludes: {e}"))?;
-            Source::Paths {
-                paths,
-                excludes: c.excludes,
+            let selection = crate::archiver::SelectionOptions {
+                patterns: crate::filter::ExcludeOptions {
+                    excludes: c.excludes,
+                    iexcludes: c.iexcludes,
+                    exclude_files: c.exclude_files,
+                    iexclude_files: c.iexclude_files,
+                },
+                exclude_caches: c.exclude_caches,
                 exclude_if_present: c.exclude_if_present,
-                one_file_system: c.one_file_system,
-            }
+                exclude_larger_than: c.exclude_larger_than.map(|s| s.0),
+            };
+            // Patterns and markers are checked now; pattern files are read at backup time.
+            let inline = crate::archiver::SelectionOptions {
+                patterns: crate::filter::ExcludeOptions {
+                    exclude_files: vec![],
+                    iexclude_files: vec![],
+                    ..selection.patterns.clone()
+                },
+                ..selection.clone()
+            };
+            crate::archiver::Selection::new(&inline).map_err(|e| format!("excludes: {e}"))?;
+            Source::Paths { paths, selection, one_file_system: c.one_file_system }
         }
         (None, Some(argv)) => {
-            if !c.excludes.is_empty() || !c.exclude_if_present.is_empty() || c.one_file_system {
-                return Err("excludes, exclude-if-present and one-file-system go with paths, not command".into());
+            let selects = !c.excludes.is_empty()
+                || !c.iexcludes.is_empty()
+                || !c.exclude_files.is_empty()
+                || !c.iexclude_files.is_empty()
+                || c.exclude_caches
+                || !c.exclude_if_present.is_empty()
+                || c.exclude_larger_than.is_some();
+            if selects || c.one_file_system {
+                return Err("excludes, exclude-* and one-file-system go with paths, not command".into());
             }
             if argv.is_empty() || argv[0].is_empty() {
                 return Err("command is a non-empty list: [\"pg_dump\", \"mydb\"]".into());
@@ -771,7 +792,16 @@ struct RawComponent {
     #[serde(default)]
     excludes: Vec<String>,
     #[serde(default)]
+    iexcludes: Vec<String>,
+    #[serde(default)]
+    exclude_files: Vec<PathBuf>,
+    #[serde(default)]
+    iexclude_files: Vec<PathBuf>,
+    #[serde(default)]
+    exclude_caches: bool,
+    #[serde(default)]
     exclude_if_present: Vec<String>,
+    exclude_larger_than: Option<SizeDe>,
     #[serde(default)]
     one_file_system: bool,
     command: Option<Vec<String>>,
@@ -843,6 +873,31 @@ impl<'de> Deserialize<'de> for CountDe {
             }
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<CountDe, E> {
                 v.parse().map(CountDe).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `exclude-larger-than = "1M"` or a number of bytes (as `backup --exclude-larger-than`).
+struct SizeDe(u64);
+
+impl<'de> Deserialize<'de> for SizeDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = SizeDe;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size such as \"1M\" or a number of bytes")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<SizeDe, E> {
+                Ok(SizeDe(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<SizeDe, E> {
+                u64::try_from(v).map(SizeDe).map_err(|_| E::custom("a size is not negative"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<SizeDe, E> {
+                crate::lifecycle::prune::parse_size(v).map(SizeDe).map_err(|e| E::custom(format!("{v:?}: {e}")))
             }
         }
         d.deserialize_any(V)

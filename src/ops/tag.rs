@@ -66,6 +66,7 @@ pub fn tag(scope: &Scope, req: &TagRequest) -> Result<Tagged> {
         Change::Tags(act) => act.validate()?,
     }
     let repo = ctx.open_for(crate::ops::context::ADMINS, "change tags")?;
+    repo.refuse_during_rotation("change tags")?;
     let result = (|| {
         let _lock = ctx.lock(&repo, true)?;
         let filter = scope.filter(&req.filter, None);

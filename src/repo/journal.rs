@@ -37,6 +37,12 @@ impl Appender {
         (self.save)(&journal::encode(&[r]))
     }
 
+    /// Seal and publish an already padded journal body as it is (a key rotation moving a file
+    /// to the new keys).
+    pub(crate) fn save_body(&self, body: &[u8]) -> Result<Id> {
+        (self.save)(body)
+    }
+
     /// Write `records` as one padded journal file (format-spec/21-journal.md §21.7).
     fn write(&self, records: &[Record]) -> Result<Id> {
         (self.save)(&journal::encode(records))
@@ -76,8 +82,15 @@ impl Repository {
         let keys = self.keys.clone();
         let repo_id = *self.repo_id();
         let sealing = self.sealing_for(FileKind::Journal);
+        let (config_hash, backup_key) = (self.config_hash, self.binding.is_some());
         Appender {
             save: std::sync::Arc::new(move |body: &[u8]| {
+                // A record written late (after a failed or refused command) must not be sealed
+                // under keys a rotation has replaced since this session opened (format-spec/25).
+                let config = backend.read(FileType::Config, "config")?;
+                if !super::config_still_ours(&keys, backup_key, &repo_id, &config_hash, &config) {
+                    return Err(Error::Refused("the repository's keys changed since this run opened it".into()));
+                }
                 // Method 00 (level 0): compression would undo the padding (§21.7).
                 let bytes = super::encrypt_with(&keys, &repo_id, FileKind::Journal, sealing, body, 0)?;
                 let id = Id::of_file_bytes(&bytes);

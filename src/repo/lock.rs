@@ -68,6 +68,7 @@ impl Freshness {
 }
 
 /// A [`Freshness`] that does not keep the lock's state alive: dropped guards are forgotten.
+#[derive(Clone)]
 pub struct WeakFreshness(std::sync::Weak<AtomicI64>);
 
 impl LockGuard {
@@ -294,11 +295,19 @@ impl Repository {
             let _ = self.backend().remove(FileType::Lock, &name);
             return Err(e);
         }
+        // Under the lock nothing can replace the config any more; before it, a rotation may
+        // have, and this session's keys would then write what nobody can read (format-spec/25).
+        if let Err(e) = self.ensure_config_unchanged() {
+            let _ = self.backend().remove(FileType::Lock, &name);
+            return Err(e);
+        }
         let (tx, rx) = mpsc::channel::<()>();
         let backend = self.backend().clone();
         let refreshed = self.lock_bytes(exclusive);
         let fresh = Freshness { written: Arc::new(AtomicI64::new(time)) };
         let stamp = fresh.clone();
+        // Removed by the interrupt watcher if the process gets SIGINT or SIGTERM.
+        let registered = crate::interrupt::Registered::new(backend.clone(), &name);
         let thread = thread::spawn(move || {
             let mut current = name;
             // Until the guard drops (the sender disconnects), rewrite the lock periodically.
@@ -313,6 +322,9 @@ impl Repository {
                         stamp.written.store(t, Ordering::SeqCst);
                         let _ = backend.remove(FileType::Lock, &current);
                         current = new;
+                        if !registered.rename(&current) {
+                            break; // interrupted: the old name is removed, the new one below
+                        }
                     }
                 }
             }

@@ -116,6 +116,9 @@ pub struct Repository {
     parity: Mutex<Option<u16>>,
     /// Threads for reading packs from a remote store, made on first use (see [`Repository::io_scope`]).
     io_pool: std::sync::OnceLock<Option<rayon::ThreadPool>>,
+    /// BLAKE3 of the `config` file this session opened: a lock taken later checks that it is
+    /// still the same, so a session never writes under keys a rotation has replaced.
+    config_hash: [u8; 32],
 }
 
 /// The in-memory index and the index files that could not be used.
@@ -155,6 +158,7 @@ impl Repository {
         // The config is written last: a directory without it is not (yet) a repository.
         let bytes = repo.encrypt_file(FileKind::Config, &repo.config.encode())?;
         repo.backend.write(FileType::Config, "config", &bytes)?;
+        repo.config_hash = *blake3::hash(&bytes).as_bytes();
         Ok(repo)
     }
 
@@ -241,7 +245,15 @@ impl Opening {
                     continue;
                 }
             };
-            return Ok(Repository::assemble(backend, keys, master, binding, config, name.clone()));
+            // An unfinished rotation: what is not yet rewritten is read with the previous keys
+            // (format-spec/25), which the config carries (a backup key never sees such a config).
+            let keys = match (&config.previous_master, keys.role()) {
+                (Some(p), Role::Admin | Role::Restore) => keys.with_previous(Keys::derive(&MasterKey::from_bytes(p.0))),
+                _ => keys,
+            };
+            let mut repo = Repository::assemble(backend, keys, master, binding, config, name.clone());
+            repo.config_hash = *blake3::hash(&config_bytes).as_bytes();
+            return Ok(repo);
         }
         if !foreign.is_empty() {
             // Which of the two cannot be told apart: the config's authentication binds both.
@@ -314,6 +326,7 @@ impl Repository {
             held: Mutex::default(),
             parity: Mutex::default(),
             io_pool: Default::default(),
+            config_hash: [0; 32],
         }
     }
 
@@ -364,6 +377,92 @@ impl Repository {
         match ephemeral {
             None => self.keys.full().cloned(),
             Some(e) => self.sealed_key(e, what),
+        }
+    }
+
+    /// [`Repository::pack_key`] of generation `keys`: the current keys (cached), or the
+    /// previous ones of an unfinished rotation.
+    fn pack_key_of(&self, keys: &Keys, ephemeral: Option<&[u8; 32]>, what: &str) -> Result<SymKey> {
+        match (std::ptr::eq(keys, &self.keys), ephemeral) {
+            (true, _) => self.pack_key(ephemeral, what),
+            (false, None) => keys.full().cloned(),
+            (false, Some(e)) => keys.sealed_key(e, what),
+        }
+    }
+
+    /// Run `open` with the current keys and, if it fails as damage and a rotation is
+    /// unfinished, with the previous ones (format-spec/25 §25.3): an object not yet rewritten.
+    /// The first error is the one reported when neither opens it.
+    pub(crate) fn with_generations<T>(&self, mut open: impl FnMut(&Keys) -> Result<T>) -> Result<T> {
+        match (open(&self.keys), self.keys.previous()) {
+            (Err(e @ Error::Integrity { .. }), Some(previous)) => open(previous).map_err(|_| e),
+            (r, _) => r,
+        }
+    }
+
+    /// Whether file `id` of `kind` opens with the current keys alone, not only with the
+    /// previous generation's of an unfinished rotation (format-spec/25). Unreadable: `false`.
+    pub fn sealed_by_current_keys(&self, kind: FileKind, id: &Id) -> bool {
+        let Ok(bytes) = self.read_named(file_type(kind), &id.to_hex()) else { return false };
+        decrypt_with(&self.keys, self.repo_id(), kind, &bytes, "", self.has_roles()).is_ok()
+    }
+
+    /// The repository as one generation of keys sees it (format-spec/25): `master`'s keys
+    /// alone, with `config`, checking this session's locks before it writes.
+    pub(crate) fn generation_view(&self, master: &MasterKey, config: Config) -> Repository {
+        let keys = Keys::derive(master);
+        let mut view =
+            Repository::assemble(self.backend.clone(), keys, Some(master.clone()), None, config, self.key_name.clone());
+        view.held = Mutex::new(self.held.lock().unwrap().clone());
+        view.config_hash = self.config_hash;
+        view
+    }
+
+    /// After this session rewrote `config` (a rotation's switch or its end): the key file now
+    /// in use and the config's bytes; while the config names a previous generation, its keys
+    /// read what is not yet rewritten.
+    pub(crate) fn adopt_switch(&mut self, key_name: String, config_bytes: &[u8]) {
+        self.key_name = key_name;
+        self.config_hash = *blake3::hash(config_bytes).as_bytes();
+        if let Some(p) = &self.config.previous_master {
+            self.keys = self.keys.clone().with_previous(Keys::derive(&MasterKey::from_bytes(p.0)));
+        }
+    }
+
+    /// The master key, for an admin key.
+    pub(crate) fn master(&self) -> Option<&MasterKey> {
+        self.master.as_ref()
+    }
+
+    /// Whether a key rotation is unfinished (format-spec/25): the config carries the previous
+    /// generation's master key.
+    pub fn rotation_unfinished(&self) -> bool {
+        self.config.required_features & crate::format::config::FEATURE_ROTATION != 0
+    }
+
+    /// Refuse `action` while a key rotation is unfinished: it would write under the new keys
+    /// what the rotation's accounting of the old generation does not expect.
+    pub fn refuse_during_rotation(&self, action: &str) -> Result<()> {
+        match self.rotation_unfinished() {
+            true => Err(Error::InvalidArgument(format!(
+                "a key rotation is unfinished: run `arca key rotate` to finish it before you {action}"
+            ))),
+            false => Ok(()),
+        }
+    }
+
+    /// Fail if the `config` file no longer opens with this session's keys: a key rotation
+    /// replaced them, and what this session would write would be sealed under keys that are
+    /// going away (format-spec/25). Checked under every lock just taken.
+    pub(crate) fn ensure_config_unchanged(&self) -> Result<()> {
+        let bytes = self.backend.read(FileType::Config, "config")?;
+        match config_still_ours(&self.keys, self.binding.is_some(), self.repo_id(), &self.config_hash, &bytes) {
+            true => Ok(()),
+            false => Err(Error::Refused(
+                "the repository's keys changed since this run opened it (a key rotation): nothing was \
+                 written; run the command again"
+                    .into(),
+            )),
         }
     }
 
@@ -521,7 +620,7 @@ impl Repository {
 
     /// [`Repository::decrypt_file`], also saying how the file was sealed.
     pub fn decrypt_file_sealed(&self, kind: FileKind, bytes: &[u8], what: &str) -> Result<(Sealing, Vec<u8>)> {
-        decrypt_with(&self.keys, self.repo_id(), kind, bytes, what, self.has_roles())
+        self.with_generations(|keys| decrypt_with(keys, self.repo_id(), kind, bytes, what, self.has_roles()))
     }
 
     /// Read a content-addressed file and check that its name is the BLAKE3 of its bytes.
@@ -759,17 +858,19 @@ impl Repository {
         envelope: Vec<u8>,
     ) -> Result<Vec<u8>> {
         let what = blob::describe(t, id);
-        let key = self.pack_key(ephemeral, &what)?;
-        let framed = key.open_in_place(envelope, &blob::blob_ad(t, id, self.repo_id()), &what)?;
-        let limit = match t {
-            BlobType::Data => self.config.chunker.max_size as usize,
-            BlobType::Tree => crate::format::tree::MAX_TREE_LEN,
-        };
-        let plain = compression::decode_owned(framed, limit, &what)?;
-        if self.keys.blob_id(&plain) != *id {
-            return Err(Error::integrity(what, "plaintext does not hash to the blob ID"));
-        }
-        Ok(plain)
+        // Only an unfinished rotation may need a second try, and only then is a copy kept.
+        let mut spare = self.keys.previous().map(|_| envelope.clone());
+        let mut envelope = Some(envelope);
+        self.with_generations(|keys| {
+            let env = envelope.take().or_else(|| spare.take()).expect("tried at most twice");
+            let key = self.pack_key_of(keys, ephemeral, &what)?;
+            let framed = key.open_in_place(env, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+            let plain = compression::decode_owned(framed, self.plain_limit(t), &what)?;
+            if keys.blob_id(&plain) != *id {
+                return Err(Error::integrity(&what, "plaintext does not hash to the blob ID"));
+            }
+            Ok(plain)
+        })
     }
 
     /// Read one blob through the index. A tree blob the index lists may come from the local
@@ -804,13 +905,18 @@ impl Repository {
         let what = blob::describe(t, id);
         let env = self.read_envelope(index, t, id)?;
         let ephemeral = index.lookup(t, id).and_then(|l| l.ephemeral);
-        let key = self.pack_key(ephemeral.as_ref(), &what)?;
-        let framed = key.open_in_place(env, &blob::blob_ad(t, id, self.repo_id()), &what)?;
-        let plain = compression::decode(&framed, self.plain_limit(t), &what)?;
-        if self.keys.blob_id(&plain) != *id {
-            return Err(Error::integrity(what, "plaintext does not hash to the blob ID"));
-        }
-        Ok((framed, plain))
+        let mut spare = self.keys.previous().map(|_| env.clone());
+        let mut env = Some(env);
+        self.with_generations(|keys| {
+            let env = env.take().or_else(|| spare.take()).expect("tried at most twice");
+            let key = self.pack_key_of(keys, ephemeral.as_ref(), &what)?;
+            let framed = key.open_in_place(env, &blob::blob_ad(t, id, self.repo_id()), &what)?;
+            let plain = compression::decode(&framed, self.plain_limit(t), &what)?;
+            if keys.blob_id(&plain) != *id {
+                return Err(Error::integrity(&what, "plaintext does not hash to the blob ID"));
+            }
+            Ok((framed, plain))
+        })
     }
 
     /// Seal an already framed plaintext (method byte and body, format-spec/15) as blob `id`.
@@ -928,6 +1034,22 @@ fn decrypt_with(
         _ => keys.open(parts.sealed, &ad, what)?,
     };
     Ok((parts.sealing, compression::decode(&framed, body_limit(kind), what)?))
+}
+
+/// Whether `config_bytes` is still a config these keys write for: the one opened, or one
+/// rewritten under the same master key (key roles enabled; a rotation finished). A backup key,
+/// which cannot decrypt the config, is bound to its exact bytes (format-spec/24 §24.3).
+pub(crate) fn config_still_ours(
+    keys: &Keys,
+    backup_key: bool,
+    repo_id: &[u8; 32],
+    opened: &[u8; 32],
+    config_bytes: &[u8],
+) -> bool {
+    if blake3::hash(config_bytes).as_bytes() == opened {
+        return true;
+    }
+    !backup_key && decrypt_with(keys, repo_id, FileKind::Config, config_bytes, "config", false).is_ok()
 }
 
 fn list_objects(backend: &dyn Backend, t: FileType) -> Result<Vec<(String, u64)>> {

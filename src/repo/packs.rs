@@ -111,7 +111,8 @@ impl Repository {
     /// Open the sealed TOC of pack `what`, sealed as `ephemeral` says (format-spec/9.3, 24 §24.5).
     pub fn open_toc(&self, ephemeral: Option<&[u8; 32]>, sealed: &[u8], what: &str) -> Result<Vec<u8>> {
         let toc_what = format!("{what} TOC");
-        self.pack_key(ephemeral, &toc_what)?.open(sealed, &pack::toc_ad_for(ephemeral, self.repo_id()), &toc_what)
+        let ad = pack::toc_ad_for(ephemeral, self.repo_id());
+        self.with_generations(|keys| self.pack_key_of(keys, ephemeral, &toc_what)?.open(sealed, &ad, &toc_what))
     }
 
     /// Packs in `data/` that `index` does not name, with their lengths, sorted by name.

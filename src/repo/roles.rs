@@ -29,15 +29,18 @@ impl Repository {
         let mut done = RolesEnabled::default();
         // Read the config again under the lock: another process may have enabled roles since
         // this one opened the repository, and rewriting it again would unbind its backup keys.
+        self.refuse_during_rotation("add role keys")?;
         let bytes = self.backend.read(FileType::Config, "config")?;
         let (_, body) = super::decrypt_with(&self.keys, self.repo_id(), FileKind::Config, &bytes, "config", false)?;
         self.config = crate::format::config::Config::decode(&body)?;
+        self.config_hash = *blake3::hash(&bytes).as_bytes();
         if !self.has_roles() {
             let mut config = self.config.clone();
             config.required_features |= FEATURE_ROLES;
             let bytes =
                 super::encrypt_with(&self.keys, self.repo_id(), FileKind::Config, Sealing::Full, &config.encode(), 1)?;
             self.backend.replace(FileType::Config, "config", &bytes)?;
+            self.config_hash = *blake3::hash(&bytes).as_bytes();
             self.config = config;
             done.config_rewritten = true;
         }

@@ -133,6 +133,47 @@ impl<'a> Trees<'a> {
         Ok(m)
     }
 
+    /// Regular files and their bytes below `node` (itself, if a file), counted once per path:
+    /// a restore's progress totals. Memoised per distinct tree, so call it after [`Trees::measure`]
+    /// has bounded the expansion; an unreadable tree counts as empty (the walk reports it).
+    pub fn content(&self, node: &Node) -> Result<(u64, u64)> {
+        let root = match &node.kind {
+            NodeKind::File { size, .. } => return Ok((1, *size)),
+            NodeKind::Dir { subtree } => *subtree,
+            _ => return Ok((0, 0)),
+        };
+        let mut memo: HashMap<Id, (u64, u64)> = HashMap::new();
+        // Each frame: a tree, its subtrees still to count, and its own files so far.
+        let open = |id: Id| {
+            let tree = self.get(&id).map(|t| t.nodes.clone()).unwrap_or_default();
+            let (mut files, mut bytes, mut subs) = (0u64, 0u64, Vec::new());
+            for n in &tree {
+                match &n.kind {
+                    NodeKind::File { size, .. } => (files, bytes) = (files + 1, bytes.saturating_add(*size)),
+                    NodeKind::Dir { subtree } => subs.push(*subtree),
+                    _ => {}
+                }
+            }
+            (id, subs, files, bytes)
+        };
+        let mut stack = vec![open(root)];
+        while let Some(top) = stack.last_mut() {
+            if let Some(next) = top.1.pop() {
+                match memo.get(&next) {
+                    Some(&(f, b)) => (top.2, top.3) = (top.2 + f, top.3.saturating_add(b)),
+                    None => stack.push(open(next)),
+                }
+                continue;
+            }
+            let (id, _, f, b) = stack.pop().expect("non-empty");
+            memo.insert(id, (f, b));
+            if let Some(parent) = stack.last_mut() {
+                (parent.2, parent.3) = (parent.2 + f, parent.3.saturating_add(b));
+            }
+        }
+        Ok(memo[&root])
+    }
+
     /// [`walk`] through this cache.
     pub fn walk(&self, root: Id, prefix: &[u8], f: &mut dyn FnMut(&[u8], &Node) -> Result<bool>) -> Result<()> {
         let mut path = prefix.to_vec();

@@ -183,6 +183,10 @@ pub struct RestoreStats {
     pub errors: Vec<String>,
     /// How many of those are integrity errors (damaged or missing data).
     pub damaged: u64,
+    /// Entries not restored because the target's file system was full (ENOSPC or EDQUOT):
+    /// restore stops at the first, whose error alone is in `errors`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub no_space: u64,
     /// Include patterns that matched nothing (a usage error: nothing was restored for them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmatched: Vec<String>,
@@ -200,6 +204,10 @@ pub struct RestoreStats {
     pub discard_ns: u64,
     /// Time spent restoring regular files (verification included), summed over the threads.
     pub file_ns: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The node at `path` inside the tree `root` (path components separated by `/`).
@@ -248,6 +256,11 @@ pub fn restore_with(
     }
     let mut r = walk::Restorer::new(trees, opts, progress)?;
     r.start(node, snap_path)?;
+    // Totals for progress, from the trees just measured; with patterns they are not known.
+    if opts.include.is_empty() && opts.exclude.is_empty() && opts.only.is_none() {
+        let (files, bytes) = trees.content(node)?;
+        progress.expect_all(files, bytes);
+    }
     r.run();
     Ok(r.finish())
 }

@@ -86,6 +86,8 @@ pub(super) struct Report {
     damaged: AtomicU64,
     conflicts: AtomicU64,
     changes: Mutex<Vec<TargetChange>>,
+    /// Entries not restored once the target's file system was full (the first is in `errors`).
+    pub(super) no_space: AtomicU64,
 }
 
 impl Report {
@@ -116,7 +118,18 @@ impl Report {
         }
     }
 
+    /// Whether the target's file system ran out of space (or quota): restore stops writing.
+    pub(super) fn disk_full(&self) -> bool {
+        self.no_space.load(Relaxed) > 0
+    }
+
     pub(super) fn io(&self, p: &Path, e: &std::io::Error) {
+        if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+            // One message, then a count: every later entry would fail the same way.
+            if self.no_space.fetch_add(1, Relaxed) > 0 {
+                return;
+            }
+        }
         if target::is_conflict(e) {
             self.conflicts.fetch_add(1, Relaxed);
         }
@@ -295,6 +308,12 @@ impl<'a> Restorer<'a> {
 
     pub(super) fn run(&mut self) {
         while let Some(top) = self.stack.last_mut() {
+            if self.report.disk_full() {
+                // Stop visiting; the directories made so far still get their metadata.
+                let done = self.stack.pop().expect("non-empty");
+                self.finish_dir(done);
+                continue;
+            }
             let Some(node) = top.entries.next() else {
                 let done = self.stack.pop().expect("non-empty");
                 self.finish_dir(done);
@@ -656,6 +675,7 @@ impl<'a> Restorer<'a> {
         s.errors = r.errors.into_inner().unwrap();
         s.damaged = r.damaged.into_inner();
         s.conflicts = r.conflicts.into_inner();
+        s.no_space = r.no_space.into_inner();
         s
     }
 }

@@ -31,14 +31,22 @@ pub(super) enum Written {
 impl Restorer<'_> {
     /// Restore one file, reporting a failure.
     pub(super) fn file(&self, f: &FileJob) -> Option<Written> {
+        if self.report.disk_full() && self.opts.mode.writes() {
+            self.report.no_space.fetch_add(1, Relaxed);
+            return None;
+        }
         let t = std::time::Instant::now();
         let r = self.restore_file(f);
         self.report.file_ns.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
         if let Ok(o) = &r {
             self.progress.files.fetch_add(1, Relaxed);
-            if let Written::New(n, _) = o {
-                self.progress.bytes.fetch_add(*n, Relaxed);
-            }
+            // A file found up to date is done too: its bytes count towards the total.
+            let n = match (o, &f.node.kind) {
+                (Written::New(n, _), _) => *n,
+                (_, NodeKind::File { size, .. }) => *size,
+                _ => 0,
+            };
+            self.progress.bytes.fetch_add(n, Relaxed);
         }
         r.map_err(|e| self.report.error(&self.full(&f.rel), &e)).ok()
     }

@@ -620,8 +620,21 @@ fn exclude_patterns_markers_and_files() {
         ],
     );
     let got = ls_paths(&env, &sref("latest", &src), &src);
-    let want =
-        set(&["keep.txt", "sub", "sub/notes.log.txt", "logs", "logs/keep.txt", "deep", "deep/er", "deep/er/kept.txt"]);
+    // A marked directory stays, holding only its marker (restic's --exclude-if-present).
+    let want = set(&[
+        "keep.txt",
+        "sub",
+        "sub/notes.log.txt",
+        "logs",
+        "logs/keep.txt",
+        "deep",
+        "deep/er",
+        "deep/er/kept.txt",
+        "cache",
+        "cache/.nobackup",
+        "deep/er/cache2",
+        "deep/er/cache2/.nobackup",
+    ]);
     assert_eq!(got, want);
     // A missing exclude file is an error, not an empty list.
     let out = env.run(&["backup", "--exclude-file", env.path("nope").to_str().unwrap(), src.to_str().unwrap()]);

@@ -206,9 +206,18 @@ impl Out {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// Stdout as JSON.
+    /// Stdout as JSON: its last value (backup and restore print restic-style status lines
+    /// before the summary).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.text()))
+        self.json_values().pop().unwrap_or_else(|| panic!("stdout holds no JSON:\n{}", self.text()))
+    }
+
+    /// Stdout as the stream of JSON values it is.
+    pub fn json_values(&self) -> Vec<Value> {
+        serde_json::Deserializer::from_slice(&self.stdout)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.text()))
     }
 
     /// Stdout and stderr together, for "the message names X" assertions.

@@ -291,7 +291,7 @@ fn directory_over_the_entry_limit_is_skipped_and_the_rest_saved() {
     fs::write(src.join("top"), b"top").unwrap();
     let opts = BackupOptions {
         paths: vec![src.clone()],
-        excludes: arca::archiver::Excludes::patterns(&["*.tmp", "f5"]).unwrap(),
+        excludes: arca::archiver::Selection::patterns(&["*.tmp", "f5"]).unwrap(),
         max_dir_entries: Some(5),
         ..Default::default()
     };

@@ -232,9 +232,9 @@ fn defect_4_diff_selects_each_side_on_its_own() {
     assert!(!out.contains("same.txt"), "{out}");
     // Filters before the first snapshot apply to both.
     env.run(&["diff", "--tag", "A", "latest", "latest"]).ok();
-    assert_eq!(env.run(&["diff", "--tag", "A", "latest", "latest"]).ok().text(), "");
+    assert_eq!(env.run(&["-q", "diff", "--tag", "A", "latest", "latest"]).ok().text(), "");
     // A path in each snapshot.
-    let out = env.run(&["diff", &sref("latest~1", &x), &sref("latest", &x)]).ok().text();
+    let out = env.run(&["-q", "diff", &sref("latest~1", &x), &sref("latest", &x)]).ok().text();
     assert_eq!(out.trim(), format!("M    {}", x.display()), "{out}");
     let out = env.run(&["diff", &sref("latest~1", &src), &sref("latest", &src)]).ok().text();
     assert!(out.contains("new.txt") && out.contains("x.txt") && !out.contains("same"), "{out}");

@@ -495,9 +495,9 @@ fn repairable_damage_has_its_own_exit_code_status_line_and_gauge() {
         assert_eq!(damaged[0]["object"], format!("{target} {name}"), "{target}");
         assert_eq!(damaged[0]["repairable"], true, "{target}");
         let text = env.run(&["check", "--read-data"]).code(8).text();
-        assert!(text.contains("REPAIRABLE DAMAGE: 1 files"), "{target}: {text}");
+        assert!(text.contains("REPAIRABLE DAMAGE: 1 file,"), "{target}: {text}");
         let status = env.run(&["status"]).code(8).text();
-        assert!(status.contains("repairable damage: 1 files, run `arca repair packs`"), "{target}: {status}");
+        assert!(status.contains("repairable damage: 1 file, run `arca repair packs`"), "{target}: {status}");
         let gauge = env.run(&["status", "--prometheus"]).code(8).text();
         assert!(gauge.lines().any(|l| l == "arca_repairable_files 1"), "{target}: {gauge}");
         env.run(&["repair", "packs"]).ok();

@@ -108,7 +108,7 @@ fn a_damaged_snapshot_does_not_block_backups_but_listing_reports_it() {
     env.backup(&[&src], &[]);
     let out = env.run(&["snapshots"]).code(4);
     assert!(out.stderr.contains(&name), "{}", out.stderr);
-    assert!(out.text().contains("1 snapshots"), "{}", out.text());
+    assert!(out.text().contains("1 snapshot\n"), "{}", out.text());
     // The damaged snapshot might be the newest (nothing says it is older), so `latest` is not
     // resolved past it; the readable snapshot is still there by ID.
     let out = env.run(&["dump", &format!("latest:{}/a", src.display())]).code(4);

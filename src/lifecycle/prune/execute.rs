@@ -127,6 +127,7 @@ impl Plan {
     /// index them. Returns the packs whose every used blob now has a copy in a new pack.
     fn repack(&self, repo: &Repository, progress: &Progress, report: &mut PruneReport) -> Result<HashSet<Id>> {
         let todo: Vec<&super::PackPlan> = self.packs.iter().filter(|p| p.action == PackAction::Repack).collect();
+        progress.repack.start(todo.iter().map(|p| p.size).sum());
         let packer = Packer::new(repo);
         let copied: Vec<u64> =
             todo.par_iter().map(|p| self.repack_one(repo, &packer, p, progress)).collect::<Result<_>>()?;
@@ -153,7 +154,7 @@ impl Plan {
     fn repack_one(&self, repo: &Repository, packer: &Packer, p: &super::PackPlan, progress: &Progress) -> Result<u64> {
         let name = p.id.to_hex();
         let bytes = repo.backend().read_at(FileType::Pack, &name, 0, p.size as usize)?;
-        progress.repack_bytes.fetch_add(bytes.len() as u64, Relaxed);
+        progress.repack.add(bytes.len() as u64);
         let record = repo.toc_of_bytes(&p.id, &bytes)?;
         let mut copied = 0;
         for b in record.blobs {

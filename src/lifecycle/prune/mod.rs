@@ -183,8 +183,8 @@ pub struct Progress {
     pub snapshots: AtomicU64,
     /// Trees read.
     pub trees: AtomicU64,
-    /// Bytes of packs read for repacking.
-    pub repack_bytes: AtomicU64,
+    /// Bytes of packs read for repacking, of those to repack.
+    pub repack: crate::progress::Meter,
     /// Files removed.
     pub removed: AtomicU64,
 }
