@@ -345,20 +345,23 @@ fn choose_parent(repo: &Repository, opts: &BackupOptions, host: &str, paths: &[V
             repo.list_snapshots()?
                 .into_iter()
                 .rev()
-                .find(|(_, s)| {
+                .filter(|(_, s)| {
                     let mut p = s.paths.clone();
                     p.sort();
                     s.hostname == host && p == sorted
                 })
+                .find(|(id, _)| current_generation(repo, id))
                 .map(|(id, s)| (id, s.tree))
         }
     };
-    // During an unfinished key rotation, a parent not yet rewritten names its blobs by the
-    // previous blob-ID key, which is going away: the new snapshot must not reuse them
-    // (format-spec/25 §25.4). It reads every file instead.
-    Ok(chosen.filter(|(id, _)| {
-        !repo.rotation_unfinished() || repo.sealed_by_current_keys(crate::format::header::FileKind::Snapshot, id)
-    }))
+    Ok(chosen.filter(|(id, _)| current_generation(repo, id)))
+}
+
+/// Whether snapshot `id` may be a parent: during an unfinished key rotation, one not yet
+/// rewritten names its blobs by the previous blob-ID key, which is going away, and the new
+/// snapshot must not reuse them (format-spec/25 §25.4); its rewritten copy may.
+fn current_generation(repo: &Repository, id: &Id) -> bool {
+    repo.keys().previous().is_none() || repo.sealed_by_current_keys(crate::format::header::FileKind::Snapshot, id)
 }
 
 /// Where a backup key keeps its parent trees for `host` and `paths`, if it has a cache.

@@ -121,7 +121,7 @@ pub fn copy(
         ));
     }
     let mut report = CopyReport { dry_run: opts.dry_run, ..CopyReport::default() };
-    let mut existing = Copies::default();
+    let mut existing = Copies::new(opts.within);
     for (id, d) in dst.list_snapshots()? {
         existing.add(id, d);
     }
@@ -131,7 +131,7 @@ pub fn copy(
     chosen.sort_by_key(|(id, s)| (s.time, *id));
     let chosen = &chosen[..];
     // Indexes are loaded only when there is something to copy: a repeated copy stays cheap.
-    let mut copier = match chosen.iter().all(|(_, s)| existing.find(s).is_some()) {
+    let mut copier = match chosen.iter().all(|(id, s)| existing.find(id, s).is_some()) {
         true => None,
         false => Some(Copier::new(src, dst, opts)?),
     };
@@ -139,7 +139,7 @@ pub fn copy(
         report.adopted_packs = c.adopted;
     }
     for (id, s) in chosen {
-        if let Some(d) = existing.find(s) {
+        if let Some(d) = existing.find(id, s) {
             let done = CopiedSnapshot {
                 source: *id,
                 destination: Some(d),
@@ -175,8 +175,11 @@ pub fn copy(
             Err(e) => return Err(e),
         };
         // The parent, if its copy is known, keeps its meaning in the destination; else none.
-        let parent = s.parent.and_then(|p| by_id.get(&p)).and_then(|p| existing.find(p));
-        let new = Snapshot { tree, parent, original: None, ..s.clone() };
+        let parent = s.parent.and_then(|p| existing.find(&p, by_id.get(&p)?));
+        // Within one repository (a key rotation) the copy names its source, so that a rerun
+        // finds exactly it, never another snapshot with the same fields (format-spec/25 §25.5).
+        let original = opts.within.then_some(*id);
+        let new = Snapshot { tree, parent, original, ..s.clone() };
         let destination = match opts.dry_run {
             true => None,
             false => {
@@ -209,18 +212,31 @@ pub fn copy(
     Ok(report)
 }
 
-/// Destination snapshots by time, to find copies without comparing every pair.
-#[derive(Default)]
-struct Copies(HashMap<i64, Vec<(Id, Snapshot)>>);
+/// Destination snapshots by time, to find copies without comparing every pair; within one
+/// repository, by the source each names as its `original`.
+struct Copies {
+    by_time: HashMap<i64, Vec<(Id, Snapshot)>>,
+    by_source: Option<HashMap<Id, Id>>,
+}
 
 impl Copies {
-    fn add(&mut self, id: Id, s: Snapshot) {
-        self.0.entry(s.time).or_default().push((id, s));
+    fn new(within: bool) -> Copies {
+        Copies { by_time: HashMap::new(), by_source: within.then(HashMap::new) }
     }
 
-    /// The destination copy of source snapshot `s`, if any.
-    fn find(&self, s: &Snapshot) -> Option<Id> {
-        self.0.get(&s.time)?.iter().find(|(_, d)| is_copy_of(d, s)).map(|(id, _)| *id)
+    fn add(&mut self, id: Id, s: Snapshot) {
+        if let (Some(m), Some(source)) = (&mut self.by_source, s.original) {
+            m.insert(source, id);
+        }
+        self.by_time.entry(s.time).or_default().push((id, s));
+    }
+
+    /// The destination copy of source snapshot `source_id` (`s`), if any.
+    fn find(&self, source_id: &Id, s: &Snapshot) -> Option<Id> {
+        if let Some(m) = &self.by_source {
+            return m.get(source_id).copied();
+        }
+        self.by_time.get(&s.time)?.iter().find(|(_, d)| is_copy_of(d, s)).map(|(id, _)| *id)
     }
 }
 

@@ -194,6 +194,8 @@ pub fn plan(repo: &Repository, opts: &ForgetOptions, cal: &dyn Calendar) -> Resu
     if !opts.ids.is_empty() {
         return plan_named(repo, opts);
     }
+    // Each snapshot not yet rewritten and its copy would count as two (format-spec/25 §25.4).
+    repo.refuse_during_rotation("apply keep-* rules (forget snapshots by ID meanwhile)")?;
     let (all, damaged) = repo.list_snapshots_and_damage()?;
     let selected: Vec<(Id, Snapshot)> = all.into_iter().filter(|(_, s)| opts.filter.matches(s)).collect();
     let groups = group(selected, opts.group_by)

@@ -102,6 +102,7 @@ enum ParityState {
 
 /// `arca repair packs`: see the module documentation.
 pub fn repair_files(repo: &Repository, opts: HealOptions) -> Result<HealReport> {
+    repo.refuse_during_rotation("repair packs")?;
     let (files, parity) = repo.parity_listing()?;
     let bytes_read = AtomicU64::new(0);
     let outcomes: Vec<Result<Heal>> = files

@@ -88,6 +88,7 @@ pub struct IndexRepairReport {
 /// Rebuild the index from the packs (the caller holds an exclusive lock). Idempotent: a second
 /// run indexes the same packs and blobs.
 pub fn repair_index(repo: &Repository, opts: IndexRepairOptions) -> Result<IndexRepairReport> {
+    repo.refuse_during_rotation("repair the index")?;
     let mut r = IndexRepairReport::default();
     // Listed before anything is written: exactly these files are replaced.
     let old_files = repo.index_ids()?;
@@ -295,6 +296,7 @@ pub fn repair_snapshots(
     targets: &[(Id, Snapshot)],
     opts: SnapshotRepairOptions,
 ) -> Result<SnapshotRepairReport> {
+    repo.refuse_during_rotation("repair snapshots")?;
     let index = consistent_index(repo)?;
     let scan = scan_trees(repo, &index, targets.iter().map(|(_, s)| s.tree).collect())?;
     let mut report = SnapshotRepairReport::default();

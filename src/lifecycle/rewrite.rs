@@ -147,6 +147,7 @@ pub fn rewrite_snapshots(
     excluder: &Excluder,
     opts: RewriteOptions,
 ) -> Result<RewriteReport> {
+    repo.refuse_during_rotation("rewrite snapshots")?;
     let index = repo.load_index()?;
     let packer = Packer::new(repo);
     let mut filter =

@@ -144,6 +144,7 @@ pub fn rotate(
     repo: &mut Repository,
     new: Option<NewKey<'_>>,
     hook: Option<StepHook>,
+    relock: &mut dyn FnMut(&Repository) -> Result<()>,
     on_snapshot: &mut dyn FnMut(&copy::CopiedSnapshot),
 ) -> Result<RotateReport> {
     repo.require(&[Role::Admin], "rotate keys")?;
@@ -152,12 +153,16 @@ pub fn rotate(
     if !report.resumed {
         let new = new.ok_or_else(|| Error::InvalidArgument("a rotation needs the new key's password".into()))?;
         switch(repo, &new, &step)?;
+        // The lock taken before the switch is sealed under the old keys: take it again under
+        // the new ones, so that nothing written from here on is sealed under the old keys.
+        relock(repo)?;
     }
     report.new_key = repo.key_name().to_string();
     // Keys left by a run that crashed before removing them, and on the first run all of them.
     remove_other_keys(repo, &mut report)?;
     step(Step::KeysRemoved)?;
     let (old, current) = views(repo)?;
+    reseal_parity_policy(repo, &current)?;
     if !copy_snapshots(&old, &current, on_snapshot, &mut report)? {
         return Ok(report);
     }
@@ -171,6 +176,9 @@ pub fn rotate(
     remove_old_packs(&old, &current, old_packs, &mut report)?;
     step(Step::PacksRemoved)?;
     report.locks_removed = remove_old_stale_locks(&old)?;
+    // A key file a session of the old keys wrote meanwhile (it checks the config first; this
+    // closes the gap between its check and its write).
+    remove_other_keys(repo, &mut report)?;
     finish(repo)?;
     report.finished = true;
     Ok(report)
@@ -192,13 +200,21 @@ fn switch(repo: &mut Repository, new: &NewKey<'_>, step: &dyn Fn(Step) -> Result
     repo.backend().replace(FileType::Config, "config", &bytes)?;
     step(Step::ConfigSwitched)?;
     next.adopt_switch(name, &bytes);
-    // The parity policy is a fixed name: seal it again now (readers open the old one with the
-    // previous keys meanwhile).
-    if let Some(bp) = repo.load_parity_policy()? {
-        next.set_parity_overhead(bp)?;
-    }
     *repo = next;
     Ok(())
+}
+
+/// Seal the parity policy (a fixed name) under the new keys if only the previous ones open it;
+/// on every run, so that a crash right after the switch leaves nothing behind.
+fn reseal_parity_policy(repo: &Repository, current: &Repository) -> Result<()> {
+    match current.load_parity_policy() {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_integrity() => match repo.load_parity_policy()? {
+            Some(bp) => current.set_parity_overhead(bp),
+            None => Ok(()),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// Remove every key file but the one in use: after the switch none of them opens anything.
@@ -248,7 +264,19 @@ fn copy_snapshots(
     on_snapshot: &mut dyn FnMut(&copy::CopiedSnapshot),
     report: &mut RotateReport,
 ) -> Result<bool> {
-    let (snapshots, _) = old.list_snapshots_and_damage()?;
+    let (snapshots, unreadable) = old.list_snapshots_and_damage()?;
+    for (name, e) in unreadable {
+        let Some(id) = Id::from_hex(&name) else { continue };
+        // Written under the new keys (a copy, or a backup since the switch): not damage.
+        if current.sealed_by_current_keys(FileKind::Snapshot, &id) {
+            continue;
+        }
+        if !e.is_integrity() {
+            return Err(e);
+        }
+        // Neither generation opens it: it stays, and so does everything it may need.
+        report.damaged.push((id, e.to_string()));
+    }
     let opts = CopyOptions { within: true, ..CopyOptions::default() };
     let copied: CopyReport = copy::copy(old, current, &snapshots, &snapshots, opts, on_snapshot)?;
     for s in &copied.snapshots {
@@ -272,8 +300,12 @@ fn rewrite_journal(old: &Repository, current: &Repository) -> Result<usize> {
         if current.sealed_by_current_keys(FileKind::Journal, &id) {
             continue;
         }
-        // Damaged or foreign files stay where they are, reported by `check` as before.
-        let Ok(body) = old.load_file(FileKind::Journal, &id) else { continue };
+        let body = match old.load_file(FileKind::Journal, &id) {
+            Ok(body) => body,
+            // Damaged or foreign files stay where they are, reported by `check` as before.
+            Err(e) if e.is_integrity() || is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
         current.ensure_locks_fresh()?;
         appender.save_body(&body)?;
         remove_if_present(current, FileType::Journal, &name)?;
@@ -296,11 +328,22 @@ fn remove_old_snapshots(old: &Repository, copies: &[(Id, Id)]) -> Result<()> {
 fn remove_old_index_files(old: &Repository, current: &Repository, report: &mut RotateReport) -> Result<Vec<Id>> {
     let (mut listed_old, mut listed_new, mut files) = (HashSet::new(), HashSet::new(), Vec::new());
     for id in old.index_ids()? {
-        if let Ok(packs) = current.load_index_file(&id) {
-            listed_new.extend(packs.iter().map(|p| p.id));
-        } else if let Ok(packs) = old.load_index_file(&id) {
-            listed_old.extend(packs.iter().map(|p| p.id));
-            files.push(id);
+        match current.load_index_file(&id) {
+            Ok(packs) => {
+                listed_new.extend(packs.iter().map(|p| p.id));
+                continue;
+            }
+            Err(e) if !e.is_integrity() && !is_not_found(&e) => return Err(e),
+            Err(_) => {}
+        }
+        match old.load_index_file(&id) {
+            Ok(packs) => {
+                listed_old.extend(packs.iter().map(|p| p.id));
+                files.push(id);
+            }
+            // Damaged (neither generation opens it): it stays, reported by `check` as before.
+            Err(e) if e.is_integrity() || is_not_found(&e) => {}
+            Err(e) => return Err(e),
         }
     }
     for id in &files {
@@ -318,12 +361,21 @@ fn remove_old_index_files(old: &Repository, current: &Repository, report: &mut R
 fn remove_old_packs(old: &Repository, current: &Repository, listed: Vec<Id>, report: &mut RotateReport) -> Result<()> {
     let index = current.load_index()?;
     let indexed: HashSet<Id> = index.packs().iter().map(|p| p.id).collect();
-    let mut doomed: Vec<Id> = listed.into_iter().filter(|p| !indexed.contains(p)).collect();
+    let mut doomed: HashSet<Id> = listed.into_iter().filter(|p| !indexed.contains(p)).collect();
     for (id, len) in current.unindexed_packs(&index)? {
-        if !doomed.contains(&id) && old.read_pack_toc(&id, len).is_ok() {
-            doomed.push(id);
+        if doomed.contains(&id) {
+            continue;
+        }
+        match old.read_pack_toc(&id, len) {
+            Ok(_) => {
+                doomed.insert(id);
+            }
+            Err(e) if e.is_integrity() || is_not_found(&e) => {}
+            Err(e) => return Err(e),
         }
     }
+    let mut doomed: Vec<Id> = doomed.into_iter().collect();
+    doomed.sort();
     for id in &doomed {
         old.ensure_locks_fresh()?;
         remove_if_present(old, FileType::Pack, &id.to_hex())?;
@@ -338,7 +390,11 @@ fn remove_old_stale_locks(old: &Repository) -> Result<usize> {
     let mut n = 0;
     for (name, _) in old.list_objects(FileType::Lock)? {
         let Some(id) = Id::from_hex(&name) else { continue };
-        let Ok(body) = old.load_file(FileKind::Lock, &id) else { continue };
+        let body = match old.load_file(FileKind::Lock, &id) {
+            Ok(body) => body,
+            Err(e) if e.is_integrity() || is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
         let Ok(lock) = crate::format::lock::Lock::decode(&body) else { continue };
         if is_stale(&lock) {
             remove_if_present(old, FileType::Lock, &name)?;
@@ -367,7 +423,12 @@ fn finish(repo: &mut Repository) -> Result<()> {
 
 fn remove_if_present(repo: &Repository, t: FileType, name: &str) -> Result<()> {
     match repo.remove_file(t, name) {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
         r => r,
     }
+}
+
+/// A file removed since it was listed (by a concurrent `forget`, or an earlier step).
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }

@@ -94,6 +94,7 @@ pub struct TagReport {
 /// Apply `action` to the snapshots `targets` (IDs among `all`, every readable snapshot of the
 /// repository, read under the caller's exclusive lock).
 pub fn tag(repo: &Repository, all: &[(Id, Snapshot)], targets: &[Id], action: &TagAction) -> Result<TagReport> {
+    repo.refuse_during_rotation("change tags")?;
     action.validate()?;
     let plan: Vec<(Id, &TagAction)> = targets.iter().map(|id| (*id, action)).collect();
     retag(repo, all, &plan)
@@ -110,6 +111,7 @@ pub fn move_label(
     label: &str,
     within: &crate::repo::select::SnapshotFilter,
 ) -> Result<TagReport> {
+    repo.refuse_during_rotation("change tags")?;
     validate_tag(label)?;
     let add = TagAction::Change { add: vec![label.to_string()], remove: vec![] };
     let remove = TagAction::Change { add: vec![], remove: vec![label.to_string()] };

@@ -145,9 +145,17 @@ fn rotate_keys(
         true => None,
         false => Some(pw.get(true)?),
     };
-    let _lock = scope.ctx.lock(&repo, true)?;
+    let mut lock = Some(scope.ctx.lock(&repo, true)?);
+    // Waiting for the lock, another process may have rewritten the config (key roles turned
+    // on): the rotation must start from the config as it is now.
+    repo.ensure_config_as_opened()?;
     let new = password.as_deref().map(|password| rotate::NewKey { password, kdf, label });
-    rotate::rotate(&mut repo, new, hook, &mut |_| {})
+    let mut relock = |r: &Repository| -> Result<()> {
+        drop(lock.take());
+        lock = Some(r.lock(true)?);
+        Ok(())
+    };
+    rotate::rotate(&mut repo, new, hook, &mut relock, &mut |_| {})
 }
 
 /// Remove a key file by ID prefix. The key in use may go too when another admin key file

@@ -289,15 +289,22 @@ impl Repository {
                 return Err(e);
             }
         }
+        // A session whose keys a rotation replaced must not even leave a lock behind that
+        // nobody could read (format-spec/25): checked before the write, and again under it.
+        self.ensure_config_unchanged()?;
         let (name, time) = self.write_lock(exclusive)?;
-        // Re-check: another process may have locked between our look and our write.
-        if let Some(e) = conflict(&self.live_locks_besides(&name)?, Some(&name)) {
-            let _ = self.backend().remove(FileType::Lock, &name);
-            return Err(e);
-        }
-        // Under the lock nothing can replace the config any more; before it, a rotation may
-        // have, and this session's keys would then write what nobody can read (format-spec/25).
-        if let Err(e) = self.ensure_config_unchanged() {
+        let checked = (|| {
+            // Re-check: another process may have locked between our look and our write.
+            if let Some(e) = conflict(&self.live_locks_besides(&name)?, Some(&name)) {
+                return Err(e);
+            }
+            // Under the lock nothing can replace the config any more; before it, a rotation may
+            // have, and this session's keys would then write what nobody can read.
+            self.ensure_config_unchanged()
+        })();
+        if let Err(e) = checked {
+            // Every failure removes the file just written: a lock left by a failed attempt
+            // would block everyone.
             let _ = self.backend().remove(FileType::Lock, &name);
             return Err(e);
         }

@@ -153,7 +153,7 @@ impl Repository {
         backend.create()?;
         let keys = Keys::derive(&master);
         let mut repo = Repository::assemble(backend, keys, Some(master), None, config, String::new());
-        repo.key_name = repo.add_key(password, opts.kdf, &opts.label)?;
+        repo.key_name = repo.add_key_unchecked(password, opts.kdf, &opts.label)?;
         repo.set_parity_overhead(opts.parity_overhead)?;
         // The config is written last: a directory without it is not (yet) a repository.
         let bytes = repo.encrypt_file(FileKind::Config, &repo.config.encode())?;
@@ -248,7 +248,15 @@ impl Opening {
             // An unfinished rotation: what is not yet rewritten is read with the previous keys
             // (format-spec/25), which the config carries (a backup key never sees such a config).
             let keys = match (&config.previous_master, keys.role()) {
-                (Some(p), Role::Admin | Role::Restore) => keys.with_previous(Keys::derive(&MasterKey::from_bytes(p.0))),
+                (Some(p), Role::Admin | Role::Restore) => {
+                    let previous = Keys::derive(&MasterKey::from_bytes(p.0));
+                    // Both views of a rotation would coincide, and it would remove every snapshot
+                    // as already copied (format-spec/25 §25.1).
+                    if previous.meta().as_bytes() == keys.meta().as_bytes() {
+                        return Err(Error::integrity("config", "it names its own master key as the previous one"));
+                    }
+                    keys.with_previous(previous)
+                }
                 _ => keys,
             };
             let mut repo = Repository::assemble(backend, keys, master, binding, config, name.clone());
@@ -451,6 +459,19 @@ impl Repository {
         }
     }
 
+    /// Fail unless the `config` file is byte for byte the one this session opened.
+    pub fn ensure_config_as_opened(&self) -> Result<()> {
+        let bytes = self.backend.read(FileType::Config, "config")?;
+        match *blake3::hash(&bytes).as_bytes() == self.config_hash {
+            true => Ok(()),
+            false => Err(Error::Refused(
+                "the repository's config changed since this run opened it: nothing was written; run the \
+                 command again"
+                    .into(),
+            )),
+        }
+    }
+
     /// Fail if the `config` file no longer opens with this session's keys: a key rotation
     /// replaced them, and what this session would write would be sealed under keys that are
     /// going away (format-spec/25). Checked under every lock just taken.
@@ -521,6 +542,13 @@ impl Repository {
 
     /// Add an admin key file for `password`; returns its name.
     pub fn add_key(&self, password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
+        // A key made by a session whose keys a rotation replaced would hold the old master key.
+        self.ensure_config_unchanged()?;
+        self.add_key_unchecked(password, kdf, label)
+    }
+
+    /// [`Repository::add_key`] without the config check (a repository being created has none).
+    fn add_key_unchecked(&self, password: &[u8], kdf: KdfParams, label: &str) -> Result<String> {
         self.require(&[Role::Admin], "add keys")?;
         let master = self.master.as_ref().ok_or_else(|| Error::InvalidArgument("no master key".into()))?;
         kdf.validate().map_err(as_invalid_argument)?;
@@ -536,6 +564,7 @@ impl Repository {
             return self.add_key(password, kdf, label);
         }
         self.require(&[Role::Admin], "add keys")?;
+        self.ensure_config_unchanged()?;
         if !self.has_roles() {
             return Err(Error::InvalidArgument("the repository has no key roles yet (enable_roles first)".into()));
         }

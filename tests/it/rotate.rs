@@ -207,6 +207,8 @@ fn a_rotation_seals_everything_again_and_the_old_keys_open_nothing() {
 fn a_rotation_killed_after_any_step_checks_clean_restores_and_finishes_when_run_again() {
     for (i, step) in Step::ALL.into_iter().enumerate() {
         let env = Env::new();
+        env.run(&["parity", "set", "--overhead", "5%"]).ok();
+        let old = Keys::derive(&admin_master(&env, PASSWORD));
         let src = env.mkdir("src");
         write_random_file(&src.join("a.bin"), 1, 300_000);
         write_random_file(&src.join("b.bin"), 2, 40_000);
@@ -232,6 +234,8 @@ fn a_rotation_killed_after_any_step_checks_clean_restores_and_finishes_when_run_
         assert_eq!(repo_files(&env.repo, FileType::Key).len(), 1, "{step:?}");
         assert_eq!(with_pw(&env, NEW_PW, &["--json", "snapshots"]).ok().json().as_array().unwrap().len(), 3);
         assert_restores(&env, NEW_PW, &src, &format!("{}-finished", step.name()));
+        let opened = opened_by(&env, &old);
+        assert!(opened.is_empty(), "{step:?}: the old keys still open {opened:?}");
     }
 }
 
@@ -302,6 +306,7 @@ fn commands_that_would_mix_generations_are_refused_while_a_rotation_is_unfinishe
         vec!["prune"],
         vec!["tag", "--add", "x", "latest"],
         vec!["rewrite", "--exclude", "a.bin", "latest"],
+        vec!["forget", "--keep-last", "1", "--prune"],
         vec!["repair", "index"],
         vec!["key", "add", "--kdf-memory", "8", "--kdf-iterations", "1"],
     ] {
@@ -314,6 +319,15 @@ fn commands_that_would_mix_generations_are_refused_while_a_rotation_is_unfinishe
     // Reading works throughout, and an older reader is told why it cannot.
     let listed = with_pw(&env, NEW_PW, &["--json", "snapshots"]).ok().json();
     assert_eq!(listed.as_array().unwrap().len(), 2, "the old snapshot and its copy: {listed}");
+    // Both restore and verify, the one not yet rewritten by the previous blob-ID key.
+    for (i, snap) in listed.as_array().unwrap().iter().enumerate() {
+        let target = env.path(&format!("t{i}"));
+        let id = snap["id"].as_str().unwrap();
+        with_pw(&env, NEW_PW, &["restore", id, "--target", target.to_str().unwrap(), "--verify"]).ok();
+        assert_eq!(tree_hashes(&under(&target, &src)), tree_hashes(&src));
+        // `verify` against the live files: nothing differs.
+        with_pw(&env, NEW_PW, &["verify", id]).ok();
+    }
     let config = env.open_with(NEW_PW).config().clone();
     assert_ne!(config.required_features & arca::format::config::FEATURE_ROTATION, 0);
 }
@@ -350,6 +364,35 @@ fn a_backup_racing_a_rotation_is_kept_readable_or_refused_before_it_writes() {
         assert!(err.contains("keys changed") || err.contains("wrong password"), "{err}");
         assert_eq!(n, 1, "{snapshots}");
     }
+    let check = with_pw(&env, NEW_PW, &["check", "--read-data"]);
+    assert_eq!(check.code, 0, "{}", check.all());
+}
+
+#[test]
+fn snapshots_alike_in_every_field_but_their_tree_all_survive_a_rotation() {
+    let env = Env::new();
+    let src = env.mkdir("src");
+    write_random_file(&src.join("a.bin"), 1, 60_000);
+    let first = env.backup(&[&src], &[])["snapshot"].as_str().unwrap().to_string();
+    write_random_file(&src.join("b.bin"), 2, 60_000);
+    env.backup(&[&src], &[]);
+    // A third snapshot equal to the first in time, host, paths, tags and summary, with the
+    // second one's tree (what two `rewrite`s of one snapshot can leave): a copy matched by its
+    // fields alone would stand for both, and one of the two would be lost.
+    let repo = env.open();
+    let all = repo.list_snapshots().unwrap();
+    let (_, a) = all.iter().find(|(id, _)| id.to_hex().starts_with(&first[..8])).unwrap().clone();
+    let (_, b) = all.iter().find(|(id, _)| !id.to_hex().starts_with(&first[..8])).unwrap().clone();
+    repo.save_snapshot(&arca::format::snapshot::Snapshot { tree: b.tree, ..a.clone() }).unwrap();
+    drop(repo);
+    // Crash after the copy, so that the rerun has to find the copies it already made.
+    rotate_crashing(&env, PASSWORD, Step::SnapshotsCopied);
+    rotate(&env, NEW_PW).ok();
+    let after = env.open_with(NEW_PW).list_snapshots().unwrap();
+    assert_eq!(after.len(), 3, "every snapshot survives");
+    let alike: Vec<_> = after.iter().filter(|(_, s)| s.time == a.time).collect();
+    assert_eq!(alike.len(), 2);
+    assert_ne!(alike[0].1.tree, alike[1].1.tree, "the two kept their own trees");
     let check = with_pw(&env, NEW_PW, &["check", "--read-data"]);
     assert_eq!(check.code, 0, "{}", check.all());
 }

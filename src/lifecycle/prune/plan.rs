@@ -122,6 +122,8 @@ pub struct Plan {
 /// Read the repository and decide what to delete and repack (§17.7 step 1). The caller holds a
 /// shared lock.
 pub fn plan(repo: &Repository, opts: &PruneOptions, progress: &Progress) -> Result<Plan> {
+    // Repacking would move blobs of both key generations into one (format-spec/25 §25.4).
+    repo.refuse_during_rotation("prune")?;
     progress.phase("reading the index");
     // Snapshots first: a snapshot's index files are durable before it is (§17.2), so every
     // snapshot listed here finds its blobs in the index listed next, even while backups run.
