@@ -105,6 +105,13 @@ fn tick(p: &Progress, kind: Kind, bar: Option<indicatif::ProgressBar>, stop: &mp
             None => println!("{}", status_json(kind, &s, p)),
         }
     }
+    // As restic does, a last status line with the final counts before the summary: a run
+    // shorter than one interval still reports its totals.
+    if bar.is_none() {
+        let mut s = p.status(t0.elapsed());
+        s.percent = floor.max(s.percent);
+        println!("{}", status_json(kind, &s, p));
+    }
 }
 
 /// One status line for the terminal.

@@ -133,7 +133,11 @@ fn rotate_keys(
 ) -> Result<rotate::RotateReport> {
     // Retained objects cannot be removed before their retention ends, so the old keys would
     // keep opening them: say so instead of starting what cannot finish.
-    if repo.backend().object_lock().is_some() {
+    let retained = match repo.backend().object_lock() {
+        Some(lock) => lock.policy()?.is_some(),
+        None => false,
+    };
+    if retained {
         return Err(Error::InvalidArgument(
             "key rotation needs to delete every object sealed under the old keys, which S3 Object Lock \
              retention forbids: `arca init` a new repository and `arca copy` into it"

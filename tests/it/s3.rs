@@ -194,3 +194,48 @@ fn a_wrong_secret_or_an_unknown_bucket_is_a_clear_error() {
     assert_ne!(out.code, 0);
     assert!(!out.stderr.is_empty());
 }
+
+#[test]
+fn a_key_rotation_on_s3_rewrites_everything_and_survives_a_crash() {
+    let (s3, env, src) = scene("rot");
+    s3.run("bkt", "rot", &["backup", src.to_str().unwrap()]).ok();
+    write_random_file(&src.join("f0"), 778, 90_000);
+    s3.run("bkt", "rot", &["backup", src.to_str().unwrap()]).ok();
+    let objects_before: Vec<PathBuf> = walk_files(&s3.root.join("bkt/rot/data"));
+    let rotate = |crash: Option<&str>, password: &str| {
+        let mut c = s3.cmd("bkt", "rot");
+        c.env("ARCA_PASSWORD", password).env("ARCA_NEW_PASSWORD", "new s3 password");
+        if let Some(step) = crash {
+            c.env("ARCA_TEST_ROTATE_CRASH_AFTER", step);
+        }
+        c.args(["--json", "key", "rotate", "--kdf-memory", "8", "--kdf-iterations", "1"]).output().unwrap()
+    };
+    // Killed after the copy (kill -9 leaves what abort leaves), then finished by a second run.
+    assert_eq!(rotate(Some("snapshots-copied"), PASSWORD).status.code(), None);
+    let done = rotate(None, "new s3 password");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let report: serde_json::Value = Out::from(done).json();
+    assert_eq!(report["finished"], true, "{report}");
+    assert_eq!(report["resumed"], true, "{report}");
+    let run = |args: &[&str]| {
+        Out::from(s3.cmd("bkt", "rot").env("ARCA_PASSWORD", "new s3 password").args(args).output().unwrap())
+    };
+    run(&["check", "--read-data"]).ok();
+    let out = env.path("out");
+    run(&["restore", "latest", "--target", out.to_str().unwrap()]).ok();
+    assert_eq!(tree_hashes(&under(&out, &src)), tree_hashes(&src));
+    assert_eq!(s3.run("bkt", "rot", &["snapshots"]).code, 12, "the old password opens nothing");
+    // No pack object of before the rotation is left on the server.
+    let after: Vec<PathBuf> = walk_files(&s3.root.join("bkt/rot/data"));
+    assert!(objects_before.iter().all(|p| !after.contains(p)), "old packs left: {after:?}");
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shard in std::fs::read_dir(dir).unwrap() {
+        for e in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            out.push(e.unwrap().path());
+        }
+    }
+    out
+}

@@ -243,6 +243,12 @@ fn check_flags_files_the_storage_does_not_protect_and_prune_protects_them_again(
     assert!(m.remaining("bkt", &snaps[0]).is_some_and(|l| (l - DAY).abs() < 600.0));
     let check = m.run("bkt", "repo", &["--json", "check"]).ok().json();
     assert!(!warnings(&check).iter().any(|w| w.contains(&name(&snaps[0]))), "{:?}", warnings(&check));
+    // A key rotation could not remove what the storage retains: refused before anything is
+    // written (no password asked, no key file added).
+    let keys = m.keys("bkt", "repo/keys/");
+    let rotate = m.run("bkt", "repo", &["key", "rotate"]).code(2);
+    assert!(rotate.stderr.contains("Object Lock"), "{}", rotate.stderr);
+    assert_eq!(m.keys("bkt", "repo/keys/"), keys);
 }
 
 #[test]
