@@ -123,8 +123,8 @@ pub enum KeyCommand {
     /// key (data, index, chunker and blob-ID keys), one new admin key with the new password,
     /// and every stored object sealed again; every other key file is removed (give backup and
     /// restore keys out again afterwards). Runs under an exclusive lock; if interrupted, run it
-    /// again (no password needed) and it finishes. Old keys decrypt nothing written after the
-    /// start, and nothing at all once it finishes.
+    /// again with the new password (no other is asked) and it finishes. Old keys decrypt
+    /// nothing written after the start, and nothing at all once it finishes.
     Rotate {
         #[command(flatten)]
         kdf: KdfArgs,

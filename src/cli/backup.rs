@@ -4,7 +4,6 @@ use super::output::escape_str;
 use super::{component_error, human, progress, select, Global};
 use anyhow::Result;
 use arca::archiver::{FilesFrom, SelectionOptions};
-use arca::filter::ExcludeOptions;
 use arca::ops::backup::{self, BackupRequest, What};
 use arca::ops::outcome::Run;
 use arca::ops::HasOutcome;
@@ -36,22 +35,8 @@ pub struct BackupArgs {
     /// Host name to record.
     #[arg(long)]
     host: Option<String>,
-    /// Exclude a pattern (repeatable), restic's rules: without a leading `/` it matches at any
-    /// depth (`docs/invoices` excludes every such directory and what is below it); `*`, `?`,
-    /// `[...]` within a name, `**` across directories; `!PATTERN` takes back what earlier
-    /// patterns excluded (not below an excluded directory).
-    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
-    excludes: Vec<String>,
-    /// As --exclude, ignoring case.
-    #[arg(long = "iexclude", value_name = "PATTERN")]
-    iexcludes: Vec<String>,
-    /// Read exclude patterns from a file (repeatable): one per line, trimmed; blank lines and
-    /// `#` comments skipped; `$VAR` and `${VAR}` expanded (`$$` is a dollar sign).
-    #[arg(long = "exclude-file", value_name = "FILE")]
-    exclude_files: Vec<PathBuf>,
-    /// As --exclude-file, ignoring case.
-    #[arg(long = "iexclude-file", value_name = "FILE")]
-    iexclude_files: Vec<PathBuf>,
+    #[command(flatten)]
+    patterns: select::ExcludeArgs,
     /// Leave out the contents of cache directories: those holding a CACHEDIR.TAG file that
     /// starts with the standard's signature (the tag file itself is kept).
     #[arg(long)]
@@ -115,12 +100,7 @@ pub fn run(g: &Global, a: BackupArgs) -> Result<u8> {
         tags: select::split_tags(&a.tags),
         host: a.host,
         selection: SelectionOptions {
-            patterns: ExcludeOptions {
-                excludes: a.excludes,
-                iexcludes: a.iexcludes,
-                exclude_files: a.exclude_files,
-                iexclude_files: a.iexclude_files,
-            },
+            patterns: a.patterns.options(),
             exclude_caches: a.exclude_caches,
             exclude_if_present: a.exclude_if_present,
             exclude_larger_than: a.exclude_larger_than,

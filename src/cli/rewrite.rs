@@ -1,14 +1,12 @@
 //! `arca rewrite`: copies of snapshots without the paths the exclude patterns match.
 
 use super::output::escape_str;
-use super::select::SelectArgs;
+use super::select::{ExcludeArgs, SelectArgs};
 use super::Global;
 use anyhow::Result;
-use arca::filter::ExcludeOptions;
 use arca::lifecycle::rewrite::RewriteOptions;
 use arca::ops::rewrite::{self, RewriteRequest};
 use arca::ops::HasOutcome;
-use std::path::PathBuf;
 
 /// Options of `arca rewrite`.
 #[derive(clap::Args, Debug)]
@@ -16,19 +14,10 @@ pub struct RewriteArgs {
     /// Snapshots to rewrite: ID prefixes or `latest` (default: every snapshot the --host, --tag
     /// and --path filters select).
     snapshots: Vec<String>,
-    /// Remove paths matching PATTERN (repeatable), with backup's --exclude rules: without a
-    /// leading `/` it matches at any depth; a directory goes with everything below it.
-    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
-    excludes: Vec<String>,
-    /// As --exclude, ignoring case.
-    #[arg(long = "iexclude", value_name = "PATTERN")]
-    iexcludes: Vec<String>,
-    /// Read patterns from a file (as backup --exclude-file: `#` comments, `$VAR` expanded).
-    #[arg(long = "exclude-file", value_name = "FILE")]
-    exclude_files: Vec<PathBuf>,
-    /// As --exclude-file, ignoring case.
-    #[arg(long = "iexclude-file", value_name = "FILE")]
-    iexclude_files: Vec<PathBuf>,
+    // The paths these patterns match go, with backup's rules: a directory with everything
+    // below it.
+    #[command(flatten)]
+    patterns: ExcludeArgs,
     /// Remove each original snapshot once its copy is written (otherwise the copy is tagged
     /// `rewrite` and both stay). The removed files' data goes at the next `prune`.
     #[arg(long)]
@@ -45,12 +34,7 @@ pub fn run(g: &Global, a: RewriteArgs) -> Result<u8> {
     let req = RewriteRequest {
         snapshots: a.snapshots,
         filter: a.select.filter(),
-        excludes: ExcludeOptions {
-            excludes: a.excludes,
-            iexcludes: a.iexcludes,
-            exclude_files: a.exclude_files,
-            iexclude_files: a.iexclude_files,
-        },
+        excludes: a.patterns.options(),
         options: RewriteOptions { dry_run: a.dry_run, forget: a.forget },
     };
     let r = rewrite::rewrite(&g.scope, &req)?;

@@ -59,3 +59,36 @@ pub fn parse_tag(s: &str) -> Result<String, String> {
 pub fn split_tags(values: &[String]) -> Vec<String> {
     values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect()
 }
+
+/// Exclude patterns with restic's rules, shared by `backup` and `rewrite`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ExcludeArgs {
+    /// Exclude a pattern (repeatable), restic's rules: without a leading `/` it matches at any
+    /// depth (`docs/invoices` excludes every such directory and what is below it); `*`, `?`,
+    /// `[...]` within a name, `**` across directories; `!PATTERN` takes back what earlier
+    /// patterns excluded (not below an excluded directory).
+    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
+    excludes: Vec<String>,
+    /// As --exclude, ignoring case.
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    iexcludes: Vec<String>,
+    /// Read exclude patterns from a file (repeatable): one per line, trimmed; blank lines and
+    /// `#` comments skipped; `$VAR` and `${VAR}` expanded (`$$` is a dollar sign).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    exclude_files: Vec<PathBuf>,
+    /// As --exclude-file, ignoring case.
+    #[arg(long = "iexclude-file", value_name = "FILE")]
+    iexclude_files: Vec<PathBuf>,
+}
+
+impl ExcludeArgs {
+    /// The library's options.
+    pub fn options(self) -> arca::filter::ExcludeOptions {
+        arca::filter::ExcludeOptions {
+            excludes: self.excludes,
+            iexcludes: self.iexcludes,
+            exclude_files: self.exclude_files,
+            iexclude_files: self.iexclude_files,
+        }
+    }
+}
