@@ -445,7 +445,13 @@ fn marker_applies(ctx: &Ctx, dir: &OwnedFd, path: &Path, m: &super::select::Mark
             return Err(std::io::Error::other("not a regular file"));
         }
         let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
-        let f = File::from(rustix::fs::openat(dir, name, flags, Mode::empty())?);
+        let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+        // What was opened decides, not what was looked at: the name may have been swapped for a
+        // FIFO or a device in between (the look only spares opening one in the common case).
+        if rustix::fs::fstat(&fd)?.st_mode & 0o170000 != 0o100000 {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        let f = File::from(fd);
         let mut buf = Vec::with_capacity(header.len());
         f.take(header.len() as u64).read_to_end(&mut buf)?;
         Ok(buf)
