@@ -9,10 +9,13 @@ use crate::repo::walk;
 use crate::repo::Repository;
 use std::io::{Read, Write};
 
+mod zip;
+
 /// Call `f(path, node)` for every entry below `tree` in depth-first order (names sorted), or
 /// only for its own entries when `recursive` is false. `prefix` is the path of `tree` itself,
-/// e.g. `/home/me`; paths are raw bytes. The tree is measured first (format-spec 19.1): one that
-/// nests too deep or expands to too many entries is refused before `f` sees anything.
+/// e.g. `/home/me`; paths are raw bytes. A recursive walk measures the tree first (format-spec
+/// 19.1): one that nests too deep or expands to too many entries is refused before `f` sees
+/// anything; a listing of one directory reads that one tree only.
 pub fn walk(
     repo: &Repository,
     index: &Index,
@@ -22,7 +25,9 @@ pub fn walk(
     f: &mut dyn FnMut(&[u8], &Node) -> Result<()>,
 ) -> Result<()> {
     let trees = walk::Trees::new(repo, index);
-    trees.measure(tree)?;
+    if recursive {
+        trees.measure(tree)?;
+    }
     trees.walk(tree, prefix, &mut |p, n| f(p, n).map(|()| recursive))
 }
 
@@ -432,6 +437,61 @@ fn append_tar(
             tar.append_data(&mut h, path, std::io::empty()).map_err(io)
         }
         // Devices and sockets are not put into archives (tar needs major/minor split by platform).
+        _ => Ok(()),
+    }
+}
+
+/// Most entries a ZIP archive is written with: its central directory is held in memory until
+/// the end (tar streams without one).
+pub const MAX_ZIP_ENTRIES: u64 = 4_000_000;
+
+/// Write a ZIP archive of `node` (a directory or a single entry) to `w`, named `name` inside:
+/// the entries [`dump_tar`] writes, in its order and under its names (directories end in `/`).
+/// Regular files (hard links each in full, as in tar), directories, symlinks (the target as
+/// content, Info-ZIP's convention) and FIFOs (empty, their type in the Unix mode) go in;
+/// devices and sockets, which tar leaves out too, do not. Streamed to a writer that is never
+/// sought (see `browse/zip.rs`): the same entry gives the same bytes every time.
+pub fn dump_zip(repo: &Repository, index: &Index, node: &Node, name: &[u8], w: &mut dyn Write) -> Result<()> {
+    let trees = walk::Trees::new(repo, index);
+    if let NodeKind::Dir { subtree } = node.kind {
+        // The central directory is kept until the end (about 60 bytes and the name per entry).
+        let m = trees.measure(subtree)?;
+        if m.entries > MAX_ZIP_ENTRIES {
+            return Err(Error::InvalidArgument(format!(
+                "{} entries are more than a ZIP archive is written with ({MAX_ZIP_ENTRIES}): use tar",
+                m.entries
+            )));
+        }
+    }
+    let mut zip = zip::ZipWriter::new(w);
+    append_zip(repo, index, node, name, &mut zip)?;
+    if let NodeKind::Dir { subtree } = node.kind {
+        trees.walk(subtree, name, &mut |path, n| {
+            append_zip(repo, index, n, path, &mut zip)?;
+            Ok(true)
+        })?;
+    }
+    zip.finish().map_err(|e| from_io(e, "<zip>"))
+}
+
+fn append_zip(repo: &Repository, index: &Index, n: &Node, path: &[u8], zip: &mut zip::ZipWriter) -> Result<()> {
+    let path = if path.is_empty() { b"." } else { path };
+    let io = |e: std::io::Error| from_io(e, &String::from_utf8_lossy(path));
+    let meta = zip::Meta { perm: n.mode & 0o7777, mtime: n.mtime.div_euclid(1_000_000_000) };
+    match &n.kind {
+        NodeKind::File { size, .. } => {
+            zip.file(path, meta, *size, &mut ContentReader::new(repo, index, n)?).map_err(io)
+        }
+        NodeKind::Dir { .. } => {
+            let mut dir = path.to_vec();
+            if dir.last() != Some(&b'/') {
+                dir.push(b'/');
+            }
+            zip.dir(&dir, meta).map_err(io)
+        }
+        NodeKind::Symlink { target } => zip.symlink(path, meta, target).map_err(io),
+        NodeKind::Fifo => zip.fifo(path, meta).map_err(io),
+        // As in tar: no devices or sockets.
         _ => Ok(()),
     }
 }

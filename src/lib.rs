@@ -43,6 +43,7 @@ pub mod restore;
 pub mod sys;
 pub mod text;
 pub(crate) mod trusted_path;
+pub mod ui;
 
 pub use error::{Error, Result};
 pub use id::Id;

@@ -302,6 +302,9 @@ pub fn find(g: &Global, a: FindArgs) -> Result<u8> {
         newest: a.newest,
         snapshots: a.snapshots,
         filter: a.select.filter(),
+        newest_first: false,
+        up_to: None,
+        deadline: None,
     };
     // What an ID search found in an entry: a directory's tree, or a file's data blob.
     let object = |n: &Node| if n.subtree().is_some() { "tree" } else { "blob" };
@@ -418,8 +421,9 @@ fn print_diff_stats(st: &arca::browse::DiffStats) {
 pub struct DumpArgs {
     /// SNAP:PATH of a file (written raw) or a directory (needs --archive).
     target: String,
-    /// Archive format for directories.
-    #[arg(long, value_parser = ["tar"])]
+    /// Write the entry and everything below it as an archive: `tar`, or `zip` (stored, not
+    /// compressed; the same snapshot entry gives the same bytes every time).
+    #[arg(long, value_name = "FORMAT", value_parser = ["tar", "zip"])]
     archive: Option<String>,
     #[command(flatten)]
     select: SelectArgs,
@@ -428,7 +432,11 @@ pub struct DumpArgs {
 pub fn dump(g: &Global, a: DumpArgs) -> Result<u8> {
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    browse::dump(&g.scope, &a.target, &a.select.filter(), a.archive.is_some(), &mut w)?;
+    let archive = match a.archive.as_deref() {
+        Some(name) => name.parse()?,
+        None => browse::Archive::None,
+    };
+    browse::dump(&g.scope, &a.target, &a.select.filter(), archive, &mut w)?;
     w.flush()?;
     Ok(0)
 }

@@ -23,6 +23,7 @@ mod serve;
 mod stats;
 mod status;
 mod tag;
+mod ui;
 
 use anyhow::Result;
 use arca::ops::{Context, Notices, Outcome, PasswordSource, Scope};
@@ -198,6 +199,9 @@ enum Command {
     Generate(generate::GenerateCommand),
     /// List the operations journal: backups, checks, drills, restores, with results and timings.
     Journal(journal::JournalArgs),
+    /// Web UI: browse, search, diff and download from any snapshot; health and charts:
+    /// `arca ui [--listen 127.0.0.1:8080]`.
+    Ui(ui::UiArgs),
     /// List the local cache of remote repositories, or clean it (`--cleanup`).
     Cache(cache::CacheArgs),
     /// Serve a repository directory to `ssh://` clients (run by ssh): `arca serve --stdio DIR`.
@@ -297,6 +301,7 @@ pub fn run() -> Result<u8> {
         no_lock: cli.no_lock,
         cache: if cli.no_cache { None } else { cli.cache_dir.clone().or_else(arca::backend::cache::default_dir) },
         notices: Arc::new(Shown { quiet: cli.quiet }),
+        unlocked: None,
     };
     let choice =
         arca::ops::scope::ProfileChoice { config: cli.config, profile: cli.profile, components: cli.components };
@@ -353,6 +358,7 @@ fn dispatch(g: &Global, command: Command) -> Result<u8> {
         Command::Repair(c) => admin::repair(g, c),
         Command::Parity(c) => admin::parity(g, c),
         Command::Journal(a) => journal::run(g, a),
+        Command::Ui(a) => ui::run(g, a),
         Command::Status(a) => status::run(g, a),
         Command::Copy(a) => copy::run(g, a),
         Command::Generate(c) => generate::run(g, c),

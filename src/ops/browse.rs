@@ -167,6 +167,8 @@ pub fn ls(
 pub struct Found {
     /// Snapshots that could not be read or walked (each named).
     pub damaged: Vec<String>,
+    /// Snapshots not searched because [`FindRequest::deadline`] passed, in search order.
+    pub unsearched: Vec<Id>,
 }
 
 impl HasOutcome for Found {
@@ -194,6 +196,14 @@ pub struct FindRequest {
     pub snapshots: Vec<String>,
     /// The filters.
     pub filter: SnapshotFilter,
+    /// Search the newest snapshot first (a front end showing results as they come).
+    pub newest_first: bool,
+    /// Only snapshots at or before this one in (time, ID) order: where the previous page's
+    /// [`Found::unsearched`] began.
+    pub up_to: Option<(i64, Id)>,
+    /// Start no further snapshot after this instant: the rest are listed in
+    /// [`Found::unsearched`] (a web page answers in bounded time and offers to go on).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// `find`: entries that match (by name, by path, or by an ID they refer to), in the named
@@ -222,9 +232,21 @@ pub fn find(scope: &Scope, req: &FindRequest, f: &mut FindHit) -> Result<Found> 
             all.into_iter().filter(|(_, s)| filter.matches(s)).collect()
         }
     };
+    let mut snaps = snaps;
+    if let Some(last) = req.up_to {
+        snaps.retain(|(id, s)| (s.time, *id) <= last);
+    }
+    snaps.sort_by_key(|(id, s)| (s.time, *id));
+    if req.newest_first {
+        snaps.reverse();
+    }
     let index = ctx.load_index(&repo)?;
     let in_time = |n: &Node| req.oldest.is_none_or(|t| n.mtime >= t) && req.newest.is_none_or(|t| n.mtime <= t);
-    for (id, s) in &snaps {
+    for (i, (id, s)) in snaps.iter().enumerate() {
+        if i > 0 && req.deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            found.unsearched.extend(snaps[i..].iter().map(|(id, _)| *id));
+            break;
+        }
         // The root tree itself, for `--tree`/`--pack`.
         let root = Node::bare_dir(b"", s.tree);
         if let Some(Some(hit)) = req.by.hit(&index, b"/", &root) {
@@ -291,10 +313,63 @@ pub fn diff(scope: &Scope, a: &Side, b: &Side, f: &mut dyn FnMut(Change, &[u8]))
     Ok(Compared { a: (la.id, la.path), b: (lb.id, lb.path), stats: counter.finish() })
 }
 
-/// `dump SNAP:PATH`: a file's content, or a directory (or anything) as a tar archive, to `w`.
-/// Recorded in the journal as a dump; a failure to write (the reader went away) is the
-/// caller's, not the repository's.
-pub fn dump(scope: &Scope, reference: &str, filter: &SnapshotFilter, tar: bool, w: &mut dyn Write) -> Result<Located> {
+/// What `dump` writes: a file's content as it is, or an archive of any entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Archive {
+    /// The content of a regular file, raw; anything else is refused.
+    #[default]
+    None,
+    /// A tar stream (GNU headers) of the entry and everything below it.
+    Tar,
+    /// A ZIP archive (stored, streamed with data descriptors, ZIP64 where needed) of the entry
+    /// and everything below it; the same entry gives the same bytes every time.
+    Zip,
+}
+
+impl Archive {
+    /// The usual file name extension (`tar`, `zip`), `None` for raw content.
+    pub fn extension(self) -> Option<&'static str> {
+        match self {
+            Archive::None => None,
+            Archive::Tar => Some("tar"),
+            Archive::Zip => Some("zip"),
+        }
+    }
+
+    /// The media type of what `dump` writes.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Archive::None => "application/octet-stream",
+            Archive::Tar => "application/x-tar",
+            Archive::Zip => "application/zip",
+        }
+    }
+}
+
+impl std::str::FromStr for Archive {
+    type Err = Error;
+
+    /// `tar` or `zip` (what `--archive` takes).
+    fn from_str(s: &str) -> Result<Archive> {
+        match s {
+            "tar" => Ok(Archive::Tar),
+            "zip" => Ok(Archive::Zip),
+            _ => Err(Error::InvalidArgument(format!("unknown archive format {s:?} (tar or zip)"))),
+        }
+    }
+}
+
+/// `dump SNAP:PATH`: a file's content, or a directory (or anything) as a tar or ZIP archive, to
+/// `w`, which is only written to, in order (it may be a pipe or an HTTP response). Recorded in
+/// the journal as a dump; a failure to write (the reader went away) is the caller's, not the
+/// repository's.
+pub fn dump(
+    scope: &Scope,
+    reference: &str,
+    filter: &SnapshotFilter,
+    archive: Archive,
+    w: &mut dyn Write,
+) -> Result<Located> {
     let ctx = &scope.ctx;
     let mut rec = Recorder::start(Some(Op::Dump));
     let result = (|| {
@@ -308,17 +383,21 @@ pub fn dump(scope: &Scope, reference: &str, filter: &SnapshotFilter, tar: bool, 
             r.snapshots.push(at.id);
             set_label(r, "path", at.path.clone());
         });
-        match (&at.node.kind, tar) {
-            (_, true) => {
-                let name = at.path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(".").to_string();
-                crate::browse::dump_tar(&repo, &index, &at.node, name.as_bytes(), w)?;
-            }
-            (NodeKind::File { size, .. }, false) => {
+        let name = || at.path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(".").to_string();
+        match (&at.node.kind, archive) {
+            (_, Archive::Tar) => crate::browse::dump_tar(&repo, &index, &at.node, name().as_bytes(), w)?,
+            (_, Archive::Zip) => crate::browse::dump_zip(&repo, &index, &at.node, name().as_bytes(), w)?,
+            (NodeKind::File { size, .. }, Archive::None) => {
                 let mut r = crate::browse::ContentReader::new(&repo, &index, &at.node)?;
                 std::io::copy(&mut r, w).map_err(|e| crate::browse::from_io(e, "<stdout>"))?;
                 rec.fill(|r| (r.bytes, r.files) = (*size, 1));
             }
-            _ => return Err(Error::InvalidArgument(format!("{} is not a regular file: use --archive tar", at.path))),
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not a regular file: use --archive tar or zip",
+                    at.path
+                )))
+            }
         }
         w.flush().map_err(|e| Error::Io { path: "<stdout>".into(), source: e })?;
         Ok(at)

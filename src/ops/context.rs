@@ -157,7 +157,16 @@ pub struct Context {
     pub no_lock: bool,
     /// Who hears about waits and warnings.
     pub notices: Arc<dyn Notices>,
+    /// Keys unlocked by an earlier [`Context::open`] of this context, kept by a long-running
+    /// front end (`arca ui`) so that each operation pays the key derivation once, not per
+    /// request; `None`: every open asks for the password and derives again.
+    pub unlocked: Option<Arc<Unlocked>>,
 }
+
+/// The repository a context opened last, and its storage backend (a remote one holds
+/// connections and a runtime), kept for reuse (see [`Context::unlocked`]).
+#[derive(Default)]
+pub struct Unlocked(std::sync::Mutex<Option<Repository>>, std::sync::Mutex<Option<Arc<dyn Backend>>>);
 
 impl Context {
     /// A context for `location` with `password`, default connections and lock patience, silent.
@@ -170,6 +179,7 @@ impl Context {
             no_lock: false,
             cache: None,
             notices: Arc::new(Silent),
+            unlocked: None,
         }
     }
 
@@ -186,6 +196,19 @@ impl Context {
 
     /// The storage backend at the location: a remote one behind the cache, if there is one.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        if let Some(memo) = &self.unlocked {
+            let mut kept = memo.1.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(b) = kept.as_ref() {
+                return Ok(b.clone());
+            }
+            let b = self.open_backend()?;
+            *kept = Some(b.clone());
+            return Ok(b);
+        }
+        self.open_backend()
+    }
+
+    fn open_backend(&self) -> Result<Arc<dyn Backend>> {
         let location = self.location()?;
         let backend = crate::backend::open(location, self.remote)?;
         Ok(match (&self.cache, crate::backend::scheme_of(location)) {
@@ -197,15 +220,24 @@ impl Context {
     /// This context without the cache: for operations that must see the storage as it is
     /// (check, repair), where a cached copy would hide damage.
     pub fn uncached(&self) -> Context {
-        Context { cache: None, ..self.clone() }
+        Context { cache: None, unlocked: None, ..self.clone() }
     }
 
     /// Open the repository: the config and key files are fetched first (at once), so that a
     /// missing repository is reported before a password is asked for.
     pub fn open(&self) -> Result<Repository> {
         let opening = Repository::fetch(self.backend()?)?;
-        let pw = self.password.get(false)?;
-        opening.unlock(&pw)
+        let Some(memo) = &self.unlocked else {
+            return opening.unlock(&self.password.get(false)?);
+        };
+        let mut kept = memo.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(repo) = kept.as_ref().and_then(|r| opening.reuse(r)) {
+            return Ok(repo);
+        }
+        let mut repo = opening.unlock(&self.password.get(false)?)?;
+        repo.share_trees();
+        *kept = repo.duplicate_on(repo.backend().clone());
+        Ok(repo)
     }
 
     /// [`Context::open`] for an operation that only keys of `roles` may run (format-spec/24):

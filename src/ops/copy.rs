@@ -62,7 +62,7 @@ fn open_destination(src: &Context, req: &CopyRequest) -> Result<(Repository, Pat
     if src.location.as_deref().is_some_and(|s| same_location(s, &dir)) {
         return Err(Error::InvalidArgument(format!("{} is the source repository itself", dir.display())));
     }
-    let ctx = Context { location: Some(dir.clone()), password: req.to_password.clone(), ..src.clone() };
+    let ctx = Context { location: Some(dir.clone()), password: req.to_password.clone(), unlocked: None, ..src.clone() };
     // Copy reads the destination's snapshots to skip those already there: not a backup key's job.
     let repo = ctx
         .open_for(crate::ops::context::ADMINS, "copy snapshots into this repository")

@@ -7,8 +7,8 @@
 //! - [`outcome`] is the one table from how an operation ended to its exit code, its journal
 //!   record and how `status` reads it; [`journal`] records operations as they run;
 //! - the operations: [`backup`], [`restore`], [`verify`], [`browse`] (snapshots, ls, find,
-//!   diff, dump), [`stats`], [`check`], [`drill`], [`forget`] (and prune), [`tag`], [`rewrite`],
-//!   [`copy`], [`mount`], [`admin`] (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with
+//!   diff, dump) with [`inspect`] (versions, sizes, previews), [`stats`], [`check`],
+//!   [`drill`], [`forget`] (and prune), [`tag`], [`rewrite`], [`copy`], [`mount`], [`admin`] (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with
 //!   [`metrics`] and [`alert`], [`units`] (systemd) from [`profile`]s, and [`iam`] (the S3
 //!   policies of `generate s3-policy`).
 //!
@@ -25,6 +25,7 @@ pub mod copy;
 pub mod drill;
 pub mod forget;
 pub mod iam;
+pub mod inspect;
 pub mod journal;
 pub mod locate;
 pub mod metrics;

@@ -119,6 +119,8 @@ pub struct Repository {
     /// BLAKE3 of the `config` file this session opened: a lock taken later checks that it is
     /// still the same, so a session never writes under keys a rotation has replaced.
     config_hash: [u8; 32],
+    /// Trees kept across the operations of a long-running front end ([`Repository::share_trees`]).
+    shared_trees: Option<Arc<walk::SharedTrees>>,
 }
 
 /// The in-memory index and the index files that could not be used.
@@ -199,6 +201,20 @@ pub struct Opening {
 }
 
 impl Opening {
+    /// The repository `open` unlocked before, again, without its password (no KDF), when
+    /// nothing it was opened from has changed: the same `config` bytes and its key file still
+    /// listed (key files are named by their content). `None` otherwise, or for a backup key
+    /// (whose binding is not kept). For a long-running front end, `arca ui`, which opens the
+    /// repository for every page.
+    pub fn reuse(&self, open: &Repository) -> Option<Repository> {
+        let same_config = *blake3::hash(&self.config_bytes).as_bytes() == open.config_hash;
+        let key_listed = self.keys.iter().any(|(read, name)| read.is_ok() && *name == open.key_name);
+        if !same_config || !key_listed || open.binding.is_some() {
+            return None;
+        }
+        open.duplicate_on(self.backend.clone())
+    }
+
     /// Open the repository with `password`: the first key file it unlocks that opens the config.
     pub fn unlock(self, password: &[u8]) -> Result<Repository> {
         let Opening { backend, config_bytes, keys } = self;
@@ -335,7 +351,32 @@ impl Repository {
             parity: Mutex::default(),
             io_pool: Default::default(),
             config_hash: [0; 32],
+            shared_trees: None,
         }
+    }
+
+    /// This repository again, on `backend`, with the same keys and config and fresh session
+    /// state; `None` for a backup key (its binding is not kept). See [`Opening::reuse`].
+    pub fn duplicate_on(&self, backend: Arc<dyn Backend>) -> Option<Repository> {
+        if self.binding.is_some() {
+            return None;
+        }
+        let (keys, master, config) = (self.keys.clone(), self.master.clone(), self.config.clone());
+        let mut repo = Repository::assemble(backend, keys, master, None, config, self.key_name.clone());
+        repo.config_hash = self.config_hash;
+        repo.shared_trees.clone_from(&self.shared_trees);
+        Some(repo)
+    }
+
+    /// Keep decoded trees across operations: this repository and every
+    /// [`Repository::duplicate_on`] of it share one bounded cache ([`walk::SharedTrees`]).
+    pub fn share_trees(&mut self) {
+        self.shared_trees.get_or_insert_with(Default::default);
+    }
+
+    /// The cache [`Repository::share_trees`] made, if any.
+    pub fn shared_trees(&self) -> Option<&walk::SharedTrees> {
+        self.shared_trees.as_deref()
     }
 
     /// The role of the key that opened the repository.

@@ -70,6 +70,34 @@ pub struct Trees<'a> {
 /// Plaintext bytes of trees a [`Trees`] keeps.
 pub const TREE_CACHE_BYTES: usize = 64 << 20;
 
+/// Bytes of decoded trees a [`SharedTrees`] keeps (estimated: plaintext plus entry structs).
+pub const SHARED_TREE_BYTES: usize = 256 << 20;
+
+/// Decoded trees and measured roots kept across operations by a long-running front end (`arca
+/// ui`): every page walks the same snapshots. Trees are named by their content, so a kept one
+/// never goes stale; it is filled until its budget is spent, then only read from. It belongs to
+/// one set of keys (see [`Repository::share_trees`]).
+#[derive(Default)]
+pub struct SharedTrees {
+    trees: Mutex<HashMap<Id, Arc<Tree>>>,
+    measured: Mutex<HashMap<Id, Measure>>,
+    used: AtomicUsize,
+}
+
+impl SharedTrees {
+    fn get(&self, id: &Id) -> Option<Arc<Tree>> {
+        self.trees.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+    }
+
+    fn keep(&self, id: &Id, tree: &Arc<Tree>, len: usize) {
+        if self.used.fetch_add(len, Relaxed) + len <= SHARED_TREE_BYTES {
+            self.trees.lock().unwrap_or_else(|p| p.into_inner()).insert(*id, tree.clone());
+        } else {
+            self.used.fetch_sub(len, Relaxed);
+        }
+    }
+}
+
 impl<'a> Trees<'a> {
     /// An empty cache over `repo`'s trees, as `index` finds them.
     pub fn new(repo: &'a Repository, index: &'a Index) -> Trees<'a> {
@@ -98,8 +126,17 @@ impl<'a> Trees<'a> {
         if let Some(t) = self.cache.lock().unwrap().get(id) {
             return Ok(t.clone());
         }
+        let shared = self.repo.shared_trees();
+        if let Some(t) = shared.and_then(|s| s.get(id)) {
+            return Ok(t);
+        }
         let plain = self.repo.read_blob(self.index, BlobType::Tree, id)?;
         let tree = Arc::new(Tree::decode(&plain, &blob::describe(BlobType::Tree, id))?);
+        if let Some(s) = shared {
+            // Counted decoded: the entries' structs besides their names (the plaintext).
+            s.keep(id, &tree, plain.len() + tree.nodes.len() * std::mem::size_of::<Node>());
+            return Ok(tree);
+        }
         if self.used.fetch_add(plain.len(), Relaxed) + plain.len() <= self.budget {
             self.cache.lock().unwrap().insert(*id, tree.clone());
         } else {
@@ -121,15 +158,27 @@ impl<'a> Trees<'a> {
         if let Some(m) = self.measured.lock().unwrap().get(&root) {
             return Ok(*m);
         }
+        let shared = self.repo.shared_trees();
+        if let Some(m) = shared.and_then(|s| s.measured.lock().unwrap_or_else(|p| p.into_inner()).get(&root).copied()) {
+            return Ok(m);
+        }
         let mut memo = HashMap::new();
+        let mut whole = true;
         let m = measure_with(root, &mut memo, &mut |id| match self.get(id) {
             Ok(tree) => {
                 let dirs = tree.nodes.iter().filter_map(|n| n.subtree()).collect();
                 (tree.nodes.len() as u64, dirs)
             }
-            Err(_) => (0, vec![]),
+            Err(_) => {
+                whole = false;
+                (0, vec![])
+            }
         })?;
         self.measured.lock().unwrap().insert(root, m);
+        // Kept across operations only when every tree read: a passing error is not remembered.
+        if let (Some(s), true) = (shared, whole) {
+            s.measured.lock().unwrap_or_else(|p| p.into_inner()).insert(root, m);
+        }
         Ok(m)
     }
 

@@ -106,6 +106,18 @@ impl S3Server {
         c
     }
 
+    /// [`S3Server::cmd`] as a `std` command, for a process that keeps running (`arca ui`).
+    pub fn std_cmd(&self, bucket: &str, prefix: &str) -> Command {
+        let mut c = arca_std_cmd();
+        c.env("ARCA_REPOSITORY", format!("s3:{}/{bucket}/{prefix}", self.endpoint))
+            .env("ARCA_PASSWORD", PASSWORD)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION");
+        c
+    }
+
     /// Run `arca ARGS` against `bucket/prefix`.
     pub fn run(&self, bucket: &str, prefix: &str, args: &[&str]) -> Out {
         self.cmd(bucket, prefix).args(args).output().unwrap().into()
@@ -228,6 +240,49 @@ fn a_key_rotation_on_s3_rewrites_everything_and_survives_a_crash() {
     // No pack object of before the rotation is left on the server.
     let after: Vec<PathBuf> = walk_files(&s3.root.join("bkt/rot/data"));
     assert!(objects_before.iter().all(|p| !after.contains(p)), "old packs left: {after:?}");
+}
+
+#[test]
+fn the_web_ui_browses_and_downloads_from_s3() {
+    use crate::ui::{enc, Ui};
+    let (s3, env, src) = scene("ui");
+    let run = |args: &[&str]| s3.run("bkt", "ui", args);
+    run(&["backup", src.to_str().unwrap()]).ok();
+    std::fs::write(src.join("sub/small"), b"hello again").unwrap();
+    run(&["backup", src.to_str().unwrap()]).ok();
+    let snaps = run(&["--json", "snapshots"]).ok().json();
+    let ids: Vec<String> = snaps.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect();
+    let ui = Ui::spawn(s3.std_cmd("bkt", "ui"), &env, &["--listen", "127.0.0.1:0"]);
+    let page = |path: &str| {
+        let r = ui.get(path, &[]);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r
+    };
+    for id in &ids {
+        assert!(page("/snapshots").text().contains(&format!("/snap/{id}/tree")), "snapshot {id} not listed");
+    }
+    assert!(page("/").text().contains("id=\"health\""));
+    let sub = src.join("sub");
+    let listing = page(&format!("/snap/{}/tree?path={}", ids[1], enc(sub.to_str().unwrap()))).text();
+    assert!(listing.contains(">big</a>") && listing.contains(">small</a>"), "{listing}");
+    // A file, and a directory as tar and zip: the bytes `dump` writes.
+    let big = page(&format!("/snap/{}/raw?path={}", ids[1], enc(sub.join("big").to_str().unwrap())));
+    assert_eq!(hash_reader(&big.body[..]), hash_file(&sub.join("big")));
+    for format in ["tar", "zip"] {
+        let got = page(&format!("/snap/{}/archive?path={}&format={format}", ids[1], enc(sub.to_str().unwrap())));
+        let want = run(&["dump", "--archive", format, &format!("{}:{}", ids[1], sub.display())]).ok();
+        assert!(
+            got.body == want.stdout,
+            "the {format} archive differs from dump's ({} bytes, dump {})",
+            got.body.len(),
+            want.stdout.len()
+        );
+    }
+    // Versions and diff see both snapshots.
+    let versions = page(&format!("/versions?path={}", enc(sub.join("small").to_str().unwrap()))).text();
+    assert!(versions.contains("2 distinct versions"), "{versions}");
+    let diff = page(&format!("/diff?a={}&b={}", ids[0], ids[1])).text();
+    assert!(diff.contains("small"), "{diff}");
 }
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
