@@ -31,6 +31,39 @@ pub fn walk(
     trees.walk(tree, prefix, &mut |p, n| f(p, n).map(|()| recursive))
 }
 
+/// `ls -l`'s mode column: type and permission bits as `ls` shows them (`-rw-r--r--`,
+/// `drwxr-xr-x`, `lrwxrwxrwx`; set-ID and sticky bits as `s`/`S` and `t`/`T`).
+pub fn mode_string(n: &Node) -> String {
+    let m = n.mode;
+    let mut s = String::with_capacity(10);
+    s.push(kind_char(n));
+    for (shift, special, set) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (m >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        s.push(match (bits & 1 != 0, m & special != 0) {
+            (true, true) => set,
+            (false, true) => set.to_ascii_uppercase(),
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    s
+}
+
+/// The type letter `ls -l` shows first: `-`, `d`, `l`, `p`, `c`, `b`, `s`.
+pub fn kind_char(n: &Node) -> char {
+    match n.kind {
+        NodeKind::File { .. } => '-',
+        NodeKind::Dir { .. } => 'd',
+        NodeKind::Symlink { .. } => 'l',
+        NodeKind::Fifo => 'p',
+        NodeKind::CharDevice { .. } => 'c',
+        NodeKind::BlockDevice { .. } => 'b',
+        NodeKind::Socket => 's',
+    }
+}
+
 /// How an entry differs between two snapshots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -591,5 +624,25 @@ impl NameGlobs {
         use std::os::unix::ffi::OsStrExt;
         let os = |b| std::path::Path::new(std::ffi::OsStr::from_bytes(b));
         self.names.is_match(os(name)) || self.paths.is_match(os(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_read_as_ls_shows_them() {
+        let mut n = Node::bare_dir(b"d", Id::of_file_bytes(b"t"));
+        n.mode = 0o1777;
+        assert_eq!(mode_string(&n), "drwxrwxrwt");
+        n.kind = NodeKind::Symlink { target: b"x".to_vec() };
+        n.mode = 0o777;
+        assert_eq!(mode_string(&n), "lrwxrwxrwx");
+        n.kind = NodeKind::File { size: 0, content: vec![] };
+        n.mode = 0o4644;
+        assert_eq!(mode_string(&n), "-rwSr--r--");
+        n.mode = 0o2755;
+        assert_eq!(mode_string(&n), "-rwxr-sr-x");
     }
 }

@@ -147,38 +147,6 @@ fn print_snapshot_table(rows: &[&browse::Listed], compact: bool) {
     }
 }
 
-/// `ls -l`'s mode column: type and permission bits as `ls` shows them (`-rw-r--r--`,
-/// `drwxr-xr-x`, `lrwxrwxrwx`; set-ID and sticky bits as `s`/`S` and `t`/`T`).
-pub(super) fn mode_string(n: &Node) -> String {
-    let m = n.mode;
-    let mut s = String::with_capacity(10);
-    s.push(kind_char(n));
-    for (shift, special, set) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
-        let bits = (m >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(match (bits & 1 != 0, m & special != 0) {
-            (true, true) => set,
-            (false, true) => set.to_ascii_uppercase(),
-            (true, false) => 'x',
-            (false, false) => '-',
-        });
-    }
-    s
-}
-
-fn kind_char(n: &Node) -> char {
-    match n.kind {
-        NodeKind::File { .. } => '-',
-        NodeKind::Dir { .. } => 'd',
-        NodeKind::Symlink { .. } => 'l',
-        NodeKind::Fifo => 'p',
-        NodeKind::CharDevice { .. } => 'c',
-        NodeKind::BlockDevice { .. } => 'b',
-        NodeKind::Socket => 's',
-    }
-}
-
 fn node_json(path: &[u8], n: &Node) -> serde_json::Value {
     let (kind, size, target) = match &n.kind {
         NodeKind::File { size, .. } => ("file", *size, None),
@@ -203,7 +171,7 @@ fn node_line(long: bool, path: &[u8], n: &Node) -> String {
     let name = |s: &str, id: u32| if s.is_empty() { id.to_string() } else { escape_str(s) };
     let mut line = format!(
         "{} {:>8} {:>8} {:>12} {} {}",
-        mode_string(n),
+        arca::browse::mode_string(n),
         name(&n.user, n.uid),
         name(&n.group, n.gid),
         size,

@@ -8,9 +8,10 @@
 //!   record and how `status` reads it; [`journal`] records operations as they run;
 //! - the operations: [`backup`], [`restore`], [`verify`], [`browse`] (snapshots, ls, find,
 //!   diff, dump) with [`inspect`] (versions, sizes, previews), [`stats`], [`check`],
-//!   [`drill`], [`forget`] (and prune), [`tag`], [`rewrite`], [`copy`], [`mount`], [`admin`] (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with
-//!   [`metrics`] and [`alert`], [`units`] (systemd) from [`profile`]s, and [`iam`] (the S3
-//!   policies of `generate s3-policy`).
+//!   [`drill`], [`forget`] (and prune), [`tag`], [`rewrite`], [`copy`], [`mount`], [`admin`]
+//!   (init, key, cat, repoinfo, unlock, parity, repair), [`status`] with [`metrics`] and
+//!   [`alert`], [`units`] (systemd) from [`profile`]s, and [`iam`] (the S3 policies of
+//!   `generate s3-policy`).
 //!
 //! Arrows point one way: the CLI calls `ops`, which calls `lifecycle`, `restore`, `check`,
 //! `archiver` and `repo`; nothing below depends on `ops`.

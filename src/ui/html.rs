@@ -93,43 +93,6 @@ pub fn duration(ns: u64) -> String {
     }
 }
 
-/// `rwxr-xr-x` with the file type letter first, as `ls -l` shows it.
-pub fn mode(kind: char, mode: u32) -> String {
-    let mut s = String::with_capacity(10);
-    s.push(kind);
-    for shift in [6u32, 3, 0] {
-        let bits = (mode >> shift) & 7;
-        s.push(if bits & 4 != 0 { 'r' } else { '-' });
-        s.push(if bits & 2 != 0 { 'w' } else { '-' });
-        s.push(match (bits & 1 != 0, shift, mode) {
-            (x, 6, m) if m & 0o4000 != 0 => {
-                if x {
-                    's'
-                } else {
-                    'S'
-                }
-            }
-            (x, 3, m) if m & 0o2000 != 0 => {
-                if x {
-                    's'
-                } else {
-                    'S'
-                }
-            }
-            (x, 0, m) if m & 0o1000 != 0 => {
-                if x {
-                    't'
-                } else {
-                    'T'
-                }
-            }
-            (true, ..) => 'x',
-            (false, ..) => '-',
-        });
-    }
-    s
-}
-
 /// A page: the navigation, a title and the body (already escaped markup).
 pub struct Page<'a> {
     /// `<title>` and `<h1>` (plain text, perhaps a path from a snapshot: control and bidi
@@ -227,12 +190,5 @@ mod tests {
         assert!(!d.contains('\r') && !d.contains('\n'));
         assert!(d.starts_with("attachment; filename=\"a_b__Set-Cookie: x=1;_.txt\"; filename*=UTF-8''a%22b%0D%0ASet"));
         assert!(disposition("attachment", "..").contains("filename=\"download\""));
-    }
-
-    #[test]
-    fn modes_read_as_ls_shows_them() {
-        assert_eq!(mode('-', 0o644), "-rw-r--r--");
-        assert_eq!(mode('d', 0o1777), "drwxrwxrwt");
-        assert_eq!(mode('-', 0o4755), "-rwsr-xr-x");
     }
 }

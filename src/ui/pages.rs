@@ -232,18 +232,6 @@ fn crumbs(snap: &Id, snapshot: &Snapshot, path: &str) -> String {
     s
 }
 
-fn kind_letter(n: &Node) -> char {
-    match n.kind {
-        NodeKind::Dir { .. } => 'd',
-        NodeKind::File { .. } => '-',
-        NodeKind::Symlink { .. } => 'l',
-        NodeKind::Fifo => 'p',
-        NodeKind::CharDevice { .. } => 'c',
-        NodeKind::BlockDevice { .. } => 'b',
-        _ => 's',
-    }
-}
-
 fn size_of(n: &Node) -> Option<u64> {
     match n.kind {
         NodeKind::File { size, .. } => Some(size),
@@ -353,7 +341,7 @@ fn row(rows: &mut String, hex: &str, dir: &str, n: &Node) {
     let _ = write!(
         rows,
         "<tr><td><code>{}</code></td><td class=\"name\">{cell}{link}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td></tr>",
-        html::mode(kind_letter(n), n.mode),
+        crate::browse::mode_string(n),
         size_of(n).map_or(String::new(), html::bytes),
         owner(n),
         html::time(n.mtime)
@@ -388,7 +376,7 @@ fn file_page(app: &App, req: &Req, who: &Session, id: &Id) -> Result<(String, St
         let _ = write!(body, "<dt>{k}</dt><dd>{v}</dd>");
     };
     item("Path", name(path.as_bytes()));
-    item("Mode", html::mode(kind_letter(n), n.mode));
+    item("Mode", crate::browse::mode_string(n));
     if let Some(s) = size_of(n) {
         item("Size", format!("{} ({s} bytes)", html::bytes(s)));
     }

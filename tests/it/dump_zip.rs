@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Reads the archive at argv[1] with `zipfile`: `testzip()` must find nothing; each entry's
 /// content goes to argv[2]/<position>, and its facts are printed as one JSON list.
@@ -31,6 +31,16 @@ print(json.dumps(out))
 "#;
 
 /// Whether `python3` can be run (the tests that need it say so and stop when it cannot).
+/// The source tree, backed up; Python (which reads the archives back) must be there: `.ci/run`
+/// installs it, and a test that cannot check must fail, not pass.
+fn backed_up_source() -> (Env, PathBuf) {
+    assert!(have("python3", "--version"), "python3 is needed to read the archives back (.ci/run installs it)");
+    let env = Env::new();
+    let src = make_source(&env);
+    env.backup(&[&src], &[]);
+    (env, src)
+}
+
 fn have(tool: &str, arg: &str) -> bool {
     std::process::Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success())
 }
@@ -143,13 +153,7 @@ fn tar_names(tar_bytes: &[u8]) -> Vec<Vec<u8>> {
 
 #[test]
 fn dump_archive_zip_reads_back_byte_for_byte_and_is_deterministic() {
-    if !have("python3", "--version") {
-        eprintln!("skipped: no python3 to read the archive with");
-        return;
-    }
-    let env = Env::new();
-    let src = make_source(&env);
-    env.backup(&[&src], &[]);
+    let (env, src) = backed_up_source();
     let reference = sref("latest", &src);
 
     let zip = env.run(&["dump", &reference, "--archive", "zip"]).ok().stdout;
@@ -211,13 +215,7 @@ fn dump_archive_zip_reads_back_byte_for_byte_and_is_deterministic() {
 
 #[test]
 fn dump_archive_zip_of_a_single_file_and_of_a_bad_format() {
-    if !have("python3", "--version") {
-        eprintln!("skipped: no python3 to read the archive with");
-        return;
-    }
-    let env = Env::new();
-    let src = make_source(&env);
-    env.backup(&[&src], &[]);
+    let (env, src) = backed_up_source();
     let one = env.run(&["dump", &sref("latest", &src.join("big.bin")), "--archive", "zip"]).ok().stdout;
     let got = read_with_python(&env, &one, "one");
     assert_eq!(got.len(), 1);

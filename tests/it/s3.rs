@@ -94,27 +94,28 @@ impl S3Server {
         S3Server { child, endpoint: format!("http://127.0.0.1:{port}"), root, _dir: dir }
     }
 
+    /// What an `arca` command for the repository `s3:ENDPOINT/bucket/prefix` is given in its
+    /// environment (and `AWS_PROFILE`, `AWS_REGION` are taken away).
+    fn repo_env(&self, bucket: &str, prefix: &str) -> [(&'static str, String); 4] {
+        [
+            ("ARCA_REPOSITORY", format!("s3:{}/{bucket}/{prefix}", self.endpoint)),
+            ("ARCA_PASSWORD", PASSWORD.to_string()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+        ]
+    }
+
     /// An `arca` command for the repository `s3:ENDPOINT/bucket/prefix`.
     pub fn cmd(&self, bucket: &str, prefix: &str) -> assert_cmd::Command {
         let mut c = arca_cmd();
-        c.env("ARCA_REPOSITORY", format!("s3:{}/{bucket}/{prefix}", self.endpoint))
-            .env("ARCA_PASSWORD", PASSWORD)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_REGION");
+        c.envs(self.repo_env(bucket, prefix)).env_remove("AWS_PROFILE").env_remove("AWS_REGION");
         c
     }
 
     /// [`S3Server::cmd`] as a `std` command, for a process that keeps running (`arca ui`).
     pub fn std_cmd(&self, bucket: &str, prefix: &str) -> Command {
         let mut c = arca_std_cmd();
-        c.env("ARCA_REPOSITORY", format!("s3:{}/{bucket}/{prefix}", self.endpoint))
-            .env("ARCA_PASSWORD", PASSWORD)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_REGION");
+        c.envs(self.repo_env(bucket, prefix)).env_remove("AWS_PROFILE").env_remove("AWS_REGION");
         c
     }
 
