@@ -86,15 +86,22 @@ pub fn init(g: &Global, a: InitArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// A new key's password and cost (key add, passwd, rotate).
+#[derive(clap::Args, Debug)]
+pub struct NewKeyArgs {
+    #[command(flatten)]
+    kdf: KdfArgs,
+    /// File holding the new key's password.
+    #[arg(long)]
+    new_password_file: Option<std::path::PathBuf>,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum KeyCommand {
     /// Add a key file with a new password (from ARCA_NEW_PASSWORD, --new-password-file or a prompt).
     Add {
         #[command(flatten)]
-        kdf: KdfArgs,
-        /// File holding the new password.
-        #[arg(long)]
-        new_password_file: Option<std::path::PathBuf>,
+        new: NewKeyArgs,
         /// Label, default user@host.
         #[arg(long)]
         label: Option<String>,
@@ -114,10 +121,7 @@ pub enum KeyCommand {
     /// Change the password of the key in use.
     Passwd {
         #[command(flatten)]
-        kdf: KdfArgs,
-        /// File holding the new password.
-        #[arg(long)]
-        new_password_file: Option<std::path::PathBuf>,
+        new: NewKeyArgs,
     },
     /// Replace every key of the repository after an incident (format-spec/25): a new master
     /// key (data, index, chunker and blob-ID keys), one new admin key with the new password,
@@ -127,10 +131,7 @@ pub enum KeyCommand {
     /// nothing written after the start, and nothing at all once it finishes.
     Rotate {
         #[command(flatten)]
-        kdf: KdfArgs,
-        /// File holding the new admin key's password.
-        #[arg(long)]
-        new_password_file: Option<std::path::PathBuf>,
+        new: NewKeyArgs,
         /// Label of the new key, default user@host.
         #[arg(long)]
         label: Option<String>,
@@ -151,9 +152,9 @@ fn new_password(file: Option<std::path::PathBuf>) -> PasswordSource {
 
 pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
     let action = match k {
-        KeyCommand::Add { kdf, new_password_file, label, role } => KeyAction::Add(
-            new_password(new_password_file),
-            kdf.params(),
+        KeyCommand::Add { new, label, role } => KeyAction::Add(
+            new_password(new.new_password_file),
+            new.kdf.params(),
             label.unwrap_or_else(arca::repo::default_label),
             match role.as_str() {
                 "backup" => Role::Backup,
@@ -163,12 +164,10 @@ pub fn key(g: &Global, k: KeyCommand) -> Result<u8> {
         ),
         KeyCommand::List => KeyAction::List,
         KeyCommand::Remove { id } => KeyAction::Remove(id),
-        KeyCommand::Passwd { kdf, new_password_file } => {
-            KeyAction::Passwd(new_password(new_password_file), kdf.params())
-        }
-        KeyCommand::Rotate { kdf, new_password_file, label } => KeyAction::Rotate(
-            new_password(new_password_file),
-            kdf.params(),
+        KeyCommand::Passwd { new } => KeyAction::Passwd(new_password(new.new_password_file), new.kdf.params()),
+        KeyCommand::Rotate { new, label } => KeyAction::Rotate(
+            new_password(new.new_password_file),
+            new.kdf.params(),
             label.unwrap_or_else(arca::repo::default_label),
             rotate_crash_hook(),
         ),

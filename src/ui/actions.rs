@@ -111,9 +111,10 @@ pub fn start_restore(app: &App, req: &Req, who: &Session) -> Response<Body> {
     }
     let target: PathBuf = root.join(sub);
     // The directory is made first, so that a single file lands inside it under its own name
-    // (restore writes a file *as* a target that is not a directory). The root is the
-    // administrator's, writable by nobody else (the README says so), so no link is in the way.
-    if let Err(e) = std::fs::create_dir_all(&target) {
+    // (restore writes a file *as* a target that is not a directory); made as restore makes its
+    // targets, one component at a time through descriptors, refusing a symlink another user
+    // could have planted below the root (`x -> /etc`).
+    if let Err(e) = crate::restore::target::open_path(&target, true) {
         return app.error(who, &Error::Io { path: target, source: e });
     }
     let path = req.f("path").unwrap_or("/");

@@ -855,10 +855,27 @@ fn ui_restores_only_forms_of_its_own_pages() {
         &fs::read(&file).unwrap(),
     );
     assert!(!env.path("escape-browser").exists(), "the browser's restore climbed out of the root");
+    // A link another user planted below the root (in a directory of theirs) is not followed:
+    // the target is made as restore makes its own, through descriptors (as root only: the
+    // link's directory must belong to someone else).
+    let mut expected = vec!["by-browser", "control", "single"];
+    if is_root() {
+        let alice = root.join("alice");
+        fs::create_dir(&alice).unwrap();
+        std::os::unix::fs::chown(&alice, Some(65534), Some(65534)).unwrap();
+        let elsewhere = env.mkdir("elsewhere");
+        std::os::unix::fs::symlink(&elsewhere, alice.join("x")).unwrap();
+        let r = post(&[("Cookie", &cookie)], &form("alice/x/new", Some(&csrf)));
+        assert_ne!(r.status, 303, "a restore through a planted link was started: {r:?}");
+        assert!(r.text().contains("id=\"error\""), "{}", r.text());
+        assert!(is_empty_dir(&elsewhere), "a directory was made through the link");
+        expected.push("alice");
+        expected.sort();
+    }
     let mut made: Vec<String> =
         fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     made.sort();
-    assert_eq!(made, ["by-browser", "control", "single"], "what the restores made below the root");
+    assert_eq!(made, expected, "what the restores made below the root");
     browsed.finish();
 }
 
